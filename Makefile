@@ -1,0 +1,118 @@
+# kd — build, test, bench, install.
+#
+#   make            build build/libkd.a and bin/kd
+#   make run        install missing packages, build, run the main job
+#   make test       install missing packages, build, run every test suite,
+#                   then the same suites under AddressSanitizer + UBSan
+#   make sanitize   only the sanitizer pass
+#   make bench      benchmarks (installs python3-torch for the peer runs)
+#   make install    PREFIX=/usr/local
+#
+# Sources are found by folder: every .c in a module folder goes into
+# libkd.a, every .c in tests/<module>/ into build/tests/test_<module>.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+PKGS    := openblas sqlite3 yaml-0.1 zlib libxxhash jansson
+OPT     ?= -O3
+SAN     ?=
+
+WARN     = -std=c11 -Wall -Wextra -Wpedantic -Wshadow
+CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+MODULES := core data store losses student teacher sampling diagnostics pipelines
+LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(wildcard cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libkd.a
+KD      := bin/kd
+ifeq ($(SAN),1)
+KD      := $(BUILD)/bin/kd
+endif
+
+TEST_DIRS := $(patsubst tests/%/,%,$(sort $(dir $(wildcard tests/*/*.c))))
+TEST_BINS := $(TEST_DIRS:%=$(BUILD)/tests/test_%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.SECONDARY:
+
+.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests
+
+all: $(LIB) $(KD)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(KD): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+# One Criterion binary per module folder under tests/. (A pattern's % would
+# be replaced inside patsubst, hence the helper function.)
+test_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/$(1)/*.c))
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $$(call test_objs,$$*) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) $(shell pkg-config --libs criterion 2>/dev/null) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+tests: $(TEST_BINS) $(KD)
+
+setup:
+	@scripts/setup.sh
+
+setup-bench:
+	@scripts/setup.sh --bench
+
+# The main job: until the pipeline runner lands, train and evaluate an MLP
+# on the whole of Fashion-MNIST.
+run: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/main-job.sh
+
+test: setup
+	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory sanitize
+
+test-run: tests
+	@KD_BIN=$(abspath $(KD)) scripts/run-tests.sh $(TEST_BINS)
+
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 test-run
+
+bench: setup-bench
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(BENCH_BINS) $(KD)
+	@scripts/run-bench.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kd
+	install -m 755 $(KD) $(DESTDIR)$(PREFIX)/bin/kd
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libkd.a
+	for m in $(MODULES); do for h in $$m/kd_*.h; do [ -f "$$h" ] || continue; \
+	  install -d $(DESTDIR)$(PREFIX)/include/kd/$$m; install -m 644 $$h $(DESTDIR)$(PREFIX)/include/kd/$$m/; done; done
+
+clean:
+	rm -rf build build-san bin
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

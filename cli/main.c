@@ -1,0 +1,53 @@
+/* kd: the command-line program. Dispatches `kd <command>` and turns errors
+ * into one readable line and an exit status (0 ok, 1 failure, 2 usage). */
+#include "cli/kd_cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: kd <command> [options]\n"
+    "\n"
+    "kd " KD_VERSION " - knowledge distillation: teacher-guided training, an SQLite\n"
+    "label store you can query, students exported to safetensors.\n"
+    "\n"
+    "commands:\n"
+    "  train      train an MLP classifier on labelled data (IDX, CSV or NPY)\n"
+    "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
+    "  store      inspect and manage a label store (stats, sql, export, import,\n"
+    "             vacuum, check)\n"
+    "  version    print kd's version\n"
+    "\n"
+    "`kd <command> --help` describes each command.\n"
+    "environment: KD_THREADS (BLAS threads), KD_PROGRESS=0 (no progress bars)\n";
+
+int kd_cli_fail(const struct kd_error *err)
+{
+    fprintf(stderr, "kd: %s\n", err->msg[0] ? err->msg : kd_status_name(err->status));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("kd %s\n", KD_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "train"))
+        return kd_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return kd_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "store"))
+        return kd_cmd_store(argc - 1, argv + 1);
+    fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,90 @@
+/* The one file that calls BLAS (OpenBLAS's CBLAS). */
+#include "core/kd_core.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+void kd_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+              const float *A, size_t lda, const float *B, size_t ldb, float beta,
+              float *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+}
+
+void kd_dgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alpha,
+              const double *A, size_t lda, const double *B, size_t ldb, double beta,
+              double *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+}
+
+void kd_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                  float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (size_t k = 0; k < K; k++) {
+                float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+                acc += (double)a * (double)b;
+            }
+            /* beta == 0 must ignore C, as BLAS does (C may hold NaN). */
+            double c = beta == 0.0f ? 0.0 : (double)beta * (double)C[i * ldc + j];
+            C[i * ldc + j] = (float)((double)alpha * acc + c);
+        }
+}
+
+kd_status kd_matmul(const struct kd_tensor *A, int trans_a, const struct kd_tensor *B, int trans_b,
+                    float alpha, float beta, struct kd_tensor *C, struct kd_error *err)
+{
+    size_t M = trans_a ? A->cols : A->rows, K = trans_a ? A->rows : A->cols;
+    size_t Kb = trans_b ? B->cols : B->rows, N = trans_b ? B->rows : B->cols;
+    if (K != Kb || C->rows != M || C->cols != N)
+        return kd_error_set(err, KD_ERR_SHAPE,
+                            "matmul shapes do not fit: (%zu, %zu)%s x (%zu, %zu)%s -> (%zu, %zu)", A->rows,
+                            A->cols, trans_a ? "^T" : "", B->rows, B->cols, trans_b ? "^T" : "", C->rows,
+                            C->cols);
+    kd_sgemm(trans_a, trans_b, M, N, K, alpha, A->data, A->cols, B->data, B->cols, beta, C->data, C->cols);
+    return KD_OK;
+}
+
+void kd_saxpy(size_t n, float alpha, const float *x, float *y)
+{
+    cblas_saxpy((blasint)n, alpha, x, 1, y, 1);
+}
+
+double kd_sdot(size_t n, const float *x, const float *y)
+{
+    double acc = 0.0;
+    for (size_t i = 0; i < n; i++)
+        acc += (double)x[i] * (double)y[i];
+    return acc;
+}
+
+void kd_blas_set_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
+int kd_blas_get_threads(void) { return openblas_get_num_threads(); }
+
+void kd_blas_init_threads(int n)
+{
+    if (n <= 0) {
+        const char *env = getenv("KD_THREADS");
+        if (env && *env)
+            n = atoi(env);
+    }
+    kd_blas_set_threads(n);
+}

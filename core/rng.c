@@ -1,0 +1,83 @@
+/* xoshiro256** (Blackman and Vigna), seeded through splitmix64, so one seed
+ * gives one stream on every machine. */
+#include "core/kd_core.h"
+
+#include <math.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void kd_rng_seed(struct kd_rng *r, uint64_t seed)
+{
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+    r->has_spare = 0;
+    r->spare = 0.0;
+}
+
+uint64_t kd_rng_u64(struct kd_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double kd_rng_uniform(struct kd_rng *r)
+{
+    /* The top 53 bits give every double in [0, 1) on a 2^-53 grid. */
+    return (double)(kd_rng_u64(r) >> 11) * 0x1.0p-53;
+}
+
+uint64_t kd_rng_below(struct kd_rng *r, uint64_t n)
+{
+    /* Rejection on the low end removes modulo bias. */
+    uint64_t threshold = (0 - n) % n;
+    for (;;) {
+        uint64_t x = kd_rng_u64(r);
+        if (x >= threshold)
+            return x % n;
+    }
+}
+
+double kd_rng_normal(struct kd_rng *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    double u1, u2;
+    do
+        u1 = kd_rng_uniform(r);
+    while (u1 <= 0.0);
+    u2 = kd_rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1));
+    double th = 6.283185307179586476925 * u2;
+    r->spare = rad * sin(th);
+    r->has_spare = 1;
+    return rad * cos(th);
+}
+
+void kd_rng_shuffle(struct kd_rng *r, size_t *idx, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)kd_rng_below(r, i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * kd losses: classification and distillation losses with their gradients
+ * with respect to the student's logits, and per-example weights.
+ *
+ *     float grad[B * C];                                  // (B, C)
+ *     double loss = kd_loss_softmax_ce(logits, y, NULL, B, C, grad);
+ *
+ * Conventions shared by every loss here:
+ *  - logits are (B, C) row-major float32; teacher logits likewise.
+ *  - w is NULL (every weight 1) or B per-example weights; a loss is the
+ *    weighted mean  (1/B) sum_i w_i l_i  -- divided by B, not by sum w, so
+ *    that importance weights (IWeS) keep their meaning.
+ *  - grad may be NULL; otherwise it receives dL/dlogits (B, C), overwritten.
+ *  - Softmaxes subtract the row maximum; log-softmax is computed as
+ *    z - max - log(sum exp(z - max)), so large logits neither overflow nor
+ *    lose the small probabilities.
+ * The maths is written out in ../shared/METHODS.md section 1 (Hinton et al.
+ * 2015, arXiv 1503.02531).
+ */
+#ifndef KD_LOSSES_H
+#define KD_LOSSES_H
+
+#include "core/kd_core.h"
+
+/* Row-wise softmax of z / T into p (B, C); p may equal z. */
+void kd_softmax(const float *z, size_t B, size_t C, float T, float *p);
+/* Row-wise log-softmax of z / T into lp (B, C); lp may equal z. */
+void kd_log_softmax(const float *z, size_t B, size_t C, float T, float *lp);
+
+/* Cross-entropy with gold labels y (B) in [0, C):
+ *   l_i = -log softmax(z_i)_{y_i};  dl_i/dz_i = softmax(z_i) - onehot(y_i). */
+double kd_loss_softmax_ce(const float *logits, const int32_t *y, const float *w, size_t B, size_t C,
+                          float *grad);
+
+/* Soft-label cross-entropy against target probabilities q (B, C) rows summing to 1:
+ *   l_i = -sum_c q_ic log softmax(z_i / T)_c,   dl_i/dz_i = (softmax(z_i/T) - q_i) / T.
+ * Same gradient as KL(q || softmax(z/T)); the loss differs by q's entropy. */
+double kd_loss_soft_ce(const float *logits, const float *q, const float *w, size_t B, size_t C, float T,
+                       float *grad);
+
+/* Hinton distillation. v: teacher logits (B, C); y gold labels or NULL (then
+ * alpha is taken as 1):
+ *   l_i = alpha T^2 KL(softmax_T(v_i) || softmax_T(z_i)) + (1 - alpha) CE(y_i, softmax(z_i))
+ *   dl_i/dz_i = alpha T (softmax_T(z_i) - softmax_T(v_i)) + (1 - alpha)(softmax(z_i) - onehot(y_i))
+ * w weighs the whole l_i. */
+double kd_loss_hinton(const float *logits, const float *teacher_logits, const int32_t *y, const float *w,
+                      size_t B, size_t C, float T, float alpha, float *grad);
+
+/* Logit matching (the high-temperature limit): l_i = (1/C) sum_c (z_ic - v_ic)^2 / 2,
+ * dl_i/dz_ic = (z_ic - v_ic) / C. */
+double kd_loss_logit_mse(const float *logits, const float *teacher_logits, const float *w, size_t B,
+                         size_t C, float *grad);
+
+/* Hard-label distillation: cross-entropy with the teacher's argmax as label. */
+double kd_loss_hard_distill(const float *logits, const float *teacher_logits, const float *w, size_t B,
+                            size_t C, float *grad);
+
+/* Index of the largest of x[0..n); the first one on ties. */
+size_t kd_argmax(const float *x, size_t n);
+
+#endif

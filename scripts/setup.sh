@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kd needs that are missing, and nothing else.
+#   scripts/setup.sh          build, test and main-job packages
+#   scripts/setup.sh --bench  also python3-torch for the benchmark peers
+set -eu
+pkgs="gcc make pkg-config libopenblas-dev libsqlite3-dev sqlite3 libyaml-dev
+libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
+python3-numpy"
+if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi
+
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "kd setup: installing missing Debian packages:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >&2
+# shellcheck disable=SC2086
+$sudo apt-get install -y -q --no-install-recommends $missing >&2

@@ -1,0 +1,75 @@
+/* Activations and their derivatives, elementwise over a whole batch. */
+#include "student/kd_student.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const act_names[] = {"identity", "relu", "gelu", "tanh"};
+
+const char *kd_act_name(enum kd_act act)
+{
+    return (unsigned)act < sizeof act_names / sizeof *act_names ? act_names[act] : "?";
+}
+
+kd_status kd_act_parse(const char *name, enum kd_act *out, struct kd_error *err)
+{
+    for (size_t i = 0; i < sizeof act_names / sizeof *act_names; i++)
+        if (strcmp(name, act_names[i]) == 0) {
+            *out = (enum kd_act)i;
+            return KD_OK;
+        }
+    return kd_error_set(err, KD_ERR_ARG, "unknown activation '%s' (expected identity, relu, gelu or tanh)",
+                        name);
+}
+
+#define KD_INV_SQRT2 0.70710678118654752440f
+#define KD_INV_SQRT_2PI 0.39894228040143267794f
+
+void kd_act_forward(enum kd_act act, const float *x, float *y, size_t n)
+{
+    switch (act) {
+    case KD_ACT_IDENTITY:
+        if (y != x)
+            memcpy(y, x, n * sizeof *y);
+        break;
+    case KD_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case KD_ACT_GELU: /* x * Phi(x) */
+        for (size_t i = 0; i < n; i++)
+            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * KD_INV_SQRT2));
+        break;
+    case KD_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    }
+}
+
+void kd_act_backward(enum kd_act act, const float *x, const float *dy, float *dx, size_t n)
+{
+    switch (act) {
+    case KD_ACT_IDENTITY:
+        if (dx != dy)
+            memcpy(dx, dy, n * sizeof *dx);
+        break;
+    case KD_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case KD_ACT_GELU: /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+        for (size_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * KD_INV_SQRT2));
+            float pdf = KD_INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
+            dx[i] = dy[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    case KD_ACT_TANH: /* 1 - tanh^2 */
+        for (size_t i = 0; i < n; i++) {
+            float t = tanhf(x[i]);
+            dx[i] = dy[i] * (1.0f - t * t);
+        }
+        break;
+    }
+}

@@ -1,0 +1,229 @@
+/*
+ * kd student: dense layers, activations, dropout, MLP classifiers, their
+ * optimizers and learning-rate schedules, the training loop, evaluation, and
+ * safetensors save/load with PyTorch names and shapes.
+ *
+ *     struct kd_mlp_config cfg;
+ *     kd_mlp_config_init(&cfg);                       // ReLU, He init, no dropout
+ *     size_t sizes[] = {784, 256, 10};
+ *     kd_mlp_config_set_sizes(&cfg, sizes, 3);
+ *     struct kd_mlp *m = NULL;
+ *     kd_mlp_new(&cfg, 42, &m, &err);
+ *     struct kd_train_config tc;
+ *     kd_train_config_init(&tc);                      // Adam 1e-3, batch 256, 10 epochs
+ *     kd_mlp_train_ce(m, &train.x, train.y, NULL, &tc, NULL, &err);
+ *     struct kd_eval ev = {0};
+ *     kd_mlp_evaluate(m, &test.x, test.y, &ev, &err);  // ev.accuracy
+ *     kd_mlp_save(m, "student.safetensors", NULL, 0, &err);
+ *     kd_eval_release(&ev); kd_mlp_free(m);
+ *
+ * Every batch goes through the network as GEMMs (core's kd_sgemm); the
+ * workspaces are allocated once for the largest batch. A linear layer's
+ * weight is stored (out, in) row-major, PyTorch's layout, so y = x W^T + b.
+ * Same seed and BLAS thread count give the same weights, bit for bit.
+ */
+#ifndef KD_STUDENT_H
+#define KD_STUDENT_H
+
+#include <signal.h>
+
+#include "core/kd_core.h"
+
+/* ------------------------------------------------------------- activations */
+
+enum kd_act { KD_ACT_IDENTITY = 0, KD_ACT_RELU, KD_ACT_GELU, KD_ACT_TANH };
+
+/* "identity", "relu", "gelu", "tanh". */
+const char *kd_act_name(enum kd_act act);
+/* KD_ERR_ARG naming the value and the allowed ones when unknown. */
+kd_status kd_act_parse(const char *name, enum kd_act *out, struct kd_error *err);
+/* y = f(x), n elements; y may equal x. GELU is the exact erf form (PyTorch's default). */
+void kd_act_forward(enum kd_act act, const float *x, float *y, size_t n);
+/* dx = dy * f'(x) where x is the pre-activation; dx may equal dy. */
+void kd_act_backward(enum kd_act act, const float *x, const float *dy, float *dx, size_t n);
+
+/* ------------------------------------------------------------ dense layers */
+
+/* A borrowed view of one linear layer's parameters and gradients. */
+struct kd_dense {
+    size_t in, out;
+    float *w, *b;   /* (out, in), (out) */
+    float *gw, *gb; /* same shapes */
+};
+/* y (B, out) = x (B, in) W^T + b. */
+void kd_dense_forward(const struct kd_dense *l, const float *x, size_t B, float *y);
+/* From dy (B, out): gw = dy^T x, gb = column sums of dy (both overwritten);
+ * dx (B, in) = dy W when dx is not NULL. */
+void kd_dense_backward(const struct kd_dense *l, const float *x, const float *dy, size_t B, float *dx);
+
+/* ----------------------------------------------------------------- the MLP */
+
+#define KD_MLP_MAX_LAYERS 16
+
+enum kd_init { KD_INIT_HE = 0, KD_INIT_XAVIER };
+
+struct kd_mlp_config {
+    size_t n_sizes;                          /* layers + 1: input, hidden..., output */
+    size_t sizes[KD_MLP_MAX_LAYERS + 1];
+    enum kd_act act;                         /* between hidden layers; the output is linear */
+    float dropout;                           /* after each hidden activation, in [0, 1) */
+    enum kd_init init;
+};
+
+void kd_mlp_config_init(struct kd_mlp_config *cfg);
+/* KD_ERR_ARG when n < 2, n > KD_MLP_MAX_LAYERS + 1 or a size is 0. */
+kd_status kd_mlp_config_set_sizes(struct kd_mlp_config *cfg, const size_t *sizes, size_t n,
+                                  struct kd_error *err);
+/* Parses "784-256-10" (also "784,256,10"). */
+kd_status kd_mlp_config_parse_sizes(struct kd_mlp_config *cfg, const char *text, struct kd_error *err);
+
+struct kd_mlp {
+    struct kd_mlp_config cfg;
+    size_t n_layers;
+    struct kd_dense layers[KD_MLP_MAX_LAYERS];
+    float *params, *grads;   /* one allocation each: layer 0 w, b, layer 1 w, b, ... */
+    size_t n_params;
+    /* workspace for batches up to max_batch */
+    size_t max_batch, max_width;
+    float *pre[KD_MLP_MAX_LAYERS];  /* (B, out_l) pre-activations; the last are the logits */
+    float *act[KD_MLP_MAX_LAYERS];  /* (B, out_l) activations after dropout (hidden layers) */
+    float *mask[KD_MLP_MAX_LAYERS]; /* (B, out_l) dropout scale 0 or 1/(1-p); NULL when off */
+    float *dbuf[2];                 /* (B, max_width) backward scratch */
+    const float *input;             /* the last forward's input, borrowed */
+    size_t last_batch;
+    int last_train;
+};
+
+/* Allocates a network with initial weights drawn from `seed` (He: N(0, 2/in),
+ * Xavier: U(+-sqrt(6/(in+out))); biases 0). Free with kd_mlp_free. */
+kd_status kd_mlp_new(const struct kd_mlp_config *cfg, uint64_t seed, struct kd_mlp **out,
+                     struct kd_error *err);
+void kd_mlp_free(struct kd_mlp *m);
+/* Makes the workspace hold batches of up to B examples (done by forward too). */
+kd_status kd_mlp_reserve(struct kd_mlp *m, size_t B, struct kd_error *err);
+/* Logits (B, C) for x (B, D), in the network's workspace (valid until the next
+ * forward). train = 1 applies dropout with rng. x is borrowed until backward.
+ * NULL only when the workspace cannot be allocated. */
+const float *kd_mlp_forward(struct kd_mlp *m, const float *x, size_t B, int train, struct kd_rng *rng);
+/* Gradients of the loss whose dL/dlogits is dlogits (B, C), for the last
+ * forward's batch, into m->grads (overwritten). */
+void kd_mlp_backward(struct kd_mlp *m, const float *dlogits, size_t B);
+/* Logits for a whole dataset, in batches: out must be (N, C). */
+kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_tensor *out,
+                         struct kd_error *err);
+static inline size_t kd_mlp_in(const struct kd_mlp *m) { return m->cfg.sizes[0]; }
+static inline size_t kd_mlp_out(const struct kd_mlp *m) { return m->cfg.sizes[m->cfg.n_sizes - 1]; }
+
+/* safetensors with names layers.<i>.weight (out, in) and layers.<i>.bias (out),
+ * metadata kd_format=mlp, sizes, activation, dropout, kd_version, and any
+ * extra key/value pairs given (extra may be NULL when n_extra is 0). */
+kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_st_meta *extra,
+                      size_t n_extra, struct kd_error *err);
+/* Reads a file written by kd_mlp_save (or any file with those names, shapes
+ * and metadata); errors name the file and the tensor at fault. */
+kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *err);
+
+/* ------------------------------------------------------------- optimizers */
+
+enum kd_optim_kind { KD_OPTIM_SGD = 0, KD_OPTIM_ADAM, KD_OPTIM_ADAMW };
+
+struct kd_optim_config {
+    enum kd_optim_kind kind;
+    float lr;             /* base rate; the schedule scales it */
+    float momentum;       /* SGD */
+    float beta1, beta2, eps;
+    float weight_decay;   /* SGD/Adam: added to the gradient (L2); AdamW: decoupled */
+    float clip_norm;      /* clip the global gradient norm to this; 0 = off */
+};
+/* Adam, lr 1e-3, betas 0.9/0.999, eps 1e-8, no decay, no clipping. */
+void kd_optim_config_init(struct kd_optim_config *cfg);
+const char *kd_optim_name(enum kd_optim_kind kind);
+kd_status kd_optim_parse(const char *name, enum kd_optim_kind *out, struct kd_error *err);
+
+/* Optimizer state over n parameters (PyTorch's update rules). */
+struct kd_optim {
+    struct kd_optim_config cfg;
+    size_t n;
+    float *m, *v;   /* momentum / first and second moments */
+    uint64_t t;     /* steps taken */
+};
+kd_status kd_optim_init(struct kd_optim *o, const struct kd_optim_config *cfg, size_t n,
+                        struct kd_error *err);
+/* One update of params from grads at learning rate lr (clipping grads first
+ * when clip_norm > 0; grads may be modified). */
+void kd_optim_step(struct kd_optim *o, float *params, float *grads, float lr);
+void kd_optim_release(struct kd_optim *o);
+/* Scales grads so their L2 norm is at most max_norm; returns the norm before. */
+double kd_grad_clip(float *grads, size_t n, double max_norm);
+
+/* Learning-rate schedules, by optimizer step. */
+enum kd_sched_kind { KD_SCHED_CONSTANT = 0, KD_SCHED_STEP, KD_SCHED_COSINE };
+struct kd_schedule {
+    enum kd_sched_kind kind;
+    uint64_t warmup_steps;  /* linear from lr/warmup to lr (any kind) */
+    uint64_t step_size;     /* STEP: multiply by gamma every step_size steps */
+    float gamma;
+    uint64_t total_steps;   /* COSINE: from lr at the end of warm-up to min_lr here */
+    float min_lr;
+};
+void kd_schedule_init(struct kd_schedule *s); /* constant, no warm-up */
+float kd_schedule_lr(const struct kd_schedule *s, float base_lr, uint64_t step);
+const char *kd_sched_name(enum kd_sched_kind kind);
+kd_status kd_sched_parse(const char *name, enum kd_sched_kind *out, struct kd_error *err);
+
+/* ------------------------------------------------------------ training loop */
+
+/* The loss of one batch: logits (B, C) for the examples idx[0..B) of the
+ * training set; writes dL/dlogits into grad (B, C) and returns the loss. */
+typedef double (*kd_batch_loss_fn)(void *ctx, const float *logits, const size_t *idx, size_t B,
+                                   size_t C, float *grad);
+/* Called after each epoch (0-based); a non-OK status stops training with it. */
+typedef kd_status (*kd_epoch_fn)(void *ctx, struct kd_mlp *m, size_t epoch, double mean_loss,
+                                 struct kd_error *err);
+
+struct kd_train_config {
+    size_t epochs, batch;
+    struct kd_optim_config optim;
+    struct kd_schedule sched;
+    uint64_t seed;                   /* shuffling and dropout */
+    const char *label;               /* progress bar text */
+    volatile sig_atomic_t *stop;     /* set to non-zero (e.g. by SIGINT) to stop at a batch boundary */
+    kd_epoch_fn on_epoch;            /* may be NULL */
+    void *epoch_ctx;
+};
+/* 10 epochs, batch 256, Adam 1e-3, constant schedule, seed 1. */
+void kd_train_config_init(struct kd_train_config *tc);
+
+struct kd_train_result {
+    double last_loss;        /* mean loss of the last epoch */
+    size_t epochs_done;
+    double seconds;
+    double examples_per_s;
+};
+
+/* Trains m on the rows of x (N, D) with the loss `fn`. Shuffles every epoch,
+ * runs the last partial batch too. Stops with KD_ERR_INTERRUPTED when *stop
+ * becomes non-zero; calls tc->on_epoch after each epoch. result may be NULL. */
+kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_loss_fn fn, void *fn_ctx,
+                       const struct kd_train_config *tc, struct kd_train_result *result,
+                       struct kd_error *err);
+/* The common case: softmax cross-entropy on labels y, per-example weights w
+ * (N) or NULL. */
+kd_status kd_mlp_train_ce(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y, const float *w,
+                          const struct kd_train_config *tc, struct kd_train_result *result,
+                          struct kd_error *err);
+
+/* ---------------------------------------------------------------- evaluation */
+
+struct kd_eval {
+    size_t n, n_classes;
+    double loss;          /* mean cross-entropy */
+    double accuracy;      /* fraction correct */
+    size_t *confusion;    /* (C, C): row = true class, column = predicted; owned */
+};
+/* y labels must be in [0, C). */
+kd_status kd_mlp_evaluate(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y,
+                          struct kd_eval *out, struct kd_error *err);
+void kd_eval_release(struct kd_eval *e);
+
+#endif

@@ -1,0 +1,182 @@
+/* The training loop and evaluation of MLP classifiers. */
+#include "student/kd_student.h"
+
+#include "losses/kd_losses.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void kd_train_config_init(struct kd_train_config *tc)
+{
+    memset(tc, 0, sizeof *tc);
+    tc->epochs = 10;
+    tc->batch = 256;
+    kd_optim_config_init(&tc->optim);
+    kd_schedule_init(&tc->sched);
+    tc->seed = 1;
+    tc->label = "train";
+}
+
+kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_loss_fn fn, void *fn_ctx,
+                       const struct kd_train_config *tc, struct kd_train_result *result,
+                       struct kd_error *err)
+{
+    size_t N = x->rows, D = x->cols, C = kd_mlp_out(m), bs = tc->batch;
+    if (D != kd_mlp_in(m))
+        return kd_error_set(err, KD_ERR_SHAPE, "the network takes %zu features, the training data has %zu",
+                            kd_mlp_in(m), D);
+    if (N == 0)
+        return kd_error_set(err, KD_ERR_ARG, "no training examples");
+    if (bs == 0)
+        return kd_error_set(err, KD_ERR_ARG, "batch size must be at least 1");
+    if (bs > N)
+        bs = N;
+    double t0 = kd_time_now(), mean = 0.0;
+    size_t epoch = 0;
+    kd_status st = kd_mlp_reserve(m, bs, err);
+    if (st)
+        return st;
+    struct kd_optim opt;
+    st = kd_optim_init(&opt, &tc->optim, m->n_params, err);
+    if (st)
+        return st;
+    size_t *idx = malloc(N * sizeof *idx);
+    float *xb = kd_alloc(bs * D, sizeof(float));
+    float *grad = kd_alloc(bs * C, sizeof(float));
+    if (!idx || !xb || !grad) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for training buffers");
+        goto done;
+    }
+    for (size_t i = 0; i < N; i++)
+        idx[i] = i;
+    struct kd_rng rng;
+    kd_rng_seed(&rng, tc->seed);
+    uint64_t step = 0;
+    struct kd_progress prog;
+    for (epoch = 0; epoch < tc->epochs; epoch++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s %zu/%zu", tc->label ? tc->label : "train", epoch + 1, tc->epochs);
+        kd_progress_begin(&prog, label, N);
+        kd_rng_shuffle(&rng, idx, N);
+        double sum = 0.0;
+        for (size_t off = 0; off < N; off += bs) {
+            if (tc->stop && *tc->stop) {
+                kd_progress_end(&prog);
+                st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
+                goto done;
+            }
+            size_t B = N - off < bs ? N - off : bs;
+            for (size_t i = 0; i < B; i++)
+                memcpy(xb + i * D, kd_tensor_row(x, idx[off + i]), D * sizeof(float));
+            const float *z = kd_mlp_forward(m, xb, B, 1, &rng); /* (B, C) */
+            double loss = fn(fn_ctx, z, idx + off, B, C, grad);
+            sum += loss * (double)B;
+            kd_mlp_backward(m, grad, B);
+            kd_optim_step(&opt, m->params, m->grads, kd_schedule_lr(&tc->sched, tc->optim.lr, step));
+            step++;
+            char status[48];
+            snprintf(status, sizeof status, "loss %.4f", loss);
+            kd_progress_update(&prog, off + B, status);
+        }
+        kd_progress_end(&prog);
+        mean = sum / (double)N;
+        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", tc->label ? tc->label : "train", epoch + 1, mean);
+        if (tc->on_epoch && (st = tc->on_epoch(tc->epoch_ctx, m, epoch, mean, err)) != KD_OK)
+            goto done;
+    }
+done:
+    if (result) {
+        result->last_loss = mean;
+        result->epochs_done = epoch;
+        result->seconds = kd_time_now() - t0;
+        result->examples_per_s = result->seconds > 0 ? (double)(epoch * N) / result->seconds : 0.0;
+    }
+    kd_optim_release(&opt);
+    free(idx);
+    kd_free(xb);
+    kd_free(grad);
+    return st;
+}
+
+struct ce_ctx {
+    const int32_t *y;
+    const float *w;
+    int32_t *yb;
+    float *wb;
+};
+
+static double ce_batch(void *ctx, const float *logits, const size_t *idx, size_t B, size_t C, float *grad)
+{
+    struct ce_ctx *c = ctx;
+    for (size_t i = 0; i < B; i++) {
+        c->yb[i] = c->y[idx[i]];
+        if (c->w)
+            c->wb[i] = c->w[idx[i]];
+    }
+    return kd_loss_softmax_ce(logits, c->yb, c->w ? c->wb : NULL, B, C, grad);
+}
+
+kd_status kd_mlp_train_ce(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y, const float *w,
+                          const struct kd_train_config *tc, struct kd_train_result *result,
+                          struct kd_error *err)
+{
+    size_t C = kd_mlp_out(m);
+    for (size_t i = 0; i < x->rows; i++)
+        if (y[i] < 0 || (size_t)y[i] >= C)
+            return kd_error_set(err, KD_ERR_ARG, "label %d of example %zu is outside the network's %zu classes",
+                                (int)y[i], i, C);
+    struct ce_ctx c = {y, w, malloc(tc->batch * sizeof(int32_t) + 1), malloc(tc->batch * sizeof(float) + 1)};
+    kd_status st;
+    if (!c.yb || !c.wb)
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for training buffers");
+    else
+        st = kd_mlp_train(m, x, ce_batch, &c, tc, result, err);
+    free(c.yb);
+    free(c.wb);
+    return st;
+}
+
+kd_status kd_mlp_evaluate(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y, struct kd_eval *out,
+                          struct kd_error *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t N = x->rows, C = kd_mlp_out(m);
+    for (size_t i = 0; i < N; i++)
+        if (y[i] < 0 || (size_t)y[i] >= C)
+            return kd_error_set(err, KD_ERR_ARG, "label %d of example %zu is outside the network's %zu classes",
+                                (int)y[i], i, C);
+    struct kd_tensor z;
+    kd_status st = kd_tensor_init(&z, N, C, err);
+    if (st)
+        return st;
+    out->confusion = calloc(C * C, sizeof *out->confusion);
+    if (!out->confusion) {
+        kd_tensor_release(&z);
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for a confusion matrix");
+    }
+    if ((st = kd_mlp_predict(m, x, &z, err)) != KD_OK) {
+        kd_tensor_release(&z);
+        kd_eval_release(out);
+        return st;
+    }
+    size_t correct = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t p = kd_argmax(kd_tensor_row(&z, i), C);
+        correct += p == (size_t)y[i];
+        out->confusion[(size_t)y[i] * C + p]++;
+    }
+    out->loss = N ? kd_loss_softmax_ce(z.data, y, NULL, N, C, NULL) : 0.0;
+    out->n = N;
+    out->n_classes = C;
+    out->accuracy = N ? (double)correct / (double)N : 0.0;
+    kd_tensor_release(&z);
+    return KD_OK;
+}
+
+void kd_eval_release(struct kd_eval *e)
+{
+    if (!e)
+        return;
+    free(e->confusion);
+    memset(e, 0, sizeof *e);
+}

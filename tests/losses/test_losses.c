@@ -1,0 +1,178 @@
+/* losses: values derived by hand, gradients by finite differences. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "losses/kd_losses.h"
+
+enum { B = 3, C = 4 };
+
+static const float Z[B * C] = {0.3f, -1.2f, 2.0f, 0.1f, 1.5f, 0.2f, -0.7f, 0.9f, -0.4f, 0.8f, 0.05f, -2.1f};
+static const float V[B * C] = {1.0f, -0.5f, 1.7f, 0.0f, 0.4f, 2.2f, -1.0f, 0.3f, -1.1f, 0.6f, 1.4f, -0.3f};
+static const int32_t Y[B] = {2, 0, 1};
+static const float W[B] = {1.0f, 0.5f, 2.0f};
+
+typedef double (*loss_fn)(const float *z, float *grad);
+
+static float g_T = 1.0f, g_alpha = 0.5f;
+static const float *g_w = NULL;
+
+static double f_ce(const float *z, float *g) { return kd_loss_softmax_ce(z, Y, g_w, B, C, g); }
+static double f_hinton(const float *z, float *g) { return kd_loss_hinton(z, V, Y, g_w, B, C, g_T, g_alpha, g); }
+static double f_soft(const float *z, float *g)
+{
+    float q[B * C];
+    kd_softmax(V, B, C, g_T, q);
+    return kd_loss_soft_ce(z, q, g_w, B, C, g_T, g);
+}
+static double f_mse(const float *z, float *g) { return kd_loss_logit_mse(z, V, g_w, B, C, g); }
+static double f_hard(const float *z, float *g) { return kd_loss_hard_distill(z, V, g_w, B, C, g); }
+
+/* Central differences in float: step 1e-3, tolerance 2e-3 absolute. */
+static void check_gradient(loss_fn f, const char *name)
+{
+    float z[B * C], g[B * C];
+    memcpy(z, Z, sizeof z);
+    f(z, g);
+    for (int i = 0; i < B * C; i++) {
+        float save = z[i];
+        z[i] = save + 1e-3f;
+        double up = f(z, NULL);
+        z[i] = save - 1e-3f;
+        double down = f(z, NULL);
+        z[i] = save;
+        double fd = (up - down) / 2e-3;
+        cr_assert(fabs(fd - g[i]) < 2e-3, "%s: dL/dz[%d] analytic %g, finite difference %g", name, i, g[i], fd);
+    }
+}
+
+Test(losses, every_loss_gradient_matches_finite_differences)
+{
+    const float *weights[] = {NULL, W};
+    const float temps[] = {1.0f, 4.0f, 20.0f};
+    for (int wi = 0; wi < 2; wi++) {
+        g_w = weights[wi];
+        check_gradient(f_ce, "softmax_ce");
+        check_gradient(f_mse, "logit_mse");
+        check_gradient(f_hard, "hard_distill");
+        for (int ti = 0; ti < 3; ti++) {
+            g_T = temps[ti];
+            check_gradient(f_soft, "soft_ce");
+            for (g_alpha = 0.0f; g_alpha <= 1.0f; g_alpha += 0.5f)
+                check_gradient(f_hinton, "hinton");
+        }
+    }
+    g_w = NULL;
+}
+
+Test(losses, cross_entropy_of_equal_logits_is_log_of_class_count)
+{
+    float z[2 * 5] = {0};
+    int32_t y[2] = {0, 3};
+    float g[10];
+    cr_assert(fabs(kd_loss_softmax_ce(z, y, NULL, 2, 5, g) - log(5.0)) < 1e-6);
+    /* gradient (p - onehot) / B */
+    cr_assert(fabsf(g[0] - (0.2f - 1.0f) / 2) < 1e-6f);
+    cr_assert(fabsf(g[1] - 0.2f / 2) < 1e-6f);
+}
+
+Test(losses, cross_entropy_matches_a_hand_computed_value)
+{
+    /* logits (1, 2, 3), label 2: -log(e^3 / (e + e^2 + e^3)) = log(1 + e^-1 + e^-2) */
+    float z[3] = {1, 2, 3};
+    int32_t y = 2;
+    double want = log(1.0 + exp(-1.0) + exp(-2.0));
+    cr_assert(fabs(kd_loss_softmax_ce(z, &y, NULL, 1, 3, NULL) - want) < 1e-6);
+}
+
+Test(losses, large_logits_neither_overflow_nor_lose_precision)
+{
+    float z[3] = {1000.0f, 0.0f, -1000.0f};
+    int32_t y = 1;
+    float g[3];
+    double l = kd_loss_softmax_ce(z, &y, NULL, 1, 3, g);
+    cr_assert(isfinite(l) && fabs(l - 1000.0) < 1e-3, "loss %g", l);
+    cr_assert(isfinite(g[0]) && isfinite(g[1]) && isfinite(g[2]));
+}
+
+Test(losses, hinton_is_zero_for_identical_logits_with_alpha_one)
+{
+    float g[B * C];
+    double l = kd_loss_hinton(V, V, NULL, NULL, B, C, 4.0f, 1.0f, g);
+    cr_assert(fabs(l) < 1e-9, "loss %g", l);
+    for (int i = 0; i < B * C; i++)
+        cr_assert(fabsf(g[i]) < 1e-7f);
+}
+
+Test(losses, hinton_equals_t_squared_kl_plus_ce_computed_by_hand)
+{
+    /* Two classes, one example: z = (0, 1), v = (2, 0), T = 2, alpha = 0.3, y = 1. */
+    float z[2] = {0, 1}, v[2] = {2, 0};
+    int32_t y = 1;
+    double T = 2, a = 0.3;
+    double q0 = 1 / (1 + exp(-1.0)), q1 = 1 - q0;       /* softmax(v/2) = softmax(1, 0) */
+    double p0 = 1 / (1 + exp(0.5)), p1 = 1 - p0;        /* softmax(z/2) = softmax(0, .5) */
+    double kl = q0 * log(q0 / p0) + q1 * log(q1 / p1);
+    double ce = -log(1 / (1 + exp(-1.0)));              /* softmax(0, 1)[1] */
+    double want = a * T * T * kl + (1 - a) * ce;
+    double got = kd_loss_hinton(z, v, &y, NULL, 1, 2, 2.0f, 0.3f, NULL);
+    cr_assert(fabs(got - want) < 1e-6, "got %.9f want %.9f", got, want);
+}
+
+Test(losses, soft_ce_differs_from_kl_by_the_target_entropy)
+{
+    float q[B * C];
+    kd_softmax(V, B, C, 3.0f, q);
+    double h = 0;
+    for (int i = 0; i < B * C; i++)
+        h -= q[i] * log(q[i]);
+    h /= B;
+    double soft = kd_loss_soft_ce(Z, q, NULL, B, C, 3.0f, NULL);
+    double kl = kd_loss_hinton(Z, V, NULL, NULL, B, C, 3.0f, 1.0f, NULL) / 9.0; /* strip T^2 */
+    cr_assert(fabs(soft - h - kl) < 1e-5, "soft %g, entropy %g, kl %g", soft, h, kl);
+}
+
+Test(losses, weights_scale_each_example_and_zero_weight_removes_it)
+{
+    float w[B] = {1, 0, 1}, g[B * C];
+    double full = kd_loss_softmax_ce(Z, Y, NULL, B, C, NULL);
+    double l0 = kd_loss_softmax_ce(Z, Y, NULL, 1, C, NULL);
+    double l1 = kd_loss_softmax_ce(Z + C, Y + 1, NULL, 1, C, NULL);
+    double l2 = kd_loss_softmax_ce(Z + 2 * C, Y + 2, NULL, 1, C, NULL);
+    cr_assert(fabs(full - (l0 + l1 + l2) / 3) < 1e-9);
+    double wl = kd_loss_softmax_ce(Z, Y, w, B, C, g);
+    cr_assert(fabs(wl - (l0 + l2) / 3) < 1e-9);
+    for (int c = 0; c < C; c++)
+        cr_assert_eq(g[C + c], 0.0f);
+}
+
+Test(losses, hard_distill_uses_the_teacher_argmax_as_label)
+{
+    int32_t t[B];
+    for (int i = 0; i < B; i++)
+        t[i] = (int32_t)kd_argmax(V + i * C, C);
+    cr_assert(fabs(kd_loss_hard_distill(Z, V, NULL, B, C, NULL) - kd_loss_softmax_ce(Z, t, NULL, B, C, NULL)) <
+              1e-9);
+}
+
+Test(losses, logit_mse_matches_hand_value)
+{
+    float z[2] = {1, 3}, v[2] = {0, 1};
+    /* ((1)^2 + (2)^2) / 2 / C, C = 2 */
+    cr_assert(fabs(kd_loss_logit_mse(z, v, NULL, 1, 2, NULL) - 1.25) < 1e-9);
+}
+
+Test(losses, softmax_rows_sum_to_one_and_log_softmax_agrees)
+{
+    float p[B * C], lp[B * C];
+    kd_softmax(Z, B, C, 2.0f, p);
+    kd_log_softmax(Z, B, C, 2.0f, lp);
+    for (int i = 0; i < B; i++) {
+        double s = 0;
+        for (int c = 0; c < C; c++) {
+            s += p[i * C + c];
+            cr_assert(fabsf(logf(p[i * C + c]) - lp[i * C + c]) < 1e-5f);
+        }
+        cr_assert(fabs(s - 1) < 1e-6);
+    }
+}

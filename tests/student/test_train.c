@@ -1,0 +1,236 @@
+/* student: training learns, is deterministic, evaluates, saves and loads. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "student/kd_student.h"
+
+/* Two Gaussian blobs per class in 2-D, 3 classes: an MLP separates them. */
+static void make_blobs(struct kd_tensor *x, int32_t *y, size_t n, uint64_t seed)
+{
+    struct kd_rng r;
+    kd_rng_seed(&r, seed);
+    const float cx[3] = {-2, 2, 0}, cy[3] = {0, 0, 3};
+    kd_tensor_init(x, n, 2, NULL);
+    for (size_t i = 0; i < n; i++) {
+        y[i] = (int32_t)(i % 3);
+        x->data[2 * i] = cx[y[i]] + 0.5f * (float)kd_rng_normal(&r);
+        x->data[2 * i + 1] = cy[y[i]] + 0.5f * (float)kd_rng_normal(&r);
+    }
+}
+
+static struct kd_mlp *small_net(uint64_t seed, float dropout)
+{
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "2-16-16-3", NULL), KD_OK);
+    cfg.dropout = dropout;
+    struct kd_mlp *m;
+    cr_assert_eq(kd_mlp_new(&cfg, seed, &m, NULL), KD_OK);
+    return m;
+}
+
+Test(student, training_separates_gaussian_blobs)
+{
+    struct kd_tensor x;
+    int32_t y[600];
+    make_blobs(&x, y, 600, 1);
+    struct kd_mlp *m = small_net(1, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 30;
+    tc.batch = 32;
+    tc.optim.lr = 1e-2f;
+    struct kd_error err = {0};
+    struct kd_train_result res;
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(res.epochs_done, 30);
+    struct kd_eval ev;
+    cr_assert_eq(kd_mlp_evaluate(m, &x, y, &ev, &err), KD_OK);
+    cr_assert_gt(ev.accuracy, 0.98, "accuracy %g", ev.accuracy);
+    size_t total = 0;
+    for (size_t i = 0; i < 9; i++)
+        total += ev.confusion[i];
+    cr_assert_eq(total, 600);
+    cr_assert_lt(res.last_loss, 0.1);
+    kd_eval_release(&ev);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}
+
+Test(student, same_seed_gives_the_same_weights_bit_for_bit)
+{
+    struct kd_tensor x;
+    int32_t y[300];
+    make_blobs(&x, y, 300, 2);
+    struct kd_mlp *a = small_net(5, 0.2f), *b = small_net(5, 0.2f), *c = small_net(6, 0.2f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 3;
+    tc.batch = 50;
+    tc.seed = 11;
+    cr_assert_eq(kd_mlp_train_ce(a, &x, y, NULL, &tc, NULL, NULL), KD_OK);
+    cr_assert_eq(kd_mlp_train_ce(b, &x, y, NULL, &tc, NULL, NULL), KD_OK);
+    cr_assert_eq(kd_mlp_train_ce(c, &x, y, NULL, &tc, NULL, NULL), KD_OK);
+    cr_assert_eq(memcmp(a->params, b->params, a->n_params * sizeof(float)), 0);
+    cr_assert_neq(memcmp(a->params, c->params, a->n_params * sizeof(float)), 0);
+    kd_mlp_free(a), kd_mlp_free(b), kd_mlp_free(c);
+    kd_tensor_release(&x);
+}
+
+Test(student, zero_weights_make_examples_invisible_to_training)
+{
+    /* Labels of the second half are shuffled garbage but weighted 0:
+     * accuracy on the first half must still be high. */
+    struct kd_tensor x;
+    int32_t y[600];
+    float w[600];
+    make_blobs(&x, y, 600, 3);
+    for (size_t i = 300; i < 600; i++) {
+        y[i] = (y[i] + 1) % 3;
+        w[i] = 0.0f;
+    }
+    for (size_t i = 0; i < 300; i++)
+        w[i] = 1.0f;
+    struct kd_mlp *m = small_net(1, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 30;
+    tc.batch = 32;
+    tc.optim.lr = 1e-2f;
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, w, &tc, NULL, NULL), KD_OK);
+    struct kd_tensor half = kd_tensor_view(x.data, 300, 2);
+    struct kd_eval ev;
+    cr_assert_eq(kd_mlp_evaluate(m, &half, y, &ev, NULL), KD_OK);
+    cr_assert_gt(ev.accuracy, 0.97, "accuracy %g", ev.accuracy);
+    kd_eval_release(&ev);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}
+
+static volatile sig_atomic_t stop_flag = 0;
+static kd_status stop_after_first(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
+{
+    (void)ctx, (void)m, (void)epoch, (void)loss, (void)err;
+    stop_flag = 1;
+    return KD_OK;
+}
+
+Test(student, a_stop_request_ends_training_at_a_batch_boundary)
+{
+    struct kd_tensor x;
+    int32_t y[300];
+    make_blobs(&x, y, 300, 4);
+    struct kd_mlp *m = small_net(1, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.stop = &stop_flag;
+    tc.on_epoch = stop_after_first;
+    struct kd_error err = {0};
+    struct kd_train_result res;
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_INTERRUPTED);
+    cr_assert_str_eq(err.msg, "training interrupted in epoch 2");
+    cr_assert_eq(res.epochs_done, 1);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}
+
+Test(student, bad_labels_and_widths_are_refused_with_clear_messages)
+{
+    struct kd_tensor x;
+    int32_t y[30];
+    make_blobs(&x, y, 30, 5);
+    y[7] = 3;
+    struct kd_mlp *m = small_net(1, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, NULL, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "label 3 of example 7 is outside the network's 3 classes");
+    struct kd_tensor wide;
+    kd_tensor_init(&wide, 4, 5, NULL);
+    y[7] = 0;
+    cr_assert_eq(kd_mlp_train_ce(m, &wide, y, NULL, &tc, NULL, &err), KD_ERR_SHAPE);
+    cr_assert_str_eq(err.msg, "the network takes 2 features, the training data has 5");
+    kd_tensor_release(&wide);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}
+
+Test(student, layer_sizes_parse_and_bad_sizes_are_explained)
+{
+    struct kd_mlp_config cfg;
+    struct kd_error err = {0};
+    kd_mlp_config_init(&cfg);
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "784-1024-1024-10", &err), KD_OK);
+    cr_assert_eq(cfg.n_sizes, 4);
+    cr_assert_eq(cfg.sizes[3], 10);
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "784-abc-10", &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "bad layer sizes '784-abc-10': expected numbers like 784-256-10");
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "784", &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "an MLP needs 2 to 17 sizes (input, hidden..., output), got 1");
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "784-0-10", &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "layer size 1 is 0; sizes must be 1 to 16777216");
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "784-10-", &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "bad layer sizes '784-10-': ends with a separator");
+}
+
+Test(student, save_and_load_round_trip_gives_identical_logits)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    struct kd_mlp *m = small_net(9, 0.1f);
+    m->cfg.act = KD_ACT_GELU;
+    struct kd_error err = {0};
+    struct kd_st_meta extra = {"trained_on", "blobs"};
+    cr_assert_eq(kd_mlp_save(m, path, &extra, 1, &err), KD_OK, "%s", err.msg);
+    struct kd_mlp *l;
+    cr_assert_eq(kd_mlp_load(path, &l, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(l->cfg.act, KD_ACT_GELU);
+    cr_assert(fabsf(l->cfg.dropout - 0.1f) < 1e-7f);
+    cr_assert_eq(l->n_params, m->n_params);
+    cr_assert_eq(memcmp(l->params, m->params, m->n_params * sizeof(float)), 0);
+    struct kd_safetensors st;
+    cr_assert_eq(kd_safetensors_read(path, &st, &err), KD_OK);
+    const struct kd_st_tensor *t = kd_safetensors_find(&st, "layers.0.weight");
+    cr_assert(t && t->ndim == 2 && t->shape[0] == 16 && t->shape[1] == 2, "PyTorch (out, in) layout");
+    cr_assert_str_eq(kd_safetensors_meta(&st, "sizes"), "2,16,16,3");
+    cr_assert_str_eq(kd_safetensors_meta(&st, "trained_on"), "blobs");
+    kd_safetensors_release(&st);
+    kd_mlp_free(m);
+    kd_mlp_free(l);
+    remove(path);
+    rmdir(dir);
+}
+
+Test(student, loading_a_file_with_a_wrong_shape_names_the_tensor)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/bad.safetensors", dir);
+    /* layer 0 claims 2 -> 16 in the metadata but stores (8, 2) */
+    float w[16] = {0}, b[16] = {0}, w1[48] = {0}, b1[3] = {0};
+    struct kd_st_writer wr;
+    kd_st_writer_init(&wr);
+    uint64_t s0[2] = {8, 2}, s1[1] = {16}, s2[2] = {3, 16}, s3[1] = {3};
+    kd_st_writer_add(&wr, "layers.0.weight", KD_DTYPE_F32, 2, s0, w, NULL);
+    kd_st_writer_add(&wr, "layers.0.bias", KD_DTYPE_F32, 1, s1, b, NULL);
+    kd_st_writer_add(&wr, "layers.1.weight", KD_DTYPE_F32, 2, s2, w1, NULL);
+    kd_st_writer_add(&wr, "layers.1.bias", KD_DTYPE_F32, 1, s3, b1, NULL);
+    kd_st_writer_meta(&wr, "sizes", "2,16,3", NULL);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+    kd_st_writer_release(&wr);
+    struct kd_mlp *m = NULL;
+    cr_assert_neq(kd_mlp_load(path, &m, &err), KD_OK);
+    cr_assert(strstr(err.msg, "layers.0.weight") && strstr(err.msg, path), "%s", err.msg);
+    cr_assert_null(m);
+    remove(path);
+    rmdir(dir);
+}
