@@ -56,63 +56,20 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-/* "--name value" or "--name=value"; advances *i past what it used. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "kd: %s needs a value\n", name);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
-static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "kd: %s expects a number in [%g, %g], got '%s'\n", opt, lo, hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 struct data_opts {
     const char *x, *y, *test_x, *test_y, *label_column, *scale;
 };
-
-static kd_status load_one(const char *x, const char *y, const char *label_column, struct kd_dataset *ds,
-                          struct kd_error *err)
-{
-    struct kd_csv_options csv;
-    kd_csv_options_init(&csv);
-    if (label_column) {
-        char *end;
-        long v = strtol(label_column, &end, 10);
-        if (*end == '\0' && end != label_column && v >= 0)
-            csv.label_index = (int)v;
-        else
-            csv.label_name = label_column;
-    }
-    return kd_data_load(x, y, &csv, ds, err);
-}
 
 /* Loads train (and test, if named) and scales both the same way. */
 static kd_status load_data(const struct data_opts *o, struct kd_dataset *train, struct kd_dataset *test,
                            struct kd_error *err)
 {
-    kd_status st = load_one(o->x, o->y, o->label_column, train, err);
+    if (strcmp(o->scale, "pixels") && strcmp(o->scale, "standard") && strcmp(o->scale, "none"))
+        return kd_error_set(err, KD_ERR_ARG, "--scale must be pixels, standard or none, got '%s'", o->scale);
+    const char *first = !strcmp(o->scale, "standard") ? "none" : o->scale;
+    kd_status st = kd_cli_load(o->x, o->y, o->label_column, first, train, err);
     if (!st && o->test_x)
-        st = load_one(o->test_x, o->test_y, o->label_column, test, err);
+        st = kd_cli_load(o->test_x, o->test_y, o->label_column, first, test, err);
     if (st)
         return st;
     if (!train->y)
@@ -123,11 +80,8 @@ static kd_status load_data(const struct data_opts *o, struct kd_dataset *train, 
     if (o->test_x && kd_dataset_d(test) != kd_dataset_d(train))
         return kd_error_set(err, KD_ERR_SHAPE, "test data has %zu features, training data %zu",
                             kd_dataset_d(test), kd_dataset_d(train));
-    if (!strcmp(o->scale, "pixels")) {
-        kd_data_scale_unit(train, 0.0f, 255.0f);
-        if (o->test_x)
-            kd_data_scale_unit(test, 0.0f, 255.0f);
-    } else if (!strcmp(o->scale, "standard")) {
+    if (!strcmp(o->scale, "standard")) {
+        /* Fitted on the training set only, then applied to both. */
         struct kd_scaler sc = {0};
         st = kd_scaler_fit(&sc, train, err);
         if (!st)
@@ -135,8 +89,6 @@ static kd_status load_data(const struct data_opts *o, struct kd_dataset *train, 
         if (!st && o->test_x)
             st = kd_scaler_apply(&sc, test, err);
         kd_scaler_release(&sc);
-    } else if (strcmp(o->scale, "none") != 0) {
-        st = kd_error_set(err, KD_ERR_ARG, "--scale must be pixels, standard or none, got '%s'", o->scale);
     }
     return st;
 }
@@ -182,79 +134,79 @@ int kd_cmd_train(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
-        } else if ((s = opt_value(argc, argv, &i, "--train"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--train"))) {
             d.x = s;
-        } else if ((s = opt_value(argc, argv, &i, "--train-labels"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--train-labels"))) {
             d.y = s;
-        } else if ((s = opt_value(argc, argv, &i, "--test"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--test"))) {
             d.test_x = s;
-        } else if ((s = opt_value(argc, argv, &i, "--test-labels"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--test-labels"))) {
             d.test_y = s;
-        } else if ((s = opt_value(argc, argv, &i, "--label-column"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--label-column"))) {
             d.label_column = s;
-        } else if ((s = opt_value(argc, argv, &i, "--scale"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--scale"))) {
             d.scale = s;
-        } else if ((s = opt_value(argc, argv, &i, "--hidden"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--hidden"))) {
             hidden = s;
-        } else if ((s = opt_value(argc, argv, &i, "--act"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--act"))) {
             act = s;
-        } else if ((s = opt_value(argc, argv, &i, "--init"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--init"))) {
             init = s;
-        } else if ((s = opt_value(argc, argv, &i, "--optim"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--optim"))) {
             optim = s;
-        } else if ((s = opt_value(argc, argv, &i, "--schedule"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--schedule"))) {
             sched = s;
-        } else if ((s = opt_value(argc, argv, &i, "--out"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--out"))) {
             out = s;
-        } else if ((s = opt_value(argc, argv, &i, "--dropout"))) {
-            if (!parse_num(a, s, 0, 0.99, &dropout))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--dropout"))) {
+            if (!kd_cli_parse_num(a, s, 0, 0.99, &dropout))
                 return 2;
-        } else if ((s = opt_value(argc, argv, &i, "--epochs"))) {
-            if (!parse_num("--epochs", s, 0, 1e6, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--epochs"))) {
+            if (!kd_cli_parse_num("--epochs", s, 0, 1e6, &v))
                 return 2;
             tc.epochs = (size_t)v;
-        } else if ((s = opt_value(argc, argv, &i, "--batch"))) {
-            if (!parse_num("--batch", s, 1, 1e6, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--batch"))) {
+            if (!kd_cli_parse_num("--batch", s, 1, 1e6, &v))
                 return 2;
             tc.batch = (size_t)v;
-        } else if ((s = opt_value(argc, argv, &i, "--seed"))) {
-            if (!parse_num("--seed", s, 0, 9e15, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--seed"))) {
+            if (!kd_cli_parse_num("--seed", s, 0, 9e15, &v))
                 return 2;
             tc.seed = (uint64_t)v;
-        } else if ((s = opt_value(argc, argv, &i, "--lr"))) {
-            if (!parse_num("--lr", s, 0, 100, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--lr"))) {
+            if (!kd_cli_parse_num("--lr", s, 0, 100, &v))
                 return 2;
             tc.optim.lr = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--momentum"))) {
-            if (!parse_num("--momentum", s, 0, 1, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--momentum"))) {
+            if (!kd_cli_parse_num("--momentum", s, 0, 1, &v))
                 return 2;
             tc.optim.momentum = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--weight-decay"))) {
-            if (!parse_num("--weight-decay", s, 0, 10, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--weight-decay"))) {
+            if (!kd_cli_parse_num("--weight-decay", s, 0, 10, &v))
                 return 2;
             tc.optim.weight_decay = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--clip"))) {
-            if (!parse_num("--clip", s, 0, 1e9, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--clip"))) {
+            if (!kd_cli_parse_num("--clip", s, 0, 1e9, &v))
                 return 2;
             tc.optim.clip_norm = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--warmup"))) {
-            if (!parse_num("--warmup", s, 0, 1e12, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--warmup"))) {
+            if (!kd_cli_parse_num("--warmup", s, 0, 1e12, &v))
                 return 2;
             tc.sched.warmup_steps = (uint64_t)v;
-        } else if ((s = opt_value(argc, argv, &i, "--step-size"))) {
-            if (!parse_num("--step-size", s, 1, 1e12, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--step-size"))) {
+            if (!kd_cli_parse_num("--step-size", s, 1, 1e12, &v))
                 return 2;
             tc.sched.step_size = (uint64_t)v;
-        } else if ((s = opt_value(argc, argv, &i, "--gamma"))) {
-            if (!parse_num("--gamma", s, 0, 1, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--gamma"))) {
+            if (!kd_cli_parse_num("--gamma", s, 0, 1, &v))
                 return 2;
             tc.sched.gamma = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--min-lr"))) {
-            if (!parse_num("--min-lr", s, 0, 100, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--min-lr"))) {
+            if (!kd_cli_parse_num("--min-lr", s, 0, 100, &v))
                 return 2;
             tc.sched.min_lr = (float)v;
-        } else if ((s = opt_value(argc, argv, &i, "--threads"))) {
-            if (!parse_num("--threads", s, 1, 1024, &v))
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--threads"))) {
+            if (!kd_cli_parse_num("--threads", s, 1, 1024, &v))
                 return 2;
             threads = (int)v;
         } else {
@@ -365,11 +317,11 @@ int kd_cmd_eval(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--confusion")) {
             confusion = 1;
-        } else if ((s = opt_value(argc, argv, &i, "--data"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--data"))) {
             x = s;
-        } else if ((s = opt_value(argc, argv, &i, "--labels"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--labels"))) {
             y = s;
-        } else if ((s = opt_value(argc, argv, &i, "--scale"))) {
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--scale"))) {
             scale = s;
         } else if (a[0] == '-') {
             fprintf(stderr, "kd: eval: unknown option '%s' (see kd eval --help)\n", a);

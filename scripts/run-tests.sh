@@ -4,6 +4,7 @@
 set -u
 passed=0; failed=0; status=0
 jobs=${KD_TEST_JOBS:-2}
+export KD_ROOT=${KD_ROOT:-$(pwd)}
 for bin in "$@"; do
   name=$(basename "$bin")
   log=$(mktemp)

@@ -123,6 +123,18 @@ kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_
  * and metadata); errors name the file and the tensor at fault. */
 kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *err);
 
+/* Writes a self-contained C source file (C99)
+ * that needs nothing but the C standard library (<math.h> only for tanh and
+ * gelu), holding the weights as `static const float` arrays and the functions
+ *     void <prefix>_logits(const float *x, float *logits);   x (D), logits (C)
+ *     int  <prefix>_predict(const float *x);                 argmax class
+ * plus <PREFIX>_INPUTS / <PREFIX>_CLASSES macros. Floats are written with
+ * 9 significant digits, so the compiled network reproduces kd's weights
+ * exactly. prefix must be a C identifier (KD_ERR_ARG otherwise); the file is
+ * written atomically (temporary file, then rename). (student/export_c.c) */
+kd_status kd_mlp_export_c(const struct kd_mlp *m, const char *path, const char *prefix,
+                          struct kd_error *err);
+
 /* ------------------------------------------------------------- optimizers */
 
 enum kd_optim_kind { KD_OPTIM_SGD = 0, KD_OPTIM_ADAM, KD_OPTIM_ADAMW };

@@ -1,0 +1,193 @@
+/*
+ * kd pipelines: the YAML pipeline language (every libyaml call of kd lives in
+ * this folder), its validation, and the stage runner.
+ *
+ *     struct kd_pipeline p;
+ *     struct kd_diag diag;
+ *     kd_diag_init(&diag);
+ *     const char *sets[] = {"seed=3"};
+ *     if (kd_pipeline_load("pipelines/examples/fashion-mnist.yaml", sets, 1, &p, &diag) != KD_OK)
+ *         for (size_t i = 0; i < diag.n; i++)
+ *             fprintf(stderr, "%s\n", diag.items[i].text);  // "file:line:col: message"
+ *     ...
+ *     kd_pipeline_release(&p);
+ *     kd_diag_release(&diag);
+ *
+ * The language is documented key by key in docs/pipeline.md. Positions are
+ * 1-based (libyaml counts from 0; people count from 1).
+ */
+#ifndef KD_PIPELINE_H
+#define KD_PIPELINE_H
+
+#include "core/kd_core.h"
+
+/* ------------------------------------------------------------ diagnostics */
+
+/* Every problem found, not only the first: each with its position. */
+struct kd_diag_item {
+    int line, col;          /* 1-based; 0 when the problem has no position */
+    char text[512];         /* "path:line:col: message" ready to print */
+};
+struct kd_diag {
+    struct kd_diag_item *items;
+    size_t n, cap;
+    char path[256];         /* the file the positions refer to */
+};
+void kd_diag_init(struct kd_diag *d);
+void kd_diag_release(struct kd_diag *d);
+/* Appends "path:line:col: message". */
+void kd_diag_add(struct kd_diag *d, int line, int col, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ---------------------------------------------------------- configuration */
+
+struct kd_pos {
+    int line, col;          /* of the key (or list item) in the file; 1-based */
+};
+
+#define KD_PIPE_NAME_MAX 64
+#define KD_PIPE_MAX_HIDDEN 16
+#define KD_PIPE_MAX_PARTS 8
+#define KD_PIPE_MAX_LIST 16
+
+enum kd_scale_mode { KD_SCALE_NONE = 0, KD_SCALE_PIXELS, KD_SCALE_STANDARD };
+
+/* datasets: NAME: {features, labels, label_column, scale, limit} */
+struct kd_pipe_dataset {
+    char name[KD_PIPE_NAME_MAX];
+    struct kd_pos pos;
+    char *features;          /* path, resolved against the pipeline's folder */
+    char *labels;            /* path or NULL */
+    char *label_column;      /* CSV label column (name or index text) or NULL */
+    enum kd_scale_mode scale;
+    size_t limit;            /* first N rows only; 0 = all */
+};
+
+/* splits: - {from, seed, parts: {NAME: count | fraction | rest}} */
+struct kd_pipe_split {
+    struct kd_pos pos;
+    char from[KD_PIPE_NAME_MAX];
+    uint64_t seed;
+    int has_seed;            /* else the pipeline seed */
+    size_t n_parts;
+    char part_names[KD_PIPE_MAX_PARTS][KD_PIPE_NAME_MAX];
+    double part_sizes[KD_PIPE_MAX_PARTS];   /* >= 1: a count; in (0, 1): a fraction; -1: rest */
+    struct kd_pos part_pos[KD_PIPE_MAX_PARTS];
+};
+
+/* models: NAME: {type: mlp, hidden: [..], activation, dropout, init, inputs, classes} */
+struct kd_pipe_model {
+    char name[KD_PIPE_NAME_MAX];
+    struct kd_pos pos;
+    size_t n_hidden;
+    size_t hidden[KD_PIPE_MAX_HIDDEN];
+    char activation[16];     /* relu, gelu, tanh, identity */
+    float dropout;
+    char init[16];           /* he, xavier */
+    size_t inputs, classes;  /* 0 = from the data; otherwise checked against it */
+    struct kd_pos inputs_pos, classes_pos;
+};
+
+enum kd_pipe_teacher_kind { KD_PIPE_TEACHER_MODEL = 0, KD_PIPE_TEACHER_EXEC, KD_PIPE_TEACHER_TABLE };
+
+/* teachers: NAME: {kind: model, model | weights} | {kind: exec, command, batch, timeout}
+ *                 | {kind: table, table} */
+struct kd_pipe_teacher {
+    char name[KD_PIPE_NAME_MAX];
+    struct kd_pos pos;
+    enum kd_pipe_teacher_kind kind;
+    char model[KD_PIPE_NAME_MAX];   /* kind model: a models: entry trained by a stage, or "" */
+    char *weights;                  /* kind model: a safetensors file, or NULL */
+    char **command;                 /* kind exec: argv, NULL-terminated */
+    size_t n_command;
+    size_t batch;                   /* kind exec: examples per request (default 256) */
+    double timeout;                 /* kind exec: seconds per request (default 60) */
+    char table[KD_PIPE_NAME_MAX];   /* kind table: teacher name in the store (default: NAME) */
+    struct kd_pos model_pos;
+};
+
+struct kd_pipe_optim {
+    char kind[16];                  /* sgd, adam, adamw (default adam) */
+    float lr, momentum, weight_decay, clip;
+    char schedule[16];              /* constant, step, cosine */
+    uint64_t warmup, step_size;
+    float gamma, min_lr;
+};
+
+enum kd_stage_kind {
+    KD_STAGE_TRAIN = 0,   /* supervised training of a model on gold labels */
+    KD_STAGE_LABEL,       /* ask a teacher about a dataset, through the store */
+    KD_STAGE_DISTILL,     /* train a student on teacher answers (+ gold labels) */
+    KD_STAGE_EVALUATE,    /* accuracy, agreement with a teacher */
+    KD_STAGE_EXPORT       /* safetensors, C source */
+    /* later issues append: select, reweight, rounds, diagnose, ... */
+};
+
+enum kd_distill_loss { KD_DLOSS_HINTON = 0, KD_DLOSS_SOFT_CE, KD_DLOSS_LOGIT_MSE, KD_DLOSS_HARD };
+
+struct kd_pipe_stage {
+    enum kd_stage_kind kind;
+    struct kd_pos pos;
+    char name[KD_PIPE_NAME_MAX];    /* optional `name:`; default "<kind>-<index>" */
+    /* train, distill */
+    char model[KD_PIPE_NAME_MAX];   /* train: model; distill: student */
+    char data[KD_PIPE_NAME_MAX];    /* train/label/distill/evaluate: dataset */
+    char gold[KD_PIPE_NAME_MAX];    /* distill: optional labelled dataset mixed in */
+    char teacher[KD_PIPE_NAME_MAX]; /* label/distill; evaluate: optional, for agreement */
+    size_t epochs, batch;
+    struct kd_pipe_optim optim;
+    enum kd_distill_loss loss;
+    float temperature, alpha;
+    /* evaluate */
+    size_t n_models;
+    char models[KD_PIPE_MAX_LIST][KD_PIPE_NAME_MAX];
+    /* export */
+    int format_safetensors, format_c;
+    char *path;                     /* export: output base path (default: output/<model>) */
+    /* positions of the reference-carrying keys, for shape and reference errors */
+    struct kd_pos model_pos, data_pos, gold_pos, teacher_pos;
+};
+
+struct kd_pipeline {
+    char *path;              /* the file */
+    char *text;              /* the file's text as read (recorded in the store) */
+    char *dir;               /* folder of the file: relative paths resolve against it */
+    char name[KD_PIPE_NAME_MAX];
+    int version;
+    uint64_t seed;
+    int threads;             /* 0 = KD_THREADS or all cores */
+    char *output;            /* output folder */
+    char *store;             /* label store path (relative: under output) */
+    struct kd_pipe_dataset *datasets;
+    size_t n_datasets;
+    struct kd_pipe_split *splits;
+    size_t n_splits;
+    struct kd_pipe_model *models;
+    size_t n_models;
+    struct kd_pipe_teacher *teachers;
+    size_t n_teachers;
+    struct kd_pipe_stage *stages;
+    size_t n_stages;
+};
+
+/* Reads, parses and validates a pipeline file, after applying the
+ * overrides `sets` ("key.path=value", e.g. "seed=3",
+ * "stages.2.distill.temperature=8", "models.student.hidden=[64,64]").
+ * Every problem found goes into diag (with its position) and the call
+ * returns KD_ERR_CONFIG when there is at least one; p is then released. */
+kd_status kd_pipeline_load(const char *path, const char *const *sets, size_t n_sets,
+                           struct kd_pipeline *p, struct kd_diag *diag);
+/* Same from text in memory (path used for messages and relative paths). */
+kd_status kd_pipeline_parse(const char *text, size_t len, const char *path, const char *const *sets,
+                            size_t n_sets, struct kd_pipeline *p, struct kd_diag *diag);
+void kd_pipeline_release(struct kd_pipeline *p);
+
+/* Look-ups by name; NULL when absent. */
+const struct kd_pipe_model *kd_pipeline_model(const struct kd_pipeline *p, const char *name);
+const struct kd_pipe_teacher *kd_pipeline_teacher(const struct kd_pipeline *p, const char *name);
+const char *kd_stage_kind_name(enum kd_stage_kind kind);
+
+#endif
