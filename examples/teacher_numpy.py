@@ -1,0 +1,44 @@
+#!/usr/bin/python3
+"""An exec teacher for kd in a few lines of numpy: serves an MLP saved by kd
+(safetensors) over kd's teacher protocol (docs/teacher-protocol.md).
+
+    teachers:
+      remote:
+        kind: exec
+        command: [/usr/bin/python3, examples/teacher_numpy.py, runs/teacher.safetensors]
+"""
+import hashlib
+import json
+import struct
+import sys
+
+import numpy as np
+
+path = sys.argv[1]
+raw = open(path, "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n])
+meta = header.pop("__metadata__", {})
+weights = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4")
+           .reshape(v["shape"]) for k, v in header.items()}
+layers = [(weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]) for i in range(len(weights) // 2)]
+assert meta.get("activation", "relu") == "relu", "this example serves ReLU networks"
+
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+d = int(inp.readline().split()[3])                      # "kd-teacher 1 inputs D"
+assert d == layers[0][0].shape[1], f"kd sends {d} features, the network takes {layers[0][0].shape[1]}"
+version = hashlib.sha256(raw).hexdigest()[:16]          # changes whenever the weights change
+out.write(b"ready %d logits numpy-mlp-%s\n" % (layers[-1][0].shape[0], version.encode()))
+out.flush()
+for line in iter(inp.readline, b""):
+    if line.strip() == b"end":
+        break
+    rows = int(line.split()[1])                         # "batch N"
+    h = np.frombuffer(inp.read(rows * d * 4), "<f4").reshape(rows, d)
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.T + b
+        if i + 1 < len(layers):
+            h = np.maximum(h, 0)
+    out.write(b"answer %d\n" % rows)
+    out.write(h.astype("<f4").tobytes())
+    out.flush()
