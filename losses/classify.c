@@ -169,3 +169,66 @@ double kd_loss_hard_distill(const float *logits, const float *teacher_logits, co
     }
     return total / (double)B;
 }
+
+const char *kd_distill_loss_name(enum kd_distill_loss loss)
+{
+    static const char *const names[] = {"hinton", "soft_ce", "logit_mse", "hard"};
+    return (unsigned)loss < 4 ? names[loss] : "?";
+}
+
+double kd_loss_distill(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
+                       const int32_t *y, const float *w, size_t B, size_t C, float T, float alpha, float *grad)
+{
+    /* One example at a time: each has its own alpha_i. The per-row helpers
+     * return means over a batch of 1, so gradients are scaled by 1/B here. */
+    double total = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        const float *z = logits + i * C, *v = teacher_logits + i * C;
+        float *g = grad ? grad + i * C : NULL;
+        int gold = y && y[i] >= 0;
+        double a = gold ? (double)alpha : 1.0, wi = w ? (double)w[i] : 1.0, li = 0.0;
+        switch (loss) {
+        case KD_DLOSS_HINTON:
+        case KD_DLOSS_SOFT_CE: {
+            /* T^2 KL, or T^2 soft CE = T^2 (KL + H(q)): the same gradient T (p - q). */
+            double zm, zl, vm, vl;
+            row_logsumexp(z, C, T, &zm, &zl);
+            row_logsumexp(v, C, T, &vm, &vl);
+            for (size_t c = 0; c < C; c++) {
+                double lq = (double)v[c] / T - vm - vl, lp = (double)z[c] / T - zm - zl, q = exp(lq);
+                li -= q * (loss == KD_DLOSS_HINTON ? lp - lq : lp);
+                if (g)
+                    g[c] = (float)(a * T * (exp(lp) - q));
+            }
+            li *= (double)T * T;
+            break;
+        }
+        case KD_DLOSS_LOGIT_MSE:
+            li = kd_loss_logit_mse(z, v, NULL, 1, C, g);
+            if (g)
+                for (size_t c = 0; c < C; c++)
+                    g[c] = (float)(a * g[c]);
+            break;
+        case KD_DLOSS_HARD:
+            li = kd_loss_hard_distill(z, v, NULL, 1, C, g);
+            if (g)
+                for (size_t c = 0; c < C; c++)
+                    g[c] = (float)(a * g[c]);
+            break;
+        }
+        li *= a;
+        if (gold && a < 1.0) {
+            double m, lse;
+            row_logsumexp(z, C, 1.0f, &m, &lse);
+            li += (1.0 - a) * (m + lse - (double)z[y[i]]);
+            if (g)
+                for (size_t c = 0; c < C; c++)
+                    g[c] += (float)((1.0 - a) * (exp((double)z[c] - m - lse) - (c == (size_t)y[i] ? 1.0 : 0.0)));
+        }
+        total += wi * li;
+        if (g)
+            for (size_t c = 0; c < C; c++)
+                g[c] = (float)(wi * g[c] / (double)B);
+    }
+    return total / (double)B;
+}

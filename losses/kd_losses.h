@@ -55,6 +55,23 @@ double kd_loss_logit_mse(const float *logits, const float *teacher_logits, const
 double kd_loss_hard_distill(const float *logits, const float *teacher_logits, const float *w, size_t B,
                             size_t C, float *grad);
 
+/* The distillation losses a pipeline can choose, combined per example with
+ * gold labels where they exist (alpha_i = alpha for an example with a gold
+ * label, 1 without):
+ *   l_i = alpha_i * L_teacher(z_i, v_i) + (1 - alpha_i) * CE(y_i, softmax(z_i))
+ * with L_teacher:
+ *   HINTON     T^2 KL(softmax_T(v) || softmax_T(z))
+ *   SOFT_CE    T^2 soft-label cross-entropy against softmax_T(v) (KL's gradient)
+ *   LOGIT_MSE  the logit MSE above (T unused)
+ *   HARD       cross-entropy with the teacher's argmax (T unused) */
+enum kd_distill_loss { KD_DLOSS_HINTON = 0, KD_DLOSS_SOFT_CE, KD_DLOSS_LOGIT_MSE, KD_DLOSS_HARD };
+const char *kd_distill_loss_name(enum kd_distill_loss loss);
+
+/* The combined loss above for a batch. y may be NULL (no gold labels) and a
+ * label < 0 means "no gold label for this example". */
+double kd_loss_distill(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
+                       const int32_t *y, const float *w, size_t B, size_t C, float T, float alpha, float *grad);
+
 /* Index of the largest of x[0..n); the first one on ties. */
 size_t kd_argmax(const float *x, size_t n);
 

@@ -20,6 +20,7 @@
 #define KD_PIPELINE_H
 
 #include "core/kd_core.h"
+#include "losses/kd_losses.h"
 
 /* ------------------------------------------------------------ diagnostics */
 
@@ -126,7 +127,7 @@ enum kd_stage_kind {
     /* later issues append: select, reweight, rounds, diagnose, ... */
 };
 
-enum kd_distill_loss { KD_DLOSS_HINTON = 0, KD_DLOSS_SOFT_CE, KD_DLOSS_LOGIT_MSE, KD_DLOSS_HARD };
+/* enum kd_distill_loss (KD_DLOSS_HINTON, ...) comes from losses/kd_losses.h */
 
 struct kd_pipe_stage {
     enum kd_stage_kind kind;

@@ -28,6 +28,7 @@
 #include <signal.h>
 
 #include "core/kd_core.h"
+#include "losses/kd_losses.h"
 
 /* ------------------------------------------------------------- activations */
 
@@ -224,6 +225,19 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
 kd_status kd_mlp_train_ce(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y, const float *w,
                           const struct kd_train_config *tc, struct kd_train_result *result,
                           struct kd_error *err);
+
+/* Distillation: teacher logits v (N, C) aligned with the rows of x; gold
+ * labels y (N, -1 where an example has none) or NULL; weights w (N) or NULL.
+ * The loss is kd_loss_distill (losses/kd_losses.h) with temperature T and
+ * gold mixing alpha. */
+struct kd_distill_config {
+    enum kd_distill_loss loss;
+    float temperature, alpha;
+};
+kd_status kd_mlp_train_distill(struct kd_mlp *m, const struct kd_tensor *x, const struct kd_tensor *v,
+                               const int32_t *y, const float *w, const struct kd_distill_config *dc,
+                               const struct kd_train_config *tc, struct kd_train_result *result,
+                               struct kd_error *err);
 
 /* ---------------------------------------------------------------- evaluation */
 

@@ -136,6 +136,62 @@ kd_status kd_mlp_train_ce(struct kd_mlp *m, const struct kd_tensor *x, const int
     return st;
 }
 
+struct distill_ctx {
+    const struct kd_tensor *v;
+    const int32_t *y;
+    const float *w;
+    const struct kd_distill_config *dc;
+    float *vb, *wb; /* (B, C), (B) gathered per batch */
+    int32_t *yb;
+};
+
+static double distill_batch(void *ctx, const float *logits, const size_t *idx, size_t B, size_t C, float *grad)
+{
+    struct distill_ctx *c = ctx;
+    for (size_t i = 0; i < B; i++) {
+        memcpy(c->vb + i * C, kd_tensor_row(c->v, idx[i]), C * sizeof(float));
+        if (c->y)
+            c->yb[i] = c->y[idx[i]];
+        if (c->w)
+            c->wb[i] = c->w[idx[i]];
+    }
+    return kd_loss_distill(c->dc->loss, logits, c->vb, c->y ? c->yb : NULL, c->w ? c->wb : NULL, B, C,
+                           c->dc->temperature, c->dc->alpha, grad);
+}
+
+kd_status kd_mlp_train_distill(struct kd_mlp *m, const struct kd_tensor *x, const struct kd_tensor *v,
+                               const int32_t *y, const float *w, const struct kd_distill_config *dc,
+                               const struct kd_train_config *tc, struct kd_train_result *result,
+                               struct kd_error *err)
+{
+    size_t C = kd_mlp_out(m);
+    if (v->rows != x->rows || v->cols != C)
+        return kd_error_set(err, KD_ERR_SHAPE,
+                            "teacher answers are (%zu, %zu) but the student needs (%zu, %zu): one row per "
+                            "example, one column per class",
+                            v->rows, v->cols, x->rows, C);
+    if (!(dc->temperature > 0.0f))
+        return kd_error_set(err, KD_ERR_ARG, "distillation temperature must be > 0, got %g", (double)dc->temperature);
+    if (!(dc->alpha >= 0.0f && dc->alpha <= 1.0f))
+        return kd_error_set(err, KD_ERR_ARG, "distillation alpha must be in [0, 1], got %g", (double)dc->alpha);
+    for (size_t i = 0; y && i < x->rows; i++)
+        if (y[i] >= 0 && (size_t)y[i] >= C)
+            return kd_error_set(err, KD_ERR_ARG, "label %d of example %zu is outside the network's %zu classes",
+                                (int)y[i], i, C);
+    size_t bs = tc->batch ? tc->batch : 1;
+    struct distill_ctx c = {v, y, w, dc, kd_alloc(bs * C, sizeof(float)), kd_alloc(bs, sizeof(float)),
+                            kd_alloc(bs, sizeof(int32_t))};
+    kd_status st;
+    if (!c.vb || !c.wb || !c.yb)
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for training buffers");
+    else
+        st = kd_mlp_train(m, x, distill_batch, &c, tc, result, err);
+    kd_free(c.vb);
+    kd_free(c.wb);
+    kd_free(c.yb);
+    return st;
+}
+
 kd_status kd_mlp_evaluate(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y, struct kd_eval *out,
                           struct kd_error *err)
 {

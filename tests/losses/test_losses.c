@@ -176,3 +176,54 @@ Test(losses, softmax_rows_sum_to_one_and_log_softmax_agrees)
         cr_assert(fabs(s - 1) < 1e-6);
     }
 }
+
+static enum kd_distill_loss g_kind = KD_DLOSS_HINTON;
+static const int32_t YMIX[B] = {2, -1, 1}; /* the middle example has no gold label */
+static double f_distill(const float *z, float *g)
+{
+    return kd_loss_distill(g_kind, z, V, YMIX, g_w, B, C, g_T, g_alpha, g);
+}
+
+Test(losses, distill_gradients_match_finite_differences_for_every_kind)
+{
+    const float *weights[] = {NULL, W};
+    for (int k = 0; k < 4; k++)
+        for (int wi = 0; wi < 2; wi++)
+            for (g_alpha = 0.0f; g_alpha <= 1.0f; g_alpha += 0.25f) {
+                g_kind = (enum kd_distill_loss)k;
+                g_w = weights[wi];
+                g_T = 3.0f;
+                check_gradient(f_distill, kd_distill_loss_name(g_kind));
+            }
+    g_w = NULL;
+}
+
+Test(losses, distill_hinton_equals_the_hinton_loss_row_by_row)
+{
+    /* rows with a gold label mix with alpha; the row without uses alpha 1 */
+    double want = (kd_loss_hinton(Z, V, &YMIX[0], NULL, 1, C, 2.0f, 0.3f, NULL) +
+                   kd_loss_hinton(Z + C, V + C, NULL, NULL, 1, C, 2.0f, 0.3f, NULL) +
+                   kd_loss_hinton(Z + 2 * C, V + 2 * C, &YMIX[2], NULL, 1, C, 2.0f, 0.3f, NULL)) / 3;
+    double got = kd_loss_distill(KD_DLOSS_HINTON, Z, V, YMIX, NULL, B, C, 2.0f, 0.3f, NULL);
+    cr_assert(fabs(got - want) < 1e-9, "got %g want %g", got, want);
+}
+
+Test(losses, distill_soft_ce_is_hinton_plus_t_squared_teacher_entropy)
+{
+    float q[B * C];
+    kd_softmax(V, B, C, 2.0f, q);
+    double h = 0;
+    for (int i = 0; i < B * C; i++)
+        h -= q[i] * log(q[i]);
+    double soft = kd_loss_distill(KD_DLOSS_SOFT_CE, Z, V, NULL, NULL, B, C, 2.0f, 0.5f, NULL);
+    double hin = kd_loss_distill(KD_DLOSS_HINTON, Z, V, NULL, NULL, B, C, 2.0f, 0.5f, NULL);
+    cr_assert(fabs(soft - hin - 4.0 * h / B) < 1e-5, "soft %g hinton %g", soft, hin);
+}
+
+Test(losses, distill_without_gold_labels_ignores_alpha)
+{
+    double a0 = kd_loss_distill(KD_DLOSS_LOGIT_MSE, Z, V, NULL, NULL, B, C, 1.0f, 0.0f, NULL);
+    double a1 = kd_loss_distill(KD_DLOSS_LOGIT_MSE, Z, V, NULL, NULL, B, C, 1.0f, 1.0f, NULL);
+    cr_assert(fabs(a0 - a1) < 1e-12);
+    cr_assert(fabs(a0 - kd_loss_logit_mse(Z, V, NULL, B, C, NULL)) < 1e-9);
+}

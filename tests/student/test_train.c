@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "losses/kd_losses.h"
 #include "student/kd_student.h"
 
 /* Two Gaussian blobs per class in 2-D, 3 classes: an MLP separates them. */
@@ -233,4 +234,43 @@ Test(student, loading_a_file_with_a_wrong_shape_names_the_tensor)
     cr_assert_null(m);
     remove(path);
     rmdir(dir);
+}
+
+Test(student, distillation_from_a_trained_teacher_transfers_its_decisions)
+{
+    /* A teacher learns the blobs; a fresh student sees only the teacher's
+     * logits (no labels) and must agree with it almost everywhere. */
+    struct kd_tensor x;
+    int32_t y[600];
+    make_blobs(&x, y, 600, 8);
+    struct kd_mlp *teacher = small_net(1, 0.0f), *student = small_net(2, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 30;
+    tc.batch = 32;
+    tc.optim.lr = 1e-2f;
+    cr_assert_eq(kd_mlp_train_ce(teacher, &x, y, NULL, &tc, NULL, NULL), KD_OK);
+    struct kd_tensor v;
+    kd_tensor_init(&v, 600, 3, NULL);
+    cr_assert_eq(kd_mlp_predict(teacher, &x, &v, NULL), KD_OK);
+    struct kd_distill_config dc = {KD_DLOSS_HINTON, 2.0f, 0.5f};
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_train_distill(student, &x, &v, NULL, NULL, &dc, &tc, NULL, &err), KD_OK, "%s", err.msg);
+    struct kd_tensor s;
+    kd_tensor_init(&s, 600, 3, NULL);
+    kd_mlp_predict(student, &x, &s, NULL);
+    size_t agree = 0;
+    for (size_t i = 0; i < 600; i++)
+        agree += kd_argmax(kd_tensor_row(&s, i), 3) == kd_argmax(kd_tensor_row(&v, i), 3);
+    cr_assert_gt(agree, 590, "student agrees with the teacher on %zu of 600", agree);
+    struct kd_tensor bad;
+    kd_tensor_init(&bad, 599, 3, NULL);
+    cr_assert_eq(kd_mlp_train_distill(student, &x, &bad, NULL, NULL, &dc, &tc, NULL, &err), KD_ERR_SHAPE);
+    cr_assert_str_eq(err.msg, "teacher answers are (599, 3) but the student needs (600, 3): one row per example, "
+                              "one column per class");
+    dc.temperature = 0.0f;
+    cr_assert_eq(kd_mlp_train_distill(student, &x, &v, NULL, NULL, &dc, &tc, NULL, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "distillation temperature must be > 0, got 0");
+    kd_tensor_release(&bad), kd_tensor_release(&s), kd_tensor_release(&v), kd_tensor_release(&x);
+    kd_mlp_free(teacher), kd_mlp_free(student);
 }

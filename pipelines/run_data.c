@@ -1,0 +1,211 @@
+/* The runner's data: load each dataset of a pipeline, scale it, cut splits. */
+#include "pipelines/run_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void kd_run_where(const struct kd_pipeline *p, struct kd_pos pos, char *buf, size_t n)
+{
+    if (pos.line > 0)
+        snprintf(buf, n, "%s:%d:%d: ", p->path ? p->path : "pipeline", pos.line, pos.col);
+    else
+        snprintf(buf, n, "%s: ", p->path ? p->path : "pipeline");
+}
+
+struct kd_run_data *kd_run_dataset(struct kd_run_datasets *d, const char *name)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->items[i].name, name) == 0)
+            return &d->items[i];
+    return NULL;
+}
+
+void kd_run_datasets_release(struct kd_run_datasets *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        kd_dataset_release(&d->items[i].ds);
+    free(d->items);
+    d->items = NULL;
+    d->n = 0;
+}
+
+static kd_status load_one(const struct kd_pipeline *p, const struct kd_pipe_dataset *def, struct kd_dataset *ds,
+                          struct kd_error *err)
+{
+    struct kd_csv_options csv;
+    kd_csv_options_init(&csv);
+    if (def->label_column) {
+        char *end;
+        long v = strtol(def->label_column, &end, 10);
+        if (*end == '\0' && end != def->label_column && v >= 0)
+            csv.label_index = (int)v;
+        else
+            csv.label_name = def->label_column;
+    }
+    char where[400];
+    kd_run_where(p, def->pos, where, sizeof where);
+    kd_status st = kd_data_load(def->features, def->labels, &csv, ds, err);
+    if (st) {
+        kd_error_prefix(err, "%sdataset '%s'", where, def->name);
+        return st;
+    }
+    if (def->limit && def->limit < kd_dataset_n(ds)) {
+        /* Keep the first rows: a cheap way to try a pipeline on a slice. */
+        size_t *idx = malloc(def->limit * sizeof *idx);
+        struct kd_dataset cut;
+        if (!idx)
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < def->limit; i++)
+            idx[i] = i;
+        st = kd_dataset_subset(ds, idx, def->limit, &cut, err);
+        free(idx);
+        if (st)
+            return st;
+        kd_dataset_release(ds);
+        *ds = cut;
+    }
+    switch (def->scale) {
+    case KD_SCALE_NONE:
+        break;
+    case KD_SCALE_PIXELS:
+        kd_data_scale_unit(ds, 0.0f, 255.0f);
+        break;
+    case KD_SCALE_STANDARD: {
+        struct kd_scaler sc = {0};
+        st = kd_scaler_fit(&sc, ds, err);
+        if (!st)
+            st = kd_scaler_apply(&sc, ds, err);
+        kd_scaler_release(&sc);
+        break;
+    }
+    }
+    return st;
+}
+
+kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datasets *out, struct kd_error *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t total = p->n_datasets;
+    for (size_t i = 0; i < p->n_splits; i++)
+        total += p->splits[i].n_parts;
+    out->items = calloc(total ? total : 1, sizeof *out->items);
+    if (!out->items)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    kd_status st = KD_OK;
+    for (size_t i = 0; i < p->n_datasets && !st; i++) {
+        struct kd_run_data *d = &out->items[out->n];
+        snprintf(d->name, sizeof d->name, "%s", p->datasets[i].name);
+        d->def = &p->datasets[i];
+        d->pos = p->datasets[i].pos;
+        st = load_one(p, &p->datasets[i], &d->ds, err);
+        if (!st)
+            out->n++;
+    }
+    for (size_t i = 0; i < p->n_splits && !st; i++) {
+        const struct kd_pipe_split *sp = &p->splits[i];
+        char where[400];
+        kd_run_where(p, sp->pos, where, sizeof where);
+        struct kd_run_data *src = kd_run_dataset(out, sp->from);
+        if (!src) {
+            st = kd_error_set(err, KD_ERR_CONFIG, "%ssplit of unknown dataset '%s'", where, sp->from);
+            break;
+        }
+        size_t n = kd_dataset_n(&src->ds), counts[KD_PIPE_MAX_PARTS], sum = 0;
+        for (size_t k = 0; k < sp->n_parts; k++) {
+            double v = sp->part_sizes[k];
+            counts[k] = v < 0 ? KD_SPLIT_REST : v < 1 ? (size_t)(v * (double)n) : (size_t)v;
+            if (counts[k] != KD_SPLIT_REST)
+                sum += counts[k];
+        }
+        if (sum > n) {
+            st = kd_error_set(err, KD_ERR_CONFIG, "%sthe parts of this split ask for %zu examples, dataset '%s' has %zu",
+                              where, sum, sp->from, n);
+            break;
+        }
+        struct kd_dataset parts[KD_PIPE_MAX_PARTS];
+        st = kd_data_split(&src->ds, sp->has_seed ? sp->seed : p->seed, counts, sp->n_parts, parts, err);
+        if (st) {
+            kd_error_prefix(err, "%ssplit of '%s'", where, sp->from);
+            break;
+        }
+        for (size_t k = 0; k < sp->n_parts; k++) {
+            struct kd_run_data *d = &out->items[out->n++];
+            snprintf(d->name, sizeof d->name, "%s", sp->part_names[k]);
+            d->ds = parts[k];
+            d->pos = sp->part_pos[k];
+            /* The part keeps its source's name so stored origins say where it came from. */
+            snprintf(d->ds.source, sizeof d->ds.source, "%s", src->ds.source);
+        }
+    }
+    if (st)
+        kd_run_datasets_release(out);
+    return st;
+}
+
+kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_model *m, size_t d, size_t c,
+                             uint64_t seed, struct kd_mlp **out, struct kd_error *err)
+{
+    char where[400];
+    if (m->inputs && m->inputs != d) {
+        kd_run_where(p, m->inputs_pos, where, sizeof where);
+        return kd_error_set(err, KD_ERR_SHAPE, "%smodel '%s' takes %zu inputs, but its data has %zu features", where,
+                            m->name, m->inputs, d);
+    }
+    if (m->classes && m->classes != c) {
+        kd_run_where(p, m->classes_pos, where, sizeof where);
+        return kd_error_set(err, KD_ERR_SHAPE, "%smodel '%s' has %zu outputs, but its targets have %zu classes", where,
+                            m->name, m->classes, c);
+    }
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    size_t sizes[KD_PIPE_MAX_HIDDEN + 2], n = 0;
+    sizes[n++] = d;
+    for (size_t i = 0; i < m->n_hidden; i++)
+        sizes[n++] = m->hidden[i];
+    sizes[n++] = c;
+    kd_run_where(p, m->pos, where, sizeof where);
+    kd_status st = kd_mlp_config_set_sizes(&cfg, sizes, n, err);
+    if (!st && m->activation[0])
+        st = kd_act_parse(m->activation, &cfg.act, err);
+    if (st)
+        return kd_error_prefix(err, "%smodel '%s'", where, m->name);
+    cfg.dropout = m->dropout;
+    cfg.init = strcmp(m->init, "xavier") == 0 ? KD_INIT_XAVIER : KD_INIT_HE;
+    return kd_mlp_new(&cfg, seed, out, err);
+}
+
+kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
+                              struct kd_train_config *tc, struct kd_error *err)
+{
+    kd_train_config_init(tc);
+    tc->epochs = s->epochs;
+    tc->batch = s->batch ? s->batch : 256;
+    tc->seed = p->seed;
+    tc->label = s->name;
+    const struct kd_pipe_optim *o = &s->optim;
+    kd_status st = KD_OK;
+    if (o->kind[0])
+        st = kd_optim_parse(o->kind, &tc->optim.kind, err);
+    if (!st && o->schedule[0])
+        st = kd_sched_parse(o->schedule, &tc->sched.kind, err);
+    if (st) {
+        char where[400];
+        kd_run_where(p, s->pos, where, sizeof where);
+        return kd_error_prefix(err, "%sstage '%s'", where, s->name);
+    }
+    if (o->lr > 0)
+        tc->optim.lr = o->lr;
+    tc->optim.momentum = o->momentum;
+    tc->optim.weight_decay = o->weight_decay;
+    tc->optim.clip_norm = o->clip;
+    tc->sched.warmup_steps = o->warmup;
+    tc->sched.step_size = o->step_size;
+    if (o->gamma > 0)
+        tc->sched.gamma = o->gamma;
+    tc->sched.min_lr = o->min_lr;
+    size_t steps = (n_examples + tc->batch - 1) / tc->batch;
+    tc->sched.total_steps = steps * tc->epochs;
+    return KD_OK;
+}
