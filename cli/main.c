@@ -15,6 +15,7 @@ static const char usage[] =
     "  train      train an MLP classifier on labelled data (IDX, CSV or NPY)\n"
     "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
     "  predict    a saved MLP's predictions (class, probabilities, logits)\n"
+    "  export     write a saved MLP as dependency-free C source or safetensors\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
     "  version    print kd's version\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
         return kd_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict"))
         return kd_cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return kd_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
     fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
