@@ -203,13 +203,20 @@ struct kd_train_config {
     volatile sig_atomic_t *stop;     /* set to non-zero (e.g. by SIGINT) to stop at a batch boundary */
     kd_epoch_fn on_epoch;            /* may be NULL */
     void *epoch_ctx;
+    /* When set, the weights, optimizer state, RNG and epoch are saved to this
+     * safetensors file after every epoch; with resume = 1 a checkpoint found
+     * there (of the same architecture) is loaded first and training goes on
+     * from the epoch after it, giving the same weights as an uninterrupted run. */
+    const char *checkpoint;
+    int resume;
 };
 /* 10 epochs, batch 256, Adam 1e-3, constant schedule, seed 1. */
 void kd_train_config_init(struct kd_train_config *tc);
 
 struct kd_train_result {
     double last_loss;        /* mean loss of the last epoch */
-    size_t epochs_done;
+    size_t epochs_done;      /* counting those restored from a checkpoint */
+    size_t epochs_resumed;   /* epochs restored from a checkpoint */
     double seconds;
     double examples_per_s;
 };

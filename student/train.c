@@ -17,6 +17,85 @@ void kd_train_config_init(struct kd_train_config *tc)
     tc->label = "train";
 }
 
+/* A training checkpoint: the weights under the names kd_mlp_save uses, the
+ * optimizer's moments, and the loop's state in the metadata. */
+static kd_status checkpoint_save(const char *path, const struct kd_mlp *m, const struct kd_optim *o,
+                                 const struct kd_rng *rng, size_t epoch, uint64_t step, struct kd_error *err)
+{
+    struct kd_st_writer w;
+    kd_st_writer_init(&w);
+    uint64_t n = m->n_params;
+    char buf[5][96];
+    snprintf(buf[0], sizeof buf[0], "%zu", epoch);
+    snprintf(buf[1], sizeof buf[1], "%llu", (unsigned long long)step);
+    snprintf(buf[2], sizeof buf[2], "%llu", (unsigned long long)o->t);
+    snprintf(buf[3], sizeof buf[3], "%016llx%016llx%016llx%016llx", (unsigned long long)rng->s[0],
+             (unsigned long long)rng->s[1], (unsigned long long)rng->s[2], (unsigned long long)rng->s[3]);
+    snprintf(buf[4], sizeof buf[4], "%zu", m->n_params);
+    kd_status st = kd_st_writer_add(&w, "params", KD_DTYPE_F32, 1, &n, m->params, err);
+    if (!st && o->m)
+        st = kd_st_writer_add(&w, "optim.m", KD_DTYPE_F32, 1, &n, o->m, err);
+    if (!st && o->v)
+        st = kd_st_writer_add(&w, "optim.v", KD_DTYPE_F32, 1, &n, o->v, err);
+    const char *keys[] = {"epoch", "step", "optim_t", "rng", "n_params"};
+    for (int i = 0; i < 5 && !st; i++)
+        st = kd_st_writer_meta(&w, keys[i], buf[i], err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "kd_format", "checkpoint", err);
+    if (!st)
+        st = kd_st_writer_save(&w, path, err);
+    kd_st_writer_release(&w);
+    return st;
+}
+
+/* Restores a checkpoint; *found = 0 (and KD_OK) when there is no file. */
+static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_optim *o, struct kd_rng *rng,
+                                 size_t *epoch, uint64_t *step, int *found, struct kd_error *err)
+{
+    *found = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return KD_OK;
+    fclose(f);
+    struct kd_safetensors cp;
+    memset(&cp, 0, sizeof cp);
+    kd_status st = kd_safetensors_read(path, &cp, err);
+    if (st)
+        return st;
+    const char *e = kd_safetensors_meta(&cp, "epoch"), *s = kd_safetensors_meta(&cp, "step"),
+               *t = kd_safetensors_meta(&cp, "optim_t"), *r = kd_safetensors_meta(&cp, "rng"),
+               *np = kd_safetensors_meta(&cp, "n_params");
+    if (!e || !s || !t || !r || !np || strlen(r) != 64 || strtoull(np, NULL, 10) != m->n_params) {
+        st = kd_error_set(err, KD_ERR_FORMAT,
+                          "'%s' is not a checkpoint of this network (delete it to start training afresh)", path);
+        goto done;
+    }
+    uint64_t shape[1] = {m->n_params};
+    st = kd_safetensors_copy_f32(&cp, "params", m->params, m->n_params, 1, shape, err);
+    if (!st && o->m)
+        st = kd_safetensors_copy_f32(&cp, "optim.m", o->m, m->n_params, 1, shape, err);
+    if (!st && o->v)
+        st = kd_safetensors_copy_f32(&cp, "optim.v", o->v, m->n_params, 1, shape, err);
+    if (st) {
+        kd_error_prefix(err, "checkpoint '%s'", path);
+        goto done;
+    }
+    for (int i = 0; i < 4; i++) {
+        char part[17];
+        memcpy(part, r + 16 * i, 16);
+        part[16] = '\0';
+        rng->s[i] = strtoull(part, NULL, 16);
+    }
+    rng->has_spare = 0;
+    *epoch = (size_t)strtoull(e, NULL, 10);
+    *step = strtoull(s, NULL, 10);
+    o->t = strtoull(t, NULL, 10);
+    *found = 1;
+done:
+    kd_safetensors_release(&cp);
+    return st;
+}
+
 kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_loss_fn fn, void *fn_ctx,
                        const struct kd_train_config *tc, struct kd_train_result *result,
                        struct kd_error *err)
@@ -32,7 +111,7 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     if (bs > N)
         bs = N;
     double t0 = kd_time_now(), mean = 0.0;
-    size_t epoch = 0;
+    size_t epoch = 0, first = 0;
     kd_status st = kd_mlp_reserve(m, bs, err);
     if (st)
         return st;
@@ -52,11 +131,24 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     struct kd_rng rng;
     kd_rng_seed(&rng, tc->seed);
     uint64_t step = 0;
+    if (tc->checkpoint && tc->resume) {
+        int found;
+        if ((st = checkpoint_load(tc->checkpoint, m, &opt, &rng, &first, &step, &found, err)) != KD_OK)
+            goto done;
+        if (found)
+            kd_log(KD_LOG_INFO, "%s: resuming after epoch %zu from %s", tc->label ? tc->label : "train", first,
+                   tc->checkpoint);
+    }
+    /* The shuffle order is drawn from rng: restoring rng restores it. The
+     * index array itself is reset to 0..N-1 before each epoch's shuffle so
+     * that its state does not need saving. */
     struct kd_progress prog;
-    for (epoch = 0; epoch < tc->epochs; epoch++) {
+    for (epoch = first; epoch < tc->epochs; epoch++) {
         char label[64];
         snprintf(label, sizeof label, "%s %zu/%zu", tc->label ? tc->label : "train", epoch + 1, tc->epochs);
         kd_progress_begin(&prog, label, N);
+        for (size_t i = 0; i < N; i++)
+            idx[i] = i;
         kd_rng_shuffle(&rng, idx, N);
         double sum = 0.0;
         for (size_t off = 0; off < N; off += bs) {
@@ -81,6 +173,9 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         kd_progress_end(&prog);
         mean = sum / (double)N;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", tc->label ? tc->label : "train", epoch + 1, mean);
+        if (tc->checkpoint &&
+            (st = checkpoint_save(tc->checkpoint, m, &opt, &rng, epoch + 1, step, err)) != KD_OK)
+            goto done;
         if (tc->on_epoch && (st = tc->on_epoch(tc->epoch_ctx, m, epoch, mean, err)) != KD_OK)
             goto done;
     }
@@ -88,8 +183,9 @@ done:
     if (result) {
         result->last_loss = mean;
         result->epochs_done = epoch;
+        result->epochs_resumed = first;
         result->seconds = kd_time_now() - t0;
-        result->examples_per_s = result->seconds > 0 ? (double)(epoch * N) / result->seconds : 0.0;
+        result->examples_per_s = result->seconds > 0 && epoch > first ? (double)((epoch - first) * N) / result->seconds : 0.0;
     }
     kd_optim_release(&opt);
     free(idx);

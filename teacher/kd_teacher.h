@@ -16,7 +16,11 @@
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
 
+#include <signal.h>
+
 #include "core/kd_core.h"
+#include "store/kd_store.h"
+#include "student/kd_student.h"
 
 /* ------------------------------------------------------- the exec protocol */
 
@@ -55,5 +59,70 @@ kd_status kd_exec_request(struct kd_exec *t, const float *x, size_t n, float *ou
 /* Sends "end", closes, waits up to the time-out, then kills. Accepts a
  * never-started or already-failed teacher. */
 void kd_exec_stop(struct kd_exec *t);
+
+/* ------------------------------------------------------- teachers, stored */
+
+/* What a teacher is; kind and the fields of that kind. */
+struct kd_teacher_spec {
+    const char *name;               /* the teacher's name in the store */
+    enum kd_teacher_kind kind;      /* KD_TEACHER_MODEL, _EXEC or _TABLE (store/kd_store.h) */
+    struct kd_mlp *net;             /* model: the network, borrowed for the teacher's life */
+    char *const *argv;              /* exec: the command, NULL-terminated */
+    size_t batch;                   /* exec and model: inputs per request (0: 256 exec, 1024 model) */
+    double timeout;                 /* exec: seconds per request (0: 60) */
+    const char *table;              /* table: the teacher's name in the store (NULL: name) */
+};
+
+/* An open teacher: registered in the store under its fingerprint. */
+struct kd_teacher {
+    char name[64];
+    enum kd_teacher_kind kind;
+    struct kd_mlp *net;
+    struct kd_exec exec;
+    int exec_running;
+    size_t batch;
+    struct kd_store *store;         /* borrowed */
+    int64_t id;                     /* in the store */
+    char fingerprint[KD_HASH_HEX_LEN + 1];
+    enum kd_store_kind answer_kind; /* logits, or probabilities (exec/table teachers may answer those) */
+    size_t d, c;                    /* input width, classes */
+};
+
+/* Opens a teacher for inputs of width d, registering it in `store`.
+ * Fingerprints: model, XXH3-128 of the weights and architecture; exec, of
+ * the command line and the VERSION text of the teacher's ready line (so the
+ * exec teacher is started here); table, the fingerprint of the newest
+ * teacher of that name in the store (KD_ERR_NOT_FOUND when it has none:
+ * import answers with `kd store import` first). Free with kd_teacher_close. */
+kd_status kd_teacher_open(const struct kd_teacher_spec *spec, struct kd_store *store, size_t d,
+                          struct kd_teacher **out, struct kd_error *err);
+/* Stops an exec teacher; accepts NULL. */
+void kd_teacher_close(struct kd_teacher *t);
+
+struct kd_label_stats {
+    size_t total;    /* inputs asked about */
+    size_t cached;   /* answered from the store */
+    size_t queried;  /* sent to the teacher (and now stored) */
+};
+
+/* The teacher's answers for the rows of x (N, d) as logits (N, C) in out
+ * (probabilities are turned into log-probabilities, which a softmax maps
+ * back to the same distribution). Answers come from the store when present;
+ * the missing inputs go to the teacher in batches, each batch stored in its
+ * own transaction before the next is asked, so a fault or a kill loses at
+ * most the batch in flight. At most max_queries inputs are sent to the
+ * teacher: when more are missing, nothing is asked and the result is
+ * KD_ERR_BUDGET saying how many. dataset and rows (N; may be NULL) are
+ * recorded as each answer's origin. stop (may be NULL) ends the work at a
+ * batch boundary with KD_ERR_INTERRUPTED. A table teacher with missing
+ * inputs is an error saying how many are missing. */
+kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
+                           const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                           struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err);
+
+/* How many of the rows of x the store cannot answer yet for this teacher
+ * (what labelling them would cost). */
+kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor *x, size_t *missing,
+                                   struct kd_error *err);
 
 #endif

@@ -1,0 +1,98 @@
+/* Diagnostics: the list of problems found in a pipeline, each with its
+ * position, ready to print. */
+#include "pipelines/pipeline_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kd_diag_init(struct kd_diag *d)
+{
+    memset(d, 0, sizeof *d);
+}
+
+void kd_diag_release(struct kd_diag *d)
+{
+    if (!d)
+        return;
+    free(d->items);
+    memset(d, 0, sizeof *d);
+}
+
+int kd_diag_push(struct kd_diag *d, int line, int col, const char *text)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        struct kd_diag_item *items = realloc(d->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        d->items = items;
+        d->cap = cap;
+    }
+    struct kd_diag_item *it = &d->items[d->n++];
+    it->line = line;
+    it->col = col;
+    snprintf(it->text, sizeof it->text, "%s", text);
+    return 0;
+}
+
+static void diag_vadd(struct kd_diag *d, int line, int col, const char *fmt, va_list ap)
+{
+    char msg[512], text[sizeof d->items[0].text];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *path = d->path[0] ? d->path : "pipeline";
+    /* A message too long for an item is cut, never an error. */
+    int w = line > 0 ? snprintf(text, sizeof text, "%s:%d:%d: %s", path, line, col, msg)
+                     : snprintf(text, sizeof text, "%s: %s", path, msg);
+    if (w < 0)
+        text[0] = '\0';
+    kd_diag_push(d, line, col, text);
+}
+
+void kd_diag_add(struct kd_diag *d, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vadd(d, line, col, fmt, ap);
+    va_end(ap);
+}
+
+void kd_diag_sort(struct kd_diag *d, size_t from)
+{
+    /* Insertion sort: stable, and the lists are short. */
+    for (size_t i = from + 1; i < d->n; i++) {
+        struct kd_diag_item it = d->items[i];
+        size_t j = i;
+        while (j > from && (d->items[j - 1].line > it.line ||
+                         (d->items[j - 1].line == it.line && d->items[j - 1].col > it.col))) {
+            d->items[j] = d->items[j - 1];
+            j--;
+        }
+        d->items[j] = it;
+    }
+}
+
+void kd_pctx_vreport(struct kd_pctx *c, int set, int line, int col, const char *fmt, va_list ap)
+{
+    size_t before = c->diag->n;
+    c->n_problems++;
+    if (set > 0 && (size_t)set <= c->n_sets) {
+        char msg[512], text[sizeof c->diag->items[0].text];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        if (snprintf(text, sizeof text, "--set %s: %s", c->sets[set - 1], msg) < 0)
+            text[0] = '\0';
+        kd_diag_push(c->diag, 0, 0, text);
+    } else {
+        diag_vadd(c->diag, line, col, fmt, ap);
+    }
+    if (c->diag->n == before)
+        c->nomem = 1;
+}
+
+void kd_pctx_report(struct kd_pctx *c, int set, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kd_pctx_vreport(c, set, line, col, fmt, ap);
+    va_end(ap);
+}
