@@ -28,6 +28,8 @@ kd_status kd_cli_load(const char *x, const char *y, const char *label_column, co
                       struct kd_dataset *ds, struct kd_error *err);
 
 int kd_cmd_predict(int argc, char **argv); /* cli/cmd_predict.c */
+int kd_cmd_run(int argc, char **argv);      /* cli/cmd_run.c */
+int kd_cmd_validate(int argc, char **argv); /* cli/cmd_run.c */
 int kd_cmd_train(int argc, char **argv);   /* cli/cmd_train.c */
 int kd_cmd_eval(int argc, char **argv);    /* cli/cmd_train.c */
 int kd_cmd_store(int argc, char **argv);   /* cli/cmd_store.c */

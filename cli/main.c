@@ -12,6 +12,8 @@ static const char usage[] =
     "label store you can query, students exported to safetensors.\n"
     "\n"
     "commands:\n"
+    "  run        run a distillation pipeline (YAML): kd run pipeline.yaml\n"
+    "  validate   check a pipeline without running it\n"
     "  train      train an MLP classifier on labelled data (IDX, CSV or NPY)\n"
     "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
     "  predict    a saved MLP's predictions (class, probabilities, logits)\n"
@@ -44,6 +46,10 @@ int main(int argc, char **argv)
         printf("kd %s\n", KD_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "run"))
+        return kd_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "validate"))
+        return kd_cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "train"))
         return kd_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))

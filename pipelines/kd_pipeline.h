@@ -19,6 +19,8 @@
 #ifndef KD_PIPELINE_H
 #define KD_PIPELINE_H
 
+#include <signal.h>
+
 #include "core/kd_core.h"
 #include "losses/kd_losses.h"
 
@@ -190,5 +192,49 @@ void kd_pipeline_release(struct kd_pipeline *p);
 const struct kd_pipe_model *kd_pipeline_model(const struct kd_pipeline *p, const char *name);
 const struct kd_pipe_teacher *kd_pipeline_teacher(const struct kd_pipeline *p, const char *name);
 const char *kd_stage_kind_name(enum kd_stage_kind kind);
+
+/* ------------------------------------------------------------- the runner */
+
+struct kd_run_options {
+    int resume;                     /* continue the last unfinished run of this pipeline */
+    int dry_run;                    /* plan only: sizes and teacher queries, no work */
+    int quiet;                      /* no progress bars */
+    volatile sig_atomic_t *stop;    /* set by a SIGINT handler: stop at a batch boundary */
+};
+
+#define KD_RUN_MAX_ROWS 64
+#define KD_RUN_MAX_LINES 128
+
+/* One model's result in an evaluate stage. */
+struct kd_run_eval_row {
+    char stage[KD_PIPE_NAME_MAX], model[KD_PIPE_NAME_MAX], data[KD_PIPE_NAME_MAX];
+    size_t n;
+    double accuracy, loss;
+    double agreement;               /* with the stage's teacher; NaN without one */
+};
+
+/* What a run did, for the CLI's summary (or what it would do, for a dry run:
+ * the plan's lines). */
+struct kd_run_summary {
+    int64_t run_id;
+    char store[512], output[512];
+    size_t queries, cached;         /* teacher queries made, answers served by the store */
+    size_t stages_run, stages_skipped;
+    double seconds;
+    struct kd_run_eval_row rows[KD_RUN_MAX_ROWS];
+    size_t n_rows;
+    char artefacts[16][512];
+    size_t n_artefacts;
+    char lines[KD_RUN_MAX_LINES][256];  /* dry run: the plan, one line each */
+    size_t n_lines;
+};
+
+/* Runs (or, with dry_run, plans) a validated pipeline: loads its data, opens
+ * its store, runs the stages in order and records the run in the store.
+ * Errors name the stage and, where a key of the file is at fault, its
+ * file:line:col. KD_ERR_INTERRUPTED when *stop was set (the run is recorded
+ * as interrupted and `--resume` continues it). */
+kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_options *opt,
+                          struct kd_run_summary *sum, struct kd_error *err);
 
 #endif

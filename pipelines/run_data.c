@@ -97,6 +97,7 @@ kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datase
     for (size_t i = 0; i < p->n_datasets && !st; i++) {
         struct kd_run_data *d = &out->items[out->n];
         snprintf(d->name, sizeof d->name, "%s", p->datasets[i].name);
+        snprintf(d->root, sizeof d->root, "%s", p->datasets[i].name);
         d->def = &p->datasets[i];
         d->pos = p->datasets[i].pos;
         st = load_one(p, &p->datasets[i], &d->ds, err);
@@ -133,6 +134,7 @@ kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datase
         for (size_t k = 0; k < sp->n_parts; k++) {
             struct kd_run_data *d = &out->items[out->n++];
             snprintf(d->name, sizeof d->name, "%s", sp->part_names[k]);
+            snprintf(d->root, sizeof d->root, "%s", src->root);
             d->ds = parts[k];
             d->pos = sp->part_pos[k];
             /* The part keeps its source's name so stored origins say where it came from. */

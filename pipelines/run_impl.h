@@ -9,6 +9,7 @@
 /* A dataset of the pipeline by name: a `datasets:` entry or a split part. */
 struct kd_run_data {
     char name[KD_PIPE_NAME_MAX];
+    char root[KD_PIPE_NAME_MAX];        /* the `datasets:` entry its rows come from */
     struct kd_dataset ds;
     const struct kd_pipe_dataset *def;  /* NULL for split parts */
     struct kd_pos pos;                  /* where it is defined */

@@ -71,6 +71,9 @@ struct kd_teacher_spec {
     size_t batch;                   /* exec and model: inputs per request (0: 256 exec, 1024 model) */
     double timeout;                 /* exec: seconds per request (0: 60) */
     const char *table;              /* table: the teacher's name in the store (NULL: name) */
+    int lookup_only;                /* model: find the teacher in the store instead of
+                                       registering it (a read-only store; KD_ERR_NOT_FOUND
+                                       when this fingerprint was never registered) */
 };
 
 /* An open teacher: registered in the store under its fingerprint. */

@@ -1,0 +1,185 @@
+/* kd run / kd validate: YAML pipelines from the command line. */
+#include "cli/kd_cli.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipelines/kd_pipeline.h"
+
+static const char run_usage[] =
+    "usage: kd run PIPELINE.yaml [options]\n"
+    "\n"
+    "Runs a distillation pipeline: loads its data, trains or connects its\n"
+    "teachers, asks them through the label store (answers already stored are\n"
+    "never asked again), distills, evaluates and exports (docs/pipeline.md).\n"
+    "\n"
+    "  --set KEY.PATH=VALUE  override a value of the file (repeatable), e.g.\n"
+    "                        --set seed=3 --set stages.2.distill.temperature=8\n"
+    "  --dry-run             print the plan: stages, data sizes, teacher queries\n"
+    "                        already cached and still to make; do no work\n"
+    "  --resume              continue the last interrupted run of this pipeline:\n"
+    "                        finished stages are skipped, stored answers reused,\n"
+    "                        a distillation goes on from its last epoch\n"
+    "  --quiet               no progress bars or stage lines\n"
+    "\n"
+    "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n";
+
+static const char validate_usage[] =
+    "usage: kd validate PIPELINE.yaml [--set KEY.PATH=VALUE]...\n"
+    "\n"
+    "Checks a pipeline without running it and prints every problem as\n"
+    "file:line:column: message. Exit status 0 when the file is valid.\n";
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+#define MAX_SETS 64
+
+/* Parses the arguments shared by run and validate; 0 ok, else an exit status. */
+static int parse_args(int argc, char **argv, const char *usage, const char **file, const char **sets, size_t *n_sets,
+                      struct kd_run_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *s;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return -1;
+        } else if (o && !strcmp(a, "--dry-run")) {
+            o->dry_run = 1;
+        } else if (o && !strcmp(a, "--resume")) {
+            o->resume = 1;
+        } else if (o && !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--set"))) {
+            if (*n_sets == MAX_SETS) {
+                fprintf(stderr, "kd: at most %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            if (!strchr(s, '=')) {
+                fprintf(stderr, "kd: --set expects KEY.PATH=VALUE, got '%s'\n", s);
+                return 2;
+            }
+            sets[(*n_sets)++] = s;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "kd: unknown option '%s'\n\n%s", a, usage);
+            return 2;
+        } else if (!*file) {
+            *file = a;
+        } else {
+            fprintf(stderr, "kd: unexpected argument '%s' (one pipeline file at a time)\n", a);
+            return 2;
+        }
+    }
+    if (!*file) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int load(const char *file, const char **sets, size_t n_sets, struct kd_pipeline *p)
+{
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    kd_status st = kd_pipeline_load(file, sets, n_sets, p, &diag);
+    for (size_t i = 0; i < diag.n; i++)
+        fprintf(stderr, "%s\n", diag.items[i].text);
+    if (st && diag.n == 0)
+        fprintf(stderr, "kd: cannot read the pipeline '%s'\n", file);
+    else if (st)
+        fprintf(stderr, "kd: %zu problem%s in %s\n", diag.n, diag.n == 1 ? "" : "s", file);
+    kd_diag_release(&diag);
+    return st ? 1 : 0;
+}
+
+int kd_cmd_validate(int argc, char **argv)
+{
+    const char *file = NULL, *sets[MAX_SETS];
+    size_t n_sets = 0;
+    int rc = parse_args(argc, argv, validate_usage, &file, sets, &n_sets, NULL);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    struct kd_pipeline p;
+    if (load(file, sets, n_sets, &p))
+        return 1;
+    printf("%s: valid pipeline '%s': %zu datasets, %zu splits, %zu models, %zu teachers, %zu stages\n", file, p.name,
+           p.n_datasets, p.n_splits, p.n_models, p.n_teachers, p.n_stages);
+    kd_pipeline_release(&p);
+    return 0;
+}
+
+static void print_summary(const struct kd_pipeline *p, const struct kd_run_summary *s)
+{
+    printf("\n== %s: %zu stages run", p->name, s->stages_run);
+    if (s->stages_skipped)
+        printf(", %zu skipped (done before)", s->stages_skipped);
+    printf(" in %.1f s\n", s->seconds);
+    if (s->n_rows) {
+        printf("\n%-14s %-14s %-10s %8s %9s %8s %10s\n", "stage", "model", "data", "examples", "accuracy", "loss",
+               "agreement");
+        for (size_t i = 0; i < s->n_rows; i++) {
+            const struct kd_run_eval_row *r = &s->rows[i];
+            char agree[32] = "-";
+            if (!isnan(r->agreement))
+                snprintf(agree, sizeof agree, "%.4f", r->agreement);
+            printf("%-14s %-14s %-10s %8zu %9.4f %8.4f %10s\n", r->stage, r->model, r->data, r->n, r->accuracy, r->loss,
+                   agree);
+        }
+    }
+    printf("\nteacher answers: %zu asked, %zu served from the store\n", s->queries, s->cached);
+    printf("store: %s (run %lld; inspect with kd store stats %s, or sqlite3)\n", s->store, (long long)s->run_id, s->store);
+    printf("outputs: %s/\n", s->output);
+    for (size_t i = 0; i < s->n_artefacts; i++)
+        printf("  %s\n", s->artefacts[i]);
+}
+
+int kd_cmd_run(int argc, char **argv)
+{
+    const char *file = NULL, *sets[MAX_SETS];
+    size_t n_sets = 0;
+    struct kd_run_options o;
+    memset(&o, 0, sizeof o);
+    int rc = parse_args(argc, argv, run_usage, &file, sets, &n_sets, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (o.dry_run && o.resume) {
+        fprintf(stderr, "kd: --dry-run and --resume do not go together\n");
+        return 2;
+    }
+    struct kd_pipeline p;
+    if (load(file, sets, n_sets, &p))
+        return 1;
+    if (o.quiet)
+        kd_log_set_level(KD_LOG_WARN);
+    o.stop = &interrupted;
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    kd_status st = s ? kd_pipeline_run(&p, &o, s, &err) : kd_error_set(&err, KD_ERR_NOMEM, "out of memory");
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (st == KD_ERR_INTERRUPTED) {
+        fprintf(stderr, "kd: %s\nkd: interrupted; everything stored so far is kept. Continue with: kd run %s --resume\n",
+                err.msg, file);
+        rc = 130;
+    } else if (st) {
+        rc = kd_cli_fail(&err);
+    } else if (o.dry_run) {
+        printf("plan for %s (dry run: nothing is trained or asked)\n", file);
+        for (size_t i = 0; i < s->n_lines; i++)
+            printf("  %s\n", s->lines[i]);
+        printf("teacher queries: %zu cached, %zu to make\n", s->cached, s->queries);
+    } else {
+        print_summary(&p, s);
+    }
+    free(s);
+    kd_pipeline_release(&p);
+    return rc;
+}

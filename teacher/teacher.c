@@ -1,0 +1,278 @@
+/* Teachers through the label store: fingerprints, cache look-ups, batched
+ * queries of the missing inputs, each batch stored before the next. */
+#include "teacher/kd_teacher.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static void fingerprint_model(const struct kd_mlp *m, char out[KD_HASH_HEX_LEN + 1])
+{
+    struct kd_hasher h;
+    if (kd_hasher_init(&h, NULL) != KD_OK) {
+        snprintf(out, KD_HASH_HEX_LEN + 1, "0");
+        return;
+    }
+    const char *tag = "kd-mlp-v1";
+    kd_hasher_update(&h, tag, strlen(tag));
+    kd_hasher_update(&h, m->cfg.sizes, m->cfg.n_sizes * sizeof m->cfg.sizes[0]);
+    const char *act = kd_act_name(m->cfg.act);
+    kd_hasher_update(&h, act, strlen(act));
+    kd_hasher_update(&h, m->params, m->n_params * sizeof(float));
+    kd_hash_hex(kd_hasher_digest(&h), out);
+    kd_hasher_release(&h);
+}
+
+static void fingerprint_exec(char *const *argv, const char *version, char out[KD_HASH_HEX_LEN + 1])
+{
+    struct kd_hasher h;
+    if (kd_hasher_init(&h, NULL) != KD_OK) {
+        snprintf(out, KD_HASH_HEX_LEN + 1, "0");
+        return;
+    }
+    for (size_t i = 0; argv[i]; i++)
+        kd_hasher_update(&h, argv[i], strlen(argv[i]) + 1); /* the NUL separates arguments */
+    kd_hasher_update(&h, "\n", 1);
+    kd_hasher_update(&h, version, strlen(version));
+    kd_hash_hex(kd_hasher_digest(&h), out);
+    kd_hasher_release(&h);
+}
+
+static void command_text(char *const *argv, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; argv[i] && at + 2 < n; i++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? " " : "", argv[i]);
+}
+
+kd_status kd_teacher_open(const struct kd_teacher_spec *spec, struct kd_store *store, size_t d,
+                          struct kd_teacher **out, struct kd_error *err)
+{
+    *out = NULL;
+    struct kd_teacher *t = calloc(1, sizeof *t);
+    if (!t)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    snprintf(t->name, sizeof t->name, "%s", spec->name);
+    t->kind = spec->kind;
+    t->store = store;
+    t->d = d;
+    t->exec.fd = -1;
+    t->exec.pid = -1;
+    t->answer_kind = KD_STORE_LOGITS;
+    char config[1024] = "";
+    kd_status st = KD_OK;
+    switch (spec->kind) {
+    case KD_TEACHER_MODEL:
+        if (!spec->net) {
+            st = kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no network", spec->name);
+            break;
+        }
+        if (kd_mlp_in(spec->net) != d) {
+            st = kd_error_set(err, KD_ERR_SHAPE, "teacher '%s' takes %zu inputs, the data has %zu features",
+                              spec->name, kd_mlp_in(spec->net), d);
+            break;
+        }
+        t->net = spec->net;
+        t->c = kd_mlp_out(spec->net);
+        t->batch = spec->batch ? spec->batch : 1024;
+        fingerprint_model(t->net, t->fingerprint);
+        {
+            char sizes[256] = "";
+            for (size_t i = 0; i < t->net->cfg.n_sizes; i++) {
+                size_t at = strlen(sizes);
+                snprintf(sizes + at, sizeof sizes - at, i ? "-%zu" : "%zu", t->net->cfg.sizes[i]);
+            }
+            snprintf(config, sizeof config, "mlp %s %s", sizes, kd_act_name(t->net->cfg.act));
+        }
+        break;
+    case KD_TEACHER_EXEC:
+        t->batch = spec->batch ? spec->batch : 256;
+        st = kd_exec_start(&t->exec, spec->name, spec->argv, d, spec->timeout, err);
+        if (st)
+            break;
+        t->exec_running = 1;
+        t->c = t->exec.c;
+        t->answer_kind = t->exec.probabilities ? KD_STORE_PROBABILITIES : KD_STORE_LOGITS;
+        fingerprint_exec(spec->argv, t->exec.version, t->fingerprint);
+        command_text(spec->argv, config, sizeof config);
+        {
+            size_t at = strlen(config);
+            snprintf(config + at, sizeof config - at, " (version: %s)", t->exec.version[0] ? t->exec.version : "none");
+        }
+        break;
+    case KD_TEACHER_TABLE: {
+        const char *table = spec->table ? spec->table : spec->name;
+        struct kd_store_teacher found;
+        st = kd_store_teacher_find(store, table, NULL, &found, err);
+        if (st) {
+            kd_error_prefix(err, "table teacher '%s' (import its answers with kd store import)", spec->name);
+            break;
+        }
+        t->id = found.id;
+        snprintf(t->fingerprint, sizeof t->fingerprint, "%.32s", found.fingerprint);
+        size_t w = 0;
+        if ((st = kd_store_width(store, t->id, KD_STORE_LOGITS, &w, err)))
+            break;
+        if (w == 0) {
+            if ((st = kd_store_width(store, t->id, KD_STORE_PROBABILITIES, &w, err)))
+                break;
+            t->answer_kind = KD_STORE_PROBABILITIES;
+        }
+        if (w == 0) {
+            st = kd_error_set(err, KD_ERR_NOT_FOUND,
+                              "table teacher '%s' has no logits or probabilities in the store '%s'", spec->name,
+                              kd_store_path(store));
+            break;
+        }
+        t->c = w;
+        *out = t;
+        return KD_OK; /* already registered: nothing to add */
+    }
+    }
+    if (!st && spec->lookup_only) {
+        struct kd_store_teacher found;
+        st = kd_store_teacher_find(store, t->name, t->fingerprint, &found, err);
+        t->id = found.id;
+    } else if (!st) {
+        st = kd_store_teacher_register(store, t->name, t->kind, t->fingerprint, config, &t->id, err);
+    }
+    if (st) {
+        kd_teacher_close(t);
+        return st;
+    }
+    *out = t;
+    return KD_OK;
+}
+
+void kd_teacher_close(struct kd_teacher *t)
+{
+    if (!t)
+        return;
+    if (t->exec_running)
+        kd_exec_stop(&t->exec);
+    free(t);
+}
+
+/* Answers for n inputs (n, d) straight from the teacher, into out (n, c). */
+static kd_status ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err)
+{
+    if (t->kind == KD_TEACHER_EXEC)
+        return kd_exec_request(&t->exec, x, n, out, err);
+    struct kd_tensor xt = kd_tensor_view((float *)x, n, t->d), ot = kd_tensor_view(out, n, t->c);
+    return kd_mlp_predict(t->net, &xt, &ot, err);
+}
+
+static kd_status hash_rows(const struct kd_tensor *x, struct kd_hash **keys, struct kd_error *err)
+{
+    *keys = malloc((x->rows ? x->rows : 1) * sizeof **keys);
+    if (!*keys)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory hashing %zu inputs", x->rows);
+    for (size_t i = 0; i < x->rows; i++)
+        (*keys)[i] = kd_store_input_hash(kd_tensor_row(x, i), x->cols);
+    return KD_OK;
+}
+
+kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor *x, size_t *missing,
+                                   struct kd_error *err)
+{
+    struct kd_hash *keys;
+    kd_status st = hash_rows(x, &keys, err);
+    if (st)
+        return st;
+    st = kd_store_lookup(t->store, t->id, t->answer_kind, keys, x->rows, t->c, NULL, NULL, NULL, missing, err);
+    free(keys);
+    return st;
+}
+
+kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
+                           const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                           struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
+{
+    size_t N = x->rows, C = t->c;
+    struct kd_label_stats s = {N, 0, 0};
+    if (x->cols != t->d)
+        return kd_error_set(err, KD_ERR_SHAPE, "teacher '%s' takes %zu inputs, dataset '%s' has %zu features", t->name,
+                            t->d, dataset ? dataset : "?", x->cols);
+    if (out->rows != N || out->cols != C)
+        return kd_error_set(err, KD_ERR_SHAPE, "teacher '%s' answers need a (%zu, %zu) tensor, got (%zu, %zu)", t->name,
+                            N, C, out->rows, out->cols);
+    struct kd_hash *keys = NULL, *bkeys = NULL;
+    size_t *missing = malloc((N ? N : 1) * sizeof *missing), n_missing = 0;
+    float *bx = NULL, *by = NULL;
+    struct kd_store_origin *origins = NULL;
+    kd_status st = missing ? hash_rows(x, &keys, err) : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    if (st)
+        goto done;
+    st = kd_store_lookup(t->store, t->id, t->answer_kind, keys, N, C, out->data, NULL, missing, &n_missing, err);
+    if (st)
+        goto done;
+    s.cached = N - n_missing;
+    if (n_missing && t->kind == KD_TEACHER_TABLE) {
+        st = kd_error_set(err, KD_ERR_NOT_FOUND,
+                          "table teacher '%s' has no answer for %zu of the %zu inputs of dataset '%s' (first missing: "
+                          "row %zu); import them with kd store import",
+                          t->name, n_missing, N, dataset ? dataset : "?", rows ? rows[missing[0]] : missing[0]);
+        goto done;
+    }
+    if (n_missing > max_queries) {
+        st = kd_error_set(err, KD_ERR_BUDGET,
+                          "labelling dataset '%s' with teacher '%s' needs %zu new queries, the budget allows %zu",
+                          dataset ? dataset : "?", t->name, n_missing, max_queries);
+        goto done;
+    }
+    size_t bs = t->batch;
+    bx = kd_alloc(bs * t->d, sizeof(float));
+    by = kd_alloc(bs * C, sizeof(float));
+    bkeys = malloc(bs * sizeof *bkeys);
+    origins = malloc(bs * sizeof *origins);
+    if (!bx || !by || !bkeys || !origins) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for teacher batches");
+        goto done;
+    }
+    struct kd_progress prog;
+    char label[96];
+    snprintf(label, sizeof label, "label %s", dataset ? dataset : "");
+    kd_progress_begin(&prog, label, n_missing);
+    for (size_t off = 0; off < n_missing; off += bs) {
+        if (stop && *stop) {
+            st = kd_error_set(err, KD_ERR_INTERRUPTED,
+                              "labelling interrupted after %zu of %zu queries (all stored)", s.queried, n_missing);
+            break;
+        }
+        size_t B = n_missing - off < bs ? n_missing - off : bs;
+        for (size_t i = 0; i < B; i++) {
+            size_t r = missing[off + i];
+            memcpy(bx + i * t->d, kd_tensor_row(x, r), t->d * sizeof(float));
+            bkeys[i] = keys[r];
+            origins[i] = kd_store_origin_none();
+            origins[i].dataset = dataset;
+            origins[i].row = rows ? (int64_t)rows[r] : (int64_t)r;
+        }
+        if ((st = ask(t, bx, B, by, err)) != KD_OK)
+            break;
+        if ((st = kd_store_put(t->store, t->id, t->answer_kind, bkeys, B, C, by, origins, NULL, err)) != KD_OK)
+            break;
+        for (size_t i = 0; i < B; i++)
+            memcpy(kd_tensor_row(out, missing[off + i]), by + i * C, C * sizeof(float));
+        s.queried += B;
+        kd_progress_update(&prog, s.queried, NULL);
+    }
+    kd_progress_end(&prog);
+    if (st)
+        goto done;
+    if (t->answer_kind == KD_STORE_PROBABILITIES)
+        for (size_t i = 0; i < N * C; i++)
+            out->data[i] = logf(out->data[i] > 1e-30f ? out->data[i] : 1e-30f);
+done:
+    if (stats)
+        *stats = s;
+    free(keys);
+    free(bkeys);
+    free(missing);
+    free(origins);
+    kd_free(bx);
+    kd_free(by);
+    return st;
+}
