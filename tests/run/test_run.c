@@ -1,0 +1,282 @@
+/* The stage runner end to end on Fashion-MNIST slices: a run, a rerun served
+ * from the store, resume after kill -9, exec teacher faults mid-run, and the
+ * runner's own errors with file:line:col. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/kd_data.h"
+#include "pipelines/kd_pipeline.h"
+#include "store/kd_store.h"
+
+#define FM KD_FASHION_MNIST_DIR
+
+static char dir[64];
+
+static void setup(void)
+{
+    if (access(FM "/train-images-idx3-ubyte.gz", R_OK) != 0)
+        cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    kd_progress_set_quiet(1);
+    kd_log_set_level(KD_LOG_WARN);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0])
+        (void)!system(cmd);
+}
+
+TestSuite(run, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Writes a pipeline into dir; `extra` is appended under stages. */
+static void write_pipeline(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static kd_status load_and_run(const char *name, const char *const *sets, size_t n_sets, int resume,
+                              struct kd_run_summary *sum, struct kd_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    kd_status st = kd_pipeline_load(path, sets, n_sets, &p, &diag);
+    cr_assert_eq(st, KD_OK, "%s", diag.n ? diag.items[0].text : "load failed");
+    kd_diag_release(&diag);
+    struct kd_run_options o = {resume, 0, 1, NULL};
+    st = kd_pipeline_run(&p, &o, sum, err);
+    kd_pipeline_release(&p);
+    return st;
+}
+
+static const char *small_pipeline(int distill_epochs)
+{
+    static char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "name: small\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 4000}\n"
+             "  test: {features: " FM "/t10k-images-idx3-ubyte.gz, labels: " FM
+             "/t10k-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 500, pool: rest}\n"
+             "models:\n"
+             "  big: {hidden: [128]}\n"
+             "  small: {hidden: [16]}\n"
+             "  base: {hidden: [16]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: gold, epochs: 20}\n"
+             "  - label: {name: label, teacher: t, data: pool}\n"
+             "  - distill: {name: distill, student: small, teacher: t, data: pool, gold: gold, epochs: %d}\n"
+             "  - train: {name: base, model: base, data: gold, epochs: 20}\n"
+             "  - evaluate: {name: eval, models: [small, base, big], data: test, teacher: t}\n"
+             "  - export: {name: export, model: small, formats: [safetensors, c]}\n",
+             dir, distill_epochs);
+    return text;
+}
+
+Test(run, a_pipeline_runs_end_to_end_and_a_rerun_asks_the_teacher_nothing)
+{
+    write_pipeline("p.yaml", small_pipeline(8));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_run, 6);
+    /* pool 3500 + gold 500 + test 1000 asked once each */
+    cr_assert_eq(s->queries, 5000, "queries %zu", s->queries);
+    cr_assert_eq(s->n_rows, 3);
+    cr_assert_str_eq(s->rows[0].model, "small");
+    cr_assert_gt(s->rows[0].accuracy, 0.6, "student accuracy %g", s->rows[0].accuracy);
+    cr_assert(s->rows[2].agreement == 1.0, "the teacher agrees with itself");
+    cr_assert_eq(s->n_artefacts, 2);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/small.c", dir);
+    cr_assert_eq(access(path, R_OK), 0);
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(access(path, R_OK), 0);
+    double acc = s->rows[0].accuracy;
+
+    /* Same pipeline again: training is deterministic, so the teacher has the
+     * same fingerprint and every answer comes from the store. */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "rerun asked %zu", s->queries);
+    cr_assert_eq(s->cached, 8500, "cached %zu", s->cached); /* label 3500, distill 3500 + 500, evaluate 1000 */
+    cr_assert_eq(s->rows[0].accuracy, acc, "same seed, same result");
+
+    /* A changed teacher (another seed trains other weights) never gets stale answers. */
+    const char *sets[] = {"seed=2"};
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", sets, 1, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 5000, "new teacher asked %zu", s->queries);
+    free(s);
+}
+
+Test(run, a_run_killed_mid_distillation_resumes_without_asking_again)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd)
+        cr_skip_test("KD_BIN not set (run through make test)");
+    /* a long distillation so that the kill lands inside it */
+    write_pipeline("p.yaml", small_pipeline(400));
+    char path[256], cp[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(kd, kd, "run", path, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* wait for a distillation checkpoint, then kill -9 */
+    for (int i = 0; i < 1200 && access(cp, R_OK) != 0; i++)
+        usleep(50 * 1000);
+    cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared");
+    usleep(300 * 1000);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status));
+
+    /* the store survived: integrity check passes, and the pool's answers are there */
+    struct kd_store *st;
+    struct kd_error err = {0};
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    struct kd_store_check chk;
+    cr_assert_eq(kd_store_check(st, &chk, &err), KD_OK);
+    cr_assert(chk.ok, "%s", chk.n_problems ? chk.problems[0] : "");
+    cr_assert_geq(chk.answers, 4000);
+    kd_store_check_release(&chk);
+    kd_store_close(st);
+
+    /* resume: train and label are not redone, no teacher query is repeated,
+     * the distillation goes on from its checkpoint */
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 1, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_skipped, 2, "skipped %zu", s->stages_skipped);
+    cr_assert_eq(s->queries, 1000, "only the test set was never asked before (asked %zu)", s->queries);
+    cr_assert_eq(access(cp, R_OK), -1, "the finished stage removes its checkpoint");
+    free(s);
+}
+
+static const char *exec_pipeline(void)
+{
+    static char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 500}\n"
+             "teachers:\n"
+             "  fake: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, env, 10, 3], "
+             "batch: 100, timeout: 20}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: fake, data: train}\n",
+             dir, getenv("KD_ROOT") ? getenv("KD_ROOT") : ".");
+    return text;
+}
+
+Test(run, an_exec_teacher_crash_keeps_earlier_answers_and_a_rerun_asks_only_the_rest)
+{
+    write_pipeline("e.yaml", exec_pipeline());
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    setenv("FAKE_MODE", "crash", 1);
+    cr_assert_eq(load_and_run("e.yaml", NULL, 0, 0, s, &err), KD_ERR_TEACHER);
+    cr_assert(strstr(err.msg, "teacher 'fake' was killed by signal 6 (Aborted) before answering batch 3 (100 rows)"),
+              "%s", err.msg);
+    cr_assert_eq(s->queries, 200, "two batches were answered and stored (%zu)", s->queries);
+    setenv("FAKE_MODE", "ok", 1);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("e.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->cached, 200);
+    cr_assert_eq(s->queries, 300);
+    unsetenv("FAKE_MODE");
+    free(s);
+}
+
+Test(run, shapes_that_do_not_fit_the_data_are_reported_at_their_key)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, limit: 100}\n"
+             "models:\n"
+             "  m:\n"
+             "    hidden: [8]\n"
+             "    classes: 5\n"
+             "  w: {hidden: [8], inputs: 100}\n"
+             "stages:\n"
+             "  - train: {model: m, data: train, epochs: 1}\n"
+             "  - train: {model: w, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("s.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("s.yaml", NULL, 0, 0, s, &err), KD_ERR_SHAPE);
+    char want[512];
+    snprintf(want, sizeof want, "%s/s.yaml:8:5: model 'm' has 5 outputs, but its targets have 10 classes", dir);
+    cr_assert_str_eq(err.msg, want);
+    const char *sets[] = {"models.m.classes=10"};
+    cr_assert_eq(load_and_run("s.yaml", sets, 1, 0, s, &err), KD_ERR_SHAPE);
+    snprintf(want, sizeof want, "%s/s.yaml:9:20: model 'w' takes 100 inputs, but its data has 784 features", dir);
+    cr_assert_str_eq(err.msg, want);
+    free(s);
+}
+
+Test(run, training_on_unlabelled_data_and_missing_files_are_explained)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, limit: 100}\n"
+             "  gone: {features: /nonexistent/x.npy}\n"
+             "models:\n"
+             "  m: {hidden: [8]}\n"
+             "stages:\n"
+             "  - train: {model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("u.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("u.yaml", NULL, 0, 0, s, &err), KD_ERR_IO);
+    cr_assert(strstr(err.msg, "u.yaml:5:3: dataset 'gone'") && strstr(err.msg, "/nonexistent/x.npy"), "%s", err.msg);
+    const char *sets[] = {"datasets.gone.features=" FM "/t10k-images-idx3-ubyte.gz"};
+    cr_assert_eq(load_and_run("u.yaml", sets, 1, 0, s, &err), KD_ERR_CONFIG);
+    char want[512];
+    snprintf(want, sizeof want, "%s/u.yaml:9:23: stage 'train-0' needs labels, but dataset 'train' has none", dir);
+    cr_assert_str_eq(err.msg, want);
+    free(s);
+}
