@@ -83,8 +83,7 @@ setup:
 setup-bench:
 	@scripts/setup.sh --bench
 
-# The main job: until the pipeline runner lands, train and evaluate an MLP
-# on the whole of Fashion-MNIST.
+# The main job: the example pipeline on the whole of Fashion-MNIST.
 run: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/main-job.sh
