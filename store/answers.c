@@ -1,0 +1,813 @@
+/* Teachers, their answers (put, lookup, count, iterate) and the examples
+ * (inputs with their gold labels). */
+#include "store/store_impl.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Answers wider than this are refused: 16M floats is 64 MiB per row. */
+#define STORE_MAX_DIM ((size_t)1 << 24)
+
+static const char *const kind_names[KD_STORE_N_KINDS] = {"logits", "probabilities", "score",
+                                                         "embedding"};
+static const char *const teacher_kind_names[3] = {"model", "exec", "table"};
+
+const char *kd_store_kind_name(enum kd_store_kind kind)
+{
+    return (unsigned)kind < KD_STORE_N_KINDS ? kind_names[kind] : NULL;
+}
+
+kd_status kd_store_kind_parse(const char *s, enum kd_store_kind *out, struct kd_error *err)
+{
+    for (int k = 0; k < KD_STORE_N_KINDS; k++)
+        if (s && !strcmp(s, kind_names[k])) {
+            *out = (enum kd_store_kind)k;
+            return KD_OK;
+        }
+    return kd_error_set(err, KD_ERR_ARG,
+                        "unknown answer kind '%s' (expected logits, probabilities, score or "
+                        "embedding)",
+                        s ? s : "");
+}
+
+const char *kd_teacher_kind_name(enum kd_teacher_kind kind)
+{
+    return (unsigned)kind < 3 ? teacher_kind_names[kind] : NULL;
+}
+
+kd_status kd_teacher_kind_parse(const char *s, enum kd_teacher_kind *out, struct kd_error *err)
+{
+    for (int k = 0; k < 3; k++)
+        if (s && !strcmp(s, teacher_kind_names[k])) {
+            *out = (enum kd_teacher_kind)k;
+            return KD_OK;
+        }
+    return kd_error_set(err, KD_ERR_ARG, "unknown teacher kind '%s' (expected model, exec or table)",
+                        s ? s : "");
+}
+
+struct kd_hash kd_store_input_hash(const float *x, size_t d)
+{
+    if (store_host_is_le())
+        return kd_hash_bytes(x, d * sizeof(float));
+    /* Big-endian hosts hash the little-endian bytes, so keys agree across
+     * machines; the streaming hash equals the one-shot hash. */
+    struct kd_hasher h;
+    if (kd_hasher_init(&h, NULL) != KD_OK)
+        return kd_hash_bytes(x, d * sizeof(float));
+    unsigned char buf[1024];
+    for (size_t i = 0; i < d; i += sizeof buf / 4) {
+        size_t m = d - i < sizeof buf / 4 ? d - i : sizeof buf / 4;
+        store_vec_to_le(x + i, m, buf);
+        kd_hasher_update(&h, buf, m * 4);
+    }
+    struct kd_hash out = kd_hasher_digest(&h);
+    kd_hasher_release(&h);
+    return out;
+}
+
+struct kd_store_origin kd_store_origin_none(void)
+{
+    struct kd_store_origin o;
+    memset(&o, 0, sizeof o);
+    o.row = -1;
+    o.round = -1;
+    o.source_row = -1;
+    return o;
+}
+
+/* ----------------------------------------------------------------- teachers */
+
+static kd_status check_kind(enum kd_store_kind kind, struct kd_error *err)
+{
+    if ((unsigned)kind >= KD_STORE_N_KINDS)
+        return kd_error_set(err, KD_ERR_ARG, "unknown answer kind %d", (int)kind);
+    return KD_OK;
+}
+
+/* A fingerprint in lower case into out; KD_ERR_ARG unless 1..128 hex digits. */
+static kd_status normal_fingerprint(const char *fp, char out[KD_STORE_FINGERPRINT_MAX + 1],
+                                    struct kd_error *err)
+{
+    size_t n = fp ? strlen(fp) : 0;
+    if (n == 0 || n > KD_STORE_FINGERPRINT_MAX)
+        return kd_error_set(err, KD_ERR_ARG,
+                            "a teacher fingerprint must be 1 to %d hex digits, got %zu characters",
+                            KD_STORE_FINGERPRINT_MAX, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)fp[i]))
+            return kd_error_set(err, KD_ERR_ARG,
+                                "teacher fingerprint '%s' is not hexadecimal (character %zu is '%c')",
+                                fp, i + 1, fp[i]);
+        out[i] = (char)tolower((unsigned char)fp[i]);
+    }
+    out[n] = '\0';
+    return KD_OK;
+}
+
+static kd_status check_name(const char *name, struct kd_error *err)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= KD_STORE_NAME_MAX)
+        return kd_error_set(err, KD_ERR_ARG, "a teacher name must be 1 to %d bytes, got %zu",
+                            KD_STORE_NAME_MAX - 1, n);
+    return KD_OK;
+}
+
+kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum kd_teacher_kind kind,
+                                    const char *fingerprint, const char *config, int64_t *id,
+                                    struct kd_error *err)
+{
+    char fp[KD_STORE_FINGERPRINT_MAX + 1];
+    kd_status s;
+    if ((s = check_name(name, err)) || (s = normal_fingerprint(fingerprint, fp, err)))
+        return s;
+    if (!kd_teacher_kind_name(kind))
+        return kd_error_set(err, KD_ERR_ARG, "unknown teacher kind %d", (int)kind);
+    char purpose[KD_STORE_NAME_MAX + 64];
+    snprintf(purpose, sizeof purpose, "registering teacher '%s'", name);
+    if ((s = store_begin_write(st, purpose, err)))
+        return s;
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if ((s = store_prepare(st, "SELECT id, kind FROM teachers WHERE name = ?1 AND fingerprint = ?2",
+                           purpose, &q, err)))
+        goto done;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, fp, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(q, 1);
+        if (!k || strcmp(k, teacher_kind_names[kind]) != 0) {
+            s = kd_error_set(err, KD_ERR_ARG,
+                             "teacher '%s' with fingerprint %s is of kind %s in label store '%s', "
+                             "not %s",
+                             name, fp, k ? k : "?", st->path, teacher_kind_names[kind]);
+            goto done;
+        }
+        *id = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+        return store_commit(st, purpose, err);
+    }
+    if (rc != SQLITE_DONE) {
+        s = store_fail(st, rc, purpose, err);
+        goto done;
+    }
+    sqlite3_finalize(q);
+    /* A new version of a known teacher: say what happens to the old answers. */
+    if ((s = store_prepare(st,
+                           "SELECT t.fingerprint, (SELECT count(*) FROM answers a WHERE a.teacher_id "
+                           "IN (SELECT id FROM teachers WHERE name = ?1)) FROM teachers t WHERE "
+                           "t.name = ?1 ORDER BY t.id DESC LIMIT 1",
+                           purpose, &q, err)))
+        goto done;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        kd_log(KD_LOG_INFO,
+               "teacher '%s' changed (fingerprint %.16s, was %.16s): registered as a new teacher; "
+               "the %lld answers of its earlier versions stay in '%s' but are not used for it",
+               name, fp, (const char *)sqlite3_column_text(q, 0),
+               (long long)sqlite3_column_int64(q, 1), st->path);
+    else if (rc != SQLITE_DONE) {
+        s = store_fail(st, rc, purpose, err);
+        goto done;
+    }
+    sqlite3_finalize(q);
+    if ((s = store_prepare(st,
+                           "INSERT INTO teachers (name, kind, fingerprint, config, created_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)",
+                           purpose, &q, err)))
+        goto done;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, teacher_kind_names[kind], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, fp, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, config ? config : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 5, store_now());
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_DONE) {
+        s = store_fail(st, rc, purpose, err);
+        goto done;
+    }
+    *id = sqlite3_last_insert_rowid(st->db);
+    sqlite3_finalize(q);
+    return store_commit(st, purpose, err);
+done:
+    sqlite3_finalize(q);
+    store_rollback(st);
+    return s;
+}
+
+static void teacher_from_row(sqlite3_stmt *q, struct kd_store_teacher *t)
+{
+    memset(t, 0, sizeof *t);
+    t->id = sqlite3_column_int64(q, 0);
+    snprintf(t->name, sizeof t->name, "%s", (const char *)sqlite3_column_text(q, 1));
+    const char *k = (const char *)sqlite3_column_text(q, 2);
+    for (int i = 0; i < 3; i++)
+        if (k && !strcmp(k, teacher_kind_names[i]))
+            t->kind = (enum kd_teacher_kind)i;
+    snprintf(t->fingerprint, sizeof t->fingerprint, "%s", (const char *)sqlite3_column_text(q, 3));
+    t->created_at = sqlite3_column_double(q, 4);
+}
+
+kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const char *fingerprint,
+                                struct kd_store_teacher *out, struct kd_error *err)
+{
+    char fp[KD_STORE_FINGERPRINT_MAX + 1];
+    kd_status s;
+    if ((s = check_name(name, err)) || (fingerprint && (s = normal_fingerprint(fingerprint, fp, err))))
+        return s;
+    const char *purpose = "finding a teacher";
+    sqlite3_stmt *q;
+    if ((s = store_prepare(st,
+                           "SELECT id, name, kind, fingerprint, created_at FROM teachers WHERE "
+                           "name = ?1 AND (?2 IS NULL OR fingerprint = ?2) ORDER BY id DESC LIMIT 1",
+                           purpose, &q, err)))
+        return s;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if (fingerprint)
+        sqlite3_bind_text(q, 2, fp, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        teacher_from_row(q, out);
+        sqlite3_finalize(q);
+        return KD_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, purpose, err);
+    /* Not there: list what is, so that a typo is obvious. */
+    char names[512] = "";
+    if (store_prepare(st, "SELECT DISTINCT name FROM teachers ORDER BY name", purpose, &q, NULL) ==
+        KD_OK) {
+        size_t at = 0;
+        while (sqlite3_step(q) == SQLITE_ROW && at + 1 < sizeof names) {
+            int w = snprintf(names + at, sizeof names - at, "%s'%s'", at ? ", " : "",
+                             (const char *)sqlite3_column_text(q, 0));
+            if (w < 0)
+                break;
+            at += (size_t)w;
+        }
+        sqlite3_finalize(q);
+    }
+    if (fingerprint)
+        return kd_error_set(err, KD_ERR_NOT_FOUND,
+                            "label store '%s' has no teacher '%s' with fingerprint %s", st->path,
+                            name, fp);
+    return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no teacher '%s' (%s%s)",
+                        st->path, name, names[0] ? "teachers: " : "it has no teachers yet", names);
+}
+
+/* The teacher's name and fingerprint for messages ("teacher 'x' (abcd...)");
+ * KD_ERR_NOT_FOUND when there is no such id. */
+static kd_status teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n,
+                               struct kd_error *err)
+{
+    sqlite3_stmt *q;
+    kd_status s = store_stmt(st, S_TEACHER_BY_ID, &q, err);
+    if (s)
+        return s;
+    sqlite3_bind_int64(q, 1, teacher);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        snprintf(buf, n, "teacher '%s' (fingerprint %.16s)", (const char *)sqlite3_column_text(q, 0),
+                 (const char *)sqlite3_column_text(q, 1));
+        sqlite3_reset(q);
+        return KD_OK;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, rc, "reading a teacher", err);
+    return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no teacher with id %lld",
+                        st->path, (long long)teacher);
+}
+
+/* The stored width of (teacher, kind); 0 when none. */
+static kd_status width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                           struct kd_error *err)
+{
+    sqlite3_stmt *q;
+    kd_status s = store_stmt(st, S_WIDTH_GET, &q, err);
+    if (s)
+        return s;
+    sqlite3_bind_int64(q, 1, teacher);
+    sqlite3_bind_int(q, 2, (int)kind);
+    int rc = sqlite3_step(q);
+    *d = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(st, rc, "reading a teacher's answer width", err);
+    return KD_OK;
+}
+
+kd_status kd_store_width(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                         struct kd_error *err)
+{
+    kd_status s = check_kind(kind, err);
+    return s ? s : width_get(st, teacher, kind, d, err);
+}
+
+kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, int64_t *n,
+                         struct kd_error *err)
+{
+    kd_status s = check_kind(kind, err);
+    sqlite3_stmt *q;
+    if (s || (s = store_stmt(st, S_ANSWER_COUNT, &q, err)))
+        return s;
+    sqlite3_bind_int64(q, 1, teacher);
+    sqlite3_bind_int(q, 2, (int)kind);
+    int rc = sqlite3_step(q);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? KD_OK : store_fail(st, rc, "counting answers", err);
+}
+
+/* ------------------------------------------------------------------ answers */
+
+struct keyed {
+    int64_t hi, lo;
+    size_t i;
+};
+
+/* Key order as in the table (signed halves), then input order, so that a
+ * batch is written (or read) in one sweep through the B-tree and, among
+ * duplicate keys, the first in the batch is inserted first. */
+static int keyed_cmp(const void *pa, const void *pb)
+{
+    const struct keyed *a = pa, *b = pb;
+    if (a->hi != b->hi)
+        return a->hi < b->hi ? -1 : 1;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+static struct keyed *sorted_keys(const struct kd_hash *keys, size_t n)
+{
+    struct keyed *k = malloc((n ? n : 1) * sizeof *k);
+    if (!k)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        k[i].hi = store_i64(keys[i].hi);
+        k[i].lo = store_i64(keys[i].lo);
+        k[i].i = i;
+    }
+    qsort(k, n, sizeof *k, keyed_cmp);
+    return k;
+}
+
+struct scalars {
+    int64_t class_; /* -1: none */
+    double confidence, entropy, margin, score, norm; /* NaN: none (stored as NULL) */
+};
+
+/* The columns a person queries, from one answer v (d). */
+static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, struct scalars *s)
+{
+    s->class_ = -1;
+    s->confidence = s->entropy = s->margin = s->score = NAN;
+    double sq = 0;
+    for (size_t j = 0; j < d; j++)
+        sq += (double)v[j] * (double)v[j];
+    s->norm = sqrt(sq);
+    if (kind == KD_STORE_SCORE) {
+        s->score = v[0];
+        return;
+    }
+    if (kind == KD_STORE_EMBEDDING)
+        return;
+    size_t top = 0;
+    for (size_t j = 1; j < d; j++)
+        if (v[j] > v[top])
+            top = j;
+    s->class_ = (int64_t)top;
+    double p1 = 0, p2 = 0, h = 0;
+    if (kind == KD_STORE_LOGITS) {
+        /* softmax p_j = exp(v_j - m) / Z with m the max; entropy
+         * H = -sum p_j log p_j = log Z - sum p_j (v_j - m). */
+        double m = v[top], z = 0, ev = 0, e2 = 0;
+        for (size_t j = 0; j < d; j++) {
+            double x = (double)v[j] - m, e = exp(x);
+            z += e;
+            ev += e * x;
+            if (j != top && e > e2)
+                e2 = e;
+        }
+        p1 = 1.0 / z;
+        p2 = e2 / z;
+        h = log(z) - ev / z;
+    } else {
+        for (size_t j = 0; j < d; j++) {
+            double p = v[j];
+            if (p > 0)
+                h -= p * log(p);
+            if (j != top && p > p2)
+                p2 = p;
+        }
+        p1 = v[top];
+    }
+    s->confidence = p1;
+    s->entropy = h > 0 ? h : 0.0;
+    s->margin = d > 1 ? p1 - p2 : 1.0;
+}
+
+/* Everything checked before a transaction starts. */
+static kd_status check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+                               struct kd_error *err)
+{
+    const char *kn = kind_names[kind];
+    if (d == 0 || d > STORE_MAX_DIM)
+        return kd_error_set(err, KD_ERR_ARG, "cannot store %s of width %zu (1 to %zu)", kn, d,
+                            STORE_MAX_DIM);
+    if (kind == KD_STORE_SCORE && d != 1)
+        return kd_error_set(err, KD_ERR_SHAPE, "a score is one number; got answers of width %zu", d);
+    for (size_t i = 0; i < n; i++) {
+        const float *v = answers + i * d;
+        double sum = 0;
+        for (size_t j = 0; j < d; j++) {
+            if (!isfinite(v[j]))
+                return kd_error_set(err, KD_ERR_ARG,
+                                    "cannot store %s: answer %zu of the batch has a non-finite value "
+                                    "(%g) at position %zu; nothing of this batch was stored",
+                                    kn, i, (double)v[j], j);
+            if (kind == KD_STORE_PROBABILITIES && v[j] < 0)
+                return kd_error_set(err, KD_ERR_ARG,
+                                    "cannot store probabilities: answer %zu of the batch has a "
+                                    "negative value (%g) at position %zu; nothing of this batch "
+                                    "was stored (logits?)",
+                                    i, (double)v[j], j);
+            sum += v[j];
+        }
+        if (kind == KD_STORE_PROBABILITIES && fabs(sum - 1.0) > 1e-3)
+            return kd_error_set(err, KD_ERR_ARG,
+                                "cannot store probabilities: answer %zu of the batch sums to %.6g, "
+                                "not 1; nothing of this batch was stored (logits?)",
+                                i, sum);
+    }
+    return KD_OK;
+}
+
+static void bind_opt_text(sqlite3_stmt *q, int col, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(q, col, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, col);
+}
+
+static void bind_opt_int(sqlite3_stmt *q, int col, int64_t v, int present)
+{
+    if (present)
+        sqlite3_bind_int64(q, col, v);
+    else
+        sqlite3_bind_null(q, col);
+}
+
+static void bind_opt_real(sqlite3_stmt *q, int col, double v)
+{
+    if (isnan(v))
+        sqlite3_bind_null(q, col);
+    else
+        sqlite3_bind_double(q, col, v);
+}
+
+kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                       const struct kd_hash *keys, size_t n, size_t d, const float *answers,
+                       const struct kd_store_origin *origins, size_t *n_added, struct kd_error *err)
+{
+    if (n_added)
+        *n_added = 0;
+    kd_status s = check_kind(kind, err);
+    if (s)
+        return s;
+    if (n == 0)
+        return KD_OK;
+    if (!keys || !answers)
+        return kd_error_set(err, KD_ERR_ARG, "kd_store_put: no keys or answers given");
+    if ((s = check_answers(kind, n, d, answers, err)))
+        return s;
+    char purpose[96];
+    snprintf(purpose, sizeof purpose, "storing a batch of %zu %s", n, kind_names[kind]);
+    struct keyed *order = sorted_keys(keys, n);
+    unsigned char *le = store_host_is_le() ? NULL : malloc(d * sizeof(float));
+    if (!order || (!le && !store_host_is_le())) {
+        free(order);
+        free(le);
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+    }
+    char who[KD_STORE_NAME_MAX + 64];
+    size_t width = 0;
+    sqlite3_stmt *q;
+    int rc;
+    if ((s = store_begin_write(st, purpose, err)))
+        goto out;
+    if ((s = teacher_label(st, teacher, who, sizeof who, err)) ||
+        (s = width_get(st, teacher, kind, &width, err)))
+        goto fail;
+    if (width && width != d) {
+        s = kd_error_set(err, KD_ERR_SHAPE,
+                         "%s gave %s of width %zu, but its %s in label store '%s' have width %zu; "
+                         "a teacher's output width is fixed (register a changed teacher with a new "
+                         "fingerprint); nothing of this batch was stored",
+                         who, kind_names[kind], d, kind_names[kind], st->path, width);
+        goto fail;
+    }
+    if (!width) {
+        if ((s = store_stmt(st, S_WIDTH_SET, &q, err)))
+            goto fail;
+        sqlite3_bind_int64(q, 1, teacher);
+        sqlite3_bind_int(q, 2, (int)kind);
+        sqlite3_bind_int64(q, 3, (int64_t)d);
+        rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE) {
+            s = store_fail(st, rc, purpose, err);
+            goto fail;
+        }
+    }
+    if ((s = store_stmt(st, S_ANSWER_PUT, &q, err)))
+        goto fail;
+    /* Bindings that stay for the whole batch. */
+    sqlite3_bind_int64(q, 1, teacher);
+    sqlite3_bind_int(q, 2, (int)kind);
+    sqlite3_bind_int64(q, 3, (int64_t)d);
+    sqlite3_bind_int64(q, 4, (int64_t)store_now());
+    sqlite3_int64 changes0 = sqlite3_total_changes64(st->db);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k].i;
+        const float *v = answers + i * d;
+        struct scalars sc;
+        compute_scalars(kind, v, d, &sc);
+        sqlite3_bind_int64(q, 5, order[k].hi);
+        sqlite3_bind_int64(q, 6, order[k].lo);
+        if (le) {
+            store_vec_to_le(v, d, le);
+            sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
+        } else {
+            sqlite3_bind_blob(q, 7, v, (int)(d * sizeof(float)), SQLITE_STATIC);
+        }
+        bind_opt_int(q, 8, sc.class_, sc.class_ >= 0);
+        bind_opt_real(q, 9, sc.confidence);
+        bind_opt_real(q, 10, sc.entropy);
+        bind_opt_real(q, 11, sc.margin);
+        bind_opt_real(q, 12, sc.score);
+        bind_opt_real(q, 13, sc.norm);
+        const struct kd_store_origin *o = origins ? origins + i : NULL;
+        bind_opt_text(q, 14, o ? o->dataset : NULL);
+        bind_opt_int(q, 15, o ? o->row : 0, o && o->row >= 0);
+        bind_opt_int(q, 16, o ? store_i64(o->source.hi) : 0, o && o->has_source);
+        bind_opt_int(q, 17, o ? store_i64(o->source.lo) : 0, o && o->has_source);
+        bind_opt_int(q, 18, o ? o->source_row : 0, o && o->has_source && o->source_row >= 0);
+        bind_opt_text(q, 19, o ? o->strategy : NULL);
+        bind_opt_int(q, 20, o ? o->round : 0, o && o->round >= 0);
+        rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE) {
+            s = store_fail(st, rc, purpose, err);
+            goto fail;
+        }
+    }
+    size_t added = (size_t)(sqlite3_total_changes64(st->db) - changes0);
+    sqlite3_clear_bindings(q);
+    if ((s = store_commit(st, purpose, err)))
+        goto out;
+    if (n_added)
+        *n_added = added;
+    goto out;
+fail:
+    store_rollback(st);
+out:
+    free(order);
+    free(le);
+    return s;
+}
+
+kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                          const struct kd_hash *keys, size_t n, size_t d, float *out,
+                          unsigned char *found, size_t *missing, size_t *n_missing,
+                          struct kd_error *err)
+{
+    if (n_missing)
+        *n_missing = 0;
+    kd_status s = check_kind(kind, err);
+    if (s)
+        return s;
+    if (n == 0)
+        return KD_OK;
+    if (!keys)
+        return kd_error_set(err, KD_ERR_ARG, "kd_store_lookup: no keys given");
+    char purpose[96];
+    snprintf(purpose, sizeof purpose, "looking up %zu %s", n, kind_names[kind]);
+    unsigned char *have = found ? found : malloc(n);
+    struct keyed *order = NULL;
+    if (!have)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+    memset(have, 0, n);
+    size_t width = 0;
+    if ((s = store_begin_read(st, purpose, err)))
+        goto out;
+    if ((s = width_get(st, teacher, kind, &width, err)))
+        goto fail;
+    if (width && width != d) {
+        char who[KD_STORE_NAME_MAX + 64];
+        if ((s = teacher_label(st, teacher, who, sizeof who, err)) == KD_OK)
+            s = kd_error_set(err, KD_ERR_SHAPE,
+                             "%s has %s of width %zu in label store '%s'; the lookup asked for "
+                             "width %zu",
+                             who, kind_names[kind], width, st->path, d);
+        goto fail;
+    }
+    if (!width) {
+        /* Nothing stored yet; still refuse an unknown teacher. */
+        char who[KD_STORE_NAME_MAX + 64];
+        if ((s = teacher_label(st, teacher, who, sizeof who, err)))
+            goto fail;
+    } else {
+        if (!(order = sorted_keys(keys, n))) {
+            s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+            goto fail;
+        }
+        sqlite3_stmt *q;
+        if ((s = store_stmt(st, S_ANSWER_GET, &q, err)))
+            goto fail;
+        sqlite3_bind_int64(q, 1, teacher);
+        sqlite3_bind_int(q, 2, (int)kind);
+        for (size_t k = 0; k < n; k++) {
+            sqlite3_bind_int64(q, 3, order[k].hi);
+            sqlite3_bind_int64(q, 4, order[k].lo);
+            int rc = sqlite3_step(q);
+            if (rc == SQLITE_ROW) {
+                size_t i = order[k].i;
+                int bytes = sqlite3_column_bytes(q, 0);
+                const void *blob = sqlite3_column_blob(q, 0);
+                if ((size_t)bytes != d * sizeof(float) || !blob) {
+                    sqlite3_reset(q);
+                    s = kd_error_set(err, KD_ERR_STORE,
+                                     "label store '%s' is damaged: a stored answer has %d bytes "
+                                     "where %zu floats (%zu bytes) belong; run 'kd store check %s'",
+                                     st->path, bytes, d, d * sizeof(float), st->path);
+                    goto fail;
+                }
+                if (out)
+                    store_vec_from_le(blob, d, out + i * d);
+                have[i] = 1;
+            } else if (rc != SQLITE_DONE) {
+                sqlite3_reset(q);
+                s = store_fail(st, rc, purpose, err);
+                goto fail;
+            }
+            sqlite3_reset(q);
+        }
+    }
+    if ((s = store_commit(st, purpose, err)))
+        goto out;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!have[i]) {
+            if (missing)
+                missing[m] = i;
+            m++;
+        }
+    if (n_missing)
+        *n_missing = m;
+    goto out;
+fail:
+    store_rollback(st);
+    if (found)
+        memset(found, 0, n);
+out:
+    free(order);
+    if (have != found)
+        free(have);
+    return s;
+}
+
+kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                               kd_store_answer_fn fn, void *ctx, struct kd_error *err)
+{
+    kd_status s = check_kind(kind, err);
+    if (s)
+        return s;
+    const char *purpose = "reading answers";
+    sqlite3_stmt *q = NULL;
+    float *vec = NULL;
+    size_t cap = 0;
+    if ((s = store_begin_read(st, purpose, err)))
+        return s;
+    if ((s = store_prepare(st,
+                           "SELECT hash_hi, hash_lo, dim, vec, class, confidence, entropy, margin, "
+                           "score, norm, dataset, row, source_hi, source_lo, source_row, strategy, "
+                           "round, created_at FROM answers WHERE teacher_id = ?1 AND kind = ?2 "
+                           "ORDER BY dataset IS NULL, dataset, row, hash_hi, hash_lo",
+                           purpose, &q, err)))
+        goto fail;
+    sqlite3_bind_int64(q, 1, teacher);
+    sqlite3_bind_int(q, 2, (int)kind);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct kd_store_answer a;
+        memset(&a, 0, sizeof a);
+        a.key.hi = store_u64(sqlite3_column_int64(q, 0));
+        a.key.lo = store_u64(sqlite3_column_int64(q, 1));
+        a.d = (size_t)sqlite3_column_int64(q, 2);
+        int bytes = sqlite3_column_bytes(q, 3);
+        const void *blob = sqlite3_column_blob(q, 3);
+        if (a.d == 0 || (size_t)bytes != a.d * sizeof(float) || !blob) {
+            s = kd_error_set(err, KD_ERR_STORE,
+                             "label store '%s' is damaged: a stored answer has %d bytes for %zu "
+                             "floats; run 'kd store check %s'",
+                             st->path, bytes, a.d, st->path);
+            goto fail;
+        }
+        if (a.d > cap) {
+            float *nv = realloc(vec, a.d * sizeof *nv);
+            if (!nv) {
+                s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+                goto fail;
+            }
+            vec = nv;
+            cap = a.d;
+        }
+        store_vec_from_le(blob, a.d, vec);
+        a.vec = vec;
+        a.class_ = sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4);
+        double *reals[5] = {&a.confidence, &a.entropy, &a.margin, &a.score, &a.norm};
+        for (int c = 0; c < 5; c++)
+            *reals[c] = sqlite3_column_type(q, 5 + c) == SQLITE_NULL ? NAN
+                                                                     : sqlite3_column_double(q, 5 + c);
+        a.origin = kd_store_origin_none();
+        a.origin.dataset = (const char *)sqlite3_column_text(q, 10);
+        if (sqlite3_column_type(q, 11) != SQLITE_NULL)
+            a.origin.row = sqlite3_column_int64(q, 11);
+        if (sqlite3_column_type(q, 12) != SQLITE_NULL) {
+            a.origin.has_source = 1;
+            a.origin.source.hi = store_u64(sqlite3_column_int64(q, 12));
+            a.origin.source.lo = store_u64(sqlite3_column_int64(q, 13));
+            if (sqlite3_column_type(q, 14) != SQLITE_NULL)
+                a.origin.source_row = sqlite3_column_int64(q, 14);
+        }
+        a.origin.strategy = (const char *)sqlite3_column_text(q, 15);
+        if (sqlite3_column_type(q, 16) != SQLITE_NULL)
+            a.origin.round = sqlite3_column_int64(q, 16);
+        a.created_at = sqlite3_column_int64(q, 17);
+        if (fn(ctx, &a))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        s = store_fail(st, rc, purpose, err);
+        goto fail;
+    }
+    sqlite3_finalize(q);
+    free(vec);
+    return store_commit(st, purpose, err);
+fail:
+    sqlite3_finalize(q);
+    free(vec);
+    store_rollback(st);
+    return s;
+}
+
+/* ----------------------------------------------------------------- examples */
+
+kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_example *ex, size_t n,
+                                struct kd_error *err)
+{
+    if (n == 0)
+        return KD_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!ex[i].dataset || ex[i].row < 0)
+            return kd_error_set(err, KD_ERR_ARG,
+                                "example %zu of the batch has no dataset or row; nothing of this "
+                                "batch was recorded",
+                                i);
+    char purpose[64];
+    snprintf(purpose, sizeof purpose, "recording %zu examples", n);
+    kd_status s = store_begin_write(st, purpose, err);
+    sqlite3_stmt *q;
+    if (s)
+        return s;
+    if ((s = store_stmt(st, S_EXAMPLE_PUT, &q, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(q, 1, ex[i].dataset, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, ex[i].row);
+        sqlite3_bind_int64(q, 3, store_i64(ex[i].key.hi));
+        sqlite3_bind_int64(q, 4, store_i64(ex[i].key.lo));
+        bind_opt_int(q, 5, ex[i].label, ex[i].label >= 0);
+        bind_opt_text(q, 6, ex[i].split);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE) {
+            s = store_fail(st, rc, purpose, err);
+            goto fail;
+        }
+    }
+    sqlite3_clear_bindings(q);
+    return store_commit(st, purpose, err);
+fail:
+    store_rollback(st);
+    return s;
+}

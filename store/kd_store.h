@@ -1,0 +1,438 @@
+/*
+ * kd store: the label store. One SQLite file caches every teacher answer kd
+ * has paid for, and records what each run did (stages, metrics, selected
+ * examples, example weights, exported files), so that a rerun never asks a
+ * teacher twice and a person can question the file with plain `sqlite3`.
+ * Every SQL statement of kd lives in this module.
+ *
+ *     struct kd_store *st = NULL;
+ *     struct kd_error err = {0};
+ *     int64_t teacher;
+ *     if (kd_store_open("runs/fmnist/kd.db", NULL, &st, &err) ||
+ *         kd_store_teacher_register(st, "mlp-1024", KD_TEACHER_MODEL, fingerprint_hex,
+ *                                   "hidden: 1024-1024", &teacher, &err))
+ *         goto fail;
+ *     // keys[i] = kd_store_input_hash(x + i * D, D) for the B inputs (B, D)
+ *     size_t n_missing;
+ *     if (kd_store_lookup(st, teacher, KD_STORE_LOGITS, keys, B, C, logits, NULL,
+ *                         missing, &n_missing, &err))          // logits (B, C)
+ *         goto fail;
+ *     // ask the teacher for the n_missing inputs listed in missing[], then
+ *     if (kd_store_put(st, teacher, KD_STORE_LOGITS, new_keys, n_missing, C, new_logits,
+ *                      NULL, NULL, &err))
+ *         goto fail;
+ *     kd_store_close(st);
+ *
+ * Files and durability. The store is one SQLite file (kd's default is kd.db
+ * in the run directory) in WAL mode with synchronous=NORMAL: each put is
+ * one transaction, and a process killed at any moment (kill -9) loses at most
+ * the put in flight; the file always passes PRAGMA integrity_check. Several
+ * processes may read and write one store at the same time: writers take
+ * turns, waiting up to the busy time-out (10 s by default) for each other.
+ * One handle must not be used by two threads at once.
+ *
+ * Errors. Every failure is a status with a message that names the file and
+ * what to do: KD_ERR_STORE for SQLite failures (the purpose of the statement,
+ * SQLite's message; a full disk, a lock held too long, a read-only or
+ * damaged file each get their own wording), KD_ERR_FORMAT for a file that is
+ * not a kd label store or is from a newer kd, KD_ERR_SHAPE for an answer
+ * width that does not match the teacher's, KD_ERR_ARG for bad values,
+ * KD_ERR_NOT_FOUND for an unknown teacher. A failed put or record function
+ * rolls its transaction back: what was stored before stays as it was. The
+ * store never prints (warnings go through kd_log) and never exits.
+ *
+ * Schema (version 1, in PRAGMA user_version; docs/store.md has every column
+ * and example queries). An input is identified by the XXH3-128 hash of its
+ * float32 features as the teacher receives them, kept as two signed 64-bit
+ * integers (hash_hi, hash_lo: the hash's high and low halves) and shown as
+ * 32 hex digits by the virtual column input_hash. Times are Unix seconds
+ * (UTC): datetime(created_at, 'unixepoch') shows them.
+ *
+ *   meta(key, value)                    created_by, kd_version_needed
+ *   teachers(id, name, kind, fingerprint, config, created_at)
+ *       one row per (name, fingerprint): a changed teacher is a new teacher,
+ *       its earlier answers are kept but never served for it
+ *   teacher_outputs(teacher_id, kind, dim, kind_name)
+ *       the width of each kind of answer, fixed by the first put
+ *   answers(teacher_id, kind, hash_hi, hash_lo, dim, vec, class, confidence,
+ *           entropy, margin, score, norm, dataset, row, source_hi, source_lo,
+ *           source_row, strategy, round, created_at)
+ *       primary key (teacher_id, kind, hash_hi, hash_lo), WITHOUT ROWID;
+ *       vec is dim float32 little-endian; kind 0 logits, 1 probabilities,
+ *       2 score, 3 embedding
+ *   kinds(id, name)                     the four kinds by name
+ *   teacher_answers                     a view: answers with teacher (name),
+ *       fingerprint, kind_name, input_hash and source_hash (hex) in front
+ *   examples(dataset, row, hash_hi, hash_lo, label, split, input_hash)
+ *       the inputs a run loaded, with their gold label when known
+ *   runs(id, name, pipeline, pipeline_hash, status, message, kd_version,
+ *        started_at, finished_at)
+ *   stages(id, run_id, position, name, round, status, message, started_at,
+ *          finished_at)
+ *   metrics(id, run_id, stage_id, step, name, value, created_at)
+ *   selections(run_id, round, hash_hi, hash_lo, dataset, row, strategy,
+ *              score, probability, weight, input_hash)
+ *   example_weights(run_id, epoch, hash_hi, hash_lo, dataset, row, weight,
+ *                   noise, input_hash)
+ *   artefacts(id, run_id, path, format, hash, created_at)
+ *
+ * SQL functions registered on every connection kd opens (so inside
+ * `kd store sql`, not in the stock sqlite3 shell): kd_vec_len(v),
+ * kd_vec_json(v), kd_vec_get(v, i), kd_vec_argmax(v), kd_vec_max(v),
+ * kd_vec_norm(v), kd_vec_softmax(v), kd_vec_dot(a, b), kd_vec_cosine(a, b).
+ */
+#ifndef KD_STORE_H
+#define KD_STORE_H
+
+#include "core/kd_core.h"
+
+#include <stdint.h>
+
+/* The schema version this kd writes (PRAGMA user_version). */
+#define KD_STORE_SCHEMA_VERSION 1
+
+/* ------------------------------------------------------------------ opening */
+
+struct kd_store; /* an open store; opaque */
+
+struct kd_store_options {
+    int read_only;       /* never write: no creation, no migration (default 0) */
+    int must_exist;      /* KD_ERR_NOT_FOUND instead of creating a new file (0) */
+    int busy_timeout_ms; /* how long to wait for another process's lock (10000) */
+    int cache_mb;        /* SQLite page cache (64) */
+    int64_t max_pages;   /* > 0: cap the file at this many pages; tests use it to
+                            simulate a full disk (0: no cap) */
+};
+
+/* Sets the defaults shown above. */
+void kd_store_options_init(struct kd_store_options *o);
+
+/* Opens the store at path (opt NULL: defaults), creating it when absent
+ * (unless must_exist or read_only) and migrating an older schema. A file
+ * that is not SQLite, an SQLite file with other tables, a damaged file or a
+ * store from a newer kd (the message names the kd version it needs) is
+ * refused, as is a read-only file or directory when writing is wanted
+ * (the message says which and what to do). *out is NULL on failure; close
+ * a store with kd_store_close. */
+kd_status kd_store_open(const char *path, const struct kd_store_options *opt, struct kd_store **out,
+                        struct kd_error *err);
+/* Finishes statements and closes the file; accepts NULL. */
+void kd_store_close(struct kd_store *st);
+/* The path given to kd_store_open. */
+const char *kd_store_path(const struct kd_store *st);
+
+/* ------------------------------------------------------------------ teachers */
+
+enum kd_teacher_kind { KD_TEACHER_MODEL = 0, KD_TEACHER_EXEC = 1, KD_TEACHER_TABLE = 2 };
+
+/* "model", "exec", "table"; NULL for an unknown value. */
+const char *kd_teacher_kind_name(enum kd_teacher_kind kind);
+/* Parses one of those names; KD_ERR_ARG (naming the choices) otherwise. */
+kd_status kd_teacher_kind_parse(const char *s, enum kd_teacher_kind *out, struct kd_error *err);
+
+#define KD_STORE_NAME_MAX 256        /* teacher names: 1..255 bytes */
+#define KD_STORE_FINGERPRINT_MAX 128 /* fingerprints: 1..128 hex digits */
+
+struct kd_store_teacher {
+    int64_t id;
+    char name[KD_STORE_NAME_MAX];
+    enum kd_teacher_kind kind;
+    char fingerprint[KD_STORE_FINGERPRINT_MAX + 1]; /* lower-case hex */
+    double created_at;                              /* Unix seconds */
+};
+
+/* The teacher (name, fingerprint): its id in *id, created when new.
+ * fingerprint is a hex string the caller computes over everything that
+ * changes the teacher's answers (upper case is stored as lower case);
+ * config is free text kept for people (may be NULL). Registering a name
+ * with a new fingerprint gives a new id, so answers of the old version are
+ * never served for the new one (they stay in the file; kd_log says so at
+ * INFO level). The same name and fingerprint with another kind is
+ * KD_ERR_ARG. */
+kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum kd_teacher_kind kind,
+                                    const char *fingerprint, const char *config, int64_t *id,
+                                    struct kd_error *err);
+/* The teacher called name with that fingerprint, or, when fingerprint is
+ * NULL, the one registered last under that name. KD_ERR_NOT_FOUND (listing
+ * the names the store knows) when there is none. */
+kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const char *fingerprint,
+                                struct kd_store_teacher *out, struct kd_error *err);
+
+/* ------------------------------------------------------------------- answers */
+
+enum kd_store_kind {
+    KD_STORE_LOGITS = 0,        /* class scores before softmax, (C) */
+    KD_STORE_PROBABILITIES = 1, /* class probabilities, (C), each row sums to 1 */
+    KD_STORE_SCORE = 2,         /* one number, e.g. a query-document relevance, (1) */
+    KD_STORE_EMBEDDING = 3      /* a vector, (E) */
+};
+#define KD_STORE_N_KINDS 4
+
+/* "logits", "probabilities", "score", "embedding"; NULL for an unknown value. */
+const char *kd_store_kind_name(enum kd_store_kind kind);
+/* Parses one of those names; KD_ERR_ARG (naming the choices) otherwise. */
+kd_status kd_store_kind_parse(const char *s, enum kd_store_kind *out, struct kd_error *err);
+
+/* The key of an input: XXH3-128 over its D float32 features as
+ * little-endian bytes, i.e. kd_hash_bytes(x, D * sizeof(float)) on a
+ * little-endian machine. Hash exactly what the teacher receives (after any
+ * scaling), so the same input always finds its answer. */
+struct kd_hash kd_store_input_hash(const float *x, size_t d);
+
+/* Where an input came from; every field is optional. A dataset example has
+ * dataset and row; a generated one (e.g. by TGT exploration) has the
+ * strategy, the round, and the example it was made from (source, with
+ * has_source set, and its row in dataset as source_row). */
+struct kd_store_origin {
+    const char *dataset;   /* dataset name, NULL when unknown */
+    int64_t row;           /* 0-based row in dataset, -1 when none */
+    const char *strategy;  /* generating strategy, NULL for dataset rows */
+    int64_t round;         /* selection round, -1 when none */
+    int has_source;        /* source and source_row are set */
+    struct kd_hash source; /* the example this one was generated from */
+    int64_t source_row;    /* its row in dataset, -1 when unknown */
+};
+/* An origin with every field absent (row, round, source_row = -1). */
+struct kd_store_origin kd_store_origin_none(void);
+
+/* Stores n answers of width d (answers (n, d), row i for keys[i]) by
+ * `teacher` in one transaction. origins is NULL or n entries.
+ * Answers already in the store are kept as they are and the new ones for
+ * the same key are ignored (the first answer wins; a rerun never overwrites
+ * one); duplicate keys inside the batch likewise keep the first. *n_added
+ * (may be NULL) receives how many were new.
+ * Checked before anything is written: the teacher exists; d matches the
+ * width this teacher's earlier answers of this kind have (the first put
+ * fixes it; KD_ERR_SHAPE gives both widths); scores have d = 1; every value
+ * is finite; probabilities are >= 0 and sum to 1 within 1e-3.
+ * The store computes, for logits (through a softmax) and probabilities:
+ * class (argmax), confidence (top probability), entropy (nats), margin (top
+ * minus second probability, 1 for d = 1); for scores: score; for every
+ * kind: norm (L2 of the stored vector).
+ * Storage is cheapest in big batches: each transaction rewrites every page
+ * it touches, so thousands of answers per put store several times faster
+ * than tens (bench/bench_store.c). */
+kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                       const struct kd_hash *keys, size_t n, size_t d, const float *answers,
+                       const struct kd_store_origin *origins, size_t *n_added, struct kd_error *err);
+
+/* Looks up the n keys' answers of `teacher` and kind, in one read
+ * transaction. For a key that is present, row i of out (n, d) receives the
+ * answer and found[i] = 1; for a missing key found[i] = 0 and row i of out
+ * is left as it was. out, found and missing may each be NULL. missing
+ * (room for n) receives the indices of the missing keys in input order,
+ * *n_missing (may be NULL) their count. When the teacher has no answers of
+ * this kind yet every key is missing; when it has, d must be their width
+ * (KD_ERR_SHAPE otherwise). */
+kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                          const struct kd_hash *keys, size_t n, size_t d, float *out,
+                          unsigned char *found, size_t *missing, size_t *n_missing,
+                          struct kd_error *err);
+
+/* How many answers of this kind the teacher has in the store. */
+kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, int64_t *n,
+                         struct kd_error *err);
+/* The width of the teacher's answers of this kind; 0 when it has none yet. */
+kd_status kd_store_width(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                         struct kd_error *err);
+
+/* One stored answer, as handed to a kd_store_each_answer callback. Pointers
+ * are valid during the call only. Absent values: class -1, NaN reals,
+ * NULL strings, row/round/source_row -1. */
+struct kd_store_answer {
+    struct kd_hash key;
+    size_t d;
+    const float *vec; /* (d) */
+    int64_t class_;
+    double confidence, entropy, margin, score, norm;
+    struct kd_store_origin origin;
+    int64_t created_at;
+};
+/* Returns 0 to go on, non-zero to stop early (not an error). */
+typedef int (*kd_store_answer_fn)(void *ctx, const struct kd_store_answer *a);
+/* Calls fn for every answer of the teacher and kind, ordered by dataset and
+ * row (answers without a dataset last), then by key. */
+kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                               kd_store_answer_fn fn, void *ctx, struct kd_error *err);
+
+/* ------------------------------------------------------- examples (gold) */
+
+/* An input a run loaded: its dataset and row, content hash, gold label
+ * (-1 when unlabelled) and split ("gold", "pool", "test"...; may be NULL). */
+struct kd_store_example {
+    const char *dataset;
+    int64_t row;
+    struct kd_hash key;
+    int64_t label;
+    const char *split;
+};
+/* Records n examples in one transaction; a (dataset, row) recorded before
+ * is replaced (its hash, label and split updated). */
+kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_example *ex, size_t n,
+                                struct kd_error *err);
+
+/* ------------------------------------------------------------- run registry */
+
+enum kd_store_status {
+    KD_STORE_RUNNING = 0,
+    KD_STORE_OK = 1,
+    KD_STORE_FAILED = 2,
+    KD_STORE_INTERRUPTED = 3
+};
+/* "running", "ok", "failed", "interrupted"; NULL for an unknown value. */
+const char *kd_store_status_name(enum kd_store_status status);
+
+/* Starts a run (status running, started now, this kd's version): name may be
+ * NULL; pipeline is the pipeline's text, hashed (XXH3-128, hex) by the store
+ * into pipeline_hash. */
+kd_status kd_store_run_begin(struct kd_store *st, const char *name, const char *pipeline,
+                             int64_t *run, struct kd_error *err);
+/* Ends a run with status (not RUNNING) and an optional message (e.g. the
+ * error that stopped it); finished now. */
+kd_status kd_store_run_finish(struct kd_store *st, int64_t run, enum kd_store_status status,
+                              const char *message, struct kd_error *err);
+
+/* Starts stage `name` of a run at 0-based position (its place in the
+ * run's order, unique per run) in selection round `round` (-1: none). */
+kd_status kd_store_stage_begin(struct kd_store *st, int64_t run, const char *name, int64_t position,
+                               int64_t round, int64_t *stage, struct kd_error *err);
+kd_status kd_store_stage_finish(struct kd_store *st, int64_t stage, enum kd_store_status status,
+                                const char *message, struct kd_error *err);
+
+/* A measured value at a step (epoch, batch, round... -1: none). */
+struct kd_store_metric {
+    const char *name;
+    int64_t step;
+    double value;
+};
+/* Records n metrics of a run (and stage; 0 for none) in one transaction. */
+kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
+                               const struct kd_store_metric *m, size_t n, struct kd_error *err);
+
+/* An example a selection strategy picked: its key and where it is from,
+ * the strategy's score, the probability it had of being sampled (1 for a
+ * deterministic pick) and its importance weight. */
+struct kd_store_selection {
+    struct kd_hash key;
+    const char *dataset; /* may be NULL */
+    int64_t row;         /* -1 when none */
+    const char *strategy;
+    double score, probability, weight;
+};
+/* Records the n examples selected in `round` of a run in one transaction;
+ * recording a key again for the same run and round replaces it. */
+kd_status kd_store_put_selections(struct kd_store *st, int64_t run, int64_t round,
+                                  const struct kd_store_selection *sel, size_t n,
+                                  struct kd_error *err);
+
+/* The training weight of an example and the estimated probability that its
+ * teacher label is wrong (noise) behind it (NaN: not estimated). */
+struct kd_store_weight {
+    struct kd_hash key;
+    const char *dataset; /* may be NULL */
+    int64_t row;         /* -1 when none */
+    double weight, noise;
+};
+/* Records the n weights used in `epoch` of a run in one transaction;
+ * recording a key again for the same run and epoch replaces it. */
+kd_status kd_store_put_weights(struct kd_store *st, int64_t run, int64_t epoch,
+                               const struct kd_store_weight *w, size_t n, struct kd_error *err);
+
+/* Resuming (store/resume.c). The newest run of this pipeline text (same
+ * hash) whose status is not ok; *run = 0 when there is none. */
+kd_status kd_store_run_last_unfinished(struct kd_store *st, const char *pipeline, int64_t *run,
+                                       struct kd_error *err);
+/* Marks a run as running again and forgets its unfinished stages (their rows
+ * and metrics), so that they can be begun again at their positions. */
+kd_status kd_store_run_reopen(struct kd_store *st, int64_t run, struct kd_error *err);
+/* *finished = 1 when the run has a stage of that name with status ok. */
+kd_status kd_store_stage_finished(struct kd_store *st, int64_t run, const char *name, int *finished,
+                                  struct kd_error *err);
+
+/* Records a file a run wrote: its path, format ("safetensors", "onnx",
+ * "c"...) and content hash (hex, may be NULL). */
+kd_status kd_store_artefact(struct kd_store *st, int64_t run, const char *path, const char *format,
+                            const char *hash, struct kd_error *err);
+
+/* ------------------------------------------------------- inspection, upkeep */
+
+/* Answers of one teacher and kind, for kd_store_stats. */
+struct kd_store_stat_row {
+    struct kd_store_teacher teacher;
+    int has_answers;         /* 0: a teacher with no answers (kind, dim, n unset) */
+    enum kd_store_kind kind;
+    size_t dim;
+    int64_t n;
+};
+struct kd_store_stat_run {
+    int64_t id;
+    char name[KD_STORE_NAME_MAX]; /* "" when unnamed */
+    enum kd_store_status status;
+    double started_at, finished_at; /* finished_at NaN while running */
+    int64_t stages, selections;
+};
+struct kd_store_stats {
+    int schema_version;
+    int64_t file_bytes, wal_bytes; /* the main file and its -wal file */
+    int64_t page_size;
+    int64_t teachers, answers, examples, runs;
+    int64_t runs_by_status[4]; /* indexed by enum kd_store_status */
+    struct kd_store_stat_row *rows; /* per teacher and kind, by teacher id */
+    size_t n_rows;
+    struct kd_store_stat_run *recent; /* the last runs, newest first */
+    size_t n_recent;
+};
+/* Fills s (release with kd_store_stats_release); up to max_runs recent runs. */
+kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_stats *s,
+                         struct kd_error *err);
+void kd_store_stats_release(struct kd_store_stats *s);
+
+/* A value of a query result, for kd_store_sql. */
+enum kd_sql_type { KD_SQL_NULL = 0, KD_SQL_INTEGER, KD_SQL_REAL, KD_SQL_TEXT, KD_SQL_BLOB };
+struct kd_sql_value {
+    enum kd_sql_type type;
+    int64_t i;
+    double r;
+    const char *text; /* NUL-terminated; for INTEGER and REAL too, as SQLite prints them */
+    const void *blob;
+    size_t len;       /* bytes of text or blob */
+};
+struct kd_sql_row {
+    int statement;  /* 0-based index of the statement in the SQL text */
+    int64_t row;    /* 0-based row within that statement's result */
+    int n_cols;
+    const char *const *names;
+    const struct kd_sql_value *values;
+};
+/* Returns 0 to go on, non-zero to stop (kd_store_sql then returns KD_OK). */
+typedef int (*kd_store_row_fn)(void *ctx, const struct kd_sql_row *row);
+
+/* Runs the SQL text (one or more statements) with kd's SQL functions and
+ * calls fn (may be NULL) for each result row; *changes (may be NULL)
+ * receives the rows changed by INSERT/UPDATE/DELETE. On a store opened
+ * read_only, a statement that writes fails with SQLite's message.
+ * Errors quote the statement and where in it SQLite stopped. */
+kd_status kd_store_sql(struct kd_store *st, const char *sql, kd_store_row_fn fn, void *ctx,
+                       int64_t *changes, struct kd_error *err);
+
+/* A store's health, for kd_store_check. */
+struct kd_store_check {
+    int ok;                /* no problem found */
+    int schema_version;
+    int64_t answers;
+    char **problems;       /* n_problems messages, owned */
+    size_t n_problems;
+};
+/* PRAGMA integrity_check, foreign_key_check, and each answer's vector
+ * length against its dim and its teacher's width. Problems found are in
+ * c (not an error); release with kd_store_check_release. */
+kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct kd_error *err);
+void kd_store_check_release(struct kd_store_check *c);
+
+/* Checkpoints the WAL into the file and rebuilds it without free pages
+ * (VACUUM); *before and *after (may be NULL) get the sizes in bytes,
+ * -wal file included. Needs no other process using the store. */
+kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
+                          struct kd_error *err);
+
+#endif /* KD_STORE_H */

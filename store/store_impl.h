@@ -1,0 +1,93 @@
+/* Private to store/: the open store, its prepared statements, error
+ * mapping and the little-endian vector helpers shared by the store's files. */
+#ifndef KD_STORE_IMPL_H
+#define KD_STORE_IMPL_H
+
+#include "store/kd_store.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+/* Statements used on hot or repeated paths: prepared once per handle (on
+ * first use) and reset after each use. The SQL text is in store.c. */
+enum store_stmt {
+    S_TEACHER_BY_ID,
+    S_WIDTH_GET,
+    S_WIDTH_SET,
+    S_ANSWER_PUT,
+    S_ANSWER_GET,
+    S_ANSWER_COUNT,
+    S_EXAMPLE_PUT,
+    S_METRIC_PUT,
+    S_SELECTION_PUT,
+    S_WEIGHT_PUT,
+    S_N_STMTS
+};
+
+struct kd_store {
+    sqlite3 *db;
+    char *path;
+    int read_only;
+    int busy_timeout_ms;
+    sqlite3_stmt *stmt[S_N_STMTS];
+};
+
+/* The statement, prepared if needed, reset and with its bindings cleared. */
+kd_status store_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out,
+                     struct kd_error *err);
+/* Prepares sql (a one-off statement; finalize it) with a purpose for errors. */
+kd_status store_prepare(struct kd_store *st, const char *sql, const char *purpose,
+                        sqlite3_stmt **out, struct kd_error *err);
+/* Runs SQL text without results. */
+kd_status store_exec(struct kd_store *st, const char *sql, const char *purpose,
+                     struct kd_error *err);
+
+/* Fills err from an SQLite result code: the file, what kd was doing
+ * (purpose, e.g. "storing a batch of 100 answers"), SQLite's message and
+ * what to do about it. Returns the kd status. */
+kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd_error *err);
+
+/* Write transactions start with BEGIN IMMEDIATE so that a busy store is
+ * waited for at the start (with the busy time-out) rather than failing on
+ * the first write. store_rollback is safe when no transaction is open. */
+kd_status store_begin_write(struct kd_store *st, const char *purpose, struct kd_error *err);
+kd_status store_begin_read(struct kd_store *st, const char *purpose, struct kd_error *err);
+kd_status store_commit(struct kd_store *st, const char *purpose, struct kd_error *err);
+void store_rollback(struct kd_store *st);
+
+/* KD_ERR_STORE when the store was opened read-only. */
+kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_error *err);
+
+/* Unix time in seconds (UTC wall clock). */
+double store_now(void);
+
+/* The key halves as stored: the hash's 64-bit halves reinterpreted as
+ * signed integers (SQLite integers are signed), hi first. */
+static inline int64_t store_i64(uint64_t v)
+{
+    int64_t r;
+    memcpy(&r, &v, sizeof r);
+    return r;
+}
+static inline uint64_t store_u64(int64_t v)
+{
+    uint64_t r;
+    memcpy(&r, &v, sizeof r);
+    return r;
+}
+
+static inline int store_host_is_le(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+/* n floats to/from little-endian bytes (a copy on little-endian hosts). */
+void store_vec_to_le(const float *src, size_t n, unsigned char *dst);
+void store_vec_from_le(const void *src, size_t n, float *dst);
+
+/* Registers kd's SQL functions (kd_vec_json...) on a connection. */
+int store_register_functions(sqlite3 *db);
+
+#endif /* KD_STORE_IMPL_H */
