@@ -14,6 +14,7 @@
 #include "data/kd_data.h"
 #include "pipelines/kd_pipeline.h"
 #include "store/kd_store.h"
+#include "student/kd_student.h"
 
 #define FM KD_FASHION_MNIST_DIR
 
@@ -149,8 +150,8 @@ Test(run, a_run_killed_mid_distillation_resumes_without_asking_again)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        freopen("/dev/null", "w", stderr);
+        (void)!freopen("/dev/null", "w", stdout);
+        (void)!freopen("/dev/null", "w", stderr);
         execl(kd, kd, "run", path, "--quiet", (char *)NULL);
         _exit(127);
     }
@@ -278,5 +279,152 @@ Test(run, training_on_unlabelled_data_and_missing_files_are_explained)
     char want[512];
     snprintf(want, sizeof want, "%s/u.yaml:9:23: stage 'train-0' needs labels, but dataset 'train' has none", dir);
     cr_assert_str_eq(err.msg, want);
+    free(s);
+}
+
+static kd_status dry_run(const char *name, struct kd_run_summary *sum, struct kd_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
+    kd_diag_release(&diag);
+    struct kd_run_options o = {0, 1, 1, NULL};
+    kd_status st = kd_pipeline_run(&p, &o, sum, err);
+    kd_pipeline_release(&p);
+    return st;
+}
+
+Test(run, a_dry_run_plans_the_queries_and_does_no_work)
+{
+    write_pipeline("p.yaml", small_pipeline(2));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(dry_run("p.yaml", s, &err), KD_OK, "%s", err.msg);
+    /* label 3500 new; distill: the pool is stored by then, gold 500 new; evaluate 1000 new */
+    cr_assert_eq(s->queries, 5000, "planned %zu", s->queries);
+    cr_assert_eq(s->cached, 3500);
+    cr_assert_geq(s->n_lines, 6);
+    cr_assert(strstr(s->lines[4], "1. teach: train model 'big' on 'gold' (500 examples)"), "%s", s->lines[4]);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out", dir);
+    cr_assert_eq(access(path, F_OK), -1, "a dry run creates nothing");
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(dry_run("p.yaml", s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "after a run nothing is left to ask (%zu)", s->queries);
+    free(s);
+}
+
+Test(run, the_numpy_example_teacher_answers_like_the_model_it_serves)
+{
+    const char *root = getenv("KD_ROOT");
+    if (!root)
+        cr_skip_test("KD_ROOT not set (run through make test)");
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0)
+        cr_skip_test("numpy is not installed for /usr/bin/python3");
+    /* a kd network, trained by one pipeline, then served by
+     * examples/teacher_numpy.py as an exec teacher in a second one */
+    write_pipeline("p.yaml", small_pipeline(2));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out2\n"
+             "datasets:\n"
+             "  test: {features: " FM "/t10k-images-idx3-ubyte.gz, labels: " FM
+             "/t10k-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "teachers:\n"
+             "  np: {kind: exec, command: [/usr/bin/python3, %s/examples/teacher_numpy.py, %s/out/models/big.safetensors]}\n"
+             "models:\n"
+             "  s: {hidden: [8]}\n"
+             "stages:\n"
+             "  - distill: {student: s, teacher: np, data: test, epochs: 1}\n"
+             "  - evaluate: {models: [s], data: test, teacher: np}\n",
+             dir, root, dir);
+    write_pipeline("np.yaml", text);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("np.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 1000);
+    cr_assert_eq(s->cached, 1000, "evaluate reads what distill stored");
+    /* The numpy teacher's stored answers are the kd model's logits. */
+    char db[256], model[256];
+    snprintf(model, sizeof model, "%s/out/models/big.safetensors", dir);
+    struct kd_mlp *net;
+    cr_assert_eq(kd_mlp_load(model, &net, &err), KD_OK, "%s", err.msg);
+    struct kd_dataset test = {0};
+    cr_assert_eq(kd_data_load_idx(FM "/t10k-images-idx3-ubyte.gz", NULL, &test, &err), KD_OK);
+    kd_data_scale_unit(&test, 0.0f, 255.0f);
+    test.x.rows = 1000;
+    struct kd_tensor z;
+    kd_tensor_init(&z, 1000, 10, NULL);
+    cr_assert_eq(kd_mlp_predict(net, &test.x, &z, &err), KD_OK);
+    struct kd_hash *keys = malloc(1000 * sizeof *keys);
+    float *got = malloc(1000 * 10 * sizeof *got);
+    for (size_t i = 0; i < 1000; i++)
+        keys[i] = kd_store_input_hash(kd_tensor_row(&test.x, i), 784);
+    snprintf(db, sizeof db, "%s/out2/kd.db", dir);
+    struct kd_store *st;
+    cr_assert_eq(kd_store_open(db, NULL, &st, &err), KD_OK);
+    struct kd_store_teacher t;
+    cr_assert_eq(kd_store_teacher_find(st, "np", NULL, &t, &err), KD_OK);
+    cr_assert_eq(t.kind, KD_TEACHER_EXEC);
+    size_t n_missing = 1;
+    cr_assert_eq(kd_store_lookup(st, t.id, KD_STORE_LOGITS, keys, 1000, 10, got, NULL, NULL, &n_missing, &err), KD_OK,
+                 "%s", err.msg);
+    cr_assert_eq(n_missing, 0);
+    for (size_t i = 0; i < 1000 * 10; i++)
+        cr_assert(fabsf(got[i] - z.data[i]) < 1e-4f, "answer %zu: numpy %g, kd %g", i, got[i], z.data[i]);
+    kd_store_close(st);
+    free(keys), free(got);
+    kd_tensor_release(&z);
+    test.x.rows = 10000;
+    kd_dataset_release(&test);
+    kd_mlp_free(net);
+    free(s);
+}
+
+Test(run, ctrl_c_stops_at_a_batch_boundary_and_resume_finishes_the_run)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd)
+        cr_skip_test("KD_BIN not set (run through make test)");
+    write_pipeline("p.yaml", small_pipeline(400));
+    char path[256], cp[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        (void)!freopen("/dev/null", "w", stdout);
+        (void)!freopen("/dev/null", "w", stderr);
+        execl(kd, kd, "run", path, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1200 && access(cp, R_OK) != 0; i++)
+        usleep(50 * 1000);
+    cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared");
+    kill(pid, SIGINT);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "kd exits with 130 after Ctrl-C (status %d)", status);
+    struct kd_store *st;
+    struct kd_error err = {0};
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK);
+    struct kd_store_stats stats;
+    cr_assert_eq(kd_store_stats(st, 1, &stats, &err), KD_OK);
+    cr_assert_eq(stats.runs_by_status[KD_STORE_INTERRUPTED], 1, "the run is recorded as interrupted");
+    kd_store_stats_release(&stats);
+    kd_store_close(st);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 1, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_skipped, 2);
+    cr_assert_eq(s->queries, 1000);
     free(s);
 }
