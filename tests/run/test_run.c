@@ -428,3 +428,59 @@ Test(run, ctrl_c_stops_at_a_batch_boundary_and_resume_finishes_the_run)
     cr_assert_eq(s->queries, 1000);
     free(s);
 }
+
+Test(run, a_table_teacher_serves_imported_answers_and_names_what_is_missing)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd)
+        cr_skip_test("KD_BIN not set (run through make test)");
+    /* answers computed "elsewhere" for the first 800 of 1000 test images */
+    struct kd_dataset test = {0}, part = {0}, ans = {0};
+    struct kd_error err = {0};
+    cr_assert_eq(kd_data_load_idx(FM "/t10k-images-idx3-ubyte.gz", NULL, &test, &err), KD_OK);
+    kd_data_scale_unit(&test, 0.0f, 255.0f);
+    size_t idx[800];
+    for (size_t i = 0; i < 800; i++)
+        idx[i] = i;
+    cr_assert_eq(kd_dataset_subset(&test, idx, 800, &part, &err), KD_OK);
+    cr_assert_eq(kd_dataset_init(&ans, 800, 10, 0, &err), KD_OK);
+    for (size_t i = 0; i < 800 * 10; i++)
+        ans.x.data[i] = (float)((i * 7919) % 13) / 4.0f;
+    char x[256], y[256], db[256], cmd[1200];
+    snprintf(x, sizeof x, "%s/x.npy", dir);
+    snprintf(y, sizeof y, "%s/y.npy", dir);
+    snprintf(db, sizeof db, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_data_save_npy(&part, x, NULL, &err), KD_OK);
+    cr_assert_eq(kd_data_save_npy(&ans, y, NULL, &err), KD_OK);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/out && %s store import %s --teacher tab --inputs %s --answers %s --kind logits "
+             ">/dev/null 2>&1", dir, kd, db, x, y);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  test: {features: " FM "/t10k-images-idx3-ubyte.gz, labels: " FM
+             "/t10k-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "teachers:\n"
+             "  tab: {kind: table}\n"
+             "stages:\n"
+             "  - label: {teacher: tab, data: test}\n",
+             dir);
+    write_pipeline("t.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    cr_assert_eq(load_and_run("t.yaml", NULL, 0, 0, s, &err), KD_ERR_NOT_FOUND);
+    cr_assert(strstr(err.msg, "table teacher 'tab' has no answer for 200 of the 1000 inputs of dataset 'test' "
+                              "(first missing: row 800); import them with kd store import"),
+              "%s", err.msg);
+    /* the 800 imported ones are served from the store, none asked */
+    char *lim = strstr(text, "limit: 1000");
+    memcpy(lim, "limit:  800", strlen("limit:  800"));
+    write_pipeline("t.yaml", text);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("t.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->cached, 800);
+    cr_assert_eq(s->queries, 0);
+    kd_dataset_release(&test), kd_dataset_release(&part), kd_dataset_release(&ans);
+    free(s);
+}
