@@ -5,6 +5,7 @@ set -u
 passed=0; failed=0; status=0
 jobs=${KD_TEST_JOBS:-2}
 export KD_ROOT=${KD_ROOT:-$(pwd)}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$KD_ROOT/scripts/lsan.supp:print_suppressions=0}
 for bin in "$@"; do
   name=$(basename "$bin")
   log=$(mktemp)
