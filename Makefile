@@ -21,7 +21,9 @@ SAN     ?=
 WARN     = -std=c11 -Wall -Wextra -Wpedantic -Wshadow
 CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# -fno-math-errno: kd never reads errno after sqrtf/expf, and without it the
+# compiler cannot vectorise loops that call them (Adam's step: 3x faster).
+CFLAGS  += $(WARN) -fno-math-errno $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -97,18 +97,18 @@ void kd_optim_step(struct kd_optim *o, float *params, float *grads, float lr)
     float bc1 = (float)(1.0 - pow((double)b1, (double)o->t));
     float bc2 = (float)(1.0 - pow((double)b2, (double)o->t));
     float step = lr / bc1, inv_sqrt_bc2 = 1.0f / sqrtf(bc2), eps = c->eps;
-    int decoupled = c->kind == KD_OPTIM_ADAMW;
-    float *m = o->m, *v = o->v;
+    /* Separate arrays (restrict) and no branch in the loop: it vectorises. */
+    float *restrict p = params, *restrict m = o->m, *restrict v = o->v;
+    const float *restrict gr = grads;
+    float decay = c->kind == KD_OPTIM_ADAMW ? 1.0f - lr * wd : 1.0f;
+    float l2 = c->kind == KD_OPTIM_ADAMW ? 0.0f : wd;
     /* p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), as torch.optim.Adam/AdamW. */
     for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        if (decoupled)
-            params[i] *= 1.0f - lr * wd;
-        else
-            g += wd * params[i];
+        float g = gr[i] + l2 * p[i];
+        float pi = p[i] * decay;
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        params[i] -= step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+        p[i] = pi - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
     }
 }
 
