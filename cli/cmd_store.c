@@ -239,8 +239,10 @@ static int cmd_stats(int argc, char **argv)
     if (s2.wal_bytes > 0)
         printf(" (+ %s write-ahead log)", wal);
     printf(", schema version %d\n", s2.schema_version);
-    printf("%lld teachers, %lld answers, %lld examples, %lld runs", (long long)s2.teachers,
-           (long long)s2.answers, (long long)s2.examples, (long long)s2.runs);
+    printf("%lld teacher%s, %lld answer%s, %lld example%s, %lld run%s", (long long)s2.teachers,
+           s2.teachers == 1 ? "" : "s", (long long)s2.answers, s2.answers == 1 ? "" : "s",
+           (long long)s2.examples, s2.examples == 1 ? "" : "s", (long long)s2.runs,
+           s2.runs == 1 ? "" : "s");
     if (s2.runs > 0) {
         printf(" (");
         int first = 1;
@@ -1108,19 +1110,19 @@ static int file_only(int argc, char **argv, const char *usage, const char **file
         } else if ((s = kd_cli_opt_value(argc, argv, &i, "--store"))) {
             *file = s;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kd: store %s: unknown option '%s'\n\n%s", argv[0], a, usage);
+            fprintf(stderr, "kd: store: %s: unknown option '%s'\n\n%s", argv[0], a, usage);
             *status = 2;
             return 0;
         } else if (!*file) {
             *file = a;
         } else {
-            fprintf(stderr, "kd: store %s: unexpected argument '%s'\n\n%s", argv[0], a, usage);
+            fprintf(stderr, "kd: store: %s: unexpected argument '%s'\n\n%s", argv[0], a, usage);
             *status = 2;
             return 0;
         }
     }
     if (!*file) {
-        fprintf(stderr, "kd: store %s: no store file given\n\n%s", argv[0], usage);
+        fprintf(stderr, "kd: store: %s: no store file given\n\n%s", argv[0], usage);
         *status = 2;
         return 0;
     }

@@ -374,7 +374,8 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
         sq += (double)v[j] * (double)v[j];
     s->norm = sqrt(sq);
     if (kind == KD_STORE_SCORE) {
-        s->score = v[0];
+        s->score = store_float_decimal(v[0]);
+        s->norm = fabs(s->score);
         return;
     }
     if (kind == KD_STORE_EMBEDDING)
@@ -400,14 +401,22 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
         p2 = e2 / z;
         h = log(z) - ev / z;
     } else {
+        /* the probabilities as the decimals they stand for (0.7, not
+         * 0.699999988), so that confidence and margin read as expected */
+        size_t second = top;
         for (size_t j = 0; j < d; j++) {
             double p = v[j];
             if (p > 0)
                 h -= p * log(p);
-            if (j != top && p > p2)
-                p2 = p;
+            if (j != top && (second == top || v[j] > v[second]))
+                second = j;
         }
-        p1 = v[top];
+        p1 = store_float_decimal(v[top]);
+        p2 = second != top ? store_float_decimal(v[second]) : 0.0;
+        s->confidence = p1;
+        s->entropy = h > 0 ? h : 0.0;
+        s->margin = d > 1 ? store_clean_double(p1 - p2) : 1.0;
+        return;
     }
     s->confidence = p1;
     s->entropy = h > 0 ? h : 0.0;
@@ -415,7 +424,7 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
 }
 
 /* Everything checked before a transaction starts. */
-static kd_status check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                                struct kd_error *err)
 {
     const char *kn = kind_names[kind];
@@ -487,7 +496,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         return KD_OK;
     if (!keys || !answers)
         return kd_error_set(err, KD_ERR_ARG, "kd_store_put: no keys or answers given");
-    if ((s = check_answers(kind, n, d, answers, err)))
+    if ((s = store_check_answers(kind, n, d, answers, err)))
         return s;
     char purpose[96];
     snprintf(purpose, sizeof purpose, "storing a batch of %zu %s", n, kind_names[kind]);

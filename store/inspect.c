@@ -316,8 +316,14 @@ kd_status kd_store_sql(struct kd_store *st, const char *sql, kd_store_row_fn fn,
 
 static kd_status add_problem(struct kd_store_check *c, const char *fmt, const char *a, int64_t n)
 {
+    static const char banner[] = "*** in database main ***";
+    if (a && !strncmp(a, banner, sizeof banner - 1)) /* SQLite's header line */
+        a += sizeof banner - 1 + (a[sizeof banner - 1] == '\n');
     char buf[512];
     snprintf(buf, sizeof buf, fmt, a, (long long)n);
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
     char **np = realloc(c->problems, (c->n_problems + 1) * sizeof *np);
     if (!np)
         return KD_ERR_NOMEM;

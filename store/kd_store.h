@@ -45,8 +45,12 @@
  * and example queries). An input is identified by the XXH3-128 hash of its
  * float32 features as the teacher receives them, kept as two signed 64-bit
  * integers (hash_hi, hash_lo: the hash's high and low halves) and shown as
- * 32 hex digits by the virtual column input_hash. Times are Unix seconds
- * (UTC): datetime(created_at, 'unixepoch') shows them.
+ * 32 hex digits (kd_hash_hex) in input_hash: a generated column of the
+ * small tables, a column of the view teacher_answers (answers itself has
+ * no generated columns: SQLite computes them on every insert). Times are
+ * Unix seconds (UTC): datetime(created_at, 'unixepoch') shows them. An
+ * older schema is migrated on open (version 1 is the first); a newer one
+ * is refused, naming the kd version it needs (meta.kd_version_needed).
  *
  *   meta(key, value)                    created_by, kd_version_needed
  *   teachers(id, name, kind, fingerprint, config, created_at)
@@ -209,9 +213,13 @@ struct kd_store_origin kd_store_origin_none(void);
  * class (argmax), confidence (top probability), entropy (nats), margin (top
  * minus second probability, 1 for d = 1); for scores: score; for every
  * kind: norm (L2 of the stored vector).
- * Storage is cheapest in big batches: each transaction rewrites every page
- * it touches, so thousands of answers per put store several times faster
- * than tens (bench/bench_store.c). */
+ * Storage is cheapest in big batches: keys are random, so a transaction
+ * rewrites (in the WAL) most pages of the teacher's answers it lands in.
+ * Into a teacher with 10^6 answers of 10 floats, one core stores about
+ * 200,000 answers/s in puts of 100,000, but about 25,000/s in puts of
+ * 10,000 and 7,000/s in puts of 1,000 (bench/bench_store.c). A fast teacher
+ * should gather answers and put every second or so, not every request:
+ * kd_store_writer does that. */
 kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
                        const struct kd_hash *keys, size_t n, size_t d, const float *answers,
                        const struct kd_store_origin *origins, size_t *n_added, struct kd_error *err);
@@ -228,6 +236,33 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
                           const struct kd_hash *keys, size_t n, size_t d, float *out,
                           unsigned char *found, size_t *missing, size_t *n_missing,
                           struct kd_error *err);
+
+/* A writer gathers the answers of one teacher and kind and stores them in
+ * one put when it holds max_rows of them, or when an add comes max_seconds
+ * or more after the oldest one it holds, and on kd_store_writer_flush. A
+ * killed process loses at most what the writer holds; buffered answers are
+ * not seen by lookups until they are stored.
+ *     kd_store_writer_new(st, teacher, KD_STORE_LOGITS, C, 100000, 1.0, &w, &err);
+ *     for each teacher batch: kd_store_writer_add(w, keys, B, logits, origins, &err);
+ *     kd_store_writer_flush(w, NULL, &err);
+ *     kd_store_writer_free(w);
+ * Values are checked (finite, probabilities summing to 1) on add, the width
+ * against the store on new and on each put. Strings of origins are copied. */
+struct kd_store_writer;
+kd_status kd_store_writer_new(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                              size_t d, size_t max_rows, double max_seconds,
+                              struct kd_store_writer **out, struct kd_error *err);
+/* Buffers n answers (answers (n, d)); may store what is buffered first.
+ * On a failed put the answers stay buffered (flush again, or free). */
+kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *keys, size_t n,
+                              const float *answers, const struct kd_store_origin *origins,
+                              struct kd_error *err);
+/* Stores what is buffered; *n_added (may be NULL) counts the new answers
+ * stored by this writer since the last flush. */
+kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, struct kd_error *err);
+/* Frees the writer, dropping answers still buffered (flush first); accepts
+ * NULL. */
+void kd_store_writer_free(struct kd_store_writer *w);
 
 /* How many answers of this kind the teacher has in the store. */
 kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, int64_t *n,

@@ -136,7 +136,7 @@ static void fn_get(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (sqlite3_value_type(argv[1]) == SQLITE_NULL || i < 0 || (size_t)i >= n)
         sqlite3_result_null(ctx);
     else
-        sqlite3_result_double(ctx, x[i]);
+        sqlite3_result_double(ctx, store_float_decimal(x[i]));
     free(x);
 }
 
@@ -166,7 +166,7 @@ static void fn_max(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         float m = x[0];
         for (size_t i = 1; i < n; i++)
             m = x[i] > m ? x[i] : m;
-        sqlite3_result_double(ctx, m);
+        sqlite3_result_double(ctx, store_float_decimal(m));
     }
     free(x);
 }

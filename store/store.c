@@ -357,6 +357,28 @@ double store_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double store_float_decimal(float v)
+{
+    if (!isfinite(v))
+        return (double)v;
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
+    return strtod(buf, NULL);
+}
+
+double store_clean_double(double d)
+{
+    if (!isfinite(d))
+        return d;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.15g", d);
+    return strtod(buf, NULL);
+}
+
 void store_vec_to_le(const float *src, size_t n, unsigned char *dst)
 {
     if (store_host_is_le()) {
@@ -391,7 +413,7 @@ void kd_store_options_init(struct kd_store_options *o)
 {
     memset(o, 0, sizeof *o);
     o->busy_timeout_ms = 10000;
-    o->cache_mb = 256;
+    o->cache_mb = 64;
 }
 
 const char *kd_store_path(const struct kd_store *st) { return st ? st->path : NULL; }
@@ -439,7 +461,7 @@ static kd_status precheck(const char *path, const struct kd_store_options *o, in
     }
     char dir[4096];
     dir_of(path, dir, sizeof dir);
-    int dir_ok = access(dir, W_OK | X_OK) == 0;
+    int dir_ok = access(dir, W_OK | X_OK) == 0, dir_errno = dir_ok ? 0 : errno;
     int file_ok = !*exists || access(path, W_OK) == 0;
     *writable = dir_ok && file_ok;
     if (o->read_only)
@@ -450,16 +472,20 @@ static kd_status precheck(const char *path, const struct kd_store_options *o, in
                             "writable (chmod u+w '%s') or copy it somewhere writable",
                             path, path);
     if (!dir_ok) {
+        if (!*exists && dir_errno == ENOENT)
+            return kd_error_set(err, KD_ERR_STORE,
+                                "cannot create label store '%s': directory '%s' does not exist",
+                                path, dir);
         if (!*exists)
             return kd_error_set(err, KD_ERR_STORE,
                                 "cannot create label store '%s': directory '%s' is not writable "
                                 "(%s); choose a writable place for the store",
-                                path, dir, strerror(errno));
+                                path, dir, strerror(dir_errno));
         return kd_error_set(err, KD_ERR_STORE,
                             "label store '%s' is in a read-only directory ('%s': %s); SQLite must "
                             "create '%s-wal' and '%s-shm' next to it: make the directory writable "
                             "or copy the store somewhere writable",
-                            path, dir, strerror(errno), path, path);
+                            path, dir, strerror(dir_errno), path, path);
     }
     return KD_OK;
 }
@@ -703,7 +729,13 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
             s = store_fail(st, rc, "switching to WAL mode", err);
             goto fail;
         }
-        if ((s = store_exec(st, "PRAGMA synchronous = NORMAL", "setting up the connection", err)))
+        /* NORMAL: a commit does not wait for the disk (WAL keeps the file
+         * consistent; a crash of the process loses nothing committed). The
+         * WAL is truncated back to 64 MiB after a checkpoint, so one big
+         * batch does not leave a big -wal file behind. */
+        if ((s = store_exec(st,
+                            "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
+                            "setting up the connection", err)))
             goto fail;
         if (o.max_pages > 0) {
             snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)o.max_pages);

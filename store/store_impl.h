@@ -58,6 +58,11 @@ void store_rollback(struct kd_store *st);
 /* KD_ERR_STORE when the store was opened read-only. */
 kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_error *err);
 
+/* Checks n answers of width d before they are stored: the width (1 to
+ * 2^24, 1 for scores), finite values, probabilities that sum to 1. */
+kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+                              struct kd_error *err);
+
 /* Unix time in seconds (UTC wall clock). */
 double store_now(void);
 
@@ -86,6 +91,12 @@ static inline int store_host_is_le(void)
 /* n floats to/from little-endian bytes (a copy on little-endian hosts). */
 void store_vec_to_le(const float *src, size_t n, unsigned char *dst);
 void store_vec_from_le(const void *src, size_t n, float *dst);
+
+/* The double nearest the shortest decimal that reads back as the float v
+ * (0.7f gives 0.7, not 0.699999988079071): how a float32 is shown to people
+ * in REAL columns. And the double d cleaned of binary noise at 15 digits. */
+double store_float_decimal(float v);
+double store_clean_double(double d);
 
 /* Registers kd's SQL functions (kd_vec_json...) on a connection. */
 int store_register_functions(sqlite3 *db);

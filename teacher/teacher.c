@@ -202,6 +202,7 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
     size_t *missing = malloc((N ? N : 1) * sizeof *missing), n_missing = 0;
     float *bx = NULL, *by = NULL;
     struct kd_store_origin *origins = NULL;
+    struct kd_store_writer *writer = NULL;
     kd_status st = missing ? hash_rows(x, &keys, err) : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     if (st)
         goto done;
@@ -231,6 +232,12 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for teacher batches");
         goto done;
     }
+    /* Answers are gathered by a store writer and committed every 50,000 or
+     * every second: one transaction per teacher batch would rewrite most of a
+     * large store's pages each time. A fault or Ctrl-C flushes what arrived
+     * first; kill -9 loses at most the last second. */
+    if ((st = kd_store_writer_new(t->store, t->id, t->answer_kind, C, 50000, 1.0, &writer, err)) != KD_OK)
+        goto done;
     struct kd_progress prog;
     char label[96];
     snprintf(label, sizeof label, "label %s", dataset ? dataset : "");
@@ -252,7 +259,7 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
         }
         if ((st = ask(t, bx, B, by, err)) != KD_OK)
             break;
-        if ((st = kd_store_put(t->store, t->id, t->answer_kind, bkeys, B, C, by, origins, NULL, err)) != KD_OK)
+        if ((st = kd_store_writer_add(writer, bkeys, B, by, origins, err)) != KD_OK)
             break;
         for (size_t i = 0; i < B; i++)
             memcpy(kd_tensor_row(out, missing[off + i]), by + i * C, C * sizeof(float));
@@ -260,6 +267,15 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
         kd_progress_update(&prog, s.queried, NULL);
     }
     kd_progress_end(&prog);
+    {
+        /* whatever happened, keep what the teacher answered */
+        struct kd_error ferr = {0};
+        kd_status fst = kd_store_writer_flush(writer, NULL, st ? &ferr : err);
+        if (fst && !st)
+            st = fst;
+        else if (fst)
+            kd_log(KD_LOG_WARN, "could not store the last answers: %s", ferr.msg);
+    }
     if (st)
         goto done;
     if (t->answer_kind == KD_STORE_PROBABILITIES)
@@ -272,6 +288,7 @@ done:
     free(bkeys);
     free(missing);
     free(origins);
+    kd_store_writer_free(writer);
     kd_free(bx);
     kd_free(by);
     return st;

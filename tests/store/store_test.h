@@ -46,6 +46,20 @@ static inline void st_setup(void)
     cr_assert_not_null(mkdtemp(st_dir), "mkdtemp failed");
 }
 
+static inline void st_teardown(void);
+
+/* For tests that need $KD_BIN: no scratch directory when it is not set,
+ * since such a test skips itself and a skipped test gets no .fini. (As a
+ * test's .init it runs after its suite's.) */
+static inline void st_setup_kd(void)
+{
+    const char *b = getenv("KD_BIN");
+    if (!b || access(b, X_OK) != 0)
+        st_teardown();
+    else if (!st_dir[0])
+        st_setup();
+}
+
 static inline void st_teardown(void)
 {
     if (!st_dir[0])
@@ -55,12 +69,13 @@ static inline void st_teardown(void)
     st_dir[0] = '\0';
 }
 
-/* A path inside the scratch directory; eight rotating buffers. */
+/* A path inside the scratch directory; 32 rotating buffers (copy a path
+ * that must outlive many calls). */
 static inline const char *tpath(const char *name)
 {
-    static char bufs[8][256];
+    static char bufs[32][256];
     static int next;
-    char *b = bufs[next++ % 8];
+    char *b = bufs[next++ % 32];
     snprintf(b, 256, "%s/%s", st_dir, name);
     return b;
 }

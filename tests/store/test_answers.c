@@ -1,6 +1,7 @@
 /* store: teachers and their answers — keys, lookups, idempotent puts, the
  * columns computed on put, widths, and what is refused. */
 #include <math.h>
+#include <xxhash.h>
 
 #include "store_test.h"
 
@@ -314,9 +315,9 @@ Test(store, put_computes_class_confidence_entropy_margin_score_and_norm)
     for (int j = 0; j < 4; j++)
         hp -= (double)probs[j] * log((double)probs[j]);
     cr_assert_eq(g.v[0], 2);
-    cr_assert(NEAR(g.v[1], (double)0.6f));
+    cr_assert_eq(g.v[1], 0.6, "confidence as the decimal the float stands for: %.17g", g.v[1]);
     cr_assert(NEAR(g.v[2], hp), "entropy %.12g vs %.12g", g.v[2], hp);
-    cr_assert(NEAR(g.v[3], (double)0.6f - (double)0.2f));
+    cr_assert_eq(g.v[3], 0.4, "margin %.17g", g.v[3]);
 
     float score[1] = {-2.5f};
     cr_assert_eq(kd_store_put(st, t, KD_STORE_SCORE, k, 1, 1, score, NULL, NULL, &err), KD_OK);
@@ -345,6 +346,15 @@ Test(store, input_hash_is_xxh3_of_the_float32_bytes)
     float x[5] = {0.0f, 1.5f, -2.0f, 3.25f, 1e-7f};
     struct kd_hash a = kd_store_input_hash(x, 5), b = kd_hash_bytes(x, sizeof x);
     cr_assert(kd_hash_equal(a, b));
+    /* the hex digits are XXH3-128's canonical (big-endian) form, which is
+     * what Python's xxhash.xxh3_128(...).hexdigest() prints (docs/store.md) */
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(x, sizeof x));
+    char hex[33], canon[33];
+    kd_hash_hex(a, hex);
+    for (int i = 0; i < 16; i++)
+        snprintf(canon + 2 * i, 3, "%02x", c.digest[i]);
+    cr_assert_str_eq(hex, canon);
     x[4] = 2e-7f;
     cr_assert(!kd_hash_equal(a, kd_store_input_hash(x, 5)));
     cr_assert(!kd_hash_equal(kd_store_input_hash(x, 4), kd_store_input_hash(x, 5)));
@@ -427,5 +437,63 @@ Test(store, examples_record_gold_labels_and_replace_by_dataset_row)
     cr_assert(g.v[0] == 2 && g.v[1] == 7 && g.v[2] == 2);
     struct kd_store_example bad = {NULL, 0, k[0], 1, NULL};
     cr_assert_eq(kd_store_put_examples(st, &bad, 1, &err), KD_ERR_ARG);
+    kd_store_close(st);
+}
+
+Test(store, a_writer_gathers_small_batches_into_big_puts)
+{
+    struct kd_store *st = open_ok(tpath("kd.db"));
+    int64_t t = teacher_ok(st, "t", "01");
+    enum { N = 1200 };
+    static struct kd_hash k[N];
+    static float a[N * 3];
+    make_keys(k, N, 1);
+    make_answers(a, N, 3, 0);
+    struct kd_store_writer *w = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_writer_new(st, t, KD_STORE_LOGITS, 3, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    char name[16] = "train";
+    struct kd_store_origin o[300];
+    for (int i = 0; i < 300; i++) {
+        o[i] = kd_store_origin_none();
+        o[i].dataset = name; /* copied by the writer */
+        o[i].row = i;
+    }
+    for (int b = 0; b < 3; b++)
+        cr_assert_eq(kd_store_writer_add(w, k + b * 300, 300, a + b * 300 * 3, o, &err), KD_OK, "%s",
+                     err.msg);
+    strcpy(name, "changed");
+    cr_assert_eq(missing_count(st, t, k, N, 3), N, "nothing stored before max_rows");
+    float bad[3] = {0, NAN, 0};
+    cr_assert_eq(kd_store_writer_add(w, k, 1, bad, NULL, &err), KD_ERR_ARG, "checked on add");
+    cr_assert_eq(kd_store_writer_add(w, k + 900, 300, a + 900 * 3, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(missing_count(st, t, k, N, 3), 0, "all 1200 stored at 1000 held");
+    size_t added = 0;
+    cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK);
+    cr_assert_eq(added, N);
+    float out[N * 3];
+    cr_assert_eq(kd_store_lookup(st, t, KD_STORE_LOGITS, k, N, 3, out, NULL, NULL, NULL, &err), KD_OK);
+    cr_assert_eq(memcmp(out, a, sizeof out), 0);
+    struct row_numbers g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(kd_store_sql(st, "SELECT count(*) FROM answers WHERE dataset = 'train'", grab, &g, NULL,
+                              &err),
+                 KD_OK);
+    cr_assert_eq(g.v[0], 900);
+    kd_store_writer_free(w);
+
+    /* max_seconds 0: every add is stored at once; free drops what is held */
+    int64_t t2 = teacher_ok(st, "t2", "02");
+    cr_assert_eq(kd_store_writer_new(st, t2, KD_STORE_LOGITS, 3, 1000, 0, &w, &err), KD_OK);
+    cr_assert_eq(kd_store_writer_add(w, k, 10, a, NULL, &err), KD_OK);
+    cr_assert_eq(missing_count(st, t2, k, 10, 3), 0);
+    kd_store_writer_free(w);
+    cr_assert_eq(kd_store_writer_new(st, t2, KD_STORE_LOGITS, 3, 1000, 1e9, &w, &err), KD_OK);
+    cr_assert_eq(kd_store_writer_add(w, k + 10, 10, a, NULL, &err), KD_OK);
+    kd_log_set_level(KD_LOG_ERROR);
+    kd_store_writer_free(w);
+    kd_log_set_level(KD_LOG_INFO);
+    cr_assert_eq(missing_count(st, t2, k + 10, 10, 3), 10);
+    cr_assert_eq(kd_store_writer_new(st, t2, KD_STORE_LOGITS, 4, 1000, 1, &w, &err), KD_ERR_SHAPE);
     kd_store_close(st);
 }

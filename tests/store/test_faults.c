@@ -433,6 +433,10 @@ Test(store_faults, missing_paths_directories_and_read_only_handles_are_refused)
     snprintf(want, sizeof want, "label store '%s' does not exist", tpath("none.db"));
     cr_assert_str_eq(err.msg, want);
     cr_assert_eq(access(tpath("none.db"), F_OK), -1, "nothing was created");
+    cr_assert_eq(kd_store_open(tpath("no/such/dir/kd.db"), NULL, &st, &err), KD_ERR_STORE);
+    snprintf(want, sizeof want, "cannot create label store '%s': directory '%s' does not exist",
+             tpath("no/such/dir/kd.db"), tpath("no/such/dir"));
+    cr_assert_str_eq(err.msg, want);
     cr_assert_eq(kd_store_open(st_dir, NULL, &st, &err), KD_ERR_ARG);
     snprintf(want, sizeof want, "'%s' is a directory, not a label store file", st_dir);
     cr_assert_str_eq(err.msg, want);
@@ -454,4 +458,29 @@ Test(store_faults, missing_paths_directories_and_read_only_handles_are_refused)
     cr_assert_eq(kd_store_sql(st, "DELETE FROM teachers", NULL, NULL, NULL, &err), KD_ERR_ARG);
     cr_assert(strstr(err.msg, "attempt to write a readonly database"), "%s", err.msg);
     kd_store_close(st);
+}
+
+Test(store_faults, an_empty_file_or_empty_sqlite_database_becomes_a_store)
+{
+    write_file(tpath("empty.db"), "", 0);
+    struct kd_store *st = open_ok(tpath("empty.db"));
+    int64_t t = teacher_ok(st, "t", "01");
+    kd_store_close(st);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(tpath("fresh.db"), &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 0; VACUUM", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok(tpath("fresh.db"));
+    cr_assert_eq(teacher_ok(st, "t", "01"), t);
+    kd_store_close(st);
+    /* read-only, an empty file is not a store (and is left empty) */
+    write_file(tpath("empty2.db"), "", 0);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(tpath("empty2.db"), &o, &st, &err), KD_ERR_FORMAT);
+    char want[300];
+    snprintf(want, sizeof want, "'%s' is not a kd label store (an empty SQLite database)", tpath("empty2.db"));
+    cr_assert_str_eq(err.msg, want);
 }
