@@ -137,12 +137,13 @@ Test(run, a_pipeline_runs_end_to_end_and_a_rerun_asks_the_teacher_nothing)
     free(s);
 }
 
-Test(run, a_run_killed_mid_distillation_resumes_without_asking_again)
+/* Starts `kd run p.yaml` with a 400-epoch distillation in a child process
+ * and returns its pid once the distillation has written a checkpoint. */
+static pid_t start_long_run(void)
 {
     const char *kd = getenv("KD_BIN");
     if (!kd)
         cr_skip_test("KD_BIN not set (run through make test)");
-    /* a long distillation so that the kill lands inside it */
     write_pipeline("p.yaml", small_pipeline(400));
     char path[256], cp[256];
     snprintf(path, sizeof path, "%s/p.yaml", dir);
@@ -155,10 +156,17 @@ Test(run, a_run_killed_mid_distillation_resumes_without_asking_again)
         execl(kd, kd, "run", path, "--quiet", (char *)NULL);
         _exit(127);
     }
-    /* wait for a distillation checkpoint, then kill -9 */
     for (int i = 0; i < 1200 && access(cp, R_OK) != 0; i++)
         usleep(50 * 1000);
     cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared");
+    return pid;
+}
+
+Test(run, a_run_killed_mid_distillation_resumes_without_asking_again)
+{
+    char path[256], cp[256];
+    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
+    pid_t pid = start_long_run();
     usleep(300 * 1000);
     kill(pid, SIGKILL);
     int status;
@@ -391,24 +399,8 @@ Test(run, the_numpy_example_teacher_answers_like_the_model_it_serves)
 
 Test(run, ctrl_c_stops_at_a_batch_boundary_and_resume_finishes_the_run)
 {
-    const char *kd = getenv("KD_BIN");
-    if (!kd)
-        cr_skip_test("KD_BIN not set (run through make test)");
-    write_pipeline("p.yaml", small_pipeline(400));
-    char path[256], cp[256];
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        (void)!freopen("/dev/null", "w", stdout);
-        (void)!freopen("/dev/null", "w", stderr);
-        execl(kd, kd, "run", path, "--quiet", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 1200 && access(cp, R_OK) != 0; i++)
-        usleep(50 * 1000);
-    cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared");
+    char path[256];
+    pid_t pid = start_long_run();
     kill(pid, SIGINT);
     int status;
     waitpid(pid, &status, 0);
