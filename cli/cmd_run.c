@@ -158,6 +158,8 @@ int kd_cmd_run(int argc, char **argv)
     if (o.quiet)
         kd_log_set_level(KD_LOG_WARN);
     o.stop = &interrupted;
+    o.sets = sets;
+    o.n_sets = n_sets;
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
     struct kd_run_summary *s = calloc(1, sizeof *s);

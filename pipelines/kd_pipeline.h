@@ -200,6 +200,8 @@ struct kd_run_options {
     int dry_run;                    /* plan only: sizes and teacher queries, no work */
     int quiet;                      /* no progress bars */
     volatile sig_atomic_t *stop;    /* set by a SIGINT handler: stop at a batch boundary */
+    const char *const *sets;        /* the --set overrides the pipeline was loaded with: */
+    size_t n_sets;                  /* recorded with its text, so a resume matches them too */
 };
 
 #define KD_RUN_MAX_ROWS 64

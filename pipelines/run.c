@@ -664,6 +664,7 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     double t0 = kd_time_now();
     struct runner r;
     memset(&r, 0, sizeof r);
+    char *recorded = NULL;
     r.p = p;
     r.opt = opt;
     r.sum = sum;
@@ -706,8 +707,24 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     snprintf(dir, sizeof dir, "%s/checkpoints", p->output);
     if ((st = make_dirs(dir, err)) || (st = kd_store_open(p->store, NULL, &r.store, err)))
         goto done;
+    /* The run is recorded with the file's text and the overrides applied to
+     * it: together they say what ran, and --resume matches both. */
+    size_t len = strlen(p->text ? p->text : "") + 1;
+    for (size_t i = 0; i < opt->n_sets; i++)
+        len += strlen(opt->sets[i]) + 32;
+    recorded = malloc(len);
+    if (!recorded) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    snprintf(recorded, len, "%s", p->text ? p->text : "");
+    for (size_t i = 0; i < opt->n_sets; i++) {
+        size_t at = strlen(recorded);
+        snprintf(recorded + at, len - at, "%s# kd run --set %s\n", at && recorded[at - 1] != '\n' ? "\n" : "",
+                 opt->sets[i]);
+    }
     int64_t previous = 0;
-    if (opt->resume && (st = kd_store_run_last_unfinished(r.store, p->text, &previous, err)))
+    if (opt->resume && (st = kd_store_run_last_unfinished(r.store, recorded, &previous, err)))
         goto done;
     if (previous) {
         r.run = previous;
@@ -716,7 +733,7 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     } else {
         if (opt->resume)
             kd_log(KD_LOG_INFO, "nothing to resume: no unfinished run of this pipeline in %s; starting a new run", p->store);
-        st = kd_store_run_begin(r.store, p->name, p->text, &r.run, err);
+        st = kd_store_run_begin(r.store, p->name, recorded, &r.run, err);
     }
     if (!st)
         st = record_examples(&r, err);
@@ -770,5 +787,6 @@ done:
     free(r.teachers);
     kd_run_datasets_release(&r.data);
     kd_store_close(r.store);
+    free(recorded);
     return st;
 }

@@ -62,7 +62,7 @@ static kd_status load_and_run(const char *name, const char *const *sets, size_t 
     kd_status st = kd_pipeline_load(path, sets, n_sets, &p, &diag);
     cr_assert_eq(st, KD_OK, "%s", diag.n ? diag.items[0].text : "load failed");
     kd_diag_release(&diag);
-    struct kd_run_options o = {resume, 0, 1, NULL};
+    struct kd_run_options o = {resume, 0, 1, NULL, sets, n_sets};
     st = kd_pipeline_run(&p, &o, sum, err);
     kd_pipeline_release(&p);
     return st;
@@ -299,7 +299,7 @@ static kd_status dry_run(const char *name, struct kd_run_summary *sum, struct kd
     kd_diag_init(&diag);
     cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
     kd_diag_release(&diag);
-    struct kd_run_options o = {0, 1, 1, NULL};
+    struct kd_run_options o = {0, 1, 1, NULL, NULL, 0};
     kd_status st = kd_pipeline_run(&p, &o, sum, err);
     kd_pipeline_release(&p);
     return st;
