@@ -1,0 +1,867 @@
+/*
+ * bench_mlp: how fast kd trains MLP classifiers, against PyTorch on the same
+ * machine in the same invocation, and against the machine's own sgemm rate.
+ *
+ *     build/bench/bench_mlp                 5 repeats, threads 1 and 2
+ *     build/bench/bench_mlp --quick         1 repeat, fewer examples (smoke run)
+ *     build/bench/bench_mlp --repeats 9 --threads 2 --no-peer
+ *
+ * For each network and BLAS thread count it measures
+ *   - kd: kd_mlp_train_ce (Adam 1e-3, batch 256, float32) on Fashion-MNIST
+ *     for a fixed number of examples, R times: examples per second;
+ *   - sgemm: exactly the GEMMs of one training step (per layer the forward
+ *     x W^T, the weight gradient dY^T X and, except for the first layer, the
+ *     input gradient dY W, at batch 256) in a loop through kd_sgemm: GFLOP/s;
+ *   - PyTorch: bench/peer_torch_mlp.py under Debian's /usr/bin/python3 trains
+ *     the same network the same way, at its best thread setting;
+ * then prints one table. kd's GFLOP/s count only the GEMM work
+ * (2 B in out per GEMM), so kd/sgemm says how much of the training time is
+ * spent outside the GEMMs. docs/benchmarks.md explains the method.
+ *
+ * Exit status 0 unless something failed (data, training or a peer run that
+ * PyTorch is installed for); a missing PyTorch is reported, not a failure.
+ */
+#include "core/kd_core.h"
+#include "data/kd_data.h"
+#include "student/kd_student.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPEATS 101
+#define MAX_THREADS 8
+#define BATCH 256
+#define CMD_MAX 16384
+
+/* ------------------------------------------------------------ the networks */
+
+struct net {
+    const char *name;       /* as printed */
+    size_t sizes[4];
+    size_t n_sizes;
+    float dropout;
+    size_t examples, epochs;        /* one measurement: examples x epochs */
+    size_t quick_examples;          /* --quick: one epoch of this many */
+};
+
+/* Sized for roughly 3 s a measurement on one core of the machine the
+ * numbers in docs/benchmarks.md come from. */
+static const struct net nets[] = {
+    {"784-256-10", {784, 256, 10}, 3, 0.0f, 60000, 3, 10000},
+    {"784-512-512-10", {784, 512, 512, 10}, 4, 0.0f, 60000, 1, 6000},
+    {"784-1024-1024-10 d0.2", {784, 1024, 1024, 10}, 4, 0.2f, 30000, 1, 4000},
+};
+#define N_NETS (sizeof nets / sizeof *nets)
+
+static void net_sizes_text(const struct net *n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n->n_sizes && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%zu", i ? "-" : "", n->sizes[i]);
+}
+
+/* GEMM FLOPs of one example in one training step: 2 in out per GEMM, three
+ * GEMMs a layer (forward, weight gradient, input gradient) except the first
+ * layer, whose input gradient nobody needs. */
+static double net_flops_per_example(const struct net *n)
+{
+    double f = 0.0;
+    for (size_t l = 0; l + 1 < n->n_sizes; l++)
+        f += (l == 0 ? 2.0 : 3.0) * 2.0 * (double)n->sizes[l] * (double)n->sizes[l + 1];
+    return f;
+}
+
+/* ------------------------------------------------------------- statistics */
+
+struct stats {
+    double v[MAX_REPEATS];
+    size_t n;
+    double median, min, max;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void stats_add(struct stats *s, double v)
+{
+    if (s->n < MAX_REPEATS)
+        s->v[s->n++] = v;
+}
+
+static void stats_finish(struct stats *s)
+{
+    if (s->n == 0) {
+        s->median = s->min = s->max = 0.0;
+        return;
+    }
+    double sorted[MAX_REPEATS];
+    memcpy(sorted, s->v, s->n * sizeof *sorted);
+    qsort(sorted, s->n, sizeof *sorted, cmp_double);
+    s->min = sorted[0];
+    s->max = sorted[s->n - 1];
+    s->median = s->n % 2 ? sorted[s->n / 2] : 0.5 * (sorted[s->n / 2 - 1] + sorted[s->n / 2]);
+}
+
+/* ---------------------------------------------------------------- options */
+
+struct options {
+    size_t repeats;
+    int quick;
+    int threads[MAX_THREADS];
+    size_t n_threads;
+    int peer;                       /* run PyTorch */
+    int random_data;
+    const char *data_dir;
+    const char *python;
+    const char *peer_script;        /* NULL: look next to this program's source */
+    double sgemm_seconds;           /* per sgemm measurement */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_mlp [options]\n"
+            "  --repeats N      measurements per figure (default 5; the median is reported)\n"
+            "  --quick          1 repeat, fewer examples: a smoke run, not a measurement\n"
+            "  --threads LIST   BLAS thread counts, comma-separated (default 1,2)\n"
+            "  --no-peer        skip PyTorch\n"
+            "  --python PATH    interpreter for the peer (default /usr/bin/python3)\n"
+            "  --peer PATH      the peer script (default bench/peer_torch_mlp.py)\n"
+            "  --data DIR       Fashion-MNIST IDX files (default %s)\n"
+            "  --random-data    uniform random inputs and labels instead of Fashion-MNIST\n",
+            KD_FASHION_MNIST_DIR);
+}
+
+static int parse_size(const char *s, size_t lo, size_t hi, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_threads(const char *s, struct options *o)
+{
+    o->n_threads = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > 256 || o->n_threads == MAX_THREADS)
+            return -1;
+        o->threads[o->n_threads++] = (int)v;
+        p = end;
+        if (*p == ',' && p[1])
+            p++;
+        else if (*p)
+            return -1;
+    }
+    return o->n_threads ? 0 : -1;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->repeats = 5;
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->n_threads = 2;
+    o->peer = 1;
+    o->data_dir = KD_FASHION_MNIST_DIR;
+    o->python = "/usr/bin/python3";
+    int repeats_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--quick") == 0) {
+            o->quick = 1;
+        } else if (strcmp(a, "--no-peer") == 0) {
+            o->peer = 0;
+        } else if (strcmp(a, "--random-data") == 0) {
+            o->random_data = 1;
+        } else if (strcmp(a, "--repeats") == 0 || strcmp(a, "--threads") == 0 ||
+                   strcmp(a, "--python") == 0 || strcmp(a, "--peer") == 0 || strcmp(a, "--data") == 0) {
+            if (!val) {
+                fprintf(stderr, "bench_mlp: %s needs a value\n", a);
+                return -1;
+            }
+            i++;
+            if (strcmp(a, "--repeats") == 0) {
+                if (parse_size(val, 1, MAX_REPEATS, &o->repeats)) {
+                    fprintf(stderr, "bench_mlp: --repeats must be 1 to %d, got '%s'\n", MAX_REPEATS, val);
+                    return -1;
+                }
+                repeats_given = 1;
+            } else if (strcmp(a, "--threads") == 0) {
+                if (parse_threads(val, o)) {
+                    fprintf(stderr, "bench_mlp: --threads wants up to %d counts like 1,2; got '%s'\n",
+                            MAX_THREADS, val);
+                    return -1;
+                }
+            } else if (strcmp(a, "--python") == 0) {
+                o->python = val;
+            } else if (strcmp(a, "--peer") == 0) {
+                o->peer_script = val;
+            } else {
+                o->data_dir = val;
+            }
+        } else {
+            fprintf(stderr, "bench_mlp: unknown option '%s'\n", a);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (o->quick && !repeats_given)
+        o->repeats = 1;
+    o->sgemm_seconds = o->quick ? 0.2 : 1.0;
+    return 0;
+}
+
+static size_t net_examples(const struct net *n, const struct options *o)
+{
+    return o->quick ? n->quick_examples : n->examples;
+}
+
+static size_t net_epochs(const struct net *n, const struct options *o)
+{
+    return o->quick ? 1 : n->epochs;
+}
+
+/* -------------------------------------------------------------------- data */
+
+static kd_status load_data(const struct options *o, struct kd_dataset *ds, char *images, char *labels,
+                           size_t path_len, struct kd_error *err)
+{
+    snprintf(images, path_len, "%s/train-images-idx3-ubyte.gz", o->data_dir);
+    snprintf(labels, path_len, "%s/train-labels-idx1-ubyte.gz", o->data_dir);
+    if (o->random_data) {
+        size_t n = 60000, d = 784;
+        kd_status st = kd_dataset_init(ds, n, d, 1, err);
+        if (st)
+            return st;
+        struct kd_rng r;
+        kd_rng_seed(&r, 1);
+        for (size_t i = 0; i < n * d; i++)
+            ds->x.data[i] = (float)kd_rng_uniform(&r);
+        for (size_t i = 0; i < n; i++)
+            ds->y[i] = (int32_t)kd_rng_below(&r, 10);
+        return KD_OK;
+    }
+    kd_status st = kd_data_load_idx(images, labels, ds, err);
+    if (st)
+        return st;
+    kd_data_scale_unit(ds, 0.0f, 255.0f);
+    return KD_OK;
+}
+
+/* ---------------------------------------------------------------------- kd */
+
+/* One measurement: a fresh network trained on the first `examples` rows for
+ * `epochs` epochs. Returns examples per second, or a negative value on error. */
+static double kd_train_once(const struct net *n, const struct kd_dataset *ds, size_t examples, size_t epochs,
+                            uint64_t seed, struct kd_error *err)
+{
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    if (kd_mlp_config_set_sizes(&cfg, n->sizes, n->n_sizes, err))
+        return -1.0;
+    cfg.dropout = n->dropout;
+    struct kd_mlp *m = NULL;
+    if (kd_mlp_new(&cfg, 42, &m, err))
+        return -1.0;
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = epochs;
+    tc.batch = BATCH;
+    tc.seed = seed;
+    tc.label = "bench";
+    /* A view of the first rows: the same examples the peer trains on. */
+    struct kd_tensor x = kd_tensor_view(ds->x.data, examples, ds->x.cols);
+    double t0 = kd_time_now();
+    kd_status st = kd_mlp_train_ce(m, &x, ds->y, NULL, &tc, NULL, err);
+    double dt = kd_time_now() - t0;
+    kd_mlp_free(m);
+    if (st)
+        return -1.0;
+    return dt > 0.0 ? (double)(examples * epochs) / dt : 0.0;
+}
+
+/* ------------------------------------------------------------------- sgemm */
+
+struct gemm_bufs {
+    float *x;                        /* (B, sizes[0]) */
+    float *w[4], *y[4], *dy[4], *dw[4], *dx[4];
+};
+
+static void gemm_bufs_release(struct gemm_bufs *g)
+{
+    kd_free(g->x);
+    for (size_t l = 0; l < 4; l++) {
+        kd_free(g->w[l]);
+        kd_free(g->y[l]);
+        kd_free(g->dy[l]);
+        kd_free(g->dw[l]);
+        kd_free(g->dx[l]);
+    }
+    memset(g, 0, sizeof *g);
+}
+
+static int gemm_bufs_init(struct gemm_bufs *g, const struct net *n)
+{
+    memset(g, 0, sizeof *g);
+    struct kd_rng r;
+    kd_rng_seed(&r, 7);
+    size_t B = BATCH;
+    g->x = kd_alloc(B * n->sizes[0], sizeof(float));
+    if (!g->x)
+        return -1;
+    for (size_t i = 0; i < B * n->sizes[0]; i++)
+        g->x[i] = (float)kd_rng_uniform(&r);
+    for (size_t l = 0; l + 1 < n->n_sizes; l++) {
+        size_t in = n->sizes[l], out = n->sizes[l + 1];
+        g->w[l] = kd_alloc(out * in, sizeof(float));
+        g->y[l] = kd_calloc(B * out, sizeof(float));
+        g->dy[l] = kd_alloc(B * out, sizeof(float));
+        g->dw[l] = kd_alloc(out * in, sizeof(float));
+        g->dx[l] = kd_alloc(B * in, sizeof(float));
+        if (!g->w[l] || !g->y[l] || !g->dy[l] || !g->dw[l] || !g->dx[l])
+            return -1;
+        for (size_t i = 0; i < out * in; i++)
+            g->w[l][i] = (float)(0.05 * (kd_rng_uniform(&r) - 0.5));
+        for (size_t i = 0; i < B * out; i++)
+            g->dy[l][i] = (float)(1e-3 * (kd_rng_uniform(&r) - 0.5));
+    }
+    return 0;
+}
+
+/* The GEMMs of one training step, in the order and with the arguments
+ * student/dense.c uses. The values do not matter for the timing; y is reset
+ * now and then so the beta = 1 accumulation cannot drift into infinities. */
+static void gemm_step(const struct net *n, struct gemm_bufs *g)
+{
+    size_t B = BATCH, L = n->n_sizes - 1;
+    const float *in = g->x;
+    for (size_t l = 0; l < L; l++) {
+        size_t D = n->sizes[l], H = n->sizes[l + 1];
+        kd_sgemm(0, 1, B, H, D, 1.0f, in, D, g->w[l], D, 1.0f, g->y[l], H); /* (B, H) */
+        in = g->y[l];
+    }
+    for (size_t l = L; l-- > 0;) {
+        size_t D = n->sizes[l], H = n->sizes[l + 1];
+        const float *xin = l == 0 ? g->x : g->y[l - 1];
+        kd_sgemm(1, 0, H, D, B, 1.0f, g->dy[l], H, xin, D, 0.0f, g->dw[l], D); /* (H, D) */
+        if (l > 0)
+            kd_sgemm(0, 0, B, D, H, 1.0f, g->dy[l], H, g->w[l], D, 0.0f, g->dx[l], D); /* (B, D) */
+    }
+}
+
+/* GFLOP/s of the step's GEMMs over about `seconds`. */
+static double sgemm_rate_once(const struct net *n, struct gemm_bufs *g, double seconds)
+{
+    double flops = net_flops_per_example(n) * BATCH;
+    size_t steps = 0;
+    double t0 = kd_time_now(), t = t0;
+    while (t - t0 < seconds) {
+        if (steps % 64 == 0)
+            for (size_t l = 0; l + 1 < n->n_sizes; l++)
+                memset(g->y[l], 0, BATCH * n->sizes[l + 1] * sizeof(float));
+        gemm_step(n, g);
+        steps++;
+        t = kd_time_now();
+    }
+    return flops * (double)steps / (t - t0) * 1e-9;
+}
+
+/* ------------------------------------------------------------------ PyTorch */
+
+/* What the peer reported for one network and thread count. */
+struct peer_result {
+    int ran;                    /* 1: best is valid */
+    struct stats best;          /* median/min/max of the best setting (no values kept) */
+    char setting[48];           /* the best setting's name */
+    char others[256];           /* "setting median, ..." of every setting tried */
+    char version[32];           /* from --check */
+};
+
+/* The peer process, its stdin and stdout piped to us, its stderr ours. */
+struct peer_proc {
+    pid_t pid;
+    FILE *to, *from;
+};
+
+static const char *find_peer_script(const struct options *o, char *buf, size_t len)
+{
+    if (o->peer_script)
+        return o->peer_script;
+    if (access("bench/peer_torch_mlp.py", R_OK) == 0)
+        return "bench/peer_torch_mlp.py";
+    /* <tree>/build/bench/bench_mlp -> <tree>/bench/peer_torch_mlp.py */
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0)
+        return NULL;
+    exe[k] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    snprintf(buf, len, "%s/../../bench/peer_torch_mlp.py", exe);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/* Starts argv (argv[0] found through PATH when it has no slash). */
+static int peer_start(struct peer_proc *p, char *const argv[])
+{
+    int in[2], out[2];
+    p->pid = -1;
+    p->to = p->from = NULL;
+    if (pipe(in))
+        return -1;
+    if (pipe(out)) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "bench_mlp: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->pid = pid;
+    p->to = fdopen(in[1], "w");
+    p->from = fdopen(out[0], "r");
+    if (!p->to || !p->from) {
+        if (p->to)
+            fclose(p->to);
+        else
+            close(in[1]);
+        if (p->from)
+            fclose(p->from);
+        else
+            close(out[0]);
+        p->to = p->from = NULL;
+        waitpid(pid, NULL, 0);
+        p->pid = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static double field_double(const char *line, const char *key)
+{
+    const char *p = strstr(line, key);
+    return p ? strtod(p + strlen(key), NULL) : -1.0;
+}
+
+static void field_text(const char *line, const char *key, char *out, size_t len)
+{
+    const char *p = strstr(line, key);
+    out[0] = '\0';
+    if (!p)
+        return;
+    p += strlen(key);
+    size_t k = strcspn(p, " \n");
+    if (k >= len)
+        k = len - 1;
+    memcpy(out, p, k);
+    out[k] = '\0';
+}
+
+/* Reads the peer's lines into r until one that starts with `stop` (to the end
+ * of its output when stop is NULL); other output is passed through. Returns 0
+ * when stop was seen (or, with stop NULL, at the end), -1 at a premature end. */
+static int peer_read(struct peer_proc *p, const char *stop, struct peer_result *r)
+{
+    char line[1024], setting[48];
+    while (fgets(line, sizeof line, p->from)) {
+        if (stop && strncmp(line, stop, strlen(stop)) == 0)
+            return 0;
+        field_text(line, "setting=", setting, sizeof setting);
+        if (strncmp(line, "torch_run ", 10) == 0) {
+            printf("    torch %-22s %10.0f ex/s\n", setting, field_double(line, "ex_per_s="));
+        } else if (strncmp(line, "torch_setting ", 14) == 0) {
+            size_t used = strlen(r->others);
+            snprintf(r->others + used, sizeof r->others - used, "%s%s %.0f", used ? ", " : "", setting,
+                     field_double(line, "median="));
+        } else if (strncmp(line, "torch_best ", 11) == 0) {
+            snprintf(r->setting, sizeof r->setting, "%s", setting);
+            r->best.median = field_double(line, "median=");
+            r->best.min = field_double(line, "min=");
+            r->best.max = field_double(line, "max=");
+            r->ran = r->best.median > 0.0;
+        } else if (strncmp(line, "torch_version ", 14) == 0) {
+            field_text(line, "version=", r->version, sizeof r->version);
+        } else if (strncmp(line, "torch_", 6) != 0) {
+            fputs(line, stdout);
+        }
+        fflush(stdout);
+    }
+    return stop ? -1 : 0;
+}
+
+/* Asks for one round (every thread setting once); 0 when it came back. */
+static int peer_round(struct peer_proc *p, struct peer_result *r)
+{
+    if (fputs("run\n", p->to) == EOF || fflush(p->to) == EOF)
+        return -1;
+    return peer_read(p, "torch_round_done", r);
+}
+
+/* Ends the input, reads the summary lines and reaps the process: its exit
+ * status (127 when it could not run, 128 + signal when killed). */
+static int peer_finish(struct peer_proc *p, struct peer_result *r)
+{
+    if (p->pid < 0)
+        return 127;
+    fclose(p->to);
+    peer_read(p, NULL, r);
+    fclose(p->from);
+    int status;
+    pid_t w;
+    while ((w = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    p->pid = -1;
+    if (w < 0)
+        return 127;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* ----------------------------------------------------------- machine load */
+
+/* On a shared machine the figures are only as good as the quiet they were
+ * taken in, so each row says how busy the other processes kept the cores. */
+struct cpu_snap {
+    int ok;
+    double busy;        /* non-idle CPU seconds of the whole machine (Linux /proc/stat) */
+    double own;         /* CPU seconds of this process and its reaped children */
+    double t;
+};
+
+static double tv_seconds(struct timeval tv) { return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec; }
+
+static void cpu_snap_take(struct cpu_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->t = kd_time_now();
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    unsigned long long v[8] = {0};
+    int k = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (k != 8 || hz <= 0)
+        return;
+    /* user nice system idle iowait irq softirq steal: all but idle and iowait
+     * are work; steal is time the hypervisor gave to other machines. */
+    s->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)hz;
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    s->own = tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime) + tv_seconds(kids.ru_utime) +
+             tv_seconds(kids.ru_stime);
+    s->ok = 1;
+}
+
+/* The share of the machine's CPU time that other processes used between a
+ * and b, in [0, 1]; negative when unknown. */
+static double cpu_other_share(const struct cpu_snap *a, const struct cpu_snap *b)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double wall = b->t - a->t;
+    if (!a->ok || !b->ok || ncpu <= 0 || wall <= 0.0)
+        return -1.0;
+    double other = (b->busy - a->busy) - (b->own - a->own);
+    double share = other / (wall * (double)ncpu);
+    return share < 0.0 ? 0.0 : share > 1.0 ? 1.0 : share;
+}
+
+/* ------------------------------------------------------------------- table */
+
+struct row {
+    const struct net *net;
+    int threads;
+    struct stats kd, sgemm;
+    struct peer_result torch;
+    int kd_ok, sgemm_ok;
+    double other_load;          /* other processes' share of the CPU time, < 0 unknown */
+};
+
+static void fmt_range(char *buf, size_t len, const struct stats *s)
+{
+    snprintf(buf, len, "%.0f [%.0f-%.0f]", s->median, s->min, s->max);
+}
+
+/* A Markdown table, so that docs/benchmarks.md can quote it as printed. */
+static void print_table(const struct row *rows, size_t n_rows, int peer)
+{
+    printf("\n| %-21s | %3s | %-24s | %-27s | %-20s | %8s | %7s | %10s | %8s | %10s |\n", "network", "thr",
+           "kd ex/s median [min-max]", "torch ex/s median [min-max]", "torch setting", "kd/torch", "kd GF/s",
+           "sgemm GF/s", "kd/sgemm", "other load");
+    printf("|-----------------------|----:|--------------------------|-----------------------------|"
+           "----------------------|---------:|--------:|-----------:|---------:|-----------:|\n");
+    for (size_t i = 0; i < n_rows; i++) {
+        const struct row *r = &rows[i];
+        char kd[64] = "failed", torch[64] = "not run", setting[48] = "-", ratio[16] = "-", kdg[16] = "-",
+             sg[16] = "-", frac[16] = "-", load[16] = "?";
+        if (r->kd_ok)
+            fmt_range(kd, sizeof kd, &r->kd);
+        if (r->torch.ran) {
+            fmt_range(torch, sizeof torch, &r->torch.best);
+            snprintf(setting, sizeof setting, "%s", r->torch.setting);
+            if (r->kd_ok)
+                snprintf(ratio, sizeof ratio, "%.2f", r->kd.median / r->torch.best.median);
+        } else if (peer) {
+            snprintf(torch, sizeof torch, "failed");
+        }
+        double fpe = net_flops_per_example(r->net);
+        if (r->kd_ok)
+            snprintf(kdg, sizeof kdg, "%.1f", r->kd.median * fpe * 1e-9);
+        if (r->sgemm_ok)
+            snprintf(sg, sizeof sg, "%.1f", r->sgemm.median);
+        if (r->kd_ok && r->sgemm_ok)
+            snprintf(frac, sizeof frac, "%.0f%%", 100.0 * r->kd.median * fpe * 1e-9 / r->sgemm.median);
+        if (r->other_load >= 0.0)
+            snprintf(load, sizeof load, "%.0f%%", 100.0 * r->other_load);
+        printf("| %-21s | %3d | %-24s | %-27s | %-20s | %8s | %7s | %10s | %8s | %10s |\n", r->net->name,
+               r->threads, kd, torch, setting, ratio, kdg, sg, frac, load);
+    }
+}
+
+/* -------------------------------------------------------------------- main */
+
+/* Measures one network at one thread count: R rounds of (kd, sgemm, every
+ * PyTorch setting), so that all of them see the same load on a shared
+ * machine. peer_argv is NULL when PyTorch is not run. Returns 0 or -1. */
+static int measure(const struct options *o, const struct net *n, const struct kd_dataset *ds,
+                   char **peer_argv, struct row *r)
+{
+    struct kd_error err = {0};
+    size_t examples = net_examples(n, o), epochs = net_epochs(n, o);
+    int rc = 0;
+    kd_blas_set_threads(r->threads);
+    printf("  threads %d\n", r->threads);
+    struct cpu_snap snap0, snap1;
+    cpu_snap_take(&snap0);
+
+    struct peer_proc peer = {-1, NULL, NULL};
+    if (peer_argv) {
+        if (peer_start(&peer, peer_argv) || peer_read(&peer, "torch_ready", &r->torch)) {
+            fprintf(stderr, "bench_mlp: the PyTorch peer did not start for %s at %d threads\n", n->name,
+                    r->threads);
+            peer_finish(&peer, &r->torch);
+            rc = -1;
+        }
+    }
+
+    /* Warm-ups: wake the BLAS threads, fault the pages in. */
+    r->kd_ok = kd_train_once(n, ds, 20 * BATCH, 1, 99, &err) >= 0.0;
+    if (!r->kd_ok) {
+        fprintf(stderr, "bench_mlp: kd training %s failed: %s\n", n->name, err.msg);
+        rc = -1;
+    }
+    struct gemm_bufs g;
+    r->sgemm_ok = gemm_bufs_init(&g, n) == 0;
+    if (r->sgemm_ok)
+        sgemm_rate_once(n, &g, 0.1);
+    else {
+        fprintf(stderr, "bench_mlp: out of memory for the sgemm buffers\n");
+        rc = -1;
+    }
+
+    for (size_t k = 0; k < o->repeats; k++) {
+        if (r->kd_ok) {
+            double v = kd_train_once(n, ds, examples, epochs, 1 + k, &err);
+            if (v < 0.0) {
+                fprintf(stderr, "bench_mlp: kd training %s failed: %s\n", n->name, err.msg);
+                r->kd_ok = 0;
+                rc = -1;
+            } else {
+                stats_add(&r->kd, v);
+                printf("    kd                           %10.0f ex/s\n", v);
+            }
+        }
+        if (r->sgemm_ok) {
+            double v = sgemm_rate_once(n, &g, o->sgemm_seconds);
+            stats_add(&r->sgemm, v);
+            printf("    sgemm                        %10.1f GFLOP/s\n", v);
+        }
+        fflush(stdout);
+        if (peer.pid >= 0 && peer_round(&peer, &r->torch)) {
+            fprintf(stderr, "bench_mlp: the PyTorch peer stopped answering for %s at %d threads\n", n->name,
+                    r->threads);
+            rc = -1;
+            break;
+        }
+    }
+    stats_finish(&r->kd);
+    stats_finish(&r->sgemm);
+    gemm_bufs_release(&g);
+    if (peer.pid >= 0) {
+        int status = peer_finish(&peer, &r->torch);
+        if (status != 0 || !r->torch.ran) {
+            fprintf(stderr, "bench_mlp: the PyTorch peer failed for %s at %d threads (exit status %d)\n",
+                    n->name, r->threads, status);
+            r->torch.ran = 0;
+            rc = -1;
+        } else if (strchr(r->torch.others, ',')) {
+            printf("    torch settings, median ex/s: %s\n", r->torch.others);
+        }
+    }
+    cpu_snap_take(&snap1);
+    r->other_load = cpu_other_share(&snap0, &snap1);
+    if (r->other_load >= 0.0)
+        printf("    other processes used %.0f%% of the machine's CPU time meanwhile\n", 100.0 * r->other_load);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    if (parse_options(argc, argv, &o))
+        return 2;
+    kd_progress_set_quiet(1);
+    /* A peer that dies must show up as an error, not kill us on write. */
+    signal(SIGPIPE, SIG_IGN);
+    int failed = 0;
+
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
+    printf("bench_mlp: kd %s, %s, %ld online cores, batch %d, float32, Adam 1e-3, %zu round%s%s\n", KD_VERSION,
+           when, sysconf(_SC_NPROCESSORS_ONLN), BATCH, o.repeats, o.repeats == 1 ? "" : "s",
+           o.quick ? " (--quick: a smoke run, not a measurement)" : "");
+
+    struct kd_error err = {0};
+    struct kd_dataset ds = {0};
+    char images[4096], labels[4096];
+    if (load_data(&o, &ds, images, labels, sizeof images, &err)) {
+        fprintf(stderr, "bench_mlp: cannot load Fashion-MNIST: %s\n"
+                        "  (apt-get install dataset-fashion-mnist, or --data DIR, or --random-data)\n",
+                err.msg);
+        return 1;
+    }
+    printf("data: %s (%zu x %zu)\n", o.random_data ? "uniform random" : images, ds.x.rows, ds.x.cols);
+    for (size_t i = 0; i < N_NETS; i++)
+        if (net_examples(&nets[i], &o) > ds.x.rows) {
+            fprintf(stderr, "bench_mlp: %s needs %zu examples, the data has %zu\n", nets[i].name,
+                    net_examples(&nets[i], &o), ds.x.rows);
+            kd_dataset_release(&ds);
+            return 1;
+        }
+
+    /* Is the peer there at all? */
+    char script_buf[4200];
+    const char *script = NULL;
+    int peer = o.peer;
+    if (peer && !(script = find_peer_script(&o, script_buf, sizeof script_buf))) {
+        fprintf(stderr, "bench_mlp: cannot find bench/peer_torch_mlp.py (run from the source tree or "
+                        "give --peer PATH)\n");
+        failed = 1;
+        peer = 0;
+    }
+    if (peer) {
+        char *argv_check[] = {(char *)o.python, (char *)script, "--check", NULL};
+        struct peer_proc p;
+        struct peer_result check = {0};
+        int status = peer_start(&p, argv_check) ? 127 : peer_finish(&p, &check);
+        if (status != 0) {
+            printf("PyTorch not installed: apt-get install python3-torch (%s %s); kd's figures only\n",
+                   o.python, status == 127 ? "did not run" : "could not import torch");
+            peer = 0;
+        } else {
+            printf("peer: PyTorch %s under %s (%s)\n", check.version, o.python, script);
+        }
+    }
+
+    size_t n_rows = N_NETS * o.n_threads;
+    struct row *rows = calloc(n_rows, sizeof *rows);
+    if (!rows) {
+        fprintf(stderr, "bench_mlp: out of memory\n");
+        kd_dataset_release(&ds);
+        return 1;
+    }
+    size_t r_i = 0;
+    for (size_t ni = 0; ni < N_NETS; ni++) {
+        const struct net *n = &nets[ni];
+        size_t examples = net_examples(n, &o), epochs = net_epochs(n, &o);
+        printf("\n== %s, dropout %g: %zu examples x %zu epoch%s a measurement, %.2f MFLOP/example in GEMMs\n",
+               n->name, (double)n->dropout, examples, epochs, epochs == 1 ? "" : "s",
+               net_flops_per_example(n) * 1e-6);
+        char sizes[64], dropout[32], ex[32], ep[32], thr[16];
+        net_sizes_text(n, sizes, sizeof sizes);
+        snprintf(dropout, sizeof dropout, "%g", (double)n->dropout);
+        snprintf(ex, sizeof ex, "%zu", examples);
+        snprintf(ep, sizeof ep, "%zu", epochs);
+        for (size_t ti = 0; ti < o.n_threads; ti++, r_i++) {
+            struct row *r = &rows[r_i];
+            r->net = n;
+            r->threads = o.threads[ti];
+            snprintf(thr, sizeof thr, "%d", r->threads);
+            char *pargv[20] = {(char *)o.python, (char *)script, "--serve", "--sizes", sizes, "--dropout",
+                               dropout, "--threads", thr, "--examples", ex, "--epochs", ep};
+            size_t pa = 13;
+            if (o.random_data) {
+                pargv[pa++] = "--random";
+            } else {
+                pargv[pa++] = "--images";
+                pargv[pa++] = images;
+                pargv[pa++] = "--labels";
+                pargv[pa++] = labels;
+            }
+            pargv[pa] = NULL;
+            if (measure(&o, n, &ds, peer ? pargv : NULL, r))
+                failed = 1;
+        }
+    }
+
+    print_table(rows, n_rows, peer);
+    printf("\nkd GF/s: GEMM FLOPs of one training step (2 B in out per GEMM: forward and dW for every layer, dX\n"
+           "  for all but the first) times kd's steps per second. sgemm GF/s: the same GEMMs alone, through\n"
+           "  kd_sgemm. kd/sgemm: 100%% would mean no time outside the GEMMs. kd/torch: ratio of the medians,\n"
+           "  torch at its best thread setting. other load: CPU time used by other processes during the row,\n"
+           "  as a share of the machine's (more than a few %% makes the row unreliable, the 2-thread rows most).\n");
+    if (!peer && o.peer)
+        printf("PyTorch: not run (see above).\n");
+    free(rows);
+    kd_dataset_release(&ds);
+    return failed;
+}
