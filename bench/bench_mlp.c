@@ -60,6 +60,7 @@ static const struct net nets[] = {
     {"784-1024-1024-10 d0.2", {784, 1024, 1024, 10}, 4, 0.2f, 30000, 1, 4000},
 };
 #define N_NETS (sizeof nets / sizeof *nets)
+_Static_assert(N_NETS <= 8, "struct options holds at most 8 networks");
 
 static void net_sizes_text(const struct net *n, char *buf, size_t len)
 {
@@ -121,6 +122,7 @@ struct options {
     int quick;
     int threads[MAX_THREADS];
     size_t n_threads;
+    int use_net[8];                 /* by index into nets[]; all when --net is not given */
     int peer;                       /* run PyTorch */
     int random_data;
     const char *data_dir;
@@ -136,6 +138,7 @@ static void usage(FILE *f)
             "  --repeats N      measurements per figure (default 5; the median is reported)\n"
             "  --quick          1 repeat, fewer examples: a smoke run, not a measurement\n"
             "  --threads LIST   BLAS thread counts, comma-separated (default 1,2)\n"
+            "  --net LIST       only these networks, e.g. 784-256-10,784-1024-1024-10 (default all three)\n"
             "  --no-peer        skip PyTorch\n"
             "  --python PATH    interpreter for the peer (default /usr/bin/python3)\n"
             "  --peer PATH      the peer script (default bench/peer_torch_mlp.py)\n"
@@ -175,6 +178,29 @@ static int parse_threads(const char *s, struct options *o)
     return o->n_threads ? 0 : -1;
 }
 
+static int parse_nets(const char *s, struct options *o)
+{
+    memset(o->use_net, 0, sizeof o->use_net);
+    const char *p = s;
+    while (*p) {
+        size_t k = strcspn(p, ","), found = 0;
+        for (size_t i = 0; i < N_NETS; i++) {
+            char t[64];
+            net_sizes_text(&nets[i], t, sizeof t);
+            if (strlen(t) == k && strncmp(p, t, k) == 0)
+                o->use_net[i] = found = 1;
+        }
+        if (!found)
+            return -1;
+        p += k;
+        if (*p == ',' && p[1])
+            p++;
+        else if (*p)
+            return -1;
+    }
+    return p == s ? -1 : 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
     memset(o, 0, sizeof *o);
@@ -183,6 +209,8 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->threads[1] = 2;
     o->n_threads = 2;
     o->peer = 1;
+    for (size_t i = 0; i < N_NETS; i++)
+        o->use_net[i] = 1;
     o->data_dir = KD_FASHION_MNIST_DIR;
     o->python = "/usr/bin/python3";
     int repeats_given = 0;
@@ -198,6 +226,18 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->peer = 0;
         } else if (strcmp(a, "--random-data") == 0) {
             o->random_data = 1;
+        } else if (strcmp(a, "--net") == 0) {
+            if (!val || parse_nets(val, o)) {
+                fprintf(stderr, "bench_mlp: --net wants network sizes among");
+                for (size_t k = 0; k < N_NETS; k++) {
+                    char t[64];
+                    net_sizes_text(&nets[k], t, sizeof t);
+                    fprintf(stderr, "%s %s", k ? "," : "", t);
+                }
+                fprintf(stderr, "; got '%s'\n", val ? val : "");
+                return -1;
+            }
+            i++;
         } else if (strcmp(a, "--repeats") == 0 || strcmp(a, "--threads") == 0 ||
                    strcmp(a, "--python") == 0 || strcmp(a, "--peer") == 0 || strcmp(a, "--data") == 0) {
             if (!val) {
@@ -400,7 +440,24 @@ struct peer_result {
     char setting[48];           /* the best setting's name */
     char others[256];           /* "setting median, ..." of every setting tried */
     char version[32];           /* from --check */
+    struct {                    /* every run, in round order, per setting */
+        char name[48];
+        struct stats runs;
+    } set[4];
+    size_t n_set;
 };
+
+/* The runs of setting `name`, added when new; NULL when there is no room. */
+static struct stats *peer_runs(struct peer_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_set; i++)
+        if (strcmp(r->set[i].name, name) == 0)
+            return &r->set[i].runs;
+    if (r->n_set == sizeof r->set / sizeof *r->set)
+        return NULL;
+    snprintf(r->set[r->n_set].name, sizeof r->set[r->n_set].name, "%s", name);
+    return &r->set[r->n_set++].runs;
+}
 
 /* The peer process, its stdin and stdout piped to us, its stderr ours. */
 struct peer_proc {
@@ -515,7 +572,11 @@ static int peer_read(struct peer_proc *p, const char *stop, struct peer_result *
             return 0;
         field_text(line, "setting=", setting, sizeof setting);
         if (strncmp(line, "torch_run ", 10) == 0) {
-            printf("    torch %-22s %10.0f ex/s\n", setting, field_double(line, "ex_per_s="));
+            double v = field_double(line, "ex_per_s=");
+            struct stats *runs = peer_runs(r, setting);
+            if (runs)
+                stats_add(runs, v);
+            printf("    torch %-22s %10.0f ex/s\n", setting, v);
         } else if (strncmp(line, "torch_setting ", 14) == 0) {
             size_t used = strlen(r->others);
             snprintf(r->others + used, sizeof r->others - used, "%s%s %.0f", used ? ", " : "", setting,
@@ -630,25 +691,44 @@ static void fmt_range(char *buf, size_t len, const struct stats *s)
     snprintf(buf, len, "%.0f [%.0f-%.0f]", s->median, s->min, s->max);
 }
 
+/* Ratios of the two sides' values round by round (scale * a_k / b_k): the
+ * rounds pair measurements taken under the same conditions, so these ratios
+ * move less than the medians do when the machine's speed drifts. */
+static int paired_ratio(const struct stats *a, const struct stats *b, double scale, struct stats *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = a->n < b->n ? a->n : b->n;
+    for (size_t k = 0; k < n; k++)
+        if (b->v[k] > 0.0)
+            stats_add(out, scale * a->v[k] / b->v[k]);
+    stats_finish(out);
+    return out->n > 0;
+}
+
 /* A Markdown table, so that docs/benchmarks.md can quote it as printed. */
 static void print_table(const struct row *rows, size_t n_rows, int peer)
 {
-    printf("\n| %-21s | %3s | %-24s | %-27s | %-20s | %8s | %7s | %10s | %8s | %10s |\n", "network", "thr",
-           "kd ex/s median [min-max]", "torch ex/s median [min-max]", "torch setting", "kd/torch", "kd GF/s",
-           "sgemm GF/s", "kd/sgemm", "other load");
+    printf("\n| %-21s | %3s | %-24s | %-27s | %-18s | %-16s | %7s | %10s | %-14s | %10s |\n", "network", "thr",
+           "kd ex/s median [min-max]", "torch ex/s median [min-max]", "torch setting", "kd/torch [range]",
+           "kd GF/s", "sgemm GF/s", "kd/sgemm", "other load");
     printf("|-----------------------|----:|--------------------------|-----------------------------|"
-           "----------------------|---------:|--------:|-----------:|---------:|-----------:|\n");
+           "--------------------|------------------|--------:|-----------:|----------------|-----------:|\n");
     for (size_t i = 0; i < n_rows; i++) {
         const struct row *r = &rows[i];
-        char kd[64] = "failed", torch[64] = "not run", setting[48] = "-", ratio[16] = "-", kdg[16] = "-",
-             sg[16] = "-", frac[16] = "-", load[16] = "?";
+        char kd[64] = "failed", torch[64] = "not run", setting[48] = "-", ratio[48] = "-", kdg[16] = "-",
+             sg[16] = "-", frac[48] = "-", load[16] = "?";
+        struct stats q;
         if (r->kd_ok)
             fmt_range(kd, sizeof kd, &r->kd);
         if (r->torch.ran) {
             fmt_range(torch, sizeof torch, &r->torch.best);
             snprintf(setting, sizeof setting, "%s", r->torch.setting);
-            if (r->kd_ok)
-                snprintf(ratio, sizeof ratio, "%.2f", r->kd.median / r->torch.best.median);
+            const struct stats *best = NULL;
+            for (size_t k = 0; k < r->torch.n_set; k++)
+                if (strcmp(r->torch.set[k].name, r->torch.setting) == 0)
+                    best = &r->torch.set[k].runs;
+            if (r->kd_ok && best && paired_ratio(&r->kd, best, 1.0, &q))
+                snprintf(ratio, sizeof ratio, "%.2f [%.2f-%.2f]", q.median, q.min, q.max);
         } else if (peer) {
             snprintf(torch, sizeof torch, "failed");
         }
@@ -657,11 +737,11 @@ static void print_table(const struct row *rows, size_t n_rows, int peer)
             snprintf(kdg, sizeof kdg, "%.1f", r->kd.median * fpe * 1e-9);
         if (r->sgemm_ok)
             snprintf(sg, sizeof sg, "%.1f", r->sgemm.median);
-        if (r->kd_ok && r->sgemm_ok)
-            snprintf(frac, sizeof frac, "%.0f%%", 100.0 * r->kd.median * fpe * 1e-9 / r->sgemm.median);
+        if (r->kd_ok && r->sgemm_ok && paired_ratio(&r->kd, &r->sgemm, 100.0 * fpe * 1e-9, &q))
+            snprintf(frac, sizeof frac, "%.0f%% [%.0f-%.0f]", q.median, q.min, q.max);
         if (r->other_load >= 0.0)
             snprintf(load, sizeof load, "%.0f%%", 100.0 * r->other_load);
-        printf("| %-21s | %3d | %-24s | %-27s | %-20s | %8s | %7s | %10s | %8s | %10s |\n", r->net->name,
+        printf("| %-21s | %3d | %-24s | %-27s | %-18s | %-16s | %7s | %10s | %-14s | %10s |\n", r->net->name,
                r->threads, kd, torch, setting, ratio, kdg, sg, frac, load);
     }
 }
@@ -781,7 +861,7 @@ int main(int argc, char **argv)
     }
     printf("data: %s (%zu x %zu)\n", o.random_data ? "uniform random" : images, ds.x.rows, ds.x.cols);
     for (size_t i = 0; i < N_NETS; i++)
-        if (net_examples(&nets[i], &o) > ds.x.rows) {
+        if (o.use_net[i] && net_examples(&nets[i], &o) > ds.x.rows) {
             fprintf(stderr, "bench_mlp: %s needs %zu examples, the data has %zu\n", nets[i].name,
                     net_examples(&nets[i], &o), ds.x.rows);
             kd_dataset_release(&ds);
@@ -803,16 +883,26 @@ int main(int argc, char **argv)
         struct peer_proc p;
         struct peer_result check = {0};
         int status = peer_start(&p, argv_check) ? 127 : peer_finish(&p, &check);
-        if (status != 0) {
+        /* 3: the interpreter ran but has no torch; 127: no interpreter at all.
+         * Anything else is a broken peer script, which is a failure. */
+        if (status == 3 || status == 127) {
             printf("PyTorch not installed: apt-get install python3-torch (%s %s); kd's figures only\n",
                    o.python, status == 127 ? "did not run" : "could not import torch");
+            peer = 0;
+        } else if (status != 0) {
+            fprintf(stderr, "bench_mlp: the PyTorch peer's check failed (%s %s --check: exit status %d); "
+                            "kd's figures only\n", o.python, script, status);
+            failed = 1;
             peer = 0;
         } else {
             printf("peer: PyTorch %s under %s (%s)\n", check.version, o.python, script);
         }
     }
 
-    size_t n_rows = N_NETS * o.n_threads;
+    size_t n_nets = 0;
+    for (size_t i = 0; i < N_NETS; i++)
+        n_nets += (size_t)o.use_net[i];
+    size_t n_rows = n_nets * o.n_threads;
     struct row *rows = calloc(n_rows, sizeof *rows);
     if (!rows) {
         fprintf(stderr, "bench_mlp: out of memory\n");
@@ -821,6 +911,8 @@ int main(int argc, char **argv)
     }
     size_t r_i = 0;
     for (size_t ni = 0; ni < N_NETS; ni++) {
+        if (!o.use_net[ni])
+            continue;
         const struct net *n = &nets[ni];
         size_t examples = net_examples(n, &o), epochs = net_epochs(n, &o);
         printf("\n== %s, dropout %g: %zu examples x %zu epoch%s a measurement, %.2f MFLOP/example in GEMMs\n",
@@ -855,10 +947,11 @@ int main(int argc, char **argv)
 
     print_table(rows, n_rows, peer);
     printf("\nkd GF/s: GEMM FLOPs of one training step (2 B in out per GEMM: forward and dW for every layer, dX\n"
-           "  for all but the first) times kd's steps per second. sgemm GF/s: the same GEMMs alone, through\n"
-           "  kd_sgemm. kd/sgemm: 100%% would mean no time outside the GEMMs. kd/torch: ratio of the medians,\n"
-           "  torch at its best thread setting. other load: CPU time used by other processes during the row,\n"
-           "  as a share of the machine's (more than a few %% makes the row unreliable, the 2-thread rows most).\n");
+           "  for all but the first) times kd's median steps per second. sgemm GF/s: the same GEMMs alone,\n"
+           "  through kd_sgemm. kd/torch and kd/sgemm: the median [range] of the ratios within each round\n"
+           "  (torch at its best thread setting); 100%% kd/sgemm would mean no time outside the GEMMs.\n"
+           "  other load: CPU time used by other processes during the row, as a share of the machine's;\n"
+           "  more than a few %% makes the row unreliable, the 2-thread rows most.\n");
     if (!peer && o.peer)
         printf("PyTorch: not run (see above).\n");
     free(rows);

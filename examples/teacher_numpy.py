@@ -6,6 +6,12 @@
       remote:
         kind: exec
         command: [/usr/bin/python3, examples/teacher_numpy.py, runs/teacher.safetensors]
+
+With `--corrupt F` it is a teacher that is wrong on purpose on a fraction F
+of its inputs (examples/noisy-teacher): for an input whose hash falls under F,
+a class other than its top one, chosen by the hash, gets the top logit + 1,
+so the true top class becomes the second choice. The choice depends on the
+input alone, so the same input always gets the same answer.
 """
 import hashlib
 import json
@@ -15,6 +21,7 @@ import sys
 import numpy as np
 
 path = sys.argv[1]
+corrupt = float(sys.argv[sys.argv.index("--corrupt") + 1]) if "--corrupt" in sys.argv else 0.0
 raw = open(path, "rb").read()
 (n,) = struct.unpack("<Q", raw[:8])
 header = json.loads(raw[8:8 + n])
@@ -28,17 +35,25 @@ inp, out = sys.stdin.buffer, sys.stdout.buffer
 d = int(inp.readline().split()[3])                      # "kd-teacher 1 inputs D"
 assert d == layers[0][0].shape[1], f"kd sends {d} features, the network takes {layers[0][0].shape[1]}"
 version = hashlib.sha256(raw).hexdigest()[:16]          # changes whenever the weights change
+if corrupt:
+    version += "-corrupt-%g" % corrupt
 out.write(b"ready %d logits numpy-mlp-%s\n" % (layers[-1][0].shape[0], version.encode()))
 out.flush()
 for line in iter(inp.readline, b""):
     if line.strip() == b"end":
         break
     rows = int(line.split()[1])                         # "batch N"
-    h = np.frombuffer(inp.read(rows * d * 4), "<f4").reshape(rows, d)
+    h = h_in = np.frombuffer(inp.read(rows * d * 4), "<f4").reshape(rows, d)
     for i, (w, b) in enumerate(layers):
         h = h @ w.T + b
         if i + 1 < len(layers):
             h = np.maximum(h, 0)
+    for r in range(rows) if corrupt else ():
+        u = int.from_bytes(hashlib.blake2b(h_in[r].tobytes(), digest_size=8).digest(), "little")
+        if u < corrupt * 2.0**64:
+            top = int(np.argmax(h[r]))
+            k = (top + 1 + (u >> 8) % (h.shape[1] - 1)) % h.shape[1]
+            h[r, k] = h[r, top] + 1.0
     out.write(b"answer %d\n" % rows)
     out.write(h.astype("<f4").tobytes())
     out.flush()

@@ -35,8 +35,9 @@ static const char *const TEACHER_KIND_OF_KEY[][2] = {
 static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate", "export"}; /* enum order */
 static const char *const TRAIN_KEYS[] = {"name", "model", "data", "epochs", "batch", "optimizer", "schedule"};
 static const char *const LABEL_KEYS[] = {"name", "teacher", "data"};
-static const char *const DISTILL_KEYS[] = {"name",        "student", "teacher", "data",  "gold",      "loss",
-                                           "temperature", "alpha",   "epochs",  "batch", "optimizer", "schedule"};
+static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
+                                           "loss",   "temperature", "alpha",   "epochs", "batch",
+                                           "optimizer", "schedule", "validation", "select", "reweight"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
@@ -858,6 +859,10 @@ static void check_stage_body(struct val *v, size_t i, const struct kd_ynode *kke
         kd_ytree_get(map, "gold", &k);
         s->gold_pos = pos_of(k);
         get_ref(v, map, "gold", REF_DATASET, ns, s->gold, &vn);
+        kd_ytree_get(map, "validation", &k);
+        s->validation_pos = pos_of(k);
+        get_ref(v, map, "validation", REF_DATASET, ns, s->validation, &vn);
+        kd_config_active(v->c, s, map, v->p->dir);
         int e;
         double d;
         if (kd_get_enum(v->c, map, "loss", LOSSES, N(LOSSES), &e, NULL) > 0)
@@ -1109,8 +1114,10 @@ void kd_pipeline_release(struct kd_pipeline *p)
         free(p->teachers[i].command);
     }
     free(p->teachers);
-    for (size_t i = 0; i < p->n_stages; i++)
+    for (size_t i = 0; i < p->n_stages; i++) {
         free(p->stages[i].path);
+        free(p->stages[i].select.tgt_autoencoder);
+    }
     free(p->stages);
     memset(p, 0, sizeof *p);
 }

@@ -23,6 +23,7 @@
 
 #include "core/kd_core.h"
 #include "losses/kd_losses.h"
+#include "sampling/kd_sampling.h"
 
 /* ------------------------------------------------------------ diagnostics */
 
@@ -131,6 +132,39 @@ enum kd_stage_kind {
 
 /* enum kd_distill_loss (KD_DLOSS_HINTON, ...) comes from losses/kd_losses.h */
 
+/* distill: select: {...}: active distillation. The stage spends `budget`
+ * selections of pool examples in `rounds` rounds; each round the student
+ * scores the pool, the strategy picks, the teacher labels the picks through
+ * the store, the weights are recomputed and the student trains (docs/active.md). */
+struct kd_pipe_select {
+    int on;
+    struct kd_pos pos;                 /* of the `select` key */
+    enum kd_select_kind strategy;
+    int tgt;                           /* strategy: tgt (strategy then picks TGT's sources) */
+    size_t budget, rounds;
+    int retrain;                       /* schedule: retrain (1) or warm (0, default) */
+    size_t round_epochs;               /* epochs per round (default: the stage's epochs) */
+    double weight_cap;                 /* IWeS (default 10) */
+    /* tgt: {...} */
+    enum kd_tgt_mode tgt_mode;         /* default gradient for a model teacher, random otherwise */
+    int tgt_mode_set;
+    double tgt_share;                  /* share of each round's picks that are generated (default 0.5) */
+    double tgt_sigma, tgt_step_size;
+    size_t tgt_steps;
+    char *tgt_autoencoder;             /* a saved autoencoder to use; NULL: train one on the pool */
+    size_t tgt_latent, tgt_hidden, tgt_epochs;
+    struct kd_pos strategy_pos, tgt_pos;
+};
+
+/* distill: reweight: {...} (or `reweight: true`): noise-aware weights from the
+ * teacher's calibration on the stage's `validation:` data. */
+struct kd_pipe_reweight {
+    int on;
+    struct kd_pos pos;
+    size_t bins;                       /* default 10 */
+    double smoothing;                  /* Laplace, default 1 */
+};
+
 struct kd_pipe_stage {
     enum kd_stage_kind kind;
     struct kd_pos pos;
@@ -144,6 +178,9 @@ struct kd_pipe_stage {
     struct kd_pipe_optim optim;
     enum kd_distill_loss loss;
     float temperature, alpha;
+    char validation[KD_PIPE_NAME_MAX]; /* distill: gold-labelled data for reweight and rad */
+    struct kd_pipe_select select;   /* distill: active distillation when select.on */
+    struct kd_pipe_reweight reweight;
     /* evaluate */
     size_t n_models;
     char models[KD_PIPE_MAX_LIST][KD_PIPE_NAME_MAX];
@@ -151,7 +188,7 @@ struct kd_pipe_stage {
     int format_safetensors, format_c;
     char *path;                     /* export: output base path (default: output/<model>) */
     /* positions of the reference-carrying keys, for shape and reference errors */
-    struct kd_pos model_pos, data_pos, gold_pos, teacher_pos;
+    struct kd_pos model_pos, data_pos, gold_pos, teacher_pos, validation_pos;
 };
 
 struct kd_pipeline {

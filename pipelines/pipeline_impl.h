@@ -154,4 +154,8 @@ void kd_describe(const struct kd_ynode *v, char *buf, size_t size);
 /* 'text' shortened to fit a message, control characters shown as '?'. */
 void kd_quote(const char *text, size_t len, char *buf, size_t size);
 
+/* The active-distillation keys of a distill stage's map (select, reweight;
+ * pipelines/config_active.c); dir resolves relative paths. */
+void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir);
+
 #endif

@@ -12,31 +12,6 @@
 #include "store/kd_store.h"
 #include "teacher/kd_teacher.h"
 
-struct run_model {
-    const struct kd_pipe_model *def;
-    struct kd_mlp *net;          /* NULL until a stage trains it */
-};
-
-struct run_teacher {
-    const struct kd_pipe_teacher *def;
-    struct kd_teacher *t;        /* opened on first use */
-    struct kd_mlp *loaded;       /* kind model with weights: the loaded network, owned */
-};
-
-struct runner {
-    const struct kd_pipeline *p;
-    const struct kd_run_options *opt;
-    struct kd_run_summary *sum;
-    struct kd_run_datasets data;
-    struct kd_store *store;
-    int64_t run;
-    struct run_model *models;
-    struct run_teacher *teachers;
-    /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
-    char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
-    size_t n_planned;
-};
-
 /* ------------------------------------------------------------- small tools */
 
 static kd_status make_dirs(const char *path, struct kd_error *err)
@@ -55,7 +30,7 @@ static kd_status make_dirs(const char *path, struct kd_error *err)
     return KD_OK;
 }
 
-static struct run_model *find_model(struct runner *r, const char *name)
+struct run_model *kd_run_find_model(struct runner *r, const char *name)
 {
     for (size_t i = 0; i < r->p->n_models; i++)
         if (strcmp(r->p->models[i].name, name) == 0)
@@ -72,7 +47,7 @@ static struct run_teacher *find_teacher(struct runner *r, const char *name)
 }
 
 /* The dataset a stage names, with its position for messages. */
-static kd_status stage_data(struct runner *r, const struct kd_pipe_stage *s, const char *name, struct kd_pos pos,
+kd_status kd_run_stage_data(struct runner *r, const struct kd_pipe_stage *s, const char *name, struct kd_pos pos,
                             int need_labels, struct kd_run_data **out, struct kd_error *err)
 {
     char where[400];
@@ -88,12 +63,12 @@ static kd_status stage_data(struct runner *r, const struct kd_pipe_stage *s, con
     return KD_OK;
 }
 
-static void model_path(struct runner *r, const char *model, char *buf, size_t n)
+void kd_run_model_path(struct runner *r, const char *model, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/models/%s.safetensors", r->p->output, model);
 }
 
-static kd_status record_metric(struct runner *r, int64_t stage, const char *name, int64_t step, double value,
+kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name, int64_t step, double value,
                                struct kd_error *err)
 {
     if (!r->store || r->opt->dry_run)
@@ -103,10 +78,10 @@ static kd_status record_metric(struct runner *r, int64_t stage, const char *name
 }
 
 /* Saves a trained model where later stages (and --resume) find it. */
-static kd_status save_model(struct runner *r, const char *name, struct kd_mlp *net, struct kd_error *err)
+kd_status kd_run_save_model(struct runner *r, const char *name, struct kd_mlp *net, struct kd_error *err)
 {
     char path[1024];
-    model_path(r, name, path, sizeof path);
+    kd_run_model_path(r, name, path, sizeof path);
     struct kd_st_meta meta[2] = {{"pipeline", (char *)r->p->name}, {"model", (char *)name}};
     kd_status st = kd_mlp_save(net, path, meta, 2, err);
     if (!st) {
@@ -123,7 +98,7 @@ static kd_status save_model(struct runner *r, const char *name, struct kd_mlp *n
 /* ------------------------------------------------------------------ teachers */
 
 /* Opens the teacher for inputs of width d (its model must be trained). */
-static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
+kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
                               struct run_teacher **out, struct kd_error *err)
 {
     char where[400];
@@ -136,7 +111,7 @@ static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
         if (t->t->d != d)
             return kd_error_set(err, KD_ERR_SHAPE, "%steacher '%s' takes %zu inputs, stage '%s' gives it %zu", where,
                                 name, t->t->d, s->name, d);
-        if (t->def->kind != KD_PIPE_TEACHER_MODEL || !t->def->model[0] || t->t->net == find_model(r, t->def->model)->net)
+        if (t->def->kind != KD_PIPE_TEACHER_MODEL || !t->def->model[0] || t->t->net == kd_run_find_model(r, t->def->model)->net)
             return KD_OK;
         /* its model was retrained since: a new fingerprint */
         kd_teacher_close(t->t);
@@ -152,7 +127,7 @@ static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
     case KD_PIPE_TEACHER_MODEL:
         spec.kind = KD_TEACHER_MODEL;
         if (t->def->model[0]) {
-            struct run_model *m = find_model(r, t->def->model);
+            struct run_model *m = kd_run_find_model(r, t->def->model);
             if (!m || !m->net)
                 return kd_error_set(err, KD_ERR_CONFIG, "%steacher '%s': model '%s' is not trained yet", where, name,
                                     t->def->model);
@@ -179,7 +154,7 @@ static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
 }
 
 /* The teacher's logits for a dataset, through the store; counts queries. */
-static kd_status teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
+kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                                  struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
 {
     kd_status st = kd_tensor_init(out, kd_dataset_n(&d->ds), t->t->c, err);
@@ -200,27 +175,21 @@ static kd_status teacher_answers(struct runner *r, const struct kd_pipe_stage *s
 
 /* ------------------------------------------------------------------- stages */
 
-struct epoch_log {
-    struct runner *r;
-    int64_t stage;
-    const char *name;
-};
-
-static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
+kd_status kd_run_on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
 {
     (void)m;
-    struct epoch_log *e = ctx;
+    struct kd_run_epoch_log *e = ctx;
     kd_log(KD_LOG_DEBUG, "  %s epoch %zu: loss %.4f", e->name, epoch + 1, loss);
-    return record_metric(e->r, e->stage, "train_loss", (int64_t)epoch + 1, loss, err);
+    return kd_run_record_metric(e->r, e->stage, "train_loss", (int64_t)epoch + 1, loss, err);
 }
 
 static kd_status run_train(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_run_data *d;
-    kd_status st = stage_data(r, s, s->data, s->data_pos, 1, &d, err);
+    kd_status st = kd_run_stage_data(r, s, s->data, s->data_pos, 1, &d, err);
     if (st)
         return st;
-    struct run_model *m = find_model(r, s->model);
+    struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
     if ((st = kd_run_build_model(r->p, m->def, kd_dataset_d(&d->ds), d->ds.n_classes, r->p->seed, &m->net, err)))
@@ -228,8 +197,8 @@ static kd_status run_train(struct runner *r, const struct kd_pipe_stage *s, int6
     struct kd_train_config tc;
     if ((st = kd_run_train_config(r->p, s, kd_dataset_n(&d->ds), &tc, err)))
         return st;
-    struct epoch_log el = {r, sid, s->name};
-    tc.on_epoch = on_epoch;
+    struct kd_run_epoch_log el = {r, sid, s->name};
+    tc.on_epoch = kd_run_on_epoch;
     tc.epoch_ctx = &el;
     tc.stop = r->opt->stop;
     struct kd_train_result res;
@@ -237,21 +206,21 @@ static kd_status run_train(struct runner *r, const struct kd_pipe_stage *s, int6
         return kd_error_prefix(err, "stage '%s'", s->name);
     kd_log(KD_LOG_INFO, "  model '%s' (%zu parameters) on '%s' (%zu examples): %zu epochs in %.1f s, loss %.4f",
            s->model, m->net->n_params, d->name, kd_dataset_n(&d->ds), res.epochs_done, res.seconds, res.last_loss);
-    return save_model(r, s->model, m->net, err);
+    return kd_run_save_model(r, s->model, m->net, err);
 }
 
 static kd_status run_label(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_run_data *d;
     struct run_teacher *t;
-    kd_status st = stage_data(r, s, s->data, s->data_pos, 0, &d, err);
+    kd_status st = kd_run_stage_data(r, s, s->data, s->data_pos, 0, &d, err);
     if (!st)
-        st = open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err);
+        st = kd_run_open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err);
     if (st)
         return st;
     size_t before = r->sum->queries;
     struct kd_tensor v;
-    if ((st = teacher_answers(r, s, t, d, &v, err)))
+    if ((st = kd_run_teacher_answers(r, s, t, d, &v, err)))
         return st;
     if (d->ds.y) {
         /* The teacher's accuracy where the data happens to have labels (the
@@ -260,23 +229,25 @@ static kd_status run_label(struct runner *r, const struct kd_pipe_stage *s, int6
         for (size_t i = 0; i < n; i++)
             right += kd_argmax(kd_tensor_row(&v, i), v.cols) == (size_t)d->ds.y[i];
         kd_log(KD_LOG_INFO, "  teacher accuracy on '%s': %.4f", d->name, (double)right / (double)n);
-        st = record_metric(r, sid, "teacher_accuracy", -1, (double)right / (double)n, err);
+        st = kd_run_record_metric(r, sid, "teacher_accuracy", -1, (double)right / (double)n, err);
     }
     if (!st)
-        st = record_metric(r, sid, "queries", -1, (double)(r->sum->queries - before), err);
+        st = kd_run_record_metric(r, sid, "queries", -1, (double)(r->sum->queries - before), err);
     kd_tensor_release(&v);
     return st;
 }
 
 static kd_status run_distill(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
+    if (s->select.on || s->reweight.on)
+        return kd_run_active(r, s, sid, err);
     struct kd_run_data *d, *g = NULL;
     struct run_teacher *t;
-    kd_status st = stage_data(r, s, s->data, s->data_pos, 0, &d, err);
+    kd_status st = kd_run_stage_data(r, s, s->data, s->data_pos, 0, &d, err);
     if (!st && s->gold[0])
-        st = stage_data(r, s, s->gold, s->gold_pos, 1, &g, err);
+        st = kd_run_stage_data(r, s, s->gold, s->gold_pos, 1, &g, err);
     if (!st)
-        st = open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err);
+        st = kd_run_open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err);
     if (st)
         return st;
     size_t D = kd_dataset_d(&d->ds), C = t->t->c, nd = kd_dataset_n(&d->ds), ng = g ? kd_dataset_n(&g->ds) : 0;
@@ -289,9 +260,9 @@ static kd_status run_distill(struct runner *r, const struct kd_pipe_stage *s, in
     /* The training set: data rows (teacher only) then gold rows (teacher + label). */
     struct kd_tensor vd = {0}, vg = {0}, x = {0}, v = {0};
     int32_t *y = NULL;
-    if ((st = teacher_answers(r, s, t, d, &vd, err)))
+    if ((st = kd_run_teacher_answers(r, s, t, d, &vd, err)))
         goto done;
-    if (g && (st = teacher_answers(r, s, t, g, &vg, err)))
+    if (g && (st = kd_run_teacher_answers(r, s, t, g, &vg, err)))
         goto done;
     if ((st = kd_tensor_init(&x, nd + ng, D, err)) || (st = kd_tensor_init(&v, nd + ng, C, err)))
         goto done;
@@ -310,7 +281,7 @@ static kd_status run_distill(struct runner *r, const struct kd_pipe_stage *s, in
         for (size_t i = 0; i < ng; i++)
             y[nd + i] = g->ds.y[i];
     }
-    struct run_model *m = find_model(r, s->model);
+    struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
     if ((st = kd_run_build_model(r->p, m->def, D, C, r->p->seed, &m->net, err)))
@@ -320,8 +291,8 @@ static kd_status run_distill(struct runner *r, const struct kd_pipe_stage *s, in
         goto done;
     char cp[1024];
     snprintf(cp, sizeof cp, "%s/checkpoints/%s.safetensors", r->p->output, s->name);
-    struct epoch_log el = {r, sid, s->name};
-    tc.on_epoch = on_epoch;
+    struct kd_run_epoch_log el = {r, sid, s->name};
+    tc.on_epoch = kd_run_on_epoch;
     tc.epoch_ctx = &el;
     tc.stop = r->opt->stop;
     tc.checkpoint = cp;
@@ -337,7 +308,7 @@ static kd_status run_distill(struct runner *r, const struct kd_pipe_stage *s, in
            "%zu epochs in %.1f s%s, loss %.4f",
            s->model, m->net->n_params, nd + ng, ng, kd_distill_loss_name(s->loss), (double)s->temperature,
            (double)s->alpha, res.epochs_done, res.seconds, res.epochs_resumed ? " (resumed)" : "", res.last_loss);
-    st = save_model(r, s->model, m->net, err);
+    st = kd_run_save_model(r, s->model, m->net, err);
     if (!st)
         remove(cp); /* the stage is done: its checkpoint has served */
 done:
@@ -349,15 +320,15 @@ done:
 static kd_status run_evaluate(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_run_data *d;
-    kd_status st = stage_data(r, s, s->data, s->data_pos, 1, &d, err);
+    kd_status st = kd_run_stage_data(r, s, s->data, s->data_pos, 1, &d, err);
     if (st)
         return st;
     struct kd_tensor v = {0}, z = {0};
     struct run_teacher *t = NULL;
     size_t N = kd_dataset_n(&d->ds);
     if (s->teacher[0]) {
-        if ((st = open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err)) ||
-            (st = teacher_answers(r, s, t, d, &v, err)))
+        if ((st = kd_run_open_teacher(r, s, s->teacher, kd_dataset_d(&d->ds), &t, err)) ||
+            (st = kd_run_teacher_answers(r, s, t, d, &v, err)))
             return st;
         size_t right = 0;
         for (size_t i = 0; i < N; i++)
@@ -365,11 +336,11 @@ static kd_status run_evaluate(struct runner *r, const struct kd_pipe_stage *s, i
         kd_log(KD_LOG_INFO, "  teacher '%s' on '%s': accuracy %.4f", s->teacher, d->name, (double)right / (double)N);
         char name[KD_PIPE_NAME_MAX + 32];
         snprintf(name, sizeof name, "teacher/%s/accuracy", s->teacher);
-        if ((st = record_metric(r, sid, name, -1, (double)right / (double)N, err)))
+        if ((st = kd_run_record_metric(r, sid, name, -1, (double)right / (double)N, err)))
             goto done;
     }
     for (size_t k = 0; k < s->n_models; k++) {
-        struct run_model *m = find_model(r, s->models[k]);
+        struct run_model *m = kd_run_find_model(r, s->models[k]);
         if (!m || !m->net) {
             st = kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, s->models[k]);
             goto done;
@@ -404,10 +375,10 @@ static kd_status run_evaluate(struct runner *r, const struct kd_pipe_stage *s, i
         }
         char name[KD_PIPE_NAME_MAX + 32];
         snprintf(name, sizeof name, "%s/accuracy", s->models[k]);
-        st = record_metric(r, sid, name, -1, ev.accuracy, err);
+        st = kd_run_record_metric(r, sid, name, -1, ev.accuracy, err);
         if (!st && t) {
             snprintf(name, sizeof name, "%s/agreement", s->models[k]);
-            st = record_metric(r, sid, name, -1, agree, err);
+            st = kd_run_record_metric(r, sid, name, -1, agree, err);
         }
     done_eval:
         kd_eval_release(&ev);
@@ -420,7 +391,7 @@ done:
     return st;
 }
 
-static kd_status add_artefact(struct runner *r, const char *path, const char *format, struct kd_error *err)
+kd_status kd_run_add_artefact(struct runner *r, const char *path, const char *format, struct kd_error *err)
 {
     struct kd_hash h;
     char hex[KD_HASH_HEX_LEN + 1] = "";
@@ -435,7 +406,7 @@ static kd_status add_artefact(struct runner *r, const char *path, const char *fo
 static kd_status run_export(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     (void)sid;
-    struct run_model *m = find_model(r, s->model);
+    struct run_model *m = kd_run_find_model(r, s->model);
     if (!m || !m->net)
         return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, s->model);
     char base[900], path[1024];
@@ -452,7 +423,7 @@ static kd_status run_export(struct runner *r, const struct kd_pipe_stage *s, int
     if (s->format_safetensors || !s->format_c) {
         snprintf(path, sizeof path, "%s.safetensors", base);
         struct kd_st_meta meta[1] = {{"pipeline", (char *)r->p->name}};
-        if ((st = kd_mlp_save(m->net, path, meta, 1, err)) || (st = add_artefact(r, path, "safetensors", err)))
+        if ((st = kd_mlp_save(m->net, path, meta, 1, err)) || (st = kd_run_add_artefact(r, path, "safetensors", err)))
             return st;
     }
     if (s->format_c) {
@@ -462,7 +433,7 @@ static kd_status run_export(struct runner *r, const struct kd_pipe_stage *s, int
         for (char *c = prefix; *c; c++)
             if (*c == '-')
                 *c = '_';
-        if ((st = kd_mlp_export_c(m->net, path, prefix, err)) || (st = add_artefact(r, path, "c", err)))
+        if ((st = kd_mlp_export_c(m->net, path, prefix, err)) || (st = kd_run_add_artefact(r, path, "c", err)))
             return st;
     }
     return st;
@@ -477,8 +448,8 @@ static kd_status restore_stage(struct runner *r, const struct kd_pipe_stage *s, 
     if (s->kind != KD_STAGE_TRAIN && s->kind != KD_STAGE_DISTILL)
         return KD_OK;
     char path[1024];
-    model_path(r, s->model, path, sizeof path);
-    struct run_model *m = find_model(r, s->model);
+    kd_run_model_path(r, s->model, path, sizeof path);
+    struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
     kd_status st = kd_mlp_load(path, &m->net, err);
@@ -487,12 +458,12 @@ static kd_status restore_stage(struct runner *r, const struct kd_pipe_stage *s, 
     return st;
 }
 
-static void plan_line(struct runner *r, const char *fmt, ...)
+void kd_run_plan_line(struct runner *r, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-static void plan_line(struct runner *r, const char *fmt, ...)
+void kd_run_plan_line(struct runner *r, const char *fmt, ...)
 {
     if (r->sum->n_lines >= KD_RUN_MAX_LINES)
         return;
@@ -506,7 +477,7 @@ static void plan_line(struct runner *r, const char *fmt, ...)
  * dataset. Model teachers trained by this pipeline are judged by the model
  * file an earlier run saved: training is deterministic, so an unchanged
  * pipeline retrains the same teacher. */
-static void plan_queries(struct runner *r, const struct kd_pipe_stage *s, const char *teacher, struct kd_run_data *d)
+void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const char *teacher, struct kd_run_data *d)
 {
     size_t N = kd_dataset_n(&d->ds);
     /* An earlier stage of the plan asks the same teacher about the same data:
@@ -515,7 +486,7 @@ static void plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
     snprintf(key, sizeof key, "%s/%s", teacher, d->name);
     for (size_t i = 0; i < r->n_planned; i++)
         if (strcmp(r->planned[i], key) == 0) {
-            plan_line(r, "    teacher '%s' on '%s': %zu inputs, all stored by an earlier stage", teacher, d->name, N);
+            kd_run_plan_line(r, "    teacher '%s' on '%s': %zu inputs, all stored by an earlier stage", teacher, d->name, N);
             r->sum->cached += N;
             return;
         }
@@ -549,7 +520,7 @@ static void plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
         if (t->def->kind == KD_PIPE_TEACHER_MODEL) {
             char path[1024];
             if (t->def->model[0])
-                model_path(r, t->def->model, path, sizeof path);
+                kd_run_model_path(r, t->def->model, path, sizeof path);
             else
                 snprintf(path, sizeof path, "%s", t->def->weights);
             if (kd_mlp_load(path, &net, &err) != KD_OK)
@@ -568,7 +539,7 @@ static void plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
         }
         kd_mlp_free(net);
     }
-    plan_line(r, "    teacher '%s' on '%s': %zu inputs, %zu cached, %zu new queries%s", teacher, d->name, N, N - missing,
+    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu inputs, %zu cached, %zu new queries%s", teacher, d->name, N, N - missing,
               missing, why);
     r->sum->queries += missing;
     r->sum->cached += N - missing;
@@ -581,33 +552,37 @@ static void plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
     size_t n = d ? kd_dataset_n(&d->ds) : 0;
     switch (s->kind) {
     case KD_STAGE_TRAIN:
-        plan_line(r, "%2zu. %s: train model '%s' on '%s' (%zu examples), %zu epochs", i + 1, s->name, s->model, s->data,
+        kd_run_plan_line(r, "%2zu. %s: train model '%s' on '%s' (%zu examples), %zu epochs", i + 1, s->name, s->model, s->data,
                   n, s->epochs);
         break;
     case KD_STAGE_LABEL:
-        plan_line(r, "%2zu. %s: label '%s' (%zu examples) with teacher '%s'", i + 1, s->name, s->data, n, s->teacher);
+        kd_run_plan_line(r, "%2zu. %s: label '%s' (%zu examples) with teacher '%s'", i + 1, s->name, s->data, n, s->teacher);
         if (d)
-            plan_queries(r, s, s->teacher, d);
+            kd_run_plan_queries(r, s, s->teacher, d);
         break;
     case KD_STAGE_DISTILL: {
         struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
-        plan_line(r, "%2zu. %s: distill student '%s' from teacher '%s' on '%s' (%zu examples)%s%s%s, %s loss, %zu epochs",
+        kd_run_plan_line(r, "%2zu. %s: distill student '%s' from teacher '%s' on '%s' (%zu examples)%s%s%s, %s loss, %zu epochs",
                   i + 1, s->name, s->model, s->teacher, s->data, n, g ? " + gold labels of '" : "", g ? s->gold : "",
                   g ? "'" : "",
                   kd_distill_loss_name(s->loss), s->epochs);
+        if (s->select.on || s->reweight.on) {
+            kd_run_active_plan(r, s);
+            break;
+        }
         if (d)
-            plan_queries(r, s, s->teacher, d);
+            kd_run_plan_queries(r, s, s->teacher, d);
         if (g)
-            plan_queries(r, s, s->teacher, g);
+            kd_run_plan_queries(r, s, s->teacher, g);
         break;
     }
     case KD_STAGE_EVALUATE:
-        plan_line(r, "%2zu. %s: evaluate %zu model(s) on '%s' (%zu examples)", i + 1, s->name, s->n_models, s->data, n);
+        kd_run_plan_line(r, "%2zu. %s: evaluate %zu model(s) on '%s' (%zu examples)", i + 1, s->name, s->n_models, s->data, n);
         if (d && s->teacher[0])
-            plan_queries(r, s, s->teacher, d);
+            kd_run_plan_queries(r, s, s->teacher, d);
         break;
     case KD_STAGE_EXPORT:
-        plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
+        kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
                   s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
         break;
     }
@@ -694,7 +669,7 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
         if (kd_store_open(p->store, &so, &r.store, &ignore) != KD_OK)
             r.store = NULL;
         for (size_t i = 0; i < r.data.n; i++)
-            plan_line(&r, "data '%s': %zu examples x %zu features%s", r.data.items[i].name, kd_dataset_n(&r.data.items[i].ds),
+            kd_run_plan_line(&r, "data '%s': %zu examples x %zu features%s", r.data.items[i].name, kd_dataset_n(&r.data.items[i].ds),
                       kd_dataset_d(&r.data.items[i].ds), r.data.items[i].ds.y ? ", labelled" : "");
         for (size_t i = 0; i < p->n_stages; i++)
             plan_stage(&r, i, &p->stages[i]);

@@ -5,6 +5,7 @@
 #include "data/kd_data.h"
 #include "pipelines/kd_pipeline.h"
 #include "student/kd_student.h"
+#include "teacher/kd_teacher.h"
 
 /* A dataset of the pipeline by name: a `datasets:` entry or a split part. */
 struct kd_run_data {
@@ -37,5 +38,74 @@ kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_m
 /* Training settings from a stage (epochs, batch, optimizer, schedule). */
 kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
                               struct kd_train_config *tc, struct kd_error *err);
+
+/* ------------------------------------------------ the runner (pipelines/run.c) */
+
+struct run_model {
+    const struct kd_pipe_model *def;
+    struct kd_mlp *net;          /* NULL until a stage trains it */
+};
+
+struct run_teacher {
+    const struct kd_pipe_teacher *def;
+    struct kd_teacher *t;        /* opened on first use */
+    struct kd_mlp *loaded;       /* kind model with weights: the loaded network, owned */
+};
+
+struct runner {
+    const struct kd_pipeline *p;
+    const struct kd_run_options *opt;
+    struct kd_run_summary *sum;
+    struct kd_run_datasets data;
+    struct kd_store *store;
+    int64_t run;
+    struct run_model *models;
+    struct run_teacher *teachers;
+    /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
+    char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
+    size_t n_planned;
+};
+
+struct run_model *kd_run_find_model(struct runner *r, const char *name);
+/* The dataset a stage names (need_labels: it must have labels); errors at pos. */
+kd_status kd_run_stage_data(struct runner *r, const struct kd_pipe_stage *s, const char *name, struct kd_pos pos,
+                            int need_labels, struct kd_run_data **out, struct kd_error *err);
+/* The teacher `name` opened for inputs of width d (its model must be trained). */
+kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
+                              struct run_teacher **out, struct kd_error *err);
+/* The teacher's logits (N, C) for all of dataset d, through the store; counts
+ * the run's queries. out is initialised here. */
+kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
+                                 struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err);
+kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name, int64_t step, double value,
+                               struct kd_error *err);
+/* Saves a trained model where later stages (and --resume) find it. */
+kd_status kd_run_save_model(struct runner *r, const char *name, struct kd_mlp *net, struct kd_error *err);
+void kd_run_model_path(struct runner *r, const char *model, char *buf, size_t n);
+kd_status kd_run_add_artefact(struct runner *r, const char *path, const char *format, struct kd_error *err);
+
+/* The per-epoch callback of training stages: logs and records train_loss. */
+struct kd_run_epoch_log {
+    struct runner *r;
+    int64_t stage;
+    const char *name;
+};
+kd_status kd_run_on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err);
+
+/* Dry run: one line of the plan; what a teacher would be asked about a dataset. */
+void kd_run_plan_line(struct runner *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const char *teacher, struct kd_run_data *d);
+
+/* ---------------------------------- active distillation (pipelines/run_active.c) */
+
+/* A distill stage with `select:` or `reweight:`: rounds of select -> label ->
+ * reweight -> train, every choice and weight recorded in the store. */
+kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* Its lines of a dry run's plan (the planned teacher spend). */
+void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s);
 
 #endif

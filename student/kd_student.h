@@ -109,6 +109,9 @@ const float *kd_mlp_forward(struct kd_mlp *m, const float *x, size_t B, int trai
 /* Gradients of the loss whose dL/dlogits is dlogits (B, C), for the last
  * forward's batch, into m->grads (overwritten). */
 void kd_mlp_backward(struct kd_mlp *m, const float *dlogits, size_t B);
+/* As kd_mlp_backward, and also dL/dx (B, D) for the last forward's input into dx (may be NULL: then it is
+ * kd_mlp_backward). dx is overwritten and must not overlap the workspace, dlogits or the forward's input. */
+void kd_mlp_backward_input(struct kd_mlp *m, const float *dlogits, size_t B, float *dx);
 /* Logits for a whole dataset, in batches: out must be (N, C). */
 kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_tensor *out,
                          struct kd_error *err);

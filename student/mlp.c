@@ -195,12 +195,18 @@ const float *kd_mlp_forward(struct kd_mlp *m, const float *x, size_t B, int trai
 
 void kd_mlp_backward(struct kd_mlp *m, const float *dlogits, size_t B)
 {
+    kd_mlp_backward_input(m, dlogits, B, NULL);
+}
+
+void kd_mlp_backward_input(struct kd_mlp *m, const float *dlogits, size_t B, float *dinput)
+{
     const float *d = dlogits;
     int which = 0;
     for (size_t l = m->n_layers; l-- > 0;) {
         const struct kd_dense *L = &m->layers[l];
         const float *in = l == 0 ? m->input : m->act[l - 1];
-        float *dx = l == 0 ? NULL : m->dbuf[which];
+        /* The first layer's input gradient dlayer0_pre W0 (B, D) costs one more GEMM: only when asked. */
+        float *dx = l == 0 ? dinput : m->dbuf[which];
         kd_dense_backward(L, in, d, B, dx);
         if (l == 0)
             break;

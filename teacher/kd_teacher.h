@@ -123,6 +123,15 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
                            const size_t *rows, size_t max_queries, struct kd_tensor *out,
                            struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err);
 
+/* As kd_teacher_label, with each input's origin given (origins, N): for
+ * inputs that are not rows of one dataset, e.g. TGT's generated inputs with
+ * their source example, strategy and round. `what` names the inputs in
+ * messages and the progress bar. */
+kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor *x,
+                                   const struct kd_store_origin *origins, const char *what, size_t max_queries,
+                                   struct kd_tensor *out, struct kd_label_stats *stats,
+                                   volatile sig_atomic_t *stop, struct kd_error *err);
+
 /* How many of the rows of x the store cannot answer yet for this teacher
  * (what labelling them would cost). */
 kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor *x, size_t *missing,

@@ -186,9 +186,11 @@ kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor 
     return st;
 }
 
-kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
-                           const size_t *rows, size_t max_queries, struct kd_tensor *out,
-                           struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
+/* kd_teacher_label and kd_teacher_label_origins: origins_in (N) when the
+ * caller gives each input's origin, else dataset and rows make them. */
+static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset, const size_t *rows,
+                              const struct kd_store_origin *origins_in, size_t max_queries, struct kd_tensor *out,
+                              struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
 {
     size_t N = x->rows, C = t->c;
     struct kd_label_stats s = {N, 0, 0};
@@ -253,9 +255,13 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
             size_t r = missing[off + i];
             memcpy(bx + i * t->d, kd_tensor_row(x, r), t->d * sizeof(float));
             bkeys[i] = keys[r];
-            origins[i] = kd_store_origin_none();
-            origins[i].dataset = dataset;
-            origins[i].row = rows ? (int64_t)rows[r] : (int64_t)r;
+            if (origins_in) {
+                origins[i] = origins_in[r];
+            } else {
+                origins[i] = kd_store_origin_none();
+                origins[i].dataset = dataset;
+                origins[i].row = rows ? (int64_t)rows[r] : (int64_t)r;
+            }
         }
         if ((st = ask(t, bx, B, by, err)) != KD_OK)
             break;
@@ -292,4 +298,19 @@ done:
     kd_free(bx);
     kd_free(by);
     return st;
+}
+
+kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
+                           const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                           struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
+{
+    return label_inputs(t, x, dataset, rows, NULL, max_queries, out, stats, stop, err);
+}
+
+kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor *x,
+                                   const struct kd_store_origin *origins, const char *what, size_t max_queries,
+                                   struct kd_tensor *out, struct kd_label_stats *stats,
+                                   volatile sig_atomic_t *stop, struct kd_error *err)
+{
+    return label_inputs(t, x, what, NULL, origins, max_queries, out, stats, stop, err);
 }

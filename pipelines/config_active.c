@@ -1,0 +1,205 @@
+/* The keys of active distillation in a distill stage: `select:` (strategy,
+ * budget, rounds, schedule, tgt) and `reweight:`. Checked like the rest of the
+ * file (pipelines/config.c): every problem reported with its position. */
+#include "pipelines/pipeline_impl.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N(a) (sizeof(a) / sizeof *(a))
+
+static const char *const SELECT_KEYS[] = {"strategy", "budget", "rounds", "schedule", "epochs", "weight_cap", "tgt"};
+/* enum kd_select_kind order, then tgt */
+static const char *const STRATEGIES[] = {"random", "entropy", "margin", "least-confidence",
+                                         "iwes",   "iwes-two", "rad",   "tgt"};
+static const char *const ROUND_SCHEDULES[] = {"warm", "retrain"};
+static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma",  "steps",
+                                       "step_size",   "autoencoder", "latent", "hidden", "epochs"};
+static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
+static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing"};
+
+static const struct kd_ynode EMPTY = {.kind = KD_Y_MAP};
+
+static struct kd_pos pos_of(const struct kd_ynode *n)
+{
+    struct kd_pos pos = {0, 0};
+    if (n) {
+        pos.line = n->line;
+        pos.col = n->col;
+    }
+    return pos;
+}
+
+/* The mapping in node, an empty one for an empty value, NULL after reporting. */
+static const struct kd_ynode *map_of(struct kd_pctx *c, const struct kd_ynode *node, const char *what)
+{
+    if (node->kind == KD_Y_MAP)
+        return node;
+    if (kd_ytree_is_null(node))
+        return &EMPTY;
+    if (node->kind != KD_Y_BAD) {
+        char got[96];
+        kd_describe(node, got, sizeof got);
+        kd_at(c, node, "%s must be a mapping, got %s", what, got);
+    }
+    return NULL;
+}
+
+static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
+{
+    const struct kd_ynode *map = map_of(c, node, "'tgt'");
+    if (!map)
+        return;
+    kd_check_keys(c, map, TGT_KEYS, N(TGT_KEYS), "in 'tgt'");
+    int e;
+    long long x;
+    double d;
+    const char *text;
+    const struct kd_ynode *vn;
+    if (kd_get_enum(c, map, "mode", TGT_MODES, N(TGT_MODES), &e, NULL) > 0) {
+        sel->tgt_mode = (enum kd_tgt_mode)e;
+        sel->tgt_mode_set = 1;
+    }
+    /* The strategy that picks the pool examples TGT starts from (and labels). */
+    if (kd_get_enum(c, map, "source", STRATEGIES, N(STRATEGIES) - 1, &e, NULL) > 0)
+        sel->strategy = (enum kd_select_kind)e;
+    if (kd_get_num(c, map, "share", 0, 1, 1, 0, &d, NULL) > 0)
+        sel->tgt_share = d;
+    if (kd_get_num(c, map, "sigma", 0, 0, INFINITY, 0, &d, NULL) > 0)
+        sel->tgt_sigma = d;
+    if (kd_get_int(c, map, "steps", 1, 1000, &x, NULL) > 0)
+        sel->tgt_steps = (size_t)x;
+    if (kd_get_num(c, map, "step_size", 0, 1, INFINITY, 0, &d, NULL) > 0)
+        sel->tgt_step_size = d;
+    if (kd_get_int(c, map, "latent", 1, 1 << 16, &x, NULL) > 0)
+        sel->tgt_latent = (size_t)x;
+    if (kd_get_int(c, map, "hidden", 1, 1 << 20, &x, NULL) > 0)
+        sel->tgt_hidden = (size_t)x;
+    if (kd_get_int(c, map, "epochs", 1, 100000, &x, NULL) > 0)
+        sel->tgt_epochs = (size_t)x;
+    if (kd_get_str(c, map, "autoencoder", &text, &vn) > 0) {
+        size_t nd = dir && text[0] != '/' && strcmp(dir, ".") != 0 ? strlen(dir) + 1 : 0;
+        sel->tgt_autoencoder = malloc(nd + strlen(text) + 1);
+        if (!sel->tgt_autoencoder) {
+            c->nomem = 1;
+            return;
+        }
+        if (nd)
+            snprintf(sel->tgt_autoencoder, nd + strlen(text) + 1, "%s/%s", dir, text);
+        else
+            memcpy(sel->tgt_autoencoder, text, strlen(text) + 1);
+    }
+}
+
+static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *key,
+                         const struct kd_ynode *node, const char *dir)
+{
+    struct kd_pipe_select *sel = &s->select;
+    const struct kd_ynode *map = map_of(c, node, "'select'");
+    if (!map)
+        return;
+    sel->on = 1;
+    sel->pos = pos_of(key);
+    sel->strategy = KD_SELECT_MARGIN;
+    sel->rounds = 5;
+    sel->weight_cap = 10;
+    sel->tgt_share = 0.5;
+    sel->tgt_sigma = 0.5;
+    sel->tgt_steps = 3;
+    sel->tgt_step_size = 0.5;
+    sel->tgt_latent = 32;
+    sel->tgt_hidden = 256;
+    sel->tgt_epochs = 10;
+    kd_check_keys(c, map, SELECT_KEYS, N(SELECT_KEYS), "in 'select'");
+    int e;
+    long long x;
+    double d;
+    const struct kd_ynode *vn;
+    struct kd_ynode *k;
+    if (kd_get_enum(c, map, "strategy", STRATEGIES, N(STRATEGIES), &e, &vn) > 0) {
+        sel->strategy_pos = pos_of(vn);
+        if (e == (int)N(STRATEGIES) - 1) {
+            sel->tgt = 1;
+            sel->strategy = KD_SELECT_ENTROPY;   /* TGT's sources, unless tgt.source says otherwise */
+        } else {
+            sel->strategy = (enum kd_select_kind)e;
+        }
+    }
+    if (kd_require(c, map, "budget", map == &EMPTY ? key : map, "in 'select'") &&
+        kd_get_int(c, map, "budget", 1, LLONG_MAX / 4, &x, NULL) > 0)
+        sel->budget = (size_t)x;
+    const struct kd_ynode *rn = NULL;
+    if (kd_get_int(c, map, "rounds", 1, 10000, &x, &rn) > 0)
+        sel->rounds = (size_t)x;
+    if (sel->budget && sel->rounds > sel->budget)
+        kd_at(c, rn, "'rounds' (%zu) cannot exceed 'budget' (%zu): each round selects at least one example",
+              sel->rounds, sel->budget);
+    if (kd_get_enum(c, map, "schedule", ROUND_SCHEDULES, N(ROUND_SCHEDULES), &e, NULL) > 0)
+        sel->retrain = e;
+    if (kd_get_int(c, map, "epochs", 1, 1000000, &x, NULL) > 0)
+        sel->round_epochs = (size_t)x;
+    if (kd_get_num(c, map, "weight_cap", 1, 0, INFINITY, 0, &d, NULL) > 0)
+        sel->weight_cap = d;
+    if ((vn = kd_ytree_get(map, "tgt", &k))) {
+        sel->tgt_pos = pos_of(k);
+        if (!sel->tgt)
+            kd_at(c, k, "'tgt' is only for strategy tgt");
+        else
+            check_tgt(c, sel, vn, dir);
+    }
+    if (sel->tgt && sel->budget && sel->rounds * 2 > sel->budget)
+        kd_at(c, rn ? rn : map == &EMPTY ? key : map,
+              "strategy tgt needs a budget of at least 2 per round (a source and its generated input), got %zu for "
+              "%zu rounds", sel->budget, sel->rounds);
+}
+
+static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *key,
+                           const struct kd_ynode *node)
+{
+    struct kd_pipe_reweight *rw = &s->reweight;
+    rw->bins = 10;
+    rw->smoothing = 1;
+    rw->pos = pos_of(key);
+    if (node->kind == KD_Y_SCALAR && node->type == KD_YT_BOOL) {
+        rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
+        return;
+    }
+    const struct kd_ynode *map = node->kind == KD_Y_MAP || kd_ytree_is_null(node) ? map_of(c, node, "'reweight'")
+                                                                                 : NULL;
+    if (!map) {
+        if (node->kind != KD_Y_BAD) {
+            char got[96];
+            kd_describe(node, got, sizeof got);
+            kd_at(c, node, "'reweight' must be true, false or a mapping {bins, smoothing}, got %s", got);
+        }
+        return;
+    }
+    rw->on = 1;
+    kd_check_keys(c, map, REWEIGHT_KEYS, N(REWEIGHT_KEYS), "in 'reweight'");
+    long long x;
+    double d;
+    if (kd_get_int(c, map, "bins", 1, 100000, &x, NULL) > 0)
+        rw->bins = (size_t)x;
+    if (kd_get_num(c, map, "smoothing", 0, 0, INFINITY, 0, &d, NULL) > 0)
+        rw->smoothing = d;
+}
+
+void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir)
+{
+    struct kd_ynode *k;
+    const struct kd_ynode *vn;
+    if ((vn = kd_ytree_get(map, "select", &k)))
+        check_select(c, s, k, vn, dir);
+    if ((vn = kd_ytree_get(map, "reweight", &k)))
+        check_reweight(c, s, k, vn);
+    /* Both need the teacher's record on gold data; say so here rather than
+     * half-way through a run. */
+    if (!kd_ytree_get(map, "validation", NULL)) {
+        if (s->reweight.on && kd_ytree_get(map, "reweight", &k))
+            kd_at(c, k, "'reweight' needs 'validation': gold-labelled data on which the teacher's errors are counted");
+        if (s->select.on && s->select.strategy == KD_SELECT_RAD && !s->select.tgt && kd_ytree_get(map, "select", &k))
+            kd_at(c, k, "strategy rad needs 'validation': gold-labelled data giving the teacher's error rate");
+    }
+}

@@ -1,0 +1,802 @@
+/* Active distillation: a distill stage with `select:` and/or `reweight:`.
+ *
+ *   calibration  the teacher answers the gold `validation:` data once; its
+ *                error rate by confidence bin (reweight) and overall (rad)
+ *   round 0      with `gold:`, the student first trains on the gold labels
+ *   round r      the student scores the pool rows not chosen yet; the
+ *                strategy picks (TGT: picks sources and generates from them);
+ *                the teacher labels the picks through the store, charged to
+ *                the budget only for what the store did not have; the
+ *                noise weights are recomputed; the student trains
+ *
+ * Without `select:` there is one round on the whole pool (reweighting alone).
+ * Every pick goes to the store's selections table, every weight to
+ * example_weights, per epoch (docs/active.md). */
+#include "pipelines/run_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sampling/kd_sampling.h"
+#include "store/kd_store.h"
+
+enum row_kind { ROW_POOL = 0, ROW_GENERATED, ROW_GOLD };
+
+/* The examples the student trains on, growing round by round. */
+struct train_set {
+    size_t n, cap, D, C;
+    float *x;             /* (cap, D) */
+    float *v;             /* (cap, C) teacher logits (zeros for gold rows) */
+    int32_t *y;           /* gold label, -1 for teacher-labelled rows */
+    float *iw;            /* importance weight from the selection (IWeS), else 1 */
+    float *w;             /* the weight in the loss: iw times the noise weight */
+    double *noise;        /* estimated teacher error p(x); NaN where not estimated */
+    struct kd_hash *key;
+    int64_t *row;         /* row in its dataset, -1 for generated inputs */
+    unsigned char *kind;  /* enum row_kind */
+};
+
+static void ts_release(struct train_set *ts)
+{
+    kd_free(ts->x);
+    kd_free(ts->v);
+    free(ts->y), free(ts->iw), free(ts->w), free(ts->noise), free(ts->key), free(ts->row), free(ts->kind);
+    memset(ts, 0, sizeof *ts);
+}
+
+static kd_status ts_reserve(struct train_set *ts, size_t more, struct kd_error *err)
+{
+    if (ts->n + more <= ts->cap)
+        return KD_OK;
+    size_t cap = ts->cap ? ts->cap : 1024;
+    while (cap < ts->n + more)
+        cap *= 2;
+    float *x = kd_alloc(cap * ts->D, sizeof(float)), *v = kd_alloc(cap * ts->C, sizeof(float));
+    int32_t *y = realloc(ts->y, cap * sizeof *y);
+    if (y)
+        ts->y = y;
+    float *iw = realloc(ts->iw, cap * sizeof *iw);
+    if (iw)
+        ts->iw = iw;
+    float *w = realloc(ts->w, cap * sizeof *w);
+    if (w)
+        ts->w = w;
+    double *noise = realloc(ts->noise, cap * sizeof *noise);
+    if (noise)
+        ts->noise = noise;
+    struct kd_hash *key = realloc(ts->key, cap * sizeof *key);
+    if (key)
+        ts->key = key;
+    int64_t *row = realloc(ts->row, cap * sizeof *row);
+    if (row)
+        ts->row = row;
+    unsigned char *kind = realloc(ts->kind, cap * sizeof *kind);
+    if (kind)
+        ts->kind = kind;
+    if (!x || !v || !y || !iw || !w || !noise || !key || !row || !kind) {
+        kd_free(x);
+        kd_free(v);
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu training examples", cap);
+    }
+    if (ts->n) {
+        memcpy(x, ts->x, ts->n * ts->D * sizeof(float));
+        memcpy(v, ts->v, ts->n * ts->C * sizeof(float));
+    }
+    kd_free(ts->x);
+    kd_free(ts->v);
+    ts->x = x;
+    ts->v = v;
+    ts->cap = cap;
+    return KD_OK;
+}
+
+/* Appends one row (v may be NULL for a gold row). */
+static void ts_add(struct train_set *ts, const float *x, const float *v, int32_t y, float iw, struct kd_hash key,
+                   int64_t row, enum row_kind kind)
+{
+    size_t i = ts->n++;
+    memcpy(ts->x + i * ts->D, x, ts->D * sizeof(float));
+    if (v)
+        memcpy(ts->v + i * ts->C, v, ts->C * sizeof(float));
+    else
+        memset(ts->v + i * ts->C, 0, ts->C * sizeof(float));
+    ts->y[i] = y;
+    ts->iw[i] = iw;
+    ts->w[i] = iw;
+    ts->noise[i] = NAN;
+    ts->key[i] = key;
+    ts->row[i] = row;
+    ts->kind[i] = (unsigned char)kind;
+}
+
+/* The loss of a batch: teacher-labelled rows the stage's distillation loss
+ * against the teacher alone, gold rows cross-entropy on their label; each
+ * row weighted by w. (kd's definition for active stages: a gold row is not
+ * sent to the teacher, so alpha has nothing to mix.) */
+struct loss_ctx {
+    const struct train_set *ts;
+    enum kd_distill_loss loss;
+    float T;
+};
+
+static double batch_loss(void *ctx, const float *logits, const size_t *idx, size_t B, size_t C, float *grad)
+{
+    const struct loss_ctx *c = ctx;
+    const struct train_set *ts = c->ts;
+    double total = 0.0;
+    float inv = 1.0f / (float)B;
+    for (size_t b = 0; b < B; b++) {
+        size_t i = idx[b];
+        const float *z = logits + b * C;
+        float *g = grad + b * C;
+        float w = ts->w[i];
+        if (ts->y[i] >= 0)
+            total += kd_loss_softmax_ce(z, &ts->y[i], &w, 1, C, g);
+        else
+            total += kd_loss_distill(c->loss, z, ts->v + i * C, NULL, &w, 1, C, c->T, 1.0f, g);
+        for (size_t k = 0; k < C; k++)
+            g[k] *= inv;
+    }
+    return total / (double)B;
+}
+
+/* ---------------------------------------------------------- reweighting */
+
+struct active {
+    struct runner *r;
+    const struct kd_pipe_stage *s;
+    int64_t sid;
+    struct run_teacher *t;
+    struct kd_run_data *pool, *gold, *val;
+    struct train_set ts;
+    struct kd_calibration cal;
+    int have_cal;
+    double teacher_error;       /* on validation; NaN when not measured */
+    size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
+    size_t round_epochs, epochs_left_in_round;
+    struct kd_run_epoch_log log;
+};
+
+/* Recomputes the noise weights of the teacher-labelled rows with the current
+ * student and records them as the weights of epoch `epoch` (1-based). */
+static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch, struct kd_error *err)
+{
+    struct train_set *ts = &a->ts;
+    if (!a->s->reweight.on || ts->n == 0)
+        return KD_OK;
+    struct kd_tensor z;
+    kd_status st = kd_tensor_init(&z, ts->n, ts->C, err);
+    if (st)
+        return st;
+    struct kd_tensor x = kd_tensor_view(ts->x, ts->n, ts->D), v = kd_tensor_view(ts->v, ts->n, ts->C);
+    float *nw = malloc(ts->n * sizeof *nw);
+    struct kd_store_weight *rec = malloc(ts->n * sizeof *rec);
+    if (!nw || !rec) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = kd_mlp_predict(m, &x, &z, err)))
+        goto done;
+    kd_reweight(&a->cal, &v, &z, nw, ts->noise);
+    size_t n_rec = 0;
+    double sum = 0.0;
+    size_t n_teacher = 0, n_zero = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        if (ts->kind[i] == ROW_GOLD) {
+            ts->noise[i] = NAN;
+            ts->w[i] = ts->iw[i];
+            continue;
+        }
+        ts->w[i] = ts->iw[i] * nw[i];
+        sum += nw[i];
+        n_teacher++;
+        n_zero += nw[i] == 0.0f;
+        rec[n_rec].key = ts->key[i];
+        rec[n_rec].dataset = ts->kind[i] == ROW_POOL ? a->pool->root : NULL;
+        rec[n_rec].row = ts->row[i];
+        rec[n_rec].weight = ts->w[i];
+        rec[n_rec].noise = ts->noise[i];
+        n_rec++;
+    }
+    st = kd_store_put_weights(a->r->store, a->r->run, (int64_t)epoch, rec, n_rec, err);
+    if (!st && n_teacher)
+        st = kd_run_record_metric(a->r, a->sid, "mean_noise_weight", (int64_t)epoch, sum / (double)n_teacher, err);
+    if (!st)
+        kd_log(KD_LOG_DEBUG, "  epoch %zu weights: mean %.4f, %zu of %zu at 0", epoch,
+               n_teacher ? sum / (double)n_teacher : 1.0, n_zero, n_teacher);
+done:
+    free(nw);
+    free(rec);
+    kd_tensor_release(&z);
+    return st;
+}
+
+static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
+{
+    struct active *a = ctx;
+    kd_status st = kd_run_on_epoch(&a->log, m, a->epoch + epoch, loss, err);
+    /* Weights for the next epoch of this round; the next round recomputes its own. */
+    if (!st && epoch + 1 < a->round_epochs)
+        st = update_weights(a, m, a->epoch + epoch + 2, err);
+    return st;
+}
+
+/* Trains m on the training set for `epochs` epochs (seeded per round). */
+static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, size_t epochs, int reweight,
+                             struct kd_error *err)
+{
+    const struct kd_pipe_stage *s = a->s;
+    struct kd_train_config tc;
+    kd_status st = kd_run_train_config(a->r->p, s, a->ts.n, &tc, err);
+    if (st)
+        return st;
+    tc.epochs = epochs;
+    size_t steps = (a->ts.n + tc.batch - 1) / tc.batch;
+    tc.sched.total_steps = steps * tc.epochs;
+    tc.seed = a->r->p->seed + 7919 * (uint64_t)round;
+    tc.stop = a->r->opt->stop;
+    char label[96];
+    snprintf(label, sizeof label, "%s round %zu", s->name, round);
+    tc.label = label;
+    a->round_epochs = epochs;
+    if (reweight) {
+        tc.on_epoch = on_epoch;
+        tc.epoch_ctx = a;
+        if ((st = update_weights(a, m, a->epoch + 1, err)))
+            return st;
+    }
+    struct loss_ctx lc = {&a->ts, s->loss, s->temperature};
+    struct kd_tensor x = kd_tensor_view(a->ts.x, a->ts.n, a->ts.D);
+    struct kd_train_result res;
+    st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
+    if (st)
+        return kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
+    if (reweight)
+        a->epoch += epochs;
+    return KD_OK;
+}
+
+/* -------------------------------------------------------------- helpers */
+
+static kd_status calibrate(struct active *a, struct kd_error *err)
+{
+    const struct kd_pipe_stage *s = a->s;
+    struct kd_tensor vv = {0};
+    kd_status st = kd_run_teacher_answers(a->r, s, a->t, a->val, &vv, err);
+    if (st)
+        return st;
+    size_t n = kd_dataset_n(&a->val->ds), wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        wrong += kd_argmax(kd_tensor_row(&vv, i), vv.cols) != (size_t)a->val->ds.y[i];
+    a->teacher_error = (double)wrong / (double)n;
+    kd_log(KD_LOG_INFO, "  teacher error on '%s': %.4f (%zu of %zu)", a->val->name, a->teacher_error, wrong, n);
+    st = kd_run_record_metric(a->r, a->sid, "teacher_error", -1, a->teacher_error, err);
+    if (!st && s->reweight.on) {
+        st = kd_calibration_fit(&vv, a->val->ds.y, s->reweight.bins, s->reweight.smoothing, &a->cal, err);
+        if (st)
+            kd_error_prefix(err, "stage '%s': calibration on '%s'", s->name, a->val->name);
+        else
+            a->have_cal = 1;
+    }
+    if (!st && a->have_cal) {
+        /* The table the weights come from, in the log and in the store. */
+        kd_log(KD_LOG_INFO, "  teacher calibration on '%s' (%zu bins, smoothing %g):", a->val->name, a->cal.n_bins,
+               a->cal.smoothing);
+        kd_log(KD_LOG_INFO, "    %-17s %8s %7s %8s", "confidence", "examples", "wrong", "p(error)");
+        for (size_t b = 0; b < a->cal.n_bins && !st; b++) {
+            kd_log(KD_LOG_INFO, "    [%.4f, %.4f) %8zu %7zu %8.4f", a->cal.lo[b], a->cal.hi[b], a->cal.count[b],
+                   a->cal.errors[b], a->cal.error[b]);
+            struct kd_store_metric m[4] = {{"calibration_lo", (int64_t)b, a->cal.lo[b]},
+                                           {"calibration_hi", (int64_t)b, a->cal.hi[b]},
+                                           {"calibration_count", (int64_t)b, (double)a->cal.count[b]},
+                                           {"calibration_error", (int64_t)b, a->cal.error[b]}};
+            st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, m, 4, err);
+        }
+    }
+    kd_tensor_release(&vv);
+    return st;
+}
+
+/* Softmax rows of logits for the listed rows: p (n, C). */
+static void gather_probs(const struct kd_tensor *logits, const size_t *rows, size_t n, float *p)
+{
+    size_t C = logits->cols;
+    for (size_t i = 0; i < n; i++)
+        kd_softmax(kd_tensor_row(logits, rows[i]), 1, C, 1.0f, p + i * C);
+}
+
+static kd_status evaluate_round(struct active *a, struct kd_mlp *m, size_t round, struct kd_error *err)
+{
+    if (!a->val)
+        return KD_OK;
+    struct kd_eval ev = {0};
+    kd_status st = kd_mlp_evaluate(m, &a->val->ds.x, a->val->ds.y, &ev, err);
+    if (!st) {
+        kd_log(KD_LOG_INFO, "    student accuracy on '%s': %.4f", a->val->name, ev.accuracy);
+        st = kd_run_record_metric(a->r, a->sid, "round_accuracy", (int64_t)round, ev.accuracy, err);
+    }
+    kd_eval_release(&ev);
+    return st;
+}
+
+/* The autoencoder TGT moves inputs with: the file `tgt.autoencoder`, or one
+ * trained on the pool and saved under the output's models/ folder. */
+static kd_status get_autoencoder(struct active *a, struct kd_autoencoder **ae, struct kd_error *err)
+{
+    const struct kd_pipe_select *sel = &a->s->select;
+    char where[400];
+    kd_run_where(a->r->p, sel->tgt_pos, where, sizeof where);
+    kd_status st;
+    if (sel->tgt_autoencoder) {
+        if ((st = kd_autoencoder_load(sel->tgt_autoencoder, ae, err)))
+            return kd_error_prefix(err, "%sstage '%s'", where, a->s->name);
+        if ((*ae)->d != a->ts.D) {
+            st = kd_error_set(err, KD_ERR_SHAPE, "%sstage '%s': autoencoder '%s' takes %zu inputs, '%s' has %zu",
+                              where, a->s->name, sel->tgt_autoencoder, (*ae)->d, a->pool->name, a->ts.D);
+            kd_autoencoder_free(*ae);
+            *ae = NULL;
+            return st;
+        }
+        kd_log(KD_LOG_INFO, "  autoencoder: %s (%zu -> %zu)", sel->tgt_autoencoder, (*ae)->d, (*ae)->e);
+        return KD_OK;
+    }
+    struct kd_autoencoder_config cfg;
+    kd_autoencoder_config_init(&cfg);
+    cfg.hidden = sel->tgt_hidden;
+    cfg.latent = sel->tgt_latent;
+    cfg.epochs = sel->tgt_epochs;
+    cfg.seed = a->r->p->seed;
+    cfg.stop = a->r->opt->stop;
+    double mse = 0.0, t0 = kd_time_now();
+    if ((st = kd_autoencoder_train(&a->pool->ds.x, &cfg, ae, &mse, err)))
+        return kd_error_prefix(err, "stage '%s': training the TGT autoencoder", a->s->name);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s-autoencoder.safetensors", a->r->p->output, a->s->name);
+    kd_log(KD_LOG_INFO, "  autoencoder %zu -> %zu -> %zu trained on '%s' in %.1f s (reconstruction MSE %.5f): %s",
+           a->ts.D, cfg.hidden, cfg.latent, a->pool->name, kd_time_now() - t0, mse, path);
+    if (!(st = kd_autoencoder_save(*ae, path, err)))
+        st = kd_run_add_artefact(a->r, path, "autoencoder", err);
+    if (!st)
+        st = kd_run_record_metric(a->r, a->sid, "autoencoder_mse", -1, mse, err);
+    return st;
+}
+
+/* ------------------------------------------------------------ the rounds */
+
+struct round_state {
+    unsigned char *chosen;      /* (N pool) picked in an earlier round */
+    size_t n_chosen;
+    size_t *cand;               /* (N) rows not chosen yet */
+    float *p, *q;               /* (N, C) student / second student probabilities of the candidates */
+    struct kd_selection *sel;   /* (budget of a round) */
+    struct kd_store_selection *rec;
+    struct kd_store_origin *origins;
+    size_t *rows;               /* dataset rows of the picks */
+    struct kd_tensor logits, logits2;
+    size_t spent;               /* teacher queries charged to the budget */
+};
+
+static void round_state_release(struct round_state *rs)
+{
+    free(rs->chosen), free(rs->cand), free(rs->p), free(rs->q), free(rs->sel), free(rs->rec), free(rs->origins);
+    free(rs->rows);
+    kd_tensor_release(&rs->logits);
+    kd_tensor_release(&rs->logits2);
+}
+
+/* Labels the picked pool rows and adds them to the training set. */
+static kd_status label_picks(struct active *a, struct round_state *rs, size_t round, const char *strategy,
+                             size_t n_sel, struct kd_error *err)
+{
+    struct kd_run_data *d = a->pool;
+    size_t D = a->ts.D, C = a->ts.C, budget = a->s->select.budget;
+    struct kd_tensor xs = {0}, vs = {0};
+    kd_status st = kd_tensor_init(&xs, n_sel, D, err);
+    if (!st)
+        st = kd_tensor_init(&vs, n_sel, C, err);
+    if (st)
+        goto done;
+    for (size_t i = 0; i < n_sel; i++) {
+        size_t row = rs->cand[rs->sel[i].index];
+        memcpy(kd_tensor_row(&xs, i), kd_tensor_row(&d->ds.x, row), D * sizeof(float));
+        rs->rows[i] = d->ds.rows[row];
+    }
+    struct kd_label_stats ls = {0};
+    st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, budget - rs->spent, &vs, &ls, a->r->opt->stop, err);
+    rs->spent += ls.queried;
+    a->r->sum->queries += ls.queried;
+    a->r->sum->cached += ls.cached;
+    if (st) {
+        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+        goto done;
+    }
+    if ((st = ts_reserve(&a->ts, n_sel, err)))
+        goto done;
+    for (size_t i = 0; i < n_sel; i++) {
+        const struct kd_selection *c = &rs->sel[i];
+        size_t row = rs->cand[c->index];
+        struct kd_hash key = kd_store_input_hash(kd_tensor_row(&xs, i), D);
+        rs->rec[i] = (struct kd_store_selection){key, d->root, (int64_t)rs->rows[i], strategy, c->score,
+                                                 c->probability, c->weight};
+        ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
+               ROW_POOL);
+        rs->chosen[row] = 1;
+    }
+    rs->n_chosen += n_sel;
+    st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_sel, err);
+    kd_log(KD_LOG_INFO, "    %zu picked by %s: %zu asked, %zu from the store", n_sel, strategy, ls.queried, ls.cached);
+done:
+    kd_tensor_release(&xs);
+    kd_tensor_release(&vs);
+    return st;
+}
+
+/* TGT: one new input from each of the first n_gen picks (cycling), labelled
+ * and added with its origin. */
+static kd_status generate(struct active *a, struct round_state *rs, struct kd_autoencoder *ae, struct kd_mlp *student,
+                          size_t round, size_t n_src, size_t n_gen, struct kd_tensor *generated, struct kd_error *err)
+{
+    const struct kd_pipe_select *sel = &a->s->select;
+    struct kd_run_data *d = a->pool;
+    size_t D = a->ts.D, C = a->ts.C, budget = sel->budget;
+    size_t first = a->ts.n - n_src;   /* the sources are the rows just added */
+    struct kd_tensor src = {0}, gen = {0}, vg = {0};
+    double *div = malloc(n_gen * sizeof *div);
+    kd_status st = div ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = kd_tensor_init(&src, n_gen, D, err);
+    if (!st)
+        st = kd_tensor_init(&gen, n_gen, D, err);
+    if (!st)
+        st = kd_tensor_init(&vg, n_gen, C, err);
+    if (st)
+        goto done;
+    for (size_t i = 0; i < n_gen; i++)
+        memcpy(kd_tensor_row(&src, i), a->ts.x + (first + i % n_src) * D, D * sizeof(float));
+    struct kd_tgt_config tc;
+    kd_tgt_config_init(&tc);
+    tc.mode = sel->tgt_mode;
+    tc.sigma = sel->tgt_sigma;
+    tc.steps = sel->tgt_steps;
+    tc.step_size = sel->tgt_step_size;
+    tc.seed = a->r->p->seed * 1000003u + round;
+    struct kd_mlp *tnet = a->t->t->net;   /* NULL for exec and table teachers */
+    if ((st = kd_tgt_generate(ae, &tc, tnet, tnet ? student : NULL, &src, &gen, div, err))) {
+        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+        goto done;
+    }
+    char strategy[32];
+    snprintf(strategy, sizeof strategy, "tgt-%s", kd_tgt_mode_name(tc.mode));
+    for (size_t i = 0; i < n_gen; i++) {
+        size_t j = first + i % n_src;
+        rs->origins[i] = kd_store_origin_none();
+        rs->origins[i].dataset = d->root;
+        rs->origins[i].strategy = strategy;
+        rs->origins[i].round = (int64_t)round;
+        rs->origins[i].has_source = 1;
+        rs->origins[i].source = a->ts.key[j];
+        rs->origins[i].source_row = a->ts.row[j];
+    }
+    struct kd_label_stats ls = {0};
+    st = kd_teacher_label_origins(a->t->t, &gen, rs->origins, "generated", budget - rs->spent, &vg, &ls,
+                                  a->r->opt->stop, err);
+    rs->spent += ls.queried;
+    a->r->sum->queries += ls.queried;
+    a->r->sum->cached += ls.cached;
+    if (st) {
+        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+        goto done;
+    }
+    if ((st = ts_reserve(&a->ts, n_gen, err)))
+        goto done;
+    double mean_div = 0.0;
+    for (size_t i = 0; i < n_gen; i++) {
+        struct kd_hash key = kd_store_input_hash(kd_tensor_row(&gen, i), D);
+        double score = isnan(div[i]) ? 0.0 : div[i];
+        mean_div += score;
+        rs->rec[i] = (struct kd_store_selection){key, NULL, -1, strategy, score, 1.0, 1.0};
+        ts_add(&a->ts, kd_tensor_row(&gen, i), kd_tensor_row(&vg, i), -1, 1.0f, key, -1, ROW_GENERATED);
+    }
+    st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_gen, err);
+    /* keep the generated inputs for the NPY artefact */
+    if (!st) {
+        size_t at = generated->rows;
+        float *grown = realloc(generated->data, (at + n_gen) * D * sizeof(float));
+        if (!grown) {
+            st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        } else {
+            memcpy(grown + at * D, gen.data, n_gen * D * sizeof(float));
+            generated->data = grown;
+            generated->rows = at + n_gen;
+            generated->cols = D;
+        }
+    }
+    kd_log(KD_LOG_INFO, "    %zu generated by %s: %zu asked, %zu from the store, mean teacher-student KL %.4f", n_gen,
+           strategy, ls.queried, ls.cached, mean_div / (double)n_gen);
+done:
+    free(div);
+    kd_tensor_release(&src);
+    kd_tensor_release(&gen);
+    kd_tensor_release(&vg);
+    return st;
+}
+
+static kd_status save_generated(struct active *a, struct kd_tensor *generated, struct kd_error *err)
+{
+    if (!generated->rows)
+        return KD_OK;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s-generated.npy", a->r->p->output, a->s->name);
+    struct kd_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.x = kd_tensor_view(generated->data, generated->rows, generated->cols);
+    kd_status st = kd_data_save_npy(&ds, path, NULL, err);
+    if (!st)
+        st = kd_run_add_artefact(a->r, path, "npy", err);
+    if (!st)
+        kd_log(KD_LOG_INFO, "  %zu generated inputs: %s", generated->rows, path);
+    return st;
+}
+
+static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_error *err)
+{
+    const struct kd_pipe_stage *s = a->s;
+    const struct kd_pipe_select *sel = &s->select;
+    struct kd_run_data *d = a->pool;
+    size_t N = kd_dataset_n(&d->ds), C = a->ts.C, R = sel->rounds;
+    size_t budget = sel->budget < N ? sel->budget : N;
+    size_t round_max = (budget + R - 1) / R;
+    int two = sel->strategy == KD_SELECT_IWES_TWO;
+    struct round_state rs;
+    memset(&rs, 0, sizeof rs);
+    struct kd_mlp *second = NULL;
+    struct kd_autoencoder *ae = NULL;
+    struct kd_tensor generated = {0};
+    generated.owned = 1;
+    rs.chosen = calloc(N, 1);
+    rs.cand = malloc(N * sizeof *rs.cand);
+    rs.p = malloc(N * C * sizeof *rs.p);
+    rs.q = two ? malloc(N * C * sizeof *rs.q) : NULL;
+    rs.sel = malloc(round_max * sizeof *rs.sel);
+    rs.rec = malloc(round_max * sizeof *rs.rec);
+    rs.origins = malloc(round_max * sizeof *rs.origins);
+    rs.rows = malloc(round_max * sizeof *rs.rows);
+    kd_status st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows
+                       ? KD_OK
+                       : kd_error_set(err, KD_ERR_NOMEM, "out of memory for the pool of %zu", N);
+    if (!st)
+        st = kd_tensor_init(&rs.logits, N, C, err);
+    if (!st && two)
+        st = kd_tensor_init(&rs.logits2, N, C, err);
+    if (!st && two)
+        st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed + 1000003u, &second, err);
+    if (!st && sel->tgt) {
+        if (sel->tgt_mode == KD_TGT_GRADIENT && !a->t->t->net) {
+            char where[400];
+            kd_run_where(a->r->p, sel->tgt_pos, where, sizeof where);
+            st = kd_error_set(err, KD_ERR_CONFIG,
+                              "%sstage '%s': TGT gradient exploration needs a kd network teacher (kind model); teacher "
+                              "'%s' is not one: use tgt mode random",
+                              where, s->name, a->t->def->name);
+        } else {
+            st = get_autoencoder(a, &ae, err);
+        }
+    }
+    if (st)
+        goto done;
+    int trained = 0;
+    if (a->gold) {
+        /* Round 0: the gold labels alone, so that round 1 already has a
+         * student to score the pool with. */
+        kd_log(KD_LOG_INFO, "  round 0: the student learns the %zu gold labels of '%s'", kd_dataset_n(&a->gold->ds),
+               a->gold->name);
+        if ((st = train_round(a, m->net, 0, a->round_epochs, 0, err)))
+            goto done;
+        if (second && (st = train_round(a, second, 0, a->round_epochs, 0, err)))
+            goto done;
+        if ((st = evaluate_round(a, m->net, 0, err)))
+            goto done;
+        trained = 1;
+    }
+    size_t round_epochs = a->round_epochs;
+    for (size_t round = 1; round <= R && rs.n_chosen < N; round++) {
+        size_t quota = budget / R + (round <= budget % R ? 1 : 0);
+        if (quota > N - rs.n_chosen)
+            quota = N - rs.n_chosen;
+        if (quota == 0)
+            continue;
+        size_t n_gen = sel->tgt ? (size_t)floor((double)quota * sel->tgt_share + 0.5) : 0;
+        if (n_gen >= quota)
+            n_gen = quota - 1;
+        size_t n_src = quota - n_gen;
+        /* An untrained student's scores say nothing: round 1 without gold
+         * labels picks at random (kd's definition). */
+        enum kd_select_kind kind = trained ? sel->strategy : KD_SELECT_RANDOM;
+        kd_log(KD_LOG_INFO, "  round %zu/%zu: %s picks %zu of %zu unlabelled examples%s", round, R,
+               kd_select_name(kind), n_src, N - rs.n_chosen, n_gen ? "" : "");
+        size_t nc = 0;
+        for (size_t i = 0; i < N; i++)
+            if (!rs.chosen[i])
+                rs.cand[nc++] = i;
+        if (kind != KD_SELECT_RANDOM) {
+            if ((st = kd_mlp_predict(m->net, &d->ds.x, &rs.logits, err)))
+                goto done;
+            gather_probs(&rs.logits, rs.cand, nc, rs.p);
+            if (two) {
+                if ((st = kd_mlp_predict(second, &d->ds.x, &rs.logits2, err)))
+                    goto done;
+                gather_probs(&rs.logits2, rs.cand, nc, rs.q);
+            }
+        }
+        struct kd_select_config sc;
+        kd_select_config_init(&sc);
+        sc.kind = kind;
+        sc.budget = n_src;
+        sc.weight_cap = sel->weight_cap;
+        sc.teacher_error = isnan(a->teacher_error) ? 0.0 : a->teacher_error;
+        sc.seed = a->r->p->seed * 1000003u + round;
+        size_t n_sel = 0;
+        if ((st = kd_select(&sc, rs.p, two ? rs.q : NULL, nc, C, rs.sel, &n_sel, err))) {
+            kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
+            goto done;
+        }
+        if ((st = label_picks(a, &rs, round, kd_select_name(kind), n_sel, err)))
+            goto done;
+        if (n_gen && (st = generate(a, &rs, ae, m->net, round, n_sel, n_gen, &generated, err)))
+            goto done;
+        if (sel->retrain) {
+            kd_mlp_free(m->net);
+            m->net = NULL;
+            if ((st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed, &m->net, err)))
+                goto done;
+        }
+        if ((st = train_round(a, m->net, round, round_epochs, s->reweight.on, err)))
+            goto done;
+        if (second && (st = train_round(a, second, round, round_epochs, 0, err)))
+            goto done;
+        trained = 1;
+        kd_log(KD_LOG_INFO, "    %zu examples labelled so far, %zu of the %zu-query budget spent", a->ts.n, rs.spent,
+               sel->budget);
+        struct kd_store_metric mt[2] = {{"round_examples", (int64_t)round, (double)a->ts.n},
+                                        {"round_queries", (int64_t)round, (double)rs.spent}};
+        if ((st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, mt, 2, err)))
+            goto done;
+        if ((st = evaluate_round(a, m->net, round, err)))
+            goto done;
+    }
+    st = save_generated(a, &generated, err);
+    if (!st)
+        st = kd_run_record_metric(a->r, a->sid, "queries", -1, (double)rs.spent, err);
+done:
+    round_state_release(&rs);
+    kd_mlp_free(second);
+    kd_autoencoder_free(ae);
+    free(generated.data);
+    return st;
+}
+
+/* Reweighting without selection: the whole pool, one round. */
+static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd_error *err)
+{
+    struct kd_run_data *d = a->pool;
+    struct kd_tensor vd = {0};
+    kd_status st = kd_run_teacher_answers(a->r, a->s, a->t, d, &vd, err);
+    if (!st)
+        st = ts_reserve(&a->ts, kd_dataset_n(&d->ds), err);
+    if (st)
+        goto done;
+    for (size_t i = 0; i < kd_dataset_n(&d->ds); i++) {
+        const float *x = kd_tensor_row(&d->ds.x, i);
+        ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
+               ROW_POOL);
+    }
+    st = train_round(a, m->net, 1, a->round_epochs, a->s->reweight.on, err);
+done:
+    kd_tensor_release(&vd);
+    return st;
+}
+
+kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
+{
+    struct active a;
+    memset(&a, 0, sizeof a);
+    a.r = r;
+    a.s = s;
+    a.sid = sid;
+    a.teacher_error = NAN;
+    a.log = (struct kd_run_epoch_log){r, sid, s->name};
+    a.round_epochs = s->select.on && s->select.round_epochs ? s->select.round_epochs : s->epochs;
+    kd_status st = kd_run_stage_data(r, s, s->data, s->data_pos, 0, &a.pool, err);
+    if (!st && s->gold[0])
+        st = kd_run_stage_data(r, s, s->gold, s->gold_pos, 1, &a.gold, err);
+    if (!st && s->validation[0])
+        st = kd_run_stage_data(r, s, s->validation, s->validation_pos, 1, &a.val, err);
+    if (!st)
+        st = kd_run_open_teacher(r, s, s->teacher, kd_dataset_d(&a.pool->ds), &a.t, err);
+    if (st)
+        return st;
+    size_t D = kd_dataset_d(&a.pool->ds), C = a.t->t->c;
+    struct kd_run_data *other[2] = {a.gold, a.val};
+    struct kd_pos other_pos[2] = {s->gold_pos, s->validation_pos};
+    for (int k = 0; k < 2; k++)
+        if (other[k] && kd_dataset_d(&other[k]->ds) != D) {
+            char where[400];
+            kd_run_where(r->p, other_pos[k], where, sizeof where);
+            return kd_error_set(err, KD_ERR_SHAPE, "%sdataset '%s' has %zu features, '%s' has %zu", where,
+                                other[k]->name, kd_dataset_d(&other[k]->ds), a.pool->name, D);
+        }
+    a.ts.D = D;
+    a.ts.C = C;
+    struct run_model *m = kd_run_find_model(r, s->model);
+    kd_mlp_free(m->net);
+    m->net = NULL;
+    if ((st = kd_run_build_model(r->p, m->def, D, C, r->p->seed, &m->net, err)))
+        goto done;
+    if (a.val && (s->reweight.on || (s->select.on && s->select.strategy == KD_SELECT_RAD)) &&
+        (st = calibrate(&a, err)))
+        goto done;
+    if (a.gold) {
+        size_t ng = kd_dataset_n(&a.gold->ds);
+        if ((st = ts_reserve(&a.ts, ng, err)))
+            goto done;
+        for (size_t i = 0; i < ng; i++) {
+            const float *x = kd_tensor_row(&a.gold->ds.x, i);
+            ts_add(&a.ts, x, NULL, a.gold->ds.y[i], 1.0f, kd_store_input_hash(x, D), (int64_t)a.gold->ds.rows[i],
+                   ROW_GOLD);
+        }
+    }
+    double t0 = kd_time_now();
+    st = s->select.on ? run_rounds(&a, m, err) : run_whole_pool(&a, m, err);
+    if (st)
+        goto done;
+    kd_log(KD_LOG_INFO, "  student '%s' (%zu parameters): %zu training examples (%zu gold), %s loss, T %g, in %.1f s",
+           s->model, m->net->n_params, a.ts.n, a.gold ? kd_dataset_n(&a.gold->ds) : 0, kd_distill_loss_name(s->loss),
+           (double)s->temperature, kd_time_now() - t0);
+    st = kd_run_save_model(r, s->model, m->net, err);
+done:
+    ts_release(&a.ts);
+    kd_calibration_release(&a.cal);
+    return st;
+}
+
+/* ------------------------------------------------------------- dry run */
+
+void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_select *sel = &s->select;
+    struct kd_run_data *d = kd_run_dataset(&r->data, s->data);
+    struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
+    struct kd_run_data *v = s->validation[0] ? kd_run_dataset(&r->data, s->validation) : NULL;
+    if (v && (s->reweight.on || (sel->on && sel->strategy == KD_SELECT_RAD))) {
+        kd_run_plan_line(r, "    calibration: the teacher answers '%s' (%zu examples) once, outside the budget",
+                         v->name, kd_dataset_n(&v->ds));
+        kd_run_plan_queries(r, s, s->teacher, v);
+    }
+    if (g)
+        kd_run_plan_line(r, "    gold '%s': %zu examples trained on their own labels (no teacher queries)", g->name,
+                         kd_dataset_n(&g->ds));
+    if (s->reweight.on)
+        kd_run_plan_line(r, "    reweight: noise-aware weights from %zu confidence bins, recomputed every epoch",
+                         s->reweight.bins);
+    if (!d)
+        return;
+    if (!sel->on) {
+        kd_run_plan_queries(r, s, s->teacher, d);
+        return;
+    }
+    size_t N = kd_dataset_n(&d->ds), budget = sel->budget < N ? sel->budget : N;
+    size_t epochs = sel->round_epochs ? sel->round_epochs : s->epochs;
+    if (sel->tgt)
+        kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
+                         "epochs each",
+                         sel->tgt_mode == KD_TGT_GRADIENT ? "gradient" : "random", 100.0 * sel->tgt_share,
+                         kd_select_name(sel->strategy), sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
+    else
+        kd_run_plan_line(r, "    select: %s, %zu of '%s' (%zu examples) in %zu rounds (%s), %zu epochs each",
+                         kd_select_name(sel->strategy), budget, d->name, N, sel->rounds,
+                         sel->retrain ? "retrain" : "warm", epochs);
+    kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget; answers already stored cost nothing)",
+                     s->teacher, sel->budget);
+    r->sum->queries += budget;
+}

@@ -1,0 +1,257 @@
+/*
+ * Noise-aware reweighting: the teacher's error rate against its confidence,
+ * measured on gold validation data, turned into per-example weights that
+ * debias a student trained on the teacher's labels.
+ *
+ * This is kd's definition after Iliopoulos et al. 2022 (arXiv 2210.06711),
+ * as METHODS section 4 writes it:
+ *
+ *   p(x) = smoothed error rate of the teacher in the equal-mass confidence
+ *          bin of x, confidence = max softmax(v) at temperature 1
+ *   d(x) = CE(z, t2) / CE(z, t), t / t2 the teacher's first / second class
+ *   w(x) = (1 - p - p d) / (1 - 2p), clipped to [0, 1]; 0 when p >= 1/2
+ *
+ * The weight is the backward-corrected loss of a binary flip between t and
+ * t2 written as a factor on the loss of t: when the teacher is wrong with
+ * probability p, the unbiased loss is ((1 - p) L(t) - p L(t2)) / (1 - 2p),
+ * and dividing by L(t) gives w. Negative corrected losses are clipped to 0
+ * (the example is ignored rather than pushed away from t), and weights above
+ * 1 to 1 (kd never trusts a teacher label more than a gold one).
+ */
+#include "sampling/kd_sampling.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest entry, ties to the lower index; with `skip` < n that entry is
+ * passed over (the teacher's second choice). NaN entries never win, so a
+ * row with NaNs still yields an index in range. */
+static size_t argmax_skip(const float *x, size_t n, size_t skip)
+{
+    size_t best = n;
+    for (size_t c = 0; c < n; c++) {
+        if (c == skip)
+            continue;
+        if (best == n || x[c] > x[best] || (isnan(x[best]) && !isnan(x[c])))
+            best = c;
+    }
+    return best == n ? 0 : best;
+}
+
+/* max_c softmax(v)_c = 1 / sum_c exp(v_c - max), in double so that a
+ * confident row does not round to exactly 1 before it has to. */
+static double row_confidence(const float *v, size_t C)
+{
+    double m = v[0];
+    for (size_t c = 1; c < C; c++)
+        if ((double)v[c] > m)
+            m = v[c];
+    double s = 0.0;
+    for (size_t c = 0; c < C; c++)
+        s += exp((double)v[c] - m);
+    return 1.0 / s;
+}
+
+/* log sum_c exp(z_c), max-subtracted; CE(z, c) is this minus z_c. Returned
+ * as the max m and log sum exp(z - m) separately, so CE(z, c) =
+ * lse - (z_c - m) is exactly 0 for the largest class when the other terms
+ * underflow (kd_reweight relies on seeing that 0). */
+static void logsumexp(const float *z, size_t C, double *m, double *lse)
+{
+    double mx = z[0];
+    for (size_t c = 1; c < C; c++)
+        if ((double)z[c] > mx)
+            mx = z[c];
+    double s = 0.0;
+    for (size_t c = 0; c < C; c++)
+        s += exp((double)z[c] - mx);
+    *m = mx;
+    *lse = log(s);
+}
+
+struct conf_row {
+    double conf;
+    int wrong;
+};
+
+static int cmp_conf(const void *a, const void *b)
+{
+    double x = ((const struct conf_row *)a)->conf, y = ((const struct conf_row *)b)->conf;
+    return (x > y) - (x < y);
+}
+
+kd_status kd_calibration_fit(const struct kd_tensor *v, const int32_t *y, size_t n_bins, double smoothing,
+                             struct kd_calibration *cal, struct kd_error *err)
+{
+    /* Zeroed first so that kd_calibration_release is safe after a failure. */
+    memset(cal, 0, sizeof *cal);
+    size_t N = v->rows, C = v->cols;
+    if (N == 0)
+        return kd_error_set(err, KD_ERR_ARG, "calibration needs at least one validation example");
+    if (n_bins == 0)
+        return kd_error_set(err, KD_ERR_ARG, "calibration needs at least one bin");
+    if (!(smoothing >= 0.0) || isinf(smoothing))
+        return kd_error_set(err, KD_ERR_ARG, "laplace smoothing must be a number >= 0, got %g", smoothing);
+    if (C == 0)
+        return kd_error_set(err, KD_ERR_ARG, "teacher logits have no classes");
+    for (size_t i = 0; i < N; i++)
+        if (y[i] < 0 || (size_t)y[i] >= C)
+            return kd_error_set(err, KD_ERR_ARG, "label %d of validation row %zu is outside the teacher's %zu classes",
+                                (int)y[i], i, C);
+    /* A NaN confidence cannot be sorted or binned; say which row has it. */
+    for (size_t i = 0; i < N; i++) {
+        const float *vi = kd_tensor_row(v, i);
+        for (size_t c = 0; c < C; c++)
+            if (!isfinite(vi[c]))
+                return kd_error_set(err, KD_ERR_ARG, "teacher logit %zu of validation row %zu is %g", c, i,
+                                    (double)vi[c]);
+    }
+
+    /* Never more bins than rows: each extra bin would be empty, and
+     * capping keeps the loop below O(N) whatever the caller asked. */
+    size_t nb = n_bins < N ? n_bins : N;
+    kd_status st = KD_OK;
+    struct conf_row *rows = malloc(N * sizeof *rows);
+    cal->lo = malloc(nb * sizeof *cal->lo);
+    cal->hi = malloc(nb * sizeof *cal->hi);
+    cal->count = malloc(nb * sizeof *cal->count);
+    cal->errors = malloc(nb * sizeof *cal->errors);
+    cal->error = malloc(nb * sizeof *cal->error);
+    if (!rows || !cal->lo || !cal->hi || !cal->count || !cal->errors || !cal->error) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for a calibration of %zu rows", N);
+        goto done;
+    }
+    size_t total_errors = 0;
+    for (size_t i = 0; i < N; i++) {
+        const float *vi = kd_tensor_row(v, i);
+        rows[i].conf = row_confidence(vi, C);
+        rows[i].wrong = argmax_skip(vi, C, C) != (size_t)y[i];
+        total_errors += (size_t)rows[i].wrong;
+    }
+    qsort(rows, N, sizeof *rows, cmp_conf);
+
+    /* Bin b nominally ends at rank floor((b + 1) N / nb), computed as
+     * (b + 1) q + floor((b + 1) r / nb) with a running remainder so that
+     * nothing overflows. A bin's end is pushed past a run of equal
+     * confidences so a tie never straddles two bins; a later bin whose
+     * nominal end the push has already passed is empty and dropped. */
+    size_t q = N / nb, r = N % nb, nominal = 0, rem = 0, start = 0, k = 0;
+    for (size_t b = 0; b < nb && start < N; b++) {
+        nominal += q;
+        rem += r;
+        if (rem >= nb) {
+            rem -= nb;
+            nominal++;
+        }
+        if (nominal <= start)
+            continue;
+        size_t end = nominal;
+        while (end < N && rows[end].conf == rows[end - 1].conf)
+            end++;
+        size_t errs = 0;
+        for (size_t i = start; i < end; i++)
+            errs += (size_t)rows[i].wrong;
+        cal->count[k] = end - start;
+        cal->errors[k] = errs;
+        cal->error[k] = ((double)errs + smoothing) / ((double)(end - start) + 2.0 * smoothing);
+        /* Boundaries halfway between neighbouring bins' confidences. The
+         * midpoint of two adjacent doubles can round down onto the lower
+         * one, which would then belong to the upper bin; use the upper
+         * value itself in that case, as a bin holds [lo, hi). */
+        cal->lo[k] = 0.0;
+        if (k > 0) {
+            double a = rows[start - 1].conf, c = rows[start].conf, mid = a + (c - a) / 2.0;
+            cal->lo[k] = mid > a ? mid : c;
+            cal->hi[k - 1] = cal->lo[k];
+        }
+        k++;
+        start = end;
+    }
+    cal->hi[k - 1] = 1.0;
+    cal->n_bins = k;
+    cal->smoothing = smoothing;
+    cal->overall_error = (double)total_errors / (double)N;
+
+done:
+    free(rows);
+    if (st != KD_OK)
+        kd_calibration_release(cal);
+    return st;
+}
+
+void kd_calibration_release(struct kd_calibration *cal)
+{
+    if (!cal)
+        return;
+    free(cal->lo);
+    free(cal->hi);
+    free(cal->count);
+    free(cal->errors);
+    free(cal->error);
+    memset(cal, 0, sizeof *cal);
+}
+
+/* The bin is the last one whose lo is <= confidence, so bin b holds
+ * [lo[b], lo[b + 1]) = [lo[b], hi[b]); values below 0 fall in the first bin
+ * and values of 1 or more in the last. A NaN confidence has no bin; kd
+ * answers with the overall error rate, the table's best guess without one. */
+double kd_calibration_error(const struct kd_calibration *cal, double confidence)
+{
+    if (cal->n_bins == 0)
+        return 0.0;
+    if (isnan(confidence))
+        return cal->overall_error;
+    size_t a = 0, b = cal->n_bins;   /* answer in [a, b) */
+    while (b - a > 1) {
+        size_t m = a + (b - a) / 2;
+        if (cal->lo[m] <= confidence)
+            a = m;
+        else
+            b = m;
+    }
+    return cal->error[a];
+}
+
+/* p = 0 (a teacher never wrong here) trusts the label fully whatever d is,
+ * even an infinite or NaN one; a negative p is read as 0. With p > 0 a d
+ * that is NaN or infinite (the student's loss on t underflowed to 0, or its
+ * logits are not finite) gives 0: the corrected loss is unbounded below. */
+double kd_reweight_formula(double p, double d)
+{
+    if (isnan(p) || p >= 0.5)
+        return 0.0;
+    if (p <= 0.0)
+        return 1.0;
+    if (!isfinite(d))
+        return 0.0;
+    double w = (1.0 - p - p * d) / (1.0 - 2.0 * p);
+    if (w < 0.0)
+        return 0.0;
+    if (w > 1.0)
+        return 1.0;
+    return w;
+}
+
+void kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, const struct kd_tensor *z, float *w,
+                 double *noise)
+{
+    assert(v->rows == z->rows && v->cols == z->cols);
+    size_t N = v->rows, C = v->cols;
+    for (size_t i = 0; i < N; i++) {
+        const float *vi = kd_tensor_row(v, i), *zi = kd_tensor_row(z, i);
+        double p = kd_calibration_error(cal, row_confidence(vi, C));
+        /* With one class t2 = t, both losses are 0 and d is +inf below. */
+        size_t t = argmax_skip(vi, C, C), t2 = C > 1 ? argmax_skip(vi, C, t) : t;
+        double m, lse;
+        logsumexp(zi, C, &m, &lse);
+        double ce_t = lse - ((double)zi[t] - m), ce_t2 = lse - ((double)zi[t2] - m);
+        /* CE(z, t) = 0 means the student puts all of its float mass on t:
+         * the ratio is unbounded, and the formula decides what that means. */
+        double d = ce_t == 0.0 ? INFINITY : ce_t2 / ce_t;
+        w[i] = (float)kd_reweight_formula(p, d);
+        if (noise)
+            noise[i] = p;
+    }
+}
