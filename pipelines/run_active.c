@@ -283,9 +283,9 @@ static kd_status calibrate(struct active *a, struct kd_error *err)
         /* The table the weights come from, in the log and in the store. */
         kd_log(KD_LOG_INFO, "  teacher calibration on '%s' (%zu bins, smoothing %g):", a->val->name, a->cal.n_bins,
                a->cal.smoothing);
-        kd_log(KD_LOG_INFO, "    %-17s %8s %7s %8s", "confidence", "examples", "wrong", "p(error)");
+        kd_log(KD_LOG_INFO, "    %-21s %8s %7s %8s", "confidence", "examples", "wrong", "p(error)");
         for (size_t b = 0; b < a->cal.n_bins && !st; b++) {
-            kd_log(KD_LOG_INFO, "    [%.4f, %.4f) %8zu %7zu %8.4f", a->cal.lo[b], a->cal.hi[b], a->cal.count[b],
+            kd_log(KD_LOG_INFO, "    [%.6f, %.6f) %8zu %7zu %8.4f", a->cal.lo[b], a->cal.hi[b], a->cal.count[b],
                    a->cal.errors[b], a->cal.error[b]);
             struct kd_store_metric m[4] = {{"calibration_lo", (int64_t)b, a->cal.lo[b]},
                                            {"calibration_hi", (int64_t)b, a->cal.hi[b]},
