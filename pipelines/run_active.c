@@ -155,6 +155,7 @@ struct active {
     double teacher_error;       /* on validation; NaN when not measured */
     size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
     size_t round_epochs, epochs_left_in_round;
+    enum kd_tgt_mode tgt_mode;  /* tgt.mode, or by default gradient for a kd network teacher, random otherwise */
     struct kd_run_epoch_log log;
 };
 
@@ -223,7 +224,7 @@ static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss
 }
 
 /* Trains m on the training set for `epochs` epochs (seeded per round). */
-static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, size_t epochs, int reweight,
+static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, size_t epochs, int main_student,
                              struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
@@ -240,7 +241,9 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
     snprintf(label, sizeof label, "%s round %zu", s->name, round);
     tc.label = label;
     a->round_epochs = epochs;
-    if (reweight) {
+    /* The main student's epochs are logged (train_loss, counted across
+     * rounds) and drive the weights; iwes-two's second student only trains. */
+    if (main_student) {
         tc.on_epoch = on_epoch;
         tc.epoch_ctx = a;
         if ((st = update_weights(a, m, a->epoch + 1, err)))
@@ -252,7 +255,7 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
     st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
     if (st)
         return kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
-    if (reweight)
+    if (main_student)
         a->epoch += epochs;
     return KD_OK;
 }
@@ -456,7 +459,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         memcpy(kd_tensor_row(&src, i), a->ts.x + (first + i % n_src) * D, D * sizeof(float));
     struct kd_tgt_config tc;
     kd_tgt_config_init(&tc);
-    tc.mode = sel->tgt_mode;
+    tc.mode = a->tgt_mode;
     tc.sigma = sel->tgt_sigma;
     tc.steps = sel->tgt_steps;
     tc.step_size = sel->tgt_step_size;
@@ -571,18 +574,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         st = kd_tensor_init(&rs.logits2, N, C, err);
     if (!st && two)
         st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed + 1000003u, &second, err);
-    if (!st && sel->tgt) {
-        if (sel->tgt_mode == KD_TGT_GRADIENT && !a->t->t->net) {
-            char where[400];
-            kd_run_where(a->r->p, sel->tgt_pos, where, sizeof where);
-            st = kd_error_set(err, KD_ERR_CONFIG,
-                              "%sstage '%s': TGT gradient exploration needs a kd network teacher (kind model); teacher "
-                              "'%s' is not one: use tgt mode random",
-                              where, s->name, a->t->def->name);
-        } else {
-            st = get_autoencoder(a, &ae, err);
-        }
-    }
+    if (!st && sel->tgt)
+        st = get_autoencoder(a, &ae, err);
     if (st)
         goto done;
     int trained = 0;
@@ -591,7 +584,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
          * student to score the pool with. */
         kd_log(KD_LOG_INFO, "  round 0: the student learns the %zu gold labels of '%s'", kd_dataset_n(&a->gold->ds),
                a->gold->name);
-        if ((st = train_round(a, m->net, 0, a->round_epochs, 0, err)))
+        if ((st = train_round(a, m->net, 0, a->round_epochs, 1, err)))
             goto done;
         if (second && (st = train_round(a, second, 0, a->round_epochs, 0, err)))
             goto done;
@@ -651,7 +644,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             if ((st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed, &m->net, err)))
                 goto done;
         }
-        if ((st = train_round(a, m->net, round, round_epochs, s->reweight.on, err)))
+        if ((st = train_round(a, m->net, round, round_epochs, 1, err)))
             goto done;
         if (second && (st = train_round(a, second, round, round_epochs, 0, err)))
             goto done;
@@ -691,7 +684,7 @@ static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd
         ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
                ROW_POOL);
     }
-    st = train_round(a, m->net, 1, a->round_epochs, a->s->reweight.on, err);
+    st = train_round(a, m->net, 1, a->round_epochs, 1, err);
 done:
     kd_tensor_release(&vd);
     return st;
@@ -728,6 +721,18 @@ kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t
         }
     a.ts.D = D;
     a.ts.C = C;
+    if (s->select.on && s->select.tgt) {
+        /* Refused before anything is asked of the teacher. */
+        a.tgt_mode = s->select.tgt_mode_set ? s->select.tgt_mode : a.t->t->net ? KD_TGT_GRADIENT : KD_TGT_RANDOM;
+        if (a.tgt_mode == KD_TGT_GRADIENT && !a.t->t->net) {
+            char where[400];
+            kd_run_where(r->p, s->select.tgt_pos, where, sizeof where);
+            return kd_error_set(err, KD_ERR_CONFIG,
+                                "%sstage '%s': TGT gradient exploration needs a kd network teacher (kind model); "
+                                "teacher '%s' is not one: use tgt mode random",
+                                where, s->name, a.t->def->name);
+        }
+    }
     struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
@@ -787,16 +792,21 @@ void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s)
     }
     size_t N = kd_dataset_n(&d->ds), budget = sel->budget < N ? sel->budget : N;
     size_t epochs = sel->round_epochs ? sel->round_epochs : s->epochs;
+    const struct run_teacher *t = NULL;
+    for (size_t i = 0; i < r->p->n_teachers; i++)
+        if (strcmp(r->teachers[i].def->name, s->teacher) == 0)
+            t = &r->teachers[i];
+    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_PIPE_TEACHER_MODEL;
     if (sel->tgt)
         kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
                          "epochs each",
-                         sel->tgt_mode == KD_TGT_GRADIENT ? "gradient" : "random", 100.0 * sel->tgt_share,
+                         gradient ? "gradient" : "random", 100.0 * sel->tgt_share,
                          kd_select_name(sel->strategy), sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
     else
         kd_run_plan_line(r, "    select: %s, %zu of '%s' (%zu examples) in %zu rounds (%s), %zu epochs each",
                          kd_select_name(sel->strategy), budget, d->name, N, sel->rounds,
                          sel->retrain ? "retrain" : "warm", epochs);
-    kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget; answers already stored cost nothing)",
-                     s->teacher, sel->budget);
+    kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget%s; answers already stored cost nothing)",
+                     s->teacher, budget, budget < sel->budget ? ", capped by the pool's size" : "");
     r->sum->queries += budget;
 }

@@ -15,58 +15,9 @@
 #include "pipelines/kd_pipeline.h"
 #include "store/kd_store.h"
 #include "student/kd_student.h"
-
-#define FM KD_FASHION_MNIST_DIR
-
-static char dir[64];
-
-static void setup(void)
-{
-    if (access(FM "/train-images-idx3-ubyte.gz", R_OK) != 0)
-        cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_progress_set_quiet(1);
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0])
-        (void)!system(cmd);
-}
+#include "tests/run/run_test.h"
 
 TestSuite(run, .init = setup, .fini = teardown, .timeout = 300);
-
-/* Writes a pipeline into dir; `extra` is appended under stages. */
-static void write_pipeline(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static kd_status load_and_run(const char *name, const char *const *sets, size_t n_sets, int resume,
-                              struct kd_run_summary *sum, struct kd_error *err)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct kd_pipeline p;
-    struct kd_diag diag;
-    kd_diag_init(&diag);
-    kd_status st = kd_pipeline_load(path, sets, n_sets, &p, &diag);
-    cr_assert_eq(st, KD_OK, "%s", diag.n ? diag.items[0].text : "load failed");
-    kd_diag_release(&diag);
-    struct kd_run_options o = {resume, 0, 1, NULL, sets, n_sets};
-    st = kd_pipeline_run(&p, &o, sum, err);
-    kd_pipeline_release(&p);
-    return st;
-}
 
 static const char *small_pipeline(int distill_epochs)
 {
@@ -288,21 +239,6 @@ Test(run, training_on_unlabelled_data_and_missing_files_are_explained)
     snprintf(want, sizeof want, "%s/u.yaml:9:23: stage 'train-0' needs labels, but dataset 'train' has none", dir);
     cr_assert_str_eq(err.msg, want);
     free(s);
-}
-
-static kd_status dry_run(const char *name, struct kd_run_summary *sum, struct kd_error *err)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct kd_pipeline p;
-    struct kd_diag diag;
-    kd_diag_init(&diag);
-    cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
-    kd_diag_release(&diag);
-    struct kd_run_options o = {0, 1, 1, NULL, NULL, 0};
-    kd_status st = kd_pipeline_run(&p, &o, sum, err);
-    kd_pipeline_release(&p);
-    return st;
 }
 
 Test(run, a_dry_run_plans_the_queries_and_does_no_work)
