@@ -18,7 +18,7 @@ static const char *const ROUND_SCHEDULES[] = {"warm", "retrain"};
 static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma",  "steps",
                                        "step_size",   "autoencoder", "latent", "hidden", "epochs"};
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
-static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing"};
+static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing", "temperature"};
 
 static const struct kd_ynode EMPTY = {.kind = KD_Y_MAP};
 
@@ -161,6 +161,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
     struct kd_pipe_reweight *rw = &s->reweight;
     rw->bins = 10;
     rw->smoothing = 1;
+    rw->temperature = 1;
     rw->pos = pos_of(key);
     if (node->kind == KD_Y_SCALAR && node->type == KD_YT_BOOL) {
         rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
@@ -172,7 +173,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         if (node->kind != KD_Y_BAD) {
             char got[96];
             kd_describe(node, got, sizeof got);
-            kd_at(c, node, "'reweight' must be true, false or a mapping {bins, smoothing}, got %s", got);
+            kd_at(c, node, "'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got %s", got);
         }
         return;
     }
@@ -184,6 +185,8 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         rw->bins = (size_t)x;
     if (kd_get_num(c, map, "smoothing", 0, 0, INFINITY, 0, &d, NULL) > 0)
         rw->smoothing = d;
+    if (kd_get_num(c, map, "temperature", 0, 1, INFINITY, 0, &d, NULL) > 0)
+        rw->temperature = d;
 }
 
 void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir)

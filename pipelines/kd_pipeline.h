@@ -163,6 +163,7 @@ struct kd_pipe_reweight {
     struct kd_pos pos;
     size_t bins;                       /* default 10 */
     double smoothing;                  /* Laplace, default 1 */
+    double temperature;                /* of the student's softmax in d(x) (default 1, METHODS as written) */
 };
 
 struct kd_pipe_stage {

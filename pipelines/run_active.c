@@ -179,6 +179,13 @@ static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch
     }
     if ((st = kd_mlp_predict(m, &x, &z, err)))
         goto done;
+    /* d(x) compares the student's losses at reweight.temperature (1: METHODS
+     * as written; the stage's T measures them where a soft loss trains). */
+    if (a->s->reweight.temperature != 1.0) {
+        float inv = (float)(1.0 / a->s->reweight.temperature);
+        for (size_t i = 0; i < z.rows * z.cols; i++)
+            z.data[i] *= inv;
+    }
     kd_reweight(&a->cal, &v, &z, nw, ts->noise);
     size_t n_rec = 0;
     double sum = 0.0;

@@ -40,6 +40,7 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
     cr_assert(s->reweight.on);
     cr_assert_eq(s->reweight.bins, 4);
     cr_assert_float_eq(s->reweight.smoothing, 0.5, 1e-12);
+    cr_assert_float_eq(s->reweight.temperature, 4.0, 1e-12);
     cr_assert_str_eq(s->validation, "d");
 
     s = &p.stages[2];
@@ -52,6 +53,7 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
     cr_assert(s->reweight.on, "reweight: true");
     cr_assert_eq(s->reweight.bins, 10);
     cr_assert_float_eq(s->reweight.smoothing, 1.0, 1e-12);
+    cr_assert_float_eq(s->reweight.temperature, 1.0, 1e-12);
     cr_assert(!p.stages[0].select.on && !p.stages[0].reweight.on);
     kd_pipeline_release(&p);
 }
@@ -71,9 +73,9 @@ Test(pipelines, active_key_mistakes_are_reported_at_their_position)
                 "tests/pipelines/fixtures/bad-active.yaml:26:50: strategy tgt needs a budget of at least 2 per round (a source and its generated input), got 5 for 3 rounds",
                 "tests/pipelines/fixtures/bad-active.yaml:26:65: 'mode' must be one of random, gradient, got 'sideways'",
                 "tests/pipelines/fixtures/bad-active.yaml:26:82: 'share' must be in (0, 1], got 0",
-                "tests/pipelines/fixtures/bad-active.yaml:27:17: 'reweight' must be true, false or a mapping {bins, smoothing}, got integer 3",
+                "tests/pipelines/fixtures/bad-active.yaml:27:17: 'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got integer 3",
                 "tests/pipelines/fixtures/bad-active.yaml:28:79: 'schedule' must be one of warm, retrain, got 'cold'",
-                "tests/pipelines/fixtures/bad-active.yaml:28:96: 'reweight' must be true, false or a mapping {bins, smoothing}, got string 'yes'");
+                "tests/pipelines/fixtures/bad-active.yaml:28:96: 'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got string 'yes'");
 }
 
 Test(pipelines, select_can_be_set_from_the_command_line)
