@@ -70,8 +70,6 @@ struct val {
     const struct kd_ynode **teacher_model;   /* one per teacher: its `model:` value or NULL */
 };
 
-/* An empty mapping, what `key:` with no value means where a mapping is expected. */
-static const struct kd_ynode EMPTY_MAP = {.kind = KD_Y_MAP};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -132,20 +130,9 @@ static void copy_name(char dst[KD_PIPE_NAME_MAX], const char *src)
     snprintf(dst, KD_PIPE_NAME_MAX, "%s", src);
 }
 
-/* The mapping in node, or an empty one for an empty value; NULL after
- * reporting a value of another type. */
 static const struct kd_ynode *as_map(struct val *v, const struct kd_ynode *node, const char *what)
 {
-    if (node->kind == KD_Y_MAP)
-        return node;
-    if (kd_ytree_is_null(node))
-        return &EMPTY_MAP;
-    if (node->kind != KD_Y_BAD) {
-        char got[96];
-        kd_describe(node, got, sizeof got);
-        kd_at(v->c, node, "%s must be a mapping, got %s", what, got);
-    }
-    return NULL;
+    return kd_as_map(v->c, node, what);
 }
 
 /* The list in node (an empty value is an empty list: *n_out = 0); NULL after
@@ -424,7 +411,7 @@ static void check_parts(struct val *v, struct kd_pipe_split *sp, size_t i, const
     if (!parts)
         return;
     if (parts->n == 0) {
-        kd_at(v->c, parts == &EMPTY_MAP ? parts_key : parts, "'parts' must name at least one part");
+        kd_at(v->c, parts == &kd_empty_map ? parts_key : parts, "'parts' must name at least one part");
         return;
     }
     if (parts->n > KD_PIPE_MAX_PARTS) {
@@ -490,14 +477,14 @@ static void check_splits(struct val *v)
             continue;
         const char *where = "in a split";
         kd_check_keys(v->c, map, SPLIT_KEYS, N(SPLIT_KEYS), where);
-        if (kd_require(v->c, map, "from", map == &EMPTY_MAP ? item : map, where))
+        if (kd_require(v->c, map, "from", map == &kd_empty_map ? item : map, where))
             get_ref(v, map, "from", REF_DATASET, i, sp->from, &vn);
         long long x;
         if (kd_get_int(v->c, map, "seed", 0, LLONG_MAX, &x, NULL) > 0) {
             sp->seed = (uint64_t)x;
             sp->has_seed = 1;
         }
-        if (kd_require(v->c, map, "parts", map == &EMPTY_MAP ? item : map, where)) {
+        if (kd_require(v->c, map, "parts", map == &kd_empty_map ? item : map, where)) {
             const struct kd_ynode *parts = kd_ytree_get(map, "parts", &pk);
             check_parts(v, sp, i, pk, parts);
         }
@@ -769,7 +756,7 @@ static void check_schedule(struct val *v, struct kd_pipe_optim *o, const struct 
     if (kind != 2 && kd_ytree_get(map, "min_lr", &k))
         kd_at(v->c, k, "'min_lr' is only for schedule kind cosine");
     if (kind == 1 && !kd_ytree_get(map, "step_size", NULL))
-        kd_at(v->c, map == &EMPTY_MAP ? key : map,
+        kd_at(v->c, map == &kd_empty_map ? key : map,
               "missing required key 'step_size' in 'schedule' (kind step needs it)");
 }
 

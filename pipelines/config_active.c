@@ -20,8 +20,6 @@ static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
 static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing", "temperature"};
 
-static const struct kd_ynode EMPTY = {.kind = KD_Y_MAP};
-
 static struct kd_pos pos_of(const struct kd_ynode *n)
 {
     struct kd_pos pos = {0, 0};
@@ -32,24 +30,9 @@ static struct kd_pos pos_of(const struct kd_ynode *n)
     return pos;
 }
 
-/* The mapping in node, an empty one for an empty value, NULL after reporting. */
-static const struct kd_ynode *map_of(struct kd_pctx *c, const struct kd_ynode *node, const char *what)
-{
-    if (node->kind == KD_Y_MAP)
-        return node;
-    if (kd_ytree_is_null(node))
-        return &EMPTY;
-    if (node->kind != KD_Y_BAD) {
-        char got[96];
-        kd_describe(node, got, sizeof got);
-        kd_at(c, node, "%s must be a mapping, got %s", what, got);
-    }
-    return NULL;
-}
-
 static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
 {
-    const struct kd_ynode *map = map_of(c, node, "'tgt'");
+    const struct kd_ynode *map = kd_as_map(c, node, "'tgt'");
     if (!map)
         return;
     kd_check_keys(c, map, TGT_KEYS, N(TGT_KEYS), "in 'tgt'");
@@ -97,7 +80,7 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
                          const struct kd_ynode *node, const char *dir)
 {
     struct kd_pipe_select *sel = &s->select;
-    const struct kd_ynode *map = map_of(c, node, "'select'");
+    const struct kd_ynode *map = kd_as_map(c, node, "'select'");
     if (!map)
         return;
     sel->on = 1;
@@ -127,7 +110,7 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
             sel->strategy = (enum kd_select_kind)e;
         }
     }
-    if (kd_require(c, map, "budget", map == &EMPTY ? key : map, "in 'select'") &&
+    if (kd_require(c, map, "budget", map == &kd_empty_map ? key : map, "in 'select'") &&
         kd_get_int(c, map, "budget", 1, LLONG_MAX / 4, &x, NULL) > 0)
         sel->budget = (size_t)x;
     const struct kd_ynode *rn = NULL;
@@ -150,7 +133,7 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
             check_tgt(c, sel, vn, dir);
     }
     if (sel->tgt && sel->budget && sel->rounds * 2 > sel->budget)
-        kd_at(c, rn ? rn : map == &EMPTY ? key : map,
+        kd_at(c, rn ? rn : map == &kd_empty_map ? key : map,
               "strategy tgt needs a budget of at least 2 per round (a source and its generated input), got %zu for "
               "%zu rounds", sel->budget, sel->rounds);
 }
@@ -167,7 +150,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
         return;
     }
-    const struct kd_ynode *map = node->kind == KD_Y_MAP || kd_ytree_is_null(node) ? map_of(c, node, "'reweight'")
+    const struct kd_ynode *map = node->kind == KD_Y_MAP || kd_ytree_is_null(node) ? kd_as_map(c, node, "'reweight'")
                                                                                  : NULL;
     if (!map) {
         if (node->kind != KD_Y_BAD) {

@@ -139,6 +139,11 @@ void kd_check_keys(struct kd_pctx *c, const struct kd_ynode *map, const char *co
  * returns whether it is present. */
 int kd_require(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const struct kd_ynode *owner,
                const char *where);
+/* An empty mapping: what `key:` with no value means where a mapping is expected. */
+extern const struct kd_ynode kd_empty_map;
+/* The mapping in node, &kd_empty_map for an empty value; NULL after
+ * reporting a value of another type ("WHAT must be a mapping, got ..."). */
+const struct kd_ynode *kd_as_map(struct kd_pctx *c, const struct kd_ynode *node, const char *what);
 /* Locale-independent strtod of a YAML number ("1e-3", ".inf"); 0 on success. */
 int kd_parse_double(const char *s, double *out);
 

@@ -395,6 +395,20 @@ static void round_state_release(struct round_state *rs)
     kd_tensor_release(&rs->logits2);
 }
 
+/* Charges what a label call asked to the budget and the run's counts (even
+ * when it failed part-way: those answers are stored) and names the round in
+ * an error. Returns st. */
+static kd_status charge(struct active *a, struct round_state *rs, const struct kd_label_stats *ls, kd_status st,
+                        size_t round, struct kd_error *err)
+{
+    rs->spent += ls->queried;
+    a->r->sum->queries += ls->queried;
+    a->r->sum->cached += ls->cached;
+    if (st)
+        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+    return st;
+}
+
 /* Labels the picked pool rows and adds them to the training set. */
 static kd_status label_picks(struct active *a, struct round_state *rs, size_t round, const char *strategy,
                              size_t n_sel, struct kd_error *err)
@@ -414,13 +428,8 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
     }
     struct kd_label_stats ls = {0};
     st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, budget - rs->spent, &vs, &ls, a->r->opt->stop, err);
-    rs->spent += ls.queried;
-    a->r->sum->queries += ls.queried;
-    a->r->sum->cached += ls.cached;
-    if (st) {
-        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+    if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
-    }
     if ((st = ts_reserve(&a->ts, n_sel, err)))
         goto done;
     for (size_t i = 0; i < n_sel; i++) {
@@ -491,13 +500,8 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
     struct kd_label_stats ls = {0};
     st = kd_teacher_label_origins(a->t->t, &gen, rs->origins, "generated", budget - rs->spent, &vg, &ls,
                                   a->r->opt->stop, err);
-    rs->spent += ls.queried;
-    a->r->sum->queries += ls.queried;
-    a->r->sum->cached += ls.cached;
-    if (st) {
-        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
+    if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
-    }
     if ((st = ts_reserve(&a->ts, n_gen, err)))
         goto done;
     double mean_div = 0.0;

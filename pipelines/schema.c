@@ -402,3 +402,19 @@ int kd_require(struct kd_pctx *c, const struct kd_ynode *map, const char *key, c
     kd_at(c, owner, "missing required key '%s' %s", key, where);
     return 0;
 }
+
+const struct kd_ynode kd_empty_map = {.kind = KD_Y_MAP};
+
+const struct kd_ynode *kd_as_map(struct kd_pctx *c, const struct kd_ynode *node, const char *what)
+{
+    if (node->kind == KD_Y_MAP)
+        return node;
+    if (kd_ytree_is_null(node))
+        return &kd_empty_map;
+    if (node->kind != KD_Y_BAD) {
+        char got[96];
+        kd_describe(node, got, sizeof got);
+        kd_at(c, node, "%s must be a mapping, got %s", what, got);
+    }
+    return NULL;
+}
