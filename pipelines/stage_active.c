@@ -701,7 +701,7 @@ done:
     return st;
 }
 
-kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
+kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct active a;
     memset(&a, 0, sizeof a);
@@ -778,7 +778,7 @@ done:
 
 /* ------------------------------------------------------------- dry run */
 
-void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s)
+void kd_run_plan_active(struct runner *r, const struct kd_pipe_stage *s)
 {
     const struct kd_pipe_select *sel = &s->select;
     struct kd_run_data *d = kd_run_dataset(&r->data, s->data);
