@@ -231,7 +231,7 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
     tc.epochs = epochs;
     size_t steps = (a->ts.n + tc.batch - 1) / tc.batch;
     tc.sched.total_steps = steps * tc.epochs;
-    tc.seed = a->r->p->seed + 7919 * (uint64_t)round;
+    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TRAIN_ROUND, round);
     tc.stop = a->r->opt->stop;
     char label[96];
     snprintf(label, sizeof label, "%s round %zu", s->name, round);
@@ -476,7 +476,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
     tc.sigma = sel->tgt_sigma;
     tc.steps = sel->tgt_steps;
     tc.step_size = sel->tgt_step_size;
-    tc.seed = a->r->p->seed * 1000003u + round;
+    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TGT, round);
     struct kd_mlp *tnet = a->t->t->net;   /* NULL for exec and table teachers */
     if ((st = kd_tgt_generate(ae, &tc, tnet, tnet ? student : NULL, &src, &gen, div, err))) {
         kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
@@ -586,7 +586,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     if (!st && two)
         st = kd_tensor_init(&rs.logits2, N, C, err);
     if (!st && two)
-        st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed + 1000003u, &second, err);
+        st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, kd_rng_derive(a->r->p->seed, KD_RNG_SECOND_STUDENT, 0), &second, err);
     if (!st && sel->tgt)
         st = get_autoencoder(a, &ae, err);
     if (st)
@@ -639,7 +639,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         sc.budget = n_src;
         sc.weight_cap = sel->weight_cap;
         sc.teacher_error = isnan(a->teacher_error) ? 0.0 : a->teacher_error;
-        sc.seed = a->r->p->seed * 1000003u + round;
+        sc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_SELECT, round);
         size_t n_sel = 0;
         if ((st = kd_select(&sc, rs.p, two ? rs.q : NULL, nc, C, rs.sel, &n_sel, err))) {
             kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
