@@ -94,6 +94,7 @@ struct kd_progress {
 };
 
 void kd_progress_set_quiet(int quiet);
+int kd_progress_get_quiet(void);
 void kd_progress_begin(struct kd_progress *p, const char *label, uint64_t total);
 /* status may be NULL. */
 void kd_progress_update(struct kd_progress *p, uint64_t done, const char *status);

@@ -132,6 +132,9 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     r.sum = sum;
     snprintf(sum->store, sizeof sum->store, "%s", p->store);
     snprintf(sum->output, sizeof sum->output, "%s", p->output);
+    /* Process-wide settings this run changes, given back on every path
+     * (a library caller's own settings are not ours to keep). */
+    int saved_threads = kd_blas_get_threads(), saved_quiet = kd_progress_get_quiet();
     kd_blas_init_threads(p->threads);
     if (opt->quiet)
         kd_progress_set_quiet(1);
@@ -197,6 +200,10 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
             kd_log(KD_LOG_INFO, "nothing to resume: no unfinished run of this pipeline in %s; starting a new run", p->store);
         st = kd_store_run_begin(r.store, p->name, recorded, &r.run, err);
     }
+    /* Float sums, and so results, depend on how many threads BLAS splits
+     * them over: the run says what it ran with (docs/pipeline.md). */
+    if (!st)
+        st = kd_run_record_metric(&r, 0, "blas_threads", -1, (double)kd_blas_get_threads(), err);
     if (!st)
         st = record_examples(&r, err);
     sum->run_id = r.run;
@@ -250,5 +257,7 @@ done:
     kd_run_datasets_release(&r.data);
     kd_store_close(r.store);
     free(recorded);
+    kd_blas_set_threads(saved_threads);
+    kd_progress_set_quiet(saved_quiet);
     return st;
 }

@@ -412,3 +412,71 @@ Test(run, a_table_teacher_serves_imported_answers_and_names_what_is_missing)
     kd_dataset_release(&test), kd_dataset_release(&part), kd_dataset_release(&ans);
     free(s);
 }
+
+static int take_real(void *ctx, const struct kd_sql_row *row)
+{
+    double *out = ctx;
+    if (row->n_cols > 0)
+        *out = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i
+               : row->values[0].type == KD_SQL_REAL  ? row->values[0].r
+                                                     : NAN;
+    return 1;
+}
+
+Test(run, a_run_gives_back_the_blas_threads_and_quiet_progress_it_changed_and_records_its_threads)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "threads: 2\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 200}\n"
+             "models:\n"
+             "  m: {hidden: [8]}\n"
+             "stages:\n"
+             "  - train: {name: t, model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("th.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    kd_blas_set_threads(1);
+    kd_progress_set_quiet(0);
+    cr_assert_eq(load_and_run("th.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_blas_get_threads(), 1, "threads %d after a run", kd_blas_get_threads());
+    cr_assert_eq(kd_progress_get_quiet(), 0, "progress left quiet after a run");
+
+    /* the run says what it ran with */
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    struct kd_store *st;
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    char sql[256];
+    double threads = NAN;
+    snprintf(sql, sizeof sql,
+             "SELECT value FROM metrics WHERE run_id = %lld AND name = 'blas_threads' AND stage_id IS NULL",
+             (long long)s->run_id);
+    cr_assert_eq(kd_store_sql(st, sql, take_real, &threads, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(threads, 2.0, "blas_threads %g", threads);
+    kd_store_close(st);
+
+    /* and on a path that fails part-way: training on data without labels */
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "threads: 2\n"
+             "output: %s/out2\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, limit: 100}\n"
+             "models:\n"
+             "  m: {hidden: [8]}\n"
+             "stages:\n"
+             "  - train: {model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("fail.yaml", text);
+    cr_assert_eq(load_and_run("fail.yaml", NULL, 0, 0, s, &err), KD_ERR_CONFIG);
+    cr_assert_eq(kd_blas_get_threads(), 1);
+    cr_assert_eq(kd_progress_get_quiet(), 0);
+    kd_progress_set_quiet(1);
+    free(s);
+}
