@@ -88,8 +88,8 @@ kd_status kd_store_run_begin(struct kd_store *st, const char *name, const char *
 }
 
 /* Sets status, message and finished_at of row id in table (runs or stages). */
-static kd_status finish(struct kd_store *st, const char *table, int64_t id,
-                        enum kd_store_status status, const char *message, struct kd_error *err)
+static kd_status finish_once(struct kd_store *st, const char *table, int64_t id,
+                             enum kd_store_status status, const char *message, struct kd_error *err)
 {
     kd_status s = check_status(status, err);
     if (s)
@@ -117,6 +117,22 @@ static kd_status finish(struct kd_store *st, const char *table, int64_t id,
         return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no %s with id %lld",
                             st->path, table[0] == 'r' ? "run" : "stage", (long long)id);
     return KD_OK;
+}
+
+/* A run or stage that failed because the store could not grow (a full disk,
+ * a file-size limit) must still be marked, or it stays 'running' for ever:
+ * then checkpointing the WAL into the file and truncating it gives back the
+ * room a one-row update needs, and the update is tried once more. */
+static kd_status finish(struct kd_store *st, const char *table, int64_t id,
+                        enum kd_store_status status, const char *message, struct kd_error *err)
+{
+    kd_status s = finish_once(st, table, id, status, message, err);
+    if (s != KD_ERR_STORE && s != KD_ERR_IO)
+        return s;
+    struct kd_error ignore = {0};
+    if (store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "making room to record the end of a run", &ignore))
+        return s;
+    return finish_once(st, table, id, status, message, err);
 }
 
 kd_status kd_store_run_finish(struct kd_store *st, int64_t run, enum kd_store_status status,
