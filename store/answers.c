@@ -60,7 +60,7 @@ struct kd_hash kd_store_input_hash(const float *x, size_t d)
     unsigned char buf[1024];
     for (size_t i = 0; i < d; i += sizeof buf / 4) {
         size_t m = d - i < sizeof buf / 4 ? d - i : sizeof buf / 4;
-        store_vec_to_le(x + i, m, buf);
+        kd_store_impl_vec_to_le(x + i, m, buf);
         kd_hasher_update(&h, buf, m * 4);
     }
     struct kd_hash out = kd_hasher_digest(&h);
@@ -128,11 +128,11 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
         return kd_error_set(err, KD_ERR_ARG, "unknown teacher kind %d", (int)kind);
     char purpose[KD_STORE_NAME_MAX + 64];
     snprintf(purpose, sizeof purpose, "registering teacher '%s'", name);
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         return s;
     sqlite3_stmt *q = NULL;
     int rc;
-    if ((s = store_prepare(st, "SELECT id, kind FROM teachers WHERE name = ?1 AND fingerprint = ?2",
+    if ((s = kd_store_impl_prepare(st, "SELECT id, kind FROM teachers WHERE name = ?1 AND fingerprint = ?2",
                            purpose, &q, err)))
         goto done;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
@@ -149,15 +149,15 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
         }
         *id = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
-        return store_commit(st, purpose, err);
+        return kd_store_impl_commit(st, purpose, err);
     }
     if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     sqlite3_finalize(q);
     /* A new version of a known teacher: say what happens to the old answers. */
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT t.fingerprint, (SELECT count(*) FROM answers a WHERE a.teacher_id "
                            "IN (SELECT id FROM teachers WHERE name = ?1)) FROM teachers t WHERE "
                            "t.name = ?1 ORDER BY t.id DESC LIMIT 1",
@@ -172,11 +172,11 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
                name, fp, (const char *)sqlite3_column_text(q, 0),
                (long long)sqlite3_column_int64(q, 1), st->path);
     else if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     sqlite3_finalize(q);
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT INTO teachers (name, kind, fingerprint, config, created_at) "
                            "VALUES (?1, ?2, ?3, ?4, ?5)",
                            purpose, &q, err)))
@@ -185,18 +185,18 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
     sqlite3_bind_text(q, 2, teacher_kind_names[kind], -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, fp, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, config ? config : "", -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     rc = sqlite3_step(q);
     if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     *id = sqlite3_last_insert_rowid(st->db);
     sqlite3_finalize(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 done:
     sqlite3_finalize(q);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -222,7 +222,7 @@ kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const cha
         return s;
     const char *purpose = "finding a teacher";
     sqlite3_stmt *q;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT id, name, kind, fingerprint, created_at FROM teachers WHERE "
                            "name = ?1 AND (?2 IS NULL OR fingerprint = ?2) ORDER BY id DESC LIMIT 1",
                            purpose, &q, err)))
@@ -238,10 +238,10 @@ kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const cha
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     /* Not there: list what is, so that a typo is obvious. */
     char names[512] = "";
-    if (store_prepare(st, "SELECT DISTINCT name FROM teachers ORDER BY name", purpose, &q, NULL) ==
+    if (kd_store_impl_prepare(st, "SELECT DISTINCT name FROM teachers ORDER BY name", purpose, &q, NULL) ==
         KD_OK) {
         size_t at = 0;
         while (sqlite3_step(q) == SQLITE_ROW && at + 1 < sizeof names) {
@@ -267,7 +267,7 @@ static kd_status teacher_label(struct kd_store *st, int64_t teacher, char *buf, 
                                struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = store_stmt(st, S_TEACHER_BY_ID, &q, err);
+    kd_status s = kd_store_impl_stmt(st, S_TEACHER_BY_ID, &q, err);
     if (s)
         return s;
     sqlite3_bind_int64(q, 1, teacher);
@@ -280,7 +280,7 @@ static kd_status teacher_label(struct kd_store *st, int64_t teacher, char *buf, 
     }
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
-        return store_fail(st, rc, "reading a teacher", err);
+        return kd_store_impl_fail(st, rc, "reading a teacher", err);
     return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no teacher with id %lld",
                         st->path, (long long)teacher);
 }
@@ -290,7 +290,7 @@ static kd_status width_get(struct kd_store *st, int64_t teacher, enum kd_store_k
                            struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = store_stmt(st, S_WIDTH_GET, &q, err);
+    kd_status s = kd_store_impl_stmt(st, S_WIDTH_GET, &q, err);
     if (s)
         return s;
     sqlite3_bind_int64(q, 1, teacher);
@@ -299,7 +299,7 @@ static kd_status width_get(struct kd_store *st, int64_t teacher, enum kd_store_k
     *d = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(st, rc, "reading a teacher's answer width", err);
+        return kd_store_impl_fail(st, rc, "reading a teacher's answer width", err);
     return KD_OK;
 }
 
@@ -315,14 +315,14 @@ kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kin
 {
     kd_status s = check_kind(kind, err);
     sqlite3_stmt *q;
-    if (s || (s = store_stmt(st, S_ANSWER_COUNT, &q, err)))
+    if (s || (s = kd_store_impl_stmt(st, S_ANSWER_COUNT, &q, err)))
         return s;
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, (int)kind);
     int rc = sqlite3_step(q);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
-    return rc == SQLITE_ROW ? KD_OK : store_fail(st, rc, "counting answers", err);
+    return rc == SQLITE_ROW ? KD_OK : kd_store_impl_fail(st, rc, "counting answers", err);
 }
 
 /* ------------------------------------------------------------------ answers */
@@ -374,7 +374,7 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
         sq += (double)v[j] * (double)v[j];
     s->norm = sqrt(sq);
     if (kind == KD_STORE_SCORE) {
-        s->score = store_float_decimal(v[0]);
+        s->score = kd_store_impl_float_decimal(v[0]);
         s->norm = fabs(s->score);
         return;
     }
@@ -411,11 +411,11 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
             if (j != top && (second == top || v[j] > v[second]))
                 second = j;
         }
-        p1 = store_float_decimal(v[top]);
-        p2 = second != top ? store_float_decimal(v[second]) : 0.0;
+        p1 = kd_store_impl_float_decimal(v[top]);
+        p2 = second != top ? kd_store_impl_float_decimal(v[second]) : 0.0;
         s->confidence = p1;
         s->entropy = h > 0 ? h : 0.0;
-        s->margin = d > 1 ? store_clean_double(p1 - p2) : 1.0;
+        s->margin = d > 1 ? kd_store_impl_clean_double(p1 - p2) : 1.0;
         return;
     }
     s->confidence = p1;
@@ -424,7 +424,7 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
 }
 
 /* Everything checked before a transaction starts. */
-kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+kd_status kd_store_impl_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                                struct kd_error *err)
 {
     const char *kn = kind_names[kind];
@@ -496,7 +496,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         return KD_OK;
     if (!keys || !answers)
         return kd_error_set(err, KD_ERR_ARG, "kd_store_put: no keys or answers given");
-    if ((s = store_check_answers(kind, n, d, answers, err)))
+    if ((s = kd_store_impl_check_answers(kind, n, d, answers, err)))
         return s;
     char purpose[96];
     snprintf(purpose, sizeof purpose, "storing a batch of %zu %s", n, kind_names[kind]);
@@ -511,7 +511,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
     size_t width = 0;
     sqlite3_stmt *q;
     int rc;
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         goto out;
     if ((s = teacher_label(st, teacher, who, sizeof who, err)) ||
         (s = width_get(st, teacher, kind, &width, err)))
@@ -525,7 +525,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         goto fail;
     }
     if (!width) {
-        if ((s = store_stmt(st, S_WIDTH_SET, &q, err)))
+        if ((s = kd_store_impl_stmt(st, S_WIDTH_SET, &q, err)))
             goto fail;
         sqlite3_bind_int64(q, 1, teacher);
         sqlite3_bind_int(q, 2, (int)kind);
@@ -533,17 +533,17 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
-    if ((s = store_stmt(st, S_ANSWER_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_ANSWER_PUT, &q, err)))
         goto fail;
     /* Bindings that stay for the whole batch. */
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, (int)kind);
     sqlite3_bind_int64(q, 3, (int64_t)d);
-    sqlite3_bind_int64(q, 4, (int64_t)store_now());
+    sqlite3_bind_int64(q, 4, (int64_t)kd_store_impl_now());
     sqlite3_int64 changes0 = sqlite3_total_changes64(st->db);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k].i;
@@ -553,7 +553,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         sqlite3_bind_int64(q, 5, order[k].hi);
         sqlite3_bind_int64(q, 6, order[k].lo);
         if (le) {
-            store_vec_to_le(v, d, le);
+            kd_store_impl_vec_to_le(v, d, le);
             sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
         } else {
             sqlite3_bind_blob(q, 7, v, (int)(d * sizeof(float)), SQLITE_STATIC);
@@ -575,19 +575,19 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
     size_t added = (size_t)(sqlite3_total_changes64(st->db) - changes0);
     sqlite3_clear_bindings(q);
-    if ((s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
     if (n_added)
         *n_added = added;
     goto out;
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
 out:
     free(order);
     free(le);
@@ -616,7 +616,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     memset(have, 0, n);
     size_t width = 0;
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         goto out;
     if ((s = width_get(st, teacher, kind, &width, err)))
         goto fail;
@@ -640,7 +640,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
             goto fail;
         }
         sqlite3_stmt *q;
-        if ((s = store_stmt(st, S_ANSWER_GET, &q, err)))
+        if ((s = kd_store_impl_stmt(st, S_ANSWER_GET, &q, err)))
             goto fail;
         sqlite3_bind_int64(q, 1, teacher);
         sqlite3_bind_int(q, 2, (int)kind);
@@ -661,17 +661,17 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
                     goto fail;
                 }
                 if (out)
-                    store_vec_from_le(blob, d, out + i * d);
+                    kd_store_impl_vec_from_le(blob, d, out + i * d);
                 have[i] = 1;
             } else if (rc != SQLITE_DONE) {
                 sqlite3_reset(q);
-                s = store_fail(st, rc, purpose, err);
+                s = kd_store_impl_fail(st, rc, purpose, err);
                 goto fail;
             }
             sqlite3_reset(q);
         }
     }
-    if ((s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -684,7 +684,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         *n_missing = m;
     goto out;
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     if (found)
         memset(found, 0, n);
 out:
@@ -704,9 +704,9 @@ kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_sto
     sqlite3_stmt *q = NULL;
     float *vec = NULL;
     size_t cap = 0;
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT hash_hi, hash_lo, dim, vec, class, confidence, entropy, margin, "
                            "score, norm, dataset, row, source_hi, source_lo, source_row, strategy, "
                            "round, created_at FROM answers WHERE teacher_id = ?1 AND kind = ?2 "
@@ -740,7 +740,7 @@ kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_sto
             vec = nv;
             cap = a.d;
         }
-        store_vec_from_le(blob, a.d, vec);
+        kd_store_impl_vec_from_le(blob, a.d, vec);
         a.vec = vec;
         a.class_ = sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4);
         double *reals[5] = {&a.confidence, &a.entropy, &a.margin, &a.score, &a.norm};
@@ -766,16 +766,16 @@ kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_sto
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto fail;
     }
     sqlite3_finalize(q);
     free(vec);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
     sqlite3_finalize(q);
     free(vec);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -794,11 +794,11 @@ kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_examp
                                 i);
     char purpose[64];
     snprintf(purpose, sizeof purpose, "recording %zu examples", n);
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     sqlite3_stmt *q;
     if (s)
         return s;
-    if ((s = store_stmt(st, S_EXAMPLE_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_EXAMPLE_PUT, &q, err)))
         goto fail;
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_text(q, 1, ex[i].dataset, -1, SQLITE_STATIC);
@@ -810,13 +810,13 @@ kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_examp
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
     sqlite3_clear_bindings(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
