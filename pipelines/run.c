@@ -11,7 +11,7 @@
 #include "store/kd_store.h"
 #include "teacher/kd_teacher.h"
 
-/* --------------------------------------------------------- resume, dry run */
+/* ------------------------------------------------------------------ resume */
 
 /* On resume, a stage finished by the interrupted run is not redone: its
  * trained model comes back from its file. */
@@ -28,48 +28,6 @@ static kd_status restore_stage(struct runner *r, const struct kd_pipe_stage *s, 
     if (st)
         kd_error_prefix(err, "cannot resume stage '%s' (remove --resume to start afresh)", s->name);
     return st;
-}
-
-static void plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s)
-{
-    struct kd_run_data *d = s->data[0] ? kd_run_dataset(&r->data, s->data) : NULL;
-    size_t n = d ? kd_dataset_n(&d->ds) : 0;
-    switch (s->kind) {
-    case KD_STAGE_TRAIN:
-        kd_run_plan_line(r, "%2zu. %s: train model '%s' on '%s' (%zu examples), %zu epochs", i + 1, s->name, s->model, s->data,
-                  n, s->epochs);
-        break;
-    case KD_STAGE_LABEL:
-        kd_run_plan_line(r, "%2zu. %s: label '%s' (%zu examples) with teacher '%s'", i + 1, s->name, s->data, n, s->teacher);
-        if (d)
-            kd_run_plan_queries(r, s, s->teacher, d);
-        break;
-    case KD_STAGE_DISTILL: {
-        struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
-        kd_run_plan_line(r, "%2zu. %s: distill student '%s' from teacher '%s' on '%s' (%zu examples)%s%s%s, %s loss, %zu epochs",
-                  i + 1, s->name, s->model, s->teacher, s->data, n, g ? " + gold labels of '" : "", g ? s->gold : "",
-                  g ? "'" : "",
-                  kd_distill_loss_name(s->loss), s->epochs);
-        if (s->select.on || s->reweight.on) {
-            kd_run_plan_active(r, s);
-            break;
-        }
-        if (d)
-            kd_run_plan_queries(r, s, s->teacher, d);
-        if (g)
-            kd_run_plan_queries(r, s, s->teacher, g);
-        break;
-    }
-    case KD_STAGE_EVALUATE:
-        kd_run_plan_line(r, "%2zu. %s: evaluate %zu model(s) on '%s' (%zu examples)", i + 1, s->name, s->n_models, s->data, n);
-        if (d && s->teacher[0])
-            kd_run_plan_queries(r, s, s->teacher, d);
-        break;
-    case KD_STAGE_EXPORT:
-        kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
-                  s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
-        break;
-    }
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -162,7 +120,7 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
             kd_run_plan_line(&r, "data '%s': %zu examples x %zu features%s", r.data.items[i].name, kd_dataset_n(&r.data.items[i].ds),
                       kd_dataset_d(&r.data.items[i].ds), r.data.items[i].ds.y ? ", labelled" : "");
         for (size_t i = 0; i < p->n_stages; i++)
-            plan_stage(&r, i, &p->stages[i]);
+            kd_run_plan_stage(&r, i, &p->stages[i]);
         goto done;
     }
     char dir[1024];

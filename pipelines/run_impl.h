@@ -113,6 +113,9 @@ void kd_run_plan_line(struct runner *r, const char *fmt, ...)
 #endif
     ;
 void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const char *teacher, struct kd_run_data *d);
+/* Dry run: the lines of stage i of the plan, with what its teachers would
+ * be asked (the planned spend of an active stage's budget). */
+void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 
 /* ------------------------------------------- stages (pipelines/stage_*.c) */
 
@@ -124,8 +127,6 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
 /* A distill stage with `select:` or `reweight:`: rounds of select -> label ->
  * reweight -> train, every choice and weight recorded in the store. */
 kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
-/* Its lines of a dry run's plan (the planned teacher spend). */
-void kd_run_plan_active(struct runner *r, const struct kd_pipe_stage *s);
 kd_status kd_run_stage_evaluate(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 

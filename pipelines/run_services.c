@@ -1,9 +1,9 @@
 /* Runner services: what every stage of pipelines/stage_*.c uses and the
  * orderer (pipelines/run.c) needs: finding models and teachers, the datasets
  * a stage names, teachers opened and answering through the store, metrics,
- * saved models and artefacts, the per-epoch log, and the lines of a dry
- * run's plan. Nothing here calls a stage: stages call these, never each
- * other. */
+ * saved models and artefacts, the per-epoch log, and a dry run's plan of
+ * every stage kind (what it would do and ask the teachers). Nothing here
+ * calls a stage: stages call these, never each other. */
 #include "pipelines/run_impl.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "sampling/kd_sampling.h"
 #include "store/kd_store.h"
 #include "teacher/kd_teacher.h"
 
@@ -281,3 +282,95 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
     (void)s;
 }
 
+/* A distill stage with `select:` or `reweight:` (pipelines/stage_active.c):
+ * calibration, gold rows, and the budget's planned spend. */
+static void plan_active(struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_select *sel = &s->select;
+    struct kd_run_data *d = kd_run_dataset(&r->data, s->data);
+    struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
+    struct kd_run_data *v = s->validation[0] ? kd_run_dataset(&r->data, s->validation) : NULL;
+    if (v && (s->reweight.on || (sel->on && sel->strategy == KD_SELECT_RAD))) {
+        kd_run_plan_line(r, "    calibration: the teacher answers '%s' (%zu examples) once, outside the budget",
+                         v->name, kd_dataset_n(&v->ds));
+        kd_run_plan_queries(r, s, s->teacher, v);
+    }
+    if (g)
+        kd_run_plan_line(r, "    gold '%s': %zu examples trained on their own labels (no teacher queries)", g->name,
+                         kd_dataset_n(&g->ds));
+    if (s->reweight.on)
+        kd_run_plan_line(r, "    reweight: noise-aware weights from %zu confidence bins, recomputed every epoch",
+                         s->reweight.bins);
+    if (!d)
+        return;
+    if (!sel->on) {
+        kd_run_plan_queries(r, s, s->teacher, d);
+        return;
+    }
+    size_t N = kd_dataset_n(&d->ds);
+    struct kd_budget b;
+    struct kd_error ignore = {0};
+    if (kd_budget_init(&b, sel->budget, N, sel->rounds, &ignore))
+        return; /* rounds >= 1 is checked when the pipeline is loaded */
+    size_t budget = b.total;
+    size_t epochs = sel->round_epochs ? sel->round_epochs : s->epochs;
+    const struct run_teacher *t = NULL;
+    for (size_t i = 0; i < r->p->n_teachers; i++)
+        if (strcmp(r->teachers[i].def->name, s->teacher) == 0)
+            t = &r->teachers[i];
+    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_PIPE_TEACHER_MODEL;
+    if (sel->tgt)
+        kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
+                         "epochs each",
+                         gradient ? "gradient" : "random", 100.0 * sel->tgt_share,
+                         kd_select_name(sel->strategy), sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
+    else
+        kd_run_plan_line(r, "    select: %s, %zu of '%s' (%zu examples) in %zu rounds (%s), %zu epochs each",
+                         kd_select_name(sel->strategy), budget, d->name, N, sel->rounds,
+                         sel->retrain ? "retrain" : "warm", epochs);
+    kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget%s; answers already stored cost nothing)",
+                     s->teacher, budget, kd_budget_capped(&b) ? ", capped by the pool's size" : "");
+    r->sum->queries += budget;
+}
+
+void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s)
+{
+    struct kd_run_data *d = s->data[0] ? kd_run_dataset(&r->data, s->data) : NULL;
+    size_t n = d ? kd_dataset_n(&d->ds) : 0;
+    switch (s->kind) {
+    case KD_STAGE_TRAIN:
+        kd_run_plan_line(r, "%2zu. %s: train model '%s' on '%s' (%zu examples), %zu epochs", i + 1, s->name, s->model, s->data,
+                  n, s->epochs);
+        break;
+    case KD_STAGE_LABEL:
+        kd_run_plan_line(r, "%2zu. %s: label '%s' (%zu examples) with teacher '%s'", i + 1, s->name, s->data, n, s->teacher);
+        if (d)
+            kd_run_plan_queries(r, s, s->teacher, d);
+        break;
+    case KD_STAGE_DISTILL: {
+        struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
+        kd_run_plan_line(r, "%2zu. %s: distill student '%s' from teacher '%s' on '%s' (%zu examples)%s%s%s, %s loss, %zu epochs",
+                  i + 1, s->name, s->model, s->teacher, s->data, n, g ? " + gold labels of '" : "", g ? s->gold : "",
+                  g ? "'" : "",
+                  kd_distill_loss_name(s->loss), s->epochs);
+        if (s->select.on || s->reweight.on) {
+            plan_active(r, s);
+            break;
+        }
+        if (d)
+            kd_run_plan_queries(r, s, s->teacher, d);
+        if (g)
+            kd_run_plan_queries(r, s, s->teacher, g);
+        break;
+    }
+    case KD_STAGE_EVALUATE:
+        kd_run_plan_line(r, "%2zu. %s: evaluate %zu model(s) on '%s' (%zu examples)", i + 1, s->name, s->n_models, s->data, n);
+        if (d && s->teacher[0])
+            kd_run_plan_queries(r, s, s->teacher, d);
+        break;
+    case KD_STAGE_EXPORT:
+        kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
+                  s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
+        break;
+    }
+}

@@ -2,8 +2,6 @@
  * that later stages (and reruns) find every answer there. */
 #include "pipelines/run_impl.h"
 
-#include "store/kd_store.h"
-
 kd_status kd_run_stage_label(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_run_data *d;

@@ -2,8 +2,6 @@
  * (cross-entropy) and is saved where later stages and --resume find it. */
 #include "pipelines/run_impl.h"
 
-#include "store/kd_store.h"
-
 kd_status kd_run_stage_train(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_run_data *d;
