@@ -129,4 +129,54 @@ void kd_features_release(struct kd_features *f);
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* ------------------------------------------------------------- CSV writing */
+
+/* RFC 4180 CSV written field by field: text is quoted when it holds a comma,
+ * a quote or a line break; numbers are written in the C locale.
+ *
+ *     struct kd_csv_writer w;
+ *     if (kd_csv_writer_open(&w, "out.csv", &err))
+ *         return err.status;
+ *     kd_csv_write_text(&w, "name");
+ *     kd_csv_write_float(&w, 0.1f);          // "0.1"
+ *     kd_csv_end_row(&w);
+ *     return kd_csv_writer_close(&w, &err);  // a failed write shows here
+ */
+struct kd_csv_writer {
+    FILE *f;
+    const char *path; /* borrowed, for messages */
+    int at_start;     /* no field written on this row yet */
+};
+/* Creates (or truncates) path; KD_ERR_IO "cannot create 'path': ..." */
+kd_status kd_csv_writer_open(struct kd_csv_writer *w, const char *path, struct kd_error *err);
+/* One field; NULL writes an empty field. */
+void kd_csv_write_text(struct kd_csv_writer *w, const char *s);
+void kd_csv_write_int(struct kd_csv_writer *w, long long v);
+/* The shortest decimal (6 to 9 digits) that reads back as the same float32. */
+void kd_csv_write_float(struct kd_csv_writer *w, float v);
+void kd_csv_end_row(struct kd_csv_writer *w);
+/* Closes the file; KD_ERR_IO "cannot write 'path': ..." when any write or the
+ * close failed. Accepts a writer whose open failed. */
+kd_status kd_csv_writer_close(struct kd_csv_writer *w, struct kd_error *err);
+
+/* Float32 vectors keyed by input, as `kd store export` writes them: header
+ * input_hash,dataset,row[,class],v0,...,v(d-1); input_hash in hex, class the
+ * index of the row's largest value. All arrays are borrowed. */
+struct kd_keyed_rows {
+    const float *vec;             /* (n, d); unused when d is 0 */
+    const struct kd_hash *keys;   /* (n) */
+    const char *const *datasets;  /* (n) or NULL; NULL entries: empty field */
+    const int64_t *rows;          /* (n) or NULL; negative: empty field */
+    const unsigned char *present; /* (n) or NULL; 0: empty class and values */
+    size_t n, d;
+    int with_class;               /* write the class column */
+};
+kd_status kd_data_save_keyed_csv(const char *path, const struct kd_keyed_rows *t, struct kd_error *err);
+
+/* A model's outputs p (N, C) as CSV: header row,class,p0,...,p(C-1); row is
+ * rows[i] (the example's row in its file; i when rows is NULL), class the
+ * index of the largest p. */
+kd_status kd_data_save_predictions_csv(const char *path, const struct kd_tensor *p, const size_t *rows,
+                                       struct kd_error *err);
+
 #endif /* KD_DATA_H */
