@@ -33,7 +33,10 @@
  *                   or  "error MESSAGE" (kd stops with that message)
  *   at the end:
  *   kd      -> teacher  "end", then closes the teacher's stdin and waits.
- * The teacher's stderr is kd's stderr. */
+ * The teacher's stderr is kd's stderr. A line from the teacher longer than
+ * KD_EXEC_LINE_MAX bytes (without its '\n') is refused, and so is a VERSION
+ * TEXT longer than 255 bytes. */
+#define KD_EXEC_LINE_MAX 4096
 struct kd_exec {
     char name[64];          /* for messages */
     int pid;
@@ -41,7 +44,8 @@ struct kd_exec {
     size_t d, c;            /* input and output widths */
     int probabilities;      /* the teacher answers probabilities, not logits */
     char version[256];      /* the teacher's VERSION TEXT (may be empty) */
-    double timeout;         /* seconds for the handshake and each batch */
+    double timeout;         /* seconds for the handshake and for each batch, from
+                               its first byte sent to its last byte answered */
     size_t batches;         /* batches answered so far */
 };
 
@@ -52,7 +56,9 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
 /* Sends x (n, d) and reads the answers into out (n, c). Each fault has its
  * own message naming the teacher and the batch: a crash or early exit (with
  * the exit status or signal), a hang past the time-out (the process is
- * killed), garbage instead of the answer line, an answer with the wrong row
+ * killed), a teacher that stops reading its input (the time-out bounds
+ * every write too), garbage or an over-long line instead of the answer
+ * line, an answer with the wrong row
  * count, a truncated payload, an "error" line. After a fault the process is
  * stopped and further calls fail. */
 kd_status kd_exec_request(struct kd_exec *t, const float *x, size_t n, float *out, struct kd_error *err);
