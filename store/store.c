@@ -550,6 +550,34 @@ static kd_status has_table(struct kd_store *st, const char *name, int *out, stru
     return status;
 }
 
+/* The tables of the current schema, to recognise a kd store whose
+ * user_version was lost. */
+static const char *const kd_tables[] = {"meta",     "teachers", "teacher_outputs", "answers",
+                                        "examples", "kinds",    "runs",            "stages",
+                                        "metrics",  "selections", "example_weights", "artefacts"};
+#define N_KD_TABLES (sizeof kd_tables / sizeof kd_tables[0])
+
+/* Which of kd's tables a file has: *n_have, and the names of the missing
+ * ones (", "-separated) in missing. */
+static kd_status kd_tables_present(struct kd_store *st, size_t *n_have, char *missing, size_t cap,
+                                   struct kd_error *err)
+{
+    *n_have = 0;
+    size_t at = 0;
+    missing[0] = '\0';
+    for (size_t i = 0; i < N_KD_TABLES; i++) {
+        int has = 0;
+        kd_status s = has_table(st, kd_tables[i], &has, err);
+        if (s)
+            return s;
+        if (has)
+            (*n_have)++;
+        else if (at < cap)
+            at += (size_t)snprintf(missing + at, cap - at, "%s%s", at ? ", " : "", kd_tables[i]);
+    }
+    return KD_OK;
+}
+
 /* Refuses files kd cannot use, by their schema version. */
 static kd_status check_version(struct kd_store *st, int64_t version, struct kd_error *err)
 {
@@ -586,6 +614,24 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
         if ((s = pragma_int(st, "SELECT count(*) FROM sqlite_master", &n, err)))
             return s;
         n_tables = (int)n;
+        size_t n_have = 0;
+        char missing[256] = "";
+        if (n_tables > 0 && (s = kd_tables_present(st, &n_have, missing, sizeof missing, err)))
+            return s;
+        /* kd's tables with version 0: the header's version was lost (a tool
+         * that rewrote the file, a damaged page 1), not a foreign file. */
+        if (n_tables > 0 && n_have == N_KD_TABLES)
+            return kd_error_set(err, KD_ERR_FORMAT,
+                                "label store '%s' has kd's tables but schema version 0: its version "
+                                "(PRAGMA user_version) is missing or damaged; if kd made this file, set it "
+                                "back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
+                                st->path, st->path, KD_STORE_SCHEMA_VERSION);
+        if (n_tables > 0 && n_have > 0 && has_meta)
+            return kd_error_set(err, KD_ERR_FORMAT,
+                                "label store '%s' has schema version 0 (PRAGMA user_version) and only some "
+                                "of kd's tables (missing: %s): it is damaged; restore a copy or give kd "
+                                "another file",
+                                st->path, missing);
         if (n_tables > 0)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "'%s' is an SQLite database but not a kd label store (it has "
