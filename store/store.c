@@ -308,9 +308,11 @@ kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd
     case SQLITE_FULL:
         return kd_error_set(err, KD_ERR_STORE,
                             "label store '%s' is full (%s) while %s: this batch was rolled back, "
-                            "everything stored before it is kept; free disk space or move the "
-                            "store, then run again (only what is missing is asked again)",
-                            path, msg, purpose);
+                            "everything stored before it is kept; free disk space (writing needs room "
+                            "for the write-ahead log '%s-wal' too, up to several times the store's "
+                            "size) or move the store, then run again (only what is missing is asked "
+                            "again)",
+                            path, msg, purpose, path);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return kd_error_set(err, KD_ERR_STORE,
@@ -335,8 +337,9 @@ kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd
             return kd_error_set(err, KD_ERR_STORE,
                                 "label store '%s' is full (no space left on the disk) while %s: "
                                 "this batch was rolled back, everything stored before it is kept; "
-                                "free disk space, then run again",
-                                path, purpose);
+                                "free disk space (writing needs room for the write-ahead log "
+                                "'%s-wal' too, up to several times the store's size), then run again",
+                                path, purpose, path);
         return kd_error_set(err, KD_ERR_STORE, "i/o error on label store '%s' while %s: %s%s%s%s",
                             path, purpose, msg, sys ? " (" : "", sys ? strerror(sys) : "",
                             sys ? ")" : "");

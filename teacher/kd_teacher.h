@@ -10,8 +10,9 @@
  * This header has two layers. The exec process (kd_exec_*) only speaks the
  * protocol. kd_teacher wraps a kind with a fingerprint, registers it in the
  * store, and answers requests from the store first, asking the teacher only
- * for what is missing and storing each answered batch in one transaction, so
- * that a fault or a kill loses at most the batch in flight.
+ * for what is missing and committing the answers every 50,000 or every
+ * second (and on any stop), so that a fault keeps every answer received and
+ * a kill loses at most the answers of about the last second.
  */
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
@@ -117,9 +118,11 @@ struct kd_label_stats {
 /* The teacher's answers for the rows of x (N, d) as logits (N, C) in out
  * (probabilities are turned into log-probabilities, which a softmax maps
  * back to the same distribution). Answers come from the store when present;
- * the missing inputs go to the teacher in batches, each batch stored in its
- * own transaction before the next is asked, so a fault or a kill loses at
- * most the batch in flight. At most max_queries inputs are sent to the
+ * the missing inputs go to the teacher in batches, and the answers are
+ * committed to the store as soon as 50,000 are gathered or the oldest is a
+ * second old, and when the work ends or stops: a fault or an interruption
+ * keeps every answer received, a kill loses only what was not committed
+ * (the last batch and the second after it). At most max_queries inputs are sent to the
  * teacher: when more are missing, nothing is asked and the result is
  * KD_ERR_BUDGET saying how many. dataset and rows (N; may be NULL) are
  * recorded as each answer's origin. stop (may be NULL) ends the work at a

@@ -391,8 +391,9 @@ Test(store_faults, a_full_disk_fails_the_batch_and_keeps_earlier_batches)
     snprintf(want, sizeof want,
              "label store '%s' is full (database or disk is full) while storing a batch of 2000 "
              "logits: this batch was rolled back, everything stored before it is kept; free disk "
-             "space or move the store, then run again (only what is missing is asked again)",
-             p);
+             "space (writing needs room for the write-ahead log '%s-wal' too, up to several times the "
+             "store's size) or move the store, then run again (only what is missing is asked again)",
+             p, p);
     cr_assert_str_eq(err.msg, want);
     /* the handle still works for reading; the failed batch left nothing */
     cr_assert_eq(missing_count(st, t, keys, (size_t)stored * B, 4), 0);
