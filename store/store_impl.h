@@ -63,6 +63,15 @@ kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_err
 kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                               struct kd_error *err);
 
+/* KD_ERR_ARG unless kind is a known answer kind. */
+kd_status store_check_kind(enum kd_store_kind kind, struct kd_error *err);
+/* The teacher's name and fingerprint for messages ("teacher 'x' (abcd...)");
+ * KD_ERR_NOT_FOUND when there is no such id. */
+kd_status store_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err);
+/* The stored width of (teacher, kind); 0 when none. */
+kd_status store_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                          struct kd_error *err);
+
 /* Unix time in seconds (UTC wall clock). */
 double store_now(void);
 
