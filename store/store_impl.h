@@ -8,6 +8,14 @@
 #include <sqlite3.h>
 #include <string.h>
 
+/* The schema (schema.c): store_migrations[v], NULL-terminated SQL
+ * statements, takes a store from schema version v to v + 1 (version 0 is an
+ * empty file); store_kd_tables names the tables of the current version, to
+ * recognise a kd store whose user_version was lost. */
+extern const char *const *const store_migrations[KD_STORE_SCHEMA_VERSION];
+#define STORE_N_KD_TABLES 12
+extern const char *const store_kd_tables[STORE_N_KD_TABLES];
+
 /* Statements used on hot or repeated paths: prepared once per handle (on
  * first use) and reset after each use. The SQL text is in store.c. */
 enum store_stmt {
