@@ -20,6 +20,12 @@
 
 #include "core/kd_core.h"
 
+/* The most classes a labelled dataset may have: every loader refuses a
+ * label >= KD_DATA_MAX_CLASSES, naming the file, the row and the value. A
+ * stray huge label would otherwise silently make a network with that many
+ * outputs (the class count is inferred as the largest label + 1). */
+#define KD_DATA_MAX_CLASSES 65536
+
 /* N examples of D float32 features, optional labels in [0, n_classes).
  * `rows` maps example i to its row in the file it was loaded from, so that a
  * split subset still knows where each example came from. */
@@ -37,6 +43,15 @@ static inline size_t kd_dataset_d(const struct kd_dataset *ds) { return ds->x.co
 /* Frees everything and zeroes the struct; accepts NULL. */
 void kd_dataset_release(struct kd_dataset *ds);
 
+/* Checks every label against a class count given by the user (a model's
+ * `classes:`, a command-line option) rather than inferred from the labels:
+ * KD_ERR_FORMAT naming the dataset's source, the example's row in its file
+ * (1-based, ds->rows; for CSV the data row, not counting the header) and the
+ * label, e.g. "train.csv: row 7 has label 12, but there are 10 classes
+ * (labels 0 to 9)". KD_ERR_ARG when n_classes is 0 or above
+ * KD_DATA_MAX_CLASSES. An unlabelled dataset passes. ds is not changed. */
+kd_status kd_dataset_check_labels(const struct kd_dataset *ds, size_t n_classes, struct kd_error *err);
+
 /* Allocates N x D features (zeroed), labels when `labelled`, rows = 0..N-1. */
 kd_status kd_dataset_init(struct kd_dataset *ds, size_t n, size_t d, int labelled,
                           struct kd_error *err);
@@ -45,7 +60,8 @@ kd_status kd_dataset_init(struct kd_dataset *ds, size_t n, size_t d, int labelle
  * Reads raw files or gzip (detected by magic bytes, not by name). Images of
  * any ndim >= 1 become rows of prod(dims[1..]) features; unsigned-byte,
  * signed-byte, short, int, float and double element types are accepted.
- * labels_path may be NULL; otherwise it must be a 1-D IDX of the same count.
+ * labels_path may be NULL; otherwise it must be a 1-D IDX of the same count,
+ * every label in [0, KD_DATA_MAX_CLASSES).
  * Features are the raw values as float (no scaling). */
 kd_status kd_data_load_idx(const char *images_path, const char *labels_path,
                            struct kd_dataset *ds, struct kd_error *err);
@@ -60,15 +76,17 @@ struct kd_csv_options {
 };
 /* Sets defaults: ',', auto header, no label column. */
 void kd_csv_options_init(struct kd_csv_options *o);
-/* Every non-label field must parse as a finite number; the label field as a
- * non-negative integer. Errors say "path:row:column: expected a number, found
- * 'abc'"; rows with a different number of fields are errors too. */
+/* Every non-label field must parse as a finite number; the label field as an
+ * integer in [0, KD_DATA_MAX_CLASSES). Errors say "path:row:column: expected
+ * a number, found 'abc'"; rows with a different number of fields are errors
+ * too. */
 kd_status kd_data_load_csv(const char *path, const struct kd_csv_options *opt,
                            struct kd_dataset *ds, struct kd_error *err);
 
 /* NPY (version 1.0, 2.0, 3.0): C-order float32, float64 or uint8 arrays of
  * ndim 1 (N x 1) or more (rows of prod(shape[1..])); labels_path may be NULL
- * or an NPY of integer type (int8/16/32/64, uint8/16/32) with N elements.
+ * or an NPY of integer type (int8/16/32/64, uint8/16/32) with N elements,
+ * every label in [0, KD_DATA_MAX_CLASSES).
  * Fortran order, other dtypes, big-endian and truncated data are errors. */
 kd_status kd_data_load_npy(const char *path, const char *labels_path,
                            struct kd_dataset *ds, struct kd_error *err);

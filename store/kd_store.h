@@ -26,7 +26,9 @@
  * Files and durability. The store is one SQLite file (kd's default is kd.db
  * in the run directory) in WAL mode with synchronous=NORMAL: each put is
  * one transaction, and a process killed at any moment (kill -9) loses at most
- * the put in flight; the file always passes PRAGMA integrity_check. Several
+ * the put in flight; the file always passes PRAGMA integrity_check. The WAL
+ * (path-wal) can need several times the file's size on disk while writing
+ * (docs/store.md, "Disk space"). Several
  * processes may read and write one store at the same time: writers take
  * turns, waiting up to the busy time-out (10 s by default) for each other.
  * One handle must not be used by two threads at once.
