@@ -1,8 +1,8 @@
 /* Private to store/: the open store, its prepared statements, error
  * mapping and the little-endian vector helpers shared by the store's files.
  *
- * Naming: a function shared between the store's files but not part of its
- * API is called kd_store_impl_<verb> (so that every symbol libkd.a exports
+ * Naming: a function or table shared between the store's files but not part
+ * of its API is called kd_store_impl_<name> (so that every symbol libkd.a exports
  * carries kd_ and none collides with a program's own store_* names);
  * static and static inline helpers keep short names. */
 #ifndef KD_STORE_IMPL_H
@@ -12,6 +12,14 @@
 
 #include <sqlite3.h>
 #include <string.h>
+
+/* The schema (schema.c): kd_store_impl_migrations[v], NULL-terminated SQL
+ * statements, takes a store from schema version v to v + 1 (version 0 is an
+ * empty file); kd_store_impl_tables names the tables of the current version, to
+ * recognise a kd store whose user_version was lost. */
+extern const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION];
+#define STORE_N_KD_TABLES 12
+extern const char *const kd_store_impl_tables[STORE_N_KD_TABLES];
 
 /* Statements used on hot or repeated paths: prepared once per handle (on
  * first use) and reset after each use. The SQL text is in store.c. */
@@ -67,6 +75,15 @@ kd_status kd_store_impl_writable(struct kd_store *st, const char *purpose, struc
  * 2^24, 1 for scores), finite values, probabilities that sum to 1. */
 kd_status kd_store_impl_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                               struct kd_error *err);
+
+/* KD_ERR_ARG unless kind is a known answer kind. */
+kd_status kd_store_impl_check_kind(enum kd_store_kind kind, struct kd_error *err);
+/* The teacher's name and fingerprint for messages ("teacher 'x' (abcd...)");
+ * KD_ERR_NOT_FOUND when there is no such id. */
+kd_status kd_store_impl_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err);
+/* The stored width of (teacher, kind); 0 when none. */
+kd_status kd_store_impl_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                          struct kd_error *err);
 
 /* Unix time in seconds (UTC wall clock). */
 double kd_store_impl_now(void);
