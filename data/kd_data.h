@@ -126,6 +126,92 @@ struct kd_features {
 /* Frees both arrays and zeroes the struct; accepts NULL. */
 void kd_features_release(struct kd_features *f);
 
+/* ------------------------------------------------------ retrieval data: BEIR */
+
+/* A retrieval data set in the BEIR layout, as published (MS MARCO, NQ, ...):
+ *
+ *     DIR/corpus.jsonl       {"_id": "d1", "title": "...", "text": "..."} per line
+ *     DIR/queries.jsonl      {"_id": "q1", "text": "..."} per line
+ *     DIR/qrels/train.tsv    query-id<TAB>corpus-id<TAB>score, after that header
+ *     DIR/qrels/dev.tsv, DIR/qrels/test.tsv
+ *
+ *     struct kd_beir b;
+ *     struct kd_beir_stats stats;
+ *     if (kd_beir_load("msmarco", KD_BEIR_WANT(KD_BEIR_DEV), &b, &stats, &err)) ...
+ *     const struct kd_beir_qrels *dev = &b.qrels[KD_BEIR_DEV];
+ *     for (size_t r = 0; r < dev->n; r++)
+ *         use(b.query_texts[dev->rows[r].query], b.doc_texts[dev->rows[r].doc]);
+ *     kd_beir_release(&b);
+ *
+ * Every error names the file and the line (and column where there is one):
+ * invalid JSON, invalid UTF-8, a missing, empty or duplicate `_id`, a
+ * missing `text`, a qrels header other than `query-id corpus-id score`, a
+ * row without three fields, a score that is not an integer, an id the
+ * corpus or the queries do not have. Extra JSON keys (e.g. "metadata") are
+ * ignored; `_id` may be a JSON string or integer; a missing or null title
+ * is "". Blank lines are skipped. Loading is linear in the size of the
+ * files (ids are found through hash indices). */
+enum kd_beir_split { KD_BEIR_TRAIN = 0, KD_BEIR_DEV = 1, KD_BEIR_TEST = 2 };
+#define KD_BEIR_N_SPLITS 3
+#define KD_BEIR_WANT(split) (1u << (split))
+#define KD_BEIR_ALL 7u
+
+/* One relevance judgement: indices into the queries and the corpus. */
+struct kd_beir_qrel {
+    uint32_t query, doc;
+    int32_t score;          /* > 0 relevant (graded), <= 0 judged not relevant */
+};
+
+/* One split's judgements, sorted by query then document. A query that
+ * appears only with scores <= 0 has no relevant document: its rows are
+ * dropped and it is counted in kd_beir_stats.skipped. A (query, document)
+ * pair given twice keeps the row read last (as a Python dict would). */
+struct kd_beir_qrels {
+    struct kd_beir_qrel *rows;  /* (n), owned */
+    size_t n;
+    size_t n_queries;           /* distinct queries in rows */
+    int loaded;                 /* 1 when this split was asked for and read */
+};
+
+struct kd_beir_impl;
+struct kd_beir {
+    size_t n_docs;              /* N */
+    char **doc_ids;             /* (N) */
+    char **doc_titles;          /* (N), "" when the file has none */
+    char **doc_texts;           /* (N) */
+    size_t n_queries;           /* Q */
+    char **query_ids;           /* (Q) */
+    char **query_texts;         /* (Q) */
+    struct kd_beir_qrels qrels[KD_BEIR_N_SPLITS];
+    struct kd_beir_impl *impl;  /* the strings and the id indices, owned */
+};
+
+/* What loading found, for logs and reports. */
+struct kd_beir_stats {
+    size_t docs, queries;
+    size_t rows[KD_BEIR_N_SPLITS];       /* qrels rows read (after the header) */
+    size_t skipped[KD_BEIR_N_SPLITS];    /* queries without a relevant document */
+    size_t duplicates[KD_BEIR_N_SPLITS]; /* rows repeating a (query, doc) pair */
+};
+
+/* "train", "dev", "test". */
+const char *kd_beir_split_name(enum kd_beir_split split);
+/* The split called `name`; KD_ERR_ARG naming the three otherwise. */
+kd_status kd_beir_split_parse(const char *name, enum kd_beir_split *split, struct kd_error *err);
+
+/* Reads dir's corpus and queries and the qrels of the splits in `splits`
+ * (KD_BEIR_WANT bits; a split not asked for may be absent). stats may be
+ * NULL. On failure *out is empty (release is still allowed). Free with
+ * kd_beir_release. */
+kd_status kd_beir_load(const char *dir, unsigned splits, struct kd_beir *out,
+                       struct kd_beir_stats *stats, struct kd_error *err);
+/* Frees everything and zeroes the struct; accepts NULL. */
+void kd_beir_release(struct kd_beir *b);
+/* The index of the document / query with this id: 1 and *index when
+ * found, 0 otherwise. O(1). */
+int kd_beir_find_doc(const struct kd_beir *b, const char *id, size_t *index);
+int kd_beir_find_query(const struct kd_beir *b, const char *id, size_t *index);
+
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
