@@ -212,6 +212,69 @@ void kd_beir_release(struct kd_beir *b);
 int kd_beir_find_doc(const struct kd_beir *b, const char *id, size_t *index);
 int kd_beir_find_query(const struct kd_beir *b, const char *id, size_t *index);
 
+/* ------------------------------------------------ text featurisation (hashed) */
+
+/* fastText-style features without a vocabulary, defined byte for byte so
+ * that any reader (scripts/features_numpy.py) reproduces them:
+ *
+ *   1. Lower case: the bytes A-Z become a-z; every other byte is kept as is
+ *      (non-ASCII letters are not case-folded: "É" stays "É").
+ *   2. Words: maximal runs of word bytes, which are the ASCII letters and
+ *      digits and every byte >= 0x80 (so UTF-8 sequences stay whole); every
+ *      other byte (space, punctuation, control) separates words.
+ *   3. For each word i in order:
+ *      a. word n-grams ending at word i, n = 1 .. words: the key is "w"
+ *         followed by words i-n+1 .. i joined by one space;
+ *      b. character n-grams of the marked word "<" word ">", whose
+ *         characters start at every byte that is not a UTF-8 continuation
+ *         byte (0x80-0xBF): for each start character in order, n = min ..
+ *         max characters (while they fit), the key is "c" followed by the
+ *         n-gram's bytes (the whole "<word>" counts when it is short enough).
+ *   4. id = XXH3_64bits_withSeed(key, seed) & (2^log2_buckets - 1).
+ *
+ * Repeated n-grams are kept (a word said twice weighs twice under mean
+ * pooling, as in fastText); a text without words has no features. */
+struct kd_text_settings {
+    unsigned log2_buckets;  /* 1 .. 31: the table has 2^log2_buckets rows */
+    uint64_t seed;          /* XXH3 seed */
+    unsigned word_ngrams;   /* 0 (no word features) .. 8 */
+    unsigned char_min;      /* 0 with char_max 0: no character features; */
+    unsigned char_max;      /* otherwise 1 <= char_min <= char_max <= 16 */
+};
+
+/* The defaults: 2^18 buckets, seed 1, word 1-2-grams, character 3-5-grams. */
+void kd_text_settings_init(struct kd_text_settings *s);
+/* KD_ERR_ARG with a message when a field is out of range or no feature is on. */
+kd_status kd_text_settings_check(const struct kd_text_settings *s, struct kd_error *err);
+
+/* The settings as one short line, e.g.
+ * "kd-text-v1 buckets=18 seed=1 words=2 chars=3-5" ("chars=0" when off), to
+ * store beside a model. Needs at most KD_TEXT_SETTINGS_MAX bytes. */
+#define KD_TEXT_SETTINGS_MAX 96
+void kd_text_settings_format(const struct kd_text_settings *s, char out[KD_TEXT_SETTINGS_MAX]);
+/* Reads such a line: "kd-text-v1" then each of buckets, seed, words and
+ * chars exactly once, in any order, separated by spaces. Unknown or
+ * repeated keys, malformed or out-of-range values, another version are
+ * KD_ERR_FORMAT with a message quoting the culprit; *s is only written on
+ * success. */
+kd_status kd_text_settings_parse(const char *str, struct kd_text_settings *s,
+                                 struct kd_error *err);
+
+/* How many features text[0..len) has (settings checked by the caller). */
+size_t kd_featurize_count(const struct kd_text_settings *s, const char *text, size_t len);
+/* Writes the features of text[0..len) into ids (room for
+ * kd_featurize_count of them); returns that count. Allocates only for texts
+ * longer than 2 KiB (KD_ERR_NOMEM is then reported as (size_t)-1). */
+size_t kd_featurize_text(const struct kd_text_settings *s, const char *text, size_t len,
+                         uint32_t *ids);
+/* Features of n texts into *out (CSR; release with kd_features_release).
+ * lens may be NULL (texts are then NUL-terminated). threads <= 0 uses every
+ * online core; small batches use fewer threads. The result does not depend
+ * on the number of threads. */
+kd_status kd_featurize(const struct kd_text_settings *s, const char *const *texts,
+                       const size_t *lens, size_t n, int threads, struct kd_features *out,
+                       struct kd_error *err);
+
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
