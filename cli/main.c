@@ -60,6 +60,8 @@ int main(int argc, char **argv)
         return kd_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert"))
+        return kd_cmd_convert(argc - 1, argv + 1);
     fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -275,6 +275,83 @@ kd_status kd_featurize(const struct kd_text_settings *s, const char *const *text
                        const size_t *lens, size_t n, int threads, struct kd_features *out,
                        struct kd_error *err);
 
+/* ------------------------------------------- text files written atomically */
+
+/* JSON-lines and TSV files written line by line into a temporary file next
+ * to `path` and renamed over it by commit, so a reader never sees half a
+ * file and a failed run leaves the old one in place:
+ *
+ *     struct kd_line_writer w;
+ *     const char *keys[] = {"_id", "text"}, *vals[] = {"q1", "a \"quoted\" text"};
+ *     if (kd_line_writer_open(&w, "out/queries.jsonl", &err) ||
+ *         kd_line_writer_json(&w, 2, keys, vals, &err) || kd_line_writer_commit(&w, &err)) ...
+ *     kd_line_writer_close(&w);       // after commit, or to discard
+ */
+struct kd_line_writer {
+    FILE *f;
+    char *path, *tmp;       /* owned */
+    int committed;
+};
+kd_status kd_line_writer_open(struct kd_line_writer *w, const char *path, struct kd_error *err);
+/* One line: a JSON object of n string fields in the given order, escaped by
+ * Jansson; a value that is not valid UTF-8 is KD_ERR_ARG naming the key. */
+kd_status kd_line_writer_json(struct kd_line_writer *w, size_t n, const char *const *keys,
+                              const char *const *values, struct kd_error *err);
+/* One line of n tab-separated fields; a field holding a tab or a line
+ * break is KD_ERR_ARG (TSV has no quoting). */
+kd_status kd_line_writer_tsv(struct kd_line_writer *w, size_t n, const char *const *fields,
+                             struct kd_error *err);
+/* Flushes, syncs, closes and renames the file into place. */
+kd_status kd_line_writer_commit(struct kd_line_writer *w, struct kd_error *err);
+/* Removes the temporary file unless committed, frees; accepts NULL. */
+void kd_line_writer_close(struct kd_line_writer *w);
+
+/* ------------------------------------------------ WordNet as a BEIR data set */
+
+/* Word-sense retrieval from WordNet's database files (Debian's wordnet-base,
+ * format in `man 5 wndb`): document = one synset (title: its words, text: its
+ * gloss definition without the quoted examples; _id: the part of speech
+ * letter n, v, a or r and the 8-digit offset, e.g. "n02787772"); query = one
+ * quoted usage example from a gloss, kept verbatim (_id: the synset's _id,
+ * "-" and the example's number, e.g. "n02787772-1"; an extra "word" key names
+ * the word it illustrates); relevant = the synset the example belongs to.
+ *
+ * Only examples of words with several senses (several synsets of the same
+ * part of speech) are queries: the other senses of the word are the hard
+ * negatives, and the corpus has them all. The word of an example is the
+ * first of the synset's words found at the start of a word of the example
+ * (case-insensitive, a final "e" dropped so that "breathe" finds
+ * "breathing"); when none is found, the synset's first word. An example
+ * given verbatim in several synsets is one query with all of them relevant.
+ * Queries are shuffled with the seed and cut into test, dev and train. */
+#define KD_WORDNET_DIR "/usr/share/wordnet"
+
+struct kd_wordnet_options {
+    const char *wordnet_dir;    /* holds data.noun, data.verb, data.adj, data.adv */
+    const char *out_dir;        /* created when missing, with qrels/ */
+    uint64_t seed;              /* the split's shuffle */
+    double dev_frac, test_frac; /* shares of the queries (floor); train gets the rest */
+};
+/* KD_WORDNET_DIR, no out_dir, seed 1, 0.1 and 0.1. */
+void kd_wordnet_options_init(struct kd_wordnet_options *o);
+
+struct kd_wordnet_stats {
+    size_t docs;                        /* synsets */
+    size_t examples;                    /* quoted examples in the glosses */
+    size_t single_sense;                /* examples dropped: their word has one sense */
+    size_t merged;                      /* examples merged into an identical query */
+    size_t unmatched;                   /* kept examples not containing any synset word */
+    size_t queries;                     /* written */
+    size_t split[KD_BEIR_N_SPLITS];     /* queries per split */
+    double mean_senses;                 /* senses of the query word, mean over queries */
+};
+
+/* Reads the four data files and writes out_dir/corpus.jsonl, queries.jsonl
+ * and qrels/{train,dev,test}.tsv (each atomically). stats may be NULL.
+ * Malformed lines are KD_ERR_FORMAT with path:line. */
+kd_status kd_wordnet_convert(const struct kd_wordnet_options *o, struct kd_wordnet_stats *stats,
+                             struct kd_error *err);
+
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
