@@ -13,7 +13,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 /* The hash of short keys is most of the work: inlined, XXH3 on a 4-byte key
  * costs a few instructions instead of a call into the shared library. The
  * results are the library's, bit for bit (same header, same algorithm). */
@@ -381,10 +380,8 @@ kd_status kd_featurize(const struct kd_text_settings *s, const char *const *text
     memset(out, 0, sizeof *out);
     if ((st = kd_text_settings_check(s, err)))
         return st;
-    if (threads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = c > 0 ? (int)c : 1;
-    }
+    if (threads <= 0) /* kd's one thread setting (KD_THREADS, `threads:`) */
+        threads = kd_blas_get_threads();
     if (threads > 64)
         threads = 64;
     /* Below a few thousand texts a thread costs more than it saves. */

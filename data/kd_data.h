@@ -268,8 +268,9 @@ size_t kd_featurize_count(const struct kd_text_settings *s, const char *text, si
 size_t kd_featurize_text(const struct kd_text_settings *s, const char *text, size_t len,
                          uint32_t *ids);
 /* Features of n texts into *out (CSR; release with kd_features_release).
- * lens may be NULL (texts are then NUL-terminated). threads <= 0 uses every
- * online core; small batches use fewer threads. The result does not depend
+ * lens may be NULL (texts are then NUL-terminated). threads <= 0 uses as
+ * many threads as BLAS does (kd_blas_get_threads: KD_THREADS or the
+ * pipeline's `threads:`); small batches use fewer. The result does not depend
  * on the number of threads. */
 kd_status kd_featurize(const struct kd_text_settings *s, const char *const *texts,
                        const size_t *lens, size_t n, int threads, struct kd_features *out,
