@@ -1,6 +1,9 @@
 /*
  * kd data: datasets (features plus optional integer labels), their loaders
- * (IDX raw or gzip, CSV, NPY), scaling and deterministic seeded splits.
+ * (IDX raw or gzip, CSV, NPY), scaling and deterministic seeded splits; for
+ * retrieval, BEIR directories (corpus, queries, qrels), hashed text
+ * features and the WordNet converter (see the sections at the end, and
+ * docs/retrieval.md).
  *
  *     struct kd_dataset train = {0};
  *     struct kd_error err = {0};

@@ -238,3 +238,31 @@ Test(data, line_writer_escapes_json_and_refuses_bad_tsv, .init = beir_setup,
     cr_assert_neq(stat(tpath, &sb), 0);
     kd_line_writer_close(NULL);
 }
+
+Test(data, kd_convert_wordnet_writes_a_beir_directory, .init = beir_setup, .fini = beir_teardown)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd)
+        cr_skip_test("KD_BIN not set (run through make test)");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s convert wordnet --wordnet %s/tests/data/fixtures/wordnet --seed 3 --out %s/set "
+             ">%s 2>&1",
+             kd, kd_root(), beir_dir, beir_path("log"));
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *log = slurp(beir_path("log"));
+    cr_assert_not_null(strstr(log, "13 documents (senses), 13 queries (train 11, dev 1, test 1)"),
+                       "%s", log);
+    free(log);
+    struct kd_beir b;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_beir_load(beir_path("set"), KD_BEIR_ALL, &b, NULL, &err), KD_OK, "%s", err.msg);
+    kd_beir_release(&b);
+
+    snprintf(cmd, sizeof cmd, "%s convert wordnet --seed -1 --out %s/x 2>%s", kd, beir_dir,
+             beir_path("log"));
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
+    log = slurp(beir_path("log"));
+    cr_assert_str_eq(log, "kd: convert: --seed expects a non-negative integer, got '-1'\n");
+    free(log);
+}
