@@ -244,6 +244,7 @@ static size_t featurise(const struct kd_text_settings *s, const unsigned char *t
     size_t starts[KD_TEXT_MAX_WORDS];         /* offsets in w of the last wn words */
     size_t nw = 0, at = 1, k = 0;
     w[0] = 'w';
+    mk[0] = 0; /* saved and restored around each n-gram starting at '<' */
     for (size_t i = 0; i < len;) {
         if (!is_word_byte(t[i])) {
             i++;
