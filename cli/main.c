@@ -20,6 +20,7 @@ static const char usage[] =
     "  export     write a saved MLP as dependency-free C source or safetensors\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
+    "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
     "  version    print kd's version\n"
     "\n"
     "`kd <command> --help` describes each command.\n"
