@@ -111,7 +111,7 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
         if (t->t->d != d)
             return kd_error_set(err, KD_ERR_SHAPE, "%steacher '%s' takes %zu inputs, stage '%s' gives it %zu", where,
                                 name, t->t->d, s->name, d);
-        if (t->def->kind != KD_PIPE_TEACHER_MODEL || !t->def->model[0] || t->t->net == kd_run_find_model(r, t->def->model)->net)
+        if (t->def->kind != KD_TEACHER_MODEL || !t->def->model[0] || t->t->net == kd_run_find_model(r, t->def->model)->net)
             return KD_OK;
         /* its model was retrained since: a new fingerprint */
         kd_teacher_close(t->t);
@@ -124,7 +124,7 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
     spec.timeout = t->def->timeout;
     kd_status st = KD_OK;
     switch (t->def->kind) {
-    case KD_PIPE_TEACHER_MODEL:
+    case KD_TEACHER_MODEL:
         spec.kind = KD_TEACHER_MODEL;
         if (t->def->model[0]) {
             struct run_model *m = kd_run_find_model(r, t->def->model);
@@ -138,11 +138,11 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
             spec.net = t->loaded;
         }
         break;
-    case KD_PIPE_TEACHER_EXEC:
+    case KD_TEACHER_EXEC:
         spec.kind = KD_TEACHER_EXEC;
         spec.argv = t->def->command;
         break;
-    case KD_PIPE_TEACHER_TABLE:
+    case KD_TEACHER_TABLE:
         spec.kind = KD_TEACHER_TABLE;
         spec.table = t->def->table[0] ? t->def->table : NULL;
         break;
@@ -498,7 +498,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
     size_t missing = N;
     if (!r->store) {
         why = " (no store yet)";
-    } else if (t->def->kind == KD_PIPE_TEACHER_EXEC) {
+    } else if (t->def->kind == KD_TEACHER_EXEC) {
         struct kd_store_teacher found;
         if (kd_store_teacher_find(r->store, teacher, NULL, &found, &err) == KD_OK) {
             struct kd_teacher tmp;
@@ -517,7 +517,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
         }
     } else {
         struct kd_mlp *net = NULL;
-        if (t->def->kind == KD_PIPE_TEACHER_MODEL) {
+        if (t->def->kind == KD_TEACHER_MODEL) {
             char path[1024];
             if (t->def->model[0])
                 kd_run_model_path(r, t->def->model, path, sizeof path);
@@ -528,8 +528,8 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
             else if (t->def->model[0])
                 why = " (if the retrained teacher equals the saved one)";
         }
-        if (net || t->def->kind == KD_PIPE_TEACHER_TABLE) {
-            struct kd_teacher_spec spec = {teacher, t->def->kind == KD_PIPE_TEACHER_TABLE ? KD_TEACHER_TABLE : KD_TEACHER_MODEL,
+        if (net || t->def->kind == KD_TEACHER_TABLE) {
+            struct kd_teacher_spec spec = {teacher, t->def->kind == KD_TEACHER_TABLE ? KD_TEACHER_TABLE : KD_TEACHER_MODEL,
                                            net, NULL, 0, 0, t->def->table[0] ? t->def->table : NULL, 1};
             struct kd_teacher *tt = NULL;
             if (kd_teacher_open(&spec, r->store, kd_dataset_d(&d->ds), &tt, &err) == KD_OK &&

@@ -807,7 +807,7 @@ void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s)
     for (size_t i = 0; i < r->p->n_teachers; i++)
         if (strcmp(r->teachers[i].def->name, s->teacher) == 0)
             t = &r->teachers[i];
-    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_PIPE_TEACHER_MODEL;
+    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_TEACHER_MODEL;
     if (sel->tgt)
         kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
                          "epochs each",

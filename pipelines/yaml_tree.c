@@ -51,6 +51,8 @@ void kd_ytree_free(struct kd_ynode *n)
     free(n->keys);
     free(n->vals);
     free(n->text);
+    kd_names_release(n->index);
+    free(n->index);
     free(n);
 }
 
@@ -73,6 +75,21 @@ static int grow(struct kd_ynode *n, int with_keys)
     return 0;
 }
 
+/* Short mappings are searched key by key; past this many keys they get a
+ * hash index, so that a mapping of N keys is built and checked in O(N). */
+#define INDEX_FROM 8
+
+/* Puts keys [from, map->n) into the map's index (making it first); -1 on no memory. */
+static int index_keys(struct kd_ynode *map, size_t from)
+{
+    if (!map->index && !(map->index = calloc(1, sizeof *map->index)))
+        return -1;
+    for (size_t i = from; i < map->n; i++)
+        if (kd_names_add(map->index, map->keys[i]->text, i) < 0)
+            return -1;
+    return 0;
+}
+
 int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode *val)
 {
     if (grow(map, 1)) {
@@ -83,6 +100,16 @@ int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode
     map->keys[map->n] = key;
     map->vals[map->n] = val;
     map->n++;
+    if (map->n >= INDEX_FROM && index_keys(map, map->index ? map->n - 1 : 0)) {
+        /* Without an index the look-ups stay right, only slower: rebuilt next time. */
+        kd_names_release(map->index);
+        free(map->index);
+        map->index = NULL;
+        map->n--;
+        kd_ytree_free(key);
+        kd_ytree_free(val);
+        return -1;
+    }
     return 0;
 }
 
@@ -100,6 +127,10 @@ long kd_ytree_find(const struct kd_ynode *map, const char *key)
 {
     if (!map || map->kind != KD_Y_MAP)
         return -1;
+    if (map->index) {
+        size_t i;
+        return kd_names_find(map->index, key, &i) ? (long)i : -1;
+    }
     for (size_t i = 0; i < map->n; i++)
         if (strcmp(map->keys[i]->text, key) == 0)
             return (long)i;
