@@ -362,7 +362,13 @@ static void report_parser_error(struct builder *b)
     }
     int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
     const char *problem = p->problem ? p->problem : "syntax error";
-    if (tab_in_indent(b, p->problem_mark.line, p->problem_mark.column)) {
+    if (!b->set && p->context && strstr(p->context, "quoted scalar") && strstr(problem, "end of stream")) {
+        /* The end of the file is where libyaml noticed, not what to fix:
+         * point at the opening quote (and ignore what the rest of the file,
+         * swallowed into the string, looks like). */
+        report(b, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1,
+               "this quoted string is never closed: the file ends inside it, at %d:%d", line, col);
+    } else if (tab_in_indent(b, p->problem_mark.line, p->problem_mark.column)) {
         if (strstr(problem, "tab"))
             report(b, line, col, "%s (YAML indents with spaces, never tabs)", problem);
         else
