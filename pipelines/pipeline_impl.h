@@ -93,10 +93,9 @@ int kd_ytree_parse(struct kd_pctx *c, const char *text, size_t len, int set, int
                    struct kd_ynode **root);
 void kd_ytree_free(struct kd_ynode *n);
 struct kd_ynode *kd_ytree_new(enum kd_ykind kind, int line, int col, int set);
-/* Appends a pair to a mapping / an item to a list (takes ownership); -1 on
- * no memory (the nodes are then freed). */
+/* Appends a pair to a mapping (takes ownership); -1 on no memory (the nodes
+ * are then freed). */
 int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode *val);
-int kd_ytree_seq_add(struct kd_ynode *seq, struct kd_ynode *item);
 /* Index of key in map, or -1 (hashed: constant time). */
 long kd_ytree_find(const struct kd_ynode *map, const char *key);
 /* The value of key in map (NULL when absent or map is not a mapping); *keynode
@@ -104,8 +103,6 @@ long kd_ytree_find(const struct kd_ynode *map, const char *key);
 struct kd_ynode *kd_ytree_get(const struct kd_ynode *map, const char *key, struct kd_ynode **keynode);
 /* A null scalar: the empty value, ~ or null. */
 int kd_ytree_is_null(const struct kd_ynode *n);
-/* Marks n and everything below it as made by override `set`, without position. */
-void kd_ytree_mark_set(struct kd_ynode *n, int set);
 
 /* Applies one override ("key.path=value", sets[i]) to the tree. */
 void kd_overrides_apply(struct kd_pctx *c, struct kd_ynode *root, size_t i);
@@ -147,7 +144,6 @@ struct kd_vocab {
  * item of 'hidden'"). 1 when valid (*out set), -1 when not (reported). */
 int kd_val_int(struct kd_pctx *c, const struct kd_ynode *v, const char *label, long long lo, long long hi,
                long long *out);
-int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out);
 int kd_val_str(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char **out);
 int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char *const *names, size_t n,
                 int *out);
@@ -162,8 +158,6 @@ int kd_get_int(struct kd_pctx *c, const struct kd_ynode *map, const char *key, l
 int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, struct kd_range range, double *out,
                const struct kd_ynode **vn);
 /* A value of an enum another module owns, parsed by that module. */
-int kd_val_vocab(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const struct kd_vocab *voc,
-                 int *out);
 int kd_get_vocab(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const struct kd_vocab *voc,
                  int *out, const struct kd_ynode **vn);
 /* Any non-empty scalar, as text (borrowed from the tree). */
@@ -193,8 +187,6 @@ const struct kd_ynode *kd_as_map(struct kd_pctx *c, const struct kd_ynode *node,
 /* Locale-independent strtod of a YAML number ("1e-3", ".inf"); 0 on success. */
 int kd_parse_double(const char *s, double *out);
 
-/* Edit distance (insertions, deletions, substitutions, transpositions). */
-size_t kd_edit_distance(const char *a, const char *b);
 /* The candidate closest to word: a case-insensitive match or at most 2
  * edits (and fewer edits than the candidate has letters); NULL when none. */
 const char *kd_suggest(const char *word, const char *const *cands, size_t n);

@@ -98,7 +98,8 @@ void kd_join(char *buf, size_t size, const char *const *items, size_t n, const c
     }
 }
 
-size_t kd_edit_distance(const char *a, const char *b)
+/* Edit distance (insertions, deletions, substitutions, transpositions). */
+static size_t edit_distance(const char *a, const char *b)
 {
     /* Optimal string alignment over three rolling rows; long words are far
      * from every key anyway. */
@@ -139,7 +140,7 @@ const char *kd_suggest(const char *word, const char *const *cands, size_t n)
     const char *best = NULL;
     size_t best_d = 3;
     for (size_t i = 0; i < n; i++) {
-        size_t d = kd_edit_distance(word, cands[i]);
+        size_t d = edit_distance(word, cands[i]);
         if (d < best_d && d < strlen(cands[i])) {
             best = cands[i];
             best_d = d;
@@ -222,7 +223,7 @@ int kd_val_int(struct kd_pctx *c, const struct kd_ynode *v, const char *label, l
     return 1;
 }
 
-int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out)
+static int val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out)
 {
     double lo = range.lo, hi = range.hi;
     int lo_open = range.lo_open, hi_open = range.hi_open;
@@ -292,8 +293,9 @@ int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, 
     return -1;
 }
 
-int kd_val_vocab(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const struct kd_vocab *voc,
-                 int *out)
+/* A value of an enum another module owns, parsed by that module. */
+static int val_vocab(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const struct kd_vocab *voc,
+                     int *out)
 {
     if (v->kind == KD_Y_SCALAR && v->type != KD_YT_NULL && strlen(v->text) == v->len &&
         voc->from_name(v->text, out) == 0)
@@ -334,7 +336,7 @@ int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, s
 {
     char label[80];
     const struct kd_ynode *v = lookup(map, key, vn, label, sizeof label);
-    return v ? kd_val_num(c, v, label, range, out) : 0;
+    return v ? val_num(c, v, label, range, out) : 0;
 }
 
 int kd_get_str(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const char **out,
@@ -358,7 +360,7 @@ int kd_get_vocab(struct kd_pctx *c, const struct kd_ynode *map, const char *key,
 {
     char label[80];
     const struct kd_ynode *v = lookup(map, key, vn, label, sizeof label);
-    return v ? kd_val_vocab(c, v, label, voc, out) : 0;
+    return v ? val_vocab(c, v, label, voc, out) : 0;
 }
 
 int kd_check_name(struct kd_pctx *c, const struct kd_ynode *n, const char *what)

@@ -113,7 +113,9 @@ int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode
     return 0;
 }
 
-int kd_ytree_seq_add(struct kd_ynode *seq, struct kd_ynode *item)
+/* Appends an item to a list (takes ownership); -1 on no memory (the item is
+ * then freed). */
+static int seq_add(struct kd_ynode *seq, struct kd_ynode *item)
 {
     if (grow(seq, 0)) {
         kd_ytree_free(item);
@@ -148,19 +150,6 @@ struct kd_ynode *kd_ytree_get(const struct kd_ynode *map, const char *key, struc
 int kd_ytree_is_null(const struct kd_ynode *n)
 {
     return n && n->kind == KD_Y_SCALAR && n->type == KD_YT_NULL;
-}
-
-void kd_ytree_mark_set(struct kd_ynode *n, int set)
-{
-    if (!n)
-        return;
-    n->set = set;
-    n->line = n->col = 0;
-    for (size_t i = 0; i < n->n; i++) {
-        if (n->keys)
-            kd_ytree_mark_set(n->keys[i], set);
-        kd_ytree_mark_set(n->vals[i], set);
-    }
 }
 
 /* ---------------------------------------------------------------- scalars */
@@ -434,7 +423,7 @@ static int build_seq(struct builder *b, struct kd_ynode *seq, int depth)
         struct kd_ynode *item = build(b, &ev, depth + 1);
         if (!item)
             return -1;
-        if (kd_ytree_seq_add(seq, item)) {
+        if (seq_add(seq, item)) {
             out_of_memory(b);
             return -1;
         }
