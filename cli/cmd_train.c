@@ -196,9 +196,7 @@ int kd_cmd_train(int argc, char **argv)
             rc = 2;
             goto done;
         }
-        if (!strcmp(init, "xavier"))
-            cfg.init = KD_INIT_XAVIER;
-        else if (strcmp(init, "he") != 0) {
+        if (kd_init_from_name(init, &cfg.init) != KD_OK) {
             st = kd_error_set(&err, KD_ERR_ARG, "--init must be he or xavier, got '%s'", init);
             rc = 2;
             goto done;

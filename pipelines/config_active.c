@@ -20,16 +20,6 @@ static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
 static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing", "temperature"};
 
-static struct kd_pos pos_of(const struct kd_ynode *n)
-{
-    struct kd_pos pos = {0, 0};
-    if (n) {
-        pos.line = n->line;
-        pos.col = n->col;
-    }
-    return pos;
-}
-
 static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
 {
     const struct kd_ynode *map = kd_as_map(c, node, "'tgt'");
@@ -48,13 +38,13 @@ static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struc
     /* The strategy that picks the pool examples TGT starts from (and labels). */
     if (kd_get_enum(c, map, "source", STRATEGIES, N(STRATEGIES) - 1, &e, NULL) > 0)
         sel->strategy = (enum kd_select_kind)e;
-    if (kd_get_num(c, map, "share", 0, 1, 1, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "share", KD_RANGE_UNIT_ABOVE_ZERO, &d, NULL) > 0)
         sel->tgt_share = d;
-    if (kd_get_num(c, map, "sigma", 0, 0, INFINITY, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "sigma", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
         sel->tgt_sigma = d;
     if (kd_get_int(c, map, "steps", 1, 1000, &x, NULL) > 0)
         sel->tgt_steps = (size_t)x;
-    if (kd_get_num(c, map, "step_size", 0, 1, INFINITY, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "step_size", KD_RANGE_POSITIVE, &d, NULL) > 0)
         sel->tgt_step_size = d;
     if (kd_get_int(c, map, "latent", 1, 1 << 16, &x, NULL) > 0)
         sel->tgt_latent = (size_t)x;
@@ -84,7 +74,7 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
     if (!map)
         return;
     sel->on = 1;
-    sel->pos = pos_of(key);
+    sel->pos = kd_pos_of(key);
     sel->strategy = KD_SELECT_MARGIN;
     sel->rounds = 5;
     sel->weight_cap = 10;
@@ -102,7 +92,7 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
     const struct kd_ynode *vn;
     struct kd_ynode *k;
     if (kd_get_enum(c, map, "strategy", STRATEGIES, N(STRATEGIES), &e, &vn) > 0) {
-        sel->strategy_pos = pos_of(vn);
+        sel->strategy_pos = kd_pos_of(vn);
         if (e == (int)N(STRATEGIES) - 1) {
             sel->tgt = 1;
             sel->strategy = KD_SELECT_ENTROPY;   /* TGT's sources, unless tgt.source says otherwise */
@@ -123,10 +113,10 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
         sel->retrain = e;
     if (kd_get_int(c, map, "epochs", 1, 1000000, &x, NULL) > 0)
         sel->round_epochs = (size_t)x;
-    if (kd_get_num(c, map, "weight_cap", 1, 0, INFINITY, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "weight_cap", KD_RANGE_AT_LEAST_ONE, &d, NULL) > 0)
         sel->weight_cap = d;
     if ((vn = kd_ytree_get(map, "tgt", &k))) {
-        sel->tgt_pos = pos_of(k);
+        sel->tgt_pos = kd_pos_of(k);
         if (!sel->tgt)
             kd_at(c, k, "'tgt' is only for strategy tgt");
         else
@@ -145,7 +135,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
     rw->bins = 10;
     rw->smoothing = 1;
     rw->temperature = 1;
-    rw->pos = pos_of(key);
+    rw->pos = kd_pos_of(key);
     if (node->kind == KD_Y_SCALAR && node->type == KD_YT_BOOL) {
         rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
         return;
@@ -166,9 +156,9 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
     double d;
     if (kd_get_int(c, map, "bins", 1, 100000, &x, NULL) > 0)
         rw->bins = (size_t)x;
-    if (kd_get_num(c, map, "smoothing", 0, 0, INFINITY, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "smoothing", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
         rw->smoothing = d;
-    if (kd_get_num(c, map, "temperature", 0, 1, INFINITY, 0, &d, NULL) > 0)
+    if (kd_get_num(c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
         rw->temperature = d;
 }
 

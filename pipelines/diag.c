@@ -57,19 +57,53 @@ void kd_diag_add(struct kd_diag *d, int line, int col, const char *fmt, ...)
     va_end(ap);
 }
 
+/* By position, then by the order of reporting (qsort is not stable). */
+struct order {
+    int line, col;
+    size_t index;
+};
+
+static int by_position(const void *a, const void *b)
+{
+    const struct order *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
 void kd_diag_sort(struct kd_diag *d, size_t from)
 {
-    /* Insertion sort: stable, and the lists are short. */
-    for (size_t i = from + 1; i < d->n; i++) {
-        struct kd_diag_item it = d->items[i];
-        size_t j = i;
-        while (j > from && (d->items[j - 1].line > it.line ||
-                         (d->items[j - 1].line == it.line && d->items[j - 1].col > it.col))) {
-            d->items[j] = d->items[j - 1];
-            j--;
+    /* O(n log n) however many problems a big file has (an insertion sort was
+     * quadratic when checks that need the whole file report late). */
+    size_t n = d->n > from ? d->n - from : 0;
+    if (n < 2)
+        return;
+    struct order *ord = malloc(n * sizeof *ord);
+    struct kd_diag_item *sorted = malloc(n * sizeof *sorted);
+    if (ord && sorted) {
+        for (size_t i = 0; i < n; i++)
+            ord[i] = (struct order){d->items[from + i].line, d->items[from + i].col, i};
+        qsort(ord, n, sizeof *ord, by_position);
+        for (size_t i = 0; i < n; i++)
+            sorted[i] = d->items[from + ord[i].index];
+        memcpy(d->items + from, sorted, n * sizeof *sorted);
+    } else {
+        /* Out of memory: an insertion sort needs none. */
+        for (size_t i = from + 1; i < d->n; i++) {
+            struct kd_diag_item it = d->items[i];
+            size_t j = i;
+            while (j > from && (d->items[j - 1].line > it.line ||
+                                (d->items[j - 1].line == it.line && d->items[j - 1].col > it.col))) {
+                d->items[j] = d->items[j - 1];
+                j--;
+            }
+            d->items[j] = it;
         }
-        d->items[j] = it;
     }
+    free(ord);
+    free(sorted);
 }
 
 void kd_pctx_vreport(struct kd_pctx *c, int set, int line, int col, const char *fmt, va_list ap)

@@ -24,6 +24,8 @@
 #include "core/kd_core.h"
 #include "losses/kd_losses.h"
 #include "sampling/kd_sampling.h"
+#include "store/kd_store.h"
+#include "student/kd_student.h"
 
 /* ------------------------------------------------------------ diagnostics */
 
@@ -56,6 +58,11 @@ struct kd_pos {
 #define KD_PIPE_MAX_HIDDEN 16
 #define KD_PIPE_MAX_PARTS 8
 #define KD_PIPE_MAX_LIST 16
+/* Most parameters (weights and biases) a model may have: 2^31, 8 GiB of
+ * float32 weights before gradients and optimizer state. Checked at
+ * validation with the sizes the file gives, and again when the data gives
+ * the rest. */
+#define KD_PIPE_MAX_PARAMS (1ULL << 31)
 
 enum kd_scale_mode { KD_SCALE_NONE = 0, KD_SCALE_PIXELS, KD_SCALE_STANDARD };
 
@@ -88,21 +95,19 @@ struct kd_pipe_model {
     struct kd_pos pos;
     size_t n_hidden;
     size_t hidden[KD_PIPE_MAX_HIDDEN];
-    char activation[16];     /* relu, gelu, tanh, identity */
+    enum kd_act act;         /* student/'s names: relu, gelu, tanh, identity (default relu) */
     float dropout;
-    char init[16];           /* he, xavier */
+    enum kd_init init;       /* he, xavier (default he) */
     size_t inputs, classes;  /* 0 = from the data; otherwise checked against it */
     struct kd_pos inputs_pos, classes_pos;
 };
-
-enum kd_pipe_teacher_kind { KD_PIPE_TEACHER_MODEL = 0, KD_PIPE_TEACHER_EXEC, KD_PIPE_TEACHER_TABLE };
 
 /* teachers: NAME: {kind: model, model | weights} | {kind: exec, command, batch, timeout}
  *                 | {kind: table, table} */
 struct kd_pipe_teacher {
     char name[KD_PIPE_NAME_MAX];
     struct kd_pos pos;
-    enum kd_pipe_teacher_kind kind;
+    enum kd_teacher_kind kind;      /* KD_TEACHER_MODEL, _EXEC, _TABLE (store/kd_store.h) */
     char model[KD_PIPE_NAME_MAX];   /* kind model: a models: entry trained by a stage, or "" */
     char *weights;                  /* kind model: a safetensors file, or NULL */
     char **command;                 /* kind exec: argv, NULL-terminated */
@@ -114,9 +119,9 @@ struct kd_pipe_teacher {
 };
 
 struct kd_pipe_optim {
-    char kind[16];                  /* sgd, adam, adamw (default adam) */
+    enum kd_optim_kind kind;        /* sgd, adam, adamw (default adam) */
     float lr, momentum, weight_decay, clip;
-    char schedule[16];              /* constant, step, cosine */
+    enum kd_sched_kind schedule;    /* constant, step, cosine (default constant) */
     uint64_t warmup, step_size;
     float gamma, min_lr;
 };

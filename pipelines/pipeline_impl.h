@@ -1,5 +1,5 @@
-/* The pipeline parser's private pieces, shared by pipelines/{diag,yaml_tree,
- * overrides,schema,config}.c.
+/* The pipeline parser's private pieces, shared by pipelines/{diag,names,
+ * yaml_tree,overrides,schema,config*}.c.
  *
  * Parsing goes text --libyaml--> a small tree of nodes (each with its 1-based
  * line:col, or the --set override it came from) --overrides--> the same tree
@@ -9,6 +9,7 @@
 
 #include "pipelines/kd_pipeline.h"
 
+#include <math.h>
 #include <stdarg.h>
 
 /* ------------------------------------------------------------ the context */
@@ -38,6 +39,24 @@ int kd_diag_push(struct kd_diag *d, int line, int col, const char *text);
  * of items at the same position. */
 void kd_diag_sort(struct kd_diag *d, size_t from);
 
+/* ------------------------------------------------------------ name sets */
+
+/* Names, each with a value (an index), in a hash table: a look-up costs the
+ * same for 10 names as for 100,000, so validating N keys or N references
+ * stays linear in N. Keys are borrowed: they must outlive the set. A zeroed
+ * struct is an empty set. (pipelines/names.c) */
+struct kd_names {
+    const char **keys;
+    size_t *vals;
+    size_t n, cap;          /* cap: 0 or a power of two */
+};
+void kd_names_release(struct kd_names *s);
+/* Adds key -> val unless key is present (then its first value stays):
+ * 1 added, 0 already present, -1 out of memory. */
+int kd_names_add(struct kd_names *s, const char *key, size_t val);
+/* 1 and *val (may be NULL) set when key is present, 0 when not. */
+int kd_names_find(const struct kd_names *s, const char *key, size_t *val);
+
 /* ---------------------------------------------------------------- the tree */
 
 enum kd_ykind {
@@ -60,6 +79,7 @@ struct kd_ynode {
     size_t n, cap;              /* MAP: pairs; SEQ: items */
     struct kd_ynode **keys;     /* MAP: scalar keys */
     struct kd_ynode **vals;     /* MAP: values; SEQ: items */
+    struct kd_names *index;     /* MAP: key -> position, once it has a few keys; else NULL */
 };
 
 /* Parses text (one YAML document) into *root. Problems (syntax, encoding,
@@ -73,19 +93,16 @@ int kd_ytree_parse(struct kd_pctx *c, const char *text, size_t len, int set, int
                    struct kd_ynode **root);
 void kd_ytree_free(struct kd_ynode *n);
 struct kd_ynode *kd_ytree_new(enum kd_ykind kind, int line, int col, int set);
-/* Appends a pair to a mapping / an item to a list (takes ownership); -1 on
- * no memory (the nodes are then freed). */
+/* Appends a pair to a mapping (takes ownership); -1 on no memory (the nodes
+ * are then freed). */
 int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode *val);
-int kd_ytree_seq_add(struct kd_ynode *seq, struct kd_ynode *item);
-/* Index of key in map, or -1. */
+/* Index of key in map, or -1 (hashed: constant time). */
 long kd_ytree_find(const struct kd_ynode *map, const char *key);
 /* The value of key in map (NULL when absent or map is not a mapping); *keynode
  * (may be NULL) gets the key node. */
 struct kd_ynode *kd_ytree_get(const struct kd_ynode *map, const char *key, struct kd_ynode **keynode);
 /* A null scalar: the empty value, ~ or null. */
 int kd_ytree_is_null(const struct kd_ynode *n);
-/* Marks n and everything below it as made by override `set`, without position. */
-void kd_ytree_mark_set(struct kd_ynode *n, int set);
 
 /* Applies one override ("key.path=value", sets[i]) to the tree. */
 void kd_overrides_apply(struct kd_pctx *c, struct kd_ynode *root, size_t i);
@@ -100,12 +117,33 @@ void kd_at(struct kd_pctx *c, const struct kd_ynode *n, const char *fmt, ...)
 #endif
     ;
 
+/* The numbers a key accepts: lo..hi, each end open (excluded) or closed; hi
+ * may be INFINITY. Messages write it as "> 0", ">= 0" or "in [0, 1)". */
+struct kd_range {
+    double lo, hi;
+    int lo_open, hi_open;
+};
+#define KD_RANGE_POSITIVE ((struct kd_range){.lo = 0, .hi = INFINITY, .lo_open = 1})        /* (0, inf) */
+#define KD_RANGE_NONNEGATIVE ((struct kd_range){.lo = 0, .hi = INFINITY})                   /* [0, inf) */
+#define KD_RANGE_AT_LEAST_ONE ((struct kd_range){.lo = 1, .hi = INFINITY})                  /* [1, inf) */
+#define KD_RANGE_UNIT ((struct kd_range){.lo = 0, .hi = 1})                                 /* [0, 1] */
+#define KD_RANGE_UNIT_BELOW_ONE ((struct kd_range){.lo = 0, .hi = 1, .hi_open = 1})         /* [0, 1) */
+#define KD_RANGE_UNIT_ABOVE_ZERO ((struct kd_range){.lo = 0, .hi = 1, .lo_open = 1})        /* (0, 1] */
+
+/* An enum another module owns (student/'s activations, optimizers...): the
+ * owner's parser and names, and the order in which messages list the values
+ * (the order docs/pipeline.md gives). */
+struct kd_vocab {
+    int (*from_name)(const char *name, int *out);   /* 0 and *out set, or -1 */
+    const char *(*name)(int value);
+    const int *order;
+    size_t n;
+};
+
 /* Typed checks of a value; label names it in messages ("'epochs'", "each
  * item of 'hidden'"). 1 when valid (*out set), -1 when not (reported). */
 int kd_val_int(struct kd_pctx *c, const struct kd_ynode *v, const char *label, long long lo, long long hi,
                long long *out);
-int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, double lo, int lo_open, double hi,
-               int hi_open, double *out);
 int kd_val_str(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char **out);
 int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char *const *names, size_t n,
                 int *out);
@@ -116,10 +154,12 @@ int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, 
  * (may be NULL) gets the value node. */
 int kd_get_int(struct kd_pctx *c, const struct kd_ynode *map, const char *key, long long lo, long long hi,
                long long *out, const struct kd_ynode **vn);
-/* A number (integer or not) in the range lo..hi; lo_open/hi_open exclude the
- * bound; hi may be INFINITY. */
-int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, double lo, int lo_open, double hi,
-               int hi_open, double *out, const struct kd_ynode **vn);
+/* A number (integer or not) in range. */
+int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, struct kd_range range, double *out,
+               const struct kd_ynode **vn);
+/* A value of an enum another module owns, parsed by that module. */
+int kd_get_vocab(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const struct kd_vocab *voc,
+                 int *out, const struct kd_ynode **vn);
 /* Any non-empty scalar, as text (borrowed from the tree). */
 int kd_get_str(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const char **out,
                const struct kd_ynode **vn);
@@ -147,8 +187,6 @@ const struct kd_ynode *kd_as_map(struct kd_pctx *c, const struct kd_ynode *node,
 /* Locale-independent strtod of a YAML number ("1e-3", ".inf"); 0 on success. */
 int kd_parse_double(const char *s, double *out);
 
-/* Edit distance (insertions, deletions, substitutions, transpositions). */
-size_t kd_edit_distance(const char *a, const char *b);
 /* The candidate closest to word: a case-insensitive match or at most 2
  * edits (and fewer edits than the candidate has letters); NULL when none. */
 const char *kd_suggest(const char *word, const char *const *cands, size_t n);
@@ -159,6 +197,68 @@ void kd_describe(const struct kd_ynode *v, char *buf, size_t size);
 /* 'text' shortened to fit a message, control characters shown as '?'. */
 void kd_quote(const char *text, size_t len, char *buf, size_t size);
 
+/* ------------------------------------------------------------ validation */
+
+/* Tree -> struct kd_pipeline, one file per section: config.c (the top level,
+ * references between sections, the API), config_data.c (datasets, splits),
+ * config_models.c (models, teachers), config_stages.c (stages and their
+ * order), config_active.c (a distill stage's select and reweight). */
+
+/* Upper bound of a layer width or batch: keeps numbers sane and products
+ * from overflowing. */
+#define KD_CFG_MAX_WIDTH (1LL << 24)
+
+enum kd_ref_kind { KD_REF_DATASET, KD_REF_MODEL, KD_REF_TEACHER };
+
+/* Where a stage refers to things, for the checks that need the whole list. */
+struct kd_stage_refs {
+    const struct kd_ynode *name;        /* the `name:` value, or NULL */
+    const struct kd_ynode *model;       /* train: model; distill: student; export: model */
+    const struct kd_ynode *teacher;
+    const struct kd_ynode *models[KD_PIPE_MAX_LIST];   /* evaluate */
+};
+
+/* The validator's state. */
+struct kd_cfg {
+    struct kd_pctx *c;
+    struct kd_pipeline *p;
+    const struct kd_ynode *root;
+    struct kd_stage_refs *refs;              /* one per stage */
+    const struct kd_ynode **teacher_model;   /* one per teacher: its `model:` value or NULL */
+    /* name -> index in p->datasets, p->models, p->teachers; parts: name ->
+     * index of the first split that has it (filled split by split) */
+    struct kd_names datasets, parts, models, teachers;
+};
+
+/* strdup; NULL after marking the context out of memory. */
+char *kd_cfg_strdup(struct kd_cfg *v, const char *s);
+/* base/path, or path itself when it is absolute or base is "" or "."; malloc'ed. */
+char *kd_cfg_join_path(struct kd_cfg *v, const char *base, const char *path);
+struct kd_pos kd_pos_of(const struct kd_ynode *n);
+/* "at line 12", or "set by --set" for what an override wrote. */
+const char *kd_at_line(struct kd_pos pos, char *buf, size_t size);
+void kd_copy_name(char dst[KD_PIPE_NAME_MAX], const char *src);
+/* The list in node (an empty value is an empty list); NULL after reporting
+ * a value of another type. */
+const struct kd_ynode *kd_as_list(struct kd_pctx *c, const struct kd_ynode *node, const char *what);
+/* Items of a list (0 for an empty value). */
+size_t kd_list_len(const struct kd_ynode *list);
+/* Checks that scalar node names an existing thing of the kind (datasets: with
+ * the parts of the first n_splits splits); reports "unknown model 'x', did
+ * you mean 'y'?" otherwise. 0 when it does, -1 when not. */
+int kd_cfg_check_ref(struct kd_cfg *v, const struct kd_ynode *node, enum kd_ref_kind kind, size_t n_splits);
+/* map[key] as a reference, copied into out: 1 valid, 0 absent, -1 invalid (reported). */
+int kd_cfg_get_ref(struct kd_cfg *v, const struct kd_ynode *map, const char *key, enum kd_ref_kind kind,
+                   size_t n_splits, char out[KD_PIPE_NAME_MAX], const struct kd_ynode **vn);
+/* map[key] as a path; relative paths are joined to base. */
+int kd_cfg_get_path(struct kd_cfg *v, const struct kd_ynode *map, const char *key, const char *base, char **out);
+
+/* The sections, in the order they are checked (each may refer to the ones before). */
+void kd_config_datasets(struct kd_cfg *v);
+void kd_config_splits(struct kd_cfg *v);
+void kd_config_models(struct kd_cfg *v);
+void kd_config_teachers(struct kd_cfg *v);
+void kd_config_stages(struct kd_cfg *v);
 /* The active-distillation keys of a distill stage's map (select, reweight;
  * pipelines/config_active.c); dir resolves relative paths. */
 void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir);

@@ -169,12 +169,17 @@ kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_m
     sizes[n++] = c;
     kd_run_where(p, m->pos, where, sizeof where);
     kd_status st = kd_mlp_config_set_sizes(&cfg, sizes, n, err);
-    if (!st && m->activation[0])
-        st = kd_act_parse(m->activation, &cfg.act, err);
     if (st)
         return kd_error_prefix(err, "%smodel '%s'", where, m->name);
+    /* Validation bounded what the file gives; the data's widths come only now. */
+    size_t n_params = kd_mlp_config_params(&cfg);
+    if (n_params > KD_PIPE_MAX_PARAMS)
+        return kd_error_set(err, KD_ERR_ARG, "%smodel '%s' has %zu parameters with its data's %zu inputs and %zu "
+                            "classes, more than kd's limit of %llu (2^31); make 'hidden' smaller", where, m->name,
+                            n_params, d, c, (unsigned long long)KD_PIPE_MAX_PARAMS);
+    cfg.act = m->act;
     cfg.dropout = m->dropout;
-    cfg.init = strcmp(m->init, "xavier") == 0 ? KD_INIT_XAVIER : KD_INIT_HE;
+    cfg.init = m->init;
     return kd_mlp_new(&cfg, seed, out, err);
 }
 
@@ -186,17 +191,10 @@ kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_
     tc->batch = s->batch ? s->batch : 256;
     tc->seed = p->seed;
     tc->label = s->name;
+    (void)err;   /* nothing left to fail: validation parsed the optimizer and schedule */
     const struct kd_pipe_optim *o = &s->optim;
-    kd_status st = KD_OK;
-    if (o->kind[0])
-        st = kd_optim_parse(o->kind, &tc->optim.kind, err);
-    if (!st && o->schedule[0])
-        st = kd_sched_parse(o->schedule, &tc->sched.kind, err);
-    if (st) {
-        char where[400];
-        kd_run_where(p, s->pos, where, sizeof where);
-        return kd_error_prefix(err, "%sstage '%s'", where, s->name);
-    }
+    tc->optim.kind = o->kind;
+    tc->sched.kind = o->schedule;
     if (o->lr > 0)
         tc->optim.lr = o->lr;
     tc->optim.momentum = o->momentum;

@@ -115,7 +115,7 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
         if (t->t->d != d)
             return kd_error_set(err, KD_ERR_SHAPE, "%steacher '%s' takes %zu inputs, stage '%s' gives it %zu", where,
                                 name, t->t->d, s->name, d);
-        if (t->def->kind != KD_PIPE_TEACHER_MODEL || !t->def->model[0] || t->t->net == kd_run_find_model(r, t->def->model)->net)
+        if (t->def->kind != KD_TEACHER_MODEL || !t->def->model[0] || t->t->net == kd_run_find_model(r, t->def->model)->net)
             return KD_OK;
         /* its model was retrained since: a new fingerprint */
         kd_teacher_close(t->t);
@@ -128,7 +128,7 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
     spec.timeout = t->def->timeout;
     kd_status st = KD_OK;
     switch (t->def->kind) {
-    case KD_PIPE_TEACHER_MODEL:
+    case KD_TEACHER_MODEL:
         spec.kind = KD_TEACHER_MODEL;
         if (t->def->model[0]) {
             struct run_model *m = kd_run_find_model(r, t->def->model);
@@ -142,11 +142,11 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
             spec.net = t->loaded;
         }
         break;
-    case KD_PIPE_TEACHER_EXEC:
+    case KD_TEACHER_EXEC:
         spec.kind = KD_TEACHER_EXEC;
         spec.argv = t->def->command;
         break;
-    case KD_PIPE_TEACHER_TABLE:
+    case KD_TEACHER_TABLE:
         spec.kind = KD_TEACHER_TABLE;
         spec.table = t->def->table[0] ? t->def->table : NULL;
         break;
@@ -234,7 +234,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
     size_t missing = N;
     if (!r->store) {
         why = " (no store yet)";
-    } else if (t->def->kind == KD_PIPE_TEACHER_EXEC) {
+    } else if (t->def->kind == KD_TEACHER_EXEC) {
         struct kd_store_teacher found;
         if (kd_store_teacher_find(r->store, teacher, NULL, &found, &err) == KD_OK) {
             struct kd_teacher tmp;
@@ -253,7 +253,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
         }
     } else {
         struct kd_mlp *net = NULL;
-        if (t->def->kind == KD_PIPE_TEACHER_MODEL) {
+        if (t->def->kind == KD_TEACHER_MODEL) {
             char path[1024];
             if (t->def->model[0])
                 kd_run_model_path(r, t->def->model, path, sizeof path);
@@ -264,8 +264,8 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
             else if (t->def->model[0])
                 why = " (if the retrained teacher equals the saved one)";
         }
-        if (net || t->def->kind == KD_PIPE_TEACHER_TABLE) {
-            struct kd_teacher_spec spec = {teacher, t->def->kind == KD_PIPE_TEACHER_TABLE ? KD_TEACHER_TABLE : KD_TEACHER_MODEL,
+        if (net || t->def->kind == KD_TEACHER_TABLE) {
+            struct kd_teacher_spec spec = {teacher, t->def->kind == KD_TEACHER_TABLE ? KD_TEACHER_TABLE : KD_TEACHER_MODEL,
                                            net, NULL, 0, 0, t->def->table[0] ? t->def->table : NULL, 1};
             struct kd_teacher *tt = NULL;
             if (kd_teacher_open(&spec, r->store, kd_dataset_d(&d->ds), &tt, &err) == KD_OK &&
@@ -318,7 +318,7 @@ static void plan_active(struct runner *r, const struct kd_pipe_stage *s)
     for (size_t i = 0; i < r->p->n_teachers; i++)
         if (strcmp(r->teachers[i].def->name, s->teacher) == 0)
             t = &r->teachers[i];
-    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_PIPE_TEACHER_MODEL;
+    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_TEACHER_MODEL;
     if (sel->tgt)
         kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
                          "epochs each",

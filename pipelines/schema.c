@@ -98,7 +98,8 @@ void kd_join(char *buf, size_t size, const char *const *items, size_t n, const c
     }
 }
 
-size_t kd_edit_distance(const char *a, const char *b)
+/* Edit distance (insertions, deletions, substitutions, transpositions). */
+static size_t edit_distance(const char *a, const char *b)
 {
     /* Optimal string alignment over three rolling rows; long words are far
      * from every key anyway. */
@@ -139,7 +140,7 @@ const char *kd_suggest(const char *word, const char *const *cands, size_t n)
     const char *best = NULL;
     size_t best_d = 3;
     for (size_t i = 0; i < n; i++) {
-        size_t d = kd_edit_distance(word, cands[i]);
+        size_t d = edit_distance(word, cands[i]);
         if (d < best_d && d < strlen(cands[i])) {
             best = cands[i];
             best_d = d;
@@ -222,9 +223,10 @@ int kd_val_int(struct kd_pctx *c, const struct kd_ynode *v, const char *label, l
     return 1;
 }
 
-int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, double lo, int lo_open, double hi,
-               int hi_open, double *out)
+static int val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out)
 {
+    double lo = range.lo, hi = range.hi;
+    int lo_open = range.lo_open, hi_open = range.hi_open;
     double x;
     if (v->kind != KD_Y_SCALAR || (v->type != KD_YT_INT && v->type != KD_YT_FLOAT) ||
         kd_parse_double(v->text, &x)) {
@@ -291,6 +293,25 @@ int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, 
     return -1;
 }
 
+/* A value of an enum another module owns, parsed by that module. */
+static int val_vocab(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const struct kd_vocab *voc,
+                     int *out)
+{
+    if (v->kind == KD_Y_SCALAR && v->type != KD_YT_NULL && strlen(v->text) == v->len &&
+        voc->from_name(v->text, out) == 0)
+        return 1;
+    /* Not a value the owner knows: the message lists the owner's names. */
+    const char *names[16];
+    size_t n = voc->n < 16 ? voc->n : 16;
+    for (size_t i = 0; i < n; i++)
+        names[i] = voc->name(voc->order[i]);
+    int e;
+    if (kd_val_enum(c, v, label, names, n, &e) <= 0)
+        return -1;
+    *out = voc->order[e];
+    return 1;
+}
+
 /* The value of map[key] and its label "'key'"; NULL when absent. */
 static const struct kd_ynode *lookup(const struct kd_ynode *map, const char *key, const struct kd_ynode **vn,
                                      char *label, size_t size)
@@ -310,12 +331,12 @@ int kd_get_int(struct kd_pctx *c, const struct kd_ynode *map, const char *key, l
     return v ? kd_val_int(c, v, label, lo, hi, out) : 0;
 }
 
-int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, double lo, int lo_open, double hi,
-               int hi_open, double *out, const struct kd_ynode **vn)
+int kd_get_num(struct kd_pctx *c, const struct kd_ynode *map, const char *key, struct kd_range range, double *out,
+               const struct kd_ynode **vn)
 {
     char label[80];
     const struct kd_ynode *v = lookup(map, key, vn, label, sizeof label);
-    return v ? kd_val_num(c, v, label, lo, lo_open, hi, hi_open, out) : 0;
+    return v ? val_num(c, v, label, range, out) : 0;
 }
 
 int kd_get_str(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const char **out,
@@ -332,6 +353,14 @@ int kd_get_enum(struct kd_pctx *c, const struct kd_ynode *map, const char *key, 
     char label[80];
     const struct kd_ynode *v = lookup(map, key, vn, label, sizeof label);
     return v ? kd_val_enum(c, v, label, names, n, out) : 0;
+}
+
+int kd_get_vocab(struct kd_pctx *c, const struct kd_ynode *map, const char *key, const struct kd_vocab *voc,
+                 int *out, const struct kd_ynode **vn)
+{
+    char label[80];
+    const struct kd_ynode *v = lookup(map, key, vn, label, sizeof label);
+    return v ? val_vocab(c, v, label, voc, out) : 0;
 }
 
 int kd_check_name(struct kd_pctx *c, const struct kd_ynode *n, const char *what)

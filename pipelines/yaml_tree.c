@@ -51,6 +51,8 @@ void kd_ytree_free(struct kd_ynode *n)
     free(n->keys);
     free(n->vals);
     free(n->text);
+    kd_names_release(n->index);
+    free(n->index);
     free(n);
 }
 
@@ -73,6 +75,21 @@ static int grow(struct kd_ynode *n, int with_keys)
     return 0;
 }
 
+/* Short mappings are searched key by key; past this many keys they get a
+ * hash index, so that a mapping of N keys is built and checked in O(N). */
+#define INDEX_FROM 8
+
+/* Puts keys [from, map->n) into the map's index (making it first); -1 on no memory. */
+static int index_keys(struct kd_ynode *map, size_t from)
+{
+    if (!map->index && !(map->index = calloc(1, sizeof *map->index)))
+        return -1;
+    for (size_t i = from; i < map->n; i++)
+        if (kd_names_add(map->index, map->keys[i]->text, i) < 0)
+            return -1;
+    return 0;
+}
+
 int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode *val)
 {
     if (grow(map, 1)) {
@@ -83,10 +100,22 @@ int kd_ytree_map_add(struct kd_ynode *map, struct kd_ynode *key, struct kd_ynode
     map->keys[map->n] = key;
     map->vals[map->n] = val;
     map->n++;
+    if (map->n >= INDEX_FROM && index_keys(map, map->index ? map->n - 1 : 0)) {
+        /* Without an index the look-ups stay right, only slower: rebuilt next time. */
+        kd_names_release(map->index);
+        free(map->index);
+        map->index = NULL;
+        map->n--;
+        kd_ytree_free(key);
+        kd_ytree_free(val);
+        return -1;
+    }
     return 0;
 }
 
-int kd_ytree_seq_add(struct kd_ynode *seq, struct kd_ynode *item)
+/* Appends an item to a list (takes ownership); -1 on no memory (the item is
+ * then freed). */
+static int seq_add(struct kd_ynode *seq, struct kd_ynode *item)
 {
     if (grow(seq, 0)) {
         kd_ytree_free(item);
@@ -100,6 +129,10 @@ long kd_ytree_find(const struct kd_ynode *map, const char *key)
 {
     if (!map || map->kind != KD_Y_MAP)
         return -1;
+    if (map->index) {
+        size_t i;
+        return kd_names_find(map->index, key, &i) ? (long)i : -1;
+    }
     for (size_t i = 0; i < map->n; i++)
         if (strcmp(map->keys[i]->text, key) == 0)
             return (long)i;
@@ -117,19 +150,6 @@ struct kd_ynode *kd_ytree_get(const struct kd_ynode *map, const char *key, struc
 int kd_ytree_is_null(const struct kd_ynode *n)
 {
     return n && n->kind == KD_Y_SCALAR && n->type == KD_YT_NULL;
-}
-
-void kd_ytree_mark_set(struct kd_ynode *n, int set)
-{
-    if (!n)
-        return;
-    n->set = set;
-    n->line = n->col = 0;
-    for (size_t i = 0; i < n->n; i++) {
-        if (n->keys)
-            kd_ytree_mark_set(n->keys[i], set);
-        kd_ytree_mark_set(n->vals[i], set);
-    }
 }
 
 /* ---------------------------------------------------------------- scalars */
@@ -331,7 +351,13 @@ static void report_parser_error(struct builder *b)
     }
     int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
     const char *problem = p->problem ? p->problem : "syntax error";
-    if (tab_in_indent(b, p->problem_mark.line, p->problem_mark.column)) {
+    if (!b->set && p->context && strstr(p->context, "quoted scalar") && strstr(problem, "end of stream")) {
+        /* The end of the file is where libyaml noticed, not what to fix:
+         * point at the opening quote (and ignore what the rest of the file,
+         * swallowed into the string, looks like). */
+        report(b, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1,
+               "this quoted string is never closed: the file ends inside it, at %d:%d", line, col);
+    } else if (tab_in_indent(b, p->problem_mark.line, p->problem_mark.column)) {
         if (strstr(problem, "tab"))
             report(b, line, col, "%s (YAML indents with spaces, never tabs)", problem);
         else
@@ -397,7 +423,7 @@ static int build_seq(struct builder *b, struct kd_ynode *seq, int depth)
         struct kd_ynode *item = build(b, &ev, depth + 1);
         if (!item)
             return -1;
-        if (kd_ytree_seq_add(seq, item)) {
+        if (seq_add(seq, item)) {
             out_of_memory(b);
             return -1;
         }

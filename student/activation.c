@@ -11,13 +11,20 @@ const char *kd_act_name(enum kd_act act)
     return (unsigned)act < sizeof act_names / sizeof *act_names ? act_names[act] : "?";
 }
 
-kd_status kd_act_parse(const char *name, enum kd_act *out, struct kd_error *err)
+kd_status kd_act_from_name(const char *name, enum kd_act *out)
 {
-    for (size_t i = 0; i < sizeof act_names / sizeof *act_names; i++)
+    for (size_t i = 0; name && i < sizeof act_names / sizeof *act_names; i++)
         if (strcmp(name, act_names[i]) == 0) {
             *out = (enum kd_act)i;
             return KD_OK;
         }
+    return KD_ERR_ARG;
+}
+
+kd_status kd_act_parse(const char *name, enum kd_act *out, struct kd_error *err)
+{
+    if (kd_act_from_name(name, out) == KD_OK)
+        return KD_OK;
     return kd_error_set(err, KD_ERR_ARG, "unknown activation '%s' (expected identity, relu, gelu or tanh)",
                         name);
 }

@@ -36,6 +36,9 @@ enum kd_act { KD_ACT_IDENTITY = 0, KD_ACT_RELU, KD_ACT_GELU, KD_ACT_TANH };
 
 /* "identity", "relu", "gelu", "tanh". */
 const char *kd_act_name(enum kd_act act);
+/* The activation called name (one of kd_act_name's): KD_OK and *out set, or
+ * KD_ERR_ARG without a message (the caller words it; kd_act_parse does). */
+kd_status kd_act_from_name(const char *name, enum kd_act *out);
 /* KD_ERR_ARG naming the value and the allowed ones when unknown. */
 kd_status kd_act_parse(const char *name, enum kd_act *out, struct kd_error *err);
 /* y = f(x), n elements; y may equal x. GELU is the exact erf form (PyTorch's default). */
@@ -62,6 +65,10 @@ void kd_dense_backward(const struct kd_dense *l, const float *x, const float *dy
 #define KD_MLP_MAX_LAYERS 16
 
 enum kd_init { KD_INIT_HE = 0, KD_INIT_XAVIER };
+/* "he", "xavier". */
+const char *kd_init_name(enum kd_init init);
+/* KD_OK and *out set, or KD_ERR_ARG (no message) when name is not one of those. */
+kd_status kd_init_from_name(const char *name, enum kd_init *out);
 
 struct kd_mlp_config {
     size_t n_sizes;                          /* layers + 1: input, hidden..., output */
@@ -75,6 +82,9 @@ void kd_mlp_config_init(struct kd_mlp_config *cfg);
 /* KD_ERR_ARG when n < 2, n > KD_MLP_MAX_LAYERS + 1 or a size is 0. */
 kd_status kd_mlp_config_set_sizes(struct kd_mlp_config *cfg, const size_t *sizes, size_t n,
                                   struct kd_error *err);
+/* Weights and biases of a network of cfg's sizes: sum over layers of
+ * (in * out + out). */
+size_t kd_mlp_config_params(const struct kd_mlp_config *cfg);
 /* Parses "784-256-10" (also "784,256,10"). */
 kd_status kd_mlp_config_parse_sizes(struct kd_mlp_config *cfg, const char *text, struct kd_error *err);
 
@@ -153,7 +163,10 @@ struct kd_optim_config {
 };
 /* Adam, lr 1e-3, betas 0.9/0.999, eps 1e-8, no decay, no clipping. */
 void kd_optim_config_init(struct kd_optim_config *cfg);
+/* "sgd", "adam", "adamw". */
 const char *kd_optim_name(enum kd_optim_kind kind);
+/* KD_OK and *out set, or KD_ERR_ARG (no message) when name is not one of those. */
+kd_status kd_optim_from_name(const char *name, enum kd_optim_kind *out);
 kd_status kd_optim_parse(const char *name, enum kd_optim_kind *out, struct kd_error *err);
 
 /* Optimizer state over n parameters (PyTorch's update rules). */
@@ -184,7 +197,10 @@ struct kd_schedule {
 };
 void kd_schedule_init(struct kd_schedule *s); /* constant, no warm-up */
 float kd_schedule_lr(const struct kd_schedule *s, float base_lr, uint64_t step);
+/* "constant", "step", "cosine". */
 const char *kd_sched_name(enum kd_sched_kind kind);
+/* KD_OK and *out set, or KD_ERR_ARG (no message) when name is not one of those. */
+kd_status kd_sched_from_name(const char *name, enum kd_sched_kind *out);
 kd_status kd_sched_parse(const char *name, enum kd_sched_kind *out, struct kd_error *err);
 
 /* ------------------------------------------------------------ training loop */

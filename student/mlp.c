@@ -6,6 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const init_names[] = {"he", "xavier"};   /* enum kd_init order */
+
+const char *kd_init_name(enum kd_init init)
+{
+    return (unsigned)init < sizeof init_names / sizeof *init_names ? init_names[init] : "?";
+}
+
+kd_status kd_init_from_name(const char *name, enum kd_init *out)
+{
+    for (size_t i = 0; name && i < sizeof init_names / sizeof *init_names; i++)
+        if (strcmp(name, init_names[i]) == 0) {
+            *out = (enum kd_init)i;
+            return KD_OK;
+        }
+    return KD_ERR_ARG;
+}
+
 void kd_mlp_config_init(struct kd_mlp_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -56,6 +73,14 @@ kd_status kd_mlp_config_parse_sizes(struct kd_mlp_config *cfg, const char *text,
     return kd_mlp_config_set_sizes(cfg, sizes, n, err);
 }
 
+size_t kd_mlp_config_params(const struct kd_mlp_config *cfg)
+{
+    size_t n = 0;
+    for (size_t l = 0; l + 1 < cfg->n_sizes; l++)
+        n += cfg->sizes[l + 1] * cfg->sizes[l] + cfg->sizes[l + 1];
+    return n;
+}
+
 kd_status kd_mlp_new(const struct kd_mlp_config *cfg, uint64_t seed, struct kd_mlp **out, struct kd_error *err)
 {
     *out = NULL;
@@ -69,9 +94,7 @@ kd_status kd_mlp_new(const struct kd_mlp_config *cfg, uint64_t seed, struct kd_m
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory creating an MLP");
     m->cfg = *cfg;
     m->n_layers = cfg->n_sizes - 1;
-    size_t n = 0;
-    for (size_t l = 0; l < m->n_layers; l++)
-        n += cfg->sizes[l + 1] * cfg->sizes[l] + cfg->sizes[l + 1];
+    size_t n = kd_mlp_config_params(cfg);
     m->n_params = n;
     m->params = kd_calloc(n, sizeof(float));
     m->grads = kd_calloc(n, sizeof(float));

@@ -22,13 +22,20 @@ const char *kd_optim_name(enum kd_optim_kind kind)
     return (unsigned)kind < 3 ? optim_names[kind] : "?";
 }
 
-kd_status kd_optim_parse(const char *name, enum kd_optim_kind *out, struct kd_error *err)
+kd_status kd_optim_from_name(const char *name, enum kd_optim_kind *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; name && i < 3; i++)
         if (strcmp(name, optim_names[i]) == 0) {
             *out = (enum kd_optim_kind)i;
             return KD_OK;
         }
+    return KD_ERR_ARG;
+}
+
+kd_status kd_optim_parse(const char *name, enum kd_optim_kind *out, struct kd_error *err)
+{
+    if (kd_optim_from_name(name, out) == KD_OK)
+        return KD_OK;
     return kd_error_set(err, KD_ERR_ARG, "unknown optimizer '%s' (expected sgd, adam or adamw)", name);
 }
 
@@ -124,13 +131,20 @@ const char *kd_sched_name(enum kd_sched_kind kind)
     return (unsigned)kind < 3 ? sched_names[kind] : "?";
 }
 
-kd_status kd_sched_parse(const char *name, enum kd_sched_kind *out, struct kd_error *err)
+kd_status kd_sched_from_name(const char *name, enum kd_sched_kind *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; name && i < 3; i++)
         if (strcmp(name, sched_names[i]) == 0) {
             *out = (enum kd_sched_kind)i;
             return KD_OK;
         }
+    return KD_ERR_ARG;
+}
+
+kd_status kd_sched_parse(const char *name, enum kd_sched_kind *out, struct kd_error *err)
+{
+    if (kd_sched_from_name(name, out) == KD_OK)
+        return KD_OK;
     return kd_error_set(err, KD_ERR_ARG, "unknown schedule '%s' (expected constant, step or cosine)", name);
 }
 

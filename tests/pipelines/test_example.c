@@ -58,9 +58,9 @@ Test(pipelines, full_example_parses_into_the_expected_values)
     cr_assert_eq(big->n_hidden, 2);
     cr_assert_eq(big->hidden[0], 512);
     cr_assert_eq(big->hidden[1], 256);
-    cr_assert_str_eq(big->activation, "gelu");
+    cr_assert_eq(big->act, KD_ACT_GELU);
     cr_assert_float_eq(big->dropout, 0.1f, 1e-7);
-    cr_assert_str_eq(big->init, "xavier");
+    cr_assert_eq(big->init, KD_INIT_XAVIER);
     cr_assert_eq(big->inputs, 784);
     cr_assert_eq(big->classes, 10);
     cr_assert_eq(big->inputs_pos.line, 35);
@@ -71,13 +71,13 @@ Test(pipelines, full_example_parses_into_the_expected_values)
 
     cr_assert_eq(p.n_teachers, 5);
     const struct kd_pipe_teacher *t = kd_pipeline_teacher(&p, "big");
-    cr_assert_eq(t->kind, KD_PIPE_TEACHER_MODEL);
+    cr_assert_eq(t->kind, KD_TEACHER_MODEL);
     cr_assert_str_eq(t->model, "big");
     cr_assert_null(t->weights);
     cr_assert_eq(t->model_pos.line, 45);
     cr_assert_eq(t->model_pos.col, 5);
     t = kd_pipeline_teacher(&p, "oracle");
-    cr_assert_eq(t->kind, KD_PIPE_TEACHER_EXEC);
+    cr_assert_eq(t->kind, KD_TEACHER_EXEC);
     cr_assert_eq(t->n_command, 4);
     cr_assert_str_eq(t->command[0], "python3");
     cr_assert_str_eq(t->command[1], "examples/teacher_numpy.py");
@@ -86,7 +86,7 @@ Test(pipelines, full_example_parses_into_the_expected_values)
     cr_assert_eq(t->batch, 512);
     cr_assert_float_eq(t->timeout, 30, 1e-12);
     t = kd_pipeline_teacher(&p, "imported");
-    cr_assert_eq(t->kind, KD_PIPE_TEACHER_TABLE);
+    cr_assert_eq(t->kind, KD_TEACHER_TABLE);
     cr_assert_str_eq(t->table, "imported-v2");
     t = kd_pipeline_teacher(&p, "loaded");
     cr_assert_str_eq(t->weights, "tests/pipelines/fixtures/weights/big.safetensors");
@@ -105,12 +105,12 @@ Test(pipelines, full_example_parses_into_the_expected_values)
     cr_assert_str_eq(s->data, "gold");
     cr_assert_eq(s->epochs, 20);
     cr_assert_eq(s->batch, 128);
-    cr_assert_str_eq(s->optim.kind, "sgd");
+    cr_assert_eq(s->optim.kind, KD_OPTIM_SGD);
     cr_assert_float_eq(s->optim.lr, 0.05f, 1e-7);
     cr_assert_float_eq(s->optim.momentum, 0.9f, 1e-7);
     cr_assert_float_eq(s->optim.weight_decay, 0.0005f, 1e-9);
     cr_assert_float_eq(s->optim.clip, 5.0f, 1e-7);
-    cr_assert_str_eq(s->optim.schedule, "step");
+    cr_assert_eq(s->optim.schedule, KD_SCHED_STEP);
     cr_assert_eq(s->optim.warmup, 100);
     cr_assert_eq(s->optim.step_size, 1000);
     cr_assert_float_eq(s->optim.gamma, 0.5f, 1e-7);
@@ -137,8 +137,8 @@ Test(pipelines, full_example_parses_into_the_expected_values)
     cr_assert_float_eq(s->temperature, 2.5f, 1e-7);
     cr_assert_float_eq(s->alpha, 0.25f, 1e-7);
     cr_assert_eq(s->epochs, 10);
-    cr_assert_str_eq(s->optim.kind, "adam");
-    cr_assert_str_eq(s->optim.schedule, "cosine");
+    cr_assert_eq(s->optim.kind, KD_OPTIM_ADAM);
+    cr_assert_eq(s->optim.schedule, KD_SCHED_COSINE);
     cr_assert_float_eq(s->optim.min_lr, 1e-5f, 1e-10);
     cr_assert_eq(s->gold_pos.line, 77);
 
@@ -188,9 +188,9 @@ Test(pipelines, minimal_pipeline_gets_every_default)
         const struct kd_pipe_model *m = &p.models[i];
         cr_assert_eq(m->n_hidden, 1);
         cr_assert_eq(m->hidden[0], 256);
-        cr_assert_str_eq(m->activation, "relu");
+        cr_assert_eq(m->act, KD_ACT_RELU);
         cr_assert_eq(m->dropout, 0);
-        cr_assert_str_eq(m->init, "he");
+        cr_assert_eq(m->init, KD_INIT_HE);
         cr_assert_eq(m->inputs, 0);
         cr_assert_eq(m->classes, 0);
     }
@@ -202,12 +202,12 @@ Test(pipelines, minimal_pipeline_gets_every_default)
     cr_assert_str_eq(s->name, "train-0");
     cr_assert_eq(s->epochs, 10);
     cr_assert_eq(s->batch, 256);
-    cr_assert_str_eq(s->optim.kind, "adam");
+    cr_assert_eq(s->optim.kind, KD_OPTIM_ADAM);
     cr_assert_float_eq(s->optim.lr, 1e-3f, 1e-9);
     cr_assert_eq(s->optim.momentum, 0);
     cr_assert_eq(s->optim.weight_decay, 0);
     cr_assert_eq(s->optim.clip, 0);
-    cr_assert_str_eq(s->optim.schedule, "constant");
+    cr_assert_eq(s->optim.schedule, KD_SCHED_CONSTANT);
     cr_assert_eq(s->optim.warmup, 0);
     cr_assert_float_eq(s->optim.gamma, 0.1f, 1e-7);
     cr_assert_eq(s->optim.min_lr, 0);

@@ -31,7 +31,7 @@ Test(pipelines, set_adds_a_key_missing_from_an_existing_mapping)
     parse_set(LIST("threads=2", "stages.0.train.epochs=3", "stages.0.train.optimizer={kind: sgd, lr: 0.5}"), 3, &p);
     cr_assert_eq(p.threads, 2);
     cr_assert_eq(p.stages[0].epochs, 3);
-    cr_assert_str_eq(p.stages[0].optim.kind, "sgd");
+    cr_assert_eq(p.stages[0].optim.kind, KD_OPTIM_SGD);
     cr_assert_float_eq(p.stages[0].optim.lr, 0.5f, 1e-7);
     kd_pipeline_release(&p);
 }

@@ -291,3 +291,18 @@ Test(pipelines, empty_stage_is_named_empty)
                  "t.yaml:6:5: a stage has one key, its kind (train, label, distill, evaluate or export), but this one "
                  "is empty");
 }
+
+Test(pipelines, model_with_more_parameters_than_the_limit_is_refused_at_its_name)
+{
+    /* Widths the data gives count as 1: 'big' has at least that many. */
+    EXPECT_PARSE("datasets:\n  d: {features: d.idx, labels: l.idx}\n"
+                 "models:\n"
+                 "  big: {hidden: [16777216, 16777216]}\n"
+                 "  fits: {hidden: [16384, 16384], inputs: 784, classes: 10}\n"
+                 "  wide: {hidden: [65536], inputs: 16777216, classes: 10}\n"
+                 "stages:\n  - train: {model: big, data: d}\n",
+                 "t.yaml:4:3: model 'big' has at least 281475043819521 parameters, more than kd's limit of 2147483648 "
+                 "(2^31); make 'hidden' smaller",
+                 "t.yaml:6:3: model 'wide' has 1099512348682 parameters, more than kd's limit of 2147483648 (2^31); "
+                 "make 'hidden' smaller");
+}

@@ -185,3 +185,12 @@ Test(pipelines, missing_file_is_an_io_error_naming_it)
     check_released(&p);
     kd_diag_release(&d);
 }
+
+Test(pipelines, unclosed_quoted_string_is_reported_where_it_starts)
+{
+    EXPECT_PARSE("name: \"abc\nseed: 3\nstages:\n  - train: {model: m}\n",
+                 "t.yaml:1:7: this quoted string is never closed: the file ends inside it, at 5:1");
+    /* A tab on the last line is part of the string, not indentation. */
+    EXPECT_PARSE("seed: 3\nname: 'abc\n\t", "t.yaml:2:7: this quoted string is never closed: the file ends inside it, "
+                 "at 3:2");
+}
