@@ -11,7 +11,19 @@ kd_status kd_run_stage_train(struct runner *r, const struct kd_pipe_stage *s, in
     struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
-    if ((st = kd_run_build_model(r->p, m->def, kd_dataset_d(&d->ds), d->ds.n_classes, r->p->seed, &m->net, err)))
+    /* A class count the file gives is the truth: every label is checked
+     * against it (naming the row), and a gold set that happens to miss the
+     * last classes still trains a network with all of them. */
+    size_t c = d->ds.n_classes;
+    if (m->def->classes) {
+        if ((st = kd_dataset_check_labels(&d->ds, m->def->classes, err))) {
+            char where[400];
+            kd_run_where(r->p, m->def->classes_pos, where, sizeof where);
+            return kd_error_prefix(err, "%smodel '%s' has %zu outputs", where, m->def->name, m->def->classes);
+        }
+        c = m->def->classes;
+    }
+    if ((st = kd_run_build_model(r->p, m->def, kd_dataset_d(&d->ds), c, r->p->seed, &m->net, err)))
         return st;
     struct kd_train_config tc;
     if ((st = kd_run_train_config(r->p, s, kd_dataset_n(&d->ds), &tc, err)))

@@ -204,9 +204,14 @@ Test(run, shapes_that_do_not_fit_the_data_are_reported_at_their_key)
     write_pipeline("s.yaml", text);
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
-    cr_assert_eq(load_and_run("s.yaml", NULL, 0, 0, s, &err), KD_ERR_SHAPE);
+    /* a given class count is checked label by label, naming the first row
+     * whose label does not fit */
+    cr_assert_eq(load_and_run("s.yaml", NULL, 0, 0, s, &err), KD_ERR_FORMAT);
     char want[512];
-    snprintf(want, sizeof want, "%s/s.yaml:8:5: model 'm' has 5 outputs, but its targets have 10 classes", dir);
+    snprintf(want, sizeof want,
+             "%s/s.yaml:8:5: model 'm' has 5 outputs: " FM "/train-images-idx3-ubyte.gz: row 1 has label 9, but "
+             "there are 5 classes (labels 0 to 4)",
+             dir);
     cr_assert_str_eq(err.msg, want);
     const char *sets[] = {"models.m.classes=10"};
     cr_assert_eq(load_and_run("s.yaml", sets, 1, 0, s, &err), KD_ERR_SHAPE);
@@ -560,5 +565,35 @@ Test(run, a_store_that_fills_up_while_storing_answers_leaves_the_run_failed_not_
     kd_store_close(store);
     cr_assert_str_eq(status[0], "failed", "the run is '%s'", status[0]);
     cr_assert_str_eq(status[1], "failed", "the stage is '%s'", status[1]);
+    free(s);
+}
+
+Test(run, a_given_class_count_above_the_labels_seen_trains_every_class)
+{
+    /* The data's labels reach 9 at most; a gold set that misses the last
+     * classes must still give a 12-output network when the file says
+     * classes: 12. */
+    char text[4096];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, limit: 30}\n"
+             "models:\n"
+             "  m: {hidden: [8], classes: 12}\n"
+             "stages:\n"
+             "  - train: {model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("c.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("c.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/out/models/m.safetensors", dir);
+    struct kd_mlp *m = NULL;
+    cr_assert_eq(kd_mlp_load(path, &m, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_mlp_out(m), 12);
+    kd_mlp_free(m);
     free(s);
 }
