@@ -165,15 +165,54 @@ static const char *const schema_v1[] = {
     NULL,
 };
 
+/* Version 2: retrieval (store/fts.c, store/pairs.c). Only new tables, so a
+ * version-1 file migrates in place. Each corpus's FTS5 index is a table of
+ * its own, corpus_fts_<id>, made when the corpus is indexed: bm25() needs
+ * per-corpus document counts and lengths. pairs says which (query,
+ * document) ids a pair hash stands for; pair answers themselves are rows of
+ * answers (kind score or embedding) keyed by that hash. */
+static const char *const schema_v2[] = {
+    "CREATE TABLE corpora (\n"
+    "    id          INTEGER PRIMARY KEY,\n"
+    "    name        TEXT NOT NULL UNIQUE,\n"
+    "    n_docs      INTEGER NOT NULL,\n"
+    "    fingerprint TEXT NOT NULL,\n"
+    "    tokenizer   TEXT NOT NULL,\n"
+    "    fts_table   TEXT NOT NULL,\n"
+    "    indexed_at  REAL NOT NULL\n"
+    ");\n",
+    "CREATE TABLE corpus_docs (\n"
+    "    corpus_id INTEGER NOT NULL REFERENCES corpora (id) ON DELETE CASCADE,\n"
+    "    idx       INTEGER NOT NULL,\n"
+    "    doc_id    TEXT NOT NULL,\n"
+    "    PRIMARY KEY (corpus_id, idx)\n"
+    ") WITHOUT ROWID;\n",
+    "CREATE TABLE pairs (\n"
+    "    corpus    TEXT NOT NULL,\n"
+    "    query_id  TEXT NOT NULL,\n"
+    "    doc_id    TEXT NOT NULL,\n"
+    "    hash_hi   INTEGER NOT NULL,\n"
+    "    hash_lo   INTEGER NOT NULL,\n"
+    "    pair_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
+    "    PRIMARY KEY (corpus, query_id, doc_id)\n"
+    ") WITHOUT ROWID;\n",
+    "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
+    "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "
+    "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "
+    "FROM pairs p JOIN answers a ON a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo "
+    "JOIN teachers t ON t.id = a.teacher_id;\n",
+    NULL,
+};
+
 /* migrations[v] (statements, NULL-terminated) takes a store from schema
  * version v to v + 1; version 0 is an empty file. A new version appends its step here, bumps
  * KD_STORE_SCHEMA_VERSION, and sets kd_version_needed to the kd release
  * that introduces it. */
-static const char *const *const migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1};
+static const char *const *const migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 /* The oldest kd that reads the schema this kd writes; recorded in meta so
  * that an older kd refusing the file can say which version it needs. */
-#define KD_VERSION_NEEDED "0.1.0"
+#define KD_VERSION_NEEDED "0.2.0"
 
 /* Pages of 64 KiB: a transaction writes every page it touches to the WAL,
  * and with random keys a batch touches pages all over the table, so the
