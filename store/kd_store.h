@@ -575,6 +575,14 @@ kd_status kd_store_put_pair_scores(struct kd_store *st, int64_t teacher, const c
                                    const struct kd_store_pair *pairs, size_t n,
                                    const float *scores, size_t *n_added, struct kd_error *err);
 
+/* Records under corpus which ids the n pairs' hashes stand for (what
+ * kd_store_put_pair_scores does before storing), in one transaction: for
+ * pairs whose scores a lookup found, e.g. the same texts under a new data
+ * set name, so that SQL by ids sees them too. Pairs without both ids are
+ * skipped; ids recorded before are pointed at the new texts' hash. */
+kd_status kd_store_put_pair_ids(struct kd_store *st, const char *corpus,
+                                const struct kd_store_pair *pairs, size_t n, struct kd_error *err);
+
 /* Looks up the scores of n pairs by `teacher`, as kd_store_lookup with
  * d = 1: scores (n) and found (n) may be NULL; missing (room for n) gets
  * the indices of the pairs to ask the teacher about, *n_missing their

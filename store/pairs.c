@@ -64,6 +64,30 @@ fail:
     return s;
 }
 
+static kd_status check_corpus(const char *corpus, struct kd_error *err)
+{
+    if (!corpus || !corpus[0] || strlen(corpus) >= KD_STORE_NAME_MAX)
+        return kd_error_set(err, KD_ERR_ARG, "a corpus name must be 1 to %d bytes",
+                            KD_STORE_NAME_MAX - 1);
+    return KD_OK;
+}
+
+kd_status kd_store_put_pair_ids(struct kd_store *st, const char *corpus,
+                                const struct kd_store_pair *pairs, size_t n, struct kd_error *err)
+{
+    kd_status s = check_corpus(corpus, err);
+    if (s || n == 0)
+        return s;
+    if (!pairs)
+        return kd_error_set(err, KD_ERR_ARG, "kd_store_put_pair_ids: no pairs given");
+    struct kd_hash *keys = pair_keys(pairs, n);
+    if (!keys)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory recording %zu pairs", n);
+    s = put_pair_ids(st, corpus, pairs, keys, n, err);
+    free(keys);
+    return s;
+}
+
 kd_status kd_store_put_pair_scores(struct kd_store *st, int64_t teacher, const char *corpus,
                                    const struct kd_store_pair *pairs, size_t n,
                                    const float *scores, size_t *n_added, struct kd_error *err)
@@ -74,12 +98,11 @@ kd_status kd_store_put_pair_scores(struct kd_store *st, int64_t teacher, const c
         return KD_OK;
     if (!pairs || !scores)
         return kd_error_set(err, KD_ERR_ARG, "kd_store_put_pair_scores: no pairs or scores given");
-    if (corpus && (!corpus[0] || strlen(corpus) >= KD_STORE_NAME_MAX))
-        return kd_error_set(err, KD_ERR_ARG, "a corpus name must be 1 to %d bytes",
-                            KD_STORE_NAME_MAX - 1);
+    kd_status s;
+    if (corpus && (s = check_corpus(corpus, err)))
+        return s;
     /* the checks kd_store_put makes, before the ids are recorded */
-    kd_status s = store_check_answers(KD_STORE_SCORE, n, 1, scores, err);
-    if (s)
+    if ((s = store_check_answers(KD_STORE_SCORE, n, 1, scores, err)))
         return s;
     struct kd_hash *keys = pair_keys(pairs, n);
     if (!keys)
@@ -249,10 +272,9 @@ kd_status kd_store_import_pair_scores(struct kd_store *st, const char *path, con
         return kd_error_set(err, KD_ERR_ARG,
                             "kd_store_import_pair_scores: a path, teacher name, corpus and the "
                             "texts behind the ids are needed");
-    if (!corpus[0] || strlen(corpus) >= KD_STORE_NAME_MAX)
-        return kd_error_set(err, KD_ERR_ARG, "a corpus name must be 1 to %d bytes",
-                            KD_STORE_NAME_MAX - 1);
-    kd_status s = KD_OK;
+    kd_status s = check_corpus(corpus, err);
+    if (s)
+        return s;
     char *line = NULL, *qcopy = NULL;
     size_t cap = 0, len, lineno = 0, rows = 0, added = 0;
     struct batch b = {0};
