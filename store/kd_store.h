@@ -41,7 +41,7 @@
  * rolls its transaction back: what was stored before stays as it was. The
  * store never prints (warnings go through kd_log) and never exits.
  *
- * Schema (version 1, in PRAGMA user_version; docs/store.md has every column
+ * Schema (version 2, in PRAGMA user_version; docs/store.md has every column
  * and example queries). An input is identified by the XXH3-128 hash of its
  * float32 features as the teacher receives them, kept as two signed 64-bit
  * integers (hash_hi, hash_lo: the hash's high and low halves) and shown as
@@ -79,6 +79,8 @@
  *   example_weights(run_id, epoch, hash_hi, hash_lo, dataset, row, weight,
  *                   noise, input_hash)
  *   artefacts(id, run_id, path, format, hash, created_at)
+ *   corpora, corpus_docs, corpus_fts_<id>, corpus_vocab_<id>, pairs,
+ *   pair_scores: retrieval (version 2), in the last section of this file
  *
  * SQL functions registered on every connection kd opens (so inside
  * `kd store sql`, not in the stock sqlite3 shell): kd_vec_len(v),
@@ -488,6 +490,7 @@ kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
  *   corpora(id, name, n_docs, fingerprint, tokenizer, fts_table, indexed_at)
  *   corpus_docs(corpus_id, idx, doc_id)  idx is the document's rowid in fts_table
  *   corpus_fts_<id>                      FTS5, contentless: (title, text)
+ *   corpus_vocab_<id>                    its fts5vocab table (term, doc, cnt)
  *   pairs(corpus, query_id, doc_id, hash_hi, hash_lo, pair_hash)
  *   pair_scores                          a view: pair score answers by ids
  *

@@ -199,8 +199,8 @@ static const char *const schema_v2[] = {
     "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
     "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "
     "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "
-    "FROM pairs p JOIN answers a ON a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo "
-    "JOIN teachers t ON t.id = a.teacher_id;\n",
+    "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "
+    "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n",
     NULL,
 };
 
