@@ -314,6 +314,24 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Rows of (rowid, score) from kd_store_sql. */
+struct ranked {
+    int64_t doc[100];
+    double score[100];
+    size_t n;
+};
+
+static int collect_ranked(void *ctx, const struct kd_sql_row *row)
+{
+    struct ranked *r = ctx;
+    if (r->n < 100) {
+        r->doc[r->n] = row->values[0].i;
+        r->score[r->n] = row->values[1].r;
+        r->n++;
+    }
+    return 0;
+}
+
 /* A word rank from Zipf's law over V words: P(r) proportional to 1 / (r + 1),
  * by bisection of the cumulative weights cdf (V). */
 static unsigned zipf(struct kd_rng *rng, const double *cdf, unsigned V)
@@ -405,6 +423,33 @@ Test(store_fts, fifty_thousand_documents_are_indexed_and_searched, .timeout = 12
     }
     /* two words of idf 10.4 nearly always win over the drawn words */
     cr_assert_geq(first, Q - Q / 50, "%zu of %d first", first, Q);
+
+    /* kd's ranking is FTS5's bm25(), exactly: queries of three words in
+     * fewer than half the documents (none left out), against bm25() in SQL */
+    struct kd_store_corpus c;
+    cr_assert_eq(kd_store_corpus_find(st, "synthetic", &c, &err), KD_OK);
+    for (int t = 0; t < 20; t++) {
+        unsigned w[3];
+        char query[64], sql[512];
+        for (int j = 0; j < 3; j++)
+            w[j] = 40 + (unsigned)kd_rng_below(&rng, 3000);
+        snprintf(query, sizeof query, "w%u w%u w%u", w[0], w[1], w[2]);
+        snprintf(sql, sizeof sql,
+                 "SELECT rowid, -bm25(corpus_fts_%lld) FROM corpus_fts_%lld WHERE corpus_fts_%lld "
+                 "MATCH '\"w%u\" OR \"w%u\" OR \"w%u\"' ORDER BY rank, rowid LIMIT %d",
+                 (long long)c.id, (long long)c.id, (long long)c.id, w[0], w[1], w[2], K);
+        struct ranked want = {0};
+        cr_assert_eq(kd_store_sql(st, sql, collect_ranked, &want, NULL, &err), KD_OK, "%s",
+                     err.msg);
+        const char *qs[1] = {query};
+        cr_assert_eq(kd_store_corpus_search(st, "synthetic", qs, 1, K, docs, scores, counts, &err),
+                     KD_OK);
+        cr_assert_eq(counts[0], want.n, "'%s'", query);
+        for (size_t j = 0; j < want.n; j++) {
+            cr_assert_eq(docs[j], want.doc[j], "'%s' rank %zu", query, j);
+            cr_assert_eq(scores[j], (float)want.score[j], "'%s' rank %zu", query, j);
+        }
+    }
     cr_log_info("50,000 documents: indexed in %.2f s (%.0f docs/s), unchanged check %.3f s; "
                 "%d queries of 8 words, top %d, in %.2f s (%.0f queries/s)",
                 t_index, N / t_index, t_check, Q, K, t_search, Q / t_search);
