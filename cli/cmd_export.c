@@ -5,64 +5,45 @@
 
 #include <string.h>
 
-static const char export_usage[] =
-    "usage: kd export MODEL --out FILE [--format c|safetensors] [--prefix NAME]\n"
-    "\n"
-    "Writes a saved MLP (safetensors written by kd) in another form:\n"
-    "  c            one C99 source file with the weights as static const float\n"
-    "               arrays and NAME_logits(x, logits) / NAME_predict(x); it needs\n"
-    "               only the C standard library (see the comment at its top)\n"
-    "  safetensors  the model re-saved as kd saves it now, with kd's tensors and\n"
-    "               metadata only (e.g. to normalise a file)\n"
-    "\n"
-    "  --out FILE          the file to write (replaced atomically)\n"
-    "  --format FMT        c or safetensors (default: from FILE's extension,\n"
-    "                      .c or .safetensors)\n"
-    "  --prefix NAME       with --format c: a C identifier in front of every name\n"
-    "                      in the file (default kd_model)\n"
-    "\n"
-    "example:\n"
-    "  kd export mlp.safetensors --out mlp.c --prefix fashion\n"
-    "  cc -O2 -c mlp.c            # then call fashion_predict(x)\n";
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 int kd_cmd_export(int argc, char **argv)
 {
-    const char *model = NULL, *out = NULL, *format = NULL, *prefix = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(export_usage, stdout);
-            return 0;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--out"))) {
-            out = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--format"))) {
-            format = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--prefix"))) {
-            prefix = s;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kd: export: unknown option '%s' (see kd export --help)\n", a);
-            return 2;
-        } else if (!model) {
-            model = a;
-        } else {
-            fprintf(stderr, "kd: export: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!model || !out) {
-        fputs(export_usage, stderr);
-        return 2;
-    }
+    const char *out = NULL, *format = NULL, *prefix = NULL, *args[1];
+    size_t n_args;
+    const struct kd_cli_option opts[] = {
+        {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
+         .help = "the file to write (replaced atomically); required"},
+        {.name = "--format", .kind = KD_CLI_STRING, .dest = &format, .arg = "FMT",
+         .help = "c or safetensors", .def = "from FILE's extension, .c or .safetensors"},
+        {.name = "--prefix", .kind = KD_CLI_STRING, .dest = &prefix, .arg = "NAME",
+         .help = "with --format c: a C identifier in front of every name\nin the file",
+         .def = "kd_model"},
+        {0}};
+    const struct kd_cli_command cmd = {
+        .name = "export",
+        .synopsis = "MODEL --out FILE [--format c|safetensors] [--prefix NAME]",
+        .about = "Writes a saved MLP (safetensors written by kd) in another form:\n"
+                 "  c            one C99 source file with the weights as static const float\n"
+                 "               arrays and NAME_logits(x, logits) / NAME_predict(x); it needs\n"
+                 "               only the C standard library (see the comment at its top)\n"
+                 "  safetensors  the model re-saved as kd saves it now, with kd's tensors and\n"
+                 "               metadata only (e.g. to normalise a file)\n",
+        .options = opts,
+        .max_args = 1,
+        .example = "kd export mlp.safetensors --out mlp.c --prefix fashion\n"
+                   "cc -O2 -c mlp.c            # then call fashion_predict(x)\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
+    if (rc != KD_CLI_GO)
+        return rc;
+    if (n_args == 0)
+        return kd_cli_usage_error(&cmd, "no model given");
+    const char *model = args[0];
+    if (!out)
+        return kd_cli_usage_error(&cmd, "--out is required");
     if (!format) {
-        if (ends_with(out, ".c"))
+        if (kd_cli_ends_with(out, ".c"))
             format = "c";
-        else if (ends_with(out, ".safetensors"))
+        else if (kd_cli_ends_with(out, ".safetensors"))
             format = "safetensors";
         else {
             fprintf(stderr, "kd: export: cannot tell the format from '%s'; give --format c or safetensors\n",

@@ -5,108 +5,60 @@
 #include "losses/kd_losses.h"
 #include "student/kd_student.h"
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-
-static const char predict_usage[] =
-    "usage: kd predict MODEL DATA [options]\n"
-    "\n"
-    "Runs a saved MLP (safetensors written by kd) on DATA (IDX raw or .gz, CSV or\n"
-    "NPY) and prints one line per example: row,class,confidence.\n"
-    "\n"
-    "  --scale MODE        pixels (x/255) or none (default: pixels for IDX, none otherwise)\n"
-    "  --label-column C    CSV column to leave out of the features (name or index)\n"
-    "  --limit N           only the first N examples\n"
-    "  --out FILE          write instead of printing: FILE.npy gets the (N, C) float32\n"
-    "                      logits (probabilities with --probs); FILE.csv gets\n"
-    "                      row,class,p0..p(C-1)\n"
-    "  --probs             with --out FILE.npy: probabilities instead of logits\n";
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-static kd_status write_csv(const char *path, const struct kd_tensor *p, const struct kd_dataset *ds,
-                           struct kd_error *err)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return kd_error_set(err, KD_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
-    fprintf(f, "row,class");
-    for (size_t c = 0; c < p->cols; c++)
-        fprintf(f, ",p%zu", c);
-    fputc('\n', f);
-    for (size_t i = 0; i < p->rows; i++) {
-        const float *r = kd_tensor_row(p, i);
-        fprintf(f, "%zu,%zu", ds->rows[i], kd_argmax(r, p->cols));
-        for (size_t c = 0; c < p->cols; c++)
-            fprintf(f, ",%.9g", (double)r[c]);
-        fputc('\n', f);
-    }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return kd_error_set(err, KD_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    return KD_OK;
-}
 
 int kd_cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *scale = NULL, *out = NULL, *label_column = NULL;
-    double limit = 0;
+    const char *scale = NULL, *out = NULL, *label_column = NULL, *args[2];
+    size_t limit = 0, n_args;
     int probs = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(predict_usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--probs")) {
-            probs = 1;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--scale"))) {
-            scale = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--out"))) {
-            out = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--label-column"))) {
-            label_column = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--limit"))) {
-            if (!kd_cli_parse_num("--limit", s, 1, 1e12, &limit))
-                return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kd: predict: unknown option '%s' (see kd predict --help)\n", a);
-            return 2;
-        } else if (!model) {
-            model = a;
-        } else if (!data) {
-            data = a;
-        } else {
-            fprintf(stderr, "kd: predict: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!model || !data) {
-        fputs(predict_usage, stderr);
-        return 2;
-    }
-    if (out && !ends_with(out, ".npy") && !ends_with(out, ".csv")) {
-        fprintf(stderr, "kd: predict: --out must end in .npy or .csv, got '%s'\n", out);
-        return 2;
+    const struct kd_cli_option opts[] = {
+        {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
+         .help = "pixels (x/255) or none", .def = "pixels for IDX, none otherwise"},
+        {.name = "--label-column", .kind = KD_CLI_STRING, .dest = &label_column, .arg = "C",
+         .help = "CSV column to leave out of the features (name or index)"},
+        {.name = "--limit", .kind = KD_CLI_SIZE, .dest = &limit, .lo = 1, .hi = 1e12, .arg = "N",
+         .help = "only the first N examples", .def = "all"},
+        {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
+         .help = "write instead of printing: FILE.npy gets the (N, C)\n"
+                 "float32 logits (probabilities with --probs); FILE.csv\n"
+                 "gets row,class,p0..p(C-1)"},
+        {.name = "--probs", .kind = KD_CLI_FLAG, .dest = &probs,
+         .help = "with --out FILE.npy: probabilities instead of logits"},
+        {0}};
+    const struct kd_cli_command cmd = {
+        .name = "predict",
+        .synopsis = "MODEL DATA [options]",
+        .about = "Runs a saved MLP (safetensors written by kd) on DATA (IDX raw or .gz, CSV or\n"
+                 "NPY) and prints one line per example: row,class,confidence.\n",
+        .options = opts,
+        .max_args = 2,
+        .example = "kd predict mlp.safetensors t10k-images-idx3-ubyte.gz --limit 5\n"
+                   "kd predict mlp.safetensors x.npy --out logits.npy\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
+    if (rc != KD_CLI_GO)
+        return rc;
+    if (n_args < 2)
+        return kd_cli_usage_error(&cmd, n_args ? "no data file given" : "no model given");
+    const char *model = args[0], *data = args[1];
+    if (out && !kd_cli_ends_with(out, ".npy") && !kd_cli_ends_with(out, ".csv")) {
+        return kd_cli_usage_error(&cmd, "--out must end in .npy or .csv, got '%s'", out);
     }
     if (!scale)
-        scale = ends_with(data, ".csv") || ends_with(data, ".npy") ? "none" : "pixels";
+        scale = kd_cli_ends_with(data, ".csv") || kd_cli_ends_with(data, ".npy") ? "none" : "pixels";
     struct kd_error err = {0};
     struct kd_mlp *m = NULL;
     struct kd_dataset ds = {0}, pred = {0};
-    int rc = 1;
+    rc = 1;
     kd_status st = kd_mlp_load(model, &m, &err);
     if (!st)
         st = kd_cli_load(data, NULL, label_column, scale, &ds, &err);
     if (st)
         goto done;
-    if (limit > 0 && (size_t)limit < kd_dataset_n(&ds)) {
+    if (limit > 0 && limit < kd_dataset_n(&ds)) {
         /* A view of the first rows; ds keeps ownership. */
-        ds.x.rows = (size_t)limit;
+        ds.x.rows = limit;
     }
     size_t N = kd_dataset_n(&ds), C = kd_mlp_out(m);
     if ((st = kd_dataset_init(&pred, N, C, 0, &err)))
@@ -115,7 +67,7 @@ int kd_cmd_predict(int argc, char **argv)
         kd_error_prefix(&err, "%s", data);
         goto done;
     }
-    if (!out || ends_with(out, ".csv") || probs)
+    if (!out || kd_cli_ends_with(out, ".csv") || probs)
         kd_softmax(pred.x.data, N, C, 1.0f, pred.x.data);
     if (!out) {
         for (size_t i = 0; i < N; i++) {
@@ -123,13 +75,13 @@ int kd_cmd_predict(int argc, char **argv)
             size_t c = kd_argmax(r, C);
             printf("%zu,%zu,%.6f\n", ds.rows[i], c, (double)r[c]);
         }
-    } else if (ends_with(out, ".npy")) {
+    } else if (kd_cli_ends_with(out, ".npy")) {
         if ((st = kd_data_save_npy(&pred, out, NULL, &err)))
             goto done;
         fprintf(stderr, "kd: wrote %s of %zu examples x %zu classes to %s\n", probs ? "probabilities" : "logits",
                 N, C, out);
     } else {
-        if ((st = write_csv(out, &pred.x, &ds, &err)))
+        if ((st = kd_data_save_predictions_csv(out, &pred.x, ds.rows, &err)))
             goto done;
         fprintf(stderr, "kd: wrote predictions of %zu examples to %s\n", N, out);
     }

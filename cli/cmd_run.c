@@ -8,35 +8,6 @@
 
 #include "pipelines/kd_pipeline.h"
 
-static const char run_usage[] =
-    "usage: kd run PIPELINE.yaml [options]\n"
-    "\n"
-    "Runs a distillation pipeline: loads its data, trains or connects its\n"
-    "teachers, asks them through the label store (answers already stored are\n"
-    "never asked again), distills, evaluates and exports (docs/pipeline.md).\n"
-    "A distill stage with select: spends a budget of teacher queries in rounds\n"
-    "on the pool examples its strategy picks (margin, entropy, IWeS, RAD, TGT,\n"
-    "...); with reweight: it weighs each answer by the teacher's calibration\n"
-    "(docs/active.md).\n"
-    "\n"
-    "  --set KEY.PATH=VALUE  override a value of the file (repeatable), e.g.\n"
-    "                        --set seed=3 --set stages.2.distill.temperature=8\n"
-    "  --dry-run             print the plan: stages, data sizes, teacher queries\n"
-    "                        already cached and still to make (for select:, the\n"
-    "                        budget: the most it will ask); do no work\n"
-    "  --resume              continue the last interrupted run of this pipeline:\n"
-    "                        finished stages are skipped, stored answers reused,\n"
-    "                        a distillation goes on from its last epoch\n"
-    "  --quiet               no progress bars or stage lines\n"
-    "\n"
-    "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n";
-
-static const char validate_usage[] =
-    "usage: kd validate PIPELINE.yaml [--set KEY.PATH=VALUE]...\n"
-    "\n"
-    "Checks a pipeline without running it and prints every problem as\n"
-    "file:line:column: message. Exit status 0 when the file is valid.\n";
-
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig)
 {
@@ -46,47 +17,29 @@ static void on_sigint(int sig)
 
 #define MAX_SETS 64
 
-/* Parses the arguments shared by run and validate; 0 ok, else an exit status. */
-static int parse_args(int argc, char **argv, const char *usage, const char **file, const char **sets, size_t *n_sets,
-                      struct kd_run_options *o)
+/* The --set options, in order. */
+struct sets {
+    const char *items[MAX_SETS];
+    size_t n;
+};
+
+static kd_status add_set(const char *value, void *dest, struct kd_error *err)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return -1;
-        } else if (o && !strcmp(a, "--dry-run")) {
-            o->dry_run = 1;
-        } else if (o && !strcmp(a, "--resume")) {
-            o->resume = 1;
-        } else if (o && !strcmp(a, "--quiet")) {
-            o->quiet = 1;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--set"))) {
-            if (*n_sets == MAX_SETS) {
-                fprintf(stderr, "kd: at most %d --set options\n", MAX_SETS);
-                return 2;
-            }
-            if (!strchr(s, '=')) {
-                fprintf(stderr, "kd: --set expects KEY.PATH=VALUE, got '%s'\n", s);
-                return 2;
-            }
-            sets[(*n_sets)++] = s;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kd: unknown option '%s'\n\n%s", a, usage);
-            return 2;
-        } else if (!*file) {
-            *file = a;
-        } else {
-            fprintf(stderr, "kd: unexpected argument '%s' (one pipeline file at a time)\n", a);
-            return 2;
-        }
-    }
-    if (!*file) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    return 0;
+    struct sets *s = dest;
+    if (s->n == MAX_SETS)
+        return kd_error_set(err, KD_ERR_ARG, "at most %d --set options", MAX_SETS);
+    if (!strchr(value, '='))
+        return kd_error_set(err, KD_ERR_ARG, "--set expects KEY.PATH=VALUE, got '%s'", value);
+    s->items[s->n++] = value;
+    return KD_OK;
 }
+
+#define SET_OPTION(sets)                                                                                   \
+    {                                                                                                      \
+        .name = "--set", .kind = KD_CLI_CALL, .dest = (sets), .parse = add_set, .arg = "KEY.PATH=VALUE",   \
+        .help = "override a value of the file (repeatable), e.g.\n"                                        \
+                "--set seed=3 --set stages.2.distill.temperature=8"                                        \
+    }
 
 static int load(const char *file, const char **sets, size_t n_sets, struct kd_pipeline *p)
 {
@@ -105,13 +58,28 @@ static int load(const char *file, const char **sets, size_t n_sets, struct kd_pi
 
 int kd_cmd_validate(int argc, char **argv)
 {
-    const char *file = NULL, *sets[MAX_SETS];
-    size_t n_sets = 0;
-    int rc = parse_args(argc, argv, validate_usage, &file, sets, &n_sets, NULL);
-    if (rc)
-        return rc < 0 ? 0 : rc;
+    struct sets sets = {0};
+    const char *args[1];
+    size_t n_args;
+    const struct kd_cli_option opts[] = {SET_OPTION(&sets), {0}};
+    const struct kd_cli_command cmd = {
+        .name = "validate",
+        .synopsis = "PIPELINE.yaml [--set KEY.PATH=VALUE]...",
+        .about = "Checks a pipeline without running it and prints every problem as\n"
+                 "file:line:column: message. Exit status 0 when the file is valid.\n",
+        .options = opts,
+        .max_args = 1,
+        .too_many = "(one pipeline file at a time)",
+        .example = "kd validate pipeline.yaml --set seed=3\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
+    if (rc != KD_CLI_GO)
+        return rc;
+    if (n_args == 0)
+        return kd_cli_usage_error(&cmd, "no pipeline file given");
+    const char *file = args[0];
     struct kd_pipeline p;
-    if (load(file, sets, n_sets, &p))
+    if (load(file, sets.items, sets.n, &p))
         return 1;
     printf("%s: valid pipeline '%s': %zu datasets, %zu splits, %zu models, %zu teachers, %zu stages\n", file, p.name,
            p.n_datasets, p.n_splits, p.n_models, p.n_teachers, p.n_stages);
@@ -146,25 +114,58 @@ static void print_summary(const struct kd_pipeline *p, const struct kd_run_summa
 
 int kd_cmd_run(int argc, char **argv)
 {
-    const char *file = NULL, *sets[MAX_SETS];
-    size_t n_sets = 0;
+    struct sets sets = {0};
+    const char *args[1];
+    size_t n_args;
     struct kd_run_options o;
     memset(&o, 0, sizeof o);
-    int rc = parse_args(argc, argv, run_usage, &file, sets, &n_sets, &o);
-    if (rc)
-        return rc < 0 ? 0 : rc;
+    const struct kd_cli_option opts[] = {
+        SET_OPTION(&sets),
+        {.name = "--dry-run", .kind = KD_CLI_FLAG, .dest = &o.dry_run,
+         .help = "print the plan: stages, data sizes, teacher queries\n"
+                 "already cached and still to make (for select:, the\n"
+                 "budget: the most it will ask); do no work"},
+        {.name = "--resume", .kind = KD_CLI_FLAG, .dest = &o.resume,
+         .help = "continue the last interrupted run of this pipeline:\n"
+                 "finished stages are skipped, stored answers reused,\n"
+                 "a distillation goes on from its last epoch"},
+        {.name = "--quiet", .kind = KD_CLI_FLAG, .dest = &o.quiet, .help = "no progress bars or stage lines"},
+        {0}};
+    const struct kd_cli_command cmd = {
+        .name = "run",
+        .synopsis = "PIPELINE.yaml [options]",
+        .about = "Runs a distillation pipeline: loads its data, trains or connects its\n"
+                 "teachers, asks them through the label store (answers already stored are\n"
+                 "never asked again), distills, evaluates and exports (docs/pipeline.md).\n"
+                 "A distill stage with select: spends a budget of teacher queries in rounds\n"
+                 "on the pool examples its strategy picks (margin, entropy, IWeS, RAD, TGT,\n"
+                 "...); with reweight: it weighs each answer by the teacher's calibration\n"
+                 "(docs/active.md).\n"
+                 "\n"
+                 "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n",
+        .options = opts,
+        .max_args = 1,
+        .too_many = "(one pipeline file at a time)",
+        .example = "kd run pipeline.yaml --dry-run\n"
+                   "kd run pipeline.yaml --set seed=3 --quiet\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
+    if (rc != KD_CLI_GO)
+        return rc;
+    if (n_args == 0)
+        return kd_cli_usage_error(&cmd, "no pipeline file given");
+    const char *file = args[0];
     if (o.dry_run && o.resume) {
-        fprintf(stderr, "kd: --dry-run and --resume do not go together\n");
-        return 2;
+        return kd_cli_usage_error(&cmd, "--dry-run and --resume do not go together");
     }
     struct kd_pipeline p;
-    if (load(file, sets, n_sets, &p))
+    if (load(file, sets.items, sets.n, &p))
         return 1;
     if (o.quiet)
         kd_log_set_level(KD_LOG_WARN);
     o.stop = &interrupted;
-    o.sets = sets;
-    o.n_sets = n_sets;
+    o.sets = sets.items;
+    o.n_sets = sets.n;
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
     struct kd_run_summary *s = calloc(1, sizeof *s);

@@ -9,46 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char train_usage[] =
-    "usage: kd train [options]\n"
-    "\n"
-    "Trains an MLP classifier with softmax cross-entropy and reports test accuracy.\n"
-    "Without --train it uses Fashion-MNIST from Debian's dataset-fashion-mnist.\n"
-    "\n"
-    "data:\n"
-    "  --train FILE           training features: IDX (raw or .gz), CSV or NPY\n"
-    "  --train-labels FILE    training labels (IDX or NPY; CSV takes --label-column)\n"
-    "  --test FILE, --test-labels FILE   evaluation data (optional)\n"
-    "  --label-column NAME|N  CSV label column, by header name or 0-based index\n"
-    "  --scale MODE           pixels (x/255), standard (fit on train), none\n"
-    "                         (default: pixels for Fashion-MNIST, none otherwise)\n"
-    "network:\n"
-    "  --hidden SIZES         hidden widths, e.g. 256 or 1024-1024 (default 256);\n"
-    "                         input and output widths come from the data\n"
-    "  --act NAME             relu, gelu, tanh, identity (default relu)\n"
-    "  --dropout P            after each hidden layer, in [0, 1) (default 0)\n"
-    "  --init NAME            he or xavier (default he)\n"
-    "training:\n"
-    "  --epochs N (10)  --batch N (256)  --seed N (1)\n"
-    "  --optim NAME           sgd, adam, adamw (default adam)\n"
-    "  --lr X (0.001)  --momentum X (0)  --weight-decay X (0)  --clip X (0: off)\n"
-    "  --schedule NAME        constant, step, cosine (default constant)\n"
-    "  --warmup STEPS (0)  --step-size STEPS  --gamma X (0.1)  --min-lr X (0)\n"
-    "output:\n"
-    "  --out FILE             save the weights as safetensors (PyTorch names)\n"
-    "  --threads N            BLAS threads (default: KD_THREADS or all cores)\n"
-    "  --quiet                no progress bars or per-epoch lines\n"
-    "\n"
-    "example:\n"
-    "  kd train --hidden 1024-1024 --dropout 0.2 --epochs 10 --out mlp.safetensors\n";
-
-static const char eval_usage[] =
-    "usage: kd eval MODEL [--data FILE --labels FILE] [--scale MODE] [--confusion]\n"
-    "\n"
-    "Evaluates a saved MLP (safetensors from kd train) on labelled data and prints\n"
-    "loss and accuracy; --confusion adds the confusion matrix (rows: true class).\n"
-    "Without --data it uses the Fashion-MNIST test set (scaled as pixels).\n";
-
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig)
 {
@@ -125,95 +85,78 @@ int kd_cmd_train(int argc, char **argv)
     const char *hidden = "256", *act = "relu", *init = "he", *optim = "adam", *sched = "constant", *out = NULL;
     struct kd_train_config tc;
     kd_train_config_init(&tc);
-    double v, dropout = 0.0;
+    double dropout = 0.0;
     int threads = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(train_usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--train"))) {
-            d.x = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--train-labels"))) {
-            d.y = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--test"))) {
-            d.test_x = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--test-labels"))) {
-            d.test_y = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--label-column"))) {
-            d.label_column = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--scale"))) {
-            d.scale = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--hidden"))) {
-            hidden = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--act"))) {
-            act = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--init"))) {
-            init = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--optim"))) {
-            optim = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--schedule"))) {
-            sched = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--out"))) {
-            out = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--dropout"))) {
-            if (!kd_cli_parse_num(a, s, 0, 0.99, &dropout))
-                return 2;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--epochs"))) {
-            if (!kd_cli_parse_num("--epochs", s, 0, 1e6, &v))
-                return 2;
-            tc.epochs = (size_t)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--batch"))) {
-            if (!kd_cli_parse_num("--batch", s, 1, 1e6, &v))
-                return 2;
-            tc.batch = (size_t)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--seed"))) {
-            if (!kd_cli_parse_num("--seed", s, 0, 9e15, &v))
-                return 2;
-            tc.seed = (uint64_t)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--lr"))) {
-            if (!kd_cli_parse_num("--lr", s, 0, 100, &v))
-                return 2;
-            tc.optim.lr = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--momentum"))) {
-            if (!kd_cli_parse_num("--momentum", s, 0, 1, &v))
-                return 2;
-            tc.optim.momentum = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--weight-decay"))) {
-            if (!kd_cli_parse_num("--weight-decay", s, 0, 10, &v))
-                return 2;
-            tc.optim.weight_decay = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--clip"))) {
-            if (!kd_cli_parse_num("--clip", s, 0, 1e9, &v))
-                return 2;
-            tc.optim.clip_norm = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--warmup"))) {
-            if (!kd_cli_parse_num("--warmup", s, 0, 1e12, &v))
-                return 2;
-            tc.sched.warmup_steps = (uint64_t)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--step-size"))) {
-            if (!kd_cli_parse_num("--step-size", s, 1, 1e12, &v))
-                return 2;
-            tc.sched.step_size = (uint64_t)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--gamma"))) {
-            if (!kd_cli_parse_num("--gamma", s, 0, 1, &v))
-                return 2;
-            tc.sched.gamma = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--min-lr"))) {
-            if (!kd_cli_parse_num("--min-lr", s, 0, 100, &v))
-                return 2;
-            tc.sched.min_lr = (float)v;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--threads"))) {
-            if (!kd_cli_parse_num("--threads", s, 1, 1024, &v))
-                return 2;
-            threads = (int)v;
-        } else {
-            fprintf(stderr, "kd: train: unknown option '%s' (see kd train --help)\n", a);
-            return 2;
-        }
-    }
+    const struct kd_cli_option opts[] = {
+        {.help = "data:"},
+        {.name = "--train", .kind = KD_CLI_STRING, .dest = &d.x, .arg = "FILE",
+         .help = "training features: IDX (raw or .gz), CSV or NPY", .def = "Fashion-MNIST's training set"},
+        {.name = "--train-labels", .kind = KD_CLI_STRING, .dest = &d.y, .arg = "FILE",
+         .help = "training labels (IDX or NPY; CSV takes --label-column)"},
+        {.name = "--test", .kind = KD_CLI_STRING, .dest = &d.test_x, .arg = "FILE",
+         .help = "evaluation features (optional)", .def = "Fashion-MNIST's test set, without --train"},
+        {.name = "--test-labels", .kind = KD_CLI_STRING, .dest = &d.test_y, .arg = "FILE",
+         .help = "evaluation labels"},
+        {.name = "--label-column", .kind = KD_CLI_STRING, .dest = &d.label_column, .arg = "NAME|N",
+         .help = "CSV label column, by header name or 0-based index"},
+        {.name = "--scale", .kind = KD_CLI_STRING, .dest = &d.scale, .arg = "MODE",
+         .help = "pixels (x/255), standard (fit on train), none",
+         .def = "pixels for Fashion-MNIST, none otherwise"},
+        {.help = "network:"},
+        {.name = "--hidden", .kind = KD_CLI_STRING, .dest = &hidden, .arg = "SIZES",
+         .help = "hidden widths, e.g. 256 or 1024-1024 (0: none); input\n"
+                 "and output widths come from the data"},
+        {.name = "--act", .kind = KD_CLI_STRING, .dest = &act, .arg = "NAME",
+         .help = "relu, gelu, tanh, identity"},
+        {.name = "--dropout", .kind = KD_CLI_DOUBLE, .dest = &dropout, .lo = 0, .hi = 0.99, .arg = "P",
+         .help = "after each hidden layer, in [0, 0.99]"},
+        {.name = "--init", .kind = KD_CLI_STRING, .dest = &init, .arg = "NAME", .help = "he or xavier"},
+        {.help = "training:"},
+        {.name = "--epochs", .kind = KD_CLI_SIZE, .dest = &tc.epochs, .lo = 0, .hi = 1e6, .arg = "N",
+         .help = "passes over the training data"},
+        {.name = "--batch", .kind = KD_CLI_SIZE, .dest = &tc.batch, .lo = 1, .hi = 1e6, .arg = "N",
+         .help = "examples per step"},
+        {.name = "--seed", .kind = KD_CLI_U64, .dest = &tc.seed, .lo = 0, .hi = 9e15, .arg = "N",
+         .help = "initialisation, shuffling and dropout"},
+        {.name = "--optim", .kind = KD_CLI_STRING, .dest = &optim, .arg = "NAME", .help = "sgd, adam, adamw"},
+        {.name = "--lr", .kind = KD_CLI_FLOAT, .dest = &tc.optim.lr, .lo = 0, .hi = 100, .arg = "X",
+         .help = "learning rate"},
+        {.name = "--momentum", .kind = KD_CLI_FLOAT, .dest = &tc.optim.momentum, .lo = 0, .hi = 1, .arg = "X",
+         .help = "sgd's momentum"},
+        {.name = "--weight-decay", .kind = KD_CLI_FLOAT, .dest = &tc.optim.weight_decay, .lo = 0, .hi = 10,
+         .arg = "X", .help = "L2 penalty (decoupled with adamw)"},
+        {.name = "--clip", .kind = KD_CLI_FLOAT, .dest = &tc.optim.clip_norm, .lo = 0, .hi = 1e9, .arg = "X",
+         .help = "clip the gradient's norm to X (0: off)"},
+        {.name = "--schedule", .kind = KD_CLI_STRING, .dest = &sched, .arg = "NAME",
+         .help = "learning rate schedule: constant, step, cosine"},
+        {.name = "--warmup", .kind = KD_CLI_U64, .dest = &tc.sched.warmup_steps, .lo = 0, .hi = 1e12,
+         .arg = "STEPS", .help = "linear warm-up steps"},
+        {.name = "--step-size", .kind = KD_CLI_U64, .dest = &tc.sched.step_size, .lo = 1, .hi = 1e12,
+         .arg = "STEPS", .help = "step: multiply the rate by --gamma every STEPS",
+         .def = "none: the rate stays constant"},
+        {.name = "--gamma", .kind = KD_CLI_FLOAT, .dest = &tc.sched.gamma, .lo = 0, .hi = 1, .arg = "X",
+         .help = "step: the factor"},
+        {.name = "--min-lr", .kind = KD_CLI_FLOAT, .dest = &tc.sched.min_lr, .lo = 0, .hi = 100, .arg = "X",
+         .help = "cosine: the final rate"},
+        {.help = "output:"},
+        {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
+         .help = "save the weights as safetensors (PyTorch names)"},
+        {.name = "--threads", .kind = KD_CLI_INT, .dest = &threads, .lo = 1, .hi = 1024, .arg = "N",
+         .help = "BLAS threads", .def = "KD_THREADS or all cores"},
+        {.name = "--quiet", .kind = KD_CLI_FLAG, .dest = &quiet, .help = "no progress bars or per-epoch lines"},
+        {0}};
+    const struct kd_cli_command cmd = {
+        .name = "train",
+        .synopsis = "[options]",
+        .about = "Trains an MLP classifier with softmax cross-entropy and reports test accuracy.\n"
+                 "Without --train it uses Fashion-MNIST from Debian's dataset-fashion-mnist.\n",
+        .options = opts,
+        .example = "kd train --hidden 1024-1024 --dropout 0.2 --epochs 10 --out mlp.safetensors\n"
+                   "kd train --train x.csv --label-column label --scale standard --epochs 30\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc != KD_CLI_GO)
+        return rc;
     if (!d.x) {
         d.x = KD_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz";
         d.y = KD_FASHION_MNIST_DIR "/train-labels-idx1-ubyte.gz";
@@ -235,7 +178,7 @@ int kd_cmd_train(int argc, char **argv)
     struct kd_mlp *m = NULL;
     struct kd_mlp_config cfg;
     kd_mlp_config_init(&cfg);
-    int rc = 1;
+    rc = 1;
     kd_status st = load_data(&d, &train, &test, &err);
     if (st)
         goto done;
@@ -308,35 +251,35 @@ done:
 
 int kd_cmd_eval(int argc, char **argv)
 {
-    const char *model = NULL, *x = NULL, *y = NULL, *scale = NULL;
+    const char *x = NULL, *y = NULL, *scale = NULL, *args[1];
+    size_t n_args;
     int confusion = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *s;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(eval_usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--confusion")) {
-            confusion = 1;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--data"))) {
-            x = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--labels"))) {
-            y = s;
-        } else if ((s = kd_cli_opt_value(argc, argv, &i, "--scale"))) {
-            scale = s;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "kd: eval: unknown option '%s' (see kd eval --help)\n", a);
-            return 2;
-        } else if (!model) {
-            model = a;
-        } else {
-            fprintf(stderr, "kd: eval: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!model) {
-        fputs(eval_usage, stderr);
-        return 2;
-    }
+    const struct kd_cli_option opts[] = {
+        {.name = "--data", .kind = KD_CLI_STRING, .dest = &x, .arg = "FILE",
+         .help = "features: IDX (raw or .gz), CSV or NPY", .def = "Fashion-MNIST's test set"},
+        {.name = "--labels", .kind = KD_CLI_STRING, .dest = &y, .arg = "FILE", .help = "labels (IDX or NPY)"},
+        {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
+         .help = "pixels (x/255), standard (fit on this data), none",
+         .def = "pixels for Fashion-MNIST, none otherwise"},
+        {.name = "--confusion", .kind = KD_CLI_FLAG, .dest = &confusion,
+         .help = "print the confusion matrix (rows: true class)"},
+        {0}};
+    const struct kd_cli_command cmd = {
+        .name = "eval",
+        .synopsis = "MODEL [--data FILE --labels FILE] [--scale MODE] [--confusion]",
+        .about = "Evaluates a saved MLP (safetensors from kd train) on labelled data and prints\n"
+                 "loss and accuracy. Without --data it uses the Fashion-MNIST test set.\n",
+        .options = opts,
+        .max_args = 1,
+        .example = "kd eval mlp.safetensors --confusion\n"
+                   "kd eval mlp.safetensors --data x.npy --labels y.npy --scale none\n",
+    };
+    int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
+    if (rc != KD_CLI_GO)
+        return rc;
+    if (n_args == 0)
+        return kd_cli_usage_error(&cmd, "no model given");
+    const char *model = args[0];
     if (!x) {
         x = KD_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz";
         y = KD_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz";
@@ -348,7 +291,7 @@ int kd_cmd_eval(int argc, char **argv)
     struct kd_dataset ds = {0}, none = {0};
     struct kd_mlp *m = NULL;
     struct kd_eval ev = {0};
-    int rc = 1;
+    rc = 1;
     kd_status st = kd_mlp_load(model, &m, &err);
     if (!st)
         st = load_data(&d, &ds, &none, &err);

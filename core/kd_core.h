@@ -268,7 +268,10 @@ const struct kd_st_tensor *kd_safetensors_find(const struct kd_safetensors *st, 
 const char *kd_safetensors_meta(const struct kd_safetensors *st, const char *key);
 /* Copies tensor `name` into out (n floats), checking that it is F32 and has
  * exactly n elements; with ndim/shape non-NULL also checks the shape.
- * Errors name the file's tensor and the expected and found shape. */
+ * Errors name the file's tensor and the expected and found shape. Every
+ * value must be finite: kd loads weights with this, and a NaN weight would
+ * only show later as a NaN loss, so the first NaN or infinity is
+ * KD_ERR_FORMAT naming the tensor and its index. */
 kd_status kd_safetensors_copy_f32(const struct kd_safetensors *st, const char *name, float *out,
                                   size_t n, int ndim, const uint64_t *shape, struct kd_error *err);
 

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -530,6 +531,24 @@ kd_status kd_safetensors_copy_f32(const struct kd_safetensors *st, const char *n
         memcpy(&out[i], &u, sizeof u);
     }
 #endif
+    /* A NaN or an infinity in weights loads "fine" and then turns every
+     * prediction into NaN: refuse it here, where the tensor has a name. */
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(out[i])) {
+            char at[256] = "";
+            if (t->ndim >= 2) {
+                uint64_t idx[KD_ST_MAX_DIMS], rest = i;
+                for (int k = t->ndim - 1; k >= 0; k--) {
+                    idx[k] = rest % t->shape[k];
+                    rest /= t->shape[k];
+                }
+                char ix[240];
+                snprintf(at, sizeof at, " (element %s)", shape_str(ix, sizeof ix, t->ndim, idx));
+            }
+            return kd_error_set(err, KD_ERR_FORMAT,
+                                "tensor '%s' holds %s at index %zu%s; weights must be finite numbers", name,
+                                isnan(out[i]) ? "nan" : out[i] > 0 ? "inf" : "-inf", i, at);
+        }
     return KD_OK;
 }
 

@@ -150,11 +150,16 @@ static kd_status parse_row(const char *path, char **fields, size_t ncols, long l
         int ok = parse_number(f, &v);
         if ((long)k == label) {
             /* Integral values only; "3.0" is fine, "3.5" and "-1" are not. */
-            if (ok && isfinite(v) && v >= 0.0 && v <= (double)INT32_MAX && v == floor(v)) {
+            if (ok && isfinite(v) && v >= 0.0 && v < (double)KD_DATA_MAX_CLASSES && v == floor(v)) {
                 ds->y[i] = (int32_t)v;
                 continue;
             }
             quote_field(q, sizeof q, f);
+            if (ok && isfinite(v) && v >= KD_DATA_MAX_CLASSES && v == floor(v))
+                return kd_error_set(err, KD_ERR_FORMAT,
+                                    "%s:%zu:%zu: label %s is too large: kd takes at most %d classes (labels 0 "
+                                    "to %d)",
+                                    path, row, k + 1, q, KD_DATA_MAX_CLASSES, KD_DATA_MAX_CLASSES - 1);
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "%s:%zu:%zu: expected a label (an integer >= 0), found %s", path,
                                 row, k + 1, q);

@@ -79,8 +79,8 @@ int kd_data_elem_is_float(enum kd_data_elem e);
  * and feature; too little data is the truncation error. */
 kd_status kd_data_read_features(struct kd_data_reader *r, enum kd_data_elem e, size_t n, size_t d,
                                 float *x, struct kd_error *err);
-/* Reads n integer labels into y; negative or > INT32_MAX values are
- * KD_ERR_FORMAT naming the item (1-based). */
+/* Reads n integer labels into y; negative values and values >=
+ * KD_DATA_MAX_CLASSES are KD_ERR_FORMAT naming the item (1-based). */
 kd_status kd_data_read_labels(struct kd_data_reader *r, enum kd_data_elem e, size_t n, int32_t *y,
                               struct kd_error *err);
 

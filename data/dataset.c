@@ -3,6 +3,7 @@
 #include "data/data_impl.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,22 @@ size_t kd_data_count_classes(const int32_t *y, size_t n)
         if (y[i] > mx)
             mx = y[i];
     return (size_t)((int64_t)mx + 1);
+}
+
+kd_status kd_dataset_check_labels(const struct kd_dataset *ds, size_t n_classes, struct kd_error *err)
+{
+    const char *src = ds->source[0] ? ds->source : "dataset";
+    if (n_classes == 0 || n_classes > KD_DATA_MAX_CLASSES)
+        return kd_error_set(err, KD_ERR_ARG, "%s: %zu classes given; kd takes 1 to %d classes", src, n_classes,
+                            KD_DATA_MAX_CLASSES);
+    if (!ds->y)
+        return KD_OK;
+    for (size_t i = 0; i < kd_dataset_n(ds); i++)
+        if (ds->y[i] < 0 || (size_t)ds->y[i] >= n_classes)
+            return kd_error_set(err, KD_ERR_FORMAT, "%s: row %zu has label %" PRId32 ", but there are %zu classes "
+                                "(labels 0 to %zu)",
+                                src, (ds->rows ? ds->rows[i] : i) + 1, ds->y[i], n_classes, n_classes - 1);
+    return KD_OK;
 }
 
 kd_status kd_data_alloc(struct kd_dataset *ds, size_t n, size_t d, int labelled, const char *path,

@@ -448,11 +448,11 @@ kd_status kd_data_read_labels(struct kd_data_reader *r, enum kd_data_elem e, siz
                                   r->path, v, done + i + 1);
                 goto done;
             }
-            if (v > INT32_MAX) {
+            if (v >= KD_DATA_MAX_CLASSES) {
                 st = kd_error_set(err, KD_ERR_FORMAT,
-                                  "%s: label %" PRId64 " of item %zu is too large (at most %" PRId32
-                                  ")",
-                                  r->path, v, done + i + 1, INT32_MAX);
+                                  "%s: label %" PRId64 " of item %zu is too large: kd takes at most %d "
+                                  "classes (labels 0 to %d)",
+                                  r->path, v, done + i + 1, KD_DATA_MAX_CLASSES, KD_DATA_MAX_CLASSES - 1);
                 goto done;
             }
             y[done + i] = (int32_t)v;

@@ -26,7 +26,9 @@
  * Files and durability. The store is one SQLite file (kd's default is kd.db
  * in the run directory) in WAL mode with synchronous=NORMAL: each put is
  * one transaction, and a process killed at any moment (kill -9) loses at most
- * the put in flight; the file always passes PRAGMA integrity_check. Several
+ * the put in flight; the file always passes PRAGMA integrity_check. The WAL
+ * (path-wal) can need several times the file's size on disk while writing
+ * (docs/store.md, "Disk space"). Several
  * processes may read and write one store at the same time: writers take
  * turns, waiting up to the busy time-out (10 s by default) for each other.
  * One handle must not be used by two threads at once.
@@ -471,6 +473,59 @@ void kd_store_check_release(struct kd_store_check *c);
  * -wal file included. Needs no other process using the store. */
 kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
                           struct kd_error *err);
+
+/* ---------------------------------------------------- import and export */
+
+/* Answers computed elsewhere (`kd store import`): row i of answers is the
+ * teacher's answer to row i of inputs. All pointers are borrowed. */
+struct kd_store_import {
+    const char *teacher;             /* name; registered as a table teacher when new */
+    const char *fingerprint;         /* its version, e.g. the hash of the answers file */
+    const char *config;              /* free text kept with the teacher, or NULL */
+    enum kd_store_kind kind;
+    const struct kd_tensor *inputs;  /* (N, D) exactly as kd will give them to the
+                                        teacher: each row is hashed (kd_store_input_hash) */
+    const struct kd_tensor *answers; /* (N, d) */
+    const char *dataset;             /* the inputs' dataset name, or NULL */
+    const size_t *rows;              /* (N) each input's row in its file; NULL: 0..N-1 */
+    const int32_t *labels;           /* (N) gold labels, recorded as examples; or NULL */
+};
+struct kd_store_import_result {
+    int64_t teacher; /* its id */
+    size_t added;    /* answers new to the store (the others were kept as they were) */
+    size_t labels;   /* gold labels recorded */
+};
+/* Registers the teacher and stores the answers in transactions of 100,000
+ * (a progress bar on stderr), then the labels. After a failure the batches
+ * stored before it stay, and the message says how many answers that is.
+ * KD_ERR_SHAPE when inputs and answers have different row counts; the value
+ * checks are kd_store_put's. */
+kd_status kd_store_import(struct kd_store *st, const struct kd_store_import *im,
+                          struct kd_store_import_result *res, struct kd_error *err);
+
+/* A teacher's answers of one kind gathered in memory (`kd store export`).
+ * Owned; release with kd_store_answer_set_release. */
+struct kd_store_answer_set {
+    float *vec;             /* (n, d); NaN rows where found[i] is 0 */
+    struct kd_hash *keys;   /* (n) */
+    char **datasets;        /* (n) each malloc'ed, or NULL when unknown */
+    int64_t *rows;          /* (n) rows in their dataset, -1 when unknown */
+    unsigned char *found;   /* (n) from kd_store_answers_for; NULL from _all */
+    size_t n, d, n_missing; /* n_missing: rows of found 0 */
+};
+/* Frees the arrays and zeroes the set; accepts NULL. */
+void kd_store_answer_set_release(struct kd_store_answer_set *s);
+/* Every answer of width d (kd_store_width) of the teacher and kind, ordered
+ * as kd_store_each_answer orders them. */
+kd_status kd_store_answers_all(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t d,
+                               struct kd_store_answer_set *out, struct kd_error *err);
+/* One entry per row of inputs (N, D), in their order: the answer to the row
+ * (hashed as kd_store_input_hash does), or NaN and found[i] = 0 when the
+ * store has none. dataset (may be NULL) and rows (NULL: 0..N-1) label the
+ * entries. A missing answer is not an error: see out->n_missing. */
+kd_status kd_store_answers_for(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t d,
+                               const struct kd_tensor *inputs, const char *dataset, const size_t *rows,
+                               struct kd_store_answer_set *out, struct kd_error *err);
 
 /* ---------------------------------------------------------------- retrieval */
 

@@ -1,6 +1,6 @@
-/* The label store's file: opening (checks, pragmas, schema creation and
- * migration), closing, prepared statements, transactions, and turning
- * SQLite's result codes into messages a person can act on. */
+/* The label store's file: opening (checks, pragmas, creating or migrating
+ * the schema of schema.c), closing, prepared statements, transactions, and
+ * turning SQLite's result codes into messages a person can act on. */
 #include "store/store_impl.h"
 
 #include <errno.h>
@@ -11,204 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* --------------------------------------------------------------- the schema */
-
-#define KIND_NAME_SQL                                                                          \
-    "CASE kind WHEN 0 THEN 'logits' WHEN 1 THEN 'probabilities' WHEN 2 THEN 'score' "          \
-    "WHEN 3 THEN 'embedding' END"
-#define HEX_SQL(hi, lo) "printf('%016x%016x', " hi ", " lo ")"
-#define STATUS_CHECK "CHECK (status IN ('running', 'ok', 'failed', 'interrupted'))"
-
-/* Version 1, the first. answers is keyed (teacher, kind, hash) so that one
- * teacher's answers are clustered (exports and counts are range scans, and
- * a batch only touches that teacher's pages) and every key column is an
- * integer. No CHECK constraints or generated columns on answers: the store
- * validates a batch before its transaction, and both cost time per row. */
-static const char *const schema_v1[] = {
-    "CREATE TABLE meta (\n"
-    "    key   TEXT PRIMARY KEY,\n"
-    "    value TEXT NOT NULL\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE teachers (\n"
-    "    id          INTEGER PRIMARY KEY,\n"
-    "    name        TEXT NOT NULL,\n"
-    "    kind        TEXT NOT NULL CHECK (kind IN ('model', 'exec', 'table')),\n"
-    "    fingerprint TEXT NOT NULL,\n"
-    "    config      TEXT NOT NULL DEFAULT '',\n"
-    "    created_at  REAL NOT NULL,\n"
-    "    UNIQUE (name, fingerprint)\n"
-    ");\n",
-    "CREATE TABLE teacher_outputs (\n"
-    "    teacher_id INTEGER NOT NULL REFERENCES teachers (id),\n"
-    "    kind       INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 3),\n"
-    "    dim        INTEGER NOT NULL CHECK (dim > 0),\n"
-    "    kind_name  TEXT AS (" KIND_NAME_SQL ") VIRTUAL,\n"
-    "    PRIMARY KEY (teacher_id, kind)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE answers (\n"
-    "    teacher_id  INTEGER NOT NULL REFERENCES teachers (id),\n"
-    "    kind        INTEGER NOT NULL,\n"
-    "    hash_hi     INTEGER NOT NULL,\n"
-    "    hash_lo     INTEGER NOT NULL,\n"
-    "    dim         INTEGER NOT NULL,\n"
-    "    vec         BLOB NOT NULL,\n"
-    "    class       INTEGER,\n"
-    "    confidence  REAL,\n"
-    "    entropy     REAL,\n"
-    "    margin      REAL,\n"
-    "    score       REAL,\n"
-    "    norm        REAL,\n"
-    "    dataset     TEXT,\n"
-    "    row         INTEGER,\n"
-    "    source_hi   INTEGER,\n"
-    "    source_lo   INTEGER,\n"
-    "    source_row  INTEGER,\n"
-    "    strategy    TEXT,\n"
-    "    round       INTEGER,\n"
-    "    created_at  INTEGER NOT NULL,\n"
-    "    PRIMARY KEY (teacher_id, kind, hash_hi, hash_lo)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE examples (\n"
-    "    dataset    TEXT NOT NULL,\n"
-    "    row        INTEGER NOT NULL,\n"
-    "    hash_hi    INTEGER NOT NULL,\n"
-    "    hash_lo    INTEGER NOT NULL,\n"
-    "    label      INTEGER,\n"
-    "    split      TEXT,\n"
-    "    input_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
-    "    PRIMARY KEY (dataset, row)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE INDEX examples_by_hash ON examples (hash_hi, hash_lo);\n",
-    "CREATE TABLE kinds (\n"
-    "    id   INTEGER PRIMARY KEY,\n"
-    "    name TEXT NOT NULL UNIQUE\n"
-    ");\n",
-    "INSERT INTO kinds (id, name) VALUES (0, 'logits'), (1, 'probabilities'), (2, 'score'), "
-    "(3, 'embedding');\n",
-    /* answers has no generated columns (SQLite computes them on every
-     * insert, which costs a sixth of the insert rate); this view has them. */
-    "CREATE VIEW teacher_answers AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
-    "k.name AS kind_name, " HEX_SQL("a.hash_hi", "a.hash_lo") " AS input_hash, "
-    "CASE WHEN a.source_hi IS NOT NULL THEN " HEX_SQL("a.source_hi", "a.source_lo") " END "
-    "AS source_hash, a.* FROM answers a JOIN teachers t ON t.id = a.teacher_id "
-    "JOIN kinds k ON k.id = a.kind;\n",
-    "CREATE TABLE runs (\n"
-    "    id            INTEGER PRIMARY KEY,\n"
-    "    name          TEXT,\n"
-    "    pipeline      TEXT NOT NULL,\n"
-    "    pipeline_hash TEXT NOT NULL,\n"
-    "    status        TEXT NOT NULL " STATUS_CHECK ",\n"
-    "    message       TEXT,\n"
-    "    kd_version    TEXT NOT NULL,\n"
-    "    started_at    REAL NOT NULL,\n"
-    "    finished_at   REAL\n"
-    ");\n",
-    "CREATE TABLE stages (\n"
-    "    id          INTEGER PRIMARY KEY,\n"
-    "    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
-    "    position    INTEGER NOT NULL,\n"
-    "    name        TEXT NOT NULL,\n"
-    "    round       INTEGER,\n"
-    "    status      TEXT NOT NULL " STATUS_CHECK ",\n"
-    "    message     TEXT,\n"
-    "    started_at  REAL NOT NULL,\n"
-    "    finished_at REAL,\n"
-    "    UNIQUE (run_id, position)\n"
-    ");\n",
-    "CREATE TABLE metrics (\n"
-    "    id         INTEGER PRIMARY KEY,\n"
-    "    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
-    "    stage_id   INTEGER REFERENCES stages (id) ON DELETE CASCADE,\n"
-    "    step       INTEGER,\n"
-    "    name       TEXT NOT NULL,\n"
-    "    value      REAL,\n"
-    "    created_at REAL NOT NULL\n"
-    ");\n",
-    "CREATE INDEX metrics_by_run ON metrics (run_id, name, step);\n",
-    "CREATE INDEX metrics_by_stage ON metrics (stage_id);\n",
-    "CREATE TABLE selections (\n"
-    "    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
-    "    round       INTEGER NOT NULL,\n"
-    "    hash_hi     INTEGER NOT NULL,\n"
-    "    hash_lo     INTEGER NOT NULL,\n"
-    "    dataset     TEXT,\n"
-    "    row         INTEGER,\n"
-    "    strategy    TEXT NOT NULL,\n"
-    "    score       REAL,\n"
-    "    probability REAL,\n"
-    "    weight      REAL,\n"
-    "    input_hash  TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
-    "    PRIMARY KEY (run_id, round, hash_hi, hash_lo)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE example_weights (\n"
-    "    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
-    "    epoch      INTEGER NOT NULL,\n"
-    "    hash_hi    INTEGER NOT NULL,\n"
-    "    hash_lo    INTEGER NOT NULL,\n"
-    "    dataset    TEXT,\n"
-    "    row        INTEGER,\n"
-    "    weight     REAL NOT NULL,\n"
-    "    noise      REAL,\n"
-    "    input_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
-    "    PRIMARY KEY (run_id, epoch, hash_hi, hash_lo)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE artefacts (\n"
-    "    id         INTEGER PRIMARY KEY,\n"
-    "    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
-    "    path       TEXT NOT NULL,\n"
-    "    format     TEXT NOT NULL,\n"
-    "    hash       TEXT,\n"
-    "    created_at REAL NOT NULL\n"
-    ");\n",
-    "CREATE INDEX artefacts_by_run ON artefacts (run_id);\n",
-    NULL,
-};
-
-/* Version 2: retrieval (store/fts.c, store/pairs.c). Only new tables, so a
- * version-1 file migrates in place. Each corpus's FTS5 index is a table of
- * its own, corpus_fts_<id>, made when the corpus is indexed: bm25() needs
- * per-corpus document counts and lengths. pairs says which (query,
- * document) ids a pair hash stands for; pair answers themselves are rows of
- * answers (kind score or embedding) keyed by that hash. */
-static const char *const schema_v2[] = {
-    "CREATE TABLE corpora (\n"
-    "    id          INTEGER PRIMARY KEY,\n"
-    "    name        TEXT NOT NULL UNIQUE,\n"
-    "    n_docs      INTEGER NOT NULL,\n"
-    "    fingerprint TEXT NOT NULL,\n"
-    "    tokenizer   TEXT NOT NULL,\n"
-    "    fts_table   TEXT NOT NULL,\n"
-    "    indexed_at  REAL NOT NULL\n"
-    ");\n",
-    "CREATE TABLE corpus_docs (\n"
-    "    corpus_id INTEGER NOT NULL REFERENCES corpora (id) ON DELETE CASCADE,\n"
-    "    idx       INTEGER NOT NULL,\n"
-    "    doc_id    TEXT NOT NULL,\n"
-    "    PRIMARY KEY (corpus_id, idx)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE TABLE pairs (\n"
-    "    corpus    TEXT NOT NULL,\n"
-    "    query_id  TEXT NOT NULL,\n"
-    "    doc_id    TEXT NOT NULL,\n"
-    "    hash_hi   INTEGER NOT NULL,\n"
-    "    hash_lo   INTEGER NOT NULL,\n"
-    "    pair_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
-    "    PRIMARY KEY (corpus, query_id, doc_id)\n"
-    ") WITHOUT ROWID;\n",
-    "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
-    "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "
-    "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "
-    "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "
-    "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n",
-    NULL,
-};
-
-/* migrations[v] (statements, NULL-terminated) takes a store from schema
- * version v to v + 1; version 0 is an empty file. A new version appends its step here, bumps
- * KD_STORE_SCHEMA_VERSION, and sets kd_version_needed to the kd release
- * that introduces it. */
-static const char *const *const migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 /* The oldest kd that reads the schema this kd writes; recorded in meta so
  * that an older kd refusing the file can say which version it needs. */
@@ -347,9 +149,11 @@ kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd
     case SQLITE_FULL:
         return kd_error_set(err, KD_ERR_STORE,
                             "label store '%s' is full (%s) while %s: this batch was rolled back, "
-                            "everything stored before it is kept; free disk space or move the "
-                            "store, then run again (only what is missing is asked again)",
-                            path, msg, purpose);
+                            "everything stored before it is kept; free disk space (writing needs room "
+                            "for the write-ahead log '%s-wal' too, up to several times the store's "
+                            "size) or move the store, then run again (only what is missing is asked "
+                            "again)",
+                            path, msg, purpose, path);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return kd_error_set(err, KD_ERR_STORE,
@@ -374,8 +178,9 @@ kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd
             return kd_error_set(err, KD_ERR_STORE,
                                 "label store '%s' is full (no space left on the disk) while %s: "
                                 "this batch was rolled back, everything stored before it is kept; "
-                                "free disk space, then run again",
-                                path, purpose);
+                                "free disk space (writing needs room for the write-ahead log "
+                                "'%s-wal' too, up to several times the store's size), then run again",
+                                path, purpose, path);
         return kd_error_set(err, KD_ERR_STORE, "i/o error on label store '%s' while %s: %s%s%s%s",
                             path, purpose, msg, sys ? " (" : "", sys ? strerror(sys) : "",
                             sys ? ")" : "");
@@ -589,6 +394,27 @@ static kd_status has_table(struct kd_store *st, const char *name, int *out, stru
     return status;
 }
 
+/* Which of kd's tables a file has: *n_have, and the names of the missing
+ * ones (", "-separated) in missing. */
+static kd_status kd_tables_present(struct kd_store *st, size_t *n_have, char *missing, size_t cap,
+                                   struct kd_error *err)
+{
+    *n_have = 0;
+    size_t at = 0;
+    missing[0] = '\0';
+    for (size_t i = 0; i < STORE_N_KD_TABLES; i++) {
+        int has = 0;
+        kd_status s = has_table(st, store_kd_tables[i], &has, err);
+        if (s)
+            return s;
+        if (has)
+            (*n_have)++;
+        else if (at < cap)
+            at += (size_t)snprintf(missing + at, cap - at, "%s%s", at ? ", " : "", store_kd_tables[i]);
+    }
+    return KD_OK;
+}
+
 /* Refuses files kd cannot use, by their schema version. */
 static kd_status check_version(struct kd_store *st, int64_t version, struct kd_error *err)
 {
@@ -625,6 +451,28 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
         if ((s = pragma_int(st, "SELECT count(*) FROM sqlite_master", &n, err)))
             return s;
         n_tables = (int)n;
+        size_t n_have = 0;
+        char missing[256] = "";
+        if (n_tables > 0 && (s = kd_tables_present(st, &n_have, missing, sizeof missing, err)))
+            return s;
+        /* kd's tables with version 0: the header's version was lost (a tool
+         * that rewrote the file, a damaged page 1), not a foreign file. */
+        int has_v2 = 0; /* version 2 added corpora */
+        if (n_tables > 0 && n_have == STORE_N_KD_TABLES &&
+            (s = has_table(st, "corpora", &has_v2, err)))
+            return s;
+        if (n_tables > 0 && n_have == STORE_N_KD_TABLES)
+            return kd_error_set(err, KD_ERR_FORMAT,
+                                "label store '%s' has kd's tables but schema version 0: its version "
+                                "(PRAGMA user_version) is missing or damaged; if kd made this file, set it "
+                                "back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
+                                st->path, st->path, has_v2 ? 2 : 1);
+        if (n_tables > 0 && n_have > 0 && has_meta)
+            return kd_error_set(err, KD_ERR_FORMAT,
+                                "label store '%s' has schema version 0 (PRAGMA user_version) and only some "
+                                "of kd's tables (missing: %s): it is damaged; restore a copy or give kd "
+                                "another file",
+                                st->path, missing);
         if (n_tables > 0)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "'%s' is an SQLite database but not a kd label store (it has "
@@ -649,7 +497,7 @@ static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
     if (version == KD_STORE_SCHEMA_VERSION)
         return store_commit(st, purpose, err);
     for (int64_t v = version; v < KD_STORE_SCHEMA_VERSION; v++)
-        for (const char *const *sql = migrations[v]; *sql; sql++)
+        for (const char *const *sql = store_migrations[v]; *sql; sql++)
             if ((s = store_exec(st, *sql, v ? "migrating the schema" : purpose, err)))
                 goto fail;
     char sql[512];

@@ -8,6 +8,14 @@
 #include <sqlite3.h>
 #include <string.h>
 
+/* The schema (schema.c): store_migrations[v], NULL-terminated SQL
+ * statements, takes a store from schema version v to v + 1 (version 0 is an
+ * empty file); store_kd_tables names the tables of the current version, to
+ * recognise a kd store whose user_version was lost. */
+extern const char *const *const store_migrations[KD_STORE_SCHEMA_VERSION];
+#define STORE_N_KD_TABLES 12
+extern const char *const store_kd_tables[STORE_N_KD_TABLES];
+
 /* Statements used on hot or repeated paths: prepared once per handle (on
  * first use) and reset after each use. The SQL text is in store.c. */
 enum store_stmt {
@@ -62,6 +70,15 @@ kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_err
  * 2^24, 1 for scores), finite values, probabilities that sum to 1. */
 kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                               struct kd_error *err);
+
+/* KD_ERR_ARG unless kind is a known answer kind. */
+kd_status store_check_kind(enum kd_store_kind kind, struct kd_error *err);
+/* The teacher's name and fingerprint for messages ("teacher 'x' (abcd...)");
+ * KD_ERR_NOT_FOUND when there is no such id. */
+kd_status store_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err);
+/* The stored width of (teacher, kind); 0 when none. */
+kd_status store_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+                          struct kd_error *err);
 
 /* Unix time in seconds (UTC wall clock). */
 double store_now(void);

@@ -1,7 +1,10 @@
 /* The exec teacher: a child process that answers batches over a socket pair
  * bound to its stdin and stdout (docs/teacher-protocol.md). A socket rather
  * than two pipes so that writing to a dead teacher is an EPIPE error
- * (MSG_NOSIGNAL) instead of a SIGPIPE that would kill kd. */
+ * (MSG_NOSIGNAL) instead of a SIGPIPE that would kill kd. Every send and
+ * recv is non-blocking (MSG_DONTWAIT) after a poll bounded by the deadline:
+ * a blocking send of a whole batch would wait forever on a teacher that
+ * stopped reading its standard input. */
 #include "teacher/kd_teacher.h"
 
 #include <errno.h>
@@ -17,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum io_result { IO_OK = 0, IO_EOF, IO_TIMEOUT, IO_ERROR };
+/* IO_LONG: a protocol line longer than KD_EXEC_LINE_MAX bytes. */
+enum io_result { IO_OK = 0, IO_EOF, IO_TIMEOUT, IO_ERROR, IO_LONG };
 
 static int remaining_ms(double deadline)
 {
@@ -38,8 +42,8 @@ static enum io_result read_exact(int fd, void *buf, size_t n, double deadline, s
             return IO_ERROR;
         if (r == 0)
             return IO_TIMEOUT;
-        ssize_t k = recv(fd, p + *got, n - *got, 0);
-        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        ssize_t k = recv(fd, p + *got, n - *got, MSG_DONTWAIT);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (k < 0)
             return errno == ECONNRESET ? IO_EOF : IO_ERROR;
@@ -63,8 +67,8 @@ static enum io_result write_all(int fd, const void *buf, size_t n, double deadli
             return IO_ERROR;
         if (r == 0)
             return IO_TIMEOUT;
-        ssize_t k = send(fd, p + done, n - done, MSG_NOSIGNAL);
-        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        ssize_t k = send(fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (k < 0)
             return errno == EPIPE || errno == ECONNRESET ? IO_EOF : IO_ERROR;
@@ -73,24 +77,28 @@ static enum io_result write_all(int fd, const void *buf, size_t n, double deadli
     return IO_OK;
 }
 
-/* One line (without '\n') into buf. A protocol line is short: after 4096
- * bytes without a newline the teacher is sending garbage, and what was read
- * (cut to the buffer) is returned for the message. */
-static enum io_result read_line(int fd, char *buf, size_t cap, double deadline)
+/* One line (without '\n') into buf, which holds KD_EXEC_LINE_MAX + 1
+ * bytes. A line longer than KD_EXEC_LINE_MAX is IO_LONG, with its first
+ * KD_EXEC_LINE_MAX bytes in buf for the message: cutting it and going on
+ * would take the rest of the line for the next message. */
+static enum io_result read_line(int fd, char buf[KD_EXEC_LINE_MAX + 1], double deadline)
 {
-    size_t n = 0, total = 0;
+    size_t n = 0;
     for (;;) {
         char ch;
         size_t got;
         enum io_result r = read_exact(fd, &ch, 1, deadline, &got);
         if (r != IO_OK) {
-            buf[n < cap ? n : cap - 1] = '\0';
+            buf[n] = '\0';
             return r;
         }
-        if (ch == '\n' || ++total > 4096)
+        if (ch == '\n')
             break;
-        if (n + 1 < cap)
-            buf[n++] = ch;
+        if (n == KD_EXEC_LINE_MAX) {
+            buf[n] = '\0';
+            return IO_LONG;
+        }
+        buf[n++] = ch;
     }
     buf[n] = '\0';
     return IO_OK;
@@ -223,20 +231,36 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
                             strerror(child_errno));
     }
     double deadline = kd_time_now() + t->timeout;
-    char line[512];
+    char line[KD_EXEC_LINE_MAX + 1];
     int n = snprintf(line, sizeof line, "kd-teacher 1 inputs %zu\n", d);
     enum io_result r = write_all(t->fd, line, (size_t)n, deadline);
+    if (r == IO_TIMEOUT) {
+        kill_child(t);
+        return kd_error_set(err, KD_ERR_TEACHER,
+                            "teacher '%s' did not read its hello within %g s (it does not read its standard input); "
+                            "stopped it",
+                            name, t->timeout);
+    }
     if (r == IO_OK)
-        r = read_line(t->fd, line, sizeof line, deadline);
+        r = read_line(t->fd, line, deadline);
     if (r == IO_TIMEOUT) {
         kill_child(t);
         return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s' was not ready within %g s; stopped it", name,
                             t->timeout);
     }
+    if (r == IO_LONG) {
+        char ex[128];
+        excerpt(line, ex, sizeof ex);
+        kill_child(t);
+        return kd_error_set(err, KD_ERR_TEACHER,
+                            "teacher '%s' sent a ready line longer than %d bytes ('%s'); a protocol line is at most %d "
+                            "bytes (docs/teacher-protocol.md)",
+                            name, KD_EXEC_LINE_MAX, ex, KD_EXEC_LINE_MAX);
+    }
     if (r != IO_OK)
         return died(t, "before it was ready", err);
     unsigned long long c = 0;
-    char kind[32] = "", rest[256] = "";
+    char kind[32] = "";
     int consumed = 0;
     if (sscanf(line, "ready %llu %31s%n", &c, kind, &consumed) != 2 || c == 0 || c > (1u << 24) ||
         (strcmp(kind, "logits") != 0 && strcmp(kind, "probabilities") != 0)) {
@@ -251,10 +275,19 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
     const char *v = line + consumed;
     while (*v == ' ')
         v++;
-    snprintf(rest, sizeof rest, "%s", v);
+    /* the version goes into the fingerprint: cut, two versions could share one */
+    if (strlen(v) >= sizeof t->version) {
+        char ex[128];
+        excerpt(v, ex, sizeof ex);
+        kill_child(t);
+        return kd_error_set(err, KD_ERR_TEACHER,
+                            "teacher '%s' sent a version text of %zu bytes in its ready line ('%s'); the version is "
+                            "at most %zu bytes (docs/teacher-protocol.md)",
+                            name, strlen(v), ex, sizeof t->version - 1);
+    }
     t->c = (size_t)c;
     t->probabilities = kind[0] == 'p';
-    snprintf(t->version, sizeof t->version, "%s", rest);
+    snprintf(t->version, sizeof t->version, "%s", v);
     return KD_OK;
 }
 
@@ -266,17 +299,33 @@ kd_status kd_exec_request(struct kd_exec *t, const float *x, size_t n, float *ou
     char when[96];
     snprintf(when, sizeof when, "before answering batch %zu (%zu rows)", batch, n);
     double deadline = kd_time_now() + t->timeout;
-    char line[512];
+    char line[KD_EXEC_LINE_MAX + 1];
     int len = snprintf(line, sizeof line, "batch %zu\n", n);
     enum io_result r = write_all(t->fd, line, (size_t)len, deadline);
     if (r == IO_OK)
         r = write_all(t->fd, x, n * t->d * sizeof(float), deadline);
+    if (r == IO_TIMEOUT) {
+        kill_child(t);
+        return kd_error_set(err, KD_ERR_TEACHER,
+                            "teacher '%s' did not read batch %zu (%zu rows) within %g s (it stopped reading its "
+                            "standard input); stopped it",
+                            t->name, batch, n, t->timeout);
+    }
     if (r == IO_OK)
-        r = read_line(t->fd, line, sizeof line, deadline);
+        r = read_line(t->fd, line, deadline);
     if (r == IO_TIMEOUT) {
         kill_child(t);
         return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s' did not answer batch %zu (%zu rows) within %g s; stopped it",
                             t->name, batch, n, t->timeout);
+    }
+    if (r == IO_LONG) {
+        char ex[128];
+        excerpt(line, ex, sizeof ex);
+        kill_child(t);
+        return kd_error_set(err, KD_ERR_TEACHER,
+                            "teacher '%s' sent a line longer than %d bytes instead of an answer to batch %zu ('%s'); a "
+                            "protocol line is at most %d bytes (docs/teacher-protocol.md)",
+                            t->name, KD_EXEC_LINE_MAX, batch, ex, KD_EXEC_LINE_MAX);
     }
     if (r != IO_OK)
         return died(t, when, err);

@@ -10,8 +10,9 @@
  * This header has two layers. The exec process (kd_exec_*) only speaks the
  * protocol. kd_teacher wraps a kind with a fingerprint, registers it in the
  * store, and answers requests from the store first, asking the teacher only
- * for what is missing and storing each answered batch in one transaction, so
- * that a fault or a kill loses at most the batch in flight.
+ * for what is missing and committing the answers every 50,000 or every
+ * second (and on any stop), so that a fault keeps every answer received and
+ * a kill loses at most the answers of about the last second.
  */
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
@@ -33,7 +34,10 @@
  *                   or  "error MESSAGE" (kd stops with that message)
  *   at the end:
  *   kd      -> teacher  "end", then closes the teacher's stdin and waits.
- * The teacher's stderr is kd's stderr. */
+ * The teacher's stderr is kd's stderr. A line from the teacher longer than
+ * KD_EXEC_LINE_MAX bytes (without its '\n') is refused, and so is a VERSION
+ * TEXT longer than 255 bytes. */
+#define KD_EXEC_LINE_MAX 4096
 struct kd_exec {
     char name[64];          /* for messages */
     int pid;
@@ -41,7 +45,8 @@ struct kd_exec {
     size_t d, c;            /* input and output widths */
     int probabilities;      /* the teacher answers probabilities, not logits */
     char version[256];      /* the teacher's VERSION TEXT (may be empty) */
-    double timeout;         /* seconds for the handshake and each batch */
+    double timeout;         /* seconds for the handshake and for each batch, from
+                               its first byte sent to its last byte answered */
     size_t batches;         /* batches answered so far */
 };
 
@@ -52,7 +57,9 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
 /* Sends x (n, d) and reads the answers into out (n, c). Each fault has its
  * own message naming the teacher and the batch: a crash or early exit (with
  * the exit status or signal), a hang past the time-out (the process is
- * killed), garbage instead of the answer line, an answer with the wrong row
+ * killed), a teacher that stops reading its input (the time-out bounds
+ * every write too), garbage or an over-long line instead of the answer
+ * line, an answer with the wrong row
  * count, a truncated payload, an "error" line. After a fault the process is
  * stopped and further calls fail. */
 kd_status kd_exec_request(struct kd_exec *t, const float *x, size_t n, float *out, struct kd_error *err);
@@ -111,9 +118,11 @@ struct kd_label_stats {
 /* The teacher's answers for the rows of x (N, d) as logits (N, C) in out
  * (probabilities are turned into log-probabilities, which a softmax maps
  * back to the same distribution). Answers come from the store when present;
- * the missing inputs go to the teacher in batches, each batch stored in its
- * own transaction before the next is asked, so a fault or a kill loses at
- * most the batch in flight. At most max_queries inputs are sent to the
+ * the missing inputs go to the teacher in batches, and the answers are
+ * committed to the store as soon as 50,000 are gathered or the oldest is a
+ * second old, and when the work ends or stops: a fault or an interruption
+ * keeps every answer received, a kill loses only what was not committed
+ * (the last batch and the second after it). At most max_queries inputs are sent to the
  * teacher: when more are missing, nothing is asked and the result is
  * KD_ERR_BUDGET saying how many. dataset and rows (N; may be NULL) are
  * recorded as each answer's origin. stop (may be NULL) ends the work at a

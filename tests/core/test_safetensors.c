@@ -3,6 +3,7 @@
  * sweep that the sanitizer build turns into an out-of-bounds detector. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -680,6 +681,31 @@ ST_TEST(safetensors_copy_f32_refuses_another_dtype_naming_it)
     float out[2];
     cr_assert_eq(kd_safetensors_copy_f32(&st, "ids", out, 2, 1, s2, &err), KD_ERR_UNSUPPORTED);
     cr_assert_str_eq(err.msg, "tensor 'ids' has dtype I64, expected F32");
+    kd_safetensors_release(&st);
+}
+
+ST_TEST(safetensors_copy_f32_refuses_nan_and_infinity_naming_the_tensor_and_the_index)
+{
+    float w[6] = {0, 1, 2, 3, 4, 5}, b[3] = {1, 2, 3};
+    w[4] = NAN;
+    b[2] = -INFINITY;
+    uint64_t sw[] = {2, 3}, sb[] = {3};
+    struct kd_st_writer wr;
+    struct kd_error err = {0};
+    kd_st_writer_init(&wr);
+    cr_assert_eq(kd_st_writer_add(&wr, "layers.0.weight", KD_DTYPE_F32, 2, sw, w, &err), KD_OK);
+    cr_assert_eq(kd_st_writer_add(&wr, "layers.0.bias", KD_DTYPE_F32, 1, sb, b, &err), KD_OK);
+    const char *path = tpath("nan.safetensors");
+    cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+    kd_st_writer_release(&wr);
+    struct kd_safetensors st;
+    expect_read_ok(path, &st);
+    float out[6];
+    cr_assert_eq(kd_safetensors_copy_f32(&st, "layers.0.weight", out, 6, 2, sw, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, "tensor 'layers.0.weight' holds nan at index 4 (element [1, 1]); weights must be "
+                              "finite numbers");
+    cr_assert_eq(kd_safetensors_copy_f32(&st, "layers.0.bias", out, 3, 1, sb, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, "tensor 'layers.0.bias' holds -inf at index 2; weights must be finite numbers");
     kd_safetensors_release(&st);
 }
 

@@ -231,6 +231,26 @@ Test(data, csv_label_that_is_not_a_non_negative_integer_is_rejected, .init = tmp
                      ":2:2: expected a label (an integer >= 0), found ''");
 }
 
+Test(data, csv_label_beyond_the_class_cap_is_rejected_with_row_column_and_value, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    struct kd_csv_options o = label_named("y");
+    const char *tail = " is too large: kd takes at most 65536 classes (labels 0 to 65535)";
+    char want[256];
+    snprintf(want, sizeof want, ":3:2: label '1000000'%s", tail);
+    expect_csv_error("x,y\n1,2\n1,1000000\n", &o, KD_ERR_FORMAT, want);
+    snprintf(want, sizeof want, ":2:2: label '2147483647'%s", tail);
+    expect_csv_error("x,y\n1,2147483647\n", &o, KD_ERR_FORMAT, want);
+    snprintf(want, sizeof want, ":2:2: label '65536'%s", tail);
+    expect_csv_error("x,y\n1,65536\n", &o, KD_ERR_FORMAT, want);
+    struct kd_error err = {0};
+    struct kd_dataset ds;
+    const char *p;
+    cr_assert_eq(load("x,y\n1,65535\n", &o, &ds, &err, &p), KD_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 65536);
+    kd_dataset_release(&ds);
+}
+
 Test(data, csv_integral_float_label_is_accepted, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct kd_error err = {0};

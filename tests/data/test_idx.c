@@ -473,12 +473,64 @@ Test(data, idx_int_labels_load_and_count_classes, .init = tmp_setup, .fini = tmp
     idx_header(&b, 0x0C, 1, dims);
     put_be32(&b, 7);
     put_be32(&b, 0);
-    put_be32(&b, 70000);
+    put_be32(&b, 65535);
     const char *lab = write_bytes("ilab", b.p, b.n);
     bytes_free(&b);
     cr_assert_eq(kd_data_load_idx(small_images("img"), lab, &ds, &err), KD_OK, "%s", err.msg);
-    cr_assert_eq(ds.y[2], 70000);
-    cr_assert_eq(ds.n_classes, 70001);
+    cr_assert_eq(ds.y[2], 65535);
+    cr_assert_eq(ds.n_classes, KD_DATA_MAX_CLASSES);
+    kd_dataset_release(&ds);
+}
+
+/* A stray huge label would make a network with that many outputs. */
+Test(data, idx_label_beyond_the_class_cap_is_rejected_with_its_item_and_value, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    uint32_t bad[2] = {1000000, 2147483647};
+    for (int k = 0; k < 2; k++) {
+        struct kd_error err = {0};
+        struct kd_dataset ds;
+        struct bytes b = {0};
+        uint32_t dims[1] = {3};
+        idx_header(&b, 0x0C, 1, dims);
+        put_be32(&b, 9);
+        put_be32(&b, bad[k]);
+        put_be32(&b, 0);
+        const char *lab = write_bytes("ilab", b.p, b.n);
+        bytes_free(&b);
+        cr_assert_eq(kd_data_load_idx(small_images("img"), lab, &ds, &err), KD_ERR_FORMAT);
+        char want[512];
+        snprintf(want, sizeof want,
+                 "%s: label %u of item 2 is too large: kd takes at most 65536 classes (labels 0 to 65535)", lab,
+                 (unsigned)bad[k]);
+        cr_assert_str_eq(err.msg, want);
+        cr_assert_null(ds.x.data);
+    }
+}
+
+Test(data, labels_checked_against_a_given_class_count_name_the_source_row_and_value)
+{
+    struct kd_error err = {0};
+    struct kd_dataset ds;
+    cr_assert_eq(kd_dataset_init(&ds, 4, 2, 1, &err), KD_OK, "%s", err.msg);
+    snprintf(ds.source, sizeof ds.source, "train.csv");
+    int32_t y[4] = {0, 9, 12, 3};
+    memcpy(ds.y, y, sizeof y);
+    ds.n_classes = 13;
+    cr_assert_eq(kd_dataset_check_labels(&ds, 13, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_dataset_check_labels(&ds, 10, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, "train.csv: row 3 has label 12, but there are 10 classes (labels 0 to 9)");
+    /* a subset keeps the rows of the file */
+    size_t pick[2] = {3, 2};
+    struct kd_dataset sub;
+    cr_assert_eq(kd_dataset_subset(&ds, pick, 2, &sub, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_dataset_check_labels(&sub, 10, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, "train.csv: row 3 has label 12, but there are 10 classes (labels 0 to 9)");
+    cr_assert_eq(kd_dataset_check_labels(&ds, 0, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "train.csv: 0 classes given; kd takes 1 to 65536 classes");
+    cr_assert_eq(kd_dataset_check_labels(&ds, 70000, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "train.csv: 70000 classes given; kd takes 1 to 65536 classes");
+    kd_dataset_release(&sub);
     kd_dataset_release(&ds);
 }
 

@@ -312,7 +312,19 @@ Test(data, npy_negative_and_oversized_labels_are_rejected, .init = tmp_setup, .f
     uint32_t u[2] = {3000000000u, 0};
     yp = npy_file("y.npy", 1, "{'descr': '<u4', 'fortran_order': False, 'shape': (2,), }", u,
                   sizeof u);
-    expect_npy_error(xp, yp, KD_ERR_FORMAT, "label 3000000000 of item 1 is too large");
+    struct kd_error err = {0};
+    struct kd_dataset ds;
+    char want[512];
+    cr_assert_eq(kd_data_load_npy(xp, yp, &ds, &err), KD_ERR_FORMAT);
+    snprintf(want, sizeof want,
+             "%s: label 3000000000 of item 1 is too large: kd takes at most 65536 classes (labels 0 to 65535)", yp);
+    cr_assert_str_eq(err.msg, want);
+    int32_t big[2] = {3, 1000000};
+    yp = npy_file("y.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", big, sizeof big);
+    cr_assert_eq(kd_data_load_npy(xp, yp, &ds, &err), KD_ERR_FORMAT);
+    snprintf(want, sizeof want,
+             "%s: label 1000000 of item 2 is too large: kd takes at most 65536 classes (labels 0 to 65535)", yp);
+    cr_assert_str_eq(err.msg, want);
 }
 
 Test(data, npy_truncated_labels_name_the_label_file, .init = tmp_setup, .fini = tmp_teardown)

@@ -275,6 +275,33 @@ Test(sampling, autoencoder_round_trips_through_a_file_bit_for_bit)
     rmdir(dir);
 }
 
+Test(sampling, autoencoder_load_refuses_non_finite_weights_naming_the_tensor)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256];
+    snprintf(path, sizeof path, "%s/ae.safetensors", dir);
+    struct kd_tensor x;
+    make_data(&x, 200, 4);
+    struct kd_autoencoder_config cfg;
+    small_config(&cfg);
+    cfg.epochs = 1;
+    struct kd_autoencoder *ae = NULL, *back = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_autoencoder_train(&x, &cfg, &ae, NULL, &err), KD_OK, "%s", err.msg);
+    ae->dec->layers[0].b[3] = NAN;
+    cr_assert_eq(kd_autoencoder_save(ae, path, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_autoencoder_load(path, &back, &err), KD_ERR_FORMAT);
+    cr_assert_null(back);
+    snprintf(want, sizeof want,
+             "%s: tensor 'decoder.layers.0.bias' holds nan at index 3; weights must be finite numbers", path);
+    cr_assert_str_eq(err.msg, want);
+    kd_tensor_release(&x);
+    kd_autoencoder_free(ae);
+    remove(path);
+    rmdir(dir);
+}
+
 Test(sampling, autoencoder_load_rejects_a_file_that_is_not_an_autoencoder_naming_it)
 {
     char dir[] = "/tmp/kd-test-XXXXXX";

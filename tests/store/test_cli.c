@@ -115,7 +115,7 @@ Test(store_cli, every_command_has_help_and_bad_arguments_exit_with_status_2)
         {{"store", "sql", "kd.db", NULL}, "kd: store: sql: no query given"},
         {{"store", "stats", "--bogus", NULL}, "kd: store: stats: unknown option '--bogus'"},
         {{"store", "export", "kd.db", "--out", "x.csv", NULL}, "kd: store: export: --teacher is required"},
-        {{"store", "export", "kd.db", "--teacher", "t", "--out"}, "kd: --out needs a value"},
+        {{"store", "export", "kd.db", "--teacher", "t", "--out"}, "kd: store: export: --out needs a value"},
         {{"store", "check", NULL}, "kd: store: check: no store file given"},
         {{"store", "vacuum", "a.db", "b.db", NULL}, "kd: store: vacuum: unexpected argument 'b.db'"},
     };

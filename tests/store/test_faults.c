@@ -135,6 +135,51 @@ Test(store_faults, a_store_from_a_newer_kd_is_refused_naming_the_version_it_need
     assert_base_intact(p, keys, a);
 }
 
+Test(store_faults, a_store_that_lost_its_schema_version_is_named_with_the_command_that_repairs_it)
+{
+    const char *p = tpath("kd.db");
+    struct kd_hash keys[BASE_N];
+    static float a[BASE_N * 4];
+    make_base(p, keys, a);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 0", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char want[600];
+    snprintf(want, sizeof want,
+             "label store '%s' has kd's tables but schema version 0: its version (PRAGMA user_version) is "
+             "missing or damaged; if kd made this file, set it back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
+             p, p, KD_STORE_SCHEMA_VERSION);
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, NULL, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    /* the command the message gives repairs it, and nothing was lost */
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    char back[64];
+    snprintf(back, sizeof back, "PRAGMA user_version = %d", KD_STORE_SCHEMA_VERSION);
+    cr_assert_eq(sqlite3_exec(db, back, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_base_intact(p, keys, a);
+    /* with some of kd's tables gone, it is damaged beyond that repair */
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DROP TABLE artefacts; DROP TABLE example_weights; PRAGMA user_version = 0",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    cr_assert_eq(kd_store_open(p, NULL, &st, &err), KD_ERR_FORMAT);
+    snprintf(want, sizeof want,
+             "label store '%s' has schema version 0 (PRAGMA user_version) and only some of kd's tables (missing: "
+             "example_weights, artefacts): it is damaged; restore a copy or give kd another file",
+             p);
+    cr_assert_str_eq(err.msg, want);
+}
+
 Test(store_faults, a_new_store_gets_the_schema_version_and_big_pages)
 {
     const char *p = tpath("kd.db");
@@ -352,8 +397,9 @@ Test(store_faults, a_full_disk_fails_the_batch_and_keeps_earlier_batches)
     snprintf(want, sizeof want,
              "label store '%s' is full (database or disk is full) while storing a batch of 2000 "
              "logits: this batch was rolled back, everything stored before it is kept; free disk "
-             "space or move the store, then run again (only what is missing is asked again)",
-             p);
+             "space (writing needs room for the write-ahead log '%s-wal' too, up to several times the "
+             "store's size) or move the store, then run again (only what is missing is asked again)",
+             p, p);
     cr_assert_str_eq(err.msg, want);
     /* the handle still works for reading; the failed batch left nothing */
     cr_assert_eq(missing_count(st, t, keys, (size_t)stored * B, 4), 0);

@@ -349,8 +349,17 @@ Test(store_pairs, a_version_1_store_is_migrated_and_keeps_its_answers)
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, dump, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
-    sqlite3_close(db);
     free(dump);
+    /* had it lost its version, the repair the message gives is version 1 */
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 0", NULL, NULL, NULL), SQLITE_OK);
+    struct kd_store *lost = NULL;
+    struct kd_error e0 = {0};
+    cr_assert_eq(kd_store_open(p, NULL, &lost, &e0), KD_ERR_FORMAT);
+    cr_assert(strstr(e0.msg, "set it back with: sqlite3 '") &&
+                  strstr(e0.msg, "' 'PRAGMA user_version = 1'"),
+              "%s", e0.msg);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
 
     /* read-only, it must be migrated first (the message says how) */
     struct kd_store_options o;

@@ -236,6 +236,34 @@ Test(student, loading_a_file_with_a_wrong_shape_names_the_tensor)
     rmdir(dir);
 }
 
+Test(student, loading_weights_with_nan_or_infinity_is_refused_naming_the_tensor)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256];
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    struct kd_mlp *m = small_net(9, 0.0f);
+    m->layers[1].w[7] = NAN; /* layer 1 is (16, 16): element [0, 7] */
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_save(m, path, NULL, 0, &err), KD_OK, "%s", err.msg);
+    struct kd_mlp *l = NULL;
+    cr_assert_eq(kd_mlp_load(path, &l, &err), KD_ERR_FORMAT);
+    snprintf(want, sizeof want,
+             "%s: tensor 'layers.1.weight' holds nan at index 7 (element [0, 7]); weights must be finite numbers", path);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_null(l);
+    m->layers[1].w[7] = 0.5f;
+    m->layers[2].b[1] = INFINITY;
+    cr_assert_eq(kd_mlp_save(m, path, NULL, 0, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_mlp_load(path, &l, &err), KD_ERR_FORMAT);
+    snprintf(want, sizeof want, "%s: tensor 'layers.2.bias' holds inf at index 1; weights must be finite numbers",
+             path);
+    cr_assert_str_eq(err.msg, want);
+    kd_mlp_free(m);
+    remove(path);
+    rmdir(dir);
+}
+
 Test(student, distillation_from_a_trained_teacher_transfers_its_decisions)
 {
     /* A teacher learns the blobs; a fresh student sees only the teacher's

@@ -93,6 +93,51 @@ Test(teacher, exec_teacher_error_line_is_passed_on)
     fault_case("error", 10, "teacher 'fake' reported an error on batch 2: model server unavailable");
 }
 
+Test(teacher, exec_teacher_over_long_answer_line_is_refused)
+{
+    fault_case("longline", 10,
+               "teacher 'fake' sent a line longer than 4096 bytes instead of an answer to batch 2 ('answer "
+               "999999999999999999999999999999999999999999999999999999...'); a protocol line is at most 4096 bytes "
+               "(docs/teacher-protocol.md)");
+}
+
+/* The batch (1.6 MB) is far more than the socket buffers hold: the write
+ * itself must be bounded by the time-out, not only the wait for the answer. */
+Test(teacher, exec_teacher_that_stops_reading_its_input_is_stopped_after_the_timeout, .timeout = 30)
+{
+    struct kd_exec t;
+    struct kd_error err = {0};
+    cr_assert_eq(start(&t, "deaf", 1, &err), KD_OK, "%s", err.msg);
+    size_t n = 100000;
+    float *x = calloc(n * 4, sizeof *x), *y = calloc(n * 3, sizeof *y);
+    cr_assert(x && y);
+    double t0 = kd_time_now();
+    cr_assert_eq(kd_exec_request(&t, x, n, y, &err), KD_ERR_TEACHER);
+    cr_assert_lt(kd_time_now() - t0, 5.0);
+    cr_assert_str_eq(err.msg, "teacher 'fake' did not read batch 1 (100000 rows) within 1 s (it stopped reading its "
+                              "standard input); stopped it");
+    cr_assert_eq(t.pid, -1);
+    kd_exec_stop(&t);
+    free(x);
+    free(y);
+}
+
+Test(teacher, exec_teacher_over_long_ready_line_is_refused)
+{
+    struct kd_exec t;
+    struct kd_error err = {0};
+    cr_assert_eq(start(&t, "longready", 2, &err), KD_ERR_TEACHER);
+    cr_assert_str_eq(err.msg, "teacher 'fake' sent a ready line longer than 4096 bytes ('ready 3 logits "
+                              "fake-longready-v1xxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'); a protocol line is at most 4096 "
+                              "bytes (docs/teacher-protocol.md)");
+    cr_assert_eq(t.pid, -1);
+    cr_assert_eq(start(&t, "longversion", 2, &err), KD_ERR_TEACHER);
+    cr_assert_str_eq(err.msg, "teacher 'fake' sent a version text of 319 bytes in its ready line "
+                              "('fake-longversion-v1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'); the version is "
+                              "at most 255 bytes (docs/teacher-protocol.md)");
+    cr_assert_eq(t.pid, -1);
+}
+
 Test(teacher, exec_teacher_that_is_never_ready_is_explained)
 {
     struct kd_exec t;
