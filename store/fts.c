@@ -171,6 +171,18 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
     int found;
     char sql[512], table[64];
     int64_t id = 0;
+    /* The common case, an unchanged corpus, needs no write lock (and works
+     * on a store opened read-only). */
+    if ((s = store_begin_read(st, purpose, err)))
+        return s;
+    s = corpus_get(st, name, &old, &found, purpose, err);
+    store_rollback(st);
+    if (s)
+        return s;
+    if (found && !strcmp(old.fingerprint, fp))
+        return KD_OK;
+    /* changed or new: look again under the write lock (another process may
+     * have just indexed it) */
     if ((s = store_begin_write(st, purpose, err)))
         return s;
     if ((s = corpus_get(st, name, &old, &found, purpose, err)))

@@ -282,7 +282,7 @@ kd_status kd_store_import_pair_scores(struct kd_store *st, const char *path, con
     if (!f)
         return kd_error_set(err, KD_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
 
-    /* Pass 1: check every line (and hash the file) before storing any. */
+    /* Pass 1: check every line before storing any. */
     while (next_line(f, &line, &cap, &len)) {
         lineno++;
         if (!len)

@@ -244,6 +244,21 @@ Test(store_fts, a_corpus_is_indexed_again_only_when_it_changed)
                                        &err),
                  KD_OK);
     cr_assert_eq(built, 0);
+    /* and on a store opened read-only, as long as it is unchanged */
+    kd_store_close(st);
+    struct kd_store_options ro;
+    kd_store_options_init(&ro);
+    ro.read_only = 1;
+    cr_assert_eq(kd_store_open(tpath("kd.db"), &ro, &st, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_corpus_index(st, "tiny", tiny_ids, tiny_titles, tiny_texts, TINY_N, &built,
+                                       &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_eq(built, 0);
+    int64_t top[TINY_N];
+    cr_assert_eq(search1(st, "tiny", "quantum", TINY_N, top, NULL), 1);
+    cr_assert_eq(top[0], 6);
+    kd_store_close(st);
+    st = open_ok(tpath("kd.db"));
     /* a second corpus lives beside it */
     const char *ids2[] = {"x0", "x1"};
     const char *texts2[] = {"black coffee", "green tea"};
