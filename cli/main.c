@@ -20,6 +20,7 @@ static const char usage[] =
     "  export     write a saved MLP as dependency-free C source or safetensors\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
+    "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
     "  version    print kd's version\n"
     "\n"
     "`kd <command> --help` describes each command.\n"
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return kd_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert"))
+        return kd_cmd_convert(argc - 1, argv + 1);
     fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -94,6 +94,7 @@ struct kd_progress {
 };
 
 void kd_progress_set_quiet(int quiet);
+int kd_progress_get_quiet(void);
 void kd_progress_begin(struct kd_progress *p, const char *label, uint64_t total);
 /* status may be NULL. */
 void kd_progress_update(struct kd_progress *p, uint64_t done, const char *status);
@@ -177,6 +178,26 @@ uint64_t kd_rng_below(struct kd_rng *r, uint64_t n);
 double kd_rng_normal(struct kd_rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */
 void kd_rng_shuffle(struct kd_rng *r, size_t *idx, size_t n);
+
+/* What a derived seed is for. Each sub-stream of a run has its own purpose,
+ * so no two of them draw the same numbers. Values are appended, never
+ * renumbered (they enter the derivation). */
+enum kd_rng_purpose {
+    KD_RNG_TRAIN_ROUND = 0,      /* batch order of active round `index` (0: the gold-only round) */
+    KD_RNG_SELECT,               /* selection draws (random, IWeS, RAD) of round `index` */
+    KD_RNG_TGT,                  /* TGT's exploration noise in round `index` */
+    KD_RNG_SECOND_STUDENT,       /* initial weights of IWeS-two's second student (index 0) */
+    KD_RNG_AUTOENCODER_DECODER   /* initial weights of an autoencoder's decoder (index 0) */
+};
+
+/* The seed of sub-stream `index` of `purpose` under a run's seed: every
+ * seed kd derives goes through here, never through its own formula.
+ * Different (purpose, index) pairs give unrelated seeds (splitmix64
+ * finalisers over seed, purpose and index), so, e.g., selection and TGT in
+ * the same round draw different streams. One exception, frozen:
+ * KD_RNG_TRAIN_ROUND is seed + 7919 * index, the formula active rounds
+ * have always used, so that recorded runs keep their numbers. */
+uint64_t kd_rng_derive(uint64_t seed, enum kd_rng_purpose purpose, uint64_t index);
 
 /* ----------------------------------------------------------------- hashing */
 

@@ -47,6 +47,7 @@ double kd_time_now(void)
 }
 
 void kd_progress_set_quiet(int quiet) { progress_quiet = quiet; }
+int kd_progress_get_quiet(void) { return progress_quiet; }
 
 static int progress_enabled(void)
 {

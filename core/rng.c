@@ -14,6 +14,26 @@ static uint64_t splitmix64(uint64_t *x)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+/* splitmix64's finaliser: a bijection of 64-bit words that mixes every
+ * input bit into every output bit. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t kd_rng_derive(uint64_t seed, enum kd_rng_purpose purpose, uint64_t index)
+{
+    if (purpose == KD_RNG_TRAIN_ROUND)
+        return seed + 7919 * index; /* frozen: the main job's numbers depend on it */
+    /* purpose first, then index: for one seed, two purposes start from
+     * different words (mix64 is a bijection) before the index moves them. */
+    uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ULL);
+    h = mix64(h ^ ((uint64_t)purpose + 1) * 0xd1b54a32d192ed03ULL);
+    return mix64(h + (index + 1) * 0x9e3779b97f4a7c15ULL);
+}
+
 void kd_rng_seed(struct kd_rng *r, uint64_t seed)
 {
     uint64_t x = seed;

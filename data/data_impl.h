@@ -93,4 +93,44 @@ void kd_data_set_source(struct kd_dataset *ds, const char *path);
 /* max label + 1 (0 for no labels). */
 size_t kd_data_count_classes(const int32_t *y, size_t n);
 
+
+/* ------------------------------------------------- strings (data/strings.c) */
+
+/* Text loaders keep millions of short strings: they live in big blocks that
+ * never move (pointers into them stay valid), freed all at once. */
+struct kd_arena_block;
+struct kd_arena {
+    struct kd_arena_block *head;
+};
+/* A NUL-terminated copy of s[0..len) in the arena; NULL when out of memory. */
+char *kd_arena_strndup(struct kd_arena *a, const char *s, size_t len);
+/* Frees every block; accepts NULL and a zeroed arena. */
+void kd_arena_release(struct kd_arena *a);
+
+/* Open-addressing hash index from strings to their position in an array the
+ * caller owns (keys[i] is the string of index i): O(1) look-ups, so loading
+ * N ids costs O(N). The index stores positions and 32-bit hash tags, never
+ * the strings; every call is given the current keys array. At most
+ * UINT32_MAX - 1 entries. */
+struct kd_str_index {
+    uint64_t *slots;   /* (mask + 1): tag << 32 | (index + 1), 0 = empty */
+    size_t mask, n;
+};
+#define KD_STR_INDEX_NONE ((size_t)-1)
+/* An empty index sized for about `expected` entries (it grows past that). */
+kd_status kd_str_index_init(struct kd_str_index *ix, size_t expected, struct kd_error *err);
+/* The index whose key equals s[0..len), or KD_STR_INDEX_NONE. */
+size_t kd_str_index_find(const struct kd_str_index *ix, char *const *keys, const char *s,
+                         size_t len);
+/* Adds index i (keys[i] is its string). When an equal key is already
+ * present nothing is added and *dup receives its index; otherwise *dup is
+ * KD_STR_INDEX_NONE. KD_ERR_NOMEM when growing fails. */
+kd_status kd_str_index_add(struct kd_str_index *ix, char *const *keys, size_t i, size_t *dup,
+                           struct kd_error *err);
+void kd_str_index_release(struct kd_str_index *ix);
+
+/* Length of the valid UTF-8 prefix of s[0..len) (== len when all of it is
+ * valid): no overlong forms, no surrogates, nothing above U+10FFFF. */
+size_t kd_utf8_valid_prefix(const char *s, size_t len);
+
 #endif /* KD_DATA_IMPL_H */

@@ -1,6 +1,9 @@
 /*
  * kd data: datasets (features plus optional integer labels), their loaders
- * (IDX raw or gzip, CSV, NPY), scaling and deterministic seeded splits.
+ * (IDX raw or gzip, CSV, NPY), scaling and deterministic seeded splits; for
+ * retrieval, BEIR directories (corpus, queries, qrels), hashed text
+ * features and the WordNet converter (see the sections at the end, and
+ * docs/retrieval.md).
  *
  *     struct kd_dataset train = {0};
  *     struct kd_error err = {0};
@@ -143,6 +146,233 @@ struct kd_features {
 };
 /* Frees both arrays and zeroes the struct; accepts NULL. */
 void kd_features_release(struct kd_features *f);
+
+/* ------------------------------------------------------ retrieval data: BEIR */
+
+/* A retrieval data set in the BEIR layout, as published (MS MARCO, NQ, ...):
+ *
+ *     DIR/corpus.jsonl       {"_id": "d1", "title": "...", "text": "..."} per line
+ *     DIR/queries.jsonl      {"_id": "q1", "text": "..."} per line
+ *     DIR/qrels/train.tsv    query-id<TAB>corpus-id<TAB>score, after that header
+ *     DIR/qrels/dev.tsv, DIR/qrels/test.tsv
+ *
+ *     struct kd_beir b;
+ *     struct kd_beir_stats stats;
+ *     if (kd_beir_load("msmarco", KD_BEIR_WANT(KD_BEIR_DEV), &b, &stats, &err)) ...
+ *     const struct kd_beir_qrels *dev = &b.qrels[KD_BEIR_DEV];
+ *     for (size_t r = 0; r < dev->n; r++)
+ *         use(b.query_texts[dev->rows[r].query], b.doc_texts[dev->rows[r].doc]);
+ *     kd_beir_release(&b);
+ *
+ * Every error names the file and the line (and column where there is one):
+ * invalid JSON, invalid UTF-8, a missing, empty or duplicate `_id`, a
+ * missing `text`, a qrels header other than `query-id corpus-id score`, a
+ * row without three fields, a score that is not an integer, an id the
+ * corpus or the queries do not have. Extra JSON keys (e.g. "metadata") are
+ * ignored; `_id` may be a JSON string or integer; a missing or null title
+ * is "". Blank lines are skipped. Loading is linear in the size of the
+ * files (ids are found through hash indices). */
+enum kd_beir_split { KD_BEIR_TRAIN = 0, KD_BEIR_DEV = 1, KD_BEIR_TEST = 2 };
+#define KD_BEIR_N_SPLITS 3
+#define KD_BEIR_WANT(split) (1u << (split))
+#define KD_BEIR_ALL 7u
+
+/* One relevance judgement: indices into the queries and the corpus. */
+struct kd_beir_qrel {
+    uint32_t query, doc;
+    int32_t score;          /* > 0 relevant (graded), <= 0 judged not relevant */
+};
+
+/* One split's judgements, sorted by query then document. A query that
+ * appears only with scores <= 0 has no relevant document: its rows are
+ * dropped and it is counted in kd_beir_stats.skipped. A (query, document)
+ * pair given twice keeps the row read last (as a Python dict would). */
+struct kd_beir_qrels {
+    struct kd_beir_qrel *rows;  /* (n), owned */
+    size_t n;
+    size_t n_queries;           /* distinct queries in rows */
+    int loaded;                 /* 1 when this split was asked for and read */
+};
+
+struct kd_beir_impl;
+struct kd_beir {
+    size_t n_docs;              /* N */
+    char **doc_ids;             /* (N) */
+    char **doc_titles;          /* (N), "" when the file has none */
+    char **doc_texts;           /* (N) */
+    size_t n_queries;           /* Q */
+    char **query_ids;           /* (Q) */
+    char **query_texts;         /* (Q) */
+    struct kd_beir_qrels qrels[KD_BEIR_N_SPLITS];
+    struct kd_beir_impl *impl;  /* the strings and the id indices, owned */
+};
+
+/* What loading found, for logs and reports. */
+struct kd_beir_stats {
+    size_t docs, queries;
+    size_t rows[KD_BEIR_N_SPLITS];       /* qrels rows read (after the header) */
+    size_t skipped[KD_BEIR_N_SPLITS];    /* queries without a relevant document */
+    size_t duplicates[KD_BEIR_N_SPLITS]; /* rows repeating a (query, doc) pair */
+};
+
+/* "train", "dev", "test". */
+const char *kd_beir_split_name(enum kd_beir_split split);
+/* The split called `name`; KD_ERR_ARG naming the three otherwise. */
+kd_status kd_beir_split_parse(const char *name, enum kd_beir_split *split, struct kd_error *err);
+
+/* Reads dir's corpus and queries and the qrels of the splits in `splits`
+ * (KD_BEIR_WANT bits; a split not asked for may be absent). stats may be
+ * NULL. On failure *out is empty (release is still allowed). Free with
+ * kd_beir_release. */
+kd_status kd_beir_load(const char *dir, unsigned splits, struct kd_beir *out,
+                       struct kd_beir_stats *stats, struct kd_error *err);
+/* Frees everything and zeroes the struct; accepts NULL. */
+void kd_beir_release(struct kd_beir *b);
+/* The index of the document / query with this id: 1 and *index when
+ * found, 0 otherwise. O(1). */
+int kd_beir_find_doc(const struct kd_beir *b, const char *id, size_t *index);
+int kd_beir_find_query(const struct kd_beir *b, const char *id, size_t *index);
+
+/* ------------------------------------------------ text featurisation (hashed) */
+
+/* fastText-style features without a vocabulary, defined byte for byte so
+ * that any reader (scripts/features_numpy.py) reproduces them:
+ *
+ *   1. Lower case: the bytes A-Z become a-z; every other byte is kept as is
+ *      (non-ASCII letters are not case-folded: "É" stays "É").
+ *   2. Words: maximal runs of word bytes, which are the ASCII letters and
+ *      digits and every byte >= 0x80 (so UTF-8 sequences stay whole); every
+ *      other byte (space, punctuation, control) separates words.
+ *   3. For each word i in order:
+ *      a. word n-grams ending at word i, n = 1 .. words: the key is "w"
+ *         followed by words i-n+1 .. i joined by one space;
+ *      b. character n-grams of the marked word "<" word ">", whose
+ *         characters start at every byte that is not a UTF-8 continuation
+ *         byte (0x80-0xBF): for each start character in order, n = min ..
+ *         max characters (while they fit), the key is "c" followed by the
+ *         n-gram's bytes (the whole "<word>" counts when it is short enough).
+ *   4. id = XXH3_64bits_withSeed(key, seed) & (2^log2_buckets - 1).
+ *
+ * Repeated n-grams are kept (a word said twice weighs twice under mean
+ * pooling, as in fastText); a text without words has no features. */
+struct kd_text_settings {
+    unsigned log2_buckets;  /* 1 .. 31: the table has 2^log2_buckets rows */
+    uint64_t seed;          /* XXH3 seed */
+    unsigned word_ngrams;   /* 0 (no word features) .. 8 */
+    unsigned char_min;      /* 0 with char_max 0: no character features; */
+    unsigned char_max;      /* otherwise 1 <= char_min <= char_max <= 16 */
+};
+
+/* The defaults: 2^18 buckets, seed 1, word 1-2-grams, character 3-5-grams. */
+void kd_text_settings_init(struct kd_text_settings *s);
+/* KD_ERR_ARG with a message when a field is out of range or no feature is on. */
+kd_status kd_text_settings_check(const struct kd_text_settings *s, struct kd_error *err);
+
+/* The settings as one short line, e.g.
+ * "kd-text-v1 buckets=18 seed=1 words=2 chars=3-5" ("chars=0" when off), to
+ * store beside a model. Needs at most KD_TEXT_SETTINGS_MAX bytes. */
+#define KD_TEXT_SETTINGS_MAX 96
+void kd_text_settings_format(const struct kd_text_settings *s, char out[KD_TEXT_SETTINGS_MAX]);
+/* Reads such a line: "kd-text-v1" then each of buckets, seed, words and
+ * chars exactly once, in any order, separated by spaces. Unknown or
+ * repeated keys, malformed or out-of-range values, another version are
+ * KD_ERR_FORMAT with a message quoting the culprit; *s is only written on
+ * success. */
+kd_status kd_text_settings_parse(const char *str, struct kd_text_settings *s,
+                                 struct kd_error *err);
+
+/* How many features text[0..len) has (settings checked by the caller). */
+size_t kd_featurize_count(const struct kd_text_settings *s, const char *text, size_t len);
+/* Writes the features of text[0..len) into ids (room for
+ * kd_featurize_count of them); returns that count. Allocates only for texts
+ * longer than 2 KiB (KD_ERR_NOMEM is then reported as (size_t)-1). */
+size_t kd_featurize_text(const struct kd_text_settings *s, const char *text, size_t len,
+                         uint32_t *ids);
+/* Features of n texts into *out (CSR; release with kd_features_release).
+ * lens may be NULL (texts are then NUL-terminated). threads <= 0 uses as
+ * many threads as BLAS does (kd_blas_get_threads: KD_THREADS or the
+ * pipeline's `threads:`); small batches use fewer. The result does not depend
+ * on the number of threads. */
+kd_status kd_featurize(const struct kd_text_settings *s, const char *const *texts,
+                       const size_t *lens, size_t n, int threads, struct kd_features *out,
+                       struct kd_error *err);
+
+/* ------------------------------------------- text files written atomically */
+
+/* JSON-lines and TSV files written line by line into a temporary file next
+ * to `path` and renamed over it by commit, so a reader never sees half a
+ * file and a failed run leaves the old one in place:
+ *
+ *     struct kd_line_writer w;
+ *     const char *keys[] = {"_id", "text"}, *vals[] = {"q1", "a \"quoted\" text"};
+ *     if (kd_line_writer_open(&w, "out/queries.jsonl", &err) ||
+ *         kd_line_writer_json(&w, 2, keys, vals, &err) || kd_line_writer_commit(&w, &err)) ...
+ *     kd_line_writer_close(&w);       // after commit, or to discard
+ */
+struct kd_line_writer {
+    FILE *f;
+    char *path, *tmp;       /* owned */
+    int committed;
+};
+kd_status kd_line_writer_open(struct kd_line_writer *w, const char *path, struct kd_error *err);
+/* One line: a JSON object of n string fields in the given order, escaped by
+ * Jansson; a value that is not valid UTF-8 is KD_ERR_ARG naming the key. */
+kd_status kd_line_writer_json(struct kd_line_writer *w, size_t n, const char *const *keys,
+                              const char *const *values, struct kd_error *err);
+/* One line of n tab-separated fields; a field holding a tab or a line
+ * break is KD_ERR_ARG (TSV has no quoting). */
+kd_status kd_line_writer_tsv(struct kd_line_writer *w, size_t n, const char *const *fields,
+                             struct kd_error *err);
+/* Flushes, syncs, closes and renames the file into place. */
+kd_status kd_line_writer_commit(struct kd_line_writer *w, struct kd_error *err);
+/* Removes the temporary file unless committed, frees; accepts NULL. */
+void kd_line_writer_close(struct kd_line_writer *w);
+
+/* ------------------------------------------------ WordNet as a BEIR data set */
+
+/* Word-sense retrieval from WordNet's database files (Debian's wordnet-base,
+ * format in `man 5 wndb`): document = one synset (title: its words, text: its
+ * gloss definition without the quoted examples; _id: the part of speech
+ * letter n, v, a or r and the 8-digit offset, e.g. "n02787772"); query = one
+ * quoted usage example from a gloss, kept verbatim (_id: the synset's _id,
+ * "-" and the example's number, e.g. "n02787772-1"; an extra "word" key names
+ * the word it illustrates); relevant = the synset the example belongs to.
+ *
+ * Only examples of words with several senses (several synsets of the same
+ * part of speech) are queries: the other senses of the word are the hard
+ * negatives, and the corpus has them all. The word of an example is the
+ * first of the synset's words found at the start of a word of the example
+ * (case-insensitive, a final "e" dropped so that "breathe" finds
+ * "breathing"); when none is found, the synset's first word. An example
+ * given verbatim in several synsets is one query with all of them relevant.
+ * Queries are shuffled with the seed and cut into test, dev and train. */
+#define KD_WORDNET_DIR "/usr/share/wordnet"
+
+struct kd_wordnet_options {
+    const char *wordnet_dir;    /* holds data.noun, data.verb, data.adj, data.adv */
+    const char *out_dir;        /* created when missing, with qrels/ */
+    uint64_t seed;              /* the split's shuffle */
+    double dev_frac, test_frac; /* shares of the queries (floor); train gets the rest */
+};
+/* KD_WORDNET_DIR, no out_dir, seed 1, 0.1 and 0.1. */
+void kd_wordnet_options_init(struct kd_wordnet_options *o);
+
+struct kd_wordnet_stats {
+    size_t docs;                        /* synsets */
+    size_t examples;                    /* quoted examples in the glosses */
+    size_t single_sense;                /* examples dropped: their word has one sense */
+    size_t merged;                      /* examples merged into an identical query */
+    size_t unmatched;                   /* kept examples not containing any synset word */
+    size_t queries;                     /* written */
+    size_t split[KD_BEIR_N_SPLITS];     /* queries per split */
+    double mean_senses;                 /* senses of the query word, mean over queries */
+};
+
+/* Reads the four data files and writes out_dir/corpus.jsonl, queries.jsonl
+ * and qrels/{train,dev,test}.tsv (each atomically). stats may be NULL.
+ * Malformed lines are KD_ERR_FORMAT with path:line. */
+kd_status kd_wordnet_convert(const struct kd_wordnet_options *o, struct kd_wordnet_stats *stats,
+                             struct kd_error *err);
 
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

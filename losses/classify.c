@@ -232,3 +232,25 @@ double kd_loss_distill(enum kd_distill_loss loss, const float *logits, const flo
     }
     return total / (double)B;
 }
+
+double kd_loss_distill_or_gold(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
+                               const int32_t *y, const float *w, size_t B, size_t C, float T, float *grad)
+{
+    /* Row by row through the batch-of-one losses, then scaled by 1/B in
+     * float: the numbers active stages have always trained with. */
+    double total = 0.0;
+    float inv = 1.0f / (float)B;
+    for (size_t i = 0; i < B; i++) {
+        const float *z = logits + i * C;
+        float *g = grad ? grad + i * C : NULL;
+        float wi = w ? w[i] : 1.0f;
+        if (y && y[i] >= 0)
+            total += kd_loss_softmax_ce(z, &y[i], &wi, 1, C, g);
+        else
+            total += kd_loss_distill(loss, z, teacher_logits + i * C, NULL, &wi, 1, C, T, 1.0f, g);
+        if (g)
+            for (size_t c = 0; c < C; c++)
+                g[c] *= inv;
+    }
+    return total / (double)B;
+}

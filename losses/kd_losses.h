@@ -72,6 +72,17 @@ const char *kd_distill_loss_name(enum kd_distill_loss loss);
 double kd_loss_distill(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
                        const int32_t *y, const float *w, size_t B, size_t C, float T, float alpha, float *grad);
 
+/* The loss of active-distillation rounds (kd's definition, docs/methods.md):
+ * each row learns from one source only. A row with a gold label (y_i >= 0)
+ * was never sent to the teacher, so there is nothing for alpha to mix:
+ *   l_i = CE(y_i, softmax(z_i))                  when y_i >= 0
+ *   l_i = L_teacher(z_i, v_i)  (as above)        otherwise
+ * and the batch loss is (1/B) sum_i w_i l_i. y may be NULL (no gold rows);
+ * teacher rows of gold rows are not read. logits, teacher_logits, grad are
+ * (B, C); y and w (B). */
+double kd_loss_distill_or_gold(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
+                               const int32_t *y, const float *w, size_t B, size_t C, float T, float *grad);
+
 /* Index of the largest of x[0..n); the first one on ties. */
 size_t kd_argmax(const float *x, size_t n);
 

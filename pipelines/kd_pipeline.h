@@ -273,7 +273,10 @@ struct kd_run_summary {
  * its store, runs the stages in order and records the run in the store.
  * Errors name the stage and, where a key of the file is at fault, its
  * file:line:col. KD_ERR_INTERRUPTED when *stop was set (the run is recorded
- * as interrupted and `--resume` continues it). */
+ * as interrupted and `--resume` continues it). The BLAS thread count and
+ * the quiet-progress switch it sets are restored before it returns, on
+ * every path; the thread count it ran with is recorded with the run (the
+ * run-level metric `blas_threads`: results depend on it). */
 kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_options *opt,
                           struct kd_run_summary *sum, struct kd_error *err);
 

@@ -1,4 +1,15 @@
-/* The stage runner's private pieces, shared by pipelines/run_*.c. */
+/* The stage runner's private pieces.
+ *
+ * Who calls whom (no circles):
+ *   run.c           the orderer: kd_pipeline_run -> the stage entry points
+ *                   below and the services
+ *   stage_*.c       one file per stage kind -> services only (and the
+ *                   modules: sampling/, losses/, student/, teacher/, store/)
+ *   run_services.c  finding models and teachers, opening teachers, teacher
+ *                   answers through the store, metrics, artefacts, the
+ *                   epoch log, the dry run's plan -> run_data.c
+ *   run_data.c      datasets, building models, training settings -> modules
+ */
 #ifndef KD_RUN_IMPL_H
 #define KD_RUN_IMPL_H
 
@@ -39,7 +50,7 @@ kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_m
 kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
                               struct kd_train_config *tc, struct kd_error *err);
 
-/* ------------------------------------------------ the runner (pipelines/run.c) */
+/* ------------------------------------- runner services (pipelines/run_services.c) */
 
 struct run_model {
     const struct kd_pipe_model *def;
@@ -67,6 +78,9 @@ struct runner {
 };
 
 struct run_model *kd_run_find_model(struct runner *r, const char *name);
+struct run_teacher *kd_run_find_teacher(struct runner *r, const char *name);
+/* mkdir -p */
+kd_status kd_run_make_dirs(const char *path, struct kd_error *err);
 /* The dataset a stage names (need_labels: it must have labels); errors at pos. */
 kd_status kd_run_stage_data(struct runner *r, const struct kd_pipe_stage *s, const char *name, struct kd_pos pos,
                             int need_labels, struct kd_run_data **out, struct kd_error *err);
@@ -99,13 +113,21 @@ void kd_run_plan_line(struct runner *r, const char *fmt, ...)
 #endif
     ;
 void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const char *teacher, struct kd_run_data *d);
+/* Dry run: the lines of stage i of the plan, with what its teachers would
+ * be asked (the planned spend of an active stage's budget). */
+void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 
-/* ---------------------------------- active distillation (pipelines/run_active.c) */
+/* ------------------------------------------- stages (pipelines/stage_*.c) */
 
+/* Each runs one stage of its kind; sid is the stage's row in the store. */
+kd_status kd_run_stage_train(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+kd_status kd_run_stage_label(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* A distill stage without `select:` or `reweight:`. */
+kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 /* A distill stage with `select:` or `reweight:`: rounds of select -> label ->
  * reweight -> train, every choice and weight recorded in the store. */
-kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
-/* Its lines of a dry run's plan (the planned teacher spend). */
-void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s);
+kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+kd_status kd_run_stage_evaluate(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 
 #endif

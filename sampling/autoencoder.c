@@ -45,7 +45,7 @@ static kd_status ae_alloc(const struct kd_mlp_config *enc_cfg, const struct kd_m
     kd_status st = kd_mlp_new(enc_cfg, seed, &ae->enc, err);
     /* A different stream for the decoder, so the two do not start as mirror images of one draw. */
     if (!st)
-        st = kd_mlp_new(dec_cfg, seed ^ 0x9e3779b97f4a7c15ull, &ae->dec, err);
+        st = kd_mlp_new(dec_cfg, kd_rng_derive(seed, KD_RNG_AUTOENCODER_DECODER, 0), &ae->dec, err);
     if (st) {
         kd_autoencoder_free(ae);
         return st;

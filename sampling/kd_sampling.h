@@ -21,8 +21,11 @@
  *     sc.budget = 1000;
  *     kd_select(&sc, probs, NULL, N, C, picks, &n_picked, &err);
  *
+ *   label budget (budget.c) the teacher queries an active stage may
+ *                          spend, its quota per round and the ledger
+ *
  * Nothing here touches the store or a teacher: the pipeline runner
- * (pipelines/run_active.c) labels what these functions choose and records
+ * (pipelines/stage_active.c) labels what these functions choose and records
  * the choices. Probabilities are float rows summing to 1; scores, sampling
  * probabilities and weights are double.
  */
@@ -119,6 +122,40 @@ void kd_rad_distribution(const double *g, size_t n, size_t b, double k, double *
  * shuffled by rng, so which rows fall together is random. */
 size_t kd_sample_systematic(const double *pi, size_t n, struct kd_rng *rng, size_t *out);
 
+/* ---------------------------------------------------------- label budget */
+
+/* The teacher queries an active stage may spend over its rounds, and what it
+ * spent. Only answers the teacher really gave are charged (the store's
+ * answers are free):
+ *
+ *     struct kd_budget b;
+ *     kd_budget_init(&b, 10000, N, 5, &err);          // capped to the pool N
+ *     for (size_t r = 1; r <= 5; r++) {
+ *         size_t quota = kd_budget_quota(&b, r, N - labelled);
+ *         ... pick quota examples, label at most kd_budget_left(&b) ...
+ *         kd_budget_charge(&b, queried);
+ *     }
+ */
+struct kd_budget {
+    size_t requested;       /* the budget as the pipeline asks it */
+    size_t total;           /* min(requested, pool): what can be spent */
+    size_t rounds;          /* R >= 1 */
+    size_t spent;           /* queries charged so far */
+};
+/* KD_ERR_ARG for rounds = 0. */
+kd_status kd_budget_init(struct kd_budget *b, size_t requested, size_t pool, size_t rounds, struct kd_error *err);
+/* 1 when the pool is smaller than the requested budget (the run says so). */
+int kd_budget_capped(const struct kd_budget *b);
+/* Examples round `round` (1-based, <= R) may pick: total / R, plus one for
+ * the first total % R rounds, at most `unlabelled`; 0 outside 1..R. */
+size_t kd_budget_quota(const struct kd_budget *b, size_t round, size_t unlabelled);
+/* The largest quota of any round, ceil(total / R): sizes per-round buffers. */
+size_t kd_budget_round_max(const struct kd_budget *b);
+/* Queries still allowed, total - spent (0 once spent reaches total). */
+size_t kd_budget_left(const struct kd_budget *b);
+/* Records `queried` teacher answers as spent. */
+void kd_budget_charge(struct kd_budget *b, size_t queried);
+
 /* ------------------------------------------------- noise-aware reweighting */
 
 /* The teacher's error rate against its confidence (max softmax probability)
@@ -150,10 +187,13 @@ double kd_reweight_formula(double p, double d);
 /* Debiasing weights for N examples from teacher logits v (N, C) and the
  * current student's logits z (N, C): p = kd_calibration_error of the
  * teacher's confidence, t / t2 the teacher's first / second class,
- * d = CE(z, t2) / CE(z, t) (softmax at temperature 1), w = formula(p, d)
- * into w (N); p into noise (N, may be NULL). */
-void kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, const struct kd_tensor *z, float *w,
-                 double *noise);
+ * d = CE(z / T, t2) / CE(z / T, t) with T = temperature (1: the definition
+ * as written; a stage's distillation T compares the losses where a soft
+ * loss trains), w = formula(p, d) into w (N); p into noise (N, may be
+ * NULL). KD_ERR_SHAPE when v and z differ in shape, KD_ERR_ARG for a
+ * temperature that is not a finite number > 0. */
+kd_status kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, const struct kd_tensor *z,
+                      double temperature, float *w, double *noise, struct kd_error *err);
 
 /* ------------------------------------------------------------------- TGT */
 

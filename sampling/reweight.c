@@ -20,7 +20,6 @@
  */
 #include "sampling/kd_sampling.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,13 +233,30 @@ double kd_reweight_formula(double p, double d)
     return w;
 }
 
-void kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, const struct kd_tensor *z, float *w,
-                 double *noise)
+kd_status kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, const struct kd_tensor *z,
+                      double temperature, float *w, double *noise, struct kd_error *err)
 {
-    assert(v->rows == z->rows && v->cols == z->cols);
+    if (v->rows != z->rows || v->cols != z->cols)
+        return kd_error_set(err, KD_ERR_SHAPE,
+                            "reweighting: teacher logits are (%zu, %zu) but student logits are (%zu, %zu)", v->rows,
+                            v->cols, z->rows, z->cols);
+    if (!(temperature > 0.0) || isinf(temperature))
+        return kd_error_set(err, KD_ERR_ARG, "reweighting: temperature must be a number > 0, got %g", temperature);
     size_t N = v->rows, C = v->cols;
+    if (N == 0)
+        return KD_OK;
+    /* z / T, one row at a time, multiplied by the float 1/T as the runner
+     * always did so that weights stay bit for bit what they were. */
+    float *zt = NULL, inv = (float)(1.0 / temperature);
+    if (temperature != 1.0 && !(zt = malloc(C * sizeof *zt)))
+        return kd_error_set(err, KD_ERR_NOMEM, "reweighting: out of memory for %zu classes", C);
     for (size_t i = 0; i < N; i++) {
         const float *vi = kd_tensor_row(v, i), *zi = kd_tensor_row(z, i);
+        if (zt) {
+            for (size_t c = 0; c < C; c++)
+                zt[c] = zi[c] * inv;
+            zi = zt;
+        }
         double p = kd_calibration_error(cal, row_confidence(vi, C));
         /* With one class t2 = t, both losses are 0 and d is +inf below. */
         size_t t = argmax_skip(vi, C, C), t2 = C > 1 ? argmax_skip(vi, C, t) : t;
@@ -254,4 +270,6 @@ void kd_reweight(const struct kd_calibration *cal, const struct kd_tensor *v, co
         if (noise)
             noise[i] = p;
     }
+    free(zt);
+    return KD_OK;
 }

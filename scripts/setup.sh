@@ -5,7 +5,7 @@
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev libsqlite3-dev sqlite3 libyaml-dev
 libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
-python3-numpy"
+python3-numpy python3-xxhash wordnet-base"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi
 
 missing=""

@@ -60,7 +60,7 @@ struct kd_hash kd_store_input_hash(const float *x, size_t d)
     unsigned char buf[1024];
     for (size_t i = 0; i < d; i += sizeof buf / 4) {
         size_t m = d - i < sizeof buf / 4 ? d - i : sizeof buf / 4;
-        store_vec_to_le(x + i, m, buf);
+        kd_store_impl_vec_to_le(x + i, m, buf);
         kd_hasher_update(&h, buf, m * 4);
     }
     struct kd_hash out = kd_hasher_digest(&h);
@@ -78,7 +78,7 @@ struct kd_store_origin kd_store_origin_none(void)
     return o;
 }
 
-kd_status store_check_kind(enum kd_store_kind kind, struct kd_error *err)
+kd_status kd_store_impl_check_kind(enum kd_store_kind kind, struct kd_error *err)
 {
     if ((unsigned)kind >= KD_STORE_N_KINDS)
         return kd_error_set(err, KD_ERR_ARG, "unknown answer kind %d", (int)kind);
@@ -88,16 +88,16 @@ kd_status store_check_kind(enum kd_store_kind kind, struct kd_error *err)
 kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, int64_t *n,
                          struct kd_error *err)
 {
-    kd_status s = store_check_kind(kind, err);
+    kd_status s = kd_store_impl_check_kind(kind, err);
     sqlite3_stmt *q;
-    if (s || (s = store_stmt(st, S_ANSWER_COUNT, &q, err)))
+    if (s || (s = kd_store_impl_stmt(st, S_ANSWER_COUNT, &q, err)))
         return s;
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, (int)kind);
     int rc = sqlite3_step(q);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
-    return rc == SQLITE_ROW ? KD_OK : store_fail(st, rc, "counting answers", err);
+    return rc == SQLITE_ROW ? KD_OK : kd_store_impl_fail(st, rc, "counting answers", err);
 }
 
 /* ------------------------------------------------------------------ answers */
@@ -149,7 +149,7 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
         sq += (double)v[j] * (double)v[j];
     s->norm = sqrt(sq);
     if (kind == KD_STORE_SCORE) {
-        s->score = store_float_decimal(v[0]);
+        s->score = kd_store_impl_float_decimal(v[0]);
         s->norm = fabs(s->score);
         return;
     }
@@ -186,11 +186,11 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
             if (j != top && (second == top || v[j] > v[second]))
                 second = j;
         }
-        p1 = store_float_decimal(v[top]);
-        p2 = second != top ? store_float_decimal(v[second]) : 0.0;
+        p1 = kd_store_impl_float_decimal(v[top]);
+        p2 = second != top ? kd_store_impl_float_decimal(v[second]) : 0.0;
         s->confidence = p1;
         s->entropy = h > 0 ? h : 0.0;
-        s->margin = d > 1 ? store_clean_double(p1 - p2) : 1.0;
+        s->margin = d > 1 ? kd_store_impl_clean_double(p1 - p2) : 1.0;
         return;
     }
     s->confidence = p1;
@@ -199,7 +199,7 @@ static void compute_scalars(enum kd_store_kind kind, const float *v, size_t d, s
 }
 
 /* Everything checked before a transaction starts. */
-kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+kd_status kd_store_impl_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                                struct kd_error *err)
 {
     const char *kn = kind_names[kind];
@@ -264,14 +264,14 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
 {
     if (n_added)
         *n_added = 0;
-    kd_status s = store_check_kind(kind, err);
+    kd_status s = kd_store_impl_check_kind(kind, err);
     if (s)
         return s;
     if (n == 0)
         return KD_OK;
     if (!keys || !answers)
         return kd_error_set(err, KD_ERR_ARG, "kd_store_put: no keys or answers given");
-    if ((s = store_check_answers(kind, n, d, answers, err)))
+    if ((s = kd_store_impl_check_answers(kind, n, d, answers, err)))
         return s;
     char purpose[96];
     snprintf(purpose, sizeof purpose, "storing a batch of %zu %s", n, kind_names[kind]);
@@ -286,10 +286,10 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
     size_t width = 0;
     sqlite3_stmt *q;
     int rc;
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         goto out;
-    if ((s = store_teacher_label(st, teacher, who, sizeof who, err)) ||
-        (s = store_width_get(st, teacher, kind, &width, err)))
+    if ((s = kd_store_impl_teacher_label(st, teacher, who, sizeof who, err)) ||
+        (s = kd_store_impl_width_get(st, teacher, kind, &width, err)))
         goto fail;
     if (width && width != d) {
         s = kd_error_set(err, KD_ERR_SHAPE,
@@ -300,7 +300,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         goto fail;
     }
     if (!width) {
-        if ((s = store_stmt(st, S_WIDTH_SET, &q, err)))
+        if ((s = kd_store_impl_stmt(st, S_WIDTH_SET, &q, err)))
             goto fail;
         sqlite3_bind_int64(q, 1, teacher);
         sqlite3_bind_int(q, 2, (int)kind);
@@ -308,17 +308,17 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
-    if ((s = store_stmt(st, S_ANSWER_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_ANSWER_PUT, &q, err)))
         goto fail;
     /* Bindings that stay for the whole batch. */
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, (int)kind);
     sqlite3_bind_int64(q, 3, (int64_t)d);
-    sqlite3_bind_int64(q, 4, (int64_t)store_now());
+    sqlite3_bind_int64(q, 4, (int64_t)kd_store_impl_now());
     sqlite3_int64 changes0 = sqlite3_total_changes64(st->db);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k].i;
@@ -328,7 +328,7 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         sqlite3_bind_int64(q, 5, order[k].hi);
         sqlite3_bind_int64(q, 6, order[k].lo);
         if (le) {
-            store_vec_to_le(v, d, le);
+            kd_store_impl_vec_to_le(v, d, le);
             sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
         } else {
             sqlite3_bind_blob(q, 7, v, (int)(d * sizeof(float)), SQLITE_STATIC);
@@ -350,19 +350,19 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
     size_t added = (size_t)(sqlite3_total_changes64(st->db) - changes0);
     sqlite3_clear_bindings(q);
-    if ((s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
     if (n_added)
         *n_added = added;
     goto out;
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
 out:
     free(order);
     free(le);
@@ -376,7 +376,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
 {
     if (n_missing)
         *n_missing = 0;
-    kd_status s = store_check_kind(kind, err);
+    kd_status s = kd_store_impl_check_kind(kind, err);
     if (s)
         return s;
     if (n == 0)
@@ -391,13 +391,13 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     memset(have, 0, n);
     size_t width = 0;
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         goto out;
-    if ((s = store_width_get(st, teacher, kind, &width, err)))
+    if ((s = kd_store_impl_width_get(st, teacher, kind, &width, err)))
         goto fail;
     if (width && width != d) {
         char who[KD_STORE_NAME_MAX + 64];
-        if ((s = store_teacher_label(st, teacher, who, sizeof who, err)) == KD_OK)
+        if ((s = kd_store_impl_teacher_label(st, teacher, who, sizeof who, err)) == KD_OK)
             s = kd_error_set(err, KD_ERR_SHAPE,
                              "%s has %s of width %zu in label store '%s'; the lookup asked for "
                              "width %zu",
@@ -407,7 +407,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
     if (!width) {
         /* Nothing stored yet; still refuse an unknown teacher. */
         char who[KD_STORE_NAME_MAX + 64];
-        if ((s = store_teacher_label(st, teacher, who, sizeof who, err)))
+        if ((s = kd_store_impl_teacher_label(st, teacher, who, sizeof who, err)))
             goto fail;
     } else {
         if (!(order = sorted_keys(keys, n))) {
@@ -415,7 +415,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
             goto fail;
         }
         sqlite3_stmt *q;
-        if ((s = store_stmt(st, S_ANSWER_GET, &q, err)))
+        if ((s = kd_store_impl_stmt(st, S_ANSWER_GET, &q, err)))
             goto fail;
         sqlite3_bind_int64(q, 1, teacher);
         sqlite3_bind_int(q, 2, (int)kind);
@@ -436,17 +436,17 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
                     goto fail;
                 }
                 if (out)
-                    store_vec_from_le(blob, d, out + i * d);
+                    kd_store_impl_vec_from_le(blob, d, out + i * d);
                 have[i] = 1;
             } else if (rc != SQLITE_DONE) {
                 sqlite3_reset(q);
-                s = store_fail(st, rc, purpose, err);
+                s = kd_store_impl_fail(st, rc, purpose, err);
                 goto fail;
             }
             sqlite3_reset(q);
         }
     }
-    if ((s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -459,7 +459,7 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         *n_missing = m;
     goto out;
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     if (found)
         memset(found, 0, n);
 out:
@@ -472,16 +472,16 @@ out:
 kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
                                kd_store_answer_fn fn, void *ctx, struct kd_error *err)
 {
-    kd_status s = store_check_kind(kind, err);
+    kd_status s = kd_store_impl_check_kind(kind, err);
     if (s)
         return s;
     const char *purpose = "reading answers";
     sqlite3_stmt *q = NULL;
     float *vec = NULL;
     size_t cap = 0;
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT hash_hi, hash_lo, dim, vec, class, confidence, entropy, margin, "
                            "score, norm, dataset, row, source_hi, source_lo, source_row, strategy, "
                            "round, created_at FROM answers WHERE teacher_id = ?1 AND kind = ?2 "
@@ -515,7 +515,7 @@ kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_sto
             vec = nv;
             cap = a.d;
         }
-        store_vec_from_le(blob, a.d, vec);
+        kd_store_impl_vec_from_le(blob, a.d, vec);
         a.vec = vec;
         a.class_ = sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4);
         double *reals[5] = {&a.confidence, &a.entropy, &a.margin, &a.score, &a.norm};
@@ -541,16 +541,16 @@ kd_status kd_store_each_answer(struct kd_store *st, int64_t teacher, enum kd_sto
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto fail;
     }
     sqlite3_finalize(q);
     free(vec);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
     sqlite3_finalize(q);
     free(vec);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -569,11 +569,11 @@ kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_examp
                                 i);
     char purpose[64];
     snprintf(purpose, sizeof purpose, "recording %zu examples", n);
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     sqlite3_stmt *q;
     if (s)
         return s;
-    if ((s = store_stmt(st, S_EXAMPLE_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_EXAMPLE_PUT, &q, err)))
         goto fail;
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_text(q, 1, ex[i].dataset, -1, SQLITE_STATIC);
@@ -585,13 +585,13 @@ kd_status kd_store_put_examples(struct kd_store *st, const struct kd_store_examp
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
     sqlite3_clear_bindings(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }

@@ -64,7 +64,7 @@ static kd_status corpus_get(struct kd_store *st, const char *name, struct kd_sto
 {
     sqlite3_stmt *q = NULL;
     *found = 0;
-    kd_status s = store_prepare(st,
+    kd_status s = kd_store_impl_prepare(st,
                                 "SELECT id, n_docs, fingerprint, indexed_at, (SELECT count(*) FROM "
                                 "sqlite_master WHERE name IN (corpora.fts_table, "
                                 "'corpus_vocab_' || corpora.id)) FROM corpora WHERE name = ?1",
@@ -87,7 +87,7 @@ static kd_status corpus_get(struct kd_store *st, const char *name, struct kd_sto
             c->fingerprint[0] = '\0';
         *found = 1;
     } else if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
     }
     sqlite3_finalize(q);
     return s;
@@ -140,7 +140,7 @@ static kd_status step_done(struct kd_store *st, sqlite3_stmt *q, const char *pur
 {
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
-    return rc == SQLITE_DONE ? KD_OK : store_fail(st, rc, purpose, err);
+    return rc == SQLITE_DONE ? KD_OK : kd_store_impl_fail(st, rc, purpose, err);
 }
 
 kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const char *const *ids,
@@ -173,23 +173,23 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
     int64_t id = 0;
     /* The common case, an unchanged corpus, needs no write lock (and works
      * on a store opened read-only). */
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         return s;
     s = corpus_get(st, name, &old, &found, purpose, err);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     if (s)
         return s;
     if (found && !strcmp(old.fingerprint, fp))
         return KD_OK;
     /* changed or new: look again under the write lock (another process may
      * have just indexed it) */
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         return s;
     if ((s = corpus_get(st, name, &old, &found, purpose, err)))
         goto fail;
     if (found && !strcmp(old.fingerprint, fp)) {
         /* unchanged: keep the index (end the transaction without writing) */
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         return KD_OK;
     }
     if (found) {
@@ -197,8 +197,8 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
         snprintf(sql, sizeof sql,
                  "DROP TABLE IF EXISTS corpus_vocab_%lld; DROP TABLE IF EXISTS corpus_fts_%lld",
                  (long long)id, (long long)id);
-        if ((s = store_exec(st, sql, purpose, err)) ||
-            (s = store_prepare(st, "DELETE FROM corpus_docs WHERE corpus_id = ?1", purpose, &q,
+        if ((s = kd_store_impl_exec(st, sql, purpose, err)) ||
+            (s = kd_store_impl_prepare(st, "DELETE FROM corpus_docs WHERE corpus_id = ?1", purpose, &q,
                                err)))
             goto fail;
         sqlite3_bind_int64(q, 1, id);
@@ -206,14 +206,14 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
             goto fail;
         sqlite3_finalize(q);
         q = NULL;
-        if ((s = store_prepare(st,
+        if ((s = kd_store_impl_prepare(st,
                                "UPDATE corpora SET n_docs = ?2, fingerprint = ?3, tokenizer = ?4, "
                                "indexed_at = ?5 WHERE id = ?1",
                                purpose, &q, err)))
             goto fail;
         sqlite3_bind_int64(q, 1, id);
     } else {
-        if ((s = store_prepare(st,
+        if ((s = kd_store_impl_prepare(st,
                                "INSERT INTO corpora (name, n_docs, fingerprint, tokenizer, "
                                "indexed_at, fts_table) VALUES (?6, ?2, ?3, ?4, ?5, '')",
                                purpose, &q, err)))
@@ -223,7 +223,7 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
     sqlite3_bind_int64(q, 2, (int64_t)n);
     sqlite3_bind_text(q, 3, fp, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, KD_STORE_FTS_TOKENIZER, -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     if ((s = step_done(st, q, purpose, err)))
         goto fail;
     sqlite3_finalize(q);
@@ -238,11 +238,11 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
              "CREATE VIRTUAL TABLE %s USING fts5(title, text, content = '', tokenize = '%s');"
              "CREATE VIRTUAL TABLE corpus_vocab_%lld USING fts5vocab(%s, row)",
              table, (long long)id, table, KD_STORE_FTS_TOKENIZER, (long long)id, table);
-    if ((s = store_exec(st, sql, purpose, err)))
+    if ((s = kd_store_impl_exec(st, sql, purpose, err)))
         goto fail;
     snprintf(sql, sizeof sql, "INSERT INTO %s (rowid, title, text) VALUES (?1, ?2, ?3)", table);
-    if ((s = store_prepare(st, sql, purpose, &ins_fts, err)) ||
-        (s = store_prepare(st, "INSERT INTO corpus_docs (corpus_id, idx, doc_id) VALUES (?1, ?2, ?3)",
+    if ((s = kd_store_impl_prepare(st, sql, purpose, &ins_fts, err)) ||
+        (s = kd_store_impl_prepare(st, "INSERT INTO corpus_docs (corpus_id, idx, doc_id) VALUES (?1, ?2, ?3)",
                            purpose, &ins_doc, err)))
         goto fail;
     sqlite3_bind_int64(ins_doc, 1, id);
@@ -263,7 +263,7 @@ kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const cha
     /* One b-tree segment per term instead of the many that incremental
      * merging leaves: queries read one posting list per term. */
     snprintf(sql, sizeof sql, "INSERT INTO %s (%s) VALUES ('optimize')", table, table);
-    if ((s = store_exec(st, sql, purpose, err)) || (s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_exec(st, sql, purpose, err)) || (s = kd_store_impl_commit(st, purpose, err)))
         goto fail;
     if (built)
         *built = 1;
@@ -273,7 +273,7 @@ fail:
     sqlite3_finalize(q);
     sqlite3_finalize(ins_fts);
     sqlite3_finalize(ins_doc);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -292,7 +292,7 @@ static kd_status tokenizer_open(struct kd_store *st, struct query_tokenizer *t,
     memset(t, 0, sizeof *t);
     fts5_api *api = NULL;
     sqlite3_stmt *q = NULL;
-    kd_status s = store_prepare(st, "SELECT fts5(?1)", purpose, &q, err);
+    kd_status s = kd_store_impl_prepare(st, "SELECT fts5(?1)", purpose, &q, err);
     if (s)
         return s;
     sqlite3_bind_pointer(q, 1, (void *)&api, "fts5_api_ptr", NULL);
@@ -380,7 +380,7 @@ static kd_status bm25_register(struct kd_store *st, fts5_api *api, const char *p
     }
     sqlite3_finalize(q);
     int rc = api->xCreateFunction(api, "kd_bm25", NULL, kd_bm25, NULL);
-    return rc == SQLITE_OK ? KD_OK : store_fail(st, rc, purpose, err);
+    return rc == SQLITE_OK ? KD_OK : kd_store_impl_fail(st, rc, purpose, err);
 }
 
 /* Reads an SQLite varint (FTS5's docsize record); 0 on a bad one. */
@@ -413,7 +413,7 @@ static kd_status load_lengths(struct kd_store *st, int64_t corpus, int64_t n_doc
     if (!*len)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     snprintf(sql, sizeof sql, "SELECT id, sz FROM corpus_fts_%lld_docsize", (long long)corpus);
-    kd_status s = store_prepare(st, sql, purpose, &q, err);
+    kd_status s = kd_store_impl_prepare(st, sql, purpose, &q, err);
     if (s)
         return s;
     int rc;
@@ -431,7 +431,7 @@ static kd_status load_lengths(struct kd_store *st, int64_t corpus, int64_t n_doc
         (*len)[id] = total;
     }
     if (rc != SQLITE_DONE)
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
     sqlite3_finalize(q);
     return s;
 }
@@ -567,7 +567,7 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
     struct kd_store_corpus c;
     int found, rc;
     char sql[256];
-    if ((s = store_begin_read(st, purpose, err)))
+    if ((s = kd_store_impl_begin_read(st, purpose, err)))
         return s;
     if ((s = corpus_get(st, name, &c, &found, purpose, err)))
         goto fail;
@@ -590,10 +590,10 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
     if ((s = tokenizer_open(st, &tk, purpose, err)) ||
         (s = bm25_register(st, tk.fts5, purpose, err)) ||
         (s = load_lengths(st, c.id, c.n_docs, &lengths, purpose, err)) ||
-        (s = store_prepare(st, sql, purpose, &q, err)))
+        (s = kd_store_impl_prepare(st, sql, purpose, &q, err)))
         goto fail;
     snprintf(sql, sizeof sql, "SELECT doc FROM corpus_vocab_%lld WHERE term = ?1", (long long)c.id);
-    if ((s = store_prepare(st, sql, purpose, &df, err)))
+    if ((s = kd_store_impl_prepare(st, sql, purpose, &df, err)))
         goto fail;
     struct bm25_ctx bm = {NULL, 0, lengths, c.n_docs, -1.0};
     sqlite3_bind_int64(q, 2, (int64_t)k);
@@ -610,7 +610,7 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
         rc = tk.api.xTokenize(tk.tok, &m, FTS5_TOKENIZE_QUERY, text, (int)len, on_token);
         if (m.oom || rc != SQLITE_OK) {
             s = m.oom ? kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose)
-                      : store_fail(st, rc, purpose, err);
+                      : kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
         /* Terms in no document change nothing: left out. Terms in half the
@@ -626,7 +626,7 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
                 hits[t] = sqlite3_column_int64(df, 0);
             sqlite3_reset(df);
             if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-                s = store_fail(st, rc, purpose, err);
+                s = kd_store_impl_fail(st, rc, purpose, err);
                 goto fail;
             }
         }
@@ -665,7 +665,7 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
             rc = SQLITE_DONE;
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
         counts[i] = j;
@@ -675,14 +675,14 @@ kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const ch
     tokenizer_close(&tk);
     query_terms_release(&m);
     free(lengths);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
     sqlite3_finalize(q);
     sqlite3_finalize(df);
     tokenizer_close(&tk);
     query_terms_release(&m);
     free(lengths);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     if (counts)
         memset(counts, 0, n_queries * sizeof *counts);
     return s;

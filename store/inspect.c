@@ -20,14 +20,14 @@ static kd_status query_int(struct kd_store *st, const char *sql, const char *pur
                            struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = store_prepare(st, sql, purpose, &q, err);
+    kd_status s = kd_store_impl_prepare(st, sql, purpose, &q, err);
     if (s)
         return s;
     int rc = sqlite3_step(q);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     return KD_OK;
 }
 
@@ -50,7 +50,7 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
     sqlite3_stmt *q = NULL;
     kd_status status;
     int rc;
-    if ((status = store_begin_read(st, purpose, err)))
+    if ((status = kd_store_impl_begin_read(st, purpose, err)))
         return status;
     if ((status = query_int(st, "PRAGMA user_version", purpose, &version, err)) ||
         (status = query_int(st, "PRAGMA page_size", purpose, &s->page_size, err)) ||
@@ -60,7 +60,7 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
         (status = query_int(st, "SELECT count(*) FROM runs", purpose, &s->runs, err)))
         goto fail;
     s->schema_version = (int)version;
-    if ((status = store_prepare(st, "SELECT status, count(*) FROM runs GROUP BY status", purpose, &q,
+    if ((status = kd_store_impl_prepare(st, "SELECT status, count(*) FROM runs GROUP BY status", purpose, &q,
                                 err)))
         goto fail;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
@@ -69,12 +69,12 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
     sqlite3_finalize(q);
     q = NULL;
     if (rc != SQLITE_DONE) {
-        status = store_fail(st, rc, purpose, err);
+        status = kd_store_impl_fail(st, rc, purpose, err);
         goto fail;
     }
 
     /* Per teacher and kind; counts are range scans of the primary key. */
-    if ((status = store_prepare(st,
+    if ((status = kd_store_impl_prepare(st,
                                 "SELECT t.id, t.name, t.kind, t.fingerprint, t.created_at, o.kind, "
                                 "o.dim, (SELECT count(*) FROM answers a WHERE a.teacher_id = t.id "
                                 "AND a.kind = o.kind) FROM teachers t LEFT JOIN teacher_outputs o "
@@ -113,12 +113,12 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
     sqlite3_finalize(q);
     q = NULL;
     if (rc != SQLITE_DONE) {
-        status = store_fail(st, rc, purpose, err);
+        status = kd_store_impl_fail(st, rc, purpose, err);
         goto fail;
     }
 
     if (max_runs > 0) {
-        if ((status = store_prepare(st,
+        if ((status = kd_store_impl_prepare(st,
                                     "SELECT id, coalesce(name, ''), status, started_at, finished_at, "
                                     "(SELECT count(*) FROM stages g WHERE g.run_id = r.id), "
                                     "(SELECT count(*) FROM selections l WHERE l.run_id = r.id) "
@@ -144,18 +144,18 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
         sqlite3_finalize(q);
         q = NULL;
         if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-            status = store_fail(st, rc, purpose, err);
+            status = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
-    if ((status = store_commit(st, purpose, err)))
+    if ((status = kd_store_impl_commit(st, purpose, err)))
         goto fail_closed;
     s->file_bytes = file_size(st->path, "");
     s->wal_bytes = file_size(st->path, "-wal");
     return KD_OK;
 fail:
     sqlite3_finalize(q);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
 fail_closed:
     kd_store_stats_release(s);
     return status;
@@ -292,7 +292,7 @@ kd_status kd_store_sql(struct kd_store *st, const char *sql, kd_store_row_fn fn,
             int prim = rc & 0xff;
             if (prim == SQLITE_BUSY || prim == SQLITE_FULL || prim == SQLITE_CORRUPT ||
                 prim == SQLITE_IOERR || prim == SQLITE_NOTADB || prim == SQLITE_NOMEM)
-                s = store_fail(st, rc, "running a query", err);
+                s = kd_store_impl_fail(st, rc, "running a query", err);
             else
                 s = kd_error_set(err, KD_ERR_ARG, "SQL error in statement %d: %s (in: %s)",
                                  index + 1, sqlite3_errmsg(st->db), text);
@@ -306,7 +306,7 @@ kd_status kd_store_sql(struct kd_store *st, const char *sql, kd_store_row_fn fn,
     free(vals);
     /* A failed statement inside a user's BEGIN leaves the transaction open. */
     if (s)
-        store_rollback(st);
+        kd_store_impl_rollback(st);
     if (changes)
         *changes = sqlite3_total_changes64(st->db) - changes0;
     return s;
@@ -355,7 +355,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
         return s;
     c->schema_version = (int)v;
 
-    if ((s = store_prepare(st, "PRAGMA integrity_check(100)", purpose, &q, err)))
+    if ((s = kd_store_impl_prepare(st, "PRAGMA integrity_check(100)", purpose, &q, err)))
         goto fail;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *line = (const char *)sqlite3_column_text(q, 0);
@@ -366,7 +366,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
     q = NULL;
     if (rc != SQLITE_DONE) {
         if (!is_damage(rc)) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
         if (add_problem(c, "integrity: %s", sqlite3_errstr(rc), 0))
@@ -374,7 +374,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
         return KD_OK; /* too damaged for the other checks */
     }
 
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT \"table\", \"parent\", count(*) FROM pragma_foreign_key_check "
                            "GROUP BY 1, 2",
                            purpose, &q, err)))
@@ -389,7 +389,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
     sqlite3_finalize(q);
     q = NULL;
     if (rc != SQLITE_DONE && !is_damage(rc)) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto fail;
     }
 
@@ -405,7 +405,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         int64_t n = 0;
-        if ((s = store_prepare(st, checks[i].sql, purpose, &q, err)))
+        if ((s = kd_store_impl_prepare(st, checks[i].sql, purpose, &q, err)))
             goto fail;
         rc = sqlite3_step(q);
         if (rc == SQLITE_ROW)
@@ -414,7 +414,7 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
         q = NULL;
         if (rc != SQLITE_ROW) {
             if (!is_damage(rc)) {
-                s = store_fail(st, rc, purpose, err);
+                s = kd_store_impl_fail(st, rc, purpose, err);
                 goto fail;
             }
             if (add_problem(c, "integrity: %s", sqlite3_errstr(rc), 0))
@@ -450,14 +450,14 @@ void kd_store_check_release(struct kd_store_check *c)
 kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
                           struct kd_error *err)
 {
-    kd_status s = store_writable(st, "VACUUM", err);
+    kd_status s = kd_store_impl_writable(st, "VACUUM", err);
     if (s)
         return s;
     if (before)
         *before = file_size(st->path, "") + file_size(st->path, "-wal");
-    if ((s = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)) ||
-        (s = store_exec(st, "VACUUM", "compacting the store (VACUUM)", err)) ||
-        (s = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)))
+    if ((s = kd_store_impl_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)) ||
+        (s = kd_store_impl_exec(st, "VACUUM", "compacting the store (VACUUM)", err)) ||
+        (s = kd_store_impl_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)))
         return s;
     if (after)
         *after = file_size(st->path, "") + file_size(st->path, "-wal");

@@ -33,10 +33,10 @@ static kd_status put_pair_ids(struct kd_store *st, const char *corpus,
     char purpose[KD_STORE_NAME_MAX + 64];
     snprintf(purpose, sizeof purpose, "recording %zu pairs of corpus '%s'", n, corpus);
     sqlite3_stmt *q = NULL;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT OR REPLACE INTO pairs (corpus, query_id, doc_id, hash_hi, "
                            "hash_lo) VALUES (?1, ?2, ?3, ?4, ?5)",
                            purpose, &q, err)))
@@ -52,15 +52,15 @@ static kd_status put_pair_ids(struct kd_store *st, const char *corpus,
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
-            s = store_fail(st, rc, purpose, err);
+            s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
     }
     sqlite3_finalize(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
     sqlite3_finalize(q);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -102,7 +102,7 @@ kd_status kd_store_put_pair_scores(struct kd_store *st, int64_t teacher, const c
     if (corpus && (s = check_corpus(corpus, err)))
         return s;
     /* the checks kd_store_put makes, before the ids are recorded */
-    if ((s = store_check_answers(KD_STORE_SCORE, n, 1, scores, err)))
+    if ((s = kd_store_impl_check_answers(KD_STORE_SCORE, n, 1, scores, err)))
         return s;
     struct kd_hash *keys = pair_keys(pairs, n);
     if (!keys)

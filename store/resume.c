@@ -12,7 +12,7 @@ kd_status kd_store_run_last_unfinished(struct kd_store *st, const char *pipeline
     kd_hash_hex(kd_hash_bytes(pipeline, strlen(pipeline)), hex);
     const char *purpose = "looking for an unfinished run of this pipeline";
     sqlite3_stmt *q;
-    kd_status s = store_prepare(st,
+    kd_status s = kd_store_impl_prepare(st,
                                 "SELECT id FROM runs WHERE pipeline_hash = ?1 AND status <> 'ok' "
                                 "ORDER BY id DESC LIMIT 1",
                                 purpose, &q, err);
@@ -24,7 +24,7 @@ kd_status kd_store_run_last_unfinished(struct kd_store *st, const char *pipeline
         *run = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     return KD_OK;
 }
 
@@ -38,14 +38,14 @@ kd_status kd_store_run_reopen(struct kd_store *st, int64_t run, struct kd_error 
              "UPDATE runs SET status = 'running', message = NULL, finished_at = NULL WHERE id = %lld;"
              "DELETE FROM stages WHERE run_id = %lld AND status <> 'ok';",
              (long long)run, (long long)run);
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_exec(st, sql, purpose, err))) {
-        store_rollback(st);
+    if ((s = kd_store_impl_exec(st, sql, purpose, err))) {
+        kd_store_impl_rollback(st);
         return s;
     }
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 }
 
 kd_status kd_store_stage_finished(struct kd_store *st, int64_t run, const char *name, int *finished,
@@ -54,7 +54,7 @@ kd_status kd_store_stage_finished(struct kd_store *st, int64_t run, const char *
     *finished = 0;
     const char *purpose = "checking which stages of the run finished";
     sqlite3_stmt *q;
-    kd_status s = store_prepare(st,
+    kd_status s = kd_store_impl_prepare(st,
                                 "SELECT count(*) FROM stages WHERE run_id = ?1 AND name = ?2 AND status = 'ok'",
                                 purpose, &q, err);
     if (s)
@@ -66,6 +66,6 @@ kd_status kd_store_stage_finished(struct kd_store *st, int64_t run, const char *
         *finished = sqlite3_column_int64(q, 0) > 0;
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW)
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     return KD_OK;
 }

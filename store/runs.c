@@ -43,13 +43,13 @@ static kd_status write_one(struct kd_store *st, sqlite3_stmt *q, const char *pur
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
-        kd_status s = store_fail(st, rc, purpose, err);
-        store_rollback(st);
+        kd_status s = kd_store_impl_fail(st, rc, purpose, err);
+        kd_store_impl_rollback(st);
         return s;
     }
     if (changed)
         *changed = sqlite3_changes64(st->db);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 }
 
 kd_status kd_store_run_begin(struct kd_store *st, const char *name, const char *pipeline,
@@ -61,35 +61,35 @@ kd_status kd_store_run_begin(struct kd_store *st, const char *name, const char *
     char hex[KD_HASH_HEX_LEN + 1];
     kd_hash_hex(kd_hash_bytes(pipeline, strlen(pipeline)), hex);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT INTO runs (name, pipeline, pipeline_hash, status, kd_version, "
                            "started_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
                            purpose, &q, err))) {
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         return s;
     }
     bind_text_or_null(q, 1, name);
     sqlite3_bind_text(q, 2, pipeline, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, hex, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, KD_VERSION, -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
-        store_rollback(st);
+        s = kd_store_impl_fail(st, rc, purpose, err);
+        kd_store_impl_rollback(st);
         return s;
     }
     *run = sqlite3_last_insert_rowid(st->db);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 }
 
 /* Sets status, message and finished_at of row id in table (runs or stages). */
-static kd_status finish(struct kd_store *st, const char *table, int64_t id,
-                        enum kd_store_status status, const char *message, struct kd_error *err)
+static kd_status finish_once(struct kd_store *st, const char *table, int64_t id,
+                             enum kd_store_status status, const char *message, struct kd_error *err)
 {
     kd_status s = check_status(status, err);
     if (s)
@@ -100,15 +100,15 @@ static kd_status finish(struct kd_store *st, const char *table, int64_t id,
     snprintf(sql, sizeof sql,
              "UPDATE %s SET status = ?1, message = ?2, finished_at = ?3 WHERE id = ?4", table);
     sqlite3_stmt *q;
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         return s;
-    if ((s = store_prepare(st, sql, purpose, &q, err))) {
-        store_rollback(st);
+    if ((s = kd_store_impl_prepare(st, sql, purpose, &q, err))) {
+        kd_store_impl_rollback(st);
         return s;
     }
     sqlite3_bind_text(q, 1, status_names[status], -1, SQLITE_STATIC);
     bind_text_or_null(q, 2, message);
-    sqlite3_bind_double(q, 3, store_now());
+    sqlite3_bind_double(q, 3, kd_store_impl_now());
     sqlite3_bind_int64(q, 4, id);
     int64_t changed = 0;
     if ((s = write_one(st, q, purpose, &changed, err)))
@@ -117,6 +117,22 @@ static kd_status finish(struct kd_store *st, const char *table, int64_t id,
         return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no %s with id %lld",
                             st->path, table[0] == 'r' ? "run" : "stage", (long long)id);
     return KD_OK;
+}
+
+/* A run or stage that failed because the store could not grow (a full disk,
+ * a file-size limit) must still be marked, or it stays 'running' for ever:
+ * then checkpointing the WAL into the file and truncating it gives back the
+ * room a one-row update needs, and the update is tried once more. */
+static kd_status finish(struct kd_store *st, const char *table, int64_t id,
+                        enum kd_store_status status, const char *message, struct kd_error *err)
+{
+    kd_status s = finish_once(st, table, id, status, message, err);
+    if (s != KD_ERR_STORE && s != KD_ERR_IO)
+        return s;
+    struct kd_error ignore = {0};
+    if (kd_store_impl_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "making room to record the end of a run", &ignore))
+        return s;
+    return finish_once(st, table, id, status, message, err);
 }
 
 kd_status kd_store_run_finish(struct kd_store *st, int64_t run, enum kd_store_status status,
@@ -134,14 +150,14 @@ kd_status kd_store_stage_begin(struct kd_store *st, int64_t run, const char *nam
     snprintf(purpose, sizeof purpose, "recording the start of stage '%.40s' of run %lld", name,
              (long long)run);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT INTO stages (run_id, position, name, round, status, started_at) "
                            "VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
                            purpose, &q, err))) {
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         return s;
     }
     sqlite3_bind_int64(q, 1, run);
@@ -149,7 +165,7 @@ kd_status kd_store_stage_begin(struct kd_store *st, int64_t run, const char *nam
     sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
     if (round >= 0)
         sqlite3_bind_int64(q, 4, round);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
@@ -160,12 +176,12 @@ kd_status kd_store_stage_begin(struct kd_store *st, int64_t run, const char *nam
             s = kd_error_set(err, KD_ERR_ARG, "run %lld already has a stage at position %lld",
                              (long long)run, (long long)position);
         else
-            s = store_fail(st, rc, purpose, err);
-        store_rollback(st);
+            s = kd_store_impl_fail(st, rc, purpose, err);
+        kd_store_impl_rollback(st);
         return s;
     }
     *stage = sqlite3_last_insert_rowid(st->db);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 }
 
 kd_status kd_store_stage_finish(struct kd_store *st, int64_t stage, enum kd_store_status status,
@@ -183,7 +199,7 @@ static kd_status batch_fail(struct kd_store *st, int rc, int64_t run, const char
                             "label store '%s' has no run %lld (or no such stage of it) while %s; "
                             "nothing of this batch was recorded",
                             st->path, (long long)run, purpose);
-    return store_fail(st, rc, purpose, err);
+    return kd_store_impl_fail(st, rc, purpose, err);
 }
 
 kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
@@ -197,12 +213,12 @@ kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
     char purpose[64];
     snprintf(purpose, sizeof purpose, "recording %zu metrics", n);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_stmt(st, S_METRIC_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_METRIC_PUT, &q, err)))
         goto fail;
-    double now = store_now();
+    double now = kd_store_impl_now();
     sqlite3_bind_int64(q, 1, run);
     if (stage > 0)
         sqlite3_bind_int64(q, 2, stage);
@@ -222,9 +238,9 @@ kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
         }
     }
     sqlite3_clear_bindings(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -240,10 +256,10 @@ kd_status kd_store_put_selections(struct kd_store *st, int64_t run, int64_t roun
     char purpose[96];
     snprintf(purpose, sizeof purpose, "recording %zu selections of round %lld", n, (long long)round);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_stmt(st, S_SELECTION_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_SELECTION_PUT, &q, err)))
         goto fail;
     sqlite3_bind_int64(q, 1, run);
     sqlite3_bind_int64(q, 2, round);
@@ -267,9 +283,9 @@ kd_status kd_store_put_selections(struct kd_store *st, int64_t run, int64_t roun
         }
     }
     sqlite3_clear_bindings(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -288,10 +304,10 @@ kd_status kd_store_put_weights(struct kd_store *st, int64_t run, int64_t epoch,
     snprintf(purpose, sizeof purpose, "recording %zu example weights of epoch %lld", n,
              (long long)epoch);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_stmt(st, S_WEIGHT_PUT, &q, err)))
+    if ((s = kd_store_impl_stmt(st, S_WEIGHT_PUT, &q, err)))
         goto fail;
     sqlite3_bind_int64(q, 1, run);
     sqlite3_bind_int64(q, 2, epoch);
@@ -313,9 +329,9 @@ kd_status kd_store_put_weights(struct kd_store *st, int64_t run, int64_t epoch,
         }
     }
     sqlite3_clear_bindings(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -327,27 +343,27 @@ kd_status kd_store_artefact(struct kd_store *st, int64_t run, const char *path, 
     char purpose[320];
     snprintf(purpose, sizeof purpose, "recording artefact '%.256s'", path);
     sqlite3_stmt *q;
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT INTO artefacts (run_id, path, format, hash, created_at) VALUES "
                            "(?1, ?2, ?3, ?4, ?5)",
                            purpose, &q, err))) {
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         return s;
     }
     sqlite3_bind_int64(q, 1, run);
     sqlite3_bind_text(q, 2, path, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, format, -1, SQLITE_STATIC);
     bind_text_or_null(q, 4, hash);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
         s = batch_fail(st, rc, run, purpose, err);
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         return s;
     }
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 }

@@ -192,14 +192,14 @@ static const char *const schema_v2[] = {
     NULL,
 };
 
-/* store_migrations[v] (statements, NULL-terminated) takes a store from schema
+/* kd_store_impl_migrations[v] (statements, NULL-terminated) takes a store from schema
  * version v to v + 1; version 0 is an empty file. A new version appends its
  * step here, bumps KD_STORE_SCHEMA_VERSION, sets KD_VERSION_NEEDED (store.c)
  * to the kd release that introduces it, and lists its new tables below. */
-const char *const *const store_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
+const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 /* The tables every version has (version 2 adds corpora, corpus_docs and
  * pairs; store.c tells the versions apart by corpora). */
-const char *const store_kd_tables[STORE_N_KD_TABLES] = {"meta",     "teachers",   "teacher_outputs", "answers",
+const char *const kd_store_impl_tables[STORE_N_KD_TABLES] = {"meta",     "teachers",   "teacher_outputs", "answers",
                                                          "examples", "kinds",      "runs",            "stages",
                                                          "metrics",  "selections", "example_weights", "artefacts"};

@@ -38,7 +38,7 @@ static int get_vec(sqlite3_context *ctx, sqlite3_value *v, const char *fname, fl
         return 0;
     }
     if (*n)
-        store_vec_from_le(blob, *n, *out);
+        kd_store_impl_vec_from_le(blob, *n, *out);
     return 1;
 }
 
@@ -136,7 +136,7 @@ static void fn_get(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (sqlite3_value_type(argv[1]) == SQLITE_NULL || i < 0 || (size_t)i >= n)
         sqlite3_result_null(ctx);
     else
-        sqlite3_result_double(ctx, store_float_decimal(x[i]));
+        sqlite3_result_double(ctx, kd_store_impl_float_decimal(x[i]));
     free(x);
 }
 
@@ -166,7 +166,7 @@ static void fn_max(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         float m = x[0];
         for (size_t i = 1; i < n; i++)
             m = x[i] > m ? x[i] : m;
-        sqlite3_result_double(ctx, store_float_decimal(m));
+        sqlite3_result_double(ctx, kd_store_impl_float_decimal(m));
     }
     free(x);
 }
@@ -231,7 +231,7 @@ static void fn_cosine(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     pair(ctx, argv, 1);
 }
 
-int store_register_functions(sqlite3 *db)
+int kd_store_impl_register_functions(sqlite3 *db)
 {
     static const struct {
         const char *name;

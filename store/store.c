@@ -59,7 +59,7 @@ static const struct {
                       "recording example weights"},
 };
 
-kd_status store_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out,
+kd_status kd_store_impl_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out,
                      struct kd_error *err)
 {
     if (!st->stmt[id]) {
@@ -67,7 +67,7 @@ kd_status store_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out
                                     &st->stmt[id], NULL);
         if (rc != SQLITE_OK) {
             st->stmt[id] = NULL;
-            return store_fail(st, rc, stmt_sql[id].purpose, err);
+            return kd_store_impl_fail(st, rc, stmt_sql[id].purpose, err);
         }
     } else {
         sqlite3_reset(st->stmt[id]);
@@ -77,28 +77,28 @@ kd_status store_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out
     return KD_OK;
 }
 
-kd_status store_prepare(struct kd_store *st, const char *sql, const char *purpose,
+kd_status kd_store_impl_prepare(struct kd_store *st, const char *sql, const char *purpose,
                         sqlite3_stmt **out, struct kd_error *err)
 {
     int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(*out);
         *out = NULL;
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     }
     return KD_OK;
 }
 
-kd_status store_exec(struct kd_store *st, const char *sql, const char *purpose,
+kd_status kd_store_impl_exec(struct kd_store *st, const char *sql, const char *purpose,
                      struct kd_error *err)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? KD_OK : store_fail(st, rc, purpose, err);
+    return rc == SQLITE_OK ? KD_OK : kd_store_impl_fail(st, rc, purpose, err);
 }
 
 /* ------------------------------------------------------------ transactions */
 
-kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_error *err)
+kd_status kd_store_impl_writable(struct kd_store *st, const char *purpose, struct kd_error *err)
 {
     if (st->read_only)
         return kd_error_set(err, KD_ERR_STORE,
@@ -107,30 +107,30 @@ kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_err
     return KD_OK;
 }
 
-kd_status store_begin_write(struct kd_store *st, const char *purpose, struct kd_error *err)
+kd_status kd_store_impl_begin_write(struct kd_store *st, const char *purpose, struct kd_error *err)
 {
-    kd_status s = store_writable(st, purpose, err);
+    kd_status s = kd_store_impl_writable(st, purpose, err);
     if (s)
         return s;
-    return store_exec(st, "BEGIN IMMEDIATE", purpose, err);
+    return kd_store_impl_exec(st, "BEGIN IMMEDIATE", purpose, err);
 }
 
-kd_status store_begin_read(struct kd_store *st, const char *purpose, struct kd_error *err)
+kd_status kd_store_impl_begin_read(struct kd_store *st, const char *purpose, struct kd_error *err)
 {
-    return store_exec(st, "BEGIN", purpose, err);
+    return kd_store_impl_exec(st, "BEGIN", purpose, err);
 }
 
-kd_status store_commit(struct kd_store *st, const char *purpose, struct kd_error *err)
+kd_status kd_store_impl_commit(struct kd_store *st, const char *purpose, struct kd_error *err)
 {
     int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         return KD_OK;
-    kd_status s = store_fail(st, rc, purpose, err);
-    store_rollback(st);
+    kd_status s = kd_store_impl_fail(st, rc, purpose, err);
+    kd_store_impl_rollback(st);
     return s;
 }
 
-void store_rollback(struct kd_store *st)
+void kd_store_impl_rollback(struct kd_store *st)
 {
     if (st && st->db && !sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -138,7 +138,7 @@ void store_rollback(struct kd_store *st)
 
 /* ------------------------------------------------------------------ errors */
 
-kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd_error *err)
+kd_status kd_store_impl_fail(struct kd_store *st, int rc, const char *purpose, struct kd_error *err)
 {
     const char *path = st->path;
     const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
@@ -194,14 +194,14 @@ kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd
 
 /* ------------------------------------------------------------------ helpers */
 
-double store_now(void)
+double kd_store_impl_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double store_float_decimal(float v)
+double kd_store_impl_float_decimal(float v)
 {
     if (!isfinite(v))
         return (double)v;
@@ -214,7 +214,7 @@ double store_float_decimal(float v)
     return strtod(buf, NULL);
 }
 
-double store_clean_double(double d)
+double kd_store_impl_clean_double(double d)
 {
     if (!isfinite(d))
         return d;
@@ -223,7 +223,7 @@ double store_clean_double(double d)
     return strtod(buf, NULL);
 }
 
-void store_vec_to_le(const float *src, size_t n, unsigned char *dst)
+void kd_store_impl_vec_to_le(const float *src, size_t n, unsigned char *dst)
 {
     if (store_host_is_le()) {
         memcpy(dst, src, n * sizeof(float));
@@ -237,7 +237,7 @@ void store_vec_to_le(const float *src, size_t n, unsigned char *dst)
     }
 }
 
-void store_vec_from_le(const void *src, size_t n, float *dst)
+void kd_store_impl_vec_from_le(const void *src, size_t n, float *dst)
 {
     if (store_host_is_le()) {
         memcpy(dst, src, n * sizeof(float));
@@ -354,7 +354,7 @@ static kd_status open_immutable(struct kd_store *st, struct kd_error *err)
                              NULL);
     free(uri);
     if (rc != SQLITE_OK)
-        return store_fail(st, rc, "opening read-only", err);
+        return kd_store_impl_fail(st, rc, "opening read-only", err);
     sqlite3_extended_result_codes(st->db, 1);
     return KD_OK;
 }
@@ -363,14 +363,14 @@ static kd_status pragma_int(struct kd_store *st, const char *sql, int64_t *out,
                             struct kd_error *err)
 {
     sqlite3_stmt *s;
-    kd_status status = store_prepare(st, sql, "reading the file's header", &s, err);
+    kd_status status = kd_store_impl_prepare(st, sql, "reading the file's header", &s, err);
     if (status)
         return status;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
     else if (rc != SQLITE_DONE)
-        status = store_fail(st, rc, "reading the file's header", err);
+        status = kd_store_impl_fail(st, rc, "reading the file's header", err);
     sqlite3_finalize(s);
     return status;
 }
@@ -379,7 +379,7 @@ static kd_status pragma_int(struct kd_store *st, const char *sql, int64_t *out,
 static kd_status has_table(struct kd_store *st, const char *name, int *out, struct kd_error *err)
 {
     sqlite3_stmt *s;
-    kd_status status = store_prepare(
+    kd_status status = kd_store_impl_prepare(
         st, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
         "reading the schema", &s, err);
     if (status)
@@ -389,7 +389,7 @@ static kd_status has_table(struct kd_store *st, const char *name, int *out, stru
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int(s, 0) > 0;
     else
-        status = store_fail(st, rc, "reading the schema", err);
+        status = kd_store_impl_fail(st, rc, "reading the schema", err);
     sqlite3_finalize(s);
     return status;
 }
@@ -404,13 +404,13 @@ static kd_status kd_tables_present(struct kd_store *st, size_t *n_have, char *mi
     missing[0] = '\0';
     for (size_t i = 0; i < STORE_N_KD_TABLES; i++) {
         int has = 0;
-        kd_status s = has_table(st, store_kd_tables[i], &has, err);
+        kd_status s = has_table(st, kd_store_impl_tables[i], &has, err);
         if (s)
             return s;
         if (has)
             (*n_have)++;
         else if (at < cap)
-            at += (size_t)snprintf(missing + at, cap - at, "%s%s", at ? ", " : "", store_kd_tables[i]);
+            at += (size_t)snprintf(missing + at, cap - at, "%s%s", at ? ", " : "", kd_store_impl_tables[i]);
     }
     return KD_OK;
 }
@@ -487,7 +487,7 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
 static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
 {
     const char *purpose = "creating the schema";
-    kd_status s = store_begin_write(st, purpose, err);
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
     if (s)
         return s;
     int64_t version = 0;
@@ -495,10 +495,10 @@ static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
         (s = check_version(st, version, err)))
         goto fail;
     if (version == KD_STORE_SCHEMA_VERSION)
-        return store_commit(st, purpose, err);
+        return kd_store_impl_commit(st, purpose, err);
     for (int64_t v = version; v < KD_STORE_SCHEMA_VERSION; v++)
-        for (const char *const *sql = store_migrations[v]; *sql; sql++)
-            if ((s = store_exec(st, *sql, v ? "migrating the schema" : purpose, err)))
+        for (const char *const *sql = kd_store_impl_migrations[v]; *sql; sql++)
+            if ((s = kd_store_impl_exec(st, *sql, v ? "migrating the schema" : purpose, err)))
                 goto fail;
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -506,14 +506,14 @@ static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
              "INSERT OR REPLACE INTO meta (key, value) VALUES ('kd_version_needed', '%s');"
              "PRAGMA user_version = %d;",
              KD_VERSION, KD_VERSION_NEEDED, KD_STORE_SCHEMA_VERSION);
-    if ((s = store_exec(st, sql, purpose, err)) || (s = store_commit(st, purpose, err)))
+    if ((s = kd_store_impl_exec(st, sql, purpose, err)) || (s = kd_store_impl_commit(st, purpose, err)))
         goto fail;
     if (version > 0)
         kd_log(KD_LOG_INFO, "label store '%s': migrated the schema from version %lld to %d",
                st->path, (long long)version, KD_STORE_SCHEMA_VERSION);
     return KD_OK;
 fail:
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -549,7 +549,7 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
         flags |= writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        s = store_fail(st, rc, "opening", err);
+        s = kd_store_impl_fail(st, rc, "opening", err);
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
@@ -577,10 +577,10 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
     snprintf(sql, sizeof sql,
              "PRAGMA foreign_keys = ON; PRAGMA cache_size = -%lld; PRAGMA mmap_size = %lld;",
              (long long)cache_kib, sizeof(void *) >= 8 ? 1LL << 30 : 0LL);
-    if ((s = store_exec(st, sql, "setting up the connection", err)))
+    if ((s = kd_store_impl_exec(st, sql, "setting up the connection", err)))
         goto fail;
     if (o.read_only) {
-        if (writable && (s = store_exec(st, "PRAGMA query_only = ON", "opening read-only", err)))
+        if (writable && (s = kd_store_impl_exec(st, "PRAGMA query_only = ON", "opening read-only", err)))
             goto fail;
         if (version == 0)
             s = kd_error_set(err, KD_ERR_FORMAT,
@@ -597,10 +597,10 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
         /* page_size only takes effect on a new file; journal_mode = WAL is
          * persistent and needs a moment of exclusive access (busy time-out). */
         snprintf(sql, sizeof sql, "PRAGMA page_size = %d", STORE_PAGE_SIZE);
-        if ((s = store_exec(st, sql, "setting up a new file", err)))
+        if ((s = kd_store_impl_exec(st, sql, "setting up a new file", err)))
             goto fail;
         sqlite3_stmt *q;
-        if ((s = store_prepare(st, "PRAGMA journal_mode = WAL", "switching to WAL mode", &q, err)))
+        if ((s = kd_store_impl_prepare(st, "PRAGMA journal_mode = WAL", "switching to WAL mode", &q, err)))
             goto fail;
         rc = sqlite3_step(q);
         if (rc == SQLITE_ROW) {
@@ -613,20 +613,20 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
         }
         sqlite3_finalize(q);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            s = store_fail(st, rc, "switching to WAL mode", err);
+            s = kd_store_impl_fail(st, rc, "switching to WAL mode", err);
             goto fail;
         }
         /* NORMAL: a commit does not wait for the disk (WAL keeps the file
          * consistent; a crash of the process loses nothing committed). The
          * WAL is truncated back to 64 MiB after a checkpoint, so one big
          * batch does not leave a big -wal file behind. */
-        if ((s = store_exec(st,
+        if ((s = kd_store_impl_exec(st,
                             "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
                             "setting up the connection", err)))
             goto fail;
         if (o.max_pages > 0) {
             snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)o.max_pages);
-            if ((s = store_exec(st, sql, "capping the file size", err)))
+            if ((s = kd_store_impl_exec(st, sql, "capping the file size", err)))
                 goto fail;
         }
         /* Only a new or older file needs the write lock that creating or
@@ -634,9 +634,9 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
         if (version != KD_STORE_SCHEMA_VERSION && (s = create_or_migrate(st, err)))
             goto fail;
     }
-    rc = store_register_functions(st->db);
+    rc = kd_store_impl_register_functions(st->db);
     if (rc != SQLITE_OK) {
-        s = store_fail(st, rc, "registering kd's SQL functions", err);
+        s = kd_store_impl_fail(st, rc, "registering kd's SQL functions", err);
         goto fail;
     }
     *out = st;
@@ -653,7 +653,7 @@ void kd_store_close(struct kd_store *st)
     for (int i = 0; i < S_N_STMTS; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db) {
-        store_rollback(st);
+        kd_store_impl_rollback(st);
         if (sqlite3_close(st->db) != SQLITE_OK)
             kd_log(KD_LOG_WARN, "label store '%s': closing: %s", st->path, sqlite3_errmsg(st->db));
     }

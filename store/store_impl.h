@@ -1,5 +1,10 @@
 /* Private to store/: the open store, its prepared statements, error
- * mapping and the little-endian vector helpers shared by the store's files. */
+ * mapping and the little-endian vector helpers shared by the store's files.
+ *
+ * Naming: a function or table shared between the store's files but not part
+ * of its API is called kd_store_impl_<name> (so that every symbol libkd.a exports
+ * carries kd_ and none collides with a program's own store_* names);
+ * static and static inline helpers keep short names. */
 #ifndef KD_STORE_IMPL_H
 #define KD_STORE_IMPL_H
 
@@ -8,13 +13,13 @@
 #include <sqlite3.h>
 #include <string.h>
 
-/* The schema (schema.c): store_migrations[v], NULL-terminated SQL
+/* The schema (schema.c): kd_store_impl_migrations[v], NULL-terminated SQL
  * statements, takes a store from schema version v to v + 1 (version 0 is an
- * empty file); store_kd_tables names the tables of the current version, to
+ * empty file); kd_store_impl_tables names the tables of the current version, to
  * recognise a kd store whose user_version was lost. */
-extern const char *const *const store_migrations[KD_STORE_SCHEMA_VERSION];
+extern const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION];
 #define STORE_N_KD_TABLES 12
-extern const char *const store_kd_tables[STORE_N_KD_TABLES];
+extern const char *const kd_store_impl_tables[STORE_N_KD_TABLES];
 
 /* Statements used on hot or repeated paths: prepared once per handle (on
  * first use) and reset after each use. The SQL text is in store.c. */
@@ -41,47 +46,47 @@ struct kd_store {
 };
 
 /* The statement, prepared if needed, reset and with its bindings cleared. */
-kd_status store_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out,
+kd_status kd_store_impl_stmt(struct kd_store *st, enum store_stmt id, sqlite3_stmt **out,
                      struct kd_error *err);
 /* Prepares sql (a one-off statement; finalize it) with a purpose for errors. */
-kd_status store_prepare(struct kd_store *st, const char *sql, const char *purpose,
+kd_status kd_store_impl_prepare(struct kd_store *st, const char *sql, const char *purpose,
                         sqlite3_stmt **out, struct kd_error *err);
 /* Runs SQL text without results. */
-kd_status store_exec(struct kd_store *st, const char *sql, const char *purpose,
+kd_status kd_store_impl_exec(struct kd_store *st, const char *sql, const char *purpose,
                      struct kd_error *err);
 
 /* Fills err from an SQLite result code: the file, what kd was doing
  * (purpose, e.g. "storing a batch of 100 answers"), SQLite's message and
  * what to do about it. Returns the kd status. */
-kd_status store_fail(struct kd_store *st, int rc, const char *purpose, struct kd_error *err);
+kd_status kd_store_impl_fail(struct kd_store *st, int rc, const char *purpose, struct kd_error *err);
 
 /* Write transactions start with BEGIN IMMEDIATE so that a busy store is
  * waited for at the start (with the busy time-out) rather than failing on
- * the first write. store_rollback is safe when no transaction is open. */
-kd_status store_begin_write(struct kd_store *st, const char *purpose, struct kd_error *err);
-kd_status store_begin_read(struct kd_store *st, const char *purpose, struct kd_error *err);
-kd_status store_commit(struct kd_store *st, const char *purpose, struct kd_error *err);
-void store_rollback(struct kd_store *st);
+ * the first write. kd_store_impl_rollback is safe when no transaction is open. */
+kd_status kd_store_impl_begin_write(struct kd_store *st, const char *purpose, struct kd_error *err);
+kd_status kd_store_impl_begin_read(struct kd_store *st, const char *purpose, struct kd_error *err);
+kd_status kd_store_impl_commit(struct kd_store *st, const char *purpose, struct kd_error *err);
+void kd_store_impl_rollback(struct kd_store *st);
 
 /* KD_ERR_STORE when the store was opened read-only. */
-kd_status store_writable(struct kd_store *st, const char *purpose, struct kd_error *err);
+kd_status kd_store_impl_writable(struct kd_store *st, const char *purpose, struct kd_error *err);
 
 /* Checks n answers of width d before they are stored: the width (1 to
  * 2^24, 1 for scores), finite values, probabilities that sum to 1. */
-kd_status store_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
+kd_status kd_store_impl_check_answers(enum kd_store_kind kind, size_t n, size_t d, const float *answers,
                               struct kd_error *err);
 
 /* KD_ERR_ARG unless kind is a known answer kind. */
-kd_status store_check_kind(enum kd_store_kind kind, struct kd_error *err);
+kd_status kd_store_impl_check_kind(enum kd_store_kind kind, struct kd_error *err);
 /* The teacher's name and fingerprint for messages ("teacher 'x' (abcd...)");
  * KD_ERR_NOT_FOUND when there is no such id. */
-kd_status store_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err);
+kd_status kd_store_impl_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err);
 /* The stored width of (teacher, kind); 0 when none. */
-kd_status store_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+kd_status kd_store_impl_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
                           struct kd_error *err);
 
 /* Unix time in seconds (UTC wall clock). */
-double store_now(void);
+double kd_store_impl_now(void);
 
 /* The key halves as stored: the hash's 64-bit halves reinterpreted as
  * signed integers (SQLite integers are signed), hi first. */
@@ -106,16 +111,16 @@ static inline int store_host_is_le(void)
     return b == 1;
 }
 /* n floats to/from little-endian bytes (a copy on little-endian hosts). */
-void store_vec_to_le(const float *src, size_t n, unsigned char *dst);
-void store_vec_from_le(const void *src, size_t n, float *dst);
+void kd_store_impl_vec_to_le(const float *src, size_t n, unsigned char *dst);
+void kd_store_impl_vec_from_le(const void *src, size_t n, float *dst);
 
 /* The double nearest the shortest decimal that reads back as the float v
  * (0.7f gives 0.7, not 0.699999988079071): how a float32 is shown to people
  * in REAL columns. And the double d cleaned of binary noise at 15 digits. */
-double store_float_decimal(float v);
-double store_clean_double(double d);
+double kd_store_impl_float_decimal(float v);
+double kd_store_impl_clean_double(double d);
 
 /* Registers kd's SQL functions (kd_vec_json...) on a connection. */
-int store_register_functions(sqlite3 *db);
+int kd_store_impl_register_functions(sqlite3 *db);
 
 #endif /* KD_STORE_IMPL_H */

@@ -48,11 +48,11 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
         return kd_error_set(err, KD_ERR_ARG, "unknown teacher kind %d", (int)kind);
     char purpose[KD_STORE_NAME_MAX + 64];
     snprintf(purpose, sizeof purpose, "registering teacher '%s'", name);
-    if ((s = store_begin_write(st, purpose, err)))
+    if ((s = kd_store_impl_begin_write(st, purpose, err)))
         return s;
     sqlite3_stmt *q = NULL;
     int rc;
-    if ((s = store_prepare(st, "SELECT id, kind FROM teachers WHERE name = ?1 AND fingerprint = ?2",
+    if ((s = kd_store_impl_prepare(st, "SELECT id, kind FROM teachers WHERE name = ?1 AND fingerprint = ?2",
                            purpose, &q, err)))
         goto done;
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
@@ -69,15 +69,15 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
         }
         *id = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
-        return store_commit(st, purpose, err);
+        return kd_store_impl_commit(st, purpose, err);
     }
     if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     sqlite3_finalize(q);
     /* A new version of a known teacher: say what happens to the old answers. */
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT t.fingerprint, (SELECT count(*) FROM answers a WHERE a.teacher_id "
                            "IN (SELECT id FROM teachers WHERE name = ?1)) FROM teachers t WHERE "
                            "t.name = ?1 ORDER BY t.id DESC LIMIT 1",
@@ -92,11 +92,11 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
                name, fp, (const char *)sqlite3_column_text(q, 0),
                (long long)sqlite3_column_int64(q, 1), st->path);
     else if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     sqlite3_finalize(q);
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "INSERT INTO teachers (name, kind, fingerprint, config, created_at) "
                            "VALUES (?1, ?2, ?3, ?4, ?5)",
                            purpose, &q, err)))
@@ -105,18 +105,18 @@ kd_status kd_store_teacher_register(struct kd_store *st, const char *name, enum 
     sqlite3_bind_text(q, 2, kd_teacher_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, fp, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, config ? config : "", -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 5, store_now());
+    sqlite3_bind_double(q, 5, kd_store_impl_now());
     rc = sqlite3_step(q);
     if (rc != SQLITE_DONE) {
-        s = store_fail(st, rc, purpose, err);
+        s = kd_store_impl_fail(st, rc, purpose, err);
         goto done;
     }
     *id = sqlite3_last_insert_rowid(st->db);
     sqlite3_finalize(q);
-    return store_commit(st, purpose, err);
+    return kd_store_impl_commit(st, purpose, err);
 done:
     sqlite3_finalize(q);
-    store_rollback(st);
+    kd_store_impl_rollback(st);
     return s;
 }
 
@@ -142,7 +142,7 @@ kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const cha
         return s;
     const char *purpose = "finding a teacher";
     sqlite3_stmt *q;
-    if ((s = store_prepare(st,
+    if ((s = kd_store_impl_prepare(st,
                            "SELECT id, name, kind, fingerprint, created_at FROM teachers WHERE "
                            "name = ?1 AND (?2 IS NULL OR fingerprint = ?2) ORDER BY id DESC LIMIT 1",
                            purpose, &q, err)))
@@ -158,10 +158,10 @@ kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const cha
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
-        return store_fail(st, rc, purpose, err);
+        return kd_store_impl_fail(st, rc, purpose, err);
     /* Not there: list what is, so that a typo is obvious. */
     char names[512] = "";
-    if (store_prepare(st, "SELECT DISTINCT name FROM teachers ORDER BY name", purpose, &q, NULL) ==
+    if (kd_store_impl_prepare(st, "SELECT DISTINCT name FROM teachers ORDER BY name", purpose, &q, NULL) ==
         KD_OK) {
         size_t at = 0;
         while (sqlite3_step(q) == SQLITE_ROW && at + 1 < sizeof names) {
@@ -181,10 +181,10 @@ kd_status kd_store_teacher_find(struct kd_store *st, const char *name, const cha
                         st->path, name, names[0] ? "teachers: " : "it has no teachers yet", names);
 }
 
-kd_status store_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err)
+kd_status kd_store_impl_teacher_label(struct kd_store *st, int64_t teacher, char *buf, size_t n, struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = store_stmt(st, S_TEACHER_BY_ID, &q, err);
+    kd_status s = kd_store_impl_stmt(st, S_TEACHER_BY_ID, &q, err);
     if (s)
         return s;
     sqlite3_bind_int64(q, 1, teacher);
@@ -197,16 +197,16 @@ kd_status store_teacher_label(struct kd_store *st, int64_t teacher, char *buf, s
     }
     sqlite3_reset(q);
     if (rc != SQLITE_DONE)
-        return store_fail(st, rc, "reading a teacher", err);
+        return kd_store_impl_fail(st, rc, "reading a teacher", err);
     return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' has no teacher with id %lld",
                         st->path, (long long)teacher);
 }
 
-kd_status store_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
+kd_status kd_store_impl_width_get(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
                           struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = store_stmt(st, S_WIDTH_GET, &q, err);
+    kd_status s = kd_store_impl_stmt(st, S_WIDTH_GET, &q, err);
     if (s)
         return s;
     sqlite3_bind_int64(q, 1, teacher);
@@ -215,13 +215,13 @@ kd_status store_width_get(struct kd_store *st, int64_t teacher, enum kd_store_ki
     *d = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(q, 0) : 0;
     sqlite3_reset(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(st, rc, "reading a teacher's answer width", err);
+        return kd_store_impl_fail(st, rc, "reading a teacher's answer width", err);
     return KD_OK;
 }
 
 kd_status kd_store_width(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t *d,
                          struct kd_error *err)
 {
-    kd_status s = store_check_kind(kind, err);
-    return s ? s : store_width_get(st, teacher, kind, d, err);
+    kd_status s = kd_store_impl_check_kind(kind, err);
+    return s ? s : kd_store_impl_width_get(st, teacher, kind, d, err);
 }

@@ -110,7 +110,7 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
 {
     if (n == 0)
         return KD_OK;
-    kd_status s = store_check_answers(w->kind, n, w->d, answers, err);
+    kd_status s = kd_store_impl_check_answers(w->kind, n, w->d, answers, err);
     if (s)
         return s;
     if (w->n + n > w->cap) {

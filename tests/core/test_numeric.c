@@ -204,3 +204,34 @@ Test(core, read_file_returns_contents_and_names_missing_files)
     free(buf);
     remove(path);
 }
+
+Test(core, rng_derive_gives_every_purpose_its_own_stream_in_the_same_round)
+{
+    /* Selection and TGT once drew the same stream in the same round (both
+     * seed * 1000003 + round): every pair of purposes must differ. */
+    enum kd_rng_purpose all[] = {KD_RNG_TRAIN_ROUND, KD_RNG_SELECT, KD_RNG_TGT, KD_RNG_SECOND_STUDENT,
+                                 KD_RNG_AUTOENCODER_DECODER};
+    size_t n = sizeof all / sizeof all[0];
+    for (uint64_t seed = 0; seed < 64; seed++)
+        for (uint64_t index = 0; index < 64; index++)
+            for (size_t a = 0; a < n; a++)
+                for (size_t b = a + 1; b < n; b++)
+                    cr_assert_neq(kd_rng_derive(seed, all[a], index), kd_rng_derive(seed, all[b], index),
+                                  "purposes %d and %d, seed %llu, index %llu", (int)all[a], (int)all[b],
+                                  (unsigned long long)seed, (unsigned long long)index);
+    /* and the streams themselves differ, not only their seeds */
+    struct kd_rng s, t;
+    kd_rng_seed(&s, kd_rng_derive(1, KD_RNG_SELECT, 1));
+    kd_rng_seed(&t, kd_rng_derive(1, KD_RNG_TGT, 1));
+    cr_assert_neq(kd_rng_u64(&s), kd_rng_u64(&t));
+}
+
+Test(core, rng_derive_is_deterministic_and_moves_with_seed_and_index)
+{
+    cr_assert_eq(kd_rng_derive(7, KD_RNG_SELECT, 3), kd_rng_derive(7, KD_RNG_SELECT, 3));
+    cr_assert_neq(kd_rng_derive(7, KD_RNG_SELECT, 3), kd_rng_derive(8, KD_RNG_SELECT, 3));
+    cr_assert_neq(kd_rng_derive(7, KD_RNG_SELECT, 3), kd_rng_derive(7, KD_RNG_SELECT, 4));
+    /* the frozen formula of training rounds: recorded runs keep their numbers */
+    cr_assert_eq(kd_rng_derive(1, KD_RNG_TRAIN_ROUND, 0), 1);
+    cr_assert_eq(kd_rng_derive(1, KD_RNG_TRAIN_ROUND, 5), 1 + 5 * 7919);
+}

@@ -227,3 +227,25 @@ Test(losses, distill_without_gold_labels_ignores_alpha)
     cr_assert(fabs(a0 - a1) < 1e-12);
     cr_assert(fabs(a0 - kd_loss_logit_mse(Z, V, NULL, B, C, NULL)) < 1e-9);
 }
+
+Test(losses, distill_or_gold_trains_gold_rows_on_their_label_and_the_rest_on_the_teacher)
+{
+    /* Row 1 has a gold label, rows 0 and 2 only the teacher: the same as the
+     * mixed loss with alpha 0 for gold rows, up to float rounding. */
+    const int32_t y[B] = {-1, 0, -1};
+    enum kd_distill_loss kinds[4] = {KD_DLOSS_HINTON, KD_DLOSS_SOFT_CE, KD_DLOSS_LOGIT_MSE, KD_DLOSS_HARD};
+    for (int k = 0; k < 4; k++) {
+        float g[B * C], gm[B * C];
+        double l = kd_loss_distill_or_gold(kinds[k], Z, V, y, W, B, C, 3.0f, g);
+        double lm = kd_loss_distill(kinds[k], Z, V, y, W, B, C, 3.0f, 0.0f, gm);
+        cr_assert_float_eq(l, lm, 1e-6, "%s: %.9g against %.9g", kd_distill_loss_name(kinds[k]), l, lm);
+        for (size_t i = 0; i < B * C; i++)
+            cr_assert_float_eq(g[i], gm[i], 1e-6, "%s, gradient %zu", kd_distill_loss_name(kinds[k]), i);
+    }
+    /* the gold row alone is its weighted cross-entropy over the batch size */
+    float g1[C];
+    double ce = kd_loss_softmax_ce(Z + C, &y[1], &W[1], 1, C, g1);
+    const int32_t only_gold[1] = {0};
+    cr_assert_float_eq(kd_loss_distill_or_gold(KD_DLOSS_HINTON, Z + C, V + C, only_gold, W + 1, 1, C, 3.0f, NULL), ce,
+                       1e-12);
+}

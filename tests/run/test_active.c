@@ -244,8 +244,31 @@ Test(active, the_budget_caps_selection_when_the_pool_is_smaller)
         said |= strstr(s->lines[i], "at most 800 new queries (the budget, capped by the pool's size") != NULL;
     cr_assert(said, "the plan names the capped budget");
     memset(s, 0, sizeof *s);
-    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    /* and so does the run's log */
+    char log_path[128];
+    snprintf(log_path, sizeof log_path, "%s/run.log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *log = fopen(log_path, "w");
+    cr_assert(log && saved >= 0);
+    dup2(fileno(log), 2);
+    kd_log_set_level(KD_LOG_INFO);
+    kd_status rs = load_and_run("a.yaml", NULL, 0, 0, s, &err);
+    kd_log_set_level(KD_LOG_WARN);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(log);
+    cr_assert_eq(rs, KD_OK, "%s", err.msg);
     cr_assert_eq(s->queries, 800, "queries %zu", s->queries);
+    log = fopen(log_path, "r");
+    char line[512];
+    int logged = 0;
+    while (log && fgets(line, sizeof line, log))
+        logged |= strstr(line, "budget: 5000 queries asked for, capped to the 800 examples of 'pool'") != NULL;
+    if (log)
+        fclose(log);
+    cr_assert(logged, "the run's log names the capped budget");
     struct kd_store *st = open_store();
     long long run = (long long)s->run_id;
     cr_assert_eq(SQL1(st, "SELECT count(*) FROM selections WHERE run_id = %lld", run), 800);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -410,5 +411,154 @@ Test(run, a_table_teacher_serves_imported_answers_and_names_what_is_missing)
     cr_assert_eq(s->cached, 800);
     cr_assert_eq(s->queries, 0);
     kd_dataset_release(&test), kd_dataset_release(&part), kd_dataset_release(&ans);
+    free(s);
+}
+
+static int take_text(void *ctx, const struct kd_sql_row *row)
+{
+    char *out = ctx;
+    if (row->n_cols > 0 && row->values[0].type == KD_SQL_TEXT)
+        snprintf(out, 32, "%s", row->values[0].text);
+    return 1;
+}
+
+static int take_real(void *ctx, const struct kd_sql_row *row)
+{
+    double *out = ctx;
+    if (row->n_cols > 0)
+        *out = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i
+               : row->values[0].type == KD_SQL_REAL  ? row->values[0].r
+                                                     : NAN;
+    return 1;
+}
+
+Test(run, a_run_gives_back_the_blas_threads_and_quiet_progress_it_changed_and_records_its_threads)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "threads: 2\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 200}\n"
+             "models:\n"
+             "  m: {hidden: [8]}\n"
+             "stages:\n"
+             "  - train: {name: t, model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("th.yaml", text);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    kd_blas_set_threads(1);
+    kd_progress_set_quiet(0);
+    cr_assert_eq(load_and_run("th.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_blas_get_threads(), 1, "threads %d after a run", kd_blas_get_threads());
+    cr_assert_eq(kd_progress_get_quiet(), 0, "progress left quiet after a run");
+
+    /* the run says what it ran with */
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    struct kd_store *st;
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    char sql[256];
+    double threads = NAN;
+    snprintf(sql, sizeof sql,
+             "SELECT value FROM metrics WHERE run_id = %lld AND name = 'blas_threads' AND stage_id IS NULL",
+             (long long)s->run_id);
+    cr_assert_eq(kd_store_sql(st, sql, take_real, &threads, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(threads, 2.0, "blas_threads %g", threads);
+    kd_store_close(st);
+
+    /* and on a path that fails part-way: training on data without labels */
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "threads: 2\n"
+             "output: %s/out2\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, limit: 100}\n"
+             "models:\n"
+             "  m: {hidden: [8]}\n"
+             "stages:\n"
+             "  - train: {model: m, data: train, epochs: 1}\n",
+             dir);
+    write_pipeline("fail.yaml", text);
+    cr_assert_eq(load_and_run("fail.yaml", NULL, 0, 0, s, &err), KD_ERR_CONFIG);
+    cr_assert_eq(kd_blas_get_threads(), 1);
+    cr_assert_eq(kd_progress_get_quiet(), 0);
+    kd_progress_set_quiet(1);
+    free(s);
+}
+
+/* A teacher that, when kd starts it, caps the size of every file its parent
+ * (the run) may write at the size the store's WAL has now: from then on the
+ * store cannot grow, as on a full disk. Then it answers like any teacher. */
+static const char full_disk_teacher[] =
+    "import os, resource, sys\n"
+    "from array import array\n"
+    "wal = sys.argv[1]\n"
+    "size = os.path.getsize(wal) if os.path.exists(wal) else 0\n"
+    "soft, hard = resource.prlimit(os.getppid(), resource.RLIMIT_FSIZE)\n"
+    "resource.prlimit(os.getppid(), resource.RLIMIT_FSIZE, (size, hard))\n"
+    "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+    "D = int(inp.readline().split()[3])\n"
+    "out.write(b'ready 3 logits full-disk-v1\\n')\n"
+    "out.flush()\n"
+    "while True:\n"
+    "    line = inp.readline()\n"
+    "    if not line or line.strip() == b'end':\n"
+    "        break\n"
+    "    n = int(line.split()[1])\n"
+    "    x = array('f')\n"
+    "    x.frombytes(inp.read(n * D * 4))\n"
+    "    y = array('f', [x[i * D + c] for i in range(n) for c in range(3)])\n"
+    "    out.write(b'answer %d\\n' % n)\n"
+    "    out.write(y.tobytes())\n"
+    "    out.flush()\n";
+
+Test(run, a_store_that_fills_up_while_storing_answers_leaves_the_run_failed_not_running)
+{
+    char script[256], text[4096];
+    snprintf(script, sizeof script, "%s/full_teacher.py", dir);
+    FILE *f = fopen(script, "w");
+    cr_assert(f);
+    fputs(full_disk_teacher, f);
+    fclose(f);
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 300}\n"
+             "teachers:\n"
+             "  full: {kind: exec, command: [/usr/bin/python3, %s, %s/out/kd.db-wal], batch: 100, timeout: 20}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: full, data: train}\n",
+             dir, script, dir);
+    write_pipeline("full.yaml", text);
+    /* the cap makes a write fail with EFBIG instead of killing the process */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit before;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &before), 0);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    kd_status st = load_and_run("full.yaml", NULL, 0, 0, s, &err);
+    struct rlimit none = {before.rlim_max, before.rlim_max};
+    setrlimit(RLIMIT_FSIZE, &none);
+    cr_assert_neq(st, KD_OK, "the store never filled up");
+    cr_assert(strstr(err.msg, "stage 'label'") && strstr(err.msg, "label store"), "%s", err.msg);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    struct kd_store *store;
+    cr_assert_eq(kd_store_open(path, NULL, &store, &err), KD_OK, "%s", err.msg);
+    char sql[256];
+    char status[2][32] = {"", ""};
+    snprintf(sql, sizeof sql, "SELECT status FROM runs WHERE id = %lld", (long long)s->run_id);
+    cr_assert_eq(kd_store_sql(store, sql, take_text, status[0], NULL, &err), KD_OK, "%s", err.msg);
+    snprintf(sql, sizeof sql, "SELECT status FROM stages WHERE run_id = %lld AND name = 'label'", (long long)s->run_id);
+    cr_assert_eq(kd_store_sql(store, sql, take_text, status[1], NULL, &err), KD_OK, "%s", err.msg);
+    kd_store_close(store);
+    cr_assert_str_eq(status[0], "failed", "the run is '%s'", status[0]);
+    cr_assert_str_eq(status[1], "failed", "the stage is '%s'", status[1]);
     free(s);
 }

@@ -409,7 +409,7 @@ Test(sampling, reweight_gives_weight_exactly_one_for_a_perfect_teacher_without_s
     cr_assert_eq(cal.overall_error, 0.0);
     float *w = malloc(N * sizeof *w);
     double *noise = malloc(N * sizeof *noise);
-    kd_reweight(&cal, &v, &z, w, noise);
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     for (size_t i = 0; i < N; i++) {
         cr_assert_eq(w[i], 1.0f, "row %zu: %g", i, (double)w[i]);
         cr_assert_eq(noise[i], 0.0, "row %zu", i);
@@ -434,7 +434,7 @@ Test(sampling, reweight_gives_weight_near_one_for_a_perfect_teacher_with_smoothi
     cr_assert_eq(cal.n_bins, 10);
     float *w = malloc(N * sizeof *w);
     double *noise = malloc(N * sizeof *noise);
-    kd_reweight(&cal, &v, &z, w, noise);
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     size_t checked = 0;
     for (size_t i = 0; i < N; i++) {
         /* 500 rows a bin, none wrong: p = (0 + 1) / (500 + 2) */
@@ -493,7 +493,7 @@ Test(sampling, reweight_gives_weight_zero_where_the_teacher_is_wrong_more_often_
         }
     float w[18];
     double noise[18];
-    kd_reweight(&cal, &tv, &tz, w, noise);
+    cr_assert_eq(kd_reweight(&cal, &tv, &tz, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     for (size_t k = 0; k < 18; k++) {
         if (k < 9) {
             cr_assert_eq(w[k], 0.0f, "example %zu: %g", k, (double)w[k]);
@@ -532,7 +532,8 @@ Test(sampling, reweight_computes_d_from_the_teachers_first_and_second_class)
     struct kd_tensor v = kd_tensor_view(vd, 3, 3), z = kd_tensor_view(zd, 3, 3);
     float w[3];
     double noise[3];
-    kd_reweight(&cal, &v, &z, w, noise);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     for (size_t i = 0; i < 3; i++) {
         size_t nt, nt2;
         naive_top2(vd + 3 * i, 3, &nt, &nt2);
@@ -553,7 +554,7 @@ Test(sampling, reweight_computes_d_from_the_teachers_first_and_second_class)
     cr_assert_eq(w[2], 1.0f);
     /* noise may be NULL */
     float w2[3];
-    kd_reweight(&cal, &v, &z, w2, NULL);
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w2, NULL, &err), KD_OK, "%s", err.msg);
     cr_assert_arr_eq(w, w2, sizeof w);
     kd_calibration_release(&cal);
 }
@@ -570,13 +571,14 @@ Test(sampling, reweight_treats_an_underflowed_loss_on_the_teachers_class_as_infi
     int32_t right[4] = {0, 0, 0, 0}, one_wrong[4] = {1, 0, 0, 0};
     struct kd_calibration cal;
     fit2(a, one_wrong, 4, 1, 0.0, &cal);   /* p = 0.25 > 0: d = inf gives 0 */
-    kd_reweight(&cal, &v, &z, w, noise);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(w[0], 0.0f);
     cr_assert_eq(noise[0], 0.25);
     kd_calibration_release(&cal);
 
     fit2(a, right, 4, 1, 0.0, &cal);       /* p = 0: trusted whatever d is */
-    kd_reweight(&cal, &v, &z, w, noise);
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(w[0], 1.0f);
     cr_assert_eq(noise[0], 0.0);
     kd_calibration_release(&cal);
@@ -584,7 +586,57 @@ Test(sampling, reweight_treats_an_underflowed_loss_on_the_teachers_class_as_infi
     /* A NaN in the student's logits is no weight, not a NaN one. */
     zd[1] = NAN;
     fit2(a, one_wrong, 4, 1, 0.0, &cal);
-    kd_reweight(&cal, &v, &z, w, noise);
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(w[0], 0.0f);
+    kd_calibration_release(&cal);
+}
+
+Test(sampling, reweight_at_a_temperature_equals_reweighting_the_scaled_student_logits)
+{
+    enum { N = 200, C = 5 };
+    struct kd_rng r;
+    kd_rng_seed(&r, 5);
+    struct kd_tensor v, z, zs;
+    randn(&r, &v, N, C, 3.0);
+    randn(&r, &z, N, C, 3.0);
+    cr_assert_eq(kd_tensor_init(&zs, N, C, NULL), KD_OK);
+    const double T = 4.0;
+    for (size_t i = 0; i < (size_t)N * C; i++)
+        zs.data[i] = z.data[i] * (float)(1.0 / T);
+    int32_t *y = argmax_labels(&v);
+    for (size_t i = 0; i < N; i += 3)
+        y[i] = (y[i] + 1) % C; /* a teacher wrong a third of the time */
+    struct kd_calibration cal;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_calibration_fit(&v, y, 4, 1.0, &cal, &err), KD_OK, "%s", err.msg);
+    float w[N], ws[N];
+    double noise[N], noise_s[N];
+    cr_assert_eq(kd_reweight(&cal, &v, &z, T, w, noise, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_reweight(&cal, &v, &zs, 1.0, ws, noise_s, &err), KD_OK, "%s", err.msg);
+    for (size_t i = 0; i < N; i++) {
+        cr_assert_eq(w[i], ws[i], "row %zu: %.9g against %.9g", i, (double)w[i], (double)ws[i]);
+        cr_assert_eq(noise[i], noise_s[i], "row %zu", i);
+    }
+    kd_calibration_release(&cal);
+    free(y);
+    kd_tensor_release(&v), kd_tensor_release(&z), kd_tensor_release(&zs);
+}
+
+Test(sampling, reweight_refuses_mismatched_shapes_and_bad_temperatures_with_a_status)
+{
+    float a[4] = {1, 2, 3, 4};
+    int32_t right[4] = {0, 0, 0, 0};
+    struct kd_calibration cal;
+    fit2(a, right, 4, 1, 0.0, &cal);
+    float vd[6] = {2, 1, 0, 0, 1, 2}, zd[4] = {1, 0, 0, 1};
+    struct kd_tensor v = kd_tensor_view(vd, 2, 3), z = kd_tensor_view(zd, 2, 2);
+    float w[2];
+    struct kd_error err = {0};
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, NULL, &err), KD_ERR_SHAPE);
+    cr_assert_str_eq(err.msg, "reweighting: teacher logits are (2, 3) but student logits are (2, 2)");
+    struct kd_tensor z3 = kd_tensor_view(vd, 2, 3);
+    cr_assert_eq(kd_reweight(&cal, &v, &z3, 0.0, w, NULL, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "reweighting: temperature must be a number > 0, got 0");
+    cr_assert_eq(kd_reweight(&cal, &v, &z3, NAN, w, NULL, &err), KD_ERR_ARG);
     kd_calibration_release(&cal);
 }

@@ -110,35 +110,28 @@ static void ts_add(struct train_set *ts, const float *x, const float *v, int32_t
     ts->kind[i] = (unsigned char)kind;
 }
 
-/* The loss of a batch: teacher-labelled rows the stage's distillation loss
- * against the teacher alone, gold rows cross-entropy on their label; each
- * row weighted by w. (kd's definition for active stages: a gold row is not
- * sent to the teacher, so alpha has nothing to mix.) */
+/* The loss of a batch is losses/' kd_loss_distill_or_gold on the batch's
+ * rows of the training set, gathered into workspaces of the round's batch
+ * size (allocated once per round). */
 struct loss_ctx {
     const struct train_set *ts;
     enum kd_distill_loss loss;
     float T;
+    float *v, *w;        /* (batch, C), (batch) */
+    int32_t *y;          /* (batch) */
 };
 
 static double batch_loss(void *ctx, const float *logits, const size_t *idx, size_t B, size_t C, float *grad)
 {
-    const struct loss_ctx *c = ctx;
+    struct loss_ctx *c = ctx;
     const struct train_set *ts = c->ts;
-    double total = 0.0;
-    float inv = 1.0f / (float)B;
     for (size_t b = 0; b < B; b++) {
         size_t i = idx[b];
-        const float *z = logits + b * C;
-        float *g = grad + b * C;
-        float w = ts->w[i];
-        if (ts->y[i] >= 0)
-            total += kd_loss_softmax_ce(z, &ts->y[i], &w, 1, C, g);
-        else
-            total += kd_loss_distill(c->loss, z, ts->v + i * C, NULL, &w, 1, C, c->T, 1.0f, g);
-        for (size_t k = 0; k < C; k++)
-            g[k] *= inv;
+        memcpy(c->v + b * C, ts->v + i * C, C * sizeof(float));
+        c->y[b] = ts->y[i];
+        c->w[b] = ts->w[i];
     }
-    return total / (double)B;
+    return kd_loss_distill_or_gold(c->loss, logits, c->v, c->y, c->w, B, C, c->T, grad);
 }
 
 /* ---------------------------------------------------------- reweighting */
@@ -179,14 +172,10 @@ static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch
     }
     if ((st = kd_mlp_predict(m, &x, &z, err)))
         goto done;
-    /* d(x) compares the student's losses at reweight.temperature (1: METHODS
-     * as written; the stage's T measures them where a soft loss trains). */
-    if (a->s->reweight.temperature != 1.0) {
-        float inv = (float)(1.0 / a->s->reweight.temperature);
-        for (size_t i = 0; i < z.rows * z.cols; i++)
-            z.data[i] *= inv;
+    if ((st = kd_reweight(&a->cal, &v, &z, a->s->reweight.temperature, nw, ts->noise, err))) {
+        kd_error_prefix(err, "stage '%s'", a->s->name);
+        goto done;
     }
-    kd_reweight(&a->cal, &v, &z, nw, ts->noise);
     size_t n_rec = 0;
     double sum = 0.0;
     size_t n_teacher = 0, n_zero = 0;
@@ -242,7 +231,7 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
     tc.epochs = epochs;
     size_t steps = (a->ts.n + tc.batch - 1) / tc.batch;
     tc.sched.total_steps = steps * tc.epochs;
-    tc.seed = a->r->p->seed + 7919 * (uint64_t)round;
+    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TRAIN_ROUND, round);
     tc.stop = a->r->opt->stop;
     char label[96];
     snprintf(label, sizeof label, "%s round %zu", s->name, round);
@@ -256,10 +245,18 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
         if ((st = update_weights(a, m, a->epoch + 1, err)))
             return st;
     }
-    struct loss_ctx lc = {&a->ts, s->loss, s->temperature};
+    struct loss_ctx lc = {&a->ts, s->loss, s->temperature, NULL, NULL, NULL};
+    size_t bs = tc.batch ? tc.batch : 1; /* kd_mlp_train refuses 0 itself */
+    lc.v = malloc(bs * a->ts.C * sizeof *lc.v);
+    lc.w = malloc(bs * sizeof *lc.w);
+    lc.y = malloc(bs * sizeof *lc.y);
     struct kd_tensor x = kd_tensor_view(a->ts.x, a->ts.n, a->ts.D);
     struct kd_train_result res;
-    st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
+    if (!lc.v || !lc.w || !lc.y)
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for a batch of %zu", bs);
+    else
+        st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
+    free(lc.v), free(lc.w), free(lc.y);
     if (st)
         return kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
     if (main_student)
@@ -384,7 +381,7 @@ struct round_state {
     struct kd_store_origin *origins;
     size_t *rows;               /* dataset rows of the picks */
     struct kd_tensor logits, logits2;
-    size_t spent;               /* teacher queries charged to the budget */
+    struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
 };
 
 static void round_state_release(struct round_state *rs)
@@ -396,12 +393,12 @@ static void round_state_release(struct round_state *rs)
 }
 
 /* Charges what a label call asked to the budget and the run's counts (even
- * when it failed part-way: those answers are stored) and names the round in
- * an error. Returns st. */
+ * when it failed part-way: those answers are stored, and were paid for) and
+ * names the round in an error. Returns st. */
 static kd_status charge(struct active *a, struct round_state *rs, const struct kd_label_stats *ls, kd_status st,
                         size_t round, struct kd_error *err)
 {
-    rs->spent += ls->queried;
+    kd_budget_charge(&rs->budget, ls->queried);
     a->r->sum->queries += ls->queried;
     a->r->sum->cached += ls->cached;
     if (st)
@@ -414,7 +411,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
                              size_t n_sel, struct kd_error *err)
 {
     struct kd_run_data *d = a->pool;
-    size_t D = a->ts.D, C = a->ts.C, budget = a->s->select.budget;
+    size_t D = a->ts.D, C = a->ts.C;
     struct kd_tensor xs = {0}, vs = {0};
     kd_status st = kd_tensor_init(&xs, n_sel, D, err);
     if (!st)
@@ -427,7 +424,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         rs->rows[i] = d->ds.rows[row];
     }
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, budget - rs->spent, &vs, &ls, a->r->opt->stop, err);
+    st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
     if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
     if ((st = ts_reserve(&a->ts, n_sel, err)))
@@ -458,7 +455,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
 {
     const struct kd_pipe_select *sel = &a->s->select;
     struct kd_run_data *d = a->pool;
-    size_t D = a->ts.D, C = a->ts.C, budget = sel->budget;
+    size_t D = a->ts.D, C = a->ts.C;
     size_t first = a->ts.n - n_src;   /* the sources are the rows just added */
     struct kd_tensor src = {0}, gen = {0}, vg = {0};
     double *div = malloc(n_gen * sizeof *div);
@@ -479,7 +476,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
     tc.sigma = sel->tgt_sigma;
     tc.steps = sel->tgt_steps;
     tc.step_size = sel->tgt_step_size;
-    tc.seed = a->r->p->seed * 1000003u + round;
+    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TGT, round);
     struct kd_mlp *tnet = a->t->t->net;   /* NULL for exec and table teachers */
     if ((st = kd_tgt_generate(ae, &tc, tnet, tnet ? student : NULL, &src, &gen, div, err))) {
         kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
@@ -498,7 +495,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         rs->origins[i].source_row = a->ts.row[j];
     }
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label_origins(a->t->t, &gen, rs->origins, "generated", budget - rs->spent, &vg, &ls,
+    st = kd_teacher_label_origins(a->t->t, &gen, rs->origins, "generated", kd_budget_left(&rs->budget), &vg, &ls,
                                   a->r->opt->stop, err);
     if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
@@ -559,11 +556,16 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     const struct kd_pipe_select *sel = &s->select;
     struct kd_run_data *d = a->pool;
     size_t N = kd_dataset_n(&d->ds), C = a->ts.C, R = sel->rounds;
-    size_t budget = sel->budget < N ? sel->budget : N;
-    size_t round_max = (budget + R - 1) / R;
     int two = sel->strategy == KD_SELECT_IWES_TWO;
     struct round_state rs;
     memset(&rs, 0, sizeof rs);
+    kd_status st = kd_budget_init(&rs.budget, sel->budget, N, R, err);
+    if (st)
+        return kd_error_prefix(err, "stage '%s'", s->name);
+    if (kd_budget_capped(&rs.budget))
+        kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to the %zu examples of '%s'", sel->budget, N,
+               d->name);
+    size_t round_max = kd_budget_round_max(&rs.budget);
     struct kd_mlp *second = NULL;
     struct kd_autoencoder *ae = NULL;
     struct kd_tensor generated = {0};
@@ -576,7 +578,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     rs.rec = malloc(round_max * sizeof *rs.rec);
     rs.origins = malloc(round_max * sizeof *rs.origins);
     rs.rows = malloc(round_max * sizeof *rs.rows);
-    kd_status st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows
+    st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows
                        ? KD_OK
                        : kd_error_set(err, KD_ERR_NOMEM, "out of memory for the pool of %zu", N);
     if (!st)
@@ -584,7 +586,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     if (!st && two)
         st = kd_tensor_init(&rs.logits2, N, C, err);
     if (!st && two)
-        st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed + 1000003u, &second, err);
+        st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, kd_rng_derive(a->r->p->seed, KD_RNG_SECOND_STUDENT, 0), &second, err);
     if (!st && sel->tgt)
         st = get_autoencoder(a, &ae, err);
     if (st)
@@ -605,9 +607,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     }
     size_t round_epochs = a->round_epochs;
     for (size_t round = 1; round <= R && rs.n_chosen < N; round++) {
-        size_t quota = budget / R + (round <= budget % R ? 1 : 0);
-        if (quota > N - rs.n_chosen)
-            quota = N - rs.n_chosen;
+        size_t quota = kd_budget_quota(&rs.budget, round, N - rs.n_chosen);
         if (quota == 0)
             continue;
         size_t n_gen = sel->tgt ? (size_t)floor((double)quota * sel->tgt_share + 0.5) : 0;
@@ -639,7 +639,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         sc.budget = n_src;
         sc.weight_cap = sel->weight_cap;
         sc.teacher_error = isnan(a->teacher_error) ? 0.0 : a->teacher_error;
-        sc.seed = a->r->p->seed * 1000003u + round;
+        sc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_SELECT, round);
         size_t n_sel = 0;
         if ((st = kd_select(&sc, rs.p, two ? rs.q : NULL, nc, C, rs.sel, &n_sel, err))) {
             kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
@@ -660,10 +660,10 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         if (second && (st = train_round(a, second, round, round_epochs, 0, err)))
             goto done;
         trained = 1;
-        kd_log(KD_LOG_INFO, "    %zu examples labelled so far, %zu of the %zu-query budget spent", a->ts.n, rs.spent,
-               sel->budget);
+        kd_log(KD_LOG_INFO, "    %zu examples labelled so far, %zu of the %zu-query budget spent", a->ts.n,
+               rs.budget.spent, sel->budget);
         struct kd_store_metric mt[2] = {{"round_examples", (int64_t)round, (double)a->ts.n},
-                                        {"round_queries", (int64_t)round, (double)rs.spent}};
+                                        {"round_queries", (int64_t)round, (double)rs.budget.spent}};
         if ((st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, mt, 2, err)))
             goto done;
         if ((st = evaluate_round(a, m->net, round, err)))
@@ -671,7 +671,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     }
     st = save_generated(a, &generated, err);
     if (!st)
-        st = kd_run_record_metric(a->r, a->sid, "queries", -1, (double)rs.spent, err);
+        st = kd_run_record_metric(a->r, a->sid, "queries", -1, (double)rs.budget.spent, err);
 done:
     round_state_release(&rs);
     kd_mlp_free(second);
@@ -701,7 +701,7 @@ done:
     return st;
 }
 
-kd_status kd_run_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
+kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct active a;
     memset(&a, 0, sizeof a);
@@ -774,50 +774,4 @@ done:
     ts_release(&a.ts);
     kd_calibration_release(&a.cal);
     return st;
-}
-
-/* ------------------------------------------------------------- dry run */
-
-void kd_run_active_plan(struct runner *r, const struct kd_pipe_stage *s)
-{
-    const struct kd_pipe_select *sel = &s->select;
-    struct kd_run_data *d = kd_run_dataset(&r->data, s->data);
-    struct kd_run_data *g = s->gold[0] ? kd_run_dataset(&r->data, s->gold) : NULL;
-    struct kd_run_data *v = s->validation[0] ? kd_run_dataset(&r->data, s->validation) : NULL;
-    if (v && (s->reweight.on || (sel->on && sel->strategy == KD_SELECT_RAD))) {
-        kd_run_plan_line(r, "    calibration: the teacher answers '%s' (%zu examples) once, outside the budget",
-                         v->name, kd_dataset_n(&v->ds));
-        kd_run_plan_queries(r, s, s->teacher, v);
-    }
-    if (g)
-        kd_run_plan_line(r, "    gold '%s': %zu examples trained on their own labels (no teacher queries)", g->name,
-                         kd_dataset_n(&g->ds));
-    if (s->reweight.on)
-        kd_run_plan_line(r, "    reweight: noise-aware weights from %zu confidence bins, recomputed every epoch",
-                         s->reweight.bins);
-    if (!d)
-        return;
-    if (!sel->on) {
-        kd_run_plan_queries(r, s, s->teacher, d);
-        return;
-    }
-    size_t N = kd_dataset_n(&d->ds), budget = sel->budget < N ? sel->budget : N;
-    size_t epochs = sel->round_epochs ? sel->round_epochs : s->epochs;
-    const struct run_teacher *t = NULL;
-    for (size_t i = 0; i < r->p->n_teachers; i++)
-        if (strcmp(r->teachers[i].def->name, s->teacher) == 0)
-            t = &r->teachers[i];
-    int gradient = sel->tgt_mode_set ? sel->tgt_mode == KD_TGT_GRADIENT : t && t->def->kind == KD_PIPE_TEACHER_MODEL;
-    if (sel->tgt)
-        kd_run_plan_line(r, "    select: tgt (%s exploration, %.0f%% generated; sources by %s) in %zu rounds (%s), %zu "
-                         "epochs each",
-                         gradient ? "gradient" : "random", 100.0 * sel->tgt_share,
-                         kd_select_name(sel->strategy), sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
-    else
-        kd_run_plan_line(r, "    select: %s, %zu of '%s' (%zu examples) in %zu rounds (%s), %zu epochs each",
-                         kd_select_name(sel->strategy), budget, d->name, N, sel->rounds,
-                         sel->retrain ? "retrain" : "warm", epochs);
-    kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget%s; answers already stored cost nothing)",
-                     s->teacher, budget, budget < sel->budget ? ", capped by the pool's size" : "");
-    r->sum->queries += budget;
 }
