@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+/* For XXH3_state_t on the stack (kd_hash_pair hashes without allocating). */
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 struct kd_hash kd_hash_bytes(const void *data, size_t len)
@@ -94,4 +96,39 @@ done:
         fclose(f);
     kd_hasher_release(&h);
     return st;
+}
+
+/* le64(len) then the bytes, into a running XXH3-128. */
+static void update_prefixed(XXH3_state_t *s, const void *data, size_t len)
+{
+    unsigned char n[8];
+    uint64_t v = (uint64_t)len;
+    for (int i = 0; i < 8; i++)
+        n[i] = (unsigned char)(v >> (8 * i));
+    XXH3_128bits_update(s, n, sizeof n);
+    if (len)
+        XXH3_128bits_update(s, data, len);
+}
+
+struct kd_hash kd_hash_text(const void *text, size_t len)
+{
+    XXH3_state_t s;
+    XXH3_INITSTATE(&s);
+    XXH3_128bits_reset(&s);
+    update_prefixed(&s, text, len);
+    XXH128_hash_t h = XXH3_128bits_digest(&s);
+    struct kd_hash out = {h.high64, h.low64};
+    return out;
+}
+
+struct kd_hash kd_hash_pair(const void *query, size_t query_len, const void *doc, size_t doc_len)
+{
+    XXH3_state_t s;
+    XXH3_INITSTATE(&s);
+    XXH3_128bits_reset(&s);
+    update_prefixed(&s, query, query_len);
+    update_prefixed(&s, doc, doc_len);
+    XXH128_hash_t h = XXH3_128bits_digest(&s);
+    struct kd_hash out = {h.high64, h.low64};
+    return out;
 }

@@ -322,4 +322,22 @@ kd_status kd_read_file(const char *path, char **out, size_t *len, struct kd_erro
  * the process locale for '.'), into buf of size n. */
 void kd_format_double(char *buf, size_t n, double v);
 
+/* ------------------------------------------------------------ text hashes */
+
+/* Keys of teacher answers about texts (retrieval). Both hash a
+ * length-prefixed encoding, each length as 8 bytes little-endian followed
+ * by the UTF-8 bytes, so that no two different inputs share an encoding:
+ *
+ *     kd_hash_text(t)    = XXH3-128( le64(len t) t )
+ *     kd_hash_pair(q, d) = XXH3-128( le64(len q) q le64(len d) d )
+ *
+ * ("ab", "c") and ("a", "bc") differ, and a text never collides with a
+ * pair by construction. In Python, with the xxhash package:
+ *     enc = lambda b: struct.pack('<Q', len(b)) + b
+ *     xxhash.xxh3_128(enc(q.encode()) + enc(d.encode())).hexdigest()
+ * gives kd_hash_hex(kd_hash_pair(q, ..., d, ...)). Texts are bytes: hash
+ * exactly the text the teacher reads. */
+struct kd_hash kd_hash_text(const void *text, size_t len);
+struct kd_hash kd_hash_pair(const void *query, size_t query_len, const void *doc, size_t doc_len);
+
 #endif /* KD_CORE_H */

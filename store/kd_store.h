@@ -43,7 +43,7 @@
  * rolls its transaction back: what was stored before stays as it was. The
  * store never prints (warnings go through kd_log) and never exits.
  *
- * Schema (version 1, in PRAGMA user_version; docs/store.md has every column
+ * Schema (version 2, in PRAGMA user_version; docs/store.md has every column
  * and example queries). An input is identified by the XXH3-128 hash of its
  * float32 features as the teacher receives them, kept as two signed 64-bit
  * integers (hash_hi, hash_lo: the hash's high and low halves) and shown as
@@ -81,6 +81,8 @@
  *   example_weights(run_id, epoch, hash_hi, hash_lo, dataset, row, weight,
  *                   noise, input_hash)
  *   artefacts(id, run_id, path, format, hash, created_at)
+ *   corpora, corpus_docs, corpus_fts_<id>, corpus_vocab_<id>, pairs,
+ *   pair_scores: retrieval (version 2), in the last section of this file
  *
  * SQL functions registered on every connection kd opens (so inside
  * `kd store sql`, not in the stock sqlite3 shell): kd_vec_len(v),
@@ -95,7 +97,7 @@
 #include <stdint.h>
 
 /* The schema version this kd writes (PRAGMA user_version). */
-#define KD_STORE_SCHEMA_VERSION 1
+#define KD_STORE_SCHEMA_VERSION 2
 
 /* ------------------------------------------------------------------ opening */
 
@@ -524,5 +526,159 @@ kd_status kd_store_answers_all(struct kd_store *st, int64_t teacher, enum kd_sto
 kd_status kd_store_answers_for(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t d,
                                const struct kd_tensor *inputs, const char *dataset, const size_t *rows,
                                struct kd_store_answer_set *out, struct kd_error *err);
+
+/* ---------------------------------------------------------------- retrieval */
+
+/* Retrieval (store/fts.c, store/pairs.c; schema version 2): BM25
+ * candidates from an SQLite FTS5 index of a corpus, and teacher answers
+ * about (query, document) pairs and texts.
+ *
+ *     // the corpus: ids[i], titles[i] (may be NULL), texts[i], i < N
+ *     int built;
+ *     kd_store_corpus_index(st, "scifact", ids, titles, texts, N, &built, &err);
+ *     int64_t docs[Q * 100];  float bm25[Q * 100];  size_t found[Q];
+ *     kd_store_corpus_search(st, "scifact", queries, Q, 100, docs, bm25, found, &err);
+ *     // query q's candidates: docs[q * 100 + j] for j < found[q], best first;
+ *     // each is an index into ids/titles/texts as given to the index call
+ *
+ * Tables (docs/store.md has every column and example queries):
+ *   corpora(id, name, n_docs, fingerprint, tokenizer, fts_table, indexed_at)
+ *   corpus_docs(corpus_id, idx, doc_id)  idx is the document's rowid in fts_table
+ *   corpus_fts_<id>                      FTS5, contentless: (title, text)
+ *   corpus_vocab_<id>                    its fts5vocab table (term, doc, cnt)
+ *   pairs(corpus, query_id, doc_id, hash_hi, hash_lo, pair_hash)
+ *   pair_scores                          a view: pair score answers by ids
+ *
+ * The index. One FTS5 table per corpus, tokenizer KD_STORE_FTS_TOKENIZER:
+ * Unicode 6.1 word characters (letters, digits), case folded, diacritics
+ * removed (remove_diacritics 2), then the Porter stemmer (English). A
+ * document's title and text are two columns with equal weight, so bm25()
+ * sees them as one text. The index stores no text (contentless): kd keeps
+ * the corpus where it loaded it from. */
+#define KD_STORE_FTS_TOKENIZER "porter unicode61 remove_diacritics 2"
+/* A query uses at most this many distinct terms (the first ones). */
+#define KD_STORE_FTS_MAX_TERMS 1024
+
+struct kd_store_corpus {
+    int64_t id;
+    char name[KD_STORE_NAME_MAX];
+    int64_t n_docs;
+    char fingerprint[KD_HASH_HEX_LEN + 1]; /* see kd_store_corpus_index */
+    double indexed_at;                     /* Unix seconds */
+};
+
+/* Indexes the n documents (ids[i], titles[i], texts[i]) as corpus `name`,
+ * unless the store already holds an index of exactly these documents: the
+ * corpus's fingerprint, XXH3-128 over the tokenizer and every id, title
+ * and text in order, decides. *built (may be NULL) is 1 when the index was
+ * (re)built, 0 when the stored one was kept. A changed corpus (any text,
+ * id, or the order) replaces the old index of that name; other corpora are
+ * untouched. titles may be NULL, and any title or text entry NULL (read as
+ * ""); every id must be given. One write transaction: 100,000 short
+ * documents take a few seconds. */
+kd_status kd_store_corpus_index(struct kd_store *st, const char *name, const char *const *ids,
+                                const char *const *titles, const char *const *texts, size_t n,
+                                int *built, struct kd_error *err);
+
+/* The corpus called name; KD_ERR_NOT_FOUND (listing the corpora the store
+ * has) when there is none. */
+kd_status kd_store_corpus_find(struct kd_store *st, const char *name, struct kd_store_corpus *out,
+                               struct kd_error *err);
+
+/* BM25 top k of corpus `name` for each of the n_queries query texts, in one
+ * read transaction. For query q, counts[q] (<= k) documents matched: row q
+ * of docs (n_queries, k) holds their indices (0-based, in the order the
+ * corpus was indexed), best first, then -1; row q of scores (n_queries, k)
+ * their scores, then NaN. scores may be NULL.
+ *
+ * A score is -bm25(): FTS5's bm25() is lower-is-better (negative for a
+ * match), kd's candidate scores are higher-is-better. bm25 uses k1 = 1.2,
+ * b = 0.75, and idf = log((N - n + 0.5) / (n + 0.5)) clamped to 1e-6, so a
+ * term found in half the documents or more scores almost nothing. Ties
+ * are broken by the smaller index.
+ *
+ * A query text is never read as FTS5 query syntax: it is split into terms
+ * by the index's own tokenizer and each distinct term is quoted, the terms
+ * OR-ed ("cat" OR "sat"), so quotes, parentheses, AND/OR/NOT/NEAR, *, ^
+ * and column: in it are plain text. A query without a term (empty, only
+ * punctuation) has no candidates; NULL is the empty query. */
+kd_status kd_store_corpus_search(struct kd_store *st, const char *name, const char *const *queries,
+                                 size_t n_queries, size_t k, int64_t *docs, float *scores,
+                                 size_t *counts, struct kd_error *err);
+
+/* Pair answers. A teacher that reads a query and a document together (a
+ * cross-encoder) answers with a score: kind KD_STORE_SCORE, width 1, keyed
+ * by kd_hash_pair(query text, document text). A teacher that embeds texts
+ * answers with kind KD_STORE_EMBEDDING keyed by kd_hash_text(text); one
+ * that embeds queries and documents differently is two teachers (e.g.
+ * "e5-query" and "e5-doc"). Keys hash the texts the teacher reads, so the
+ * same pair in another data set, or under other ids, finds its answer. */
+struct kd_store_pair {
+    const char *query_id; /* the query's id in its data set (NULL: none) */
+    const char *doc_id;   /* the document's id in the corpus (NULL: none) */
+    const char *query;    /* the query text the teacher reads */
+    const char *doc;      /* the document text the teacher reads */
+};
+/* kd_hash_pair over the pair's two texts (NULL reads as ""). */
+struct kd_hash kd_store_pair_key(const struct kd_store_pair *p);
+
+/* Stores the scores of n pairs (scores (n), score i for pairs[i]) by
+ * `teacher`, as kd_store_put of KD_STORE_SCORE with d = 1 (the first answer
+ * for a pair wins, *n_added counts the new ones), and records in the pairs
+ * table, under corpus (may be NULL: not recorded), which ids each pair
+ * hash stands for, so that SQL can ask by ids (the pair_scores view). The
+ * ids are recorded first, in a transaction of their own: a process killed
+ * between the two keeps ids without scores, never scores without ids. */
+kd_status kd_store_put_pair_scores(struct kd_store *st, int64_t teacher, const char *corpus,
+                                   const struct kd_store_pair *pairs, size_t n,
+                                   const float *scores, size_t *n_added, struct kd_error *err);
+
+/* Records under corpus which ids the n pairs' hashes stand for (what
+ * kd_store_put_pair_scores does before storing), in one transaction: for
+ * pairs whose scores a lookup found, e.g. the same texts under a new data
+ * set name, so that SQL by ids sees them too. Pairs without both ids are
+ * skipped; ids recorded before are pointed at the new texts' hash. */
+kd_status kd_store_put_pair_ids(struct kd_store *st, const char *corpus,
+                                const struct kd_store_pair *pairs, size_t n, struct kd_error *err);
+
+/* Looks up the scores of n pairs by `teacher`, as kd_store_lookup with
+ * d = 1: scores (n) and found (n) may be NULL; missing (room for n) gets
+ * the indices of the pairs to ask the teacher about, *n_missing their
+ * count. */
+kd_status kd_store_lookup_pair_scores(struct kd_store *st, int64_t teacher,
+                                      const struct kd_store_pair *pairs, size_t n, float *scores,
+                                      unsigned char *found, size_t *missing, size_t *n_missing,
+                                      struct kd_error *err);
+
+/* The texts behind ids, for kd_store_import_pair_scores: each returns the
+ * text (valid until the next call) or NULL for an unknown id. */
+struct kd_store_pair_texts {
+    const char *(*query_text)(void *ctx, const char *query_id);
+    const char *(*doc_text)(void *ctx, const char *doc_id);
+    void *ctx;
+};
+
+struct kd_store_pair_import {
+    int64_t teacher;                        /* the teacher's id */
+    char fingerprint[KD_STORE_FINGERPRINT_MAX + 1];
+    size_t rows;                            /* scores read */
+    size_t added;                           /* new answers stored */
+};
+
+/* Imports a table of pair scores: a TSV file of lines query-id, corpus-id,
+ * score (tab-separated; an optional header line whose score field is not a
+ * number, e.g. BEIR's "query-id corpus-id score"; blank lines skipped) as
+ * the answers of teacher `name` (kind table, registered with fingerprint,
+ * or when fingerprint is NULL the XXH3-128 of the file), scored pairs of
+ * corpus `corpus`. texts gives the texts behind the ids: the keys hash the
+ * texts. The whole file is checked before anything is stored; a bad line
+ * is KD_ERR_FORMAT naming path:line (a wrong number of fields, a score
+ * that is not a finite float, an unknown query or document id). A pair
+ * listed twice keeps its first score. out (may be NULL) gets the teacher,
+ * its fingerprint and the counts. */
+kd_status kd_store_import_pair_scores(struct kd_store *st, const char *path, const char *name,
+                                      const char *fingerprint, const char *corpus,
+                                      const struct kd_store_pair_texts *texts,
+                                      struct kd_store_pair_import *out, struct kd_error *err);
 
 #endif /* KD_STORE_H */

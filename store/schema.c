@@ -153,13 +153,53 @@ static const char *const schema_v1[] = {
     NULL,
 };
 
+/* Version 2: retrieval (store/fts.c, store/pairs.c). Only new tables, so a
+ * version-1 file migrates in place. Each corpus's FTS5 index is a table of
+ * its own, corpus_fts_<id>, made when the corpus is indexed: bm25() needs
+ * per-corpus document counts and lengths. pairs says which (query,
+ * document) ids a pair hash stands for; pair answers themselves are rows of
+ * answers (kind score or embedding) keyed by that hash. */
+static const char *const schema_v2[] = {
+    "CREATE TABLE corpora (\n"
+    "    id          INTEGER PRIMARY KEY,\n"
+    "    name        TEXT NOT NULL UNIQUE,\n"
+    "    n_docs      INTEGER NOT NULL,\n"
+    "    fingerprint TEXT NOT NULL,\n"
+    "    tokenizer   TEXT NOT NULL,\n"
+    "    fts_table   TEXT NOT NULL,\n"
+    "    indexed_at  REAL NOT NULL\n"
+    ");\n",
+    "CREATE TABLE corpus_docs (\n"
+    "    corpus_id INTEGER NOT NULL REFERENCES corpora (id) ON DELETE CASCADE,\n"
+    "    idx       INTEGER NOT NULL,\n"
+    "    doc_id    TEXT NOT NULL,\n"
+    "    PRIMARY KEY (corpus_id, idx)\n"
+    ") WITHOUT ROWID;\n",
+    "CREATE TABLE pairs (\n"
+    "    corpus    TEXT NOT NULL,\n"
+    "    query_id  TEXT NOT NULL,\n"
+    "    doc_id    TEXT NOT NULL,\n"
+    "    hash_hi   INTEGER NOT NULL,\n"
+    "    hash_lo   INTEGER NOT NULL,\n"
+    "    pair_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
+    "    PRIMARY KEY (corpus, query_id, doc_id)\n"
+    ") WITHOUT ROWID;\n",
+    "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
+    "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "
+    "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "
+    "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "
+    "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n",
+    NULL,
+};
+
 /* kd_store_impl_migrations[v] (statements, NULL-terminated) takes a store from schema
  * version v to v + 1; version 0 is an empty file. A new version appends its
  * step here, bumps KD_STORE_SCHEMA_VERSION, sets KD_VERSION_NEEDED (store.c)
  * to the kd release that introduces it, and lists its new tables below. */
-const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1};
+const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
-/* Every table of the current version. */
+/* The tables every version has (version 2 adds corpora, corpus_docs and
+ * pairs; store.c tells the versions apart by corpora). */
 const char *const kd_store_impl_tables[STORE_N_KD_TABLES] = {"meta",     "teachers",   "teacher_outputs", "answers",
                                                          "examples", "kinds",      "runs",            "stages",
                                                          "metrics",  "selections", "example_weights", "artefacts"};

@@ -14,7 +14,7 @@
 
 /* The oldest kd that reads the schema this kd writes; recorded in meta so
  * that an older kd refusing the file can say which version it needs. */
-#define KD_VERSION_NEEDED "0.1.0"
+#define KD_VERSION_NEEDED "0.2.0"
 
 /* Pages of 64 KiB: a transaction writes every page it touches to the WAL,
  * and with random keys a batch touches pages all over the table, so the
@@ -457,12 +457,16 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
             return s;
         /* kd's tables with version 0: the header's version was lost (a tool
          * that rewrote the file, a damaged page 1), not a foreign file. */
+        int has_v2 = 0; /* version 2 added corpora */
+        if (n_tables > 0 && n_have == STORE_N_KD_TABLES &&
+            (s = has_table(st, "corpora", &has_v2, err)))
+            return s;
         if (n_tables > 0 && n_have == STORE_N_KD_TABLES)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "label store '%s' has kd's tables but schema version 0: its version "
                                 "(PRAGMA user_version) is missing or damaged; if kd made this file, set it "
                                 "back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
-                                st->path, st->path, KD_STORE_SCHEMA_VERSION);
+                                st->path, st->path, has_v2 ? 2 : 1);
         if (n_tables > 0 && n_have > 0 && has_meta)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "label store '%s' has schema version 0 (PRAGMA user_version) and only some "

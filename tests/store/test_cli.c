@@ -215,7 +215,7 @@ Test(store_cli, import_stats_sql_export_round_trip)
     cr_assert_eq(lines, N + 1);
 
     cr_assert_eq(kd(&out, "store", "check", db, NULL), 0, "%s", out);
-    snprintf(want, sizeof want, "%s: ok (schema version 1, 50 answers)\n", db);
+    snprintf(want, sizeof want, "%s: ok (schema version %d, 50 answers)\n", db, KD_STORE_SCHEMA_VERSION);
     cr_assert_str_eq(out, want);
     free(out);
     cr_assert_eq(kd(&out, "store", "vacuum", db, NULL), 0, "%s", out);

@@ -24,6 +24,49 @@ static void features(size_t i, float x[D])
         x[j] = (float)i * 0.25f + (float)j;
 }
 
+/* Retrieval: a corpus of five WordNet-like senses indexed for BM25, and a
+ * cross-encoder teacher's scores for two queries against every sense. */
+static void build_retrieval_demo(struct kd_store *st)
+{
+    static const char *const ids[] = {"bank.n.01", "bank.n.02", "river.n.01", "money.n.01",
+                                      "canoe.n.01"};
+    static const char *const titles[] = {"bank, side", "bank, depository financial institution",
+                                         "river", "money", "canoe"};
+    static const char *const texts[] = {
+        "sloping land beside a body of water",
+        "a financial institution that accepts deposits and lends money",
+        "a large natural stream of water",
+        "the most common medium of exchange",
+        "a small light boat pointed at both ends, moved with paddles",
+    };
+    static const char *const qids[] = {"q1", "q2"};
+    static const char *const queries[] = {"they pulled the canoe up on the bank",
+                                          "he cashed a check at the bank"};
+    /* the teacher's scores, (query, sense) */
+    static const float ce[2][5] = {{4.5f, -2.0f, 1.25f, -3.0f, 2.5f},
+                                   {-1.5f, 5.0f, -2.5f, 3.25f, -4.0f}};
+    struct kd_error err = {0};
+    int built;
+    cr_assert_eq(kd_store_corpus_index(st, "wordnet-demo", ids, titles, texts, 5, &built, &err),
+                 KD_OK, "%s", err.msg);
+    int64_t teacher;
+    cr_assert_eq(kd_store_teacher_register(st, "ce-teacher", KD_TEACHER_MODEL, "a1b2c3d4e5f60718",
+                                           "cross-encoder", &teacher, &err),
+                 KD_OK);
+    struct kd_store_pair pairs[10];
+    float scores[10];
+    char text[5][128];
+    for (size_t d = 0; d < 5; d++)
+        snprintf(text[d], sizeof text[d], "%s: %s", titles[d], texts[d]);
+    for (size_t q = 0; q < 2; q++)
+        for (size_t d = 0; d < 5; d++) {
+            pairs[q * 5 + d] = (struct kd_store_pair){qids[q], ids[d], queries[q], text[d]};
+            scores[q * 5 + d] = ce[q][d];
+        }
+    cr_assert_eq(kd_store_put_pair_scores(st, teacher, "wordnet-demo", pairs, 10, scores, NULL, &err),
+                 KD_OK, "%s", err.msg);
+}
+
 /* The demo store: two versions of a model teacher, an exec teacher, 30 rows
  * of a dataset (20 with gold labels), one run with three selection rounds. */
 static void build_demo_store(const char *path)
@@ -129,6 +172,7 @@ static void build_demo_store(const char *path)
                                    "9e107d9d372bb6826bd81d3542a419d6", &err),
                  KD_OK);
     cr_assert_eq(kd_store_run_finish(st, run, KD_STORE_OK, NULL, &err), KD_OK);
+    build_retrieval_demo(st);
     kd_store_close(st);
 }
 

@@ -128,7 +128,9 @@ Test(store_faults, a_store_from_a_newer_kd_is_refused_naming_the_version_it_need
     cr_assert_str_eq(err.msg, want);
     /* back to this version: everything is still there */
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    char back[64];
+    snprintf(back, sizeof back, "PRAGMA user_version = %d", KD_STORE_SCHEMA_VERSION);
+    cr_assert_eq(sqlite3_exec(db, back, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_base_intact(p, keys, a);
 }
@@ -146,8 +148,8 @@ Test(store_faults, a_store_that_lost_its_schema_version_is_named_with_the_comman
     char want[600];
     snprintf(want, sizeof want,
              "label store '%s' has kd's tables but schema version 0: its version (PRAGMA user_version) is "
-             "missing or damaged; if kd made this file, set it back with: sqlite3 '%s' 'PRAGMA user_version = 1'",
-             p, p);
+             "missing or damaged; if kd made this file, set it back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
+             p, p, KD_STORE_SCHEMA_VERSION);
     struct kd_store *st = NULL;
     struct kd_error err = {0};
     cr_assert_eq(kd_store_open(p, NULL, &st, &err), KD_ERR_FORMAT);
@@ -159,7 +161,9 @@ Test(store_faults, a_store_that_lost_its_schema_version_is_named_with_the_comman
     cr_assert_str_eq(err.msg, want);
     /* the command the message gives repairs it, and nothing was lost */
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    char back[64];
+    snprintf(back, sizeof back, "PRAGMA user_version = %d", KD_STORE_SCHEMA_VERSION);
+    cr_assert_eq(sqlite3_exec(db, back, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_base_intact(p, keys, a);
     /* with some of kd's tables gone, it is damaged beyond that repair */
@@ -184,7 +188,9 @@ Test(store_faults, a_new_store_gets_the_schema_version_and_big_pages)
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
     sqlite3_stmt *q;
-    const char *checks[][2] = {{"PRAGMA user_version", "1"},
+    char version[16];
+    snprintf(version, sizeof version, "%d", KD_STORE_SCHEMA_VERSION);
+    const char *checks[][2] = {{"PRAGMA user_version", version},
                                {"PRAGMA page_size", "65536"},
                                {"PRAGMA journal_mode", "wal"},
                                {"SELECT value FROM meta WHERE key = 'created_by'", "kd " KD_VERSION}};
