@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KD_VERSION "0.1.0"
+#define KD_VERSION "0.2.0"
 
 /* ------------------------------------------------------------------ errors */
 
