@@ -333,3 +333,10 @@ kd_status kd_cli_load(const char *x, const char *y, const char *label_column, co
         kd_data_scale_unit(ds, 0.0f, 255.0f);
     return st;
 }
+
+/* The one line every command prints for an error record, and its exit code. */
+int kd_cli_fail(const struct kd_error *err)
+{
+    fprintf(stderr, "kd: %s\n", err->msg[0] ? err->msg : kd_status_name(err->status));
+    return 1;
+}

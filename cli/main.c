@@ -26,12 +26,6 @@ static const char usage[] =
     "`kd <command> --help` describes each command.\n"
     "environment: KD_THREADS (BLAS threads), KD_PROGRESS=0 (no progress bars)\n";
 
-int kd_cli_fail(const struct kd_error *err)
-{
-    fprintf(stderr, "kd: %s\n", err->msg[0] ? err->msg : kd_status_name(err->status));
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {

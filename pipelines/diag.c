@@ -1,5 +1,5 @@
 /* Diagnostics: the list of problems found in a pipeline, each with its
- * position, ready to print. */
+ * position, ready to print, and how a value of the file is quoted in them. */
 #include "pipelines/pipeline_impl.h"
 
 #include <stdio.h>
@@ -129,4 +129,37 @@ void kd_pctx_report(struct kd_pctx *c, int set, int line, int col, const char *f
     va_start(ap, fmt);
     kd_pctx_vreport(c, set, line, col, fmt, ap);
     va_end(ap);
+}
+
+/* ------------------------------------------------- a value quoted in a message */
+
+void kd_quote(const char *text, size_t len, char *buf, size_t size)
+{
+    /* 40 bytes of the value are enough to recognise it in a message. */
+    size_t max = 40, o = 0;
+    if (size < 8) {
+        if (size)
+            buf[0] = '\0';
+        return;
+    }
+    if (max > size - 6)
+        max = size - 6;
+    buf[o++] = '\'';
+    size_t i = 0;
+    for (; i < len && o - 1 < max; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        buf[o++] = (ch < 0x20 || ch == 0x7F) ? '?' : (char)ch;
+    }
+    if (i < len) {
+        /* Do not cut a UTF-8 sequence in two. */
+        while (o > 1 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80)
+            o--;
+        if (o > 1 && ((unsigned char)buf[o - 1] & 0xC0) == 0xC0)
+            o--;
+        buf[o++] = '.';
+        buf[o++] = '.';
+        buf[o++] = '.';
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
 }

@@ -12,39 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* ------------------------------------------------------------------- text */
-
-void kd_quote(const char *text, size_t len, char *buf, size_t size)
-{
-    /* 40 bytes of the value are enough to recognise it in a message. */
-    size_t max = 40, o = 0;
-    if (size < 8) {
-        if (size)
-            buf[0] = '\0';
-        return;
-    }
-    if (max > size - 6)
-        max = size - 6;
-    buf[o++] = '\'';
-    size_t i = 0;
-    for (; i < len && o - 1 < max; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        buf[o++] = (ch < 0x20 || ch == 0x7F) ? '?' : (char)ch;
-    }
-    if (i < len) {
-        /* Do not cut a UTF-8 sequence in two. */
-        while (o > 1 && ((unsigned char)buf[o - 1] & 0xC0) == 0x80)
-            o--;
-        if (o > 1 && ((unsigned char)buf[o - 1] & 0xC0) == 0xC0)
-            o--;
-        buf[o++] = '.';
-        buf[o++] = '.';
-        buf[o++] = '.';
-    }
-    buf[o++] = '\'';
-    buf[o] = '\0';
-}
-
 void kd_describe(const struct kd_ynode *v, char *buf, size_t size)
 {
     char q[64];
