@@ -263,6 +263,6 @@ Test(data, kd_convert_wordnet_writes_a_beir_directory, .init = beir_setup, .fini
              beir_path("log"));
     cr_assert_eq(WEXITSTATUS(system(cmd)), 2);
     log = slurp(beir_path("log"));
-    cr_assert_str_eq(log, "kd: convert: --seed expects a non-negative integer, got '-1'\n");
+    cr_assert_str_eq(log, "kd: convert: --seed expects an integer in [0, 9000000000000000], got '-1'\n");
     free(log);
 }
