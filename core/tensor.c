@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* 64 bytes: a cache line, and enough for any SIMD width BLAS uses. */
 #define KD_ALIGN 64
@@ -23,6 +24,25 @@ void *kd_calloc(size_t n, size_t size)
     void *p = kd_alloc(n, size);
     if (p)
         memset(p, 0, n * size);
+    return p;
+}
+
+void *kd_calloc_large(size_t n, size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (size && n > (SIZE_MAX - huge) / size)
+        return NULL;
+    size_t bytes = n * size;
+    if (bytes < 2 * huge)
+        return kd_calloc(n, size);
+    bytes = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, bytes);
+    if (!p)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the table still works */
+#endif
+    memset(p, 0, bytes); /* after the hint, so the pages are faulted in huge */
     return p;
 }
 

@@ -7,6 +7,31 @@
 #include <math.h>
 #include <string.h>
 
+/* How many rows ahead the random row reads are prefetched. */
+#define PREFETCH 4
+
+static inline void prefetch_row(const float *row, size_t E)
+{
+#if defined(__GNUC__)
+    for (size_t e = 0; e < E; e += 16) /* one 64-byte line per 16 floats */
+        __builtin_prefetch(row + e, 0, 3);
+#else
+    (void)row;
+    (void)E;
+#endif
+}
+
+static inline void prefetch_row_w(const float *row, size_t E)
+{
+#if defined(__GNUC__)
+    for (size_t e = 0; e < E; e += 16)
+        __builtin_prefetch(row + e, 1, 1);
+#else
+    (void)row;
+    (void)E;
+#endif
+}
+
 kd_status kd_embedbag_init(struct kd_embedbag *bag, uint32_t buckets, size_t E, struct kd_rng *rng,
                            struct kd_error *err)
 {
@@ -14,7 +39,7 @@ kd_status kd_embedbag_init(struct kd_embedbag *bag, uint32_t buckets, size_t E, 
     if (buckets == 0 || E == 0)
         return kd_error_set(err, KD_ERR_ARG, "an embedding bag needs buckets >= 1 and a width >= 1, got %u x %zu",
                             (unsigned)buckets, E);
-    bag->w = kd_alloc((size_t)buckets * E, sizeof(float));
+    bag->w = kd_calloc_large((size_t)buckets * E, sizeof(float));
     if (!bag->w)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for a %u x %zu embedding table", (unsigned)buckets, E);
     bag->buckets = buckets;
@@ -69,6 +94,9 @@ void kd_embedbag_forward(const struct kd_embedbag *bag, const struct kd_features
         if (hi == lo)
             continue; /* an empty text: the zero vector */
         for (size_t j = lo; j < hi; j++) {
+            /* rows are random reads from a large table: ask for a later one early */
+            if (j + PREFETCH < hi)
+                prefetch_row(bag->w + (size_t)f->ids[j + PREFETCH] * E, E);
             const float *restrict r = bag->w + (size_t)f->ids[j] * E;
             for (size_t e = 0; e < E; e++)
                 o[e] += r[e];
@@ -139,6 +167,10 @@ void kd_embedbag_backward(const struct kd_features *f, const size_t *idx, size_t
         const float *restrict d = dout + i * E; /* (E) */
         for (size_t j = lo; j < hi; j++) {
             uint32_t r = f->ids[j];
+#if defined(__GNUC__)
+            if (j + PREFETCH < hi)
+                __builtin_prefetch(sg->slot + f->ids[j + PREFETCH], 0, 1);
+#endif
             int32_t k = sg->slot[r];
             float *restrict g;
             if (k < 0) {
@@ -172,8 +204,8 @@ kd_status kd_sparse_optim_init(struct kd_sparse_optim *o, const struct kd_optim_
     o->buckets = buckets;
     o->E = E;
     if (cfg->kind == KD_OPTIM_ADAM) {
-        o->m = kd_calloc((size_t)buckets * E, sizeof(float));
-        o->v = kd_calloc((size_t)buckets * E, sizeof(float));
+        o->m = kd_calloc_large((size_t)buckets * E, sizeof(float));
+        o->v = kd_calloc_large((size_t)buckets * E, sizeof(float));
         if (!o->m || !o->v) {
             kd_sparse_optim_release(o);
             return kd_error_set(err, KD_ERR_NOMEM, "out of memory for sparse Adam moments of %u x %zu",
@@ -198,6 +230,8 @@ void kd_sparse_optim_step(struct kd_sparse_optim *o, float *table, const struct 
     o->t++;
     if (o->cfg.kind == KD_OPTIM_SGD) {
         for (size_t i = 0; i < sg->n; i++) {
+            if (i + PREFETCH < sg->n)
+                prefetch_row_w(table + (size_t)sg->rows[i + PREFETCH] * E, E);
             float *restrict p = table + (size_t)sg->rows[i] * E;
             const float *restrict g = sg->g + i * E;
             for (size_t e = 0; e < E; e++)
@@ -210,6 +244,12 @@ void kd_sparse_optim_step(struct kd_sparse_optim *o, float *table, const struct 
     /* SparseAdam's form: eps is added to sqrt(v), not to sqrt(v / bc2). */
     float step = (float)((double)lr * sqrt(bc2) / bc1);
     for (size_t i = 0; i < sg->n; i++) {
+        if (i + PREFETCH < sg->n) {
+            size_t ahead = (size_t)sg->rows[i + PREFETCH] * E;
+            prefetch_row_w(table + ahead, E);
+            prefetch_row_w(o->m + ahead, E);
+            prefetch_row_w(o->v + ahead, E);
+        }
         size_t off = (size_t)sg->rows[i] * E;
         float *restrict p = table + off, *restrict m = o->m + off, *restrict v = o->v + off;
         const float *restrict g = sg->g + i * E;
