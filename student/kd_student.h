@@ -1,7 +1,10 @@
 /*
  * kd student: dense layers, activations, dropout, MLP classifiers, their
  * optimizers and learning-rate schedules, the training loop, evaluation, and
- * safetensors save/load with PyTorch names and shapes.
+ * safetensors save/load with PyTorch names and shapes. For retrieval: the
+ * embedding bag over hashed text features with sparse gradients and sparse
+ * optimizers, dual encoders, exact top-k search and retrieval metrics (from
+ * the "embedding bag" section on).
  *
  *     struct kd_mlp_config cfg;
  *     kd_mlp_config_init(&cfg);                       // ReLU, He init, no dropout
@@ -541,7 +544,8 @@ struct kd_rank_metrics {
     double *per_query;
 };
 /* ranked (n_queries, k): each query's documents best first (as
- * kd_search_topk returns them; SIZE_MAX ends a short list). Definitions,
+ * kd_search_topk returns them; SIZE_MAX ends a short list; with k < 100,
+ * Recall@100 counts the k returned). Definitions,
  * trec_eval's (ndcg_cut, recip_rank, recall cut at 10 and 100):
  *   nDCG@10   DCG@10 / IDCG@10 with gain = grade (not 2^grade - 1) and
  *             discount log2(rank + 1); the ideal ranking sorts all the
