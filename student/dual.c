@@ -2,6 +2,7 @@
  * scores as one GEMM, backward to the dense weights and the tables' sparse
  * gradients, encoding, and training with in-batch negatives. */
 #include "student/kd_student.h"
+#include "student/student_impl.h"
 
 #include "data/kd_data.h"
 #include "losses/kd_losses.h"
@@ -246,6 +247,12 @@ void kd_dual_free(struct kd_dual *m)
 
 kd_status kd_dual_new(const struct kd_dual_config *cfg, uint64_t seed, struct kd_dual **out, struct kd_error *err)
 {
+    return kd_dual_create(cfg, seed, 1, out, err);
+}
+
+kd_status kd_dual_create(const struct kd_dual_config *cfg, uint64_t seed, int draw, struct kd_dual **out,
+                         struct kd_error *err)
+{
     *out = NULL;
     kd_status st = kd_dual_config_check(cfg, err);
     if (st)
@@ -274,7 +281,7 @@ kd_status kd_dual_new(const struct kd_dual_config *cfg, uint64_t seed, struct kd
     size_t off = 0;
     for (size_t t = 0; t < n_towers; t++) {
         struct kd_tower *T = &m->tower[t];
-        if ((st = kd_embedbag_init(&T->bag, cfg->buckets, cfg->E, &rng, err)) != KD_OK) {
+        if ((st = kd_embedbag_init(&T->bag, cfg->buckets, cfg->E, draw ? &rng : NULL, err)) != KD_OK) {
             kd_dual_free(m);
             return st;
         }
@@ -292,7 +299,7 @@ kd_status kd_dual_new(const struct kd_dual_config *cfg, uint64_t seed, struct kd
             off += L->out;
             /* Xavier uniform: the same scale both ways, whatever the activation */
             double a = sqrt(6.0 / (double)(L->in + L->out));
-            for (size_t i = 0; i < L->in * L->out; i++)
+            for (size_t i = 0; draw && i < L->in * L->out; i++)
                 L->w[i] = (float)(a * (2.0 * kd_rng_uniform(&rng) - 1.0));
             in = L->out;
         }

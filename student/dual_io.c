@@ -2,6 +2,7 @@
  * is an nn.EmbeddingBag called `bag` and an nn.ModuleList of nn.Linear called
  * `layers`, under the prefix `query.` or `doc.`. */
 #include "student/kd_student.h"
+#include "student/student_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -168,7 +169,7 @@ kd_status kd_dual_load(const char *path, struct kd_dual **out, char **featurizer
     struct kd_dual_config c;
     if ((st = read_config(&sf, path, &c, err)) != KD_OK)
         goto done;
-    if ((st = kd_dual_new(&c, 0, &m, err)) != KD_OK)
+    if ((st = kd_dual_create(&c, 0, 0, &m, err)) != KD_OK) /* no random draws: the file overwrites them */
         goto done;
     size_t n_towers = c.shared ? 1 : 2, expected = 0;
     for (size_t t = 0; t < n_towers; t++) {
