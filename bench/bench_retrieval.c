@@ -19,7 +19,7 @@
  *   search  exact top-100 of 1,000 queries over 100,000 random 256-dim
  *           documents (PyTorch: matmul + topk in blocks of queries)  -> queries/s;
  *           its GFLOP/s (2 Q N E per search) against kd_sgemm's rate on
- *           the search's own block shape (256 x 1024 x 256).
+ *           the search's own block shape (512 x 512 x 256).
  * Each figure is the median of the repeats.
  */
 #include "core/kd_core.h"
@@ -187,25 +187,25 @@ static double bench_search(const struct kd_tensor *q, const struct kd_tensor *d,
     return rate;
 }
 
-/* GFLOP/s of kd_sgemm on the search's block: (256, 1024) = (256, E) (1024, E)^T,
+/* GFLOP/s of kd_sgemm on the search's block: (512, 512) = (512, E) (512, E)^T,
  * per wall second and (cpu) per CPU second. */
 static double bench_sgemm(double *cpu_rate)
 {
     struct kd_tensor a, b, c;
-    random_tensor(&a, 256, SEARCH_E, 3);
-    random_tensor(&b, 1024, SEARCH_E, 4);
-    random_tensor(&c, 256, 1024, 5);
+    random_tensor(&a, 512, SEARCH_E, 3);
+    random_tensor(&b, 512, SEARCH_E, 4);
+    random_tensor(&c, 512, 512, 5);
     size_t n = 0;
     double t0 = kd_time_now(), c0 = cpu_now(), t;
     do {
-        kd_sgemm(0, 1, 256, 1024, SEARCH_E, 1.0f, a.data, SEARCH_E, b.data, SEARCH_E, 0.0f, c.data, 1024);
+        kd_sgemm(0, 1, 512, 512, SEARCH_E, 1.0f, a.data, SEARCH_E, b.data, SEARCH_E, 0.0f, c.data, 512);
         n++;
     } while ((t = kd_time_now() - t0) < 0.5);
-    *cpu_rate = 2.0 * 256 * 1024 * SEARCH_E * (double)n / (cpu_now() - c0) / 1e9;
+    *cpu_rate = 2.0 * 512 * 512 * SEARCH_E * (double)n / (cpu_now() - c0) / 1e9;
     kd_tensor_release(&a);
     kd_tensor_release(&b);
     kd_tensor_release(&c);
-    return 2.0 * 256 * 1024 * SEARCH_E * (double)n / t / 1e9;
+    return 2.0 * 512 * 512 * SEARCH_E * (double)n / t / 1e9;
 }
 
 /* The peer's figures, per wall and per CPU second:

@@ -9,8 +9,10 @@
 /* Query and document block sizes: a (QB, NB) block of scores is 1 MB, small
  * enough to stay in cache while the heaps read it, large enough for the GEMM
  * to run near its peak. */
-#define SEARCH_QB 256
-#define SEARCH_NB 1024
+#define SEARCH_QB 512
+#define SEARCH_NB 512
+/* Scores tested at once against the worst kept before any is looked at. */
+#define SCAN_CHUNK 64
 
 /* a ranks below b: a lower score, or the same score and a higher index */
 static inline int worse(float sa, size_t ia, float sb, size_t ib)
@@ -95,13 +97,21 @@ kd_status kd_search_topk(const struct kd_tensor *q, const struct kd_tensor *docs
                 /* then a document enters only by beating the worst kept: an
                  * equal score loses, as its index is higher */
                 float worst = n ? hs[0] : -INFINITY;
-                for (; j < nd; j++) {
-                    if (row[j] > worst) {
-                        hs[0] = row[j];
-                        hi[0] = d0 + j;
-                        sift_down(hs, hi, k, 0);
-                        worst = hs[0];
-                    }
+                while (j < nd) {
+                    /* Most chunks hold no candidate: test them with one
+                     * vectorised OR of comparisons, and walk only the others. */
+                    size_t end = nd - j < SCAN_CHUNK ? nd : j + SCAN_CHUNK;
+                    int any = 0;
+                    for (size_t t = j; t < end; t++)
+                        any |= row[t] > worst;
+                    for (size_t t = j; any && t < end; t++)
+                        if (row[t] > worst) {
+                            hs[0] = row[t];
+                            hi[0] = d0 + t;
+                            sift_down(hs, hi, k, 0);
+                            worst = hs[0];
+                        }
+                    j = end;
                 }
                 fill[i] = n;
             }

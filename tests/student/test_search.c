@@ -80,12 +80,12 @@ static void check_against_sort(size_t Q, size_t N, size_t E, size_t k, int small
 
 Test(student, search_equals_a_full_sort_with_ties_going_to_the_lower_index)
 {
-    /* 300 queries and 2,500 documents cross the 256 x 1024 blocks */
-    check_against_sort(300, 2500, 6, 10, 1, 1);
+    /* 700 queries and 1,300 documents cross the 512 x 512 blocks */
+    check_against_sort(700, 1300, 6, 10, 1, 1);
     check_against_sort(5, 50, 3, 50, 1, 2);  /* k = N */
     check_against_sort(3, 7, 4, 12, 1, 3);   /* k > N */
     check_against_sort(40, 3000, 16, 100, 0, 4);
-    check_against_sort(17, 1025, 8, 1, 1, 5);
+    check_against_sort(17, 1025, 8, 1, 1, 5); /* k = 1, a partial last block */
 }
 
 Test(student, search_refuses_mismatched_widths_and_k_zero)
