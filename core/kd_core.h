@@ -329,6 +329,21 @@ kd_status kd_read_file(const char *path, char **out, size_t *len, struct kd_erro
  * the process locale for '.'), into buf of size n. */
 void kd_format_double(char *buf, size_t n, double v);
 
+/* ----------------------------------------------------- sparse text features */
+
+/* Hashed text features of n texts in CSR layout: text i owns the bucket ids
+ * ids[offsets[i] .. offsets[i + 1]); every id is < buckets. The featuriser
+ * in data/ (fastText-style word and character n-grams, hashed) fills it;
+ * the embedding bag in student/ reads it. Owned; free with kd_features_release. */
+struct kd_features {
+    uint32_t *ids;          /* (nnz) */
+    size_t *offsets;        /* (n + 1); offsets[0] = 0, offsets[n] = nnz */
+    size_t n, nnz;
+    uint32_t buckets;       /* 2^k */
+};
+/* Frees both arrays and zeroes the struct; accepts NULL. */
+void kd_features_release(struct kd_features *f);
+
 /* ------------------------------------------------------------ text hashes */
 
 /* Keys of teacher answers about texts (retrieval). Both hash a

@@ -134,18 +134,9 @@ kd_status kd_data_split_frac(const struct kd_dataset *src, uint64_t seed, const 
 
 /* ------------------------------------------------------------ text features */
 
-/* Hashed text features of n texts in CSR layout: text i owns the bucket ids
- * ids[offsets[i] .. offsets[i + 1]); every id is < buckets. The featuriser
- * (fastText-style word and character n-grams, hashed) fills it; the
- * dual-encoder's embedding bag reads it. Owned; free with kd_features_release. */
-struct kd_features {
-    uint32_t *ids;          /* (nnz) */
-    size_t *offsets;        /* (n + 1); offsets[0] = 0, offsets[n] = nnz */
-    size_t n, nnz;
-    uint32_t buckets;       /* 2^k */
-};
-/* Frees both arrays and zeroes the struct; accepts NULL. */
-void kd_features_release(struct kd_features *f);
+/* struct kd_features (hashed text features, CSR) is a core type
+ * (core/kd_core.h): the featuriser here fills it, student/'s embedding bag
+ * reads it. */
 
 /* ------------------------------------------------------ retrieval data: BEIR */
 

@@ -4,7 +4,7 @@
 #include "student/kd_student.h"
 #include "student/student_impl.h"
 
-#include "data/kd_data.h"
+#include "core/kd_core.h"
 #include "losses/kd_losses.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * sparse optimizers (SGD, and Adam as torch.optim.SparseAdam). */
 #include "student/kd_student.h"
 
-#include "data/kd_data.h"
+#include "core/kd_core.h"
 
 #include <math.h>
 #include <string.h>

@@ -302,7 +302,6 @@ kd_status kd_embedbag_init(struct kd_embedbag *bag, uint32_t buckets, size_t E, 
                            struct kd_error *err);
 void kd_embedbag_release(struct kd_embedbag *bag);
 
-struct kd_features;
 /* out (B, E) = mean-pooled rows for texts idx[0..B) of f (idx NULL: texts
  * 0..B-1). Ids must be < bag->buckets (the caller checks once, with
  * kd_embedbag_check). */

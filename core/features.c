@@ -1,5 +1,5 @@
 /* Hashed text features (struct kd_features): their lifecycle. */
-#include "data/kd_data.h"
+#include "core/kd_core.h"
 
 #include <stdlib.h>
 #include <string.h>
