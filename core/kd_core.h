@@ -127,6 +127,13 @@ static inline float *kd_tensor_row(const struct kd_tensor *t, size_t i) { return
 void *kd_alloc(size_t n, size_t size);
 void *kd_calloc(size_t n, size_t size);
 void kd_free(void *p);
+/* As kd_calloc (zeroed), for large tables read at random rows (embedding
+ * tables and their optimizer moments): the block is 2 MB-aligned and the
+ * kernel is asked for transparent huge pages (madvise), so a random row costs
+ * a cache miss and not also a TLB miss. Free with kd_free_large (not kd_free),
+ * which accepts NULL. */
+void *kd_calloc_large(size_t n, size_t size);
+void kd_free_large(void *p);
 
 /* -------------------------------------------------------------------- BLAS */
 

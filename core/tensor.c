@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* 64 bytes: a cache line, and enough for any SIMD width BLAS uses. */
 #define KD_ALIGN 64
@@ -24,6 +25,39 @@ void *kd_calloc(size_t n, size_t size)
     if (p)
         memset(p, 0, n * size);
     return p;
+}
+
+/* Large blocks come from calloc with room to align them to 2 MB; the pointer
+ * calloc gave sits just before the aligned block, for kd_free_large. glibc
+ * serves such sizes with fresh mmap pages that are already zero, so calloc
+ * does not write them, and the madvise below comes before the first touch. */
+void *kd_calloc_large(size_t n, size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (size && n > (SIZE_MAX - 2 * huge) / size)
+        return NULL;
+    size_t bytes = n * size;
+    if (bytes < 2 * huge)
+        bytes = 2 * huge; /* one path for every size keeps kd_free_large simple */
+    bytes = (bytes + huge - 1) / huge * huge;
+    unsigned char *raw = calloc(1, bytes + huge);
+    if (!raw)
+        return NULL;
+    unsigned char *p = raw + (huge - (uintptr_t)raw % huge);
+    memcpy(p - sizeof raw, &raw, sizeof raw);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the table still works */
+#endif
+    return p;
+}
+
+void kd_free_large(void *p)
+{
+    if (!p)
+        return;
+    unsigned char *raw;
+    memcpy(&raw, (unsigned char *)p - sizeof raw, sizeof raw);
+    free(raw);
 }
 
 void kd_free(void *p) { free(p); }

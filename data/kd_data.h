@@ -427,4 +427,19 @@ kd_status kd_data_save_keyed_csv(const char *path, const struct kd_keyed_rows *t
 kd_status kd_data_save_predictions_csv(const char *path, const struct kd_tensor *p, const size_t *rows,
                                        struct kd_error *err);
 
+/* ---------------------------------------------------------- TREC run files */
+
+/* Writes a TREC run file that trec_eval reads, one line per retrieved document:
+ *   qid Q0 docid rank score tag
+ * ranks from 1 in list order, scores with 9 significant digits (a float32
+ * round-trips). ranked/scores are (n_queries, k) best first, as
+ * kd_search_topk returns them; an index SIZE_MAX ends a query's list. qids
+ * (n_queries) and docids (indexed by ranked) are borrowed strings; an id or
+ * tag that is empty or holds white space is refused (KD_ERR_ARG), as it would
+ * shift trec_eval's columns. Note that trec_eval re-sorts each query by score
+ * and breaks ties by docid, not by the rank column. (data/trec.c) */
+kd_status kd_trec_write_run(const char *path, const char *const *qids, size_t n_queries,
+                            const char *const *docids, size_t n_docs, const size_t *ranked,
+                            const float *scores, size_t k, const char *tag, struct kd_error *err);
+
 #endif /* KD_DATA_H */

@@ -86,4 +86,19 @@ double kd_loss_distill_or_gold(enum kd_distill_loss loss, const float *logits, c
 /* Index of the largest of x[0..n); the first one on ties. */
 size_t kd_argmax(const float *x, size_t n);
 
+/* ---------------------------------------------------------- ranking losses */
+
+/* Scores of Bq queries against Bd documents, S (Bq, Bd) row-major: the
+ * losses below compare each query's row of scores with what should come
+ * first. (losses/rank.c) */
+
+/* In-batch softmax cross-entropy (contrastive, with the batch's other
+ * documents as negatives): pos[i] is query i's positive column (pos NULL:
+ * column i, the diagonal, so Bd >= Bq), every other column a negative:
+ *   l_i = -log softmax(S_i)_{pos_i} = logsumexp(S_i) - S_{i,pos_i}
+ *   dl_i/dS_ij = softmax(S_i)_j - [j == pos_i]
+ * Weighted mean over queries as above (w NULL or (Bq)). */
+double kd_loss_inbatch_softmax(const float *scores, const int32_t *pos, const float *w, size_t Bq, size_t Bd,
+                               float *grad);
+
 #endif

@@ -1,7 +1,10 @@
 /*
  * kd student: dense layers, activations, dropout, MLP classifiers, their
  * optimizers and learning-rate schedules, the training loop, evaluation, and
- * safetensors save/load with PyTorch names and shapes.
+ * safetensors save/load with PyTorch names and shapes. For retrieval: the
+ * embedding bag over hashed text features with sparse gradients and sparse
+ * optimizers, dual encoders, exact top-k search and retrieval metrics (from
+ * the "embedding bag" section on).
  *
  *     struct kd_mlp_config cfg;
  *     kd_mlp_config_init(&cfg);                       // ReLU, He init, no dropout
@@ -277,5 +280,298 @@ struct kd_eval {
 kd_status kd_mlp_evaluate(struct kd_mlp *m, const struct kd_tensor *x, const int32_t *y,
                           struct kd_eval *out, struct kd_error *err);
 void kd_eval_release(struct kd_eval *e);
+
+/* ----------------------------------------------------------- embedding bag */
+
+/* A table of hashed-feature embeddings (torch.nn.EmbeddingBag, mode "mean"):
+ * the vector of text i is the mean of the rows of its bucket ids
+ *   out_i (E) = (1 / n_i) sum_{j in text i} W[ids_j]
+ * (a repeated id counts as often as it occurs). A text with no ids gives the
+ * zero vector, as EmbeddingBag does for an empty bag. Training touches only
+ * the rows a batch uses: the gradient is sparse (unique rows plus one
+ * gradient row each), and the sparse optimizers below update only those rows,
+ * so a step costs what the batch's texts cost, not what the table costs. */
+struct kd_embedbag {
+    uint32_t buckets;
+    size_t E;
+    float *w;               /* (buckets, E), owned */
+};
+/* Allocates the table with rows drawn N(0, 1/E) from rng (a mean of a few
+ * rows then starts with a norm near 1 or less). Release with kd_embedbag_release. */
+kd_status kd_embedbag_init(struct kd_embedbag *bag, uint32_t buckets, size_t E, struct kd_rng *rng,
+                           struct kd_error *err);
+void kd_embedbag_release(struct kd_embedbag *bag);
+
+struct kd_features;
+/* out (B, E) = mean-pooled rows for texts idx[0..B) of f (idx NULL: texts
+ * 0..B-1). Ids must be < bag->buckets (the caller checks once, with
+ * kd_embedbag_check). */
+void kd_embedbag_forward(const struct kd_embedbag *bag, const struct kd_features *f, const size_t *idx,
+                         size_t B, float *out);
+/* KD_ERR_ARG naming the text and the id when an id is >= buckets, or when the
+ * CSR offsets are not non-decreasing up to nnz. */
+kd_status kd_embedbag_check(const struct kd_embedbag *bag, const struct kd_features *f, const char *what,
+                            struct kd_error *err);
+
+/* A sparse gradient of a (buckets, E) table: rows[0..n) distinct, in
+ * first-touch order, with their gradient rows g (n, E). slot maps a bucket to
+ * its place in rows (or -1), so accumulation needs no search and no sort. */
+struct kd_sparse_grad {
+    size_t n, cap, E;
+    uint32_t buckets;
+    uint32_t *rows;         /* (cap) */
+    float *g;               /* (cap, E) */
+    int32_t *slot;          /* (buckets) */
+};
+/* Room for up to cap distinct rows (at most buckets). */
+kd_status kd_sparse_grad_init(struct kd_sparse_grad *sg, uint32_t buckets, size_t E, size_t cap,
+                              struct kd_error *err);
+void kd_sparse_grad_release(struct kd_sparse_grad *sg);
+/* Forgets the rows (cost: the rows held, not the table). */
+void kd_sparse_grad_clear(struct kd_sparse_grad *sg);
+/* Upper bound of the distinct rows that texts idx[0..B) of f touch (their id
+ * count, capped at buckets). */
+size_t kd_embedbag_rows_bound(const struct kd_features *f, const size_t *idx, size_t B, uint32_t buckets);
+/* Accumulates dL/dW for the forward of texts idx[0..B) from dout (B, E):
+ *   dW[ids_j] += dout_i / n_i  for every id j of text i
+ * into sg (which is not cleared first, so several passes can add up).
+ * The caller reserves room: sg->cap must be >= the distinct rows in sg
+ * afterwards (kd_embedbag_rows_bound gives a bound). */
+void kd_embedbag_backward(const struct kd_features *f, const size_t *idx, size_t B, const float *dout,
+                          struct kd_sparse_grad *sg);
+
+/* Sparse optimizers over a (buckets, E) table: SGD (p -= lr g on the rows
+ * touched) and Adam as torch.optim.SparseAdam ("lazy" Adam): only the touched
+ * rows' moments are updated, with the bias correction of the table's step
+ * count t:
+ *   m_r = b1 m_r + (1 - b1) g_r;  v_r = b2 v_r + (1 - b2) g_r^2
+ *   p_r -= lr sqrt(1 - b2^t) / (1 - b1^t) * m_r / (sqrt(v_r) + eps)
+ * Momentum, weight decay and clipping are not supported for sparse
+ * gradients (KD_ERR_ARG), as in PyTorch. */
+struct kd_sparse_optim {
+    struct kd_optim_config cfg;
+    uint32_t buckets;
+    size_t E;
+    float *m, *v;           /* (buckets, E) Adam moments; NULL for SGD */
+    uint64_t t;
+};
+kd_status kd_sparse_optim_init(struct kd_sparse_optim *o, const struct kd_optim_config *cfg, uint32_t buckets,
+                               size_t E, struct kd_error *err);
+/* Updates the rows of table (buckets, E) listed in sg at rate lr. */
+void kd_sparse_optim_step(struct kd_sparse_optim *o, float *table, const struct kd_sparse_grad *sg, float lr);
+void kd_sparse_optim_release(struct kd_sparse_optim *o);
+
+/* ------------------------------------------------------------ dual encoder */
+
+/* Two towers, query and document, each
+ *   embedding bag (buckets, E) -> dense layers (optional) -> L2 norm (optional)
+ * and a score s(q, d) = <q, d> (KD_SCORE_DOT) or cos(q, d) / temperature
+ * (KD_SCORE_COSINE: the outputs are L2-normalised whatever `normalize` says).
+ * Dense layers: hidden[0..n_layers) are the output widths; the activation
+ * follows every layer but the last, which is linear. Shared towers are one
+ * set of parameters used for both sides.
+ *
+ *     struct kd_dual_config cfg;
+ *     kd_dual_config_init(&cfg);                  // 2^18 buckets, E 64, no layers, dot
+ *     struct kd_dual *m;
+ *     kd_dual_new(&cfg, 42, &m, &err);
+ *     struct kd_dual_train_config tc;
+ *     kd_dual_train_config_init(&tc);
+ *     struct kd_pairs p = {qi, di, n, NULL, 0};  // gold (query, document) pairs
+ *     kd_dual_train(m, &queries, &docs, &p, &tc, NULL, &err);
+ *     kd_dual_encode(m, KD_SIDE_DOC, &docs, &doc_emb, &err);   // (N, kd_dual_dim(m))
+ *     kd_dual_free(m);
+ */
+#define KD_DUAL_MAX_LAYERS 8
+
+enum kd_dual_score { KD_SCORE_DOT = 0, KD_SCORE_COSINE };
+enum kd_side { KD_SIDE_QUERY = 0, KD_SIDE_DOC = 1 };
+
+const char *kd_dual_score_name(enum kd_dual_score s); /* "dot", "cosine" */
+kd_status kd_dual_score_parse(const char *name, enum kd_dual_score *out, struct kd_error *err);
+
+struct kd_dual_config {
+    uint32_t buckets;                        /* table rows (the featuriser's 2^k) */
+    size_t E;                                /* embedding width */
+    size_t n_layers;                         /* dense layers per tower, 0 to KD_DUAL_MAX_LAYERS */
+    size_t hidden[KD_DUAL_MAX_LAYERS];       /* their output widths */
+    enum kd_act act;                         /* between dense layers */
+    int normalize;                           /* L2-normalise each tower's output */
+    enum kd_dual_score score;
+    float temperature;                       /* KD_SCORE_COSINE: scores are cos / temperature */
+    int shared;                              /* one tower for both sides */
+};
+/* 2^18 buckets, E 64, no dense layers, ReLU, no normalisation, dot, temperature 0.05, separate towers. */
+void kd_dual_config_init(struct kd_dual_config *cfg);
+/* KD_ERR_ARG naming the field when a setting is out of range. */
+kd_status kd_dual_config_check(const struct kd_dual_config *cfg, struct kd_error *err);
+
+/* One tower's parameters: its table and views of its dense layers in the
+ * model's params/grads. */
+struct kd_tower {
+    struct kd_embedbag bag;
+    size_t n_layers;
+    struct kd_dense layers[KD_DUAL_MAX_LAYERS];
+};
+
+/* The workspace of one pass through a tower for up to `cap` rows. A pass can
+ * hold two segments (queries then documents, when the towers are shared, so
+ * the two sides go through the dense layers as one GEMM). */
+struct kd_tower_pass {
+    size_t cap, rows;
+    float *bag;                         /* (cap, E) pooled embeddings */
+    float *pre[KD_DUAL_MAX_LAYERS];     /* (cap, out_l) */
+    float *act[KD_DUAL_MAX_LAYERS];     /* (cap, out_l), hidden layers */
+    float *out;                         /* (rows, O) tower outputs: points at normed, the last
+                                           layer's pre-activations or bag */
+    float *normed;                      /* (cap, O) when normalising */
+    float *inv_norm;                    /* (cap) 1 / ||x|| before normalisation */
+    float *dout, *dbuf[2];              /* (cap, max width) backward scratch */
+    size_t n_seg;
+    struct { const struct kd_features *f; const size_t *idx; size_t row0, n; } seg[2];
+    struct kd_sparse_grad sg;           /* the table's gradient after backward */
+};
+
+struct kd_dual {
+    struct kd_dual_config cfg;
+    struct kd_tower tower[2];           /* query, document; tower[1] unused when shared */
+    float *params, *grads;              /* dense layers of both towers, one allocation each */
+    size_t n_params;
+    size_t dim;                         /* O: output width (E or the last hidden width) */
+    /* workspace (kd_dual_reserve): passes[0] queries (or both sides when
+     * shared), passes[1] documents; scores (Bq, Bd) and dscores */
+    struct kd_tower_pass pass[2];
+    size_t max_q, max_d, rows_cap[2];
+    float *scores, *dqd;                /* (Bq, Bd); (Bq + Bd, O) dL/d outputs, queries then documents */
+    size_t last_q, last_d;
+};
+
+/* Builds a model with weights drawn from seed (tables N(0, 1/E), dense layers
+ * He or Xavier as the MLP, biases 0). Free with kd_dual_free. */
+kd_status kd_dual_new(const struct kd_dual_config *cfg, uint64_t seed, struct kd_dual **out,
+                      struct kd_error *err);
+void kd_dual_free(struct kd_dual *m);
+static inline size_t kd_dual_dim(const struct kd_dual *m) { return m->dim; }
+/* The tower a side uses (the query tower for both when shared). */
+static inline struct kd_tower *kd_dual_tower(struct kd_dual *m, enum kd_side side)
+{
+    return m->cfg.shared ? &m->tower[0] : &m->tower[side];
+}
+/* Workspace for batches of up to Bq queries and Bd documents whose texts
+ * touch at most rows_q / rows_d distinct table rows (the sparse gradients'
+ * room; kd_embedbag_rows_bound). Done once before training. */
+kd_status kd_dual_reserve(struct kd_dual *m, size_t Bq, size_t Bd, size_t rows_q, size_t rows_d,
+                          struct kd_error *err);
+/* Scores S (Bq, Bd) of queries qidx[0..Bq) of fq against documents
+ * didx[0..Bd) of fd, in the workspace (valid until the next forward). The
+ * features and index arrays are borrowed until backward. Within the reserved
+ * sizes, no allocation. */
+const float *kd_dual_forward(struct kd_dual *m, const struct kd_features *fq, const size_t *qidx, size_t Bq,
+                             const struct kd_features *fd, const size_t *didx, size_t Bd);
+/* From dL/dS (Bq, Bd) of the last forward: dense gradients into m->grads
+ * (overwritten) and each table's sparse gradient into m->pass[p].sg (cleared
+ * first; with shared towers pass[0] holds the only one). */
+void kd_dual_backward(struct kd_dual *m, const float *dscores);
+/* Embeddings (f->n, O) of every text of f through one side's tower, in
+ * batches of up to 1024 (own workspace, allocated once per call). */
+kd_status kd_dual_encode(struct kd_dual *m, enum kd_side side, const struct kd_features *f,
+                         struct kd_tensor *out, struct kd_error *err);
+
+/* Gold training pairs: query texts q[i] of the query features with their
+ * relevant document texts d[i]; optionally n_hard hard negatives per pair,
+ * hard (n, n_hard) document texts, appended to the batch's documents. */
+struct kd_pairs {
+    const size_t *q, *d;
+    size_t n;
+    const size_t *hard;
+    size_t n_hard;
+};
+
+struct kd_dual_train_config {
+    size_t epochs, batch;            /* batch: pairs per step */
+    struct kd_optim_config optim;    /* dense layers (Adam, AdamW or SGD) */
+    struct kd_optim_config table;    /* tables: sparse Adam or sparse SGD */
+    struct kd_schedule sched;        /* scales both rates */
+    uint64_t seed;                   /* shuffling */
+    const char *label;               /* progress bar text */
+    volatile sig_atomic_t *stop;     /* non-zero: stop at a batch boundary */
+};
+/* 5 epochs, batch 128, Adam 1e-3 for the layers, sparse Adam 1e-2 for the tables, seed 1. */
+void kd_dual_train_config_init(struct kd_dual_train_config *tc);
+/* Trains with in-batch negatives: each step takes `batch` pairs (shuffled
+ * every epoch with tc->seed), scores every query against the batch's
+ * documents -- its positives, then the hard negatives -- and minimises
+ * kd_loss_inbatch_softmax (losses/kd_losses.h) with each query's positive on
+ * the diagonal. A document that is also another query's positive in the same
+ * batch counts as a negative for it (as in the usual in-batch training).
+ * Workspaces are allocated once, before the first step. */
+kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const struct kd_features *fd,
+                        const struct kd_pairs *pairs, const struct kd_dual_train_config *tc,
+                        struct kd_train_result *result, struct kd_error *err);
+
+/* safetensors with PyTorch-style names and shapes:
+ *   query.bag.weight [buckets, E]            (an nn.EmbeddingBag table)
+ *   query.layers.<i>.weight [out, in], query.layers.<i>.bias [out]
+ *   doc.bag.weight ...                       (absent when the towers are shared)
+ * metadata: kd_format=dual_encoder, kd_version, buckets, embedding_dim,
+ * hidden ("256,128" or ""), activation, normalize (0/1), score (dot/cosine),
+ * temperature, shared (0/1), and featurizer = the caller's featuriser settings
+ * string (may be NULL: then ""). (student/dual_io.c) */
+kd_status kd_dual_save(const struct kd_dual *m, const char *path, const char *featurizer, struct kd_error *err);
+/* Reads a file written by kd_dual_save; refuses, naming the file and what is
+ * wrong, a missing or bad setting, a tensor of the wrong shape, a missing
+ * tensor and a tensor the settings do not explain. When featurizer is not
+ * NULL it receives a copy of the featuriser settings (free with free()). */
+kd_status kd_dual_load(const char *path, struct kd_dual **out, char **featurizer, struct kd_error *err);
+
+/* ------------------------------------------------------------ exact search */
+
+/* Exact top-k by inner product: for each query row of q (Q, E), the k
+ * documents of docs (N, E) with the largest scores q_i . d_j, best first.
+ * Ties go to the lower document index, so the result is one well-defined
+ * list; NaN scores are never returned. When k > N the slots past N hold
+ * idx SIZE_MAX and score -INFINITY. Computed by blocks of queries x blocks of
+ * documents, each one GEMM (core's kd_sgemm, threaded by OpenBLAS), then a
+ * per-query min-heap of size k over the block's scores.
+ * idx (Q, k) and scores (Q, k) are the caller's. (student/search.c) */
+kd_status kd_search_topk(const struct kd_tensor *q, const struct kd_tensor *docs, size_t k, size_t *idx,
+                         float *scores, struct kd_error *err);
+
+/* ------------------------------------------------------ retrieval metrics */
+
+/* Relevance judgments in CSR layout: query i judged the documents
+ * doc[offsets[i] .. offsets[i + 1]) with grades rel[...]; a grade <= 0 is
+ * "judged not relevant". Document ids are the indices the search returns. */
+struct kd_qrels_view {
+    size_t n_queries;
+    const size_t *offsets;      /* (n_queries + 1) */
+    const size_t *doc;
+    const int32_t *rel;
+};
+
+enum { KD_RM_NDCG10 = 0, KD_RM_MRR10, KD_RM_RECALL10, KD_RM_RECALL100, KD_RM_COUNT };
+
+/* Means over the queries with at least one relevant (grade > 0) document;
+ * per_query (n_queries, KD_RM_COUNT) holds each query's values, NaN for a
+ * query without relevant documents (owned; kd_rank_metrics_release). */
+struct kd_rank_metrics {
+    double mean[KD_RM_COUNT];
+    size_t n_evaluated, n_skipped;
+    double *per_query;
+};
+/* ranked (n_queries, k): each query's documents best first (as
+ * kd_search_topk returns them; SIZE_MAX ends a short list; with k < 100,
+ * Recall@100 counts the k returned). Definitions,
+ * trec_eval's (ndcg_cut, recip_rank, recall cut at 10 and 100):
+ *   nDCG@10   DCG@10 / IDCG@10 with gain = grade (not 2^grade - 1) and
+ *             discount log2(rank + 1); the ideal ranking sorts all the
+ *             query's judged documents by grade
+ *   MRR@10    1 / rank of the first relevant document in the top 10, else 0
+ *   Recall@k  relevant documents in the top k / relevant documents
+ * (student/rank_metrics.c) */
+kd_status kd_rank_evaluate(const size_t *ranked, size_t k, const struct kd_qrels_view *qrels,
+                           struct kd_rank_metrics *out, struct kd_error *err);
+void kd_rank_metrics_release(struct kd_rank_metrics *rm);
+const char *kd_rank_metric_name(int metric); /* "ndcg@10", "mrr@10", "recall@10", "recall@100" */
 
 #endif
