@@ -191,6 +191,14 @@ kd_status kd_exec_request_pairs(struct kd_exec *t, const struct kd_store_pair *p
 kd_status kd_exec_request_texts(struct kd_exec *t, const char *const *texts, size_t n, float *out,
                                 struct kd_error *err);
 
+/* The text a pair or text teacher reads for a BEIR document: the title, a
+ * space and the text, or the text alone when the title is empty or NULL
+ * (as BEIR's own re-ranking joins them). Pair keys hash this text, so every
+ * caller must build it here: `kd store import --pairs`, the pipelines, the
+ * cross-encoder. Returns a malloc'ed string (free()), NULL when out of
+ * memory. */
+char *kd_teacher_doc_text(const char *title, const char *text);
+
 /* The hooks a model teacher plugs in: score n pairs into scores (n), or
  * embed n texts into out (n, dim). ctx is the caller's. A pair-scoring kd
  * model (the cross-encoder) is a kd_pair_score_fn, its fingerprint and its

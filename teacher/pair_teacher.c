@@ -98,6 +98,22 @@ static kd_status distinct(const struct kd_hash *keys, const size_t *missing, siz
     return KD_OK;
 }
 
+char *kd_teacher_doc_text(const char *title, const char *text)
+{
+    title = title ? title : "";
+    text = text ? text : "";
+    size_t a = strlen(title), b = strlen(text);
+    char *out = malloc(a + b + 2);
+    if (!out)
+        return NULL;
+    if (a) {
+        memcpy(out, title, a);
+        out[a++] = ' ';
+    }
+    memcpy(out + a, text, b + 1);
+    return out;
+}
+
 /* ------------------------------------------------------------ pair teachers */
 
 kd_status kd_pair_teacher_open(const struct kd_pair_teacher_spec *spec, struct kd_store *store,

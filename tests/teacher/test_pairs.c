@@ -724,3 +724,15 @@ Test(teacher_pairs, numpy_embedding_example_hashes_words)
     kd_text_teacher_close(t);
     kd_store_close(st);
 }
+
+Test(teacher_pairs, document_text_is_title_space_text)
+{
+    char *a = kd_teacher_doc_text("Bank", "sloping land"), *b = kd_teacher_doc_text("", "sloping land"),
+         *c = kd_teacher_doc_text(NULL, NULL);
+    cr_assert_str_eq(a, "Bank sloping land");
+    cr_assert_str_eq(b, "sloping land");
+    cr_assert_str_eq(c, "");
+    free(a);
+    free(b);
+    free(c);
+}
