@@ -7,6 +7,10 @@
  *          (docs/teacher-protocol.md; examples/teacher_numpy.py)
  *   table  answers imported into the store beforehand (kd store import)
  *
+ * Retrieval has two more interfaces over the same kinds, at the end of this
+ * header: pair teachers (scores of (query, document) text pairs) and text
+ * teachers (embeddings of texts), keyed by the hash of the texts.
+ *
  * This header has two layers. The exec process (kd_exec_*) only speaks the
  * protocol. kd_teacher wraps a kind with a fingerprint, registers it in the
  * store, and answers requests from the store first, asking the teacher only
