@@ -207,6 +207,24 @@ char *kd_teacher_doc_text(const char *title, const char *text);
  * embed n texts into out (n, dim). ctx is the caller's. A pair-scoring kd
  * model (the cross-encoder) is a kd_pair_score_fn, its fingerprint and its
  * config in a kd_pair_teacher_spec of kind KD_TEACHER_MODEL. */
+/* The fingerprint of a model teacher read from a file: XXH3-128 (hex) of
+ * the file's XXH3-128 and `architecture`, a text naming everything else
+ * that changes the answers (layer sizes, featuriser settings, the side of
+ * a dual encoder). Plugging a pair-scoring model in (e.g. the
+ * cross-encoder, student/cross.c) is then:
+ *
+ *     static kd_status ce_score(void *m, const struct kd_store_pair *p, size_t n, float *s,
+ *                               struct kd_error *err)
+ *     { ... score the n pairs' texts with model m into s (n) ... }
+ *     char fp[KD_HASH_HEX_LEN + 1];
+ *     kd_teacher_file_fingerprint("ce.safetensors", arch, fp, &err);
+ *     struct kd_pair_teacher_spec spec = {.name = "ce", .kind = KD_TEACHER_MODEL,
+ *                                         .score = ce_score, .ctx = m, .fingerprint = fp,
+ *                                         .config = arch};
+ */
+kd_status kd_teacher_file_fingerprint(const char *path, const char *architecture, char out[KD_HASH_HEX_LEN + 1],
+                                      struct kd_error *err);
+
 typedef kd_status (*kd_pair_score_fn)(void *ctx, const struct kd_store_pair *pairs, size_t n, float *scores,
                                       struct kd_error *err);
 typedef kd_status (*kd_text_embed_fn)(void *ctx, const char *const *texts, size_t n, float *out,

@@ -213,11 +213,10 @@ kd_status kd_pair_teacher_score(struct kd_pair_teacher *t, const char *corpus, c
         *stats = s;
     if (n == 0)
         return KD_OK;
-    size_t room = n;
-    struct kd_hash *keys = malloc(room * sizeof *keys);
-    unsigned char *found = malloc(room);
-    size_t *missing = malloc(room * sizeof *missing), *ask = malloc(room * sizeof *ask);
-    size_t *dup = malloc(2 * room * sizeof *dup);
+    struct kd_hash *keys = malloc(n * sizeof *keys);
+    unsigned char *found = malloc(n);
+    size_t *missing = malloc(n * sizeof *missing), *ask = malloc(n * sizeof *ask);
+    size_t *dup = malloc(2 * n * sizeof *dup); /* (repeat, the pair asked in its place) */
     struct kd_store_pair *seen = NULL, *bp = NULL;
     float *bs = NULL;
     struct pending pend = {0};
@@ -314,7 +313,7 @@ kd_status kd_pair_teacher_score(struct kd_pair_teacher *t, const char *corpus, c
         goto done;
     for (size_t j = 0; j < n_dup; j++)
         scores[dup[2 * j]] = scores[dup[2 * j + 1]];
-    /* repeats under other ids: their ids too */
+    /* repeats (possibly under other ids) are recorded too */
     if (corpus && n_dup) {
         free(seen);
         if (!(seen = malloc(n_dup * sizeof *seen))) {
@@ -362,14 +361,35 @@ static void dual_config(const struct kd_dual *m, const struct kd_text_settings *
              m->cfg.normalize, kd_dual_score_name(m->cfg.score), (double)m->cfg.temperature, m->cfg.shared, feat);
 }
 
+kd_status kd_teacher_file_fingerprint(const char *path, const char *architecture, char out[KD_HASH_HEX_LEN + 1],
+                                      struct kd_error *err)
+{
+    struct kd_hash fh;
+    kd_status st = kd_hash_file(path, &fh, err);
+    if (st)
+        return st;
+    char hex[KD_HASH_HEX_LEN + 1];
+    kd_hash_hex(fh, hex);
+    struct kd_hasher h;
+    if ((st = kd_hasher_init(&h, err)))
+        return st;
+    const char *tag = "kd-model-file-v1\n";
+    kd_hasher_update(&h, tag, strlen(tag));
+    kd_hasher_update(&h, hex, strlen(hex));
+    kd_hasher_update(&h, "\n", 1);
+    kd_hasher_update(&h, architecture, strlen(architecture));
+    kd_hash_hex(kd_hasher_digest(&h), out);
+    kd_hasher_release(&h);
+    return KD_OK;
+}
+
 static kd_status open_dual(struct kd_text_teacher *t, const struct kd_text_teacher_spec *spec, char *config,
                            size_t cap, struct kd_error *err)
 {
+    if (spec->side != KD_SIDE_QUERY && spec->side != KD_SIDE_DOC)
+        return kd_error_set(err, KD_ERR_ARG, "teacher '%s': the side must be query or doc", spec->name);
     char *feat = NULL;
-    struct kd_hash fh;
-    kd_status st = kd_hash_file(spec->model_path, &fh, err);
-    if (!st)
-        st = kd_dual_load(spec->model_path, &t->dual, &feat, err);
+    kd_status st = kd_dual_load(spec->model_path, &t->dual, &feat, err);
     if (!st && (!feat || !feat[0]))
         st = kd_error_set(err, KD_ERR_FORMAT, "dual encoder '%s' has no featuriser settings in its metadata",
                           spec->model_path);
@@ -378,25 +398,13 @@ static kd_status open_dual(struct kd_text_teacher *t, const struct kd_text_teach
     free(feat);
     if (st)
         return st;
-    if (spec->side != KD_SIDE_QUERY && spec->side != KD_SIDE_DOC)
-        return kd_error_set(err, KD_ERR_ARG, "teacher '%s': the side must be query or doc", spec->name);
     t->side = spec->side;
     t->dim = kd_dual_dim(t->dual);
     dual_config(t->dual, &t->text, t->side, config, cap);
-    /* the weights file's hash and the architecture: the same file read as
-     * the other tower, or with other features, is another teacher */
-    char hex[KD_HASH_HEX_LEN + 1];
-    kd_hash_hex(fh, hex);
-    struct kd_hasher h;
-    if ((st = kd_hasher_init(&h, err)))
+    /* the weights file and the architecture: the same file read as the
+     * other tower, or with other features, is another teacher */
+    if ((st = kd_teacher_file_fingerprint(spec->model_path, config, t->fingerprint, err)))
         return st;
-    const char *tag = "kd-dual-teacher-v1\n";
-    kd_hasher_update(&h, tag, strlen(tag));
-    kd_hasher_update(&h, hex, strlen(hex));
-    kd_hasher_update(&h, "\n", 1);
-    kd_hasher_update(&h, config, strlen(config));
-    kd_hash_hex(kd_hasher_digest(&h), t->fingerprint);
-    kd_hasher_release(&h);
     size_t at = strlen(config);
     snprintf(config + at, cap - at, " (%s)", spec->model_path);
     return KD_OK;
