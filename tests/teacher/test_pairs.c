@@ -488,7 +488,8 @@ Test(teacher_pairs, table_teacher_answers_from_the_store_and_names_what_is_missi
     cr_assert_eq(s[0], 4.5f);
     cr_assert_eq(s[1], 0.25f);
     cr_assert_eq(s[2], -1.0f);
-    cr_assert_eq(kd_pair_teacher_score(t, "toy", PAIRS, N_PAIRS, SIZE_MAX, s, &stats, NULL, &err),
+    float all[N_PAIRS];
+    cr_assert_eq(kd_pair_teacher_score(t, "toy", PAIRS, N_PAIRS, SIZE_MAX, all, &stats, NULL, &err),
                  KD_ERR_NOT_FOUND);
     cr_assert_str_eq(err.msg, "table teacher 'ce-table' has no score for 2 of the 5 pairs (first missing: query "
                               "'q1', document 'd3'); import them with kd store import --pairs");
