@@ -190,10 +190,13 @@ static int put(struct request *q, const void *p, size_t n)
     return 0;
 }
 
-static int put_line(struct request *q, const char *fmt_a, size_t a, size_t b, int two)
+/* "batch N" (head), or an item's byte counts: "A" or "A B" (b not NULL). */
+static int put_counts(struct request *q, const char *head, size_t a, const size_t *b)
 {
     char line[64];
-    int n = two ? snprintf(line, sizeof line, fmt_a, a, b) : snprintf(line, sizeof line, fmt_a, a);
+    int n = head ? snprintf(line, sizeof line, "%s %zu\n", head, a)
+            : b  ? snprintf(line, sizeof line, "%zu %zu\n", a, *b)
+                 : snprintf(line, sizeof line, "%zu\n", a);
     return put(q, line, (size_t)n);
 }
 
@@ -285,11 +288,11 @@ kd_status kd_exec_request_pairs(struct kd_exec *t, const struct kd_store_pair *p
     if (t->fd < 0)
         return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s' is not running", t->name);
     struct request q = {0};
-    int bad = put_line(&q, "batch %zu\n", n, 0, 0);
+    int bad = put_counts(&q, "batch", n, NULL);
     for (size_t i = 0; i < n && !bad; i++) {
         const char *a = pairs[i].query ? pairs[i].query : "", *b = pairs[i].doc ? pairs[i].doc : "";
         size_t la = strlen(a), lb = strlen(b);
-        bad = put_line(&q, "%zu %zu\n", la, lb, 1) || put(&q, a, la) || put(&q, b, lb);
+        bad = put_counts(&q, NULL, la, &lb) || put(&q, a, la) || put(&q, b, lb);
     }
     kd_status st = bad ? kd_error_set(err, KD_ERR_NOMEM, "out of memory for a batch of %zu pairs", n)
                        : exchange(t, &q, n, item_word(KD_STORE_SCORE), scores, err);
@@ -303,11 +306,11 @@ kd_status kd_exec_request_texts(struct kd_exec *t, const char *const *texts, siz
     if (t->fd < 0)
         return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s' is not running", t->name);
     struct request q = {0};
-    int bad = put_line(&q, "batch %zu\n", n, 0, 0);
+    int bad = put_counts(&q, "batch", n, NULL);
     for (size_t i = 0; i < n && !bad; i++) {
         const char *a = texts[i] ? texts[i] : "";
         size_t la = strlen(a);
-        bad = put_line(&q, "%zu\n", la, 0, 0) || put(&q, a, la);
+        bad = put_counts(&q, NULL, la, NULL) || put(&q, a, la);
     }
     kd_status st = bad ? kd_error_set(err, KD_ERR_NOMEM, "out of memory for a batch of %zu texts", n)
                        : exchange(t, &q, n, item_word(KD_STORE_EMBEDDING), out, err);
