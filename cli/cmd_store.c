@@ -6,6 +6,7 @@
 
 #include "data/kd_data.h"
 #include "store/kd_store.h"
+#include "teacher/kd_teacher.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +29,9 @@ static const char store_usage[] =
     "                                 a teacher's answers to CSV or NPY\n"
     "  import  FILE --teacher NAME --inputs X --answers Y --kind KIND\n"
     "                                 answers computed elsewhere into the store\n"
+    "  import  FILE --teacher NAME --pairs SCORES.tsv --beir DIR\n"
+    "                                 pair scores computed elsewhere (query-id,\n"
+    "                                 corpus-id, score) into the store\n"
     "  vacuum  FILE                   fold the WAL into the file and compact it\n"
     "  check   FILE                   integrity check, schema version, answer widths\n"
     "\n"
@@ -466,10 +470,70 @@ static struct kd_store *open_or_create(const char *file, struct kd_error *err)
     return st;
 }
 
+/* The texts behind a BEIR data set's ids, for kd_store_import_pair_scores:
+ * a document is read as kd_teacher_doc_text makes it (title and text). */
+struct beir_texts {
+    const struct kd_beir *b;
+    char *doc; /* the last document text made */
+};
+
+static const char *beir_query_text(void *ctx, const char *id)
+{
+    const struct beir_texts *t = ctx;
+    size_t i;
+    return kd_beir_find_query(t->b, id, &i) ? t->b->query_texts[i] : NULL;
+}
+
+static const char *beir_doc_text(void *ctx, const char *id)
+{
+    struct beir_texts *t = ctx;
+    size_t i;
+    if (!kd_beir_find_doc(t->b, id, &i))
+        return NULL;
+    free(t->doc);
+    t->doc = kd_teacher_doc_text(t->b->doc_titles[i], t->b->doc_texts[i]);
+    return t->doc ? t->doc : "";
+}
+
+/* kd store import --pairs: a table of pair scores over a BEIR data set. */
+static int import_pairs(const char *file, const char *teacher, const char *pairs, const char *beir,
+                        const char *fp, const char *corpus)
+{
+    struct kd_beir b;
+    memset(&b, 0, sizeof b);
+    struct beir_texts bt = {&b, NULL};
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    struct kd_store_pair_import res;
+    char name[KD_STORE_NAME_MAX];
+    if (!corpus) {
+        /* the data set's directory name, without a trailing slash */
+        snprintf(name, sizeof name, "%s", beir);
+        size_t n = strlen(name);
+        while (n > 1 && name[n - 1] == '/')
+            name[--n] = '\0';
+        corpus = base_name(name);
+    }
+    kd_status status = kd_beir_load(beir, 0, &b, NULL, &err);
+    if (!status && !(st = open_or_create(file, &err)))
+        status = err.status ? err.status : KD_ERR_STORE;
+    const struct kd_store_pair_texts texts = {beir_query_text, beir_doc_text, &bt};
+    if (!status)
+        status = kd_store_import_pair_scores(st, pairs, teacher, fp, corpus, &texts, &res, &err);
+    if (!status)
+        printf("imported %zu pair scores of corpus '%s' for teacher '%s' (table, fingerprint %.16s) into %s: "
+               "%zu new, %zu already stored\n",
+               res.rows, corpus, teacher, res.fingerprint, file, res.added, res.rows - res.added);
+    free(bt.doc);
+    kd_beir_release(&b);
+    kd_store_close(st);
+    return status ? kd_cli_fail(&err) : 0;
+}
+
 static int cmd_import(int argc, char **argv)
 {
     const char *opt_file = NULL, *teacher = NULL, *inputs = NULL, *answers = NULL, *fp = NULL, *dataset = NULL,
-               *labels = NULL, *label_column = NULL, *scale = "none", *args[1];
+               *labels = NULL, *label_column = NULL, *scale = "none", *pairs = NULL, *beir = NULL, *args[1];
     size_t n_args;
     int kind = -1;
     const struct kd_cli_option opts[] = {
@@ -492,6 +556,13 @@ static int cmd_import(int argc, char **argv)
                  "features, recorded as gold labels"},
         {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
          .help = "pixels (x/255) or none"},
+        {.name = "--pairs", .kind = KD_CLI_STRING, .dest = &pairs, .arg = "SCORES.tsv",
+         .help = "pair scores instead: lines query-id, corpus-id, score\n"
+                 "(tab-separated; a header line is skipped); needs --beir"},
+        {.name = "--beir", .kind = KD_CLI_STRING, .dest = &beir, .arg = "DIR",
+         .help = "with --pairs: the BEIR data set the ids are from (their\n"
+                 "texts are hashed); --dataset names the corpus",
+         .def = "DIR's name"},
         STORE_OPTION(&opt_file),
         {0}};
     const struct kd_cli_command cmd = {
@@ -504,11 +575,18 @@ static int cmd_import(int argc, char **argv)
                  "registered with kind table when new; its fingerprint is the hash of Y, so\n"
                  "importing different answers under the same name makes a new version (the old\n"
                  "answers stay but are not used). Answers already stored are kept as they are.\n"
-                 "FILE is created when it does not exist.\n",
+                 "FILE is created when it does not exist.\n"
+                 "\n"
+                 "With --pairs, the answers are scores of (query, document) pairs of a BEIR\n"
+                 "data set (--beir), kind score, keyed by the hash of the query text and the\n"
+                 "document text (its title, a space and its text) as a pair teacher reads them;\n"
+                 "the fingerprint is the hash of the TSV file. The whole file is checked first:\n"
+                 "a bad line or an unknown id is reported as FILE:LINE.\n",
         .options = opts,
         .max_args = 1,
         .example = "kd store import kd.db --teacher big --inputs x.npy --answers logits.npy \\\n"
-                   "    --kind logits --scale none\n",
+                   "    --kind logits --scale none\n"
+                   "kd store import kd.db --teacher ce --pairs ce-scores.tsv --beir data/scifact\n",
     };
     int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
     if (rc != KD_CLI_GO)
@@ -516,6 +594,18 @@ static int cmd_import(int argc, char **argv)
     if (opt_file && n_args)
         return kd_cli_usage_error(&cmd, "unexpected argument '%s'", args[0]);
     const char *file = store_file(opt_file, args, n_args);
+    if (pairs || beir) {
+        const char *bad = !file                         ? "no store file given"
+                          : !teacher                    ? "--teacher is required"
+                          : !pairs                      ? "--beir goes with --pairs"
+                          : !beir                       ? "--pairs needs --beir DIR"
+                          : inputs || answers || kind >= 0 ? "--pairs takes no --inputs, --answers or --kind"
+                          : labels || label_column      ? "--pairs takes no labels"
+                                                        : NULL;
+        if (bad)
+            return kd_cli_usage_error(&cmd, "%s", bad);
+        return import_pairs(file, teacher, pairs, beir, fp, dataset);
+    }
     const char *missing = !file       ? "no store file given"
                           : !teacher  ? "--teacher is required"
                           : !inputs   ? "--inputs is required"

@@ -387,3 +387,44 @@ void kd_exec_stop(struct kd_exec *t)
         kd_log(KD_LOG_WARN, "teacher '%s' did not exit after 'end'; killing it", t->name);
     kill_child(t);
 }
+
+/* ------------------------------------------------ shared with exec_pairs.c */
+
+/* The pair-scoring and text-embedding kinds (teacher/exec_pairs.c) use the
+ * same reads, writes, line limit and fault reports (teacher/teacher_impl.h). */
+#include "teacher/teacher_impl.h"
+
+_Static_assert((int)IO_OK == (int)KD_EXEC_IO_OK && (int)IO_EOF == (int)KD_EXEC_IO_EOF &&
+                   (int)IO_TIMEOUT == (int)KD_EXEC_IO_TIMEOUT && (int)IO_ERROR == (int)KD_EXEC_IO_ERROR &&
+                   (int)IO_LONG == (int)KD_EXEC_IO_LONG,
+               "teacher_impl.h's kd_exec_io mirrors exec.c's io_result");
+
+enum kd_exec_io kd_exec_impl_read(int fd, void *buf, size_t n, double deadline, size_t *got)
+{
+    return (enum kd_exec_io)read_exact(fd, buf, n, deadline, got);
+}
+
+enum kd_exec_io kd_exec_impl_write(int fd, const void *buf, size_t n, double deadline)
+{
+    return (enum kd_exec_io)write_all(fd, buf, n, deadline);
+}
+
+enum kd_exec_io kd_exec_impl_read_line(int fd, char *buf, double deadline)
+{
+    return (enum kd_exec_io)read_line(fd, buf, deadline);
+}
+
+void kd_exec_impl_excerpt(const char *in, char *out, size_t cap)
+{
+    excerpt(in, out, cap);
+}
+
+void kd_exec_impl_kill(struct kd_exec *t)
+{
+    kill_child(t);
+}
+
+kd_status kd_exec_impl_died(struct kd_exec *t, const char *when, struct kd_error *err)
+{
+    return died(t, when, err);
+}

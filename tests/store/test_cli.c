@@ -306,3 +306,58 @@ Test(store_cli, files_that_are_not_stores_give_one_line_and_status_1)
     free(out);
     cr_assert_eq(access(tpath("none.db"), F_OK), -1, "reading does not create a store");
 }
+
+Test(store_cli, import_of_pair_scores_over_a_beir_data_set)
+{
+    kd_bin(); /* skips when KD_BIN is not set */
+    const char *root = getenv("KD_ROOT");
+    char beir[512];
+    snprintf(beir, sizeof beir, "%s/tests/data/fixtures/beir-mini/", root ? root : ".");
+    const char *db = tpath("kd.db"), *tsv = tpath("ce.tsv"), *bad = tpath("bad.tsv");
+    FILE *f = fopen(tsv, "w");
+    fputs("query-id\tcorpus-id\tscore\nq1\td1\t4.5\nq1\td2\t0.5\nq1\td3\t-1\nq2\td2\t3\n", f);
+    fclose(f);
+    char *out;
+    cr_assert_eq(kd(&out, "store", "import", db, "--teacher", "ce", "--pairs", tsv, "--beir", beir, NULL), 0, "%s",
+                 out);
+    cr_assert(strstr(out, "imported 4 pair scores of corpus 'beir-mini' for teacher 'ce' (table, fingerprint "), "%s",
+              out);
+    cr_assert(strstr(out, ": 4 new, 0 already stored\n"), "%s", out);
+    free(out);
+
+    /* docs/store.md, "A teacher's top documents for a query" */
+    cr_assert_eq(kd(&out, "store", "sql", db, "--csv",
+                    "SELECT doc_id, score FROM pair_scores WHERE teacher = 'ce' AND corpus = 'beir-mini' "
+                    "AND query_id = 'q1' ORDER BY score DESC LIMIT 3",
+                    NULL),
+                 0, "%s", out);
+    cr_assert_str_eq(out, "doc_id,score\nd1,4.5\nd2,0.5\nd3,-1.0\n");
+    free(out);
+
+    /* the keys hash the texts a pair teacher reads: title, a space, text */
+    struct kd_store *st = open_ok(db);
+    struct kd_store_teacher t;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_teacher_find(st, "ce", NULL, &t, &err), KD_OK, "%s", err.msg);
+    struct kd_store_pair p = {"q2", "d2", "they fished from the bank of the river",
+                              "Bank sloping land beside a body of water"};
+    float s = 0;
+    size_t n_missing = 1;
+    cr_assert_eq(kd_store_lookup_pair_scores(st, t.id, &p, 1, &s, NULL, NULL, &n_missing, &err), KD_OK, "%s",
+                 err.msg);
+    cr_assert_eq(n_missing, 0);
+    cr_assert_eq(s, 3.0f);
+    kd_store_close(st);
+
+    f = fopen(bad, "w");
+    fputs("q1\td1\t1\nq1\td9\t2\n", f);
+    fclose(f);
+    cr_assert_eq(kd(&out, "store", "import", db, "--teacher", "ce", "--pairs", bad, "--beir", beir, NULL), 1);
+    char want[512];
+    snprintf(want, sizeof want, "kd: %s:2: unknown corpus id 'd9'\n", bad);
+    cr_assert_str_eq(out, want);
+    free(out);
+    cr_assert_eq(kd(&out, "store", "import", db, "--teacher", "ce", "--pairs", tsv, NULL), 2);
+    cr_assert(strstr(out, "--pairs needs --beir DIR"), "%s", out);
+    free(out);
+}
