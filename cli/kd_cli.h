@@ -122,5 +122,6 @@ int kd_cmd_train(int argc, char **argv);   /* cli/cmd_train.c */
 int kd_cmd_eval(int argc, char **argv);    /* cli/cmd_train.c */
 int kd_cmd_store(int argc, char **argv);   /* cli/cmd_store.c */
 int kd_cmd_export(int argc, char **argv);  /* cli/cmd_export.c */
+int kd_cmd_diagnose(int argc, char **argv); /* cli/cmd_diagnose.c */
 
 #endif

@@ -18,6 +18,7 @@ static const char usage[] =
     "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
     "  predict    a saved MLP's predictions (class, probabilities, logits)\n"
     "  export     write a saved MLP as dependency-free C source or safetensors\n"
+    "  diagnose   supervision complexity of gold and teacher targets (student's NTK)\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
     "  version    print kd's version\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         return kd_cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))
         return kd_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "diagnose"))
+        return kd_cmd_diagnose(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
     fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
