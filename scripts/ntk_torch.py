@@ -55,7 +55,8 @@ def main():
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--out", nargs="+", default=[])
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="examples per vmap call (default: as many as fit 256 MB of Jacobian, at most 64)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--max-gb", type=float, default=8.0)
     args = ap.parse_args()
@@ -107,18 +108,20 @@ def ntk(torch, jacrev, vmap, dtype, model, out, args):
                 h = act(h)
         return h  # (C)
 
-    gb = n * C * n_params * (8 if dtype == torch.float64 else 4) / 1e9
+    gb = n * C * n_params * (8 if dtype == torch.float64 else 4) / 1e9  # J alone; the product K = J J^T is small
     if gb > args.max_gb:
         print(f"ntk_torch: the Jacobian of {n} examples would take {gb:.1f} GB (over --max-gb {args.max_gb})",
               file=sys.stderr)
         return 4
 
+    elt = 8 if dtype == torch.float64 else 4
+    chunk = args.chunk or max(1, min(64, int(256e6 // (C * n_params * elt))))
     per_example_jac = vmap(jacrev(f), in_dims=(None, 0))
     t0 = time.perf_counter()
     with torch.no_grad():
         rows = []
-        for s in range(0, n, args.chunk):
-            jac = per_example_jac(params, x[s:s + args.chunk])  # tuple of (b, C, *param shape)
+        for s in range(0, n, chunk):
+            jac = per_example_jac(params, x[s:s + chunk])  # tuple of (b, C, *param shape)
             rows.append(torch.cat([j.reshape(j.shape[0], C, -1) for j in jac], dim=2).reshape(-1, C * n_params))
         J = torch.cat(rows, dim=0)  # (n, C |theta|): the class sum is one matrix product
         K = J @ J.T

@@ -460,3 +460,19 @@ Test(diagnostics, bad_inputs_give_clear_messages)
     kd_tensor_release(&x2);
     kd_mlp_free(m);
 }
+
+Test(diagnostics, core_lapack_wrappers_factor_solve_and_find_eigenvalues_row_major)
+{
+    /* A = [[4, 2], [2, 3]] = L L^T with L = [[2, 0], [1, sqrt 2]]; eigenvalues (7 -+ sqrt 17) / 2 */
+    double A[4] = {4, 2, 2, 3}, B[4] = {2, 1, 0, 1}, w[2];
+    cr_assert_eq(kd_dpotrf(2, A, 2), 0);
+    cr_assert(fabs(A[0] - 2) < 1e-15 && fabs(A[2] - 1) < 1e-15 && fabs(A[3] - sqrt(2.0)) < 1e-15,
+              "L = [[%g, .], [%g, %g]]", A[0], A[2], A[3]);
+    cr_assert_eq(kd_dpotrs(2, 2, A, 2, B, 2), 0); /* right-hand sides as rows: [2, 1] and [0, 1] */
+    cr_assert(fabs(B[0] - 0.5) < 1e-15 && fabs(B[1]) < 1e-15, "x1 = [%g, %g]", B[0], B[1]);
+    cr_assert(fabs(B[2] + 0.25) < 1e-15 && fabs(B[3] - 0.5) < 1e-15, "x2 = [%g, %g]", B[2], B[3]);
+    double S[4] = {4, 2, 2, 3}, sing[4] = {1, 1, 1, 1};
+    cr_assert_eq(kd_dsyev(2, S, 2, w), 0);
+    cr_assert(fabs(w[0] - (7 - sqrt(17.0)) / 2) < 1e-14 && fabs(w[1] - (7 + sqrt(17.0)) / 2) < 1e-14);
+    cr_assert_eq(kd_dpotrf(2, sing, 2), 2); /* singular: the order-2 minor fails */
+}
