@@ -402,10 +402,14 @@ static kd_status kernel_common(const struct kd_mlp *m, const struct kd_tensor *x
             gram_panels(&d, &P, q, &w, K, n, &fl_gram);
         }
     }
-    /* Only the upper triangle was computed: mirror it, so K is exactly symmetric. */
-    for (size_t r = 1; r < N; r++)
-        for (size_t s = 0; s < r; s++)
-            K[r * N + s] = K[s * N + r];
+    /* Only the upper triangle was computed: mirror it, so K is exactly
+     * symmetric; in 64 x 64 tiles, since a column walk over K (800 MB at
+     * n = 10,000) misses the cache on every read. */
+    for (size_t r0 = 0; r0 < N; r0 += 64)
+        for (size_t s0 = 0; s0 <= r0; s0 += 64)
+            for (size_t r = r0; r < r0 + 64 && r < N; r++)
+                for (size_t s = s0; s < s0 + 64 && s < r; s++)
+                    K[r * N + s] = K[s * N + r];
     if (stats) {
         stats->block = block;
         stats->passes = passes;
