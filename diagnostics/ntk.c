@@ -201,7 +201,9 @@ void kd_ntk_config_init(struct kd_ntk_config *cfg)
 }
 
 /* One block of examples ready for the Gram GEMMs: activations and D_l
- * (b, C, out_l) in float64, and float32 copies when the GEMMs are float32. */
+ * (b, C, out_l) in float64, or only their float32 copies when the GEMMs are
+ * float32 (then the float64 values are computed in one scratch panel shared
+ * by both blocks, so that more examples fit the budget). */
 struct panel {
     struct acts s;
     double *dv[MAXL];
@@ -221,13 +223,14 @@ static void panel_release(struct panel *p)
     }
 }
 
+/* f32: only the float32 copies; otherwise the float64 values. */
 static int panel_alloc(const struct dnet *d, size_t b, int f32, struct panel *p)
 {
     memset(p, 0, sizeof *p);
-    if (acts_alloc(d, b, &p->s))
+    if (!f32 && acts_alloc(d, b, &p->s))
         return -1;
     for (size_t l = 0; l < d->L; l++) {
-        if (!(p->dv[l] = kd_alloc(b * d->C * d->out[l], sizeof(double))))
+        if (!f32 && !(p->dv[l] = kd_alloc(b * d->C * d->out[l], sizeof(double))))
             return -1;
         if (f32 && (!(p->fa[l] = kd_alloc(b * (d->in[l] + 1), sizeof(float))) ||
                     !(p->fd[l] = kd_alloc(b * d->C * d->out[l], sizeof(float)))))
@@ -236,6 +239,7 @@ static int panel_alloc(const struct dnet *d, size_t b, int f32, struct panel *p)
     return 0;
 }
 
+/* Bytes per example of one panel as panel_alloc makes it. */
 static size_t panel_bytes(const struct dnet *d, int f32)
 {
     size_t e = 0, f = 0;
@@ -243,16 +247,18 @@ static size_t panel_bytes(const struct dnet *d, int f32)
         e += d->C * d->out[l];
         f += d->in[l] + 1 + d->C * d->out[l];
     }
-    return acts_bytes(d) + e * sizeof(double) + (f32 ? f * sizeof(float) : 0);
+    return f32 ? f * sizeof(float) : acts_bytes(d) + e * sizeof(double);
 }
 
-/* Forward, then backward from the seeds e_c: D_{L-1}[(i, c)] = e_c. */
-static void panel_compute(const struct dnet *d, const float *x, size_t start, size_t b, int f32, struct panel *p,
-                          double *flops)
+/* Forward, then backward from the seeds e_c: D_{L-1}[(i, c)] = e_c, in
+ * float64 into p, or (f32) into the scratch w and then as float32 into p. */
+static void panel_compute(const struct dnet *d, const float *x, size_t start, size_t b, int f32, struct panel *out,
+                          struct panel *w, double *flops)
 {
     size_t C = d->C, L = d->L;
-    p->start = start;
-    p->b = b;
+    struct panel *p = f32 ? w : out;
+    out->start = start;
+    out->b = b;
     block_forward(d, x + start * d->D, b, &p->s, flops);
     double *seed = p->dv[L - 1]; /* (b, C, C) */
     memset(seed, 0, b * C * C * sizeof *seed);
@@ -265,9 +271,9 @@ static void panel_compute(const struct dnet *d, const float *x, size_t start, si
         for (size_t l = 0; l < L; l++) {
             size_t na = b * (d->in[l] + 1), nd = b * C * d->out[l];
             for (size_t i = 0; i < na; i++)
-                p->fa[l][i] = (float)p->s.a[l][i];
+                out->fa[l][i] = (float)p->s.a[l][i];
             for (size_t i = 0; i < nd; i++)
-                p->fd[l][i] = (float)p->dv[l][i];
+                out->fd[l][i] = (float)p->dv[l][i];
         }
 }
 
@@ -363,8 +369,8 @@ static kd_status kernel_common(const struct kd_mlp *m, const struct kd_tensor *x
     size_t C = d.C, N = full ? n * C : n;
     size_t block = cfg->block;
     if (!block) {
-        size_t per = panel_bytes(&d, f32);
-        block = cfg->mem_budget / (2 * per);
+        size_t per = 2 * panel_bytes(&d, f32) + (f32 ? panel_bytes(&d, 0) : 0);
+        block = cfg->mem_budget / per;
     }
     if (block < 1)
         block = 1;
@@ -375,27 +381,30 @@ static kd_status kernel_common(const struct kd_mlp *m, const struct kd_tensor *x
     size_t gsz = full ? w.tile * C * w.tile * C : w.tile * w.tile, esz = f32 ? sizeof(float) : sizeof(double);
     w.ga = kd_alloc(w.tile * w.tile, esz);
     w.gd = kd_alloc(gsz, esz);
-    struct panel P, Q;
+    struct panel P, Q, W;
     int bad_p = panel_alloc(&d, block, f32, &P), bad_q = block < n ? panel_alloc(&d, block, f32, &Q) : 0;
+    int bad_w = f32 ? panel_alloc(&d, block, 0, &W) : 0;
     if (block >= n)
         memset(&Q, 0, sizeof Q);
+    if (!f32)
+        memset(&W, 0, sizeof W);
     size_t passes = 0;
-    if (!w.ga || !w.gd || bad_p || bad_q) {
+    if (!w.ga || !w.gd || bad_p || bad_q || bad_w) {
         st = kd_error_set(err, KD_ERR_NOMEM,
                           "out of memory for the NTK's blocks of %zu examples (%.1f MB each); lower the block size",
-                          block, (double)panel_bytes(&d, f32) * (double)block / 1e6);
+                          block, (double)(panel_bytes(&d, f32) + panel_bytes(&d, 0)) * (double)block / 1e6);
         goto done;
     }
     memset(K, 0, N * N * sizeof *K);
     for (size_t i0 = 0; i0 < n; i0 += block) {
         size_t bi = n - i0 < block ? n - i0 : block;
-        panel_compute(&d, x, i0, bi, f32, &P, &flops);
+        panel_compute(&d, x, i0, bi, f32, &P, &W, &flops);
         passes++;
         for (size_t j0 = i0; j0 < n; j0 += block) {
             const struct panel *q = &P;
             if (j0 != i0) {
                 size_t bj = n - j0 < block ? n - j0 : block;
-                panel_compute(&d, x, j0, bj, f32, &Q, &flops);
+                panel_compute(&d, x, j0, bj, f32, &Q, &W, &flops);
                 passes++;
                 q = &Q;
             }
@@ -422,6 +431,7 @@ done:
     kd_free(w.gd);
     panel_release(&P);
     panel_release(&Q);
+    panel_release(&W);
     dnet_release(&d);
     return st;
 }
