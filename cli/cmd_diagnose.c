@@ -86,7 +86,8 @@ int kd_cmd_diagnose(int argc, char **argv)
     const char *x = NULL, *y = NULL, *scale = NULL, *args[1];
     size_t n_args, n = 2000;
     uint64_t seed = 1;
-    int threads = 0;
+    int threads = 0, at_init = 0;
+    uint64_t init_seed = 1;
     struct teacher_list teachers = {0};
     struct temp_list temps = {0};
     struct kd_complexity_config cc;
@@ -103,6 +104,10 @@ int kd_cmd_diagnose(int argc, char **argv)
          .help = "examples drawn from the data (all when there are fewer)"},
         {.name = "--seed", .kind = KD_CLI_U64, .dest = &seed, .lo = 0, .hi = 9e15, .arg = "N",
          .help = "which examples are drawn"},
+        {.name = "--at-init", .kind = KD_CLI_FLAG, .dest = &at_init,
+         .help = "the kernel of MODEL's architecture at a fresh He\ninitialisation (--init-seed) instead of its weights"},
+        {.name = "--init-seed", .kind = KD_CLI_U64, .dest = &init_seed, .lo = 0, .hi = 9e15, .arg = "N",
+         .help = "--at-init: the initial weights' seed"},
         {.help = "targets:"},
         {.name = "--teacher", .kind = KD_CLI_CALL, .dest = &teachers, .parse = add_teacher, .arg = "MODEL",
          .help = "a teacher MLP (safetensors) whose probabilities are targets;\nrepeat for several", .def = ""},
@@ -115,7 +120,7 @@ int kd_cmd_diagnose(int argc, char **argv)
         {.name = "--method", .kind = KD_CLI_CALL, .dest = &cc.method, .parse = parse_method, .arg = "NAME",
          .help = "auto (Cholesky up to --cholesky-max, CG beyond), cholesky, cg", .def = "auto"},
         {.name = "--cholesky-max", .kind = KD_CLI_SIZE, .dest = &cc.cholesky_max_n, .lo = 1, .hi = 1e6, .arg = "N",
-         .help = "auto: the largest n solved by Cholesky (K takes 8 n^2 bytes)"},
+         .help = "auto: the largest n solved by Cholesky (K and its factor\ntake 16 n^2 bytes)"},
         {.name = "--cg-tol", .kind = KD_CLI_DOUBLE, .dest = &cc.cg_tol, .lo = 1e-16, .hi = 1, .arg = "X",
          .help = "CG: relative residual to reach"},
         {.name = "--cg-iter", .kind = KD_CLI_SIZE, .dest = &cc.cg_max_iter, .lo = 1, .hi = 1e7, .arg = "N",
@@ -166,6 +171,13 @@ int kd_cmd_diagnose(int argc, char **argv)
     const char *model = args[0];
     rc = 1;
     kd_status st = kd_mlp_load(model, &m, &err);
+    if (!st && at_init) {
+        struct kd_mlp *fresh = NULL;
+        if (!(st = kd_mlp_new(&m->cfg, init_seed, &fresh, &err))) {
+            kd_mlp_free(m);
+            m = fresh;
+        }
+    }
     if (!st)
         st = kd_cli_load(x, y, NULL, scale, &all, &err);
     if (st)
@@ -215,8 +227,9 @@ int kd_cmd_diagnose(int argc, char **argv)
     }
     char sizes[256];
     sizes_text(m, sizes, sizeof sizes);
-    printf("kd diagnose: %s (%s, %s, %zu parameters) on %zu examples of %s (seed %llu)\n", model, sizes,
-           kd_act_name(m->cfg.act), m->n_params, n, x, (unsigned long long)seed);
+    printf("kd diagnose: %s (%s, %s, %zu parameters%s) on %zu examples of %s (seed %llu)\n", model, sizes,
+           kd_act_name(m->cfg.act), m->n_params, at_init ? ", at a fresh initialisation" : "", n, x,
+           (unsigned long long)seed);
     printf("             class-summed NTK, %s Gram GEMMs, eps %g, targets %s, %d BLAS threads\n",
            cc.ntk.precision == KD_NTK_F32 ? "float32" : "float64", cc.eps, cc.centre ? "centred (- 1/C)" : "as given",
            kd_blas_get_threads());

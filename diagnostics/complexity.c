@@ -103,7 +103,7 @@ void kd_complexity_config_init(struct kd_complexity_config *cfg)
     cfg->eps = 1e-3;
     cfg->centre = 0;
     cfg->method = KD_SOLVE_AUTO;
-    cfg->cholesky_max_n = 5000;
+    cfg->cholesky_max_n = 20000;
     cfg->cg_tol = 1e-6;
     cfg->cg_max_iter = 500;
     kd_ntk_config_init(&cfg->ntk);

@@ -39,8 +39,9 @@
 /* The precision of the kernel's Gram GEMMs (A A^T and D D^T, the bulk of the
  * work). Activations and back-propagated vectors are always computed in
  * float64 from the float32 weights, and K accumulates in float64.
- * KD_NTK_F32 rounds the GEMM inputs to float32 (about twice as fast; relative
- * error about 1e-6, see docs/methods.md). */
+ * KD_NTK_F32 rounds the GEMM inputs to float32: 1.6 to 1.8 times as fast,
+ * K within about 1e-6 relative and complexities within a few 1e-5 (measured;
+ * docs/methods.md section 8). */
 enum kd_ntk_precision { KD_NTK_F64 = 0, KD_NTK_F32 };
 
 struct kd_ntk_config {
@@ -129,12 +130,12 @@ struct kd_complexity_config {
     double eps;                  /* ridge: (K + eps I); >= 0, and > 0 for CG */
     int centre;                  /* subtract 1/C from every entry of Y first */
     enum kd_solve_method method; /* auto: Cholesky up to cholesky_max_n, CG beyond */
-    size_t cholesky_max_n;       /* default 5000 (K takes 8 n^2 bytes, twice) */
+    size_t cholesky_max_n;       /* default 20000 (K and its factor: 16 n^2 bytes, 6.4 GB) */
     double cg_tol;               /* stop at ||(K + eps I) x - y|| <= tol ||y||; default 1e-6 */
     size_t cg_max_iter;          /* per target column; default 500 */
     struct kd_ntk_config ntk;    /* how K is built (Cholesky) */
 };
-/* eps 1e-3, not centred, auto, 5000, 1e-6, 500, kd_ntk_config_init. */
+/* eps 1e-3, not centred, auto, 20000, 1e-6, 500, kd_ntk_config_init. */
 void kd_complexity_config_init(struct kd_complexity_config *cfg);
 
 /* One set of targets' figures, and how they were obtained. */

@@ -74,6 +74,10 @@ Test(diagnostics, kd_diagnose_prints_a_table_for_gold_and_teacher_targets, .time
     cr_assert_eq(run(cmd, out2, sizeof out2), 0, "%s\n%s", cmd, out2);
     cr_assert(strstr(out2, " cg "), "%s", out2);
 
+    snprintf(cmd, sizeof cmd, "%s diagnose %s --data %s --labels %s --at-init --init-seed 5", kd, s, x, y);
+    cr_assert_eq(run(cmd, out, sizeof out), 0, "%s\n%s", cmd, out);
+    cr_assert(strstr(out, "at a fresh initialisation"), "%s", out);
+
     snprintf(cmd, sizeof cmd, "%s diagnose %s --data %s", kd, s, x);
     cr_assert_eq(run(cmd, out, sizeof out), 2);
     cr_assert(strstr(out, "kd: diagnose: no targets: give --labels, --teacher or both"), "%s", out);
