@@ -249,6 +249,89 @@ done:
 
 /* --------------------------------------------------------------------- CG */
 
+/* Preconditioned CG on the columns of one target at once, in lockstep: each
+ * iteration applies K to every column still short of the tolerance in one
+ * kd_ntk_op_apply_many; a column that has converged keeps its x. */
+struct cg_ws {
+    double *x, *r, *z, *p, *pa, *apa, *rz, *yy, *rel;
+    size_t *it, *active;
+};
+
+static void cg_ws_release(struct cg_ws *w)
+{
+    double **d[] = {&w->x, &w->r, &w->z, &w->p, &w->pa, &w->apa, &w->rz, &w->yy, &w->rel};
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++) {
+        kd_free(*d[i]);
+        *d[i] = NULL;
+    }
+    kd_free(w->it);
+    kd_free(w->active);
+    w->it = w->active = NULL;
+}
+
+static int cg_ws_alloc(struct cg_ws *w, size_t m, size_t n)
+{
+    memset(w, 0, sizeof *w);
+    double **big[] = {&w->x, &w->r, &w->z, &w->p, &w->pa, &w->apa};
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+        if (!(*big[i] = kd_alloc(m * n, sizeof(double))))
+            return -1;
+    w->rz = kd_alloc(m, sizeof(double));
+    w->yy = kd_alloc(m, sizeof(double));
+    w->rel = kd_alloc(m, sizeof(double));
+    w->it = kd_alloc(m, sizeof(size_t));
+    w->active = kd_alloc(m, sizeof(size_t));
+    return w->rz && w->yy && w->rel && w->it && w->active ? 0 : -1;
+}
+
+/* Solves (K + eps I) x = y for the m columns of y (m, n) into w->x. */
+static void cg_solve(struct kd_ntk_op *op, const double *y, size_t m, size_t n, const double *diag,
+                     const struct kd_complexity_config *cfg, struct cg_ws *w)
+{
+    memset(w->x, 0, m * n * sizeof *w->x);
+    for (size_t k = 0; k < m; k++) {
+        const double *yk = y + k * n;
+        double *r = w->r + k * n, *z = w->z + k * n, *p = w->p + k * n;
+        w->yy[k] = dot(n, yk, yk);
+        w->it[k] = 0;
+        w->rel[k] = w->yy[k] > 0.0 ? 1.0 : 0.0;
+        memcpy(r, yk, n * sizeof *r);
+        for (size_t i = 0; i < n; i++)
+            p[i] = z[i] = r[i] / diag[i];
+        w->rz[k] = dot(n, r, z);
+    }
+    for (size_t iter = 0; iter < cfg->cg_max_iter; iter++) {
+        size_t na = 0;
+        for (size_t k = 0; k < m; k++)
+            if (w->rel[k] > cfg->cg_tol)
+                w->active[na++] = k;
+        if (na == 0)
+            break;
+        for (size_t q = 0; q < na; q++)
+            memcpy(w->pa + q * n, w->p + w->active[q] * n, n * sizeof *w->pa);
+        kd_ntk_op_apply_many(op, na, w->pa, w->apa);
+        for (size_t q = 0; q < na; q++) {
+            size_t k = w->active[q];
+            double *x = w->x + k * n, *r = w->r + k * n, *z = w->z + k * n, *p = w->p + k * n;
+            double *ap = w->apa + q * n;
+            for (size_t i = 0; i < n; i++)
+                ap[i] += cfg->eps * p[i];
+            double alpha = w->rz[k] / dot(n, p, ap);
+            for (size_t i = 0; i < n; i++) {
+                x[i] += alpha * p[i];
+                r[i] -= alpha * ap[i];
+                z[i] = r[i] / diag[i];
+            }
+            w->it[k]++;
+            w->rel[k] = sqrt(dot(n, r, r) / w->yy[k]);
+            double rz_new = dot(n, r, z), beta = rz_new / w->rz[k];
+            w->rz[k] = rz_new;
+            for (size_t i = 0; i < n; i++)
+                p[i] = z[i] + beta * p[i];
+        }
+    }
+}
+
 kd_status kd_complexity_cg(struct kd_ntk_op *op, const struct kd_targets *t, size_t n_targets,
                            const struct kd_complexity_config *cfg, struct kd_complexity *out, struct kd_error *err)
 {
@@ -260,9 +343,9 @@ kd_status kd_complexity_cg(struct kd_ntk_op *op, const struct kd_targets *t, siz
         return kd_error_set(err, KD_ERR_ARG,
                             "conjugate gradients need eps > 0 (K itself may be singular), got eps = %g", cfg->eps);
     double *diag = kd_alloc(n, sizeof *diag), *y = NULL;
-    double *x = kd_alloc(n, sizeof *x), *r = kd_alloc(n, sizeof *r), *z = kd_alloc(n, sizeof *z);
-    double *p = kd_alloc(n, sizeof *p), *ap = kd_alloc(n, sizeof *ap);
-    if (!diag || !x || !r || !z || !p || !ap) {
+    struct cg_ws w;
+    memset(&w, 0, sizeof w);
+    if (!diag) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for conjugate gradients over %zu inputs", n);
         goto done;
     }
@@ -274,60 +357,31 @@ kd_status kd_complexity_cg(struct kd_ntk_op *op, const struct kd_targets *t, siz
     }
     for (size_t k = 0; k < n_targets; k++) {
         struct kd_complexity *res = &out[k];
+        size_t m = t[k].C;
         record_init(res, &t[k], cfg, KD_SOLVE_CG, trace);
-        if (!(y = targets_columns(&t[k], cfg->centre))) {
-            st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for targets '%s'", t[k].name);
+        if (!(y = targets_columns(&t[k], cfg->centre)) || cg_ws_alloc(&w, m, n)) {
+            st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for conjugate gradients on targets '%s'", t[k].name);
             goto done;
         }
-        for (size_t c = 0; c < t[k].C; c++) {
-            const double *yc = y + c * n;
-            double yy = dot(n, yc, yc), rel = 0.0;
-            size_t it = 0;
-            memset(x, 0, n * sizeof *x);
-            if (yy > 0.0) {
-                memcpy(r, yc, n * sizeof *r);
-                for (size_t i = 0; i < n; i++)
-                    p[i] = z[i] = r[i] / diag[i];
-                double rz = dot(n, r, z);
-                rel = 1.0;
-                while (rel > cfg->cg_tol && it < cfg->cg_max_iter) {
-                    kd_ntk_op_apply(op, p, ap);
-                    for (size_t i = 0; i < n; i++)
-                        ap[i] += cfg->eps * p[i];
-                    double alpha = rz / dot(n, p, ap);
-                    for (size_t i = 0; i < n; i++) {
-                        x[i] += alpha * p[i];
-                        r[i] -= alpha * ap[i];
-                        z[i] = r[i] / diag[i];
-                    }
-                    it++;
-                    rel = sqrt(dot(n, r, r) / yy);
-                    double rz_new = dot(n, r, z), beta = rz_new / rz;
-                    rz = rz_new;
-                    for (size_t i = 0; i < n; i++)
-                        p[i] = z[i] + beta * p[i];
-                }
-            }
-            if (rel > cfg->cg_tol)
+        cg_solve(op, y, m, n, diag, cfg, &w);
+        for (size_t c = 0; c < m; c++) {
+            if (w.rel[c] > cfg->cg_tol)
                 res->converged = 0;
-            if (rel > res->residual)
-                res->residual = rel;
-            if (it > res->iterations)
-                res->iterations = it;
-            res->complexity += dot(n, yc, x);
+            if (w.rel[c] > res->residual)
+                res->residual = w.rel[c];
+            if (w.it[c] > res->iterations)
+                res->iterations = w.it[c];
+            res->complexity += dot(n, y + c * n, w.x + c * n);
         }
         record_finish(res);
         kd_free(y);
         y = NULL;
+        cg_ws_release(&w);
     }
 done:
     kd_free(diag);
     kd_free(y);
-    kd_free(x);
-    kd_free(r);
-    kd_free(z);
-    kd_free(p);
-    kd_free(ap);
+    cg_ws_release(&w);
     return st;
 }
 

@@ -94,6 +94,9 @@ void kd_ntk_op_jvp(struct kd_ntk_op *op, const double *u, double *out);
 /* kv (n) = K v for the class-summed kernel: sum_c J_c (J_c^T v), one
  * vector-Jacobian and one Jacobian-vector pass over C tangents at once. */
 void kd_ntk_op_apply(struct kd_ntk_op *op, const double *v, double *kv);
+/* kv (m, n) = K v for the m vectors v (m, n), several per pass (bigger
+ * GEMMs, shared forward passes); the same numbers as m kd_ntk_op_apply. */
+void kd_ntk_op_apply_many(struct kd_ntk_op *op, size_t m, const double *v, double *kv);
 /* diag (n) = the diagonal of the class-summed K (one forward and backward). */
 void kd_ntk_op_diag(struct kd_ntk_op *op, double *diag);
 

@@ -454,9 +454,10 @@ struct kd_ntk_op {
     struct dnet d;
     const float *x;
     size_t n, block, maxw;
+    size_t mmax;  /* vectors per class-summed pass (kd_ntk_op_apply_many) */
     struct acts s;
-    double *g[2]; /* (block, C, maxw) ping-pong */
-    double *u;    /* tangents, per layer (T, out, in + 1), T <= C */
+    double *g[2]; /* (block, C mmax, maxw) ping-pong */
+    double *u;    /* tangents, per layer (T, out, in + 1), T <= C mmax */
     size_t ulayer; /* sum_l out_l (in_l + 1) */
     double flops;
 };
@@ -500,9 +501,16 @@ kd_status kd_ntk_op_new(const struct kd_mlp *m, const struct kd_tensor *x, size_
             op->maxw = d->out[l];
         op->ulayer += d->out[l] * (d->in[l] + 1);
     }
+    /* Several vectors per pass make bigger GEMMs and share the forward
+     * passes; the tangents (C |theta| doubles per vector) get 256 MB. */
+    op->mmax = ((size_t)256 << 20) / (d->C * op->ulayer * sizeof(double));
+    if (op->mmax > 16)
+        op->mmax = 16;
+    if (op->mmax < 1)
+        op->mmax = 1;
     if (!block) {
         /* about 512 MB of workspace */
-        size_t per = acts_bytes(d) + 2 * d->C * op->maxw * sizeof(double);
+        size_t per = acts_bytes(d) + 2 * d->C * op->mmax * op->maxw * sizeof(double);
         block = ((size_t)512 << 20) / per;
         if (block > 4096)
             block = 4096;
@@ -510,9 +518,9 @@ kd_status kd_ntk_op_new(const struct kd_mlp *m, const struct kd_tensor *x, size_
     if (block < 1)
         block = 1;
     op->block = block < n ? block : n;
-    op->g[0] = kd_alloc(op->block * d->C * op->maxw, sizeof(double));
-    op->g[1] = kd_alloc(op->block * d->C * op->maxw, sizeof(double));
-    op->u = kd_alloc(d->C * op->ulayer, sizeof(double));
+    op->g[0] = kd_alloc(op->block * d->C * op->mmax * op->maxw, sizeof(double));
+    op->g[1] = kd_alloc(op->block * d->C * op->mmax * op->maxw, sizeof(double));
+    op->u = kd_alloc(d->C * op->mmax * op->ulayer, sizeof(double));
     if (acts_alloc(d, op->block, &op->s) || !op->g[0] || !op->g[1] || !op->u) {
         kd_ntk_op_free(op);
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the NTK operator's workspace (%zu examples)",
@@ -535,12 +543,12 @@ enum seeds { SEED_FULL, SEED_CLASS };
 
 /* u = sum over examples of the T per-example vector-Jacobian products:
  * SEED_FULL (T = 1): seed row i is v[i, :] (n, C);
- * SEED_CLASS (T = C): seed (i, c) is v[i] e_c (v is (n)), so u holds J_c^T v
- * for every class c. */
-static void vjp(struct kd_ntk_op *op, enum seeds mode, const double *v)
+ * SEED_CLASS (T = C m): seed (i, k, c) is v[k, i] e_c for the m vectors of
+ * v (m, n), so u holds J_c^T v_k for every vector k and class c. */
+static void vjp(struct kd_ntk_op *op, enum seeds mode, size_t m, const double *v)
 {
     const struct dnet *d = &op->d;
-    size_t C = d->C, T = mode == SEED_FULL ? 1 : C, L = d->L;
+    size_t C = d->C, T = mode == SEED_FULL ? 1 : C * m, L = d->L;
     memset(op->u, 0, T * op->ulayer * sizeof *op->u);
     for (size_t i0 = 0; i0 < op->n; i0 += op->block) {
         size_t b = op->n - i0 < op->block ? op->n - i0 : op->block;
@@ -549,10 +557,11 @@ static void vjp(struct kd_ntk_op *op, enum seeds mode, const double *v)
         if (mode == SEED_FULL) {
             memcpy(cur, v + i0 * C, b * C * sizeof *cur);
         } else {
-            memset(cur, 0, b * C * C * sizeof *cur);
+            memset(cur, 0, b * T * C * sizeof *cur);
             for (size_t i = 0; i < b; i++)
-                for (size_t c = 0; c < C; c++)
-                    cur[(i * C + c) * C + c] = v[i0 + i];
+                for (size_t k = 0; k < m; k++)
+                    for (size_t c = 0; c < C; c++)
+                        cur[(i * T + k * C + c) * C + c] = v[k * op->n + i0 + i];
         }
         for (size_t l = L; l-- > 0;) {
             size_t in = d->in[l], out = d->out[l];
@@ -571,11 +580,11 @@ static void vjp(struct kd_ntk_op *op, enum seeds mode, const double *v)
 }
 
 /* Forward-mode pass with the tangents in op->u: SEED_FULL writes J u (n, C)
- * into out; SEED_CLASS writes sum_c (J_c u_c) (n) into out. */
-static void jvp(struct kd_ntk_op *op, enum seeds mode, double *res)
+ * into out; SEED_CLASS writes sum_c (J_c u_{k,c}) into row k of out (m, n). */
+static void jvp(struct kd_ntk_op *op, enum seeds mode, size_t m, double *res)
 {
     const struct dnet *d = &op->d;
-    size_t C = d->C, T = mode == SEED_FULL ? 1 : C, L = d->L;
+    size_t C = d->C, T = mode == SEED_FULL ? 1 : C * m, L = d->L;
     for (size_t i0 = 0; i0 < op->n; i0 += op->block) {
         size_t b = op->n - i0 < op->block ? op->n - i0 : op->block;
         block_forward(d, op->x + i0 * d->D, b, &op->s, &op->flops);
@@ -608,10 +617,12 @@ static void jvp(struct kd_ntk_op *op, enum seeds mode, double *res)
             if (mode == SEED_FULL) {
                 memcpy(res + (i0 + i) * C, cur + i * C, C * sizeof *res);
             } else {
-                double s = 0.0;
-                for (size_t c = 0; c < C; c++)
-                    s += cur[(i * C + c) * C + c];
-                res[i0 + i] = s;
+                for (size_t k = 0; k < m; k++) {
+                    double s = 0.0;
+                    for (size_t c = 0; c < C; c++)
+                        s += cur[(i * T + k * C + c) * C + c];
+                    res[k * op->n + i0 + i] = s;
+                }
             }
         }
     }
@@ -620,7 +631,7 @@ static void jvp(struct kd_ntk_op *op, enum seeds mode, double *res)
 void kd_ntk_op_vjp(struct kd_ntk_op *op, const double *v, double *g)
 {
     const struct dnet *d = &op->d;
-    vjp(op, SEED_FULL, v);
+    vjp(op, SEED_FULL, 1, v);
     const double *u = op->u;
     for (size_t l = 0; l < d->L; l++) {
         size_t in = d->in[l], out = d->out[l];
@@ -648,13 +659,21 @@ void kd_ntk_op_jvp(struct kd_ntk_op *op, const double *ukd, double *out_nc)
         ukd += out * in + out;
         u += out * (in + 1);
     }
-    jvp(op, SEED_FULL, out_nc);
+    jvp(op, SEED_FULL, 1, out_nc);
+}
+
+void kd_ntk_op_apply_many(struct kd_ntk_op *op, size_t m, const double *v, double *kv)
+{
+    for (size_t k = 0; k < m; k += op->mmax) {
+        size_t mk = m - k < op->mmax ? m - k : op->mmax;
+        vjp(op, SEED_CLASS, mk, v + k * op->n);
+        jvp(op, SEED_CLASS, mk, kv + k * op->n);
+    }
 }
 
 void kd_ntk_op_apply(struct kd_ntk_op *op, const double *v, double *kv)
 {
-    vjp(op, SEED_CLASS, v);
-    jvp(op, SEED_CLASS, kv);
+    kd_ntk_op_apply_many(op, 1, v, kv);
 }
 
 void kd_ntk_op_diag(struct kd_ntk_op *op, double *diag)

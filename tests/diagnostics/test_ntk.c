@@ -279,6 +279,15 @@ Test(diagnostics, operator_products_equal_the_explicit_jacobian)
     for (size_t i = 0; i < n; i++)
         cr_assert(fabs(dg[i] - Ke[i * n + i]) < 1e-12 * fabs(Ke[i * n + i]), "diag %zu: %g vs %g", i, dg[i],
                   Ke[i * n + i]);
+    /* 20 vectors at once: more than one pass of at most 16 */
+    double V[20 * 7], KV[20 * 7];
+    for (size_t i = 0; i < 20 * n; i++)
+        V[i] = kd_rng_normal(&r);
+    kd_ntk_op_apply_many(op, 20, V, KV);
+    for (size_t k = 0; k < 20; k++) {
+        kd_ntk_op_apply(op, V + k * n, kv);
+        cr_assert(max_rel(KV + k * n, kv, n) < 1e-13, "vector %zu of 20 off by %g", k, max_rel(KV + k * n, kv, n));
+    }
     kd_ntk_op_free(op);
     free(J);
     free(Ke);
