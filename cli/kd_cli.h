@@ -116,6 +116,7 @@ kd_status kd_cli_sql_print(struct kd_store *st, const char *sql, const struct kd
 size_t kd_cli_text_width(const char *s);
 
 int kd_cmd_predict(int argc, char **argv); /* cli/cmd_predict.c */
+int kd_cmd_diagnose(int argc, char **argv); /* cli/cmd_diagnose.c */
 int kd_cmd_run(int argc, char **argv);      /* cli/cmd_run.c */
 int kd_cmd_validate(int argc, char **argv); /* cli/cmd_run.c */
 int kd_cmd_train(int argc, char **argv);   /* cli/cmd_train.c */

@@ -18,6 +18,7 @@ static const char usage[] =
     "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
     "  predict    a saved MLP's predictions (class, probabilities, logits)\n"
     "  export     write a saved MLP as dependency-free C source or safetensors\n"
+    "  diagnose   supervision complexity of gold and teacher targets (student's NTK)\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
     "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
         return kd_cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))
         return kd_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "diagnose"))
+        return kd_cmd_diagnose(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert"))

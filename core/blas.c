@@ -88,3 +88,53 @@ void kd_blas_init_threads(int n)
     }
     kd_blas_set_threads(n);
 }
+
+/* ------------------------------------------------------------------ LAPACK */
+
+/* OpenBLAS bundles LAPACK and exports its Fortran symbols; Debian ships no
+ * LAPACKE header with it, so the three routines kd needs are declared here.
+ * The trailing size_t arguments are the hidden lengths of the character
+ * arguments that gfortran-compiled routines expect. Fortran is column-major:
+ * a row-major symmetric matrix is the same matrix, and its row-major lower
+ * triangle is the column-major upper one, hence uplo 'U' below. */
+extern void dpotrf_(const char *uplo, const blasint *n, double *a, const blasint *lda, blasint *info, size_t);
+extern void dpotrs_(const char *uplo, const blasint *n, const blasint *nrhs, const double *a, const blasint *lda,
+                    double *b, const blasint *ldb, blasint *info, size_t);
+extern void dsyev_(const char *jobz, const char *uplo, const blasint *n, double *a, const blasint *lda, double *w,
+                   double *work, const blasint *lwork, blasint *info, size_t, size_t);
+
+int kd_dpotrf(size_t n, double *A, size_t lda)
+{
+    if (n == 0)
+        return 0;
+    blasint bn = (blasint)n, bl = (blasint)lda, info = 0;
+    dpotrf_("U", &bn, A, &bl, &info, 1);
+    return (int)info;
+}
+
+int kd_dpotrs(size_t n, size_t nrhs, const double *L, size_t lda, double *B, size_t ldb)
+{
+    if (n == 0 || nrhs == 0)
+        return 0;
+    blasint bn = (blasint)n, br = (blasint)nrhs, bl = (blasint)lda, bb = (blasint)ldb, info = 0;
+    dpotrs_("U", &bn, &br, L, &bl, B, &bb, &info, 1);
+    return (int)info;
+}
+
+int kd_dsyev(size_t n, double *A, size_t lda, double *w)
+{
+    if (n == 0)
+        return 0;
+    blasint bn = (blasint)n, bl = (blasint)lda, info = 0, lwork = -1;
+    double query = 0.0;
+    dsyev_("N", "U", &bn, A, &bl, w, &query, &lwork, &info, 1, 1); /* workspace size query */
+    if (info)
+        return (int)info;
+    lwork = (blasint)query;
+    double *work = kd_alloc((size_t)lwork, sizeof *work);
+    if (!work)
+        return -1000;
+    dsyev_("N", "U", &bn, A, &bl, w, work, &lwork, &info, 1, 1);
+    kd_free(work);
+    return (int)info;
+}

@@ -165,6 +165,25 @@ void kd_blas_set_threads(int n);
 int kd_blas_get_threads(void);
 void kd_blas_init_threads(int n);
 
+/* ------------------------------------------------------------------ LAPACK */
+
+/* OpenBLAS's bundled LAPACK, row-major, float64 (the NTK's solves). Each
+ * returns LAPACK's info: 0 on success, < 0 for a bad argument, > 0 as said
+ * (-1000 when a workspace could not be allocated).
+ *
+ * Cholesky of a symmetric positive-definite A (n, n), in place: on return
+ * the lower triangle holds L with A = L L^T; the strict upper triangle is
+ * left as it was. info k > 0: the leading minor of order k is not positive
+ * definite (A is singular or indefinite). */
+int kd_dpotrf(size_t n, double *A, size_t lda);
+/* Solves A X = B with L from kd_dpotrf. B holds the nrhs right-hand sides as
+ * rows, (nrhs, n) with row stride ldb >= n, and is overwritten by X. */
+int kd_dpotrs(size_t n, size_t nrhs, const double *L, size_t lda, double *B, size_t ldb);
+/* The eigenvalues of a symmetric A (n, n) into w (n), ascending. Reads the
+ * lower triangle and destroys it. info k > 0: k off-diagonals did not
+ * converge. */
+int kd_dsyev(size_t n, double *A, size_t lda, double *w);
+
 /* --------------------------------------------------------------------- RNG */
 
 /* xoshiro256** seeded through splitmix64: the same seed gives the same
