@@ -8,7 +8,7 @@
 #   make bench      benchmarks (installs python3-torch for the peer runs)
 #   make install    PREFIX=/usr/local: bin/kd, lib/libkd.a, lib/libkd.so
 #                   (soname libkd.so.MAJOR), include/kd/, lib/pkgconfig/kd.pc,
-#                   share/man/man1/kd.1, share/man/man5/kd-pipeline.5
+#                   share/man/man1/kd.1 (generated from kd's --help)
 #
 # Sources are found by folder: every .c in a module folder goes into
 # libkd.a, every .c in tests/<module>/ into build/tests/test_<module>.
@@ -137,9 +137,14 @@ bench-run: $(BENCH_BINS) $(KD)
 
 # Public headers only (each module's kd_*.h; never *_impl.h), kept in their
 # module folders so that #include "core/kd_core.h" works with -I.../include/kd.
-install: all
+# kd(1) from the program's own --help, so it covers every command.
+$(BUILD)/man/kd.1: $(KD) scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh $(KD) >$@.tmp && mv $@.tmp $@
+
+install: all $(BUILD)/man/kd.1
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/kd \
-	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(KD) $(DESTDIR)$(PREFIX)/bin/kd
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libkd.a
 	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/libkd.so.$(VERSION)
@@ -147,11 +152,10 @@ install: all
 	ln -sf libkd.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libkd.so
 	for m in $(MODULES); do for h in $$m/kd_*.h; do [ -f "$$h" ] || continue; \
 	  install -d $(DESTDIR)$(PREFIX)/include/kd/$$m; install -m 644 $$h $(DESTDIR)$(PREFIX)/include/kd/$$m/; done; done
-	install -m 644 docs/include-README.md $(DESTDIR)$(PREFIX)/include/kd/README
+	install -m 644 docs/library.md $(DESTDIR)$(PREFIX)/include/kd/README
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@PKGS@|$(PKGS)|' \
 	  scripts/kd.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/kd.pc
-	install -m 644 docs/man/kd.1 $(DESTDIR)$(PREFIX)/share/man/man1/kd.1
-	install -m 644 docs/man/kd-pipeline.5 $(DESTDIR)$(PREFIX)/share/man/man5/kd-pipeline.5
+	install -m 644 $(BUILD)/man/kd.1 $(DESTDIR)$(PREFIX)/share/man/man1/kd.1
 
 clean:
 	rm -rf build build-san bin
