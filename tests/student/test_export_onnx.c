@@ -497,3 +497,33 @@ Test(student, onnx_file_carries_its_settings_and_input_convention, .init = scrat
     free(log);
     kd_dual_free(m);
 }
+
+/* kd export says what it needs when --tower and the model's kind disagree. */
+Test(student, onnx_export_asks_for_a_tower_only_for_dual_encoders, .init = scratch_setup, .fini = scratch_teardown)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd || !*kd)
+        SKIP_TEST("KD_BIN not set (run through make test)");
+    struct kd_dual_config cfg;
+    kd_dual_config_init(&cfg);
+    cfg.buckets = 16;
+    cfg.E = 4;
+    struct kd_dual *m;
+    cr_assert_eq(kd_dual_new(&cfg, 1, &m, NULL), KD_OK);
+    cr_assert_eq(kd_dual_save(m, tpath("d.safetensors"), NULL, NULL), KD_OK);
+    kd_dual_free(m);
+    cr_assert_eq(run("%s export %s --out %s 2>%s", kd, tpath("d.safetensors"), tpath("d.onnx"), tpath("e.log")), 2);
+    char *log = slurp(tpath("e.log"));
+    char want[512];
+    snprintf(want, sizeof want, "kd: export: '%s' is a dual encoder: give --tower query or --tower doc\n",
+             tpath("d.safetensors"));
+    cr_assert_str_eq(log, want);
+    free(log);
+    cr_assert_eq(run("%s export %s --out %s --tower doc 2>%s", kd, tpath("d.safetensors"), tpath("d.onnx"),
+                     tpath("e.log")),
+                 0);
+    log = slurp(tpath("e.log"));
+    cr_assert_not_null(strstr(log, "exported the doc tower of"), "%s", log);
+    free(log);
+    cr_assert_eq(access(tpath("d.onnx"), R_OK), 0);
+}
