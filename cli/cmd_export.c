@@ -15,16 +15,16 @@ int kd_cmd_export(int argc, char **argv)
         {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
          .help = "the file to write (replaced atomically); required"},
         {.name = "--format", .kind = KD_CLI_STRING, .dest = &format, .arg = "FMT",
-         .help = "c, safetensors or onnx", .def = "from FILE's extension, .c, .safetensors or .onnx"},
+         .help = "c, safetensors or onnx", .def = "FILE's extension: .c, .safetensors, .onnx"},
         {.name = "--prefix", .kind = KD_CLI_STRING, .dest = &prefix, .arg = "NAME",
          .help = "with --format c: a C identifier in front of every name\nin the file",
          .def = "kd_model"},
         {.name = "--tower", .kind = KD_CLI_STRING, .dest = &tower, .arg = "SIDE",
-         .help = "with --format onnx and a dual encoder: the tower to export,\nquery or doc"},
+         .help = "with --format onnx, for a dual encoder: the tower\nto export, query or doc"},
         {0}};
     const struct kd_cli_command cmd = {
         .name = "export",
-        .synopsis = "MODEL --out FILE [--format c|safetensors|onnx] [--prefix NAME] [--tower query|doc]",
+        .synopsis = "MODEL --out FILE [--format c|safetensors|onnx] [options]",
         .about = "Writes a saved MLP (safetensors written by kd) in another form:\n"
                  "  c            one C99 source file with the weights as static const float\n"
                  "               arrays and NAME_logits(x, logits) / NAME_predict(x); it needs\n"
