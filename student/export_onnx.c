@@ -200,7 +200,8 @@ static void b_init(struct builder *b, const char *name, int32_t elem, const int6
     if (!t || !d)
         return;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, n_dims * sizeof *d);
+    if (n_dims) /* a scalar has no dims (and dims may be NULL) */
+        memcpy(d, dims, n_dims * sizeof *d);
     t->dims = d;
     t->n_dims = n_dims;
     t->has_data_type = 1;
