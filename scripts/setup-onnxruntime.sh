@@ -14,8 +14,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 mkdir -p "$dir"
 echo "kd setup: npm install --ignore-scripts onnxruntime-node into $dir" >&2
-if ! timeout 300 npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error \
-    onnxruntime-node >&2; then
+if ! timeout 180 npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error \
+    --fetch-retries=1 --fetch-timeout=30000 onnxruntime-node >&2; then
   echo "kd setup: could not install onnxruntime-node (no network to npm?); the ONNX Runtime tests will skip" >&2
 fi
 exit 0
