@@ -15,9 +15,10 @@ verbatim() {
   sed -e 's/\\/\\e/g' -e 's/-/\\-/g' -e "s/^\\([.']\\)/\\\\\\&\\1/"
   printf '.fi\n'
 }
-# The words in the first column of a help text's "commands:" section.
+# The words in the first column of a help text's "commands:" section, each
+# once (a command may have a line per form, as store import does).
 commands_of() {
-  awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on && /^  [a-z]/ {print $1}'
+  awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on && /^  [a-z]/ && !seen[$1]++ {print $1}'
 }
 
 cat <<HEAD
