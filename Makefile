@@ -6,7 +6,9 @@
 #                   then the same suites under AddressSanitizer + UBSan
 #   make sanitize   only the sanitizer pass
 #   make bench      benchmarks (installs python3-torch for the peer runs)
-#   make install    PREFIX=/usr/local
+#   make install    PREFIX=/usr/local: bin/kd, lib/libkd.a, lib/libkd.so
+#                   (soname libkd.so.MAJOR), include/kd/, lib/pkgconfig/kd.pc,
+#                   share/man/man1/kd.1 (generated from kd's --help)
 #
 # Sources are found by folder: every .c in a module folder goes into
 # libkd.a, every .c in tests/<module>/ into build/tests/test_<module>.
@@ -14,13 +16,20 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS    := openblas sqlite3 yaml-0.1 zlib libxxhash jansson
+PKGS    := openblas sqlite3 yaml-0.1 zlib libxxhash jansson libprotobuf-c
+# The ONNX schema is Debian's own (libonnx-dev; python3-onnx ships the same
+# file): protoc-c turns it into C at build time, never copied into the tree.
+ONNX_PROTO ?= $(firstword $(wildcard /usr/include/onnx/onnx.proto /usr/lib/python3/dist-packages/onnx/onnx.proto))
+VERSION := $(shell sed -n 's/^\#define KD_VERSION "\(.*\)"/\1/p' core/kd_core.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 OPT     ?= -O3
 SAN     ?=
 
 WARN     = -std=c11 -Wall -Wextra -Wpedantic -Wshadow
-CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CPPFLAGS += -I. -I$(BUILD)/gen -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
+# -fPIC: the same objects go into libkd.a and libkd.so.
+CFLAGS  += -fPIC
 # -fno-math-errno: kd never reads errno after sqrtf/expf, and without it the
 # compiler cannot vectorise loops that call them (Adam's step: 3x faster).
 CFLAGS  += $(WARN) -fno-math-errno $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -32,10 +41,12 @@ endif
 
 MODULES := core data store losses student teacher sampling diagnostics pipelines
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+GEN_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libkd.a
+SHLIB   := $(BUILD)/libkd.so.$(VERSION)
 KD      := bin/kd
 ifeq ($(SAN),1)
 KD      := $(BUILD)/bin/kd
@@ -50,16 +61,33 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests
 
-all: $(LIB) $(KD)
+all: $(LIB) $(SHLIB) $(KD)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# ONNX's protobuf messages as C, generated from Debian's onnx.proto.
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
+$(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
+	@[ -n "$(ONNX_PROTO)" ] || { echo "onnx.proto not found: apt-get install libonnx-dev (or run make setup)" >&2; exit 1; }
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(BUILD)/gen $(notdir $(ONNX_PROTO))
+
+$(GEN_OBJ): $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/student/export_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+$(SHLIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libkd.so.$(SOMAJOR) $^ $(LDLIBS) -o $@
 
 $(KD): $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -95,7 +123,8 @@ test: setup
 	@$(MAKE) --no-print-directory sanitize
 
 test-run: tests
-	@KD_BIN=$(abspath $(KD)) scripts/run-tests.sh $(TEST_BINS)
+	@scripts/setup-onnxruntime.sh || true
+	@KD_BIN=$(abspath $(KD)) KD_BUILD=$(BUILD) KD_SAN=$(SAN) scripts/run-tests.sh $(TEST_BINS)
 
 sanitize:
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 test-run
@@ -106,12 +135,27 @@ bench: setup-bench
 bench-run: $(BENCH_BINS) $(KD)
 	@scripts/run-bench.sh $(BUILD)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kd
+# Public headers only (each module's kd_*.h; never *_impl.h), kept in their
+# module folders so that #include "core/kd_core.h" works with -I.../include/kd.
+# kd(1) from the program's own --help, so it covers every command.
+$(BUILD)/man/kd.1: $(KD) scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh $(KD) >$@.tmp && mv $@.tmp $@
+
+install: all $(BUILD)/man/kd.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/kd \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(KD) $(DESTDIR)$(PREFIX)/bin/kd
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libkd.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/libkd.so.$(VERSION)
+	ln -sf libkd.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libkd.so.$(SOMAJOR)
+	ln -sf libkd.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libkd.so
 	for m in $(MODULES); do for h in $$m/kd_*.h; do [ -f "$$h" ] || continue; \
 	  install -d $(DESTDIR)$(PREFIX)/include/kd/$$m; install -m 644 $$h $(DESTDIR)$(PREFIX)/include/kd/$$m/; done; done
+	install -m 644 docs/library.md $(DESTDIR)$(PREFIX)/include/kd/README
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@PKGS@|$(PKGS)|' \
+	  scripts/kd.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/kd.pc
+	install -m 644 $(BUILD)/man/kd.1 $(DESTDIR)$(PREFIX)/share/man/man1/kd.1
 
 clean:
 	rm -rf build build-san bin

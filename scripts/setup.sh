@@ -2,11 +2,20 @@
 # Installs the Debian packages kd needs that are missing, and nothing else.
 #   scripts/setup.sh          build, test and main-job packages
 #   scripts/setup.sh --bench  also python3-torch for the benchmark peers
+# protobuf-c (libprotobuf-c-dev, protobuf-c-compiler) writes ONNX from the
+# onnx.proto Debian ships (libonnx-dev); python3-onnx checks the files and
+# node runs them in ONNX Runtime in the tests.
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev libsqlite3-dev sqlite3 libyaml-dev
 libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
-python3-numpy python3-xxhash wordnet-base"
+python3-numpy python3-xxhash wordnet-base
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi
+# ONNX Runtime's tests run under node; npm installs onnxruntime-node
+# (scripts/setup-onnxruntime.sh). A node from another source (NodeSource)
+# brings its own npm, and Debian's npm would conflict with it.
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 
 missing=""
 for p in $pkgs; do

@@ -152,6 +152,17 @@ kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *er
 kd_status kd_mlp_export_c(const struct kd_mlp *m, const char *path, const char *prefix,
                           struct kd_error *err);
 
+/* ONNX (opset KD_ONNX_OPSET, IR version 7), written through protobuf-c from
+ * Debian's onnx.proto (student/export_onnx.c). One input "input" float32
+ * (batch, D), the features exactly as kd_mlp_forward takes them; outputs
+ * "logits" and "probabilities" (softmax) float32 (batch, C). Each layer is a
+ * Gemm with transB = 1 over the PyTorch-layout weights "layers.<i>.weight"
+ * (out, in) and "layers.<i>.bias"; GELU is composed from Erf. Metadata:
+ * kd_format=mlp, kd_version, sizes, activation. Written atomically;
+ * KD_ERR_ARG when a weight is not finite. */
+#define KD_ONNX_OPSET 13
+kd_status kd_mlp_export_onnx(const struct kd_mlp *m, const char *path, struct kd_error *err);
+
 /* ------------------------------------------------------------- optimizers */
 
 enum kd_optim_kind { KD_OPTIM_SGD = 0, KD_OPTIM_ADAM, KD_OPTIM_ADAMW };
@@ -522,6 +533,21 @@ kd_status kd_dual_save(const struct kd_dual *m, const char *path, const char *fe
  * tensor and a tensor the settings do not explain. When featurizer is not
  * NULL it receives a copy of the featuriser settings (free with free()). */
 kd_status kd_dual_load(const char *path, struct kd_dual **out, char **featurizer, struct kd_error *err);
+
+/* One tower of a dual encoder as an ONNX model (opset KD_ONNX_OPSET). Inputs,
+ * padded to the longest text of the batch:
+ *   ids   int64 (batch, length)   each text's bucket ids, in the featuriser's
+ *                                 order, then any valid id (0) as padding
+ *   mask  float32 (batch, length) 1 for a feature, 0 for padding
+ * For texts featurised into kd_features (ids, offsets): row i holds
+ * ids[offsets[i] .. offsets[i + 1]) and mask 1 over that many columns.
+ * Output "embedding" float32 (batch, O): kd_dual_encode's rows (mean of the
+ * table rows, dense layers, L2 normalisation when the model normalises).
+ * featurizer (the settings line kd_dual_load returns; may be NULL) goes into
+ * the metadata with the model's settings. With shared towers both sides give
+ * the same graph. Written atomically. (student/export_onnx.c) */
+kd_status kd_dual_export_onnx(const struct kd_dual *m, enum kd_side side, const char *featurizer,
+                              const char *path, struct kd_error *err);
 
 /* ------------------------------------------------------------ exact search */
 

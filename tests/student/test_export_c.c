@@ -512,7 +512,7 @@ Test(student, cli_export_rejects_bad_arguments_with_status_2, .init = scratch_se
         "m.safetensors",                                 /* no --out */
         "--out m.c",                                     /* no model */
         "m.safetensors --out m.txt",                     /* no format, unknown extension */
-        "m.safetensors --out m.c --format onnx",         /* unknown format */
+        "m.safetensors --out m.c --format tflite",       /* unknown format */
         "m.safetensors --out m.st --format safetensors --prefix x", /* prefix without c */
         "m.safetensors --out m.c --frobnicate",          /* unknown option */
         "m.safetensors extra --out m.c",                 /* extra argument */
