@@ -78,6 +78,28 @@ stat_of() { sed -n "s/^stat::$1: *\([0-9]*\).*/\1/p" "$2" | tail -n 1; }
 # The reproducer libFuzzer wrote ("Test unit written to PATH"), if any.
 artifact() { sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$1" | tail -n 1; }
 
+# Merges the run's new inputs into the corpus and keeps it small: the seeds
+# (seed-*) and regression reproducers (regress-*) always stay; every other
+# file is replaced by libFuzzer's minimal set (-merge=1 into an empty folder)
+# of the old corpus plus the new inputs, without copies of the seeds.
+merge_into_corpus() {
+  local bin=$1 corpus=$2 new=$3 log=$4; shift 4
+  local fresh keep f
+  fresh=$(mktemp -d "${TMPDIR:-/tmp}/kd-fuzz-merge.XXXXXX")
+  if ! "$bin" "$@" -merge=1 "$fresh" "$corpus" "$new" >"$log" 2>&1; then
+    echo "fuzz: merging into $corpus failed (see $log)" >&2
+    rm -rf "$fresh"; return
+  fi
+  keep=$(find "$corpus" -type f \( -name 'seed-*' -o -name 'regress-*' \) -exec sha1sum {} + | cut -d' ' -f1)
+  find "$corpus" -type f ! -name 'seed-*' ! -name 'regress-*' -delete
+  for f in "$fresh"/*; do
+    [ -f "$f" ] || continue
+    grep -qx "$(basename "$f")" <<<"$keep" || cp "$f" "$corpus/"
+  done
+  rm -rf "$fresh"
+}
+
+passed=0; failed=0; status=0
 passed=0; failed=0; status=0
 for h in "${names[@]}"; do
   bin="$build/fuzz/$h"
@@ -137,8 +159,7 @@ for h in "${names[@]}"; do
     printf '%-28s %4d passed, %d failed  (%ss: %d inputs replayed, %s execs, cov %s)\n' \
       "fuzz_$h" 1 0 "$secs" "$n0" "$execs" "$cov"
   else
-    "$bin" "${limits[@]}" -merge=1 "$corpus" "$new" >"$logs/$h.merge.log" 2>&1 ||
-      echo "fuzz: merging into $corpus failed (see $logs/$h.merge.log)" >&2
+    merge_into_corpus "$bin" "$corpus" "$new" "$logs/$h.merge.log" "${limits[@]}"
     n1=$(find "$corpus" -type f | wc -l)
     printf '%-14s %6ss  %10s execs  %7s exec/s  cov %6s  ft %6s  corpus %d (+%d)\n' \
       "$h" "$secs" "$execs" "$eps" "$cov" "$ft" "$n1" $((n1 - n0))
