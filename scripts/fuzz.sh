@@ -49,12 +49,23 @@ max_len() {
 }
 
 cc=${FUZZ_CC:-clang}
-if ! command -v "$cc" >/dev/null 2>&1; then
+# clang with libFuzzer's runtime: can it link a trivial harness?
+have_libfuzzer() {
+  command -v "$cc" >/dev/null 2>&1 || return 1
+  local out
+  out=$(mktemp "${TMPDIR:-/tmp}/kd-fuzz-probe.XXXXXX") || return 1
+  printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+    "$cc" -fsanitize=fuzzer -x c - -o "$out" >/dev/null 2>&1
+  local rc=$?
+  rm -f "$out"
+  return $rc
+}
+if ! have_libfuzzer; then
   if [ "$mode" = short ]; then
-    echo "fuzz: skipped ($cc not installed; make setup installs it)"
+    echo "fuzz: skipped ($cc with libFuzzer not installed; make setup installs clang and libclang-rt-14-dev)"
     exit 0
   fi
-  echo "fuzz: $cc not found; run make setup (Debian: clang libclang-rt-14-dev)" >&2
+  echo "fuzz: $cc with libFuzzer not found; run make setup (Debian: clang libclang-rt-14-dev)" >&2
   exit 1
 fi
 if ! $make_cmd --no-print-directory -s FUZZ_BUILD="$build" FUZZ_CC="$cc" fuzz-build >"${TMPDIR:-/tmp}/kd-fuzz-build.$$" 2>&1; then
