@@ -373,6 +373,19 @@ Test(data, idx_gzip_header_declaring_more_than_the_file_can_hold_is_refused_befo
     expect_error(st, err, KD_ERR_FORMAT, "expected 6000000000 bytes of data, found 64");
 }
 
+/* The fuzz seed that found it: 76 bytes of IDX (60000 x 100000 bytes
+ * declared) in 35 bytes of gzip. */
+Test(data, idx_fuzz_seed_gz_huge_dims_is_refused_as_truncated)
+{
+    const char *root = getenv("KD_ROOT");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/fuzz/corpus/idx/seed-gz-huge-dims", root ? root : ".");
+    struct kd_error err = {0};
+    struct kd_dataset ds;
+    kd_status st = kd_data_load_idx(p, NULL, &ds, &err);
+    expect_error(st, err, KD_ERR_FORMAT, "truncated file: expected 6000000000 bytes of data, found 64");
+}
+
 Test(data, idx_trailing_garbage_is_rejected_with_its_size, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct kd_error err = {0};
