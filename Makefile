@@ -5,6 +5,8 @@
 #   make test       install missing packages, build, run every test suite,
 #                   then the same suites under AddressSanitizer + UBSan
 #   make sanitize   only the sanitizer pass
+#   make fuzz       every libFuzzer harness for FUZZ_SECONDS (60) each, new
+#                   inputs merged into fuzz/corpus/ (docs/fuzzing.md; clang)
 #   make bench      benchmarks (installs python3-torch for the peer runs)
 #   make install    PREFIX=/usr/local: bin/kd, lib/libkd.a, lib/libkd.so
 #                   (soname libkd.so.MAJOR), include/kd/, lib/pkgconfig/kd.pc,
@@ -38,6 +40,11 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+# The fuzz build (make fuzz-build; clang only): libkd instrumented for
+# libFuzzer's coverage, harnesses linked with its driver.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
 
 MODULES := core data store losses student teacher sampling diagnostics pipelines
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
@@ -54,12 +61,18 @@ endif
 
 TEST_DIRS := $(patsubst tests/%/,%,$(sort $(dir $(wildcard tests/*/*.c))))
 TEST_BINS := $(TEST_DIRS:%=$(BUILD)/tests/test_%)
+FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/%)
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC   ?= clang
+FUZZ_SECONDS ?= 60
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
 
-.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests
+.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests \
+        fuzz fuzz-build fuzz-short fuzz-bins
 
 all: $(LIB) $(SHLIB) $(KD)
 
@@ -105,7 +118,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined $< $(LIB) $(LDLIBS) -o $@
+
 tests: $(TEST_BINS) $(KD)
+
+fuzz-bins: $(FUZZ_BINS)
 
 setup:
 	@scripts/setup.sh
@@ -122,12 +141,25 @@ test: setup
 	@$(MAKE) --no-print-directory test-run
 	@$(MAKE) --no-print-directory sanitize
 
+# The short fuzz pass (corpus replay plus a few seconds per harness) runs
+# with the plain suites, not again under `make sanitize`: the fuzz build is
+# sanitized already.
 test-run: tests
 	@scripts/setup-onnxruntime.sh || true
-	@KD_BIN=$(abspath $(KD)) KD_BUILD=$(BUILD) KD_SAN=$(SAN) scripts/run-tests.sh $(TEST_BINS)
+	@KD_BIN=$(abspath $(KD)) KD_BUILD=$(BUILD) KD_SAN=$(SAN) scripts/run-tests.sh $(TEST_BINS); s=$$?; \
+	$(if $(filter 1,$(SAN)),,scripts/fuzz.sh --short || s=1;) exit $$s
 
 sanitize:
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 OPT=-O1 test-run
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) FUZZ=1 CC=$(FUZZ_CC) OPT=-O1 fuzz-bins
+
+fuzz:
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
+
+fuzz-short:
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh --short
 
 bench: setup-bench
 	@$(MAKE) --no-print-directory bench-run
@@ -158,6 +190,6 @@ install: all $(BUILD)/man/kd.1
 	install -m 644 $(BUILD)/man/kd.1 $(DESTDIR)$(PREFIX)/share/man/man1/kd.1
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

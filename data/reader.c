@@ -167,9 +167,51 @@ static kd_status trailing(struct kd_data_reader *r, uint64_t extra, uint64_t exp
                         r->path, extra, expected);
 }
 
+/* Counts into *have the decompressed bytes left in r, up to `limit`; a
+ * decompression error is returned (err may be NULL). */
+static kd_status count_rest(struct kd_data_reader *r, uint64_t limit, uint64_t *have, struct kd_error *err)
+{
+    unsigned char buf[65536];
+    *have = 0;
+    for (;;) {
+        size_t got = 0;
+        kd_status st = kd_data_reader_read(r, buf, sizeof buf, &got, err);
+        if (st)
+            return st;
+        *have += got;
+        if (got < sizeof buf || *have >= limit)
+            return KD_OK;
+    }
+}
+
+/* Deflate expands a byte into at most about 1032 (RFC 1951: a 258-byte match
+ * costs at least 2 bits); the slack covers the gzip header and trailer. */
+#define GZIP_MAX_RATIO 1032u
+#define GZIP_SLACK 1024u
+
 kd_status kd_data_reader_precheck(struct kd_data_reader *r, uint64_t expected, struct kd_error *err)
 {
-    if (r->file_size == UINT64_MAX || !kd_data_reader_is_raw(r) || r->pos > r->file_size)
+    if (r->file_size == UINT64_MAX)
+        return KD_OK;
+    if (!kd_data_reader_is_raw(r)) {
+        /* A gzip header may declare far more than the file can hold: such a
+         * claim is refused before allocating for it (the allocation alone
+         * could be gigabytes, and succeed), after counting what is there,
+         * which costs at most GZIP_MAX_RATIO times the file's size. */
+        if (expected > GZIP_SLACK && (expected - GZIP_SLACK) / GZIP_MAX_RATIO > r->file_size) {
+            uint64_t have;
+            kd_status st = count_rest(r, expected, &have, err);
+            if (st)
+                return st;
+            if (have < expected)
+                return kd_data_reader_truncated(r, expected, have, err);
+            /* deflate cannot do that; and the data was consumed by counting */
+            return kd_error_set(err, KD_ERR_FORMAT, "%s: the gzip stream expands more than %u times",
+                                r->path, GZIP_MAX_RATIO);
+        }
+        return KD_OK;
+    }
+    if (r->pos > r->file_size)
         return KD_OK;
     uint64_t have = r->file_size - r->pos;
     if (have < expected)
@@ -203,16 +245,9 @@ kd_status kd_data_reader_explain_nomem(struct kd_data_reader *r, uint64_t expect
 {
     if (kd_data_reader_is_raw(r)) /* precheck already vouched for the size */
         return KD_ERR_NOMEM;
-    unsigned char buf[65536];
-    uint64_t have = 0;
-    for (;;) {
-        size_t got = 0;
-        if (kd_data_reader_read(r, buf, sizeof buf, &got, NULL) != KD_OK)
-            return KD_ERR_NOMEM; /* keep the first explanation */
-        have += got;
-        if (got < sizeof buf || have >= expected)
-            break;
-    }
+    uint64_t have;
+    if (count_rest(r, expected, &have, NULL) != KD_OK)
+        return KD_ERR_NOMEM; /* keep the first explanation */
     if (have < expected)
         return kd_data_reader_truncated(r, expected, have, err);
     return KD_ERR_NOMEM;

@@ -8,6 +8,7 @@
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev libsqlite3-dev sqlite3 libyaml-dev
 libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
+clang libclang-rt-14-dev
 python3-numpy python3-xxhash wordnet-base
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi

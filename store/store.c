@@ -370,6 +370,13 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
 {
     int n_tables = 0, has_meta = 0;
     kd_status s;
+    /* user_version is a signed 32-bit field of the file's header; kd never
+     * writes a negative one, and the migrations are indexed by it */
+    if (version < 0)
+        return kd_error_set(err, KD_ERR_FORMAT,
+                            "label store '%s' has schema version %lld (PRAGMA user_version), which no kd "
+                            "writes: the file is damaged or not a kd label store",
+                            st->path, (long long)version);
     if (version > KD_STORE_SCHEMA_VERSION) {
         char needed[64] = "";
         sqlite3_stmt *q = NULL;

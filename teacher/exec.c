@@ -177,8 +177,7 @@ static kd_status died(struct kd_exec *t, const char *when, struct kd_error *err)
     return st;
 }
 
-kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, size_t d, double timeout,
-                        struct kd_error *err)
+static void exec_init(struct kd_exec *t, const char *name, size_t d, double timeout)
 {
     memset(t, 0, sizeof *t);
     t->fd = -1;
@@ -186,6 +185,14 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
     snprintf(t->name, sizeof t->name, "%s", name);
     t->d = d;
     t->timeout = timeout > 0 ? timeout : 60.0;
+}
+
+static kd_status handshake(struct kd_exec *t, struct kd_error *err);
+
+kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, size_t d, double timeout,
+                        struct kd_error *err)
+{
+    exec_init(t, name, d, timeout);
     if (!argv || !argv[0] || !argv[0][0])
         return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
     int sv[2], ep[2];
@@ -230,9 +237,25 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
         return kd_error_set(err, KD_ERR_TEACHER, "cannot start teacher '%s': command '%s': %s", name, argv[0],
                             strerror(child_errno));
     }
+    return handshake(t, err);
+}
+
+kd_status kd_exec_attach(struct kd_exec *t, const char *name, int fd, size_t d, double timeout,
+                         struct kd_error *err)
+{
+    exec_init(t, name, d, timeout);
+    t->fd = fd;
+    return handshake(t, err);
+}
+
+/* The hello and the ready line, on t->fd; the same for a started process and
+ * an attached descriptor. */
+static kd_status handshake(struct kd_exec *t, struct kd_error *err)
+{
+    const char *name = t->name;
     double deadline = kd_time_now() + t->timeout;
     char line[KD_EXEC_LINE_MAX + 1];
-    int n = snprintf(line, sizeof line, "kd-teacher 1 inputs %zu\n", d);
+    int n = snprintf(line, sizeof line, "kd-teacher 1 inputs %zu\n", t->d);
     enum io_result r = write_all(t->fd, line, (size_t)n, deadline);
     if (r == IO_TIMEOUT) {
         kill_child(t);

@@ -59,6 +59,13 @@ struct kd_exec {
  * of width d and reads the ready line within `timeout` seconds. */
 kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, size_t d, double timeout,
                         struct kd_error *err);
+/* As kd_exec_start, over a stream socket `fd` already connected to a
+ * teacher (no process: t->pid stays -1): sends the hello and reads the ready
+ * line with the same code and the same limits. Takes ownership of fd (closed
+ * on failure or by kd_exec_stop). Tests and the fuzz harness feed the
+ * protocol from memory through one end of a socketpair. */
+kd_status kd_exec_attach(struct kd_exec *t, const char *name, int fd, size_t d, double timeout,
+                         struct kd_error *err);
 /* Sends x (n, d) and reads the answers into out (n, c). Each fault has its
  * own message naming the teacher and the batch: a crash or early exit (with
  * the exit status or signal), a hang past the time-out (the process is

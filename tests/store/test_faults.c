@@ -135,6 +135,78 @@ Test(store_faults, a_store_from_a_newer_kd_is_refused_naming_the_version_it_need
     assert_base_intact(p, keys, a);
 }
 
+/* Found by fuzz/fuzz_store.c (fuzz/corpus/store/regress-negative-user-version):
+ * a header whose user_version was negative passed the version check, and
+ * the migration loop then indexed its table of migrations with it. */
+Test(store_faults, a_negative_schema_version_is_refused_before_any_migration)
+{
+    const char *p = tpath("kd.db");
+    struct kd_hash keys[BASE_N];
+    static float a[BASE_N * 4];
+    make_base(p, keys, a);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = -855638017", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char want[400];
+    snprintf(want, sizeof want,
+             "label store '%s' has schema version -855638017 (PRAGMA user_version), which no kd writes: the "
+             "file is damaged or not a kd label store",
+             p);
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, NULL, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_null(st);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    /* nothing was changed: with the version set back, everything is there */
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_base_intact(p, keys, a);
+}
+
+/* The fuzzer's own file (520 bytes, one 512-byte page, user_version
+ * -855638017), copied into the test's folder: both opens refuse it. */
+Test(store_faults, the_fuzzers_negative_version_file_is_refused)
+{
+    const char *root = getenv("KD_ROOT");
+    char src[4096];
+    snprintf(src, sizeof src, "%s/fuzz/corpus/store/regress-negative-user-version", root ? root : ".");
+    FILE *in = fopen(src, "rb");
+    cr_assert_not_null(in, "cannot read %s", src);
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    cr_assert_eq(n, 520);
+    const char *p = tpath("fuzz.db");
+    FILE *out = fopen(p, "wb");
+    cr_assert_not_null(out);
+    cr_assert_eq(fwrite(buf, 1, n, out), n);
+    cr_assert_eq(fclose(out), 0);
+    char want[400];
+    snprintf(want, sizeof want,
+             "label store '%s' has schema version -855638017 (PRAGMA user_version), which no kd writes: the "
+             "file is damaged or not a kd label store",
+             p);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    o.must_exist = 1;
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    o.read_only = 0;
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_ERR_FORMAT);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_null(st);
+}
+
 Test(store_faults, a_store_that_lost_its_schema_version_is_named_with_the_command_that_repairs_it)
 {
     const char *p = tpath("kd.db");

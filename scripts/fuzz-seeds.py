@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Writes kd's fuzz seed corpora (fuzz/corpus/<harness>/seed-*): small valid
+files of each format, made by hand or by kd itself, and malformed ones like
+those the tests check. Run from the repository root with bin/kd built:
+
+    python3 scripts/fuzz-seeds.py
+
+Seeds are named seed-*; files libFuzzer adds (named by their SHA-1) and
+regression reproducers (regress-*) are left alone. Needs no numpy."""
+import gzip, os, shutil, sqlite3, struct, subprocess, sys, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+KD = os.path.join(ROOT, "bin", "kd")
+SEP = b"KDFZ"  # fuzz/fuzz_split.h
+
+
+def put(harness, name, data):
+    d = os.path.join(CORPUS, harness)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def clear_seeds(harness):
+    d = os.path.join(CORPUS, harness)
+    if os.path.isdir(d):
+        for n in os.listdir(d):
+            if n.startswith("seed-"):
+                os.remove(os.path.join(d, n))
+
+
+# ------------------------------------------------------------------ pipeline
+def pipelines():
+    clear_seeds("pipeline")
+    srcs = []
+    for folder in ("tests/pipelines/fixtures", "pipelines/examples", "examples/label-efficiency",
+                   "examples/noisy-teacher"):
+        for n in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if n.endswith(".yaml"):
+                srcs.append(os.path.join(folder, n))
+    for s in srcs:
+        with open(os.path.join(ROOT, s), "rb") as f:
+            put("pipeline", s.replace("/", "_"), f.read())
+    tiny = ("version: 1\nname: tiny\nseed: 3\n"
+            "datasets:\n  d: {features: x.csv, label_column: label}\n"
+            "splits:\n  - {from: d, parts: {gold: 10, pool: rest}}\n"
+            "models:\n  s: {hidden: [4]}\n  t: {hidden: [8], activation: gelu}\n"
+            "teachers:\n  t: {kind: model, model: t}\n"
+            "stages:\n  - train: {model: t, data: gold, epochs: 1}\n"
+            "  - distill: {student: s, teacher: t, data: pool, epochs: 1, temperature: 2}\n"
+            "  - evaluate: {models: [s, t], data: gold, teacher: t}\n"
+            "  - export: {model: s, format: [safetensors, c]}\n")
+    put("pipeline", "tiny.yaml", tiny)
+    # with --set overrides: NUL-separated after the text (fuzz/fuzz_pipeline.c)
+    put("pipeline", "tiny-sets.yaml", tiny + "\0seed=4\0models.s.hidden=[2,2]\0stages.1.distill.temperature=8")
+    put("pipeline", "tiny-bad-set.yaml", tiny + "\0stages.9.train.epochs=1\0nokey\0models.s=[1")
+
+
+# --------------------------------------------------------------- safetensors
+def st_file(tensors, meta=None, pad=b""):
+    """tensors: list of (name, dtype, shape, bytes)."""
+    import json
+    hdr, data = {}, b""
+    for name, dt, shape, raw in tensors:
+        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if meta is not None:
+        hdr["__metadata__"] = meta
+    h = json.dumps(hdr, separators=(",", ":")).encode() + pad
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def f32(*v):
+    return struct.pack("<%df" % len(v), *v)
+
+
+def safetensors(tmp):
+    clear_seeds("safetensors")
+    # a real kd model: 3 features, 2 classes, hidden 4
+    csv = os.path.join(tmp, "train.csv")
+    with open(csv, "w") as f:
+        f.write("a,b,c,label\n")
+        for i in range(12):
+            f.write("%g,%g,%g,%d\n" % (i * 0.5, (i % 3) - 1.0, i * i * 0.01, i % 2))
+    out = os.path.join(tmp, "m.safetensors")
+    subprocess.run([KD, "train", "--train", csv, "--label-column", "label", "--epochs", "1", "--hidden", "4",
+                    "--batch", "4", "--quiet", "--out", out], check=True, stdout=subprocess.DEVNULL)
+    with open(out, "rb") as f:
+        model = f.read()
+    put("safetensors", "kd-mlp-3-4-2", model)
+    out2 = os.path.join(tmp, "m0.safetensors")
+    subprocess.run([KD, "train", "--train", csv, "--label-column", "label", "--epochs", "1", "--hidden", "0",
+                    "--quiet", "--out", out2], check=True, stdout=subprocess.DEVNULL)
+    with open(out2, "rb") as f:
+        put("safetensors", "kd-mlp-linear", f.read())
+    put("safetensors", "one-f32", st_file([("w", "F32", [2, 2], f32(1, 2, 3, 4))], {"format": "pt"}))
+    put("safetensors", "dtypes", st_file([
+        ("a", "F64", [1], struct.pack("<d", 1.5)), ("b", "F16", [2], b"\x00\x3c\x00\x40"),
+        ("c", "BF16", [1], b"\x80\x3f"), ("d", "I64", [1], struct.pack("<q", -3)),
+        ("e", "I32", [1], struct.pack("<i", 7)), ("f", "I16", [1], b"\x01\x00"), ("g", "I8", [1], b"\xff"),
+        ("h", "U8", [2], b"\x01\x02"), ("i", "BOOL", [1], b"\x01"), ("j", "U16", [1], b"\x02\x00"),
+        ("k", "U32", [1], b"\x03\x00\x00\x00"), ("l", "U64", [1], b"\x04" + b"\x00" * 7)]))
+    put("safetensors", "scalar-and-empty", st_file([("s", "F32", [], f32(2)), ("z", "F32", [0, 3], b"")]))
+    put("safetensors", "header-padded", st_file([("w", "F32", [1], f32(1))], {}, pad=b"   "))
+    # malformed, as the tests check them
+    put("safetensors", "huge-header-len", struct.pack("<Q", 1 << 60) + b"{}")
+    put("safetensors", "short", b"\x08\x00\x00")
+    put("safetensors", "bad-json", struct.pack("<Q", 5) + b"{\"a\":")
+    put("safetensors", "not-object", struct.pack("<Q", 2) + b"[]")
+    put("safetensors", "bad-dtype", st_file([("w", "F33", [1], f32(1))]))
+    put("safetensors", "shape-mismatch", st_file([("w", "F32", [3], f32(1))]))
+    put("safetensors", "huge-shape", st_file([("w", "F32", [1 << 62, 1 << 62], f32(1))]))
+    put("safetensors", "nan-weight", st_file([("layers.0.weight", "F32", [1, 1], f32(float("nan"))),
+                                               ("layers.0.bias", "F32", [1], f32(0))]))
+    ov = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    put("safetensors", "overlap", struct.pack("<Q", len(ov)) + ov + f32(1))
+    gap = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}'
+    put("safetensors", "gap", struct.pack("<Q", len(gap)) + gap + f32(1, 2))
+    big = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}}'
+    put("safetensors", "offset-overflow", struct.pack("<Q", len(big)) + big + f32(1))
+    put("safetensors", "trailing", model + b"junk")
+    put("safetensors", "truncated", model[:len(model) - 5])
+
+
+# ----------------------------------------------------------------------- npy
+def npy(descr, shape, data, version=1, fortran=False, raw_header=None):
+    if raw_header is None:
+        sh = "(" + "".join("%d," % s for s in shape) + ")" if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"
+        raw_header = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, "True" if fortran else "False", sh)
+    h = raw_header.encode("latin1")
+    lenfmt, pre = ("<H", 10) if version == 1 else ("<I", 12)
+    total = pre + len(h) + 1
+    h += b" " * ((64 - total % 64) % 64) + b"\n"
+    return b"\x93NUMPY" + bytes([version, 0]) + struct.pack(lenfmt, len(h)) + h + data
+
+
+def npys():
+    clear_seeds("npy")
+    x = npy("<f4", (3, 2), f32(0, 1, 2, 3, 4, 5))
+    y = npy("<i8", (3,), struct.pack("<3q", 0, 1, 2))
+    put("npy", "f32-3x2", x)
+    put("npy", "f32-3x2+i64-labels", x + SEP + y)
+    put("npy", "f64-2x2x2+u8-labels", npy("<f8", (2, 2, 2), struct.pack("<8d", *range(8))) + SEP +
+        npy("|u1", (2,), b"\x01\x00"))
+    put("npy", "u8-1d+i32-labels", npy("|u1", (4,), b"\x00\x01\x02\xff") + SEP + npy("<i4", (4,), struct.pack("<4i", 0, 1, 1, 0)))
+    put("npy", "v2+i16", npy("<f4", (1, 1), f32(7), version=2) + SEP + npy("<i2", (1,), b"\x03\x00"))
+    put("npy", "v3+u16", npy("<f4", (2, 1), f32(7, 8), version=3) + SEP + npy("<u2", (2,), b"\x03\x00\x01\x00"))
+    put("npy", "i8+u32-labels", npy("<f4", (2, 1), f32(1, 2)) + SEP + npy("|i1", (2,), b"\x00\x05"))
+    put("npy", "u32-labels", npy("<f4", (1, 1), f32(1)) + SEP + npy("<u4", (1,), b"\x09\x00\x00\x00"))
+    put("npy", "empty-rows", npy("<f4", (0, 3), b""))
+    # malformed
+    put("npy", "fortran", npy("<f4", (2, 2), f32(1, 2, 3, 4), fortran=True))
+    put("npy", "big-endian", npy(">f4", (1, 1), struct.pack(">f", 1)))
+    put("npy", "bad-magic", b"\x93NUMPX\x01\x00" + x[8:])
+    put("npy", "huge-shape", npy("<f4", (1 << 60, 1 << 40), f32(1)))
+    put("npy", "truncated", x[:-3])
+    put("npy", "nan", npy("<f4", (1, 1), f32(float("nan"))))
+    put("npy", "bad-dict", npy(None, None, b"", raw_header="{'descr': '<f4', 'shape': (1,1) 'fortran_order': False}"))
+    put("npy", "label-count", x + SEP + npy("<i8", (2,), struct.pack("<2q", 0, 1)))
+    put("npy", "negative-label", x + SEP + npy("<i8", (3,), struct.pack("<3q", 0, -1, 2)))
+    put("npy", "object", npy("|O", (1,), b"\x00" * 8))
+
+
+# ----------------------------------------------------------------------- idx
+def idx(code, dims, data):
+    return b"\x00\x00" + bytes([code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + data
+
+
+def idxs():
+    for h in ("idx", "idx_gz"):
+        clear_seeds(h)
+    imgs = idx(0x08, (3, 2, 2), bytes(range(12)))
+    labs = idx(0x08, (3,), b"\x00\x01\x09")
+    cases = {
+        "u8-3x2x2+labels": imgs + SEP + labs,
+        "u8-3x2x2": imgs,
+        "i8": idx(0x09, (2, 2), b"\x01\xff\x02\xfe"),
+        "i16+labels": idx(0x0B, (2, 1), struct.pack(">2h", -5, 6)) + SEP + idx(0x08, (2,), b"\x00\x01"),
+        "i32": idx(0x0C, (1, 3), struct.pack(">3i", 1, -2, 3)),
+        "f32": idx(0x0D, (2, 2), struct.pack(">4f", 0.5, 1, 2, 3)),
+        "f64+i32-labels": idx(0x0E, (2,), struct.pack(">2d", 1.5, -2)) + SEP + idx(0x0C, (2,), struct.pack(">2i", 3, 0)),
+        "empty": idx(0x08, (0, 5), b""),
+        # malformed
+        "bad-magic": b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00",
+        "bad-type": idx(0x0A, (1,), b"\x00"),
+        "huge-dims": idx(0x08, (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), b"\x00"),
+        "truncated": imgs[:-4],
+        "trailing": imgs + b"zz",
+        "label-count": imgs + SEP + idx(0x08, (2,), b"\x00\x01"),
+        "label-2d": imgs + SEP + idx(0x08, (3, 1), b"\x00\x01\x02"),
+        "nan": idx(0x0D, (1, 1), struct.pack(">f", float("nan"))),
+        "zero-ndim": b"\x00\x00\x08\x00",
+    }
+    for n, data in cases.items():
+        put("idx_gz", n, data)  # the harness compresses
+        put("idx", n, data)
+    # gzip files for the raw harness: the reader tells them by the magic bytes
+    put("idx", "gz-u8-3x2x2+labels", gzip.compress(imgs, mtime=0) + SEP + gzip.compress(labs, mtime=0))
+    put("idx", "gz-cut", gzip.compress(imgs, mtime=0)[:-6])
+    put("idx", "gz-bad-crc", gzip.compress(imgs, mtime=0)[:-8] + b"\x00" * 8)
+    put("idx", "gz-huge-dims", gzip.compress(idx(0x08, (60000, 100000), b"\x00" * 64), mtime=0))
+
+
+# ----------------------------------------------------------------------- csv
+def csvs():
+    clear_seeds("csv")
+    # first byte: options (fuzz/fuzz_csv.c): bits 0-1 label, 2-3 header, 4-5 delimiter
+    def opt(label=0, header=0, delim=0):
+        return bytes([label | header << 2 | delim << 4])
+    put("csv", "plain", opt() + b"1,2,3\n4,5,6\n")
+    put("csv", "header-label-name", opt(3, 2) + b"a,b,label\n1.5,2,0\n3,4e-3,1\n")
+    put("csv", "label-index0", opt(1, 1) + b"0,1,2\n1,3,4\r\n")
+    put("csv", "label-index1-semicolon", opt(2, 0, 1) + b"x;label\n1;0\n2;3\n")
+    put("csv", "tab", opt(0, 1, 2) + b"1\t2\n3\t4\n")
+    put("csv", "space", opt(0, 0, 3) + b"1 2\n3 4\n")
+    put("csv", "quoted", opt(3, 2) + b"\"a\",\"label\"\n\"1\",\"2\"\n")
+    put("csv", "blank-lines", opt() + b"\n1,2\n\n3,4\n\n")
+    # malformed
+    put("csv", "ragged", opt() + b"1,2\n3\n")
+    put("csv", "not-number", opt(0, 1) + b"1,abc\n")
+    put("csv", "nan-inf", opt() + b"nan,inf\n1e999,-1e999\n")
+    put("csv", "bad-label", opt(1, 1) + b"-1,2\n70000,3\n1.5,4\n")
+    put("csv", "missing-label-name", opt(3, 2) + b"a,b\n1,2\n")
+    put("csv", "empty", opt())
+    put("csv", "header-only", opt(0, 2) + b"a,b\n")
+    put("csv", "unterminated-quote", opt() + b"\"1,2\n3,4\n")
+    put("csv", "nul-bytes", opt() + b"1,\x002\n")
+
+
+# ---------------------------------------------------------------------- exec
+def execs():
+    clear_seeds("exec")
+    # first byte: D = 1 + (b & 7), N = 1 + ((b >> 3) & 7) (fuzz/fuzz_exec.c)
+    def opt(d, n):
+        return bytes([(d - 1) | (n - 1) << 3])
+    def ans(n, c, v=0.5):
+        return ("answer %d\n" % n).encode() + f32(*([v] * (n * c)))
+    put("exec", "two-batches", opt(2, 2) + b"ready 3 logits v1\n" + ans(2, 3) + ans(2, 3))
+    put("exec", "probabilities", opt(1, 1) + b"ready 2 probabilities\n" + ans(1, 2, 0.5))
+    put("exec", "error-line", opt(1, 1) + b"ready 2 logits\nerror out of memory\n")
+    put("exec", "error-bare", opt(1, 1) + b"ready 2 logits\nerror\n")
+    put("exec", "wrong-rows", opt(1, 3) + b"ready 2 logits\nanswer 2\n" + f32(1, 2, 3, 4))
+    put("exec", "short-payload", opt(1, 1) + b"ready 4 logits\nanswer 1\n" + f32(1))
+    put("exec", "nan", opt(1, 1) + b"ready 1 logits\nanswer 1\n" + f32(float("nan")))
+    put("exec", "garbage", opt(1, 1) + b"ready 1 logits\nhello\n")
+    put("exec", "bad-ready", opt(1, 1) + b"ready 0 logits\n")
+    put("exec", "bad-kind", opt(1, 1) + b"ready 3 scores\n")
+    put("exec", "huge-c", opt(1, 1) + b"ready 16777217 logits\n")
+    put("exec", "long-line", opt(1, 1) + b"ready 2 logits " + b"v" * 5000 + b"\n")
+    put("exec", "long-version", opt(1, 1) + b"ready 2 logits " + b"v" * 300 + b"\n")
+    put("exec", "no-newline", opt(1, 1) + b"ready 2 logits")
+    put("exec", "empty", opt(1, 1))
+    put("exec", "answer-tail", opt(1, 1) + b"ready 1 logits\nanswer 1x\n" + f32(1))
+
+
+# --------------------------------------------------------------------- store
+def stores(tmp):
+    clear_seeds("store")
+    x = os.path.join(tmp, "x.csv")
+    y = os.path.join(tmp, "y.csv")
+    with open(x, "w") as f:
+        f.write("1,2\n3,4\n5,6\n")
+    with open(y, "w") as f:
+        f.write("0.1,0.9\n0.8,0.2\n0.5,0.5\n")
+    db = os.path.join(tmp, "kd.db")
+    subprocess.run([KD, "store", "import", db, "--teacher", "t", "--inputs", x, "--answers", y,
+                    "--kind", "probabilities"], check=True, stdout=subprocess.DEVNULL)
+    # shrink kd's 64 KiB pages so the seed stays a few KB: same schema, same rows
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA journal_mode=DELETE")
+    c.execute("PRAGMA page_size=512")
+    c.execute("VACUUM")
+    c.close()
+    with open(db, "rb") as f:
+        good = f.read()
+    put("store", "kd-import", good)
+    empty = os.path.join(tmp, "empty.db")
+    c = sqlite3.connect(empty)
+    c.execute("PRAGMA page_size=512")
+    c.execute("CREATE TABLE other(a)")
+    c.commit()
+    c.close()
+    with open(empty, "rb") as f:
+        put("store", "other-tables", f.read())
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA user_version=99")
+    c.commit()
+    c.close()
+    with open(db, "rb") as f:
+        put("store", "newer-version", f.read())
+    put("store", "not-sqlite", b"this is not a database\n")
+    put("store", "empty", b"")
+    put("store", "truncated", good[:1024])
+    bad = bytearray(good)
+    for i in range(600, min(len(bad), 1400), 7):
+        bad[i] ^= 0x5A
+    put("store", "damaged", bytes(bad))
+
+
+def main():
+    if not os.path.exists(KD):
+        sys.exit("fuzz-seeds: build bin/kd first (make)")
+    tmp = tempfile.mkdtemp(prefix="kd-seeds-")
+    try:
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); stores(tmp)
+    finally:
+        shutil.rmtree(tmp)
+
+
+main()
