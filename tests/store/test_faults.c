@@ -165,7 +165,9 @@ Test(store_faults, a_negative_schema_version_is_refused_before_any_migration)
     cr_assert_str_eq(err.msg, want);
     /* nothing was changed: with the version set back, everything is there */
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    char set_back[64];
+    snprintf(set_back, sizeof set_back, "PRAGMA user_version = %d", KD_STORE_SCHEMA_VERSION);
+    cr_assert_eq(sqlite3_exec(db, set_back, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_base_intact(p, keys, a);
 }
