@@ -131,8 +131,9 @@ enum kd_stage_kind {
     KD_STAGE_LABEL,       /* ask a teacher about a dataset, through the store */
     KD_STAGE_DISTILL,     /* train a student on teacher answers (+ gold labels) */
     KD_STAGE_EVALUATE,    /* accuracy, agreement with a teacher */
-    KD_STAGE_EXPORT       /* safetensors, C source */
-    /* later issues append: select, reweight, rounds, diagnose, ... */
+    KD_STAGE_EXPORT,      /* safetensors, C source */
+    KD_STAGE_DIAGNOSE     /* supervision complexity of targets for a student (docs/pipeline.md) */
+    /* later issues append */
 };
 
 /* enum kd_distill_loss (KD_DLOSS_HINTON, ...) comes from losses/kd_losses.h */
@@ -171,6 +172,32 @@ struct kd_pipe_reweight {
     double temperature;                /* of the student's softmax in d(x) (default 1, METHODS as written) */
 };
 
+/* ---- diagnose stage (pipelines/config_diagnose.c, pipelines/stage_diagnose.c) ---- */
+
+/* One target source of a diagnose stage: `gold`, or `{teacher: T,
+ * temperature: [..]}` (one set of targets per temperature, default [1]). */
+struct kd_pipe_diag_target {
+    struct kd_pos pos;
+    int gold;                          /* 1: the data's one-hot labels */
+    char teacher[KD_PIPE_NAME_MAX];    /* else a teachers: entry */
+    size_t n_temps;
+    double temps[KD_PIPE_MAX_LIST];
+};
+
+/* diagnose: {model, data, n, seed, eps, centre, method, at, targets}. */
+struct kd_pipe_diagnose {
+    size_t n;                          /* examples drawn from data (default 2000; all when fewer) */
+    uint64_t seed;                     /* which examples (default: the pipeline seed) */
+    int has_seed;
+    double eps;                        /* ridge (default 1e-3) */
+    int centre;                        /* subtract 1/C from targets (default false) */
+    int method;                        /* enum kd_solve_method (diagnostics/): 0 auto, 1 cholesky, 2 cg */
+    int at_init;                       /* at: init (fresh weights, the pipeline seed) | trained (default) */
+    size_t n_targets;
+    struct kd_pipe_diag_target targets[KD_PIPE_MAX_LIST];
+    struct kd_pos targets_pos;
+};
+
 struct kd_pipe_stage {
     enum kd_stage_kind kind;
     struct kd_pos pos;
@@ -193,6 +220,7 @@ struct kd_pipe_stage {
     /* export */
     int format_safetensors, format_c;
     char *path;                     /* export: output base path (default: output/<model>) */
+    struct kd_pipe_diagnose diagnose;  /* diagnose: model is the student, data the inputs */
     /* positions of the reference-carrying keys, for shape and reference errors */
     struct kd_pos model_pos, data_pos, gold_pos, teacher_pos, validation_pos;
 };

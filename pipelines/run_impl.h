@@ -129,5 +129,8 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
 kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_evaluate(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* diagnose (pipelines/stage_diagnose.c): the stage, and its dry-run plan lines. */
+kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 
 #endif

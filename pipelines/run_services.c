@@ -372,5 +372,8 @@ void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
         kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
                   s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
         break;
+    case KD_STAGE_DIAGNOSE:
+        kd_run_plan_diagnose(r, i, s);
+        break;
     }
 }
