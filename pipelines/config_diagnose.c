@@ -131,3 +131,53 @@ void kd_config_diagnose(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
     for (size_t j = 0; j < list->n; j++)
         check_target(v, dg, list->vals[j]);
 }
+
+/* ------------------------------------------------------- teacher checkpoints */
+
+static const char *const CHECKPOINT_KEYS[] = {"every"};
+static const char *const FOLLOW[] = {"checkpoints"};
+
+void kd_config_checkpoints(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
+{
+    struct kd_ynode *k;
+    const struct kd_ynode *vn;
+    if (s->kind == KD_STAGE_TRAIN && (vn = kd_ytree_get(map, "checkpoints", &k))) {
+        s->checkpoints_pos = kd_pos_of(k);
+        const struct kd_ynode *cm = kd_as_map(v->c, vn, "'checkpoints'");
+        if (!cm)
+            return;
+        kd_check_keys(v->c, cm, CHECKPOINT_KEYS, N(CHECKPOINT_KEYS), "in 'checkpoints'");
+        long long x;
+        s->checkpoint_every = 1;
+        if (kd_get_int(v->c, cm, "every", 1, 1000000, &x, NULL) > 0)
+            s->checkpoint_every = (size_t)x;
+    }
+    if (s->kind == KD_STAGE_DISTILL && (vn = kd_ytree_get(map, "follow", &k))) {
+        s->follow_pos = kd_pos_of(k);
+        int e;
+        if (kd_get_enum(v->c, map, "follow", FOLLOW, N(FOLLOW), &e, NULL) > 0) {
+            s->follow = 1;
+            if (kd_ytree_get(map, "select", NULL) || kd_ytree_get(map, "reweight", NULL))
+                kd_at(v->c, k, "'follow' cannot be combined with 'select' or 'reweight'");
+        }
+    }
+}
+
+const struct kd_pipe_stage *kd_pipeline_checkpoints_of(const struct kd_pipeline *p, size_t before, const char *model)
+{
+    for (size_t j = before < p->n_stages ? before : p->n_stages; j-- > 0;) {
+        const struct kd_pipe_stage *s = &p->stages[j];
+        if ((s->kind == KD_STAGE_TRAIN || s->kind == KD_STAGE_DISTILL) && strcmp(s->model, model) == 0)
+            return s->kind == KD_STAGE_TRAIN && s->checkpoint_every ? s : NULL;
+    }
+    return NULL;
+}
+
+size_t kd_pipeline_checkpoint_epoch(const struct kd_pipe_stage *train, size_t e)
+{
+    size_t E = train->epochs, k = train->checkpoint_every ? train->checkpoint_every : E;
+    if (e >= E)
+        return E;
+    size_t c = e / k * k;
+    return c ? c : (k < E ? k : E);
+}

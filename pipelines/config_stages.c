@@ -17,11 +17,13 @@
 
 static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate", "export",
                                            "diagnose"}; /* enum order */
-static const char *const TRAIN_KEYS[] = {"name", "model", "data", "epochs", "batch", "optimizer", "schedule"};
+static const char *const TRAIN_KEYS[] = {"name", "model", "data", "epochs", "batch", "optimizer", "schedule",
+                                         "checkpoints"};
 static const char *const LABEL_KEYS[] = {"name", "teacher", "data"};
 static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
-                                           "optimizer", "schedule", "validation", "select", "reweight"};
+                                           "optimizer", "schedule", "validation", "select", "reweight",
+                                           "follow"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
@@ -221,6 +223,8 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
     }
     if (s->kind == KD_STAGE_DIAGNOSE)
         kd_config_diagnose(v, s, kkey, map);
+    if (s->kind == KD_STAGE_TRAIN || s->kind == KD_STAGE_DISTILL)
+        kd_config_checkpoints(v, s, map);
     if (s->kind == KD_STAGE_EVALUATE && (vn = kd_ytree_get(map, "models", &k)) && (vn = kd_as_list(v->c, vn, "'models'"))) {
         s->model_pos = kd_pos_of(k);
         if (kd_list_len(vn) == 0) {
@@ -362,6 +366,26 @@ static void check_diagnose_order(struct kd_cfg *v, size_t i, const struct kd_nam
     }
 }
 
+/* `follow: checkpoints` needs a model teacher whose model a train stage
+ * before this one trains with `checkpoints:`. */
+static void check_follow(struct kd_cfg *v, size_t i, const struct kd_pipe_teacher *t)
+{
+    const struct kd_pipeline *p = v->p;
+    const struct kd_pipe_stage *s = &p->stages[i];
+    if (!t)
+        return;
+    if (t->kind != KD_TEACHER_MODEL || !t->model[0]) {
+        kd_pctx_report(v->c, 0, s->follow_pos.line, s->follow_pos.col,
+                       "'follow: checkpoints' needs a teacher of kind model with 'model:' (trained by a train stage "
+                       "with 'checkpoints:'); teacher '%s' has none", t->name);
+        return;
+    }
+    if (!kd_pipeline_checkpoints_of(p, i, t->model))
+        kd_pctx_report(v->c, 0, s->follow_pos.line, s->follow_pos.col,
+                       "'follow: checkpoints' needs checkpoints of model '%s': give the train stage that trains it "
+                       "'checkpoints: {every: 1}'", t->model);
+}
+
 /* Checks that need the whole list: unique stage names, and that every model
  * is trained before a stage evaluates or exports it or asks its teacher. */
 static void check_order(struct kd_cfg *v)
@@ -413,6 +437,8 @@ static void check_order(struct kd_cfg *v)
         }
         if (s->kind == KD_STAGE_DIAGNOSE)
             check_diagnose_order(v, i, &trained);
+        if (s->kind == KD_STAGE_DISTILL && s->follow)
+            check_follow(v, i, t);
         const struct kd_ynode *models[KD_PIPE_MAX_LIST];
         const char *names[KD_PIPE_MAX_LIST];
         size_t n = 0;

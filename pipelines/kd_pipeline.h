@@ -221,6 +221,11 @@ struct kd_pipe_stage {
     int format_safetensors, format_c;
     char *path;                     /* export: output base path (default: output/<model>) */
     struct kd_pipe_diagnose diagnose;  /* diagnose: model is the student, data the inputs */
+    /* ---- teacher checkpoints (pipelines/config_diagnose.c) ---- */
+    size_t checkpoint_every;        /* train: `checkpoints: {every: N}` epochs; 0 = none */
+    int follow;                     /* distill: `follow: checkpoints`: epoch e learns from the teacher's
+                                       checkpoint of epoch e (or the nearest earlier one) */
+    struct kd_pos checkpoints_pos, follow_pos;
     /* positions of the reference-carrying keys, for shape and reference errors */
     struct kd_pos model_pos, data_pos, gold_pos, teacher_pos, validation_pos;
 };
@@ -263,6 +268,13 @@ void kd_pipeline_release(struct kd_pipeline *p);
 const struct kd_pipe_model *kd_pipeline_model(const struct kd_pipeline *p, const char *name);
 const struct kd_pipe_teacher *kd_pipeline_teacher(const struct kd_pipeline *p, const char *name);
 const char *kd_stage_kind_name(enum kd_stage_kind kind);
+/* The last train stage before stage `before` that trains `model` with
+ * `checkpoints:`, or NULL: where a teacher's checkpoints come from. */
+const struct kd_pipe_stage *kd_pipeline_checkpoints_of(const struct kd_pipeline *p, size_t before, const char *model);
+/* The saved checkpoint epoch (1-based) a follower at epoch e (1-based) uses:
+ * the checkpoint of epoch e, or the nearest earlier one, or (before the first)
+ * the first. A train stage of E epochs saves every N epochs and at epoch E. */
+size_t kd_pipeline_checkpoint_epoch(const struct kd_pipe_stage *train, size_t e);
 
 /* ------------------------------------------------------------- the runner */
 

@@ -267,6 +267,8 @@ void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct k
  * method, at, targets; pipelines/config_diagnose.c). */
 extern const char *const KD_DIAGNOSE_KEYS[];
 extern const size_t KD_N_DIAGNOSE_KEYS;
+/* train: `checkpoints: {every: N}`; distill: `follow: checkpoints`. */
+void kd_config_checkpoints(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
 void kd_config_diagnose(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *key,
                         const struct kd_ynode *map);
 

@@ -96,6 +96,8 @@ kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name
 /* Saves a trained model where later stages (and --resume) find it. */
 kd_status kd_run_save_model(struct runner *r, const char *name, struct kd_mlp *net, struct kd_error *err);
 void kd_run_model_path(struct runner *r, const char *model, char *buf, size_t n);
+/* output/checkpoints/<model>/epoch-<e>.safetensors (e 1-based; pipelines/stage_train.c). */
+void kd_run_checkpoint_path(struct runner *r, const char *model, size_t e, char *buf, size_t n);
 kd_status kd_run_add_artefact(struct runner *r, const char *path, const char *format, struct kd_error *err);
 
 /* The per-epoch callback of training stages: logs and records train_loss. */
