@@ -15,7 +15,8 @@ const size_t KD_N_DIAGNOSE_KEYS = N(KD_DIAGNOSE_KEYS);
 
 static const char *const METHODS[] = {"auto", "cholesky", "cg"}; /* enum kd_solve_method order */
 static const char *const AT[] = {"trained", "init"};
-static const char *const TARGET_KEYS[] = {"teacher", "temperature"};
+static const char *const TARGET_KEYS[] = {"teacher", "temperature", "checkpoints"};
+static const char *const CHECKPOINTS[] = {"all"};
 
 /* Most examples a diagnose stage draws: K and its factor take 16 n^2 bytes. */
 #define MAX_N 1000000LL
@@ -60,7 +61,7 @@ static void check_target(struct kd_cfg *v, struct kd_pipe_diagnose *dg, const st
         if (item->kind != KD_Y_BAD) {
             char got[96];
             kd_describe(item, got, sizeof got);
-            kd_at(v->c, item, "each item of 'targets' must be gold or a mapping {teacher, temperature}, got %s", got);
+            kd_at(v->c, item, "each item of 'targets' must be gold or a mapping {teacher, temperature, checkpoints}, got %s", got);
         }
         return;
     }
@@ -75,6 +76,13 @@ static void check_target(struct kd_cfg *v, struct kd_pipe_diagnose *dg, const st
     t->n_temps = 1;
     if ((vn = kd_ytree_get(item, "temperature", NULL)))
         check_temperatures(v, t, vn);
+    int e;
+    struct kd_ynode *k;
+    if (kd_ytree_get(item, "checkpoints", &k)) {
+        t->checkpoints_pos = kd_pos_of(k);
+        if (kd_get_enum(v->c, item, "checkpoints", CHECKPOINTS, N(CHECKPOINTS), &e, NULL) > 0)
+            t->checkpoints = 1;
+    }
     if (t->n_temps)
         dg->n_targets++;
 }

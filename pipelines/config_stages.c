@@ -356,6 +356,11 @@ static void check_diagnose_order(struct kd_cfg *v, size_t i, const struct kd_nam
         if (t->gold || !kd_names_find(&v->teachers, t->teacher, &ti))
             continue;
         const struct kd_pipe_teacher *te = &p->teachers[ti];
+        if (t->checkpoints && (te->kind != KD_TEACHER_MODEL || !te->model[0] ||
+                               !kd_pipeline_checkpoints_of(p, i, te->model)))
+            kd_pctx_report(v->c, 0, t->checkpoints_pos.line, t->checkpoints_pos.col,
+                           "'checkpoints: all' needs a teacher of kind model whose model a train stage before this "
+                           "one trains with 'checkpoints:'; teacher '%s' has none", te->name);
         if (te->kind != KD_TEACHER_MODEL || !te->model[0])
             continue;
         size_t j = first_training(p, trained, te->model);

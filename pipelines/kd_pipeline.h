@@ -182,6 +182,9 @@ struct kd_pipe_diag_target {
     char teacher[KD_PIPE_NAME_MAX];    /* else a teachers: entry */
     size_t n_temps;
     double temps[KD_PIPE_MAX_LIST];
+    int checkpoints;                   /* `checkpoints: all`: every saved checkpoint of the teacher's
+                                          model (then the final weights are not measured) */
+    struct kd_pos checkpoints_pos;
 };
 
 /* diagnose: {model, data, n, seed, eps, centre, method, at, targets}. */

@@ -11,12 +11,37 @@
 
 #include "diagnostics/kd_diagnostics.h"
 
-/* The target count of a stage: one for gold, one per teacher temperature. */
-static size_t count_targets(const struct kd_pipe_diagnose *dg)
+/* The train stage whose checkpoints target k measures, or NULL. */
+static const struct kd_pipe_stage *checkpoints_of(const struct runner *r, const struct kd_pipe_stage *s,
+                                                  const struct kd_pipe_diag_target *t)
 {
+    const struct run_teacher *rt = t->checkpoints ? kd_run_find_teacher((struct runner *)r, t->teacher) : NULL;
+    return rt ? kd_pipeline_checkpoints_of(r->p, (size_t)(s - r->p->stages), rt->def->model) : NULL;
+}
+
+/* How many checkpoints a train stage saves: epochs N, 2N, ... and the last. */
+static size_t n_checkpoints(const struct kd_pipe_stage *train)
+{
+    return train->epochs / train->checkpoint_every + (train->epochs % train->checkpoint_every != 0);
+}
+
+/* The saved epoch of checkpoint j (0-based). */
+static size_t checkpoint_epoch(const struct kd_pipe_stage *train, size_t j)
+{
+    size_t e = (j + 1) * train->checkpoint_every;
+    return e < train->epochs ? e : train->epochs;
+}
+
+/* The target count of a stage: one for gold, one per teacher temperature
+ * (and checkpoint). */
+static size_t count_targets(const struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_diagnose *dg = &s->diagnose;
     size_t n = 0;
-    for (size_t k = 0; k < dg->n_targets; k++)
-        n += dg->targets[k].gold ? 1 : dg->targets[k].n_temps;
+    for (size_t k = 0; k < dg->n_targets; k++) {
+        const struct kd_pipe_stage *train = checkpoints_of(r, s, &dg->targets[k]);
+        n += dg->targets[k].gold ? 1 : dg->targets[k].n_temps * (train ? n_checkpoints(train) : 1);
+    }
     return n;
 }
 
@@ -64,7 +89,7 @@ kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s,
                             s->name, s->model, kd_mlp_in(net), d->name, D);
     }
     size_t C = kd_mlp_out(net), n = dg->n < kd_dataset_n(&d->ds) ? dg->n : kd_dataset_n(&d->ds);
-    size_t n_sets = count_targets(dg), n_done = 0;
+    size_t n_sets = count_targets(r, s), n_done = 0;
     struct kd_run_data sub;
     memset(&sub, 0, sizeof sub);
     struct kd_targets *targets = calloc(n_sets, sizeof *targets);
@@ -92,23 +117,37 @@ kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s,
             n_done++;
             continue;
         }
-        struct run_teacher *rt;
-        if ((st = kd_run_open_teacher(r, s, t->teacher, D, &rt, err)) ||
-            (st = kd_run_teacher_answers(r, s, rt, &sub, &logits, err)))
-            goto done;
-        if (logits.cols != C) {
-            st = kd_error_set(err, KD_ERR_SHAPE, "stage '%s': teacher '%s' gives %zu classes, model '%s' %zu", s->name,
-                              t->teacher, logits.cols, s->model, C);
-            goto done;
-        }
-        for (size_t j = 0; j < t->n_temps; j++) {
-            char name[KD_TARGETS_NAME_MAX];
-            snprintf(name, sizeof name, "teacher-%s/T=%g", t->teacher, t->temps[j]);
-            if ((st = kd_targets_softmax(&targets[n_done], name, logits.data, n, C, t->temps[j], err)))
+        const struct kd_pipe_stage *train = checkpoints_of(r, s, t);
+        size_t n_cp = train ? n_checkpoints(train) : 1;
+        for (size_t c = 0; c < n_cp; c++) {
+            char source[KD_PIPE_NAME_MAX + 32];
+            if (train) {
+                const struct run_teacher *rt = kd_run_find_teacher(r, t->teacher);
+                size_t e = checkpoint_epoch(train, c);
+                snprintf(source, sizeof source, "%s@epoch-%zu", t->teacher, e);
+                if ((st = kd_run_checkpoint_answers(r, s, t->teacher, rt->def->model, e, &sub, &logits, err)))
+                    goto done;
+            } else {
+                struct run_teacher *rt;
+                snprintf(source, sizeof source, "%s", t->teacher);
+                if ((st = kd_run_open_teacher(r, s, t->teacher, D, &rt, err)) ||
+                    (st = kd_run_teacher_answers(r, s, rt, &sub, &logits, err)))
+                    goto done;
+            }
+            if (logits.cols != C) {
+                st = kd_error_set(err, KD_ERR_SHAPE, "stage '%s': teacher '%s' gives %zu classes, model '%s' %zu",
+                                  s->name, source, logits.cols, s->model, C);
                 goto done;
-            n_done++;
+            }
+            for (size_t j = 0; j < t->n_temps; j++) {
+                char name[KD_TARGETS_NAME_MAX];
+                snprintf(name, sizeof name, "teacher-%s/T=%g", source, t->temps[j]);
+                if ((st = kd_targets_softmax(&targets[n_done], name, logits.data, n, C, t->temps[j], err)))
+                    goto done;
+                n_done++;
+            }
+            kd_tensor_release(&logits);
         }
-        kd_tensor_release(&logits);
     }
     struct kd_complexity_config cc;
     kd_complexity_config_init(&cc);
@@ -165,7 +204,7 @@ void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage
     struct kd_run_data *d = kd_run_dataset(&r->data, s->data);
     size_t n = d && kd_dataset_n(&d->ds) < dg->n ? kd_dataset_n(&d->ds) : dg->n;
     kd_run_plan_line(r, "%2zu. %s: diagnose model '%s'%s on %zu examples of '%s': %zu target sets, eps %g, method %s",
-                     i + 1, s->name, s->model, dg->at_init ? " at init" : "", n, s->data, count_targets(dg), dg->eps,
+                     i + 1, s->name, s->model, dg->at_init ? " at init" : "", n, s->data, count_targets(r, s), dg->eps,
                      dg->method == 1 ? "cholesky" : dg->method == 2 ? "cg" : "auto");
     for (size_t k = 0; k < dg->n_targets; k++)
         if (!dg->targets[k].gold)

@@ -9,51 +9,27 @@
 
 /* ------------------------------------------- following teacher checkpoints */
 
-/* The answers of teacher checkpoint `epoch` (a model teacher of its own,
- * named "<teacher>@epoch-<e>", registered in the store under the checkpoint's
- * fingerprint) for d, then g, written into v's rows (nd + ng, C). */
+/* The answers of teacher checkpoint `epoch` for d, then g, into v's rows
+ * (nd + ng, C). */
 static kd_status checkpoint_answers(struct runner *r, const struct kd_pipe_stage *s, const struct kd_pipe_stage *train,
                                     size_t epoch, struct kd_run_data *d, struct kd_run_data *g, struct kd_tensor *v,
                                     struct kd_error *err)
 {
-    const struct run_teacher *rt = kd_run_find_teacher(r, s->teacher);
-    char path[1024], name[KD_PIPE_NAME_MAX + 32];
-    kd_run_checkpoint_path(r, train->model, epoch, path, sizeof path);
-    snprintf(name, sizeof name, "%s@epoch-%zu", s->teacher, epoch);
-    struct kd_pipe_teacher def = *rt->def;
-    snprintf(def.name, sizeof def.name, "%.*s", (int)sizeof def.name - 1, name);
-    struct run_teacher t = {&def, NULL, NULL};
-    struct kd_tensor a = {0};
-    kd_status st = kd_mlp_load(path, &t.loaded, err);
-    if (st)
-        return kd_error_prefix(err, "stage '%s': teacher checkpoint", s->name);
-    struct kd_teacher_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.name = name;
-    spec.kind = KD_TEACHER_MODEL;
-    spec.net = t.loaded;
-    if ((st = kd_teacher_open(&spec, r->store, kd_dataset_d(&d->ds), &t.t, err))) {
-        kd_error_prefix(err, "stage '%s'", s->name);
-        goto done;
-    }
     struct kd_run_data *parts[2] = {d, g};
     size_t at = 0;
-    for (size_t k = 0; k < 2 && parts[k]; k++) {
-        if ((st = kd_run_teacher_answers(r, s, &t, parts[k], &a, err)))
-            goto done;
-        if (a.cols != v->cols) {
-            st = kd_error_set(err, KD_ERR_SHAPE, "stage '%s': checkpoint '%s' gives %zu classes, not %zu", s->name,
-                              path, a.cols, v->cols);
-            goto done;
-        }
-        memcpy(v->data + at * v->cols, a.data, a.rows * a.cols * sizeof(float));
+    kd_status st = KD_OK;
+    for (size_t k = 0; k < 2 && parts[k] && !st; k++) {
+        struct kd_tensor a = {0};
+        if ((st = kd_run_checkpoint_answers(r, s, s->teacher, train->model, epoch, parts[k], &a, err)))
+            break;
+        if (a.cols != v->cols)
+            st = kd_error_set(err, KD_ERR_SHAPE, "stage '%s': teacher checkpoint epoch-%zu gives %zu classes, not %zu",
+                              s->name, epoch, a.cols, v->cols);
+        else
+            memcpy(v->data + at * v->cols, a.data, a.rows * a.cols * sizeof(float));
         at += a.rows;
         kd_tensor_release(&a);
     }
-done:
-    kd_tensor_release(&a);
-    kd_teacher_close(t.t);
-    kd_mlp_free(t.loaded);
     return st;
 }
 

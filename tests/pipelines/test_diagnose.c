@@ -92,12 +92,53 @@ Test(pipelines, diagnose_targets_are_checked_item_by_item)
                  "  - diagnose: {model: m, data: d, at: init, targets: [silver, {teacher: u}, {temperature: 2}, "
                  "{teacher: t, temperature: [0, 2], tau: 1}, {teacher: t}]}\n"
                  "  - train: {model: big, data: d}\n",
-                 "t.yaml:9:55: each item of 'targets' must be gold or a mapping {teacher, temperature}, got string "
+                 "t.yaml:9:55: each item of 'targets' must be gold or a mapping {teacher, temperature, "
+                 "checkpoints}, got string "
                  "'silver'",
                  "t.yaml:9:73: unknown teacher 'u' (teachers: t)",
                  "t.yaml:9:77: missing required key 'teacher' in a target of 'targets'",
                  "t.yaml:9:105: teacher 't' is used before its model 'big' is trained (by stage 'train-1' at line 10)",
                  "t.yaml:9:122: each item of 'temperature' must be > 0, got 0",
-                 "t.yaml:9:129: unknown key 'tau' in a target of 'targets' (allowed: teacher, temperature)",
+                 "t.yaml:9:129: unknown key 'tau' in a target of 'targets' (allowed: teacher, temperature, checkpoints)",
                  "t.yaml:9:148: teacher 't' is used before its model 'big' is trained (by stage 'train-1' at line 10)");
+}
+
+Test(pipelines, checkpoint_keys_are_read)
+{
+    struct kd_pipeline p;
+    parse_ok(DIAG_MINI
+             "  - train: {model: big, data: d, epochs: 6, checkpoints: {every: 2}}\n"
+             "  - distill: {student: m, teacher: t, data: d, follow: checkpoints}\n"
+             "  - diagnose: {model: m, data: d, targets: [{teacher: t, checkpoints: all}]}\n",
+             "t.yaml", NULL, 0, &p);
+    const struct kd_pipe_stage *train = &p.stages[1];
+    cr_assert_eq(p.stages[0].checkpoint_every, 0, "no checkpoints by default");
+    cr_assert_eq(train->checkpoint_every, 2);
+    cr_assert(p.stages[2].follow);
+    cr_assert(p.stages[3].diagnose.targets[0].checkpoints);
+    cr_assert_eq(kd_pipeline_checkpoints_of(&p, 2, "big"), train);
+    cr_assert_null(kd_pipeline_checkpoints_of(&p, 1, "big"), "stage 0 trains it without checkpoints");
+    /* saved after epochs 2, 4, 6: epoch e follows e, or the nearest earlier, or the first */
+    size_t want[] = {2, 2, 2, 4, 4, 6, 6, 6};
+    for (size_t e = 1; e <= 8; e++)
+        cr_assert_eq(kd_pipeline_checkpoint_epoch(train, e), want[e - 1], "epoch %zu", e);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, following_checkpoints_needs_a_train_stage_that_saves_them)
+{
+    EXPECT_PARSE(DIAG_MINI
+                 "  - distill: {student: m, teacher: t, data: d, follow: checkpoints}\n"
+                 "  - diagnose: {model: m, data: d, targets: [{teacher: t, checkpoints: every}]}\n"
+                 "  - diagnose: {model: m, data: d, targets: [{teacher: t, checkpoints: all}]}\n"
+                 "  - train: {model: big, data: d, checkpoints: {every: 0, each: 1}}\n"
+                 "  - distill: {student: m, teacher: t, data: d, follow: final, reweight: true, validation: d}\n",
+                 "t.yaml:10:48: 'follow: checkpoints' needs checkpoints of model 'big': give the train stage that "
+                 "trains it 'checkpoints: {every: 1}'",
+                 "t.yaml:11:71: 'checkpoints' must be one of all, got 'every'",
+                 "t.yaml:12:58: 'checkpoints: all' needs a teacher of kind model whose model a train stage before "
+                 "this one trains with 'checkpoints:'; teacher 't' has none",
+                 "t.yaml:13:55: 'every' must be in [1, 1000000], got 0",
+                 "t.yaml:13:58: unknown key 'each' in 'checkpoints' (allowed: every)",
+                 "t.yaml:14:56: 'follow' must be one of checkpoints, got 'final'");
 }
