@@ -139,3 +139,71 @@ Test(diagnose, the_stage_records_kd_complexity_compute_figures_and_asks_the_teac
     kd_dataset_release(&cut);
     kd_dataset_release(&ds);
 }
+
+static int take_text(void *ctx, const struct kd_sql_row *row)
+{
+    char *out = ctx;
+    size_t at = strlen(out);
+    snprintf(out + at, 512 - at, "%s%s", at ? "," : "", row->n_cols > 0 && row->values[0].text ? row->values[0].text : "");
+    return 0;
+}
+
+Test(diagnose, a_distill_stage_follows_teacher_checkpoints_through_the_store)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "name: follow\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 400}\n"
+             "models:\n"
+             "  big: {hidden: [32]}\n"
+             "  small: {hidden: [8]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: train, epochs: 3, checkpoints: {every: 1}}\n"
+             "  - distill: {name: online, student: small, teacher: t, data: train, epochs: 4, follow: checkpoints}\n"
+             "  - diagnose: {name: diag, model: small, data: train, n: 100, targets: [{teacher: t, checkpoints: all}]}\n",
+             dir);
+    write_pipeline("f.yaml", text);
+    static struct kd_run_summary sum;
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("f.yaml", NULL, 0, 0, &sum, &err), KD_OK, "%s", err.msg);
+    /* epochs 1, 2, 3 each ask their checkpoint about the 400 images (epoch 4
+     * keeps checkpoint 3's answers); the diagnose stage finds its 100 stored */
+    cr_assert_eq(sum.queries, 1200, "asked %zu", sum.queries);
+    cr_assert_eq(sum.cached, 300, "cached %zu", sum.cached);
+    for (int e = 1; e <= 3; e++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/out/checkpoints/big/epoch-%d.safetensors", dir, e);
+        cr_assert_eq(access(path, R_OK), 0, "no %s", path);
+    }
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    struct kd_store *st;
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    char names[512] = "";
+    cr_assert_eq(kd_store_sql(st,
+                              "SELECT name FROM teachers WHERE name LIKE 't@%' AND fingerprint IN (SELECT fingerprint "
+                              "FROM teachers GROUP BY fingerprint HAVING count(DISTINCT fingerprint) = 1) ORDER BY name",
+                              take_text, names, NULL, &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_str_eq(names, "t@epoch-1,t@epoch-2,t@epoch-3");
+    names[0] = '\0';
+    cr_assert_eq(kd_store_sql(st, "SELECT count(DISTINCT fingerprint) FROM teachers WHERE name LIKE 't@%'", take_text,
+                              names, NULL, &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_str_eq(names, "3", "one fingerprint per checkpoint");
+    double c1 = metric(st, "diag", "complexity/teacher-t@epoch-1/T=1");
+    double c3 = metric(st, "diag", "complexity/teacher-t@epoch-3/T=1");
+    cr_assert(isfinite(c1) && isfinite(c3) && c1 != c3, "epoch 1 %g, epoch 3 %g", c1, c3);
+    kd_store_close(st);
+
+    /* A rerun asks nothing: every checkpoint's answers are in the store. */
+    cr_assert_eq(load_and_run("f.yaml", NULL, 0, 0, &sum, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(sum.queries, 0, "rerun asked %zu", sum.queries);
+}
