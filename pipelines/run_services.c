@@ -357,6 +357,11 @@ void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
             plan_active(r, s);
             break;
         }
+        if (s->follow) {
+            kd_run_plan_line(r, "    following the checkpoints of teacher '%s': each asked about the examples once",
+                             s->teacher);
+            break;
+        }
         if (d)
             kd_run_plan_queries(r, s, s->teacher, d);
         if (g)
