@@ -4,6 +4,7 @@
 
 #include "data/kd_data.h"
 #include "diagnostics/kd_diagnostics.h"
+#include "store/kd_store.h"
 #include "student/kd_student.h"
 
 #include <math.h>
@@ -73,6 +74,57 @@ static kd_status parse_precision(const char *value, void *dest, struct kd_error 
     return KD_OK;
 }
 
+/* Records the figures in the store at path as a run named "kd diagnose"
+ * (its text: the command line) with one stage "diagnose", metrics named as a
+ * pipeline's diagnose stage names them (docs/pipeline.md). */
+static kd_status record(const char *path, int argc, char **argv, const struct kd_complexity *res, size_t n_res,
+                        double seconds, struct kd_error *err)
+{
+    struct kd_store *st = NULL;
+    char text[4096] = "";
+    for (int i = 0; i < argc; i++) {
+        size_t at = strlen(text);
+        snprintf(text + at, sizeof text - at, "%s%s", i ? " " : "", argv[i]);
+    }
+    int64_t run = 0, stage = 0;
+    kd_status rc = kd_store_open(path, NULL, &st, err);
+    if (!rc)
+        rc = kd_store_run_begin(st, "kd diagnose", text, &run, err);
+    if (!rc)
+        rc = kd_store_stage_begin(st, run, "diagnose", 0, -1, &stage, err);
+    char names[6 + 3 * 64][KD_TARGETS_NAME_MAX + 16];
+    struct kd_store_metric m[6 + 3 * 64];
+    size_t k = 0;
+    const char *setting[] = {"diagnose/n", "diagnose/eps", "diagnose/centred", "diagnose/method", "diagnose/trace_k",
+                             "diagnose/seconds"};
+    double value[] = {(double)res[0].n, res[0].eps, res[0].centred, (double)res[0].method, res[0].trace_k, seconds};
+    for (size_t j = 0; j < 6; j++, k++)
+        m[k] = (struct kd_store_metric){setting[j], -1, value[j]};
+    for (size_t j = 0; j < n_res && k + 3 <= sizeof m / sizeof *m; j++) {
+        snprintf(names[k], sizeof names[k], "complexity/%s", res[j].targets);
+        m[k] = (struct kd_store_metric){names[k], -1, res[j].complexity};
+        k++;
+        snprintf(names[k], sizeof names[k], "adjusted/%s", res[j].targets);
+        m[k] = (struct kd_store_metric){names[k], -1, res[j].adjusted};
+        k++;
+        snprintf(names[k], sizeof names[k], "residual/%s", res[j].targets);
+        m[k] = (struct kd_store_metric){names[k], -1, res[j].residual};
+        k++;
+    }
+    if (!rc)
+        rc = kd_store_put_metrics(st, run, stage, m, k, err);
+    if (stage) {
+        struct kd_error e2 = {0};
+        kd_store_stage_finish(st, stage, rc ? KD_STORE_FAILED : KD_STORE_OK, rc ? err->msg : NULL, &e2);
+    }
+    if (run) {
+        struct kd_error e2 = {0};
+        kd_store_run_finish(st, run, rc ? KD_STORE_FAILED : KD_STORE_OK, rc ? err->msg : NULL, &e2);
+    }
+    kd_store_close(st);
+    return rc;
+}
+
 static void sizes_text(const struct kd_mlp *m, char *buf, size_t len)
 {
     size_t used = 0;
@@ -83,7 +135,7 @@ static void sizes_text(const struct kd_mlp *m, char *buf, size_t len)
 
 int kd_cmd_diagnose(int argc, char **argv)
 {
-    const char *x = NULL, *y = NULL, *scale = NULL, *args[1];
+    const char *x = NULL, *y = NULL, *scale = NULL, *store = NULL, *args[1];
     size_t n_args, n = 2000;
     uint64_t seed = 1;
     int threads = 0, at_init = 0;
@@ -127,6 +179,8 @@ int kd_cmd_diagnose(int argc, char **argv)
          .help = "CG: most iterations per target column"},
         {.name = "--precision", .kind = KD_CLI_CALL, .dest = &cc.ntk.precision, .parse = parse_precision,
          .arg = "P", .help = "the kernel's Gram GEMMs: f64 or f32", .def = "f64"},
+        {.name = "--store", .kind = KD_CLI_STRING, .dest = &store, .arg = "FILE",
+         .help = "also record the figures in this store, as a run 'kd diagnose'\n(metric names as in docs/pipeline.md)"},
         {.name = "--threads", .kind = KD_CLI_INT, .dest = &threads, .lo = 1, .hi = 1024, .arg = "N",
          .help = "BLAS threads", .def = "KD_THREADS or all cores"},
         {0}};
@@ -249,7 +303,12 @@ int kd_cmd_diagnose(int argc, char **argv)
                kd_solve_method_name(r->method), r->iterations, r->residual, r->complexity, r->adjusted,
                r->converged ? "" : "  (CG did not converge: raise --cg-iter or --eps)");
     }
-    printf("\ntr K = %.6g; %.1f s\n", res[0].trace_k, kd_time_now() - t0);
+    double seconds = kd_time_now() - t0;
+    printf("\ntr K = %.6g; %.1f s\n", res[0].trace_k, seconds);
+    if (store && (st = record(store, argc, argv, res, n_targets, seconds, &err)))
+        goto done;
+    if (store)
+        printf("recorded in %s\n", store);
     rc = 0;
 done:
     if (st)

@@ -15,12 +15,15 @@
 
 #define MAX_EPOCHS 1000000LL
 
-static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate", "export"}; /* enum order */
-static const char *const TRAIN_KEYS[] = {"name", "model", "data", "epochs", "batch", "optimizer", "schedule"};
+static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate", "export",
+                                           "diagnose"}; /* enum order */
+static const char *const TRAIN_KEYS[] = {"name", "model", "data", "epochs", "batch", "optimizer", "schedule",
+                                         "checkpoints"};
 static const char *const LABEL_KEYS[] = {"name", "teacher", "data"};
 static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
-                                           "optimizer", "schedule", "validation", "select", "reweight"};
+                                           "optimizer", "schedule", "validation", "select", "reweight",
+                                           "follow"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
@@ -167,6 +170,7 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
     case KD_STAGE_DISTILL: keys = DISTILL_KEYS; n_keys = N(DISTILL_KEYS); break;
     case KD_STAGE_EVALUATE: keys = EVALUATE_KEYS; n_keys = N(EVALUATE_KEYS); break;
     case KD_STAGE_EXPORT: keys = EXPORT_KEYS; n_keys = N(EXPORT_KEYS); break;
+    case KD_STAGE_DIAGNOSE: keys = KD_DIAGNOSE_KEYS; n_keys = KD_N_DIAGNOSE_KEYS; break;
     }
     kd_check_keys(v->c, map, keys, n_keys, where);
     if (kd_get_name(v->c, map, "name", "stage name", s->name, &r->name) < 0)
@@ -175,7 +179,7 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
     /* Required keys, in the order the kind lists them. */
     static const char *const required[][3] = {
         {"model", "data", NULL}, {"teacher", "data", NULL}, {"student", "teacher", "data"},
-        {"models", "data", NULL}, {"model", NULL, NULL},
+        {"models", "data", NULL}, {"model", NULL, NULL}, {"model", "data", NULL},
     };
     for (size_t j = 0; j < 3 && required[s->kind][j]; j++)
         kd_require(v->c, map, required[s->kind][j], kkey, where);
@@ -217,6 +221,10 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
         if (kd_get_num(v->c, map, "alpha", KD_RANGE_UNIT, &d, NULL) > 0)
             s->alpha = (float)d;
     }
+    if (s->kind == KD_STAGE_DIAGNOSE)
+        kd_config_diagnose(v, s, kkey, map);
+    if (s->kind == KD_STAGE_TRAIN || s->kind == KD_STAGE_DISTILL)
+        kd_config_checkpoints(v, s, map);
     if (s->kind == KD_STAGE_EVALUATE && (vn = kd_ytree_get(map, "models", &k)) && (vn = kd_as_list(v->c, vn, "'models'"))) {
         s->model_pos = kd_pos_of(k);
         if (kd_list_len(vn) == 0) {
@@ -272,7 +280,7 @@ static void check_stage(struct kd_cfg *v, size_t i, const struct kd_ynode *item)
         return;
     }
     if (item->n == 0) {
-        kd_at(v->c, item, "a stage has one key, its kind (train, label, distill, evaluate or export), but this one "
+        kd_at(v->c, item, "a stage has one key, its kind (train, label, distill, evaluate, export or diagnose), but this one "
               "is empty");
         return;
     }
@@ -289,7 +297,7 @@ static void check_stage(struct kd_cfg *v, size_t i, const struct kd_ynode *item)
             if (strcmp(item->keys[0]->text, STAGE_KINDS[j]) == 0 && kd_ytree_is_null(item->vals[0]))
                 slip = 1;
         kd_at(v->c, item,
-              "a stage has one key, its kind (train, label, distill, evaluate or export), but this one has %zu: %s%s",
+              "a stage has one key, its kind (train, label, distill, evaluate, export or diagnose), but this one has %zu: %s%s",
               item->n, list, slip ? " (are the stage's keys indented under its kind?)" : "");
         return;
     }
@@ -324,6 +332,63 @@ static size_t first_training(const struct kd_pipeline *p, const struct kd_names 
 {
     size_t i;
     return kd_names_find(trained, name, &i) ? i : p->n_stages;
+}
+
+/* A diagnose stage's model is trained before it (unless `at: init`), and so
+ * are the models of the teachers it takes targets from. */
+static void check_diagnose_order(struct kd_cfg *v, size_t i, const struct kd_names *trained)
+{
+    const struct kd_pipeline *p = v->p;
+    const struct kd_pipe_stage *s = &p->stages[i];
+    char where[32];
+    if (!s->diagnose.at_init && v->refs[i].model) {
+        size_t j = first_training(p, trained, s->model);
+        if (j == p->n_stages)
+            kd_at(v->c, v->refs[i].model, "model '%s' is diagnosed but never trained: no train or distill stage names "
+                  "it (for its initial weights, say 'at: init')", s->model);
+        else if (j > i)
+            kd_at(v->c, v->refs[i].model, "model '%s' is diagnosed before it is trained (by stage '%s' %s)", s->model,
+                  p->stages[j].name, kd_at_line(p->stages[j].pos, where, sizeof where));
+    }
+    for (size_t k = 0; k < s->diagnose.n_targets; k++) {
+        const struct kd_pipe_diag_target *t = &s->diagnose.targets[k];
+        size_t ti;
+        if (t->gold || !kd_names_find(&v->teachers, t->teacher, &ti))
+            continue;
+        const struct kd_pipe_teacher *te = &p->teachers[ti];
+        if (t->checkpoints && (te->kind != KD_TEACHER_MODEL || !te->model[0] ||
+                               !kd_pipeline_checkpoints_of(p, i, te->model)))
+            kd_pctx_report(v->c, 0, t->checkpoints_pos.line, t->checkpoints_pos.col,
+                           "'checkpoints: all' needs a teacher of kind model whose model a train stage before this "
+                           "one trains with 'checkpoints:'; teacher '%s' has none", te->name);
+        if (te->kind != KD_TEACHER_MODEL || !te->model[0])
+            continue;
+        size_t j = first_training(p, trained, te->model);
+        if (j < p->n_stages && j >= i)
+            kd_pctx_report(v->c, 0, t->pos.line, t->pos.col,
+                           "teacher '%s' is used before its model '%s' is trained (by stage '%s' %s)", te->name,
+                           te->model, p->stages[j].name, kd_at_line(p->stages[j].pos, where, sizeof where));
+    }
+}
+
+/* `follow: checkpoints` needs a model teacher whose model a train stage
+ * before this one trains with `checkpoints:`. */
+static void check_follow(struct kd_cfg *v, size_t i, const struct kd_pipe_teacher *t)
+{
+    const struct kd_pipeline *p = v->p;
+    const struct kd_pipe_stage *s = &p->stages[i];
+    if (!t)
+        return;
+    if (t->kind != KD_TEACHER_MODEL || !t->model[0]) {
+        kd_pctx_report(v->c, 0, s->follow_pos.line, s->follow_pos.col,
+                       "'follow: checkpoints' needs a teacher of kind model with 'model:' (trained by a train stage "
+                       "with 'checkpoints:'); teacher '%s' has none", t->name);
+        return;
+    }
+    if (!kd_pipeline_checkpoints_of(p, i, t->model))
+        kd_pctx_report(v->c, 0, s->follow_pos.line, s->follow_pos.col,
+                       "'follow: checkpoints' needs checkpoints of model '%s': give the train stage that trains it "
+                       "'checkpoints: {every: 1}'", t->model);
 }
 
 /* Checks that need the whole list: unique stage names, and that every model
@@ -375,6 +440,10 @@ static void check_order(struct kd_cfg *v)
                 kd_at(v->c, r->teacher, "teacher '%s' is used before its model '%s' is trained (by stage '%s' %s)",
                       t->name, t->model, p->stages[j].name, kd_at_line(p->stages[j].pos, where, sizeof where));
         }
+        if (s->kind == KD_STAGE_DIAGNOSE)
+            check_diagnose_order(v, i, &trained);
+        if (s->kind == KD_STAGE_DISTILL && s->follow)
+            check_follow(v, i, t);
         const struct kd_ynode *models[KD_PIPE_MAX_LIST];
         const char *names[KD_PIPE_MAX_LIST];
         size_t n = 0;

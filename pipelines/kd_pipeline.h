@@ -131,8 +131,9 @@ enum kd_stage_kind {
     KD_STAGE_LABEL,       /* ask a teacher about a dataset, through the store */
     KD_STAGE_DISTILL,     /* train a student on teacher answers (+ gold labels) */
     KD_STAGE_EVALUATE,    /* accuracy, agreement with a teacher */
-    KD_STAGE_EXPORT       /* safetensors, C source */
-    /* later issues append: select, reweight, rounds, diagnose, ... */
+    KD_STAGE_EXPORT,      /* safetensors, C source */
+    KD_STAGE_DIAGNOSE     /* supervision complexity of targets for a student (docs/pipeline.md) */
+    /* later issues append */
 };
 
 /* enum kd_distill_loss (KD_DLOSS_HINTON, ...) comes from losses/kd_losses.h */
@@ -171,6 +172,35 @@ struct kd_pipe_reweight {
     double temperature;                /* of the student's softmax in d(x) (default 1, METHODS as written) */
 };
 
+/* ---- diagnose stage (pipelines/config_diagnose.c, pipelines/stage_diagnose.c) ---- */
+
+/* One target source of a diagnose stage: `gold`, or `{teacher: T,
+ * temperature: [..]}` (one set of targets per temperature, default [1]). */
+struct kd_pipe_diag_target {
+    struct kd_pos pos;
+    int gold;                          /* 1: the data's one-hot labels */
+    char teacher[KD_PIPE_NAME_MAX];    /* else a teachers: entry */
+    size_t n_temps;
+    double temps[KD_PIPE_MAX_LIST];
+    int checkpoints;                   /* `checkpoints: all`: every saved checkpoint of the teacher's
+                                          model (then the final weights are not measured) */
+    struct kd_pos checkpoints_pos;
+};
+
+/* diagnose: {model, data, n, seed, eps, centre, method, at, targets}. */
+struct kd_pipe_diagnose {
+    size_t n;                          /* examples drawn from data (default 2000; all when fewer) */
+    uint64_t seed;                     /* which examples (default: the pipeline seed) */
+    int has_seed;
+    double eps;                        /* ridge (default 1e-3) */
+    int centre;                        /* subtract 1/C from targets (default false) */
+    int method;                        /* enum kd_solve_method (diagnostics/): 0 auto, 1 cholesky, 2 cg */
+    int at_init;                       /* at: init (fresh weights, the pipeline seed) | trained (default) */
+    size_t n_targets;
+    struct kd_pipe_diag_target targets[KD_PIPE_MAX_LIST];
+    struct kd_pos targets_pos;
+};
+
 struct kd_pipe_stage {
     enum kd_stage_kind kind;
     struct kd_pos pos;
@@ -193,6 +223,12 @@ struct kd_pipe_stage {
     /* export */
     int format_safetensors, format_c;
     char *path;                     /* export: output base path (default: output/<model>) */
+    struct kd_pipe_diagnose diagnose;  /* diagnose: model is the student, data the inputs */
+    /* ---- teacher checkpoints (pipelines/config_diagnose.c) ---- */
+    size_t checkpoint_every;        /* train: `checkpoints: {every: N}` epochs; 0 = none */
+    int follow;                     /* distill: `follow: checkpoints`: epoch e learns from the teacher's
+                                       checkpoint of epoch e (or the nearest earlier one) */
+    struct kd_pos checkpoints_pos, follow_pos;
     /* positions of the reference-carrying keys, for shape and reference errors */
     struct kd_pos model_pos, data_pos, gold_pos, teacher_pos, validation_pos;
 };
@@ -235,6 +271,13 @@ void kd_pipeline_release(struct kd_pipeline *p);
 const struct kd_pipe_model *kd_pipeline_model(const struct kd_pipeline *p, const char *name);
 const struct kd_pipe_teacher *kd_pipeline_teacher(const struct kd_pipeline *p, const char *name);
 const char *kd_stage_kind_name(enum kd_stage_kind kind);
+/* The last train stage before stage `before` that trains `model` with
+ * `checkpoints:`, or NULL: where a teacher's checkpoints come from. */
+const struct kd_pipe_stage *kd_pipeline_checkpoints_of(const struct kd_pipeline *p, size_t before, const char *model);
+/* The saved checkpoint epoch (1-based) a follower at epoch e (1-based) uses:
+ * the checkpoint of epoch e, or the nearest earlier one, or (before the first)
+ * the first. A train stage of E epochs saves every N epochs and at epoch E. */
+size_t kd_pipeline_checkpoint_epoch(const struct kd_pipe_stage *train, size_t e);
 
 /* ------------------------------------------------------------- the runner */
 

@@ -144,6 +144,7 @@ struct kd_vocab {
  * item of 'hidden'"). 1 when valid (*out set), -1 when not (reported). */
 int kd_val_int(struct kd_pctx *c, const struct kd_ynode *v, const char *label, long long lo, long long hi,
                long long *out);
+int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out);
 int kd_val_str(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char **out);
 int kd_val_enum(struct kd_pctx *c, const struct kd_ynode *v, const char *label, const char *const *names, size_t n,
                 int *out);
@@ -262,5 +263,13 @@ void kd_config_stages(struct kd_cfg *v);
 /* The active-distillation keys of a distill stage's map (select, reweight;
  * pipelines/config_active.c); dir resolves relative paths. */
 void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir);
+/* The keys of a diagnose stage beyond model and data (n, seed, eps, centre,
+ * method, at, targets; pipelines/config_diagnose.c). */
+extern const char *const KD_DIAGNOSE_KEYS[];
+extern const size_t KD_N_DIAGNOSE_KEYS;
+/* train: `checkpoints: {every: N}`; distill: `follow: checkpoints`. */
+void kd_config_checkpoints(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
+void kd_config_diagnose(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *key,
+                        const struct kd_ynode *map);
 
 #endif

@@ -73,6 +73,8 @@ static kd_status run_stage(struct runner *r, const struct kd_pipe_stage *s, int6
         return kd_run_stage_evaluate(r, s, sid, err);
     case KD_STAGE_EXPORT:
         return kd_run_stage_export(r, s, sid, err);
+    case KD_STAGE_DIAGNOSE:
+        return kd_run_stage_diagnose(r, s, sid, err);
     }
     return kd_error_set(err, KD_ERR_UNSUPPORTED, "stage '%s' has an unknown kind", s->name);
 }

@@ -96,6 +96,14 @@ kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name
 /* Saves a trained model where later stages (and --resume) find it. */
 kd_status kd_run_save_model(struct runner *r, const char *name, struct kd_mlp *net, struct kd_error *err);
 void kd_run_model_path(struct runner *r, const char *model, char *buf, size_t n);
+/* output/checkpoints/<model>/epoch-<e>.safetensors (e 1-based; pipelines/stage_train.c). */
+void kd_run_checkpoint_path(struct runner *r, const char *model, size_t e, char *buf, size_t n);
+/* The logits (N, C) of teacher checkpoint `epoch` of `model` for all of d,
+ * through the store: the checkpoint is a model teacher of its own, named
+ * "<teacher>@epoch-<e>" and keyed by its fingerprint. out is initialised here. */
+kd_status kd_run_checkpoint_answers(struct runner *r, const struct kd_pipe_stage *s, const char *teacher,
+                                    const char *model, size_t epoch, struct kd_run_data *d, struct kd_tensor *out,
+                                    struct kd_error *err);
 kd_status kd_run_add_artefact(struct runner *r, const char *path, const char *format, struct kd_error *err);
 
 /* The per-epoch callback of training stages: logs and records train_loss. */
@@ -129,5 +137,8 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
 kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_evaluate(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* diagnose (pipelines/stage_diagnose.c): the stage, and its dry-run plan lines. */
+kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 
 #endif

@@ -357,6 +357,11 @@ void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
             plan_active(r, s);
             break;
         }
+        if (s->follow) {
+            kd_run_plan_line(r, "    following the checkpoints of teacher '%s': each asked about the examples once",
+                             s->teacher);
+            break;
+        }
         if (d)
             kd_run_plan_queries(r, s, s->teacher, d);
         if (g)
@@ -372,5 +377,40 @@ void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
         kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
                   s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
         break;
+    case KD_STAGE_DIAGNOSE:
+        kd_run_plan_diagnose(r, i, s);
+        break;
     }
+}
+
+/* ------------------------------------------------------ teacher checkpoints */
+
+kd_status kd_run_checkpoint_answers(struct runner *r, const struct kd_pipe_stage *s, const char *teacher,
+                                    const char *model, size_t epoch, struct kd_run_data *d, struct kd_tensor *out,
+                                    struct kd_error *err)
+{
+    const struct run_teacher *rt = kd_run_find_teacher(r, teacher);
+    if (!rt)
+        return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': unknown teacher '%s'", s->name, teacher);
+    char path[1024], name[KD_PIPE_NAME_MAX + 32];
+    kd_run_checkpoint_path(r, model, epoch, path, sizeof path);
+    snprintf(name, sizeof name, "%s@epoch-%zu", teacher, epoch);
+    struct kd_pipe_teacher def = *rt->def;
+    snprintf(def.name, sizeof def.name, "%.*s", (int)sizeof def.name - 1, name);
+    struct run_teacher t = {&def, NULL, NULL};
+    kd_status st = kd_mlp_load(path, &t.loaded, err);
+    if (st)
+        return kd_error_prefix(err, "stage '%s': teacher checkpoint", s->name);
+    struct kd_teacher_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.name = def.name;
+    spec.kind = KD_TEACHER_MODEL;
+    spec.net = t.loaded;
+    if ((st = kd_teacher_open(&spec, r->store, kd_dataset_d(&d->ds), &t.t, err)))
+        kd_error_prefix(err, "stage '%s'", s->name);
+    else
+        st = kd_run_teacher_answers(r, s, &t, d, out, err);
+    kd_teacher_close(t.t);
+    kd_mlp_free(t.loaded);
+    return st;
 }

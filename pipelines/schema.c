@@ -414,3 +414,8 @@ const struct kd_ynode *kd_as_map(struct kd_pctx *c, const struct kd_ynode *node,
     }
     return NULL;
 }
+
+int kd_val_num(struct kd_pctx *c, const struct kd_ynode *v, const char *label, struct kd_range range, double *out)
+{
+    return val_num(c, v, label, range, out);
+}

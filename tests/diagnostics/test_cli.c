@@ -88,6 +88,15 @@ Test(diagnostics, kd_diagnose_prints_a_table_for_gold_and_teacher_targets, .time
     cr_assert_eq(run(cmd, out, sizeof out), 1);
     cr_assert(strstr(out, "kd: conjugate gradients need eps > 0"), "%s", out);
 
+    /* --store: the figures as a run 'kd diagnose' */
+    snprintf(cmd, sizeof cmd, "%s diagnose %s --data %s --labels %s --eps 0.01 --store %s/kd.db", kd, s, x, y, dir);
+    cr_assert_eq(run(cmd, out, sizeof out), 0, "%s\n%s", cmd, out);
+    snprintf(cmd, sizeof cmd,
+             "%s store sql %s/kd.db \"SELECT r.name, m.name FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.name "
+             "IN ('complexity/gold', 'diagnose/n')\"", kd, dir);
+    cr_assert_eq(run(cmd, out, sizeof out), 0, "%s\n%s", cmd, out);
+    cr_assert(strstr(out, "complexity/gold") && strstr(out, "diagnose/n") && strstr(out, "kd diagnose"), "%s", out);
+
     kd_mlp_free(ms);
     kd_mlp_free(mt);
     kd_dataset_release(&ds);

@@ -9,7 +9,7 @@ Test(pipelines, unknown_key_suggests_a_close_one_or_lists_the_allowed_keys)
                 "tests/pipelines/fixtures/unknown-key.yaml:11:7: unknown key 'epoch' in a train stage, did you mean "
                 "'epochs'?",
                 "tests/pipelines/fixtures/unknown-key.yaml:12:7: unknown key 'colour' in a train stage (allowed: name, "
-                "model, data, epochs, batch, optimizer, schedule)",
+                "model, data, epochs, batch, optimizer, schedule, checkpoints)",
                 "tests/pipelines/fixtures/unknown-key.yaml:13:7: unknown key 'Batch' in a train stage, did you mean "
                 "'batch'?");
 }
@@ -215,7 +215,7 @@ Test(pipelines, stage_is_a_one_key_mapping_of_a_known_kind)
 {
     EXPECT_LOAD(FIXTURE("stage-shape.yaml"),
                 "tests/pipelines/fixtures/stage-shape.yaml:6:5: a stage has one key, its kind (train, label, distill, "
-                "evaluate or export), but this one has 3: train, model, data (are the stage's keys indented under "
+                "evaluate, export or diagnose), but this one has 3: train, model, data (are the stage's keys indented under "
                 "its kind?)",
                 "tests/pipelines/fixtures/stage-shape.yaml:9:5: unknown stage kind 'distil', did you mean 'distill'?",
                 "tests/pipelines/fixtures/stage-shape.yaml:10:5: a stage must be a mapping with one key, its kind (as "
@@ -229,7 +229,7 @@ Test(pipelines, stage_is_a_one_key_mapping_of_a_known_kind)
 Test(pipelines, unknown_stage_kind_lists_the_kinds)
 {
     EXPECT_PARSE(MINI "stages:\n  - select: {budget: 10}\n",
-                 "t.yaml:6:5: unknown stage kind 'select' (allowed: train, label, distill, evaluate, export)");
+                 "t.yaml:6:5: unknown stage kind 'select' (allowed: train, label, distill, evaluate, export, diagnose)");
 }
 
 Test(pipelines, optimizer_and_schedule_keys_belong_to_their_kind)
@@ -281,14 +281,14 @@ Test(pipelines, long_values_are_shortened_in_messages)
 Test(pipelines, stage_with_several_kinds_gets_no_indentation_hint)
 {
     EXPECT_PARSE(MINI "stages:\n  - {train: {model: m, data: d}, export: {model: m}}\n",
-                 "t.yaml:6:5: a stage has one key, its kind (train, label, distill, evaluate or export), but this one "
+                 "t.yaml:6:5: a stage has one key, its kind (train, label, distill, evaluate, export or diagnose), but this one "
                  "has 2: train, export");
 }
 
 Test(pipelines, empty_stage_is_named_empty)
 {
     EXPECT_PARSE(MINI "stages:\n  - {}\n",
-                 "t.yaml:6:5: a stage has one key, its kind (train, label, distill, evaluate or export), but this one "
+                 "t.yaml:6:5: a stage has one key, its kind (train, label, distill, evaluate, export or diagnose), but this one "
                  "is empty");
 }
 
