@@ -249,6 +249,12 @@ done:
 
 int kd_cmd_eval(int argc, char **argv)
 {
+    /* A dual encoder (by its metadata) or --beir: retrieval metrics instead. */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--beir") || !strncmp(argv[i], "--beir=", 7) ||
+            (argv[i][0] != '-' && strcmp(argv[i - 1], "--data") && strcmp(argv[i - 1], "--labels") &&
+             strcmp(argv[i - 1], "--scale") && kd_cli_is_dual_model(argv[i])))
+            return kd_cmd_eval_retrieval(argc, argv);
     const char *x = NULL, *y = NULL, *scale = NULL, *args[1];
     size_t n_args;
     int confusion = 0;
