@@ -265,7 +265,7 @@ done:
 
 #define SEARCH_OPTIONS(a)                                                                                          \
     {.name = "--beir", .kind = KD_CLI_STRING, .dest = &(a).beir, .arg = "DIR",                                     \
-     .help = "a BEIR directory: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv"},                                    \
+     .help = "a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"},                                    \
     {.name = "--split", .kind = KD_CLI_STRING, .dest = &(a).split, .arg = "NAME",                                  \
      .help = "the qrels split to rank and score: train, dev or test"},                                             \
     {.name = "--k", .kind = KD_CLI_SIZE, .dest = &(a).k, .lo = 1, .hi = 100000, .arg = "N",                        \
@@ -292,7 +292,7 @@ int kd_cmd_search(int argc, char **argv)
         {0}};
     const struct kd_cli_command cmd = {
         .name = "search",
-        .synopsis = "MODEL --beir DIR [--split test] [--k 100] [--run FILE] [--tag T]\n"
+        .synopsis = "MODEL --beir DIR [--split test] [--k 100] [--run FILE]\n"
                     "       kd search MODEL --beir DIR --query TEXT [--k 10]\n"
                     "       kd search --bm25 --beir DIR [--store FILE] [...]",
         .about = "Exact search with a dual encoder (safetensors written by kd; its featuriser\n"

@@ -182,14 +182,18 @@ kd_status kd_retrieval_index(struct kd_store *st, const char *corpus, const stru
 /* BM25 top k of texts[0..n) as document indices (SIZE_MAX past the matches)
  * and scores (-INFINITY there). */
 static kd_status bm25_topk(struct kd_store *st, const char *corpus, const char *const *texts, size_t n, size_t k,
-                           size_t *ranked, float *scores, struct kd_error *err)
+                           size_t *ranked, float *scores, volatile sig_atomic_t *stop, struct kd_error *err)
 {
     int64_t *docs = malloc((n ? n : 1) * k * sizeof *docs);
     size_t *counts = malloc((n ? n : 1) * sizeof *counts);
     kd_status s = docs && counts ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-    /* in slices, so a progress of sorts and memory stay bounded */
-    for (size_t at = 0; !s && at < n; at += 4096) {
-        size_t m = n - at < 4096 ? n - at : 4096;
+    /* in slices, between which a Ctrl-C stops */
+    for (size_t at = 0; !s && at < n; at += 1024) {
+        size_t m = n - at < 1024 ? n - at : 1024;
+        if (stop && *stop) {
+            s = kd_error_set(err, KD_ERR_INTERRUPTED, "interrupted");
+            break;
+        }
         s = kd_store_corpus_search(st, corpus, texts + at, m, k, docs + at * k, scores + at * k, counts + at, err);
     }
     for (size_t i = 0; !s && i < n * k; i++) {
@@ -222,7 +226,7 @@ kd_status kd_retrieval_eval_bm25(struct kd_store *st, const char *corpus, const 
     }
     for (size_t i = 0; i < sp.n; i++)
         qt[i] = b->query_texts[sp.queries[i]];
-    if ((s = bm25_topk(st, corpus, qt, sp.n, k, ranked, scores, err)))
+    if ((s = bm25_topk(st, corpus, qt, sp.n, k, ranked, scores, NULL, err)))
         goto done;
     s = finish_ranking(b, &sp, ranked, scores, k, run_path, tag, out, err);
 done:
@@ -288,7 +292,7 @@ kd_status kd_retrieval_train_dual(struct kd_dual *m, const struct kd_text_settin
             s = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
             goto done;
         }
-        if ((s = bm25_topk(st, corpus, qt, sp.n, k, ranked, scores, err)))
+        if ((s = bm25_topk(st, corpus, qt, sp.n, k, ranked, scores, tc->stop, err)))
             goto done;
         struct kd_rng rng;
         kd_rng_seed(&rng, tc->seed ^ 0x6e656761746976ULL);
