@@ -267,18 +267,19 @@ done:
     {.name = "--beir", .kind = KD_CLI_STRING, .dest = &(a).beir, .arg = "DIR",                                     \
      .help = "a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"},                                    \
     {.name = "--split", .kind = KD_CLI_STRING, .dest = &(a).split, .arg = "NAME",                                  \
-     .help = "the qrels split to rank and score: train, dev or test"},                                             \
+     .help = "the qrels split to rank: train, dev or test"},                                             \
     {.name = "--k", .kind = KD_CLI_SIZE, .dest = &(a).k, .lo = 1, .hi = 100000, .arg = "N",                        \
      .help = "documents ranked per query", .def = "100 (10 with --query)"},                                        \
     {.name = "--run", .kind = KD_CLI_STRING, .dest = &(a).run, .arg = "FILE",                                      \
-     .help = "write the ranking as a TREC run file (qid Q0 docid rank score tag)", .def = "none"},                 \
+     .help = "write the ranking as a TREC run file, one line per\n"                                      \
+             "document: qid Q0 docid rank score tag", .def = "none"},                 \
     {.name = "--tag", .kind = KD_CLI_STRING, .dest = &(a).tag, .arg = "T",                                         \
      .help = "the run file's tag column", .def = "the model file's name, or bm25"},                                \
     {.name = "--bm25", .kind = KD_CLI_FLAG, .dest = &(a).bm25,                                                     \
      .help = "rank with BM25 (SQLite FTS5) instead of a model"},                                                   \
     {.name = "--store", .kind = KD_CLI_STRING, .dest = &(a).store, .arg = "FILE",                                  \
-     .help = "with --bm25: a label store that keeps the corpus index, so the\n"                                     \
-             "next search reuses it", .def = "a temporary store, removed afterwards"}
+     .help = "with --bm25: a label store that keeps the corpus\n"                                     \
+             "index, so the next search reuses it", .def = "a temporary store, removed afterwards"}
 
 int kd_cmd_search(int argc, char **argv)
 {
@@ -307,8 +308,8 @@ int kd_cmd_search(int argc, char **argv)
                  "for candidates; porter stemming, k1 1.2, b 0.75).\n",
         .options = opts,
         .max_args = 1,
-        .example = "kd search runs/wordnet-retrieval/dual.safetensors --beir runs/wordnet-retrieval/data/wn "
-                   "--run test.run\n"
+        .example = "kd search runs/wordnet-retrieval/dual.safetensors \\\n"
+                   "      --beir runs/wordnet-retrieval/data/wn --run test.run\n"
                    "kd search dual.safetensors --beir wn --query \"he sat on the bank of the river\"\n"
                    "kd search --bm25 --beir wn --split dev --store wn.db\n",
     };
@@ -432,13 +433,13 @@ int kd_cmd_encode(int argc, char **argv)
     size_t n_args = 0;
     const struct kd_cli_option opts[] = {
         {.name = "--texts", .kind = KD_CLI_STRING, .dest = &texts_path, .arg = "FILE",
-         .help = "JSON lines with \"text\" (on the doc side \"title\" too, read as\n"
-                 "title, space, text, as kd search reads a corpus), or one text per\n"
-                 "line; required"},
+         .help = "JSON lines with \"text\" (on the doc side \"title\" too,\n"
+                 "read as title, space, text, as kd search reads a\n"
+                 "corpus), or one text per line; required"},
         {.name = "--side", .kind = KD_CLI_STRING, .dest = &side, .arg = "SIDE",
          .help = "the tower: query or doc"},
         {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
-         .help = "the embeddings, float32 NPY of shape (texts, dim); required"},
+         .help = "the embeddings, float32 NPY (texts, dim); required"},
         {0}};
     const struct kd_cli_command cmd = {
         .name = "encode",

@@ -272,7 +272,9 @@ int kd_cmd_eval(int argc, char **argv)
         .name = "eval",
         .synopsis = "MODEL [--data FILE --labels FILE] [--scale MODE] [--confusion]",
         .about = "Evaluates a saved MLP (safetensors from kd train) on labelled data and prints\n"
-                 "loss and accuracy. Without --data it uses the Fashion-MNIST test set.\n",
+                 "loss and accuracy. Without --data it uses the Fashion-MNIST test set.\n"
+                 "A dual encoder is evaluated by retrieval instead: kd eval DUAL --beir DIR\n"
+                 "(see kd eval DUAL --help, and kd search --help).\n",
         .options = opts,
         .max_args = 1,
         .example = "kd eval mlp.safetensors --confusion\n"
