@@ -152,3 +152,27 @@ Test(pipelines, a_model_of_the_wrong_family_for_its_data_is_an_error_at_its_posi
                  "t.yaml:16:22: unknown teacher 'tt': the pipeline defines no teachers",
                  "t.yaml:16:32: dataset 'wn' is a retrieval data set: label stages take a table of features");
 }
+
+Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at_another_beir_folder)
+{
+    struct kd_pipeline p;
+    struct kd_diag d;
+    kd_diag_init(&d);
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", NULL, 0, &p, &d), KD_OK, "%s",
+                 d.n ? d.items[0].text : "");
+    cr_assert_str_eq(p.datasets[0].wordnet, KD_WORDNET_DIR);
+    cr_assert_str_eq(p.datasets[0].beir, "runs/wordnet-retrieval/data/wn");
+    cr_assert_eq(p.models[0].type, KD_MODEL_DUAL);
+    cr_assert_eq(p.n_stages, 5);
+    cr_assert_str_eq(p.stages[0].models[0], "bm25");
+    cr_assert_eq(p.stages[1].kind, KD_STAGE_TRAIN);
+    cr_assert_eq(p.stages[4].kind, KD_STAGE_EXPORT);
+    kd_pipeline_release(&p);
+    const char *sets[] = {"datasets.wn.beir=/data/beir/scifact", "seed=3"};
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", sets, 2, &p, &d), KD_OK);
+    cr_assert_str_eq(p.datasets[0].beir, "/data/beir/scifact");
+    cr_assert_eq(p.seed, 3);
+    cr_assert_eq(p.datasets[0].wordnet_seed, 1, "the query split does not follow the pipeline's seed");
+    kd_pipeline_release(&p);
+    kd_diag_release(&d);
+}
