@@ -268,7 +268,7 @@ done:
      .help = "a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"},                                    \
     {.name = "--split", .kind = KD_CLI_STRING, .dest = &(a).split, .arg = "NAME",                                  \
      .help = "the qrels split to rank: train, dev or test"},                                             \
-    {.name = "--k", .kind = KD_CLI_SIZE, .dest = &(a).k, .lo = 1, .hi = 100000, .arg = "N",                        \
+    {.name = "--k", .kind = KD_CLI_SIZE, .dest = &(a).k, .lo = 1, .hi = 10000, .arg = "N",                        \
      .help = "documents ranked per query", .def = "100 (10 with --query)"},                                        \
     {.name = "--run", .kind = KD_CLI_STRING, .dest = &(a).run, .arg = "FILE",                                      \
      .help = "write the ranking as a TREC run file, one line per\n"                                      \

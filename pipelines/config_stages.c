@@ -204,7 +204,7 @@ static void check_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const str
         } else {
             if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
                 s->split = (enum kd_beir_split)e;
-            if (kd_get_int(v->c, map, "k", 10, 100000, &x, NULL) > 0)
+            if (kd_get_int(v->c, map, "k", 10, 10000, &x, NULL) > 0)
                 s->k = (size_t)x;
             if (kd_ytree_get(map, "teacher", &k))
                 kd_at(v->c, k, "'teacher' is only for evaluating on a table of features (pair teachers come later)");
