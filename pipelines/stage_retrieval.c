@@ -276,6 +276,8 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
     const struct kd_pipe_dataset *def = dataset_def(r->p, s->data, NULL);
     const char *src = def ? def->beir : "?";
     int convert = def && def->wordnet && !has_corpus(def->beir);
+    for (size_t j = 0; j < i; j++)   /* the first stage that reads it converts it */
+        convert &= strcmp(r->p->stages[j].data, s->data) != 0;
     switch (s->kind) {
     case KD_STAGE_TRAIN: {
         const struct kd_pipe_model *m = kd_pipeline_model(r->p, s->model);

@@ -208,8 +208,8 @@ Test(run_retrieval, a_dry_run_plans_each_retrieval_stage_in_one_line)
              dir);
     cr_assert_str_eq(s->lines[0], want);
     snprintf(want, sizeof want,
-             " 2. test: rank 'wn' (test split of %s/out/data/wn, converted from WordNet first) with bm25, de: top 10, "
-             "nDCG@10, MRR@10, Recall@10, Recall@100, run files in %s/out/runs",
+             " 2. test: rank 'wn' (test split of %s/out/data/wn) with bm25, de: top 10, nDCG@10, MRR@10, Recall@10, "
+             "Recall@100, run files in %s/out/runs",
              dir, dir);
     cr_assert_str_eq(s->lines[1], want);
     cr_assert_str_eq(s->lines[2], " 3. out: export dual encoder 'de' as safetensors (featuriser settings in its metadata)");
