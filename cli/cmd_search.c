@@ -358,6 +358,10 @@ static kd_status read_texts(const char *path, int doc_side, char ***out, size_t 
         return st;
     size_t cap = 16, n = 0;
     char **texts = malloc(cap * sizeof *texts);
+    if (!texts) {
+        free(data);
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    }
     const char *p = data, *end = data + len;
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
@@ -407,7 +411,12 @@ static kd_status read_texts(const char *path, int doc_side, char ***out, size_t 
                 break;   /* no text after the last line break */
             text = strndup(p, l);
         }
-        if (!text || (n == cap && !(texts = realloc(texts, (cap *= 2) * sizeof *texts)))) {
+        char **grown = n < cap ? texts : realloc(texts, 2 * cap * sizeof *texts);
+        if (grown && n == cap)
+            cap *= 2;
+        if (grown)
+            texts = grown;
+        if (!text || !grown) {
             free(text);
             st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
             break;
