@@ -183,6 +183,7 @@ int kd_cmd_run(int argc, char **argv)
     o.n_sets = sets.n;
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
+    rc = 0;   /* not kd_cli_parse's KD_CLI_GO (-1), which would exit with 255 */
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     kd_status st = s ? kd_pipeline_run(&p, &o, s, &err) : kd_error_set(&err, KD_ERR_NOMEM, "out of memory");

@@ -303,3 +303,30 @@ Test(cli_retrieval, encode_writes_one_row_per_text_and_the_numpy_scripts_reprodu
     cr_assert_eq(kd_dataset_n(&ds), 4, "the blank line is skipped");
     kd_dataset_release(&ds);
 }
+
+Test(cli_retrieval, kd_run_of_a_retrieval_pipeline_exits_0_and_prints_the_metrics_table)
+{
+    kd_bin();
+    char path[128], text[1024], *out;
+    path_in(path, sizeof path, "p.yaml");
+    const char *root = getenv("KD_ROOT") ? getenv("KD_ROOT") : ".";
+    snprintf(text, sizeof text,
+             "output: %s/out\n"
+             "datasets:\n  mini: {beir: %s/" MINI "}\n"
+             "models:\n  de: {type: dual, buckets: 10, dim: 8, featurizer: {words: 1, chars: 3-3}}\n"
+             "stages:\n"
+             "  - train: {model: de, data: mini, epochs: 2, batch: 2, negatives: 1}\n"
+             "  - evaluate: {models: [bm25, de], data: mini, split: dev, k: 10}\n",
+             dir, root);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    int st = kd(&out, "run", "--quiet", path, NULL);
+    cr_assert_eq(st, 0, "status %d: %s", st, out);
+    cr_assert(strstr(out, "stage          model          data            queries  nDCG@10   MRR@10 Recall@10 "
+                          "Recall@100\n"), "%s", out);
+    cr_assert(strstr(out, "evaluate-1     bm25           mini/dev              1   "), "%s", out);
+    cr_assert(strstr(out, "evaluate-1     de             mini/dev              1   "), "%s", out);
+    free(out);
+}
