@@ -93,11 +93,26 @@ static void print_summary(const struct kd_pipeline *p, const struct kd_run_summa
     if (s->stages_skipped)
         printf(", %zu skipped (done before)", s->stages_skipped);
     printf(" in %.1f s\n", s->seconds);
-    if (s->n_rows) {
+    size_t n_retrieval = 0;
+    for (size_t i = 0; i < s->n_rows; i++)
+        n_retrieval += s->rows[i].retrieval;
+    if (n_retrieval) {
+        printf("\n%-14s %-14s %-14s %8s %8s %8s %9s %10s\n", "stage", "model", "data", "queries", "nDCG@10",
+               "MRR@10", "Recall@10", "Recall@100");
+        for (size_t i = 0; i < s->n_rows; i++) {
+            const struct kd_run_eval_row *r = &s->rows[i];
+            if (r->retrieval)
+                printf("%-14s %-14s %-14s %8zu %8.4f %8.4f %9.4f %10.4f\n", r->stage, r->model, r->data, r->n,
+                       r->rank[0], r->rank[1], r->rank[2], r->rank[3]);
+        }
+    }
+    if (s->n_rows > n_retrieval) {
         printf("\n%-14s %-14s %-10s %8s %9s %8s %10s\n", "stage", "model", "data", "examples", "accuracy", "loss",
                "agreement");
         for (size_t i = 0; i < s->n_rows; i++) {
             const struct kd_run_eval_row *r = &s->rows[i];
+            if (r->retrieval)
+                continue;
             char agree[32] = "-";
             if (!isnan(r->agreement))
                 snprintf(agree, sizeof agree, "%.4f", r->agreement);
@@ -168,6 +183,7 @@ int kd_cmd_run(int argc, char **argv)
     o.n_sets = sets.n;
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
+    rc = 0;   /* not kd_cli_parse's KD_CLI_GO (-1), which would exit with 255 */
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     kd_status st = s ? kd_pipeline_run(&p, &o, s, &err) : kd_error_set(&err, KD_ERR_NOMEM, "out of memory");

@@ -249,6 +249,12 @@ done:
 
 int kd_cmd_eval(int argc, char **argv)
 {
+    /* A dual encoder (by its metadata) or --beir: retrieval metrics instead. */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--beir") || !strncmp(argv[i], "--beir=", 7) ||
+            (argv[i][0] != '-' && strcmp(argv[i - 1], "--data") && strcmp(argv[i - 1], "--labels") &&
+             strcmp(argv[i - 1], "--scale") && kd_cli_is_dual_model(argv[i])))
+            return kd_cmd_eval_retrieval(argc, argv);
     const char *x = NULL, *y = NULL, *scale = NULL, *args[1];
     size_t n_args;
     int confusion = 0;
@@ -266,7 +272,9 @@ int kd_cmd_eval(int argc, char **argv)
         .name = "eval",
         .synopsis = "MODEL [--data FILE --labels FILE] [--scale MODE] [--confusion]",
         .about = "Evaluates a saved MLP (safetensors from kd train) on labelled data and prints\n"
-                 "loss and accuracy. Without --data it uses the Fashion-MNIST test set.\n",
+                 "loss and accuracy. Without --data it uses the Fashion-MNIST test set.\n"
+                 "A dual encoder is evaluated by retrieval instead: kd eval DUAL --beir DIR\n"
+                 "(see kd eval DUAL --help, and kd search --help).\n",
         .options = opts,
         .max_args = 1,
         .example = "kd eval mlp.safetensors --confusion\n"

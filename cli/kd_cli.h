@@ -124,5 +124,11 @@ int kd_cmd_eval(int argc, char **argv);    /* cli/cmd_train.c */
 int kd_cmd_store(int argc, char **argv);   /* cli/cmd_store.c */
 int kd_cmd_export(int argc, char **argv);  /* cli/cmd_export.c */
 int kd_cmd_convert(int argc, char **argv); /* cli/cmd_convert.c */
+int kd_cmd_search(int argc, char **argv);  /* cli/cmd_search.c */
+int kd_cmd_encode(int argc, char **argv);  /* cli/cmd_search.c */
+/* kd eval of a dual encoder (--beir DIR): retrieval metrics (cli/cmd_search.c). */
+int kd_cmd_eval_retrieval(int argc, char **argv);
+/* 1 when path is a safetensors file whose metadata says kd_format dual_encoder. */
+int kd_cli_is_dual_model(const char *path);
 
 #endif

@@ -15,7 +15,8 @@ static const char usage[] =
     "  run        run a distillation pipeline (YAML): kd run pipeline.yaml\n"
     "  validate   check a pipeline without running it\n"
     "  train      train an MLP classifier on labelled data (IDX, CSV or NPY)\n"
-    "  eval       evaluate a saved MLP on labelled data: accuracy, confusion matrix\n"
+    "  eval       evaluate a saved MLP on labelled data (accuracy, confusion\n"
+    "             matrix), or a dual encoder on a BEIR directory (--beir)\n"
     "  predict    a saved MLP's predictions (class, probabilities, logits)\n"
     "  export     write a saved MLP as dependency-free C source, safetensors or\n"
     "             ONNX; a dual-encoder tower as ONNX\n"
@@ -23,6 +24,9 @@ static const char usage[] =
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
     "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
+    "  search     rank a BEIR corpus with a dual encoder or BM25: metrics, run\n"
+    "             file, or one query's top documents\n"
+    "  encode     embed texts with a dual encoder into an NPY file\n"
     "  version    print kd's version\n"
     "\n"
     "`kd <command> --help` describes each command.\n"
@@ -61,6 +65,10 @@ int main(int argc, char **argv)
         return kd_cmd_store(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert"))
         return kd_cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search"))
+        return kd_cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "encode"))
+        return kd_cmd_encode(argc - 1, argv + 1);
     fprintf(stderr, "kd: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

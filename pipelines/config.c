@@ -118,6 +118,8 @@ void kd_pipeline_release(struct kd_pipeline *p)
         free(p->datasets[i].features);
         free(p->datasets[i].labels);
         free(p->datasets[i].label_column);
+        free(p->datasets[i].beir);
+        free(p->datasets[i].wordnet);
     }
     free(p->datasets);
     free(p->splits);

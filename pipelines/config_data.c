@@ -10,7 +10,10 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const DATASET_KEYS[] = {"features", "labels", "label_column", "scale", "limit"};
+static const char *const DATASET_KEYS[] = {"features", "labels", "label_column", "scale", "limit",
+                                           "beir",     "wordnet", "seed"};
+/* The keys of a table of features, which a retrieval data set does not take. */
+static const char *const TABLE_KEYS[] = {"labels", "label_column", "scale", "limit"};
 static const char *const SCALES[] = {"none", "pixels", "standard"};     /* enum kd_scale_mode order */
 static const char *const SPLIT_KEYS[] = {"from", "seed", "parts"};
 
@@ -23,9 +26,43 @@ static void check_dataset(struct kd_cfg *v, struct kd_pipe_dataset *ds, const st
     snprintf(where, sizeof where, "in dataset '%s'", ds->name);
     snprintf(what, sizeof what, "dataset '%s'", ds->name);
     const struct kd_ynode *map = kd_as_map(v->c, node, what), *vn;
+    long long x0;
     if (!map)
         return;
     kd_check_keys(v->c, map, DATASET_KEYS, N(DATASET_KEYS), where);
+    struct kd_ynode *fk = NULL, *bk = NULL, *wk = NULL, *k;
+    kd_ytree_get(map, "features", &fk);
+    kd_ytree_get(map, "beir", &bk);
+    kd_ytree_get(map, "wordnet", &wk);
+    if (bk || wk) {
+        /* a retrieval data set: a BEIR folder, made from WordNet when missing */
+        if (fk)
+            kd_at(v->c, fk, "dataset '%s' is a retrieval data set ('%s'): it takes no 'features'", ds->name,
+                  bk ? "beir" : "wordnet");
+        for (size_t i = 0; i < N(TABLE_KEYS); i++)
+            if (kd_ytree_get(map, TABLE_KEYS[i], &k))
+                kd_at(v->c, k, "'%s' is only for datasets of features, not for the retrieval data set '%s'",
+                      TABLE_KEYS[i], ds->name);
+        ds->wordnet_seed = 1;
+        const char *s;
+        if (wk && kd_get_str(v->c, map, "wordnet", &s, NULL) > 0)
+            ds->wordnet = strcmp(s, "default") == 0 ? kd_cfg_strdup(v, KD_WORDNET_DIR)
+                                                    : kd_cfg_join_path(v, v->p->dir, s);
+        if (kd_ytree_get(map, "seed", &k) && !wk)
+            kd_at(v->c, k, "'seed' is only for a dataset converted from 'wordnet'");
+        else if (kd_get_int(v->c, map, "seed", 0, LLONG_MAX, &x0, NULL) > 0)
+            ds->wordnet_seed = (uint64_t)x0;
+        if (bk) {
+            kd_cfg_get_path(v, map, "beir", v->p->dir, &ds->beir);
+        } else if (v->p->output) {
+            char sub[KD_PIPE_NAME_MAX + 8];
+            snprintf(sub, sizeof sub, "data/%s", ds->name);
+            ds->beir = kd_cfg_join_path(v, v->p->output, sub);
+        }
+        return;
+    }
+    if (kd_ytree_get(map, "seed", &k))
+        kd_at(v->c, k, "'seed' is only for a dataset converted from 'wordnet'");
     if (kd_require(v->c, map, "features", key, where))
         kd_cfg_get_path(v, map, "features", v->p->dir, &ds->features);
     kd_cfg_get_path(v, map, "labels", v->p->dir, &ds->labels);
@@ -171,8 +208,12 @@ void kd_config_splits(struct kd_cfg *v)
             continue;
         const char *where = "in a split";
         kd_check_keys(v->c, map, SPLIT_KEYS, N(SPLIT_KEYS), where);
-        if (kd_require(v->c, map, "from", map == &kd_empty_map ? item : map, where))
-            kd_cfg_get_ref(v, map, "from", KD_REF_DATASET, i, sp->from, &vn);
+        size_t di;
+        if (kd_require(v->c, map, "from", map == &kd_empty_map ? item : map, where) &&
+            kd_cfg_get_ref(v, map, "from", KD_REF_DATASET, i, sp->from, &vn) > 0 &&
+            kd_names_find(&v->datasets, sp->from, &di) && kd_pipe_dataset_is_retrieval(&p->datasets[di]))
+            kd_at(v->c, vn, "dataset '%s' is a retrieval data set: it has its own splits (train, dev, test), which "
+                  "stages name with 'split'", sp->from);
         long long x;
         if (kd_get_int(v->c, map, "seed", 0, LLONG_MAX, &x, NULL) > 0) {
             sp->seed = (uint64_t)x;

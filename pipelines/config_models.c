@@ -6,14 +6,22 @@
  * teacher kinds by store/ (enum kd_teacher_kind). */
 #include "pipelines/pipeline_impl.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const MODEL_KEYS[] = {"type", "hidden", "activation", "dropout", "init", "inputs", "classes"};
-static const char *const MODEL_TYPES[] = {"mlp"};
+static const char *const MODEL_KEYS[] = {"type",    "hidden", "activation", "dropout",   "init",
+                                         "inputs",  "classes", "buckets",   "dim",       "shared",
+                                         "normalise", "score", "temperature", "featurizer"};
+static const char *const MODEL_TYPES[] = {"mlp", "dual"};   /* enum kd_pipe_model_type order */
+/* Keys for one type only (besides type, hidden and activation, which both take). */
+static const char *const MLP_ONLY[] = {"dropout", "init", "inputs", "classes"};
+static const char *const DUAL_ONLY[] = {"buckets", "dim", "shared", "normalise", "score", "temperature", "featurizer"};
+static const char *const FEATURIZER_KEYS[] = {"words", "chars", "seed"};
+static const char *const SCORES[] = {"dot", "cosine"};      /* enum kd_dual_score order */
 static const char *const TEACHER_KEYS[] = {"kind", "model", "weights", "command", "batch", "timeout", "table"};
 /* Which teacher keys belong to which kind (besides `kind`). */
 static const char *const TEACHER_KIND_OF_KEY[][2] = {
@@ -83,6 +91,106 @@ static void check_params(struct kd_cfg *v, const struct kd_pipe_model *m, const 
               "smaller", m->name, m->inputs && m->classes ? "" : "at least ", n, KD_PIPE_MAX_PARAMS);
 }
 
+/* A YAML boolean (true/false): 1 set, 0 absent, -1 reported. */
+static int get_bool(struct kd_cfg *v, const struct kd_ynode *map, const char *key, int *out)
+{
+    const struct kd_ynode *vn = kd_ytree_get(map, key, NULL);
+    if (!vn)
+        return 0;
+    if (vn->kind == KD_Y_SCALAR && vn->type == KD_YT_BOOL) {
+        *out = vn->text[0] == 't' || vn->text[0] == 'T';
+        return 1;
+    }
+    if (vn->kind != KD_Y_BAD) {
+        char got[96];
+        kd_describe(vn, got, sizeof got);
+        kd_at(v->c, vn, "'%s' must be true or false, got %s", key, got);
+    }
+    return -1;
+}
+
+/* featurizer: {words: N, chars: MIN-MAX | N | 0, seed: S} */
+static void check_featurizer(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *node)
+{
+    const struct kd_ynode *map = kd_as_map(v->c, node, "'featurizer'"), *vn;
+    if (!map)
+        return;
+    kd_check_keys(v->c, map, FEATURIZER_KEYS, N(FEATURIZER_KEYS), "in 'featurizer'");
+    long long x;
+    if (kd_get_int(v->c, map, "words", 0, 8, &x, NULL) > 0)
+        m->text.word_ngrams = (unsigned)x;
+    if (kd_get_int(v->c, map, "seed", 0, LLONG_MAX, &x, NULL) > 0)
+        m->text.seed = (uint64_t)x;
+    if ((vn = kd_ytree_get(map, "chars", NULL))) {
+        unsigned lo = 0, hi = 0;
+        int ok = 0;
+        if (vn->kind == KD_Y_SCALAR && vn->type == KD_YT_INT) {
+            ok = kd_val_int(v->c, vn, "'chars'", 0, 16, &x) > 0;
+            lo = hi = (unsigned)x;
+            if (!ok)
+                return;
+        } else if (vn->kind == KD_Y_SCALAR && vn->type == KD_YT_STR) {
+            char tail;
+            ok = sscanf(vn->text, "%u-%u%c", &lo, &hi, &tail) == 2 && lo >= 1 && lo <= hi && hi <= 16;
+        }
+        if (!ok && vn->kind != KD_Y_BAD) {
+            char got[96];
+            kd_describe(vn, got, sizeof got);
+            kd_at(v->c, vn, "'chars' must be MIN-MAX character n-gram lengths with 1 <= MIN <= MAX <= 16 "
+                  "(e.g. 3-5), one length, or 0 (none), got %s", got);
+            return;
+        }
+        m->text.char_min = lo;
+        m->text.char_max = hi;
+    }
+    if (m->text.word_ngrams == 0 && m->text.char_max == 0)
+        kd_at(v->c, map == &kd_empty_map ? node : map, "the featurizer has no features: 'words' and 'chars' are both 0");
+}
+
+/* The keys of a dual encoder (type dual). */
+static void check_dual(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *key,
+                       const struct kd_ynode *map)
+{
+    long long x;
+    double d;
+    int b, e;
+    kd_dual_config_init(&m->dual);
+    kd_text_settings_init(&m->text);
+    if (kd_get_int(v->c, map, "buckets", 1, 31, &x, NULL) > 0)
+        m->text.log2_buckets = (unsigned)x;
+    m->dual.buckets = 1u << m->text.log2_buckets;
+    if (kd_get_int(v->c, map, "dim", 1, KD_CFG_MAX_WIDTH, &x, NULL) > 0)
+        m->dual.E = (size_t)x;
+    if (get_bool(v, map, "shared", &b) > 0)
+        m->dual.shared = b;
+    if (get_bool(v, map, "normalise", &b) > 0)
+        m->dual.normalize = b;
+    const struct kd_ynode *sv = NULL, *vn;
+    if (kd_get_enum(v->c, map, "score", SCORES, N(SCORES), &e, &sv) > 0)
+        m->dual.score = (enum kd_dual_score)e;
+    if (kd_get_num(v->c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
+        m->dual.temperature = (float)d;
+    struct kd_ynode *tk;
+    if (m->dual.score != KD_SCORE_COSINE && kd_ytree_get(map, "temperature", &tk))
+        kd_at(v->c, tk, "'temperature' is only for score cosine (a dot score has none)");
+    if ((vn = kd_ytree_get(map, "featurizer", NULL)))
+        check_featurizer(v, m, vn);
+    if (m->n_hidden > KD_DUAL_MAX_LAYERS) {
+        kd_at(v->c, key, "a dual encoder has at most %d dense layers per tower, model '%s' has %zu",
+              KD_DUAL_MAX_LAYERS, m->name, m->n_hidden);
+        return;
+    }
+    m->dual.n_layers = m->n_hidden;
+    for (size_t i = 0; i < m->n_hidden; i++)
+        m->dual.hidden[i] = m->hidden[i];
+    m->dual.act = m->act;
+    /* tables dominate: buckets x dim per tower */
+    unsigned long long n = (unsigned long long)m->dual.buckets * m->dual.E * (m->dual.shared ? 1 : 2);
+    if (n > KD_PIPE_MAX_PARAMS)
+        kd_at(v->c, key, "model '%s' has at least %llu parameters, more than kd's limit of %llu (2^31); make "
+              "'buckets' or 'dim' smaller", m->name, n, KD_PIPE_MAX_PARAMS);
+}
+
 static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *key,
                         const struct kd_ynode *node)
 {
@@ -94,7 +202,19 @@ static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct 
         return;
     kd_check_keys(v->c, map, MODEL_KEYS, N(MODEL_KEYS), where);
     int e, sizes_ok = 1;
-    kd_get_enum(v->c, map, "type", MODEL_TYPES, N(MODEL_TYPES), &e, NULL);
+    struct kd_ynode *k;
+    if (kd_get_enum(v->c, map, "type", MODEL_TYPES, N(MODEL_TYPES), &e, NULL) > 0) {
+        m->type = (enum kd_pipe_model_type)e;
+        kd_ytree_get(map, "type", &k);
+        m->type_pos = kd_pos_of(k);
+    }
+    const char *const *other = m->type == KD_MODEL_DUAL ? MLP_ONLY : DUAL_ONLY;
+    size_t n_other = m->type == KD_MODEL_DUAL ? N(MLP_ONLY) : N(DUAL_ONLY);
+    for (size_t i = 0; i < n_other; i++)
+        if (kd_ytree_get(map, other[i], &k))
+            kd_at(v->c, k, "'%s' is only for models of type %s", other[i], m->type == KD_MODEL_DUAL ? "mlp" : "dual");
+    if (m->type == KD_MODEL_DUAL)
+        m->n_hidden = 0;   /* a dual encoder has no dense layers unless told */
     if ((vn = kd_ytree_get(map, "hidden", NULL)) && (vn = kd_as_list(v->c, vn, "'hidden'"))) {
         if (kd_list_len(vn) > KD_PIPE_MAX_HIDDEN) {
             kd_at(v->c, vn, "'hidden' has at most %d layers, got %zu", KD_PIPE_MAX_HIDDEN, vn->n);
@@ -117,8 +237,12 @@ static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct 
         m->dropout = (float)d;
     if (kd_get_vocab(v->c, map, "init", &INITS, &e, NULL) > 0)
         m->init = (enum kd_init)e;
+    if (m->type == KD_MODEL_DUAL) {
+        if (sizes_ok)
+            check_dual(v, m, key, map);
+        return;
+    }
     long long x;
-    struct kd_ynode *k;
     if (kd_get_int(v->c, map, "inputs", 1, KD_CFG_MAX_WIDTH, &x, NULL) > 0) {
         m->inputs = (size_t)x;
         kd_ytree_get(map, "inputs", &k);
@@ -153,6 +277,9 @@ void kd_config_models(struct kd_cfg *v)
         m->act = KD_ACT_RELU;
         m->init = KD_INIT_HE;
         kd_check_name(v->c, node->keys[i], "model name");
+        if (strcmp(m->name, KD_PIPE_BM25) == 0)
+            kd_at(v->c, node->keys[i], "model name '%s' is reserved: evaluate stages use it for the BM25 baseline",
+                  KD_PIPE_BM25);
         if (kd_names_add(&v->models, m->name, i) < 0)
             v->c->nomem = 1;
         check_model(v, m, node->keys[i], node->vals[i]);

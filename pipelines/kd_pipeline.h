@@ -22,6 +22,7 @@
 #include <signal.h>
 
 #include "core/kd_core.h"
+#include "data/kd_data.h"
 #include "losses/kd_losses.h"
 #include "sampling/kd_sampling.h"
 #include "store/kd_store.h"
@@ -75,7 +76,18 @@ struct kd_pipe_dataset {
     char *label_column;      /* CSV label column (name or index text) or NULL */
     enum kd_scale_mode scale;
     size_t limit;            /* first N rows only; 0 = all */
+    /* A retrieval data set (features is then NULL): `beir: DIR`, and/or
+     * `wordnet: DIR | default` with `seed`, which converts WordNet into
+     * the BEIR folder (default OUTPUT/data/NAME) when it has no corpus. */
+    char *beir;              /* resolved against the pipeline's folder, or NULL */
+    char *wordnet;           /* WordNet's dict folder, or NULL */
+    uint64_t wordnet_seed;   /* the converter's query split (default 1) */
 };
+/* A `datasets:` entry that is a BEIR data set (or becomes one). */
+static inline int kd_pipe_dataset_is_retrieval(const struct kd_pipe_dataset *d)
+{
+    return d && (d->beir || d->wordnet);
+}
 
 /* splits: - {from, seed, parts: {NAME: count | fraction | rest}} */
 struct kd_pipe_split {
@@ -89,10 +101,18 @@ struct kd_pipe_split {
     struct kd_pos part_pos[KD_PIPE_MAX_PARTS];
 };
 
-/* models: NAME: {type: mlp, hidden: [..], activation, dropout, init, inputs, classes} */
+enum kd_pipe_model_type { KD_MODEL_MLP = 0, KD_MODEL_DUAL };
+
+/* models: NAME: {type: mlp, hidden: [..], activation, dropout, init, inputs, classes}
+ *             | {type: dual, buckets, dim, hidden, activation, shared, normalise, score,
+ *                temperature, featurizer: {words, chars, seed}} */
 struct kd_pipe_model {
     char name[KD_PIPE_NAME_MAX];
     struct kd_pos pos;
+    enum kd_pipe_model_type type;
+    struct kd_pos type_pos;
+    struct kd_dual_config dual;      /* type dual (hidden and activation copied in) */
+    struct kd_text_settings text;    /* type dual: the featuriser (buckets = dual.buckets' log2) */
     size_t n_hidden;
     size_t hidden[KD_PIPE_MAX_HIDDEN];
     enum kd_act act;         /* student/'s names: relu, gelu, tanh, identity (default relu) */
@@ -220,6 +240,11 @@ struct kd_pipe_stage {
     /* evaluate */
     size_t n_models;
     char models[KD_PIPE_MAX_LIST][KD_PIPE_NAME_MAX];
+    /* retrieval (a dual model or bm25 on a BEIR data set) */
+    enum kd_beir_split split;       /* train: default train; evaluate: default test */
+    size_t negatives;               /* train: BM25 hard negatives per pair (default 0) */
+    float table_lr;                 /* train: the embedding tables' sparse Adam rate (default 1e-2) */
+    size_t k;                       /* evaluate: depth of the ranking and the run file (default 100) */
     /* export */
     int format_safetensors, format_c;
     char *path;                     /* export: output base path (default: output/<model>) */
@@ -299,6 +324,8 @@ struct kd_run_eval_row {
     size_t n;
     double accuracy, loss;
     double agreement;               /* with the stage's teacher; NaN without one */
+    int retrieval;                  /* a retrieval row: n queries, rank[] instead of accuracy */
+    double rank[KD_RM_COUNT];       /* nDCG@10, MRR@10, Recall@10, Recall@100 */
 };
 
 /* What a run did, for the CLI's summary (or what it would do, for a dry run:
@@ -327,5 +354,58 @@ struct kd_run_summary {
  * run-level metric `blas_threads`: results depend on it). */
 kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_options *opt,
                           struct kd_run_summary *sum, struct kd_error *err);
+
+/* ------------------------------------------- retrieval (pipelines/retrieval.c) */
+
+/* What the runner's retrieval stages and the CLI (kd search, kd eval) share. */
+
+/* The name evaluate stages use for the BM25 baseline (not a `models:` entry). */
+#define KD_PIPE_BM25 "bm25"
+
+/* A document's text as the dual encoder reads it: its title, a space and
+ * its text. n_docs strings; free with kd_retrieval_texts_free; NULL when out
+ * of memory. */
+char **kd_retrieval_doc_texts(const struct kd_beir *b);
+void kd_retrieval_texts_free(char **texts, size_t n);
+/* Features of every document of b (title and text). */
+kd_status kd_retrieval_featurize_docs(const struct kd_text_settings *ts, const struct kd_beir *b,
+                                      struct kd_features *out, struct kd_error *err);
+
+/* A loaded split's judgements as the metrics read them: its n distinct
+ * queries (indices into b's queries, in qrels order) and a CSR view over
+ * them. Release with kd_retrieval_split_release. */
+struct kd_retrieval_split {
+    enum kd_beir_split split;
+    size_t n;
+    size_t *queries;               /* (n) */
+    size_t *offsets, *doc;         /* (n + 1), (rows) */
+    int32_t *rel;                  /* (rows) */
+    struct kd_qrels_view view;
+};
+kd_status kd_retrieval_split_init(const struct kd_beir *b, enum kd_beir_split split, struct kd_retrieval_split *out,
+                                  struct kd_error *err);
+void kd_retrieval_split_release(struct kd_retrieval_split *s);
+
+/* The dual encoder on a split: documents and the split's queries encoded
+ * (features by ts), exact top k (0: 100), the metrics into *out (release
+ * with kd_rank_metrics_release) and, when run_path is not NULL, a TREC run
+ * file tagged tag. */
+kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_settings *ts, const struct kd_beir *b,
+                                 enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
+                                 struct kd_rank_metrics *out, struct kd_error *err);
+/* b's corpus indexed in the store as corpus `corpus` (kept when unchanged). */
+kd_status kd_retrieval_index(struct kd_store *st, const char *corpus, const struct kd_beir *b, int *built,
+                             struct kd_error *err);
+/* The same with BM25 from the store's index of b's corpus (kd_retrieval_index). */
+kd_status kd_retrieval_eval_bm25(struct kd_store *st, const char *corpus, const struct kd_beir *b,
+                                 enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
+                                 struct kd_rank_metrics *out, struct kd_error *err);
+/* Trains m on the relevant pairs of a split: in-batch negatives and, with
+ * negatives > 0, that many BM25 hard negatives per pair (the best-ranked
+ * documents not judged relevant, from the store's index `corpus`). */
+kd_status kd_retrieval_train_dual(struct kd_dual *m, const struct kd_text_settings *ts, const struct kd_beir *b,
+                                  enum kd_beir_split split, size_t negatives, struct kd_store *st,
+                                  const char *corpus, const struct kd_dual_train_config *tc,
+                                  struct kd_train_result *res, struct kd_error *err);
 
 #endif

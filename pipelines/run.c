@@ -19,6 +19,8 @@ static kd_status restore_stage(struct runner *r, const struct kd_pipe_stage *s, 
 {
     if (s->kind != KD_STAGE_TRAIN && s->kind != KD_STAGE_DISTILL)
         return KD_OK;
+    if (kd_run_is_retrieval(r, s))
+        return kd_run_restore_dual(r, s, err);
     char path[1024];
     kd_run_model_path(r, s->model, path, sizeof path);
     struct run_model *m = kd_run_find_model(r, s->model);
@@ -59,6 +61,17 @@ static kd_status record_examples(struct runner *r, struct kd_error *err)
 
 static kd_status run_stage(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
+    if (kd_run_is_retrieval(r, s))
+        switch (s->kind) {
+        case KD_STAGE_TRAIN:
+            return kd_run_stage_train_dual(r, s, sid, err);
+        case KD_STAGE_EVALUATE:
+            return kd_run_stage_evaluate_retrieval(r, s, sid, err);
+        case KD_STAGE_EXPORT:
+            return kd_run_stage_export_dual(r, s, sid, err);
+        default:
+            break;
+        }
     switch (s->kind) {
     case KD_STAGE_TRAIN:
         return kd_run_stage_train(r, s, sid, err);
@@ -100,7 +113,8 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
         kd_progress_set_quiet(1);
     r.models = calloc(p->n_models + 1, sizeof *r.models);
     r.teachers = calloc(p->n_teachers + 1, sizeof *r.teachers);
-    kd_status st = r.models && r.teachers ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    r.beir = calloc(p->n_datasets + 1, sizeof *r.beir);
+    kd_status st = r.models && r.teachers && r.beir ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !st && i < p->n_models; i++)
         r.models[i].def = &p->models[i];
     for (size_t i = 0; !st && i < p->n_teachers; i++)
@@ -122,7 +136,10 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
             kd_run_plan_line(&r, "data '%s': %zu examples x %zu features%s", r.data.items[i].name, kd_dataset_n(&r.data.items[i].ds),
                       kd_dataset_d(&r.data.items[i].ds), r.data.items[i].ds.y ? ", labelled" : "");
         for (size_t i = 0; i < p->n_stages; i++)
-            kd_run_plan_stage(&r, i, &p->stages[i]);
+            if (kd_run_is_retrieval(&r, &p->stages[i]))
+                kd_run_plan_retrieval(&r, i, &p->stages[i]);
+            else
+                kd_run_plan_stage(&r, i, &p->stages[i]);
         goto done;
     }
     char dir[1024];
@@ -210,8 +227,11 @@ done:
         kd_teacher_close(r.teachers[i].t);
         kd_mlp_free(r.teachers[i].loaded);
     }
-    for (size_t i = 0; r.models && i < p->n_models; i++)
+    for (size_t i = 0; r.models && i < p->n_models; i++) {
         kd_mlp_free(r.models[i].net);
+        kd_dual_free(r.models[i].dual);
+    }
+    kd_run_beir_release(&r);
     free(r.models);
     free(r.teachers);
     kd_run_datasets_release(&r.data);

@@ -95,6 +95,8 @@ kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datase
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     kd_status st = KD_OK;
     for (size_t i = 0; i < p->n_datasets && !st; i++) {
+        if (kd_pipe_dataset_is_retrieval(&p->datasets[i]))
+            continue;   /* read by the stages that need it (pipelines/stage_retrieval.c) */
         struct kd_run_data *d = &out->items[out->n];
         snprintf(d->name, sizeof d->name, "%s", p->datasets[i].name);
         snprintf(d->root, sizeof d->root, "%s", p->datasets[i].name);

@@ -55,6 +55,14 @@ kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_
 struct run_model {
     const struct kd_pipe_model *def;
     struct kd_mlp *net;          /* NULL until a stage trains it */
+    struct kd_dual *dual;        /* type dual: NULL until a stage trains it */
+};
+
+/* A retrieval data set of the pipeline, loaded when a stage first needs it
+ * (pipelines/stage_retrieval.c). */
+struct run_beir {
+    int loaded, indexed;         /* read; its corpus indexed in the store (for BM25) */
+    struct kd_beir b;
 };
 
 struct run_teacher {
@@ -72,6 +80,7 @@ struct runner {
     int64_t run;
     struct run_model *models;
     struct run_teacher *teachers;
+    struct run_beir *beir;       /* one per `datasets:` entry */
     /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
     char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
     size_t n_planned;
@@ -140,5 +149,20 @@ kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, i
 /* diagnose (pipelines/stage_diagnose.c): the stage, and its dry-run plan lines. */
 kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage *s);
+
+/* ------------------------------- retrieval stages (pipelines/stage_retrieval.c) */
+
+/* Whether a stage works on a retrieval data set (a dual encoder or bm25). */
+int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s);
+/* train of a dual encoder; evaluate on a retrieval data set; export of a dual encoder. */
+kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
+                                          struct kd_error *err);
+kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* Dry run: the plan lines of a retrieval stage. */
+void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s);
+/* --resume: a finished dual-encoder training stage's model back from its file. */
+kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err);
+void kd_run_beir_release(struct runner *r);
 
 #endif

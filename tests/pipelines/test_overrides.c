@@ -116,7 +116,7 @@ Test(pipelines, set_values_are_validated_like_the_file_and_come_first)
                "'swish'",
                "--set stages.1.train.epoch=4: unknown key 'epoch' in a train stage, did you mean 'epochs'?",
                "--set stages.1.train.epochs=ten: 'epochs' must be an integer, got string 'ten'",
-               "t.yaml:13:7: unknown key 'colour' in an evaluate stage (allowed: name, models, data, teacher)");
+               "t.yaml:13:7: unknown key 'colour' in an evaluate stage (allowed: name, models, data, teacher, split, k)");
 }
 
 Test(pipelines, set_value_with_an_anchor_or_duplicate_key_is_rejected)

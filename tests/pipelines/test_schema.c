@@ -9,7 +9,7 @@ Test(pipelines, unknown_key_suggests_a_close_one_or_lists_the_allowed_keys)
                 "tests/pipelines/fixtures/unknown-key.yaml:11:7: unknown key 'epoch' in a train stage, did you mean "
                 "'epochs'?",
                 "tests/pipelines/fixtures/unknown-key.yaml:12:7: unknown key 'colour' in a train stage (allowed: name, "
-                "model, data, epochs, batch, optimizer, schedule, checkpoints)",
+                "model, data, epochs, batch, optimizer, schedule, checkpoints, split, negatives, table_lr)",
                 "tests/pipelines/fixtures/unknown-key.yaml:13:7: unknown key 'Batch' in a train stage, did you mean "
                 "'batch'?");
 }
@@ -30,7 +30,7 @@ Test(pipelines, unknown_key_in_each_section_names_the_section)
                  "splits:\n  - {from: d, parts: {a: rest}, shuffle: true}\n"
                  "stages:\n  - train: {model: m, data: d, optimizer: {lr: 0.1, beta: 0.9}, schedule: {warmups: 3}}\n",
                  "t.yaml:2:39: unknown key 'scaling' in dataset 'd' (allowed: features, labels, label_column, scale, "
-                 "limit)",
+                 "limit, beir, wordnet, seed)",
                  "t.yaml:4:7: unknown key 'hiden' in model 'm', did you mean 'hidden'?",
                  "t.yaml:6:31: unknown key 'retries' in teacher 't' (allowed: kind, model, weights, command, batch, "
                  "timeout, table)",

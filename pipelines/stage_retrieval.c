@@ -1,0 +1,315 @@
+/* The retrieval stages: train a dual encoder on a BEIR split's gold pairs
+ * (in-batch negatives, BM25 hard negatives), evaluate dual encoders and the
+ * BM25 baseline on a split (metrics in the store, a TREC run file in the
+ * output folder), export a dual encoder with its featuriser settings. A
+ * retrieval data set is read when a stage first needs it; a `wordnet:`
+ * source is converted into its BEIR folder first when that has no corpus.
+ * The work itself is pipelines/retrieval.c, which the CLI shares. */
+#include "pipelines/run_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/kd_store.h"
+
+/* --------------------------------------------------------------- helpers */
+
+static const struct kd_pipe_dataset *dataset_def(const struct kd_pipeline *p, const char *name, size_t *index)
+{
+    for (size_t i = 0; i < p->n_datasets; i++)
+        if (strcmp(p->datasets[i].name, name) == 0) {
+            if (index)
+                *index = i;
+            return &p->datasets[i];
+        }
+    return NULL;
+}
+
+int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipeline *p = r->p;
+    if (s->kind == KD_STAGE_EXPORT || s->kind == KD_STAGE_TRAIN) {
+        const struct kd_pipe_model *m = kd_pipeline_model(p, s->model);
+        return m && m->type == KD_MODEL_DUAL;
+    }
+    if (s->kind == KD_STAGE_EVALUATE)
+        return kd_pipe_dataset_is_retrieval(dataset_def(p, s->data, NULL));
+    return 0;
+}
+
+void kd_run_beir_release(struct runner *r)
+{
+    for (size_t i = 0; r->beir && i < r->p->n_datasets; i++)
+        kd_beir_release(&r->beir[i].b);
+    free(r->beir);
+    r->beir = NULL;
+}
+
+/* The splits the stages of the pipeline ask of dataset `name`. */
+static unsigned wanted_splits(const struct kd_pipeline *p, const char *name)
+{
+    unsigned want = 0;
+    for (size_t i = 0; i < p->n_stages; i++)
+        if (strcmp(p->stages[i].data, name) == 0)
+            want |= KD_BEIR_WANT(p->stages[i].split);
+    return want;
+}
+
+static int has_corpus(const char *dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/corpus.jsonl", dir);
+    return access(path, F_OK) == 0;
+}
+
+/* The retrieval data set a stage names, read (and converted) on first use;
+ * with `index` its corpus is indexed in the store for BM25 too. */
+static kd_status stage_beir(struct runner *r, const struct kd_pipe_stage *s, int index, struct kd_beir **out,
+                            struct kd_error *err)
+{
+    size_t i;
+    const struct kd_pipe_dataset *def = dataset_def(r->p, s->data, &i);
+    char where[400];
+    kd_run_where(r->p, s->data_pos, where, sizeof where);
+    if (!kd_pipe_dataset_is_retrieval(def))
+        return kd_error_set(err, KD_ERR_CONFIG, "%sstage '%s': '%s' is not a retrieval data set", where, s->name,
+                            s->data);
+    struct run_beir *rb = &r->beir[i];
+    kd_status st = KD_OK;
+    if (!rb->loaded) {
+        kd_run_where(r->p, def->pos, where, sizeof where);
+        if (def->wordnet && !has_corpus(def->beir)) {
+            struct kd_wordnet_options o;
+            struct kd_wordnet_stats ws;
+            kd_wordnet_options_init(&o);
+            o.wordnet_dir = def->wordnet;
+            o.out_dir = def->beir;
+            o.seed = def->wordnet_seed;
+            kd_log(KD_LOG_INFO, "  converting WordNet (%s) into %s", def->wordnet, def->beir);
+            if ((st = kd_run_make_dirs(def->beir, err)) || (st = kd_wordnet_convert(&o, &ws, err)))
+                return kd_error_prefix(err, "%sdataset '%s'", where, def->name);
+            kd_log(KD_LOG_INFO, "  %zu documents, %zu queries (train %zu, dev %zu, test %zu)", ws.docs, ws.queries,
+                   ws.split[KD_BEIR_TRAIN], ws.split[KD_BEIR_DEV], ws.split[KD_BEIR_TEST]);
+        }
+        struct kd_beir_stats bs;
+        if ((st = kd_beir_load(def->beir, wanted_splits(r->p, def->name), &rb->b, &bs, err)))
+            return kd_error_prefix(err, "%sdataset '%s'", where, def->name);
+        rb->loaded = 1;
+        kd_log(KD_LOG_INFO, "  dataset '%s': %zu documents, %zu queries (%s)", def->name, bs.docs, bs.queries,
+               def->beir);
+    }
+    if (index && !rb->indexed) {
+        int built = 0;
+        if ((st = kd_retrieval_index(r->store, def->name, &rb->b, &built, err)))
+            return kd_error_prefix(err, "stage '%s': indexing the corpus of '%s'", s->name, def->name);
+        rb->indexed = 1;
+        kd_log(KD_LOG_INFO, "  BM25 index of '%s' %s", def->name, built ? "built" : "already in the store");
+    }
+    *out = &rb->b;
+    return KD_OK;
+}
+
+/* -------------------------------------------------------------------- train */
+
+kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
+{
+    struct run_model *m = kd_run_find_model(r, s->model);
+    struct kd_beir *b;
+    kd_status st = stage_beir(r, s, s->negatives > 0, &b, err);
+    if (st)
+        return st;
+    kd_dual_free(m->dual);
+    m->dual = NULL;
+    if ((st = kd_dual_new(&m->def->dual, r->p->seed, &m->dual, err)))
+        return kd_error_prefix(err, "stage '%s': model '%s'", s->name, s->model);
+    struct kd_dual_train_config tc;
+    kd_dual_train_config_init(&tc);
+    tc.epochs = s->epochs;
+    tc.batch = s->batch;
+    tc.seed = r->p->seed;
+    tc.label = s->name;
+    tc.stop = r->opt->stop;
+    tc.optim.kind = s->optim.kind;
+    tc.optim.lr = s->optim.lr;
+    tc.optim.momentum = s->optim.momentum;
+    tc.optim.weight_decay = s->optim.weight_decay;
+    tc.optim.clip_norm = s->optim.clip;
+    tc.table.lr = s->table_lr;
+    tc.sched.kind = s->optim.schedule;
+    tc.sched.warmup_steps = s->optim.warmup;
+    tc.sched.step_size = s->optim.step_size;
+    tc.sched.gamma = s->optim.gamma;
+    tc.sched.min_lr = s->optim.min_lr;
+    size_t pairs = 0;
+    for (size_t k = 0; k < b->qrels[s->split].n; k++)
+        pairs += b->qrels[s->split].rows[k].score > 0;
+    tc.sched.total_steps = (pairs + tc.batch - 1) / tc.batch * tc.epochs;
+    struct kd_train_result res;
+    if ((st = kd_retrieval_train_dual(m->dual, &m->def->text, b, s->split, s->negatives, r->store, s->data, &tc,
+                                      &res, err)))
+        return kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, s->model, s->data,
+                               kd_beir_split_name(s->split));
+    kd_log(KD_LOG_INFO, "  dual encoder '%s' on '%s' (%s: %zu pairs, %zu BM25 negatives each): %zu epochs in %.1f s, "
+           "loss %.4f", s->model, s->data, kd_beir_split_name(s->split), pairs, s->negatives, res.epochs_done,
+           res.seconds, res.last_loss);
+    if ((st = kd_run_record_metric(r, sid, "train_loss", (int64_t)res.epochs_done, res.last_loss, err)))
+        return st;
+    char path[1024], feat[KD_TEXT_SETTINGS_MAX];
+    kd_run_model_path(r, s->model, path, sizeof path);
+    kd_text_settings_format(&m->def->text, feat);
+    if ((st = kd_dual_save(m->dual, path, feat, err)))
+        return st;
+    struct kd_hash h;
+    char hex[KD_HASH_HEX_LEN + 1];
+    if (kd_hash_file(path, &h, NULL) == KD_OK) {
+        kd_hash_hex(h, hex);
+        st = kd_store_artefact(r->store, r->run, path, "safetensors", hex, err);
+    }
+    return st;
+}
+
+kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err)
+{
+    char path[1024];
+    kd_run_model_path(r, s->model, path, sizeof path);
+    struct run_model *m = kd_run_find_model(r, s->model);
+    kd_dual_free(m->dual);
+    m->dual = NULL;
+    kd_status st = kd_dual_load(path, &m->dual, NULL, err);
+    if (st)
+        kd_error_prefix(err, "cannot resume stage '%s' (remove --resume to start afresh)", s->name);
+    return st;
+}
+
+/* ----------------------------------------------------------------- evaluate */
+
+kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
+                                          struct kd_error *err)
+{
+    int bm25 = 0;
+    for (size_t k = 0; k < s->n_models; k++)
+        bm25 |= strcmp(s->models[k], KD_PIPE_BM25) == 0;
+    struct kd_beir *b;
+    kd_status st = stage_beir(r, s, bm25, &b, err);
+    if (st)
+        return st;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/runs", r->p->output);
+    if ((st = kd_run_make_dirs(dir, err)))
+        return st;
+    const char *split = kd_beir_split_name(s->split);
+    for (size_t k = 0; k < s->n_models && !st; k++) {
+        const char *name = s->models[k];
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s.%s.run", dir, s->name, name);
+        struct kd_rank_metrics rm;
+        if (strcmp(name, KD_PIPE_BM25) == 0) {
+            st = kd_retrieval_eval_bm25(r->store, s->data, b, s->split, s->k, path, name, &rm, err);
+        } else {
+            struct run_model *m = kd_run_find_model(r, name);
+            if (!m || !m->dual)
+                return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, name);
+            st = kd_retrieval_eval_dual(m->dual, &m->def->text, b, s->split, s->k, path, name, &rm, err);
+        }
+        if (st)
+            return kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, name, s->data, split);
+        kd_log(KD_LOG_INFO, "  %s on '%s' (%s, %zu queries): nDCG@10 %.4f, MRR@10 %.4f, Recall@10 %.4f, "
+               "Recall@100 %.4f", name, s->data, split, rm.n_evaluated, rm.mean[KD_RM_NDCG10], rm.mean[KD_RM_MRR10],
+               rm.mean[KD_RM_RECALL10], rm.mean[KD_RM_RECALL100]);
+        if (r->sum->n_rows < KD_RUN_MAX_ROWS) {
+            struct kd_run_eval_row *row = &r->sum->rows[r->sum->n_rows++];
+            memset(row, 0, sizeof *row);
+            snprintf(row->stage, sizeof row->stage, "%s", s->name);
+            snprintf(row->model, sizeof row->model, "%s", name);
+            snprintf(row->data, sizeof row->data, "%.50s/%s", s->data, split);
+            row->n = rm.n_evaluated;
+            row->retrieval = 1;
+            row->accuracy = row->loss = row->agreement = NAN;
+            for (int j = 0; j < KD_RM_COUNT; j++)
+                row->rank[j] = rm.mean[j];
+        }
+        for (int j = 0; j < KD_RM_COUNT && !st; j++) {
+            char metric[KD_PIPE_NAME_MAX + 48];
+            snprintf(metric, sizeof metric, "%s/%s/%s", name, split, kd_rank_metric_name(j));
+            st = kd_run_record_metric(r, sid, metric, -1, rm.mean[j], err);
+        }
+        kd_rank_metrics_release(&rm);
+        if (!st)
+            st = kd_run_add_artefact(r, path, "trec", err);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------- export */
+
+kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
+{
+    (void)sid;
+    struct run_model *m = kd_run_find_model(r, s->model);
+    if (!m || !m->dual)
+        return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, s->model);
+    char base[900], path[1024], feat[KD_TEXT_SETTINGS_MAX];
+    snprintf(base, sizeof base, "%s", s->path ? s->path : s->model);
+    char *slash = strrchr(base, '/');
+    kd_status st = KD_OK;
+    if (slash) {
+        *slash = '\0';
+        st = kd_run_make_dirs(base, err);
+        *slash = '/';
+        if (st)
+            return st;
+    }
+    snprintf(path, sizeof path, "%s.safetensors", base);
+    kd_text_settings_format(&m->def->text, feat);
+    if ((st = kd_dual_save(m->dual, path, feat, err)))
+        return st;
+    return kd_run_add_artefact(r, path, "safetensors", err);
+}
+
+/* ------------------------------------------------------------------ dry run */
+
+void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_dataset *def = dataset_def(r->p, s->data, NULL);
+    const char *src = def ? def->beir : "?";
+    int convert = def && def->wordnet && !has_corpus(def->beir);
+    for (size_t j = 0; j < i; j++)   /* the first stage that reads it converts it */
+        convert &= strcmp(r->p->stages[j].data, s->data) != 0;
+    switch (s->kind) {
+    case KD_STAGE_TRAIN: {
+        const struct kd_pipe_model *m = kd_pipeline_model(r->p, s->model);
+        char feat[KD_TEXT_SETTINGS_MAX] = "";
+        if (m)
+            kd_text_settings_format(&m->text, feat);
+        kd_run_plan_line(r, "%2zu. %s: train dual encoder '%s' on '%s' (%s split of %s%s), in-batch + %zu BM25 "
+                         "negatives, %zu epochs, batch %zu, features %s", i + 1, s->name, s->model, s->data,
+                         kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "",
+                         s->negatives, s->epochs, s->batch, feat);
+        break;
+    }
+    case KD_STAGE_EVALUATE: {
+        char list[KD_PIPE_MAX_LIST * (KD_PIPE_NAME_MAX + 2)];
+        const char *names[KD_PIPE_MAX_LIST];
+        for (size_t k = 0; k < s->n_models; k++)
+            names[k] = s->models[k];
+        list[0] = '\0';
+        for (size_t k = 0; k < s->n_models; k++) {
+            size_t at = strlen(list);
+            snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", names[k]);
+        }
+        kd_run_plan_line(r, "%2zu. %s: rank '%s' (%s split of %s%s) with %s: top %zu, nDCG@10, MRR@10, Recall@10, "
+                         "Recall@100, run files in %s/runs", i + 1, s->name, s->data, kd_beir_split_name(s->split),
+                         src, convert ? ", converted from WordNet first" : "", list, s->k, r->p->output);
+        break;
+    }
+    case KD_STAGE_EXPORT:
+        kd_run_plan_line(r, "%2zu. %s: export dual encoder '%s' as safetensors (featuriser settings in its metadata)",
+                         i + 1, s->name, s->model);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,178 @@
+/* The retrieval keys of the pipeline language: BEIR and WordNet data sets,
+ * dual-encoder models, and train / evaluate / export stages on them, each
+ * problem with the exact message a user sees. */
+#include "pipe_test.h"
+
+/* A valid retrieval pipeline that the tests below break one key at a time. */
+#define RETR                                                                                                 \
+    "output: out\n"                                                                                          \
+    "datasets:\n"                                                                                            \
+    "  wn: {beir: data/wn}\n"                                                                                \
+    "  fm: {features: d.idx, labels: l.idx}\n"                                                               \
+    "models:\n"                                                                                              \
+    "  de: {type: dual, buckets: 12, dim: 32, hidden: [16], shared: false, normalise: true, score: cosine,\n"  \
+    "       temperature: 0.1, featurizer: {words: 1, chars: 2-4, seed: 7}}\n"                                 \
+    "  m: {}\n"
+
+Test(pipelines, retrieval_keys_fill_the_dual_config_and_the_stages)
+{
+    struct kd_pipeline p;
+    parse_ok(RETR "stages:\n"
+                  "  - train: {model: de, data: wn, split: dev, negatives: 3, table_lr: 0.05, epochs: 2}\n"
+                  "  - evaluate: {models: [bm25, de], data: wn, split: dev, k: 50}\n"
+                  "  - evaluate: {name: t, models: [de], data: wn}\n"
+                  "  - export: {model: de}\n",
+             "p/t.yaml", NULL, 0, &p);
+    cr_assert_str_eq(p.datasets[0].beir, "p/data/wn");
+    cr_assert(kd_pipe_dataset_is_retrieval(&p.datasets[0]));
+    cr_assert(!kd_pipe_dataset_is_retrieval(&p.datasets[1]));
+    const struct kd_pipe_model *m = kd_pipeline_model(&p, "de");
+    cr_assert_eq(m->type, KD_MODEL_DUAL);
+    cr_assert_eq(m->dual.buckets, 1u << 12);
+    cr_assert_eq(m->dual.E, 32);
+    cr_assert_eq(m->dual.n_layers, 1);
+    cr_assert_eq(m->dual.hidden[0], 16);
+    cr_assert_eq(m->dual.shared, 0);
+    cr_assert_eq(m->dual.normalize, 1);
+    cr_assert_eq(m->dual.score, KD_SCORE_COSINE);
+    cr_assert_float_eq(m->dual.temperature, 0.1f, 1e-7);
+    char feat[KD_TEXT_SETTINGS_MAX];
+    kd_text_settings_format(&m->text, feat);
+    cr_assert_str_eq(feat, "kd-text-v1 buckets=12 seed=7 words=1 chars=2-4");
+    cr_assert_eq(kd_pipeline_model(&p, "m")->type, KD_MODEL_MLP);
+    cr_assert_eq(p.stages[0].split, KD_BEIR_DEV);
+    cr_assert_eq(p.stages[0].negatives, 3);
+    cr_assert_float_eq(p.stages[0].table_lr, 0.05f, 1e-7);
+    cr_assert_eq(p.stages[1].split, KD_BEIR_DEV);
+    cr_assert_eq(p.stages[1].k, 50);
+    cr_assert_str_eq(p.stages[1].models[0], "bm25");
+    cr_assert_eq(p.stages[2].split, KD_BEIR_TEST, "evaluate defaults to the test split");
+    cr_assert_eq(p.stages[2].k, 100);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, a_dual_model_defaults_to_kd_text_v1_and_no_layers)
+{
+    struct kd_pipeline p;
+    parse_ok("datasets:\n  wn: {beir: /data/wn}\nmodels:\n  de: {type: dual}\n"
+             "stages:\n  - train: {model: de, data: wn}\n",
+             "t.yaml", NULL, 0, &p);
+    const struct kd_pipe_model *m = &p.models[0];
+    char feat[KD_TEXT_SETTINGS_MAX];
+    kd_text_settings_format(&m->text, feat);
+    cr_assert_str_eq(feat, "kd-text-v1 buckets=18 seed=1 words=2 chars=3-5");
+    cr_assert_eq(m->dual.n_layers, 0);
+    cr_assert_eq(m->dual.buckets, 1u << 18);
+    cr_assert_str_eq(p.datasets[0].beir, "/data/wn");
+    cr_assert_eq(p.stages[0].split, KD_BEIR_TRAIN);
+    cr_assert_eq(p.stages[0].negatives, 0);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, a_wordnet_source_converts_into_the_output_folder_unless_beir_is_set)
+{
+    const char *text = "output: runs/x\ndatasets:\n  wn: {wordnet: default, seed: 4}\n  w2: {wordnet: wn3, beir: b}\n"
+                       "models:\n  de: {type: dual}\nstages:\n  - train: {model: de, data: wn}\n";
+    struct kd_pipeline p;
+    parse_ok(text, "dir/t.yaml", NULL, 0, &p);
+    cr_assert_str_eq(p.datasets[0].wordnet, KD_WORDNET_DIR);
+    cr_assert_str_eq(p.datasets[0].beir, "runs/x/data/wn");
+    cr_assert_eq(p.datasets[0].wordnet_seed, 4);
+    cr_assert_str_eq(p.datasets[1].wordnet, "dir/wn3");
+    cr_assert_str_eq(p.datasets[1].beir, "dir/b");
+    cr_assert_eq(p.datasets[1].wordnet_seed, 1);
+    kd_pipeline_release(&p);
+    /* one key points the same pipeline at another BEIR folder */
+    parse_ok(text, "dir/t.yaml", LIST("datasets.wn.beir=/data/scifact"), 1, &p);
+    cr_assert_str_eq(p.datasets[0].beir, "/data/scifact");
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, retrieval_datasets_refuse_table_keys_and_features)
+{
+    EXPECT_PARSE("datasets:\n  wn: {beir: b, features: x.npy, scale: pixels, seed: 2}\n  fm: {features: x.npy, seed: 3}\n"
+                 "stages:\n  - export: {model: m}\n",
+                 "t.yaml:2:17: dataset 'wn' is a retrieval data set ('beir'): it takes no 'features'",
+                 "t.yaml:2:34: 'scale' is only for datasets of features, not for the retrieval data set 'wn'",
+                 "t.yaml:2:49: 'seed' is only for a dataset converted from 'wordnet'",
+                 "t.yaml:3:25: 'seed' is only for a dataset converted from 'wordnet'",
+                 "t.yaml:5:21: unknown model 'm': the pipeline defines no models");
+}
+
+Test(pipelines, dual_model_keys_are_checked_with_positions_and_suggestions)
+{
+    EXPECT_PARSE("datasets:\n  wn: {beir: b}\nmodels:\n"
+                 "  de: {type: dual, normalize: true, buckets: 40, dim: 0, dropout: 0.1, score: cos,\n"
+                 "       shared: yes, featurizer: {word: 2, chars: 5-3}}\n"
+                 "  d2: {type: dual, score: dot, temperature: 0.1, featurizer: {words: 0, chars: 0}}\n"
+                 "  m: {type: mlp, buckets: 10}\n"
+                 "  bm25: {type: dual}\n"
+                 "  t: {type: dule}\n"
+                 "stages:\n  - train: {model: de, data: wn}\n",
+                 "t.yaml:4:20: unknown key 'normalize' in model 'de', did you mean 'normalise'?",
+                 "t.yaml:4:46: 'buckets' must be in [1, 31], got 40",
+                 "t.yaml:4:55: 'dim' must be in [1, 16777216], got 0",
+                 "t.yaml:4:58: 'dropout' is only for models of type mlp",
+                 "t.yaml:4:79: 'score' must be one of dot, cosine, got 'cos' (did you mean 'dot'?)",
+                 "t.yaml:5:16: 'shared' must be true or false, got string 'yes'",
+                 "t.yaml:5:34: unknown key 'word' in 'featurizer', did you mean 'words'?",
+                 "t.yaml:5:50: 'chars' must be MIN-MAX character n-gram lengths with 1 <= MIN <= MAX <= 16 (e.g. "
+                 "3-5), one length, or 0 (none), got string '5-3'",
+                 "t.yaml:6:32: 'temperature' is only for score cosine (a dot score has none)",
+                 "t.yaml:6:62: the featurizer has no features: 'words' and 'chars' are both 0",
+                 "t.yaml:7:18: 'buckets' is only for models of type dual",
+                 "t.yaml:8:3: model name 'bm25' is reserved: evaluate stages use it for the BM25 baseline",
+                 "t.yaml:9:13: 'type' must be one of mlp, dual, got 'dule' (did you mean 'dual'?)");
+}
+
+Test(pipelines, a_model_of_the_wrong_family_for_its_data_is_an_error_at_its_position)
+{
+    EXPECT_PARSE(RETR "stages:\n"
+                      "  - train: {model: de, data: fm}\n"
+                      "  - train: {name: t2, model: m, data: wn, negatives: 2}\n"
+                      "  - train: {name: t3, model: de, data: wn, split: tset}\n"
+                      "  - evaluate: {models: [de, bm25], data: fm, k: 10}\n"
+                      "  - evaluate: {name: e2, models: [m, bm25], data: wn, split: dev, teacher: tt}\n"
+                      "  - export: {model: de, formats: [safetensors, c]}\n"
+                      "  - label: {teacher: tt, data: wn}\n",
+                 "t.yaml:10:30: model 'de' is a dual encoder: it trains on a retrieval data set ('beir' or "
+                 "'wordnet'), and 'fm' is a table of features",
+                 "t.yaml:11:39: dataset 'wn' is a retrieval data set: model 'm' (type mlp) cannot train on it; use a "
+                 "model of type dual",
+                 "t.yaml:11:43: 'negatives' is only for training a dual encoder",
+                 "t.yaml:12:51: 'split' must be one of train, dev, test, got 'tset' (did you mean 'test'?)",
+                 "t.yaml:13:25: model 'de' is a dual encoder: it is evaluated on a retrieval data set, and 'fm' is a "
+                 "table of features",
+                 "t.yaml:13:29: 'bm25' ranks the documents of a retrieval data set, and 'fm' is a table of features",
+                 "t.yaml:13:46: 'k' is only for evaluating on a retrieval data set",
+                 "t.yaml:14:35: model 'm' (type mlp) cannot be evaluated on the retrieval data set 'wn'",
+                 "t.yaml:14:67: 'teacher' is only for evaluating on a table of features (pair teachers come later)",
+                 "t.yaml:14:76: unknown teacher 'tt': the pipeline defines no teachers",
+                 "t.yaml:15:48: model 'de' is a dual encoder: kd exports it as safetensors only",
+                 "t.yaml:16:22: unknown teacher 'tt': the pipeline defines no teachers",
+                 "t.yaml:16:32: dataset 'wn' is a retrieval data set: label stages take a table of features");
+}
+
+Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at_another_beir_folder)
+{
+    struct kd_pipeline p;
+    struct kd_diag d;
+    kd_diag_init(&d);
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", NULL, 0, &p, &d), KD_OK, "%s",
+                 d.n ? d.items[0].text : "");
+    cr_assert_str_eq(p.datasets[0].wordnet, KD_WORDNET_DIR);
+    cr_assert_str_eq(p.datasets[0].beir, "runs/wordnet-retrieval/data/wn");
+    cr_assert_eq(p.models[0].type, KD_MODEL_DUAL);
+    cr_assert_eq(p.n_stages, 5);
+    cr_assert_str_eq(p.stages[0].models[0], "bm25");
+    cr_assert_eq(p.stages[1].kind, KD_STAGE_TRAIN);
+    cr_assert_eq(p.stages[4].kind, KD_STAGE_EXPORT);
+    kd_pipeline_release(&p);
+    const char *sets[] = {"datasets.wn.beir=/data/beir/scifact", "seed=3"};
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", sets, 2, &p, &d), KD_OK);
+    cr_assert_str_eq(p.datasets[0].beir, "/data/beir/scifact");
+    cr_assert_eq(p.seed, 3);
+    cr_assert_eq(p.datasets[0].wordnet_seed, 1, "the query split does not follow the pipeline's seed");
+    kd_pipeline_release(&p);
+    kd_diag_release(&d);
+}
