@@ -166,10 +166,19 @@ struct kd_pipe_select {
 struct kd_pipe_reweight {
     int on;
     struct kd_pos pos;
-    size_t bins;                       /* default 10 */
+    enum kd_reweight_method method;    /* sampling/kd_sampling.h (default KD_PIPE_REWEIGHT_DEFAULT) */
+    size_t bins;                       /* default 10, fewer when validation has < 100 examples per bin */
     double smoothing;                  /* Laplace, default 1 */
-    double temperature;                /* of the student's softmax in d(x) (default 1, METHODS as written) */
+    double temperature;                /* debiased, epoch: the student's softmax in d(x) (default 1) */
+    size_t folds;                      /* debiased: out-of-fold reference students (0: gold-only reference) */
+    struct kd_pos method_pos;
+    int divide_k;                      /* slam: the channel's 1/(k - 1) factor (default KD_PIPE_SLAM_DIVIDE_K) */
 };
+/* The method `reweight: true` or a mapping without `method` gets, and
+ * slam's default factor (docs/experiments/README.md, the noisy-teacher
+ * experiment, says why). */
+#define KD_PIPE_REWEIGHT_DEFAULT KD_REWEIGHT_CONFIDENCE
+#define KD_PIPE_SLAM_DIVIDE_K 1
 
 struct kd_pipe_stage {
     enum kd_stage_kind kind;

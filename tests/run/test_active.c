@@ -401,12 +401,12 @@ static int take_weight(void *ctx, const struct kd_sql_row *row)
     return 0;
 }
 
-Test(active, reweight_weights_are_stored_per_epoch_and_follow_the_calibration)
+Test(active, epoch_method_weights_are_stored_per_epoch_and_follow_the_calibration)
 {
     write_pipeline("a.yaml", active_pipeline(3000, PARTS, "",
                                              "      epochs: 3\n"
                                              "      validation: validation\n"
-                                             "      reweight: {bins: 5}\n"));
+                                             "      reweight: {method: epoch, bins: 5}\n"));
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
@@ -728,6 +728,121 @@ Test(active, a_second_identical_run_asks_nothing_and_picks_the_same)
     cr_assert_eq(SQL1(st, "SELECT count(*) FROM selections WHERE run_id = %lld", second), 600);
     for (int r = 1; r <= 3; r++)
         cr_assert_eq(metric(st, second, "round_queries", r), 0.0);
+    kd_store_close(st);
+    free(s);
+}
+
+/* --------------------------------------- confidence, debiased, slam */
+
+/* Runs a whole-pool stage with `reweight` (a YAML flow mapping) for 3
+ * epochs; returns the summary (free it) and the open store. */
+static struct kd_run_summary *run_reweight(const char *reweight, struct kd_store **st)
+{
+    char keys[512];
+    snprintf(keys, sizeof keys,
+             "      epochs: 3\n"
+             "      loss: hard\n"
+             "      validation: validation\n"
+             "      reweight: %s\n",
+             reweight);
+    write_pipeline("a.yaml", active_pipeline(3000, PARTS, "", keys));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    *st = open_store();
+    return s;
+}
+
+Test(active, debiased_weights_are_computed_once_and_stay_fixed_across_epochs)
+{
+    const char *variants[] = {"{method: debiased, bins: 5}", "{method: debiased, bins: 5, folds: 2}"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_store *st;
+        struct kd_run_summary *s = run_reweight(variants[k], &st);
+        long long run = (long long)s->run_id;
+        /* one row per pool example, all of epoch 1: the weights were
+         * computed before the first epoch and never again */
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), POOL, "%s",
+                     variants[k]);
+        cr_assert_eq(SQL1(st, "SELECT count(DISTINCT epoch) FROM example_weights WHERE run_id = %lld", run), 1);
+        cr_assert_eq(SQL1(st, "SELECT min(epoch) FROM example_weights WHERE run_id = %lld", run), 1);
+        cr_assert(isnan(metric(st, s->run_id, "mean_noise_weight", 2)), "no weights recomputed for epoch 2");
+        /* ... while the student trained 3 epochs on them */
+        cr_assert(!isnan(metric(st, s->run_id, "train_loss", 3)), "%s", variants[k]);
+        double mean = metric(st, s->run_id, "mean_noise_weight", 1);
+        cr_assert(mean > 0.0 && mean <= 1.0, "%s: mean weight %g", variants[k], mean);
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND weight BETWEEN 0 AND 1",
+                          run),
+                     POOL);
+        /* where the teacher is wrong half the time or more, the weight is 0 */
+        cr_assert_eq(
+            SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise >= 0.5 AND weight != 0", run),
+            0);
+        kd_store_close(st);
+        free(s);
+    }
+}
+
+Test(active, confidence_weights_are_the_teachers_accuracy_in_the_bin_stored_once)
+{
+    struct kd_store *st;
+    struct kd_run_summary *s = run_reweight("{method: confidence, bins: 5}", &st);
+    long long run = (long long)s->run_id;
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch = 1", run), POOL);
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch > 1", run), 0);
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND abs(weight - (1 - noise)) > "
+                          "1e-6",
+                      run),
+                 0, "w = 1 - p = alpha");
+    for (int b = 0; b < 5; b++) {
+        double acc = metric(st, s->run_id, "calibration_accuracy", b);
+        double e = metric(st, s->run_id, "calibration_error", b);
+        cr_assert(acc >= 0.0 && acc <= 1.0 && e > 0.0, "bin %d", b);
+    }
+    kd_store_close(st);
+    free(s);
+}
+
+Test(active, slam_trains_through_the_channel_and_records_k_per_bin)
+{
+    const char *variants[] = {"{method: slam, bins: 5}", "{method: slam, bins: 5, divide_k: false}"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_store *st;
+        struct kd_run_summary *s = run_reweight(variants[k], &st);
+        long long run = (long long)s->run_id;
+        /* slam weighs nothing: weight 1, the teacher's p(x) as noise */
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND weight = 1", run), POOL);
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise > 0", run), POOL);
+        for (int b = 0; b < 5; b++) {
+            double kk = metric(st, s->run_id, "calibration_k", b);
+            cr_assert(kk >= 2 && kk <= 10, "%s: bin %d k %g", variants[k], b, kk);
+        }
+        double loss = metric(st, s->run_id, "train_loss", 3);
+        cr_assert(isfinite(loss) && loss > 0.0, "%s: loss %g", variants[k], loss);
+        kd_store_close(st);
+        free(s);
+    }
+}
+
+Test(active, confidence_weights_in_rounds_are_given_once_per_pick)
+{
+    write_pipeline("a.yaml", active_pipeline(3000, PARTS, "",
+                                             "      epochs: 2\n"
+                                             "      validation: validation\n"
+                                             "      select: {strategy: margin, budget: 600, rounds: 3}\n"
+                                             "      reweight: {method: confidence, bins: 5}\n"));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    struct kd_store *st = open_store();
+    long long run = (long long)s->run_id;
+    /* 600 picks, each weighed once, at the first epoch it trains in: round
+     * r's picks at epoch 2 r + 1 (round 0, the gold, has epochs 1 and 2) */
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), 600);
+    for (int r = 1; r <= 3; r++)
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch = %d", run,
+                          2 * r + 1),
+                     200, "round %d", r);
     kd_store_close(st);
     free(s);
 }
