@@ -20,7 +20,7 @@ static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
 static const char *const REWEIGHT_KEYS[] = {"method", "bins", "smoothing", "temperature", "folds", "divide_k"};
 /* enum kd_reweight_method order */
-static const char *const REWEIGHT_METHODS[] = {"confidence", "debiased", "slam", "epoch"};
+static const char *const REWEIGHT_METHODS[] = {"confidence", "debiased", "slam"};
 static const char *const BOOLS[] = {"false", "true"};
 
 static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
@@ -135,7 +135,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
                            const struct kd_ynode *node)
 {
     struct kd_pipe_reweight *rw = &s->reweight;
-    rw->method = KD_PIPE_REWEIGHT_DEFAULT;
+    rw->method = KD_REWEIGHT_CONFIDENCE;
     rw->bins = 10;
     rw->smoothing = 1;
     rw->temperature = 1;
@@ -143,6 +143,11 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
     rw->pos = kd_pos_of(key);
     if (node->kind == KD_Y_SCALAR && node->type == KD_YT_BOOL) {
         rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
+        /* kd has no default method: none beat unweighted distillation in
+         * every setting measured (docs/experiments/README.md). */
+        if (rw->on)
+            kd_at(c, node, "'reweight: true' must name its method: reweight: {method: confidence | debiased | slam} "
+                           "(kd has no default method)");
         return;
     }
     const struct kd_ynode *map = node->kind == KD_Y_MAP || kd_ytree_is_null(node) ? kd_as_map(c, node, "'reweight'")
@@ -165,14 +170,15 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         rw->smoothing = d;
     int e;
     const struct kd_ynode *mn = NULL, *vn = NULL;
-    if (kd_get_enum(c, map, "method", REWEIGHT_METHODS, N(REWEIGHT_METHODS), &e, &mn) > 0)
-        rw->method = (enum kd_reweight_method)e;
+    if (!kd_require(c, map, "method", map == &kd_empty_map ? key : map, "in 'reweight'") ||
+        kd_get_enum(c, map, "method", REWEIGHT_METHODS, N(REWEIGHT_METHODS), &e, &mn) <= 0)
+        return;   /* the other keys depend on the method */
+    rw->method = (enum kd_reweight_method)e;
     const char *method = kd_reweight_method_name(rw->method);
-    int d_based = rw->method == KD_REWEIGHT_DEBIASED || rw->method == KD_REWEIGHT_EPOCH;
     if (kd_get_num(c, map, "temperature", KD_RANGE_POSITIVE, &d, &vn) > 0) {
         rw->temperature = d;
-        if (!d_based)
-            kd_at(c, vn, "'temperature' in 'reweight' is for methods debiased and epoch (d(x)), not %s", method);
+        if (rw->method != KD_REWEIGHT_DEBIASED)
+            kd_at(c, vn, "'temperature' in 'reweight' is for method debiased (d(x)), not %s", method);
     }
     if (kd_get_int(c, map, "folds", 2, 1000, &x, &vn) > 0) {
         rw->folds = (size_t)x;

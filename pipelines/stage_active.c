@@ -6,17 +6,22 @@
  *   round r      the student scores the pool rows not chosen yet; the
  *                strategy picks (TGT: picks sources and generates from them);
  *                the teacher labels the picks through the store, charged to
- *                the budget only for what the store did not have; the
- *                noise weights are recomputed; the student trains
+ *                the budget only for what the store did not have; with
+ *                `reweight`, the new picks are weighed once (debiased: by
+ *                the student of the round before, which has not seen them);
+ *                the student trains
  *
- * Without `select:` there is one round on the whole pool (reweighting alone).
- * Every pick goes to the store's selections table, every weight to
- * example_weights, per epoch (docs/active.md). */
+ * Without `select:` there is one round on the whole pool (reweighting alone;
+ * debiased weights come from a reference student trained on the gold rows
+ * or on the other folds). Every pick goes to the store's selections table,
+ * every weight to example_weights once, at the first epoch it trains in
+ * (docs/active.md). */
 #include "pipelines/run_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sampling/kd_sampling.h"
 #include "store/kd_store.h"
@@ -167,7 +172,7 @@ struct active {
     int have_cal;
     double teacher_error;       /* on validation; NaN when not measured */
     size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
-    size_t round_epochs, epochs_left_in_round;
+    size_t round_epochs;
     enum kd_tgt_mode tgt_mode;  /* tgt.mode, or by default gradient for a kd network teacher, random otherwise */
     struct kd_run_epoch_log log;
 };
@@ -206,7 +211,7 @@ static kd_status store_weights(struct active *a, const float *nw, size_t from, s
     return st;
 }
 
-/* The frozen methods (confidence, debiased, slam): weighs the rows
+/* Noise-aware methods (confidence, debiased, slam): weighs the rows
  * [from, to) once, when they join the training set, and records the
  * weights as those of epoch `epoch`, the first they train in. zref
  * (to - from, C): a reference student's logits on those rows, which has not
@@ -216,7 +221,7 @@ static kd_status weigh_rows(struct active *a, const struct kd_tensor *zref, size
 {
     struct train_set *ts = &a->ts;
     const struct kd_pipe_reweight *rw = &a->s->reweight;
-    if (!rw->on || rw->method == KD_REWEIGHT_EPOCH || to <= from)
+    if (!rw->on || to <= from)
         return KD_OK;
     size_t n = to - from, C = ts->C;
     struct kd_tensor v = kd_tensor_view(ts->v + from * C, n, C);
@@ -236,8 +241,6 @@ static kd_status weigh_rows(struct active *a, const struct kd_tensor *zref, size
         kd_slam_channel(&a->cal, &v, ts->alpha + from, ts->k + from, ts->noise + from);
         for (size_t i = 0; i < n; i++)
             nw[i] = 1.0f;
-        break;
-    case KD_REWEIGHT_EPOCH:
         break;
     }
     if (!st) {
@@ -262,7 +265,7 @@ static kd_status weigh_rows(struct active *a, const struct kd_tensor *zref, size
 static kd_status weigh_new(struct active *a, struct kd_mlp *ref, size_t first, struct kd_error *err)
 {
     const struct kd_pipe_reweight *rw = &a->s->reweight;
-    if (!rw->on || rw->method == KD_REWEIGHT_EPOCH || a->ts.n <= first)
+    if (!rw->on || a->ts.n <= first)
         return KD_OK;
     struct kd_tensor z = {0};
     kd_status st = KD_OK;
@@ -277,59 +280,15 @@ static kd_status weigh_new(struct active *a, struct kd_mlp *ref, size_t first, s
     return st;
 }
 
-/* Method epoch (the old weight, kept for comparison): recomputes the
- * weights of every teacher-labelled row with the student being trained and
- * records them as the weights of epoch `epoch` (1-based). */
-static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch, struct kd_error *err)
-{
-    struct train_set *ts = &a->ts;
-    if (!a->s->reweight.on || a->s->reweight.method != KD_REWEIGHT_EPOCH || ts->n == 0)
-        return KD_OK;
-    struct kd_tensor z;
-    kd_status st = kd_tensor_init(&z, ts->n, ts->C, err);
-    if (st)
-        return st;
-    struct kd_tensor x = kd_tensor_view(ts->x, ts->n, ts->D), v = kd_tensor_view(ts->v, ts->n, ts->C);
-    float *nw = malloc(ts->n * sizeof *nw);
-    if (!nw) {
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = kd_mlp_predict(m, &x, &z, err)))
-        goto done;
-    if ((st = kd_reweight(&a->cal, &v, &z, a->s->reweight.temperature, nw, ts->noise, err))) {
-        kd_error_prefix(err, "stage '%s'", a->s->name);
-        goto done;
-    }
-    for (size_t i = 0; i < ts->n; i++) {
-        if (ts->kind[i] == ROW_GOLD) {
-            ts->noise[i] = NAN;
-            ts->w[i] = ts->iw[i];
-        } else {
-            ts->w[i] = ts->iw[i] * nw[i];
-        }
-    }
-    st = store_weights(a, nw, 0, ts->n, epoch, err);
-done:
-    free(nw);
-    kd_tensor_release(&z);
-    return st;
-}
-
 static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
 {
     struct active *a = ctx;
-    kd_status st = kd_run_on_epoch(&a->log, m, a->epoch + epoch, loss, err);
-    /* Method epoch: weights for the next epoch of this round; the next
-     * round recomputes its own. */
-    if (!st && epoch + 1 < a->round_epochs)
-        st = update_weights(a, m, a->epoch + epoch + 2, err);
-    return st;
+    return kd_run_on_epoch(&a->log, m, a->epoch + epoch, loss, err);
 }
 
 /* Trains m on the first n rows of ts for `epochs` epochs (batch order
  * seeded by `round`). The main student's epochs are logged (train_loss,
- * counted across rounds) and drive method epoch's weights; other students
+ * counted across rounds); other students
  * (iwes-two's second, debiased's reference) only train. */
 static kd_status train_rows(struct active *a, const struct train_set *ts, size_t n, struct kd_mlp *m, size_t round,
                             size_t epochs, int main_student, const char *what, struct kd_error *err)
@@ -351,8 +310,6 @@ static kd_status train_rows(struct active *a, const struct train_set *ts, size_t
         a->round_epochs = epochs;
         tc.on_epoch = on_epoch;
         tc.epoch_ctx = a;
-        if ((st = update_weights(a, m, a->epoch + 1, err)))
-            return st;
     }
     const struct kd_pipe_reweight *rw = &s->reweight;
     struct loss_ctx lc = {ts, s->loss, s->temperature, rw->on && rw->method == KD_REWEIGHT_SLAM, rw->divide_k,
@@ -511,6 +468,7 @@ struct round_state {
     struct kd_store_selection *rec;
     struct kd_store_origin *origins;
     size_t *rows;               /* dataset rows of the picks */
+    size_t *pool_index;         /* (N) pool row of each pick, in the order they joined (n_chosen of them) */
     struct kd_tensor logits, logits2;
     struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
 };
@@ -518,7 +476,7 @@ struct round_state {
 static void round_state_release(struct round_state *rs)
 {
     free(rs->chosen), free(rs->cand), free(rs->p), free(rs->q), free(rs->sel), free(rs->rec), free(rs->origins);
-    free(rs->rows);
+    free(rs->rows), free(rs->pool_index);
     kd_tensor_release(&rs->logits);
     kd_tensor_release(&rs->logits2);
 }
@@ -569,6 +527,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
                ROW_POOL);
         rs->chosen[row] = 1;
+        rs->pool_index[rs->n_chosen + i] = row;
     }
     rs->n_chosen += n_sel;
     st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_sel, err);
@@ -681,6 +640,225 @@ static kd_status save_generated(struct active *a, struct kd_tensor *generated, s
     return st;
 }
 
+/* ------------------------------------------------------------ resuming */
+
+/* After each finished round the stage saves, under <output>/checkpoints/,
+ * the student (<stage>-round.safetensors, and iwes-two's second student in
+ * <stage>-round-second.safetensors) and the round's state
+ * (<stage>-round-state.safetensors): the pool row of every teacher-labelled
+ * example in the order it joined, its importance weight, weight, noise and
+ * slam channel, and in the metadata the run, the round, the epochs trained
+ * and the queries spent. The same picks and weights are in the store
+ * (selections, example_weights), which has no column saying which stage
+ * wrote them; the state file does. Each file is written atomically, the
+ * state last but one and the student last, and both carry the round: a
+ * mismatch means the round was not finished and the stage starts afresh.
+ * Rounds are seeded by their index, so a resumed stage picks and trains as
+ * an uninterrupted one would. TGT's generated inputs are not kept: a TGT
+ * stage restarts from round 1. */
+struct round_file {
+    char student[1024], second[1024], state[1024];
+};
+
+static void round_files(const struct active *a, struct round_file *f)
+{
+    const char *out = a->r->p->output, *name = a->s->name;
+    snprintf(f->student, sizeof f->student, "%s/checkpoints/%s-round.safetensors", out, name);
+    snprintf(f->second, sizeof f->second, "%s/checkpoints/%s-round-second.safetensors", out, name);
+    snprintf(f->state, sizeof f->state, "%s/checkpoints/%s-round-state.safetensors", out, name);
+}
+
+static void remove_round_files(const struct active *a)
+{
+    struct round_file f;
+    round_files(a, &f);
+    remove(f.student), remove(f.second), remove(f.state);
+}
+
+/* The state's float columns, in file order. */
+enum { RS_ROW = 0, RS_IW, RS_W, RS_NOISE, RS_ALPHA, RS_K, RS_N };
+static const char *const RS_NAMES[RS_N] = {"pool_row", "importance", "weight", "noise", "alpha", "k"};
+
+static kd_status save_round(struct active *a, const size_t *pool_index, struct kd_mlp *student, struct kd_mlp *second,
+                            size_t round, size_t spent, struct kd_error *err)
+{
+    const struct train_set *ts = &a->ts;
+    struct round_file f;
+    round_files(a, &f);
+    size_t n = 0;
+    for (size_t i = 0; i < ts->n; i++)
+        n += ts->kind[i] == ROW_POOL;
+    float *col = malloc((RS_N * n + 1) * sizeof *col);
+    if (!col)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the round's state");
+    size_t j = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        if (ts->kind[i] != ROW_POOL)
+            continue;
+        /* pool rows < 2^24 are exact in a float32 */
+        col[RS_ROW * n + j] = (float)pool_index[j];
+        col[RS_IW * n + j] = ts->iw[i];
+        col[RS_W * n + j] = ts->w[i];
+        col[RS_NOISE * n + j] = (float)ts->noise[i];
+        col[RS_ALPHA * n + j] = ts->alpha[i];
+        col[RS_K * n + j] = (float)ts->k[i];
+        j++;
+    }
+    char run[32], rnd[32], ep[32], sp[32];
+    snprintf(run, sizeof run, "%lld", (long long)a->r->run);
+    snprintf(rnd, sizeof rnd, "%zu", round);
+    snprintf(ep, sizeof ep, "%zu", a->epoch);
+    snprintf(sp, sizeof sp, "%zu", spent);
+    struct kd_st_writer w;
+    kd_st_writer_init(&w);
+    uint64_t shape[1] = {n};
+    kd_status st = KD_OK;
+    for (int c = 0; c < RS_N && !st; c++)
+        st = kd_st_writer_add(&w, RS_NAMES[c], KD_DTYPE_F32, 1, shape, col + (size_t)c * n, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "kd_format", "active-round", err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "run", run, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "round", rnd, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "epoch", ep, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "spent", sp, err);
+    if (!st)
+        st = kd_st_writer_save(&w, f.state, err);
+    kd_st_writer_release(&w);
+    free(col);
+    struct kd_st_meta meta[2] = {{"run", run}, {"round", rnd}};
+    if (!st && second)
+        st = kd_mlp_save(second, f.second, meta, 2, err);
+    if (!st)
+        st = kd_mlp_save(student, f.student, meta, 2, err);
+    if (st)
+        kd_error_prefix(err, "stage '%s', round %zu: saving the round", a->s->name, round);
+    return st;
+}
+
+/* The round a file written by save_round holds for this run, 0 when it is
+ * missing, of another run or unreadable (the stage then starts afresh). */
+static size_t file_round(const struct active *a, const struct kd_safetensors *f)
+{
+    const char *run = kd_safetensors_meta(f, "run"), *round = kd_safetensors_meta(f, "round");
+    if (!run || !round || strtoll(run, NULL, 10) != (long long)a->r->run)
+        return 0;
+    return (size_t)strtoull(round, NULL, 10);
+}
+
+/* On --resume: restores the last finished round of this stage (see above)
+ * into the training set, the round state and the students, and returns its
+ * number in *done (0: nothing to resume, start at round 1). The picks'
+ * teacher answers come from the store, so nothing is asked. */
+static kd_status restore_round(struct active *a, struct round_state *rs, struct run_model *m, struct kd_mlp **second,
+                               size_t *done, struct kd_error *err)
+{
+    *done = 0;
+    if (!a->r->opt->resume || a->s->select.tgt)
+        return KD_OK;
+    struct round_file f;
+    round_files(a, &f);
+    if (access(f.state, R_OK) != 0 || access(f.student, R_OK) != 0)
+        return KD_OK;
+    struct kd_safetensors state = {0}, stud = {0};
+    struct kd_error ignored = {0};
+    struct kd_mlp *net = NULL, *net2 = NULL;
+    struct kd_tensor xs = {0}, vs = {0};
+    float *col = NULL;
+    size_t *rows = NULL;
+    kd_status st = KD_OK;
+    if (kd_safetensors_read(f.state, &state, &ignored) || kd_safetensors_read(f.student, &stud, &ignored))
+        goto done;
+    size_t round = file_round(a, &state);
+    if (round == 0 || file_round(a, &stud) != round)
+        goto done;
+    const struct kd_st_tensor *t0 = kd_safetensors_find(&state, RS_NAMES[0]);
+    if (!t0 || t0->ndim != 1)
+        goto done;
+    size_t n = (size_t)t0->shape[0], N = kd_dataset_n(&a->pool->ds), D = a->ts.D, C = a->ts.C;
+    col = malloc((RS_N * n + 1) * sizeof *col);
+    rows = malloc((n + 1) * sizeof *rows);
+    if (!col || !rows) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int c = 0; c < RS_N; c++)
+        if (kd_safetensors_copy_f32(&state, RS_NAMES[c], col + (size_t)c * n, n, 0, NULL, &ignored))
+            goto done;
+    for (size_t j = 0; j < n; j++) {
+        float r = col[RS_ROW * n + j];
+        if (!(r >= 0.0f) || (size_t)r >= N || rs->chosen[(size_t)r])
+            goto done;   /* not this pool's state */
+        rs->chosen[(size_t)r] = 1;
+    }
+    if (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params)
+        goto done;
+    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || file_round(a, &stud) != round ||
+                    net2->n_params != (*second)->n_params))
+        goto done;
+    /* The picks' answers, from the store. */
+    if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
+        goto done;
+    const struct kd_run_data *d = a->pool;
+    for (size_t j = 0; j < n; j++) {
+        size_t r = (size_t)col[RS_ROW * n + j];
+        memcpy(kd_tensor_row(&xs, j), kd_tensor_row(&d->ds.x, r), D * sizeof(float));
+        rows[j] = d->ds.rows[r];
+    }
+    struct kd_label_stats ls = {0};
+    st = kd_teacher_label(a->t->t, &xs, d->root, rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
+    a->r->sum->queries += ls.queried;
+    a->r->sum->cached += ls.cached;
+    if (st) {
+        kd_error_prefix(err, "stage '%s': restoring round %zu", a->s->name, round);
+        goto done;
+    }
+    if ((st = ts_reserve(&a->ts, n, err)))
+        goto done;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = a->ts.n;
+        ts_add(&a->ts, kd_tensor_row(&xs, j), kd_tensor_row(&vs, j), -1, col[RS_IW * n + j],
+               kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j], ROW_POOL);
+        a->ts.w[i] = col[RS_W * n + j];
+        a->ts.noise[i] = col[RS_NOISE * n + j];
+        a->ts.alpha[i] = col[RS_ALPHA * n + j];
+        a->ts.k[i] = (int32_t)col[RS_K * n + j];
+        rs->pool_index[rs->n_chosen++] = (size_t)col[RS_ROW * n + j];
+    }
+    const char *ep = kd_safetensors_meta(&state, "epoch"), *sp = kd_safetensors_meta(&state, "spent");
+    a->epoch = ep ? (size_t)strtoull(ep, NULL, 10) : 0;
+    kd_budget_charge(&rs->budget, sp ? (size_t)strtoull(sp, NULL, 10) : 0);
+    kd_mlp_free(m->net);
+    m->net = net;
+    net = NULL;
+    if (net2) {
+        kd_mlp_free(*second);
+        *second = net2;
+        net2 = NULL;
+    }
+    *done = round;
+    kd_log(KD_LOG_INFO, "  resuming after round %zu: %zu picks and their weights restored, %zu asked again; student "
+                        "from %s", round, n, ls.queried, f.student);
+done:
+    if (!*done && !st) {
+        /* Nothing usable: start afresh, with whatever was restored undone. */
+        memset(rs->chosen, 0, kd_dataset_n(&a->pool->ds));
+        kd_log(KD_LOG_INFO, "  no finished round of stage '%s' to resume from; it starts at round 1", a->s->name);
+    }
+    kd_safetensors_release(&state);
+    kd_safetensors_release(&stud);
+    kd_mlp_free(net);
+    kd_mlp_free(net2);
+    kd_tensor_release(&xs);
+    kd_tensor_release(&vs);
+    free(col);
+    free(rows);
+    return st;
+}
+
 static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
@@ -709,7 +887,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     rs.rec = malloc(round_max * sizeof *rs.rec);
     rs.origins = malloc(round_max * sizeof *rs.origins);
     rs.rows = malloc(round_max * sizeof *rs.rows);
-    st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows
+    rs.pool_index = malloc(N * sizeof *rs.pool_index);
+    st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows && rs.pool_index
                        ? KD_OK
                        : kd_error_set(err, KD_ERR_NOMEM, "out of memory for the pool of %zu", N);
     if (!st)
@@ -722,8 +901,11 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         st = get_autoencoder(a, &ae, err);
     if (st)
         goto done;
-    int trained = 0;
-    if (a->gold) {
+    size_t resumed = 0;
+    if ((st = restore_round(a, &rs, m, &second, &resumed, err)))
+        goto done;
+    int trained = resumed > 0;
+    if (a->gold && !resumed) {
         /* Round 0: the gold labels alone, so that round 1 already has a
          * student to score the pool with. */
         kd_log(KD_LOG_INFO, "  round 0: the student learns the %zu gold labels of '%s'", kd_dataset_n(&a->gold->ds),
@@ -737,7 +919,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         trained = 1;
     }
     size_t round_epochs = a->round_epochs;
-    for (size_t round = 1; round <= R && rs.n_chosen < N; round++) {
+    for (size_t round = resumed + 1; round <= R && rs.n_chosen < N; round++) {
         size_t quota = kd_budget_quota(&rs.budget, round, N - rs.n_chosen);
         if (quota == 0)
             continue;
@@ -804,6 +986,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         if ((st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, mt, 2, err)))
             goto done;
         if ((st = evaluate_round(a, m->net, round, err)))
+            goto done;
+        if (!sel->tgt && (st = save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
             goto done;
     }
     st = save_generated(a, &generated, err);
@@ -995,6 +1179,8 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
            s->model, m->net->n_params, a.ts.n, a.gold ? kd_dataset_n(&a.gold->ds) : 0, kd_distill_loss_name(s->loss),
            (double)s->temperature, kd_time_now() - t0);
     st = kd_run_save_model(r, s->model, m->net, err);
+    if (!st && s->select.on)
+        remove_round_files(&a); /* the stage is done: its rounds have served */
 done:
     ts_release(&a.ts);
     kd_calibration_release(&a.cal);

@@ -1,13 +1,17 @@
 /*
  * Noise-aware reweighting: the teacher's error rate against its confidence,
- * measured on gold validation data, turned into per-example weights that
- * debias a student trained on the teacher's labels.
- *
- * This is kd's definition after Iliopoulos et al. 2022 (arXiv 2210.06711),
- * as METHODS section 4 writes it:
+ * measured on gold validation data, turned into per-example weights or a
+ * noise channel (docs/methods.md section 5).
  *
  *   p(x) = smoothed error rate of the teacher in the equal-mass confidence
- *          bin of x, confidence = max softmax(v) at temperature 1
+ *          bin of x, confidence = max softmax(v) at temperature 1;
+ *          alpha(x) = 1 - p(x)
+ *   k(x) = the smallest k with the gold label in the teacher's top k on
+ *          >= 90% of the bin's validation examples, at least 2 (SLaM)
+ *   confidence: w(x) = alpha(x)
+ *   debiased (kd's definition after Iliopoulos et al. 2022, arXiv
+ *   2210.06711), with z the logits of a reference student that has not
+ *   fitted x:
  *   d(x) = CE(z, t2) / CE(z, t), t / t2 the teacher's first / second class
  *   w(x) = (1 - p - p d) / (1 - 2p), clipped to [0, 1]; 0 when p >= 1/2
  *
@@ -222,7 +226,7 @@ size_t kd_calibration_bins(size_t n, size_t requested, size_t min_per_bin)
 
 const char *kd_reweight_method_name(enum kd_reweight_method method)
 {
-    static const char *const names[] = {"confidence", "debiased", "slam", "epoch"};
+    static const char *const names[] = {"confidence", "debiased", "slam"};
     return (unsigned)method < KD_REWEIGHT_N_METHODS ? names[method] : "?";
 }
 

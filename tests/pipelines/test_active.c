@@ -51,11 +51,11 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
     cr_assert_eq(s->select.round_epochs, 0, "default: the stage's epochs");
     cr_assert_float_eq(s->select.weight_cap, 10.0, 1e-12);
     cr_assert(!s->select.tgt);
-    cr_assert(s->reweight.on, "reweight: true");
+    cr_assert(s->reweight.on);
     cr_assert_eq(s->reweight.bins, 10);
     cr_assert_float_eq(s->reweight.smoothing, 1.0, 1e-12);
     cr_assert_float_eq(s->reweight.temperature, 1.0, 1e-12);
-    cr_assert_eq(s->reweight.method, KD_PIPE_REWEIGHT_DEFAULT, "reweight: true");
+    cr_assert_eq(s->reweight.method, KD_REWEIGHT_CONFIDENCE);
     cr_assert(!p.stages[0].select.on && !p.stages[0].reweight.on);
     s = &p.stages[3];
     cr_assert_eq(s->reweight.method, KD_REWEIGHT_SLAM);
@@ -76,6 +76,7 @@ Test(pipelines, active_key_mistakes_are_reported_at_their_position)
                 "tests/pipelines/fixtures/bad-active.yaml:14:55: 'tgt' is only for strategy tgt",
                 "tests/pipelines/fixtures/bad-active.yaml:14:76: unknown key 'epoch' in 'select', did you mean 'epochs'?",
                 "tests/pipelines/fixtures/bad-active.yaml:15:7: 'reweight' needs 'validation': gold-labelled data on which the teacher's errors are counted",
+                "tests/pipelines/fixtures/bad-active.yaml:15:17: missing required key 'method' in 'reweight'",
                 "tests/pipelines/fixtures/bad-active.yaml:15:24: 'bins' must be in [1, 100000], got 0",
                 "tests/pipelines/fixtures/bad-active.yaml:15:27: unknown key 'smothing' in 'reweight', did you mean 'smoothing'?",
                 "tests/pipelines/fixtures/bad-active.yaml:20:7: strategy rad needs 'validation': gold-labelled data giving the teacher's error rate",
@@ -101,13 +102,15 @@ Test(pipelines, select_can_be_set_from_the_command_line)
 Test(pipelines, reweight_method_mistakes_are_reported_at_their_position)
 {
     EXPECT_LOAD(FIXTURE("bad-reweight.yaml"),
-                "tests/pipelines/fixtures/bad-reweight.yaml:10:82: 'method' must be one of confidence, debiased, slam, epoch, got 'slm' (did you mean 'slam'?)",
-                "tests/pipelines/fixtures/bad-reweight.yaml:11:107: 'temperature' in 'reweight' is for methods debiased and epoch (d(x)), not confidence",
+                "tests/pipelines/fixtures/bad-reweight.yaml:10:82: 'method' must be one of confidence, debiased, slam, got 'slm' (did you mean 'slam'?)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:11:107: 'temperature' in 'reweight' is for method debiased (d(x)), not confidence",
                 "tests/pipelines/fixtures/bad-reweight.yaml:11:117: 'folds' in 'reweight' is for method debiased, not confidence",
                 "tests/pipelines/fixtures/bad-reweight.yaml:12:63: method debiased needs 'gold': its reference student trains on the gold labels alone (or give 'folds' for out-of-fold reference students)",
                 "tests/pipelines/fixtures/bad-reweight.yaml:13:121: 'folds' must be in [2, 1000], got 1",
                 "tests/pipelines/fixtures/bad-reweight.yaml:13:134: 'divide_k' in 'reweight' is for method slam, not debiased",
                 "tests/pipelines/fixtures/bad-reweight.yaml:14:121: 'folds' in 'reweight' is for a stage without 'select' (in rounds, each pick is weighed by the student of the round before, which has not seen it)",
                 "tests/pipelines/fixtures/bad-reweight.yaml:15:69: loss logit_mse has no probabilities for method slam to correct: use hard, hinton or soft_ce",
-                "tests/pipelines/fixtures/bad-reweight.yaml:15:115: 'divide_k' must be one of false, true, got 'maybe'");
+                "tests/pipelines/fixtures/bad-reweight.yaml:15:115: 'divide_k' must be one of false, true, got 'maybe'",
+                "tests/pipelines/fixtures/bad-reweight.yaml:16:73: 'reweight: true' must name its method: reweight: {method: confidence | debiased | slam} (kd has no default method)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:17:73: missing required key 'method' in 'reweight'");
 }

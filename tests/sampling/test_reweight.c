@@ -740,6 +740,5 @@ Test(sampling, reweight_method_names_round_trip)
     cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_CONFIDENCE), "confidence");
     cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_DEBIASED), "debiased");
     cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_SLAM), "slam");
-    cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_EPOCH), "epoch");
     cr_assert_str_eq(kd_reweight_method_name((enum kd_reweight_method)99), "?");
 }
