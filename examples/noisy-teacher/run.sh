@@ -39,7 +39,7 @@ out=runs/noisy-teacher
 docs=docs/experiments
 results=$docs/noisy-teacher-results.tsv
 bins=$docs/noisy-teacher-bins.tsv
-methods="unweighted confidence debiased slam slam-nok epoch"
+methods="unweighted confidence debiased slam slam-nok"
 [ -x $kd ] || make -s
 mkdir -p $out
 [ -f $results ] || printf 'gold\tloss\tteacher\tseed\tmethod\taccuracy\tteacher_accuracy\tmean_weight\tseconds\n' > $results
@@ -52,8 +52,8 @@ for g in $gold; do
     if awk -F'\t' -v g=$g -v l=$loss -v t=$t -v r=$seed '$1==g && $2==l && $3==t && $4==r {f=1} END {exit !f}' $results; then
       continue
     fi
-    sets=(--set seed=$seed --set splits.0.parts.gold=$g --set stages.7.evaluate.teacher=$t)
-    for i in 1 2 3 4 5 6; do
+    sets=(--set seed=$seed --set splits.0.parts.gold=$g --set stages.6.evaluate.teacher=$t)
+    for i in 1 2 3 4 5; do
       sets+=(--set stages.$i.distill.teacher=$t --set stages.$i.distill.loss=$loss)
     done
     t0=$(date +%s.%N)
