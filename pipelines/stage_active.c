@@ -796,8 +796,7 @@ static kd_status restore_round(struct active *a, struct round_state *rs, struct 
     }
     if (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params)
         goto done;
-    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || file_round(a, &stud) != round ||
-                    net2->n_params != (*second)->n_params))
+    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || net2->n_params != (*second)->n_params))
         goto done;
     /* The picks' answers, from the store. */
     if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))

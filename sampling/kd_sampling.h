@@ -8,7 +8,8 @@
  *                          confidence, IWeS (one and two models), RAD
  *   reweighting (reweight.c) the teacher's error rate against its confidence
  *                          on gold validation data, turned into per-example
- *                          debiasing weights
+ *                          weights (confidence, debiased) or SLaM's noise
+ *                          channel (alpha, top-k) for losses/ kd_loss_slam
  *   TGT (autoencoder.c, tgt.c) an MLP autoencoder over the pool and new
  *                          inputs made by moving pool examples in its latent
  *                          space, at random or up the teacher-student
