@@ -10,8 +10,12 @@
 With `--corrupt F` it is a teacher that is wrong on purpose on a fraction F
 of its inputs (examples/noisy-teacher): for an input whose hash falls under F,
 a class other than its top one, chosen by the hash, gets the top logit + 1,
-so the true top class becomes the second choice. The choice depends on the
-input alone, so the same input always gets the same answer.
+so the true top class becomes the second choice. With `--flip F` the
+mistake is a uniform random label flip instead: on a fraction F of inputs
+the top class swaps its logit with another class drawn uniformly (by the
+hash), so the answer moves to any wrong class with equal probability. Either
+choice depends on the input alone, so the same input always gets the same
+answer.
 """
 import hashlib
 import json
@@ -22,6 +26,7 @@ import numpy as np
 
 path = sys.argv[1]
 corrupt = float(sys.argv[sys.argv.index("--corrupt") + 1]) if "--corrupt" in sys.argv else 0.0
+flip = float(sys.argv[sys.argv.index("--flip") + 1]) if "--flip" in sys.argv else 0.0
 raw = open(path, "rb").read()
 (n,) = struct.unpack("<Q", raw[:8])
 header = json.loads(raw[8:8 + n])
@@ -37,6 +42,8 @@ assert d == layers[0][0].shape[1], f"kd sends {d} features, the network takes {l
 version = hashlib.sha256(raw).hexdigest()[:16]          # changes whenever the weights change
 if corrupt:
     version += "-corrupt-%g" % corrupt
+if flip:
+    version += "-flip-%g" % flip
 out.write(b"ready %d logits numpy-mlp-%s\n" % (layers[-1][0].shape[0], version.encode()))
 out.flush()
 for line in iter(inp.readline, b""):
@@ -54,6 +61,12 @@ for line in iter(inp.readline, b""):
             top = int(np.argmax(h[r]))
             k = (top + 1 + (u >> 8) % (h.shape[1] - 1)) % h.shape[1]
             h[r, k] = h[r, top] + 1.0
+    for r in range(rows) if flip else ():
+        u = int.from_bytes(hashlib.blake2b(h_in[r].tobytes(), digest_size=8, person=b"kd-flip").digest(), "little")
+        if u < flip * 2.0**64:
+            top = int(np.argmax(h[r]))
+            k = (top + 1 + (u >> 8) % (h.shape[1] - 1)) % h.shape[1]
+            h[r, top], h[r, k] = h[r, k], h[r, top]
     out.write(b"answer %d\n" % rows)
     out.write(h.astype("<f4").tobytes())
     out.flush()

@@ -83,6 +83,41 @@ double kd_loss_distill(enum kd_distill_loss loss, const float *logits, const flo
 double kd_loss_distill_or_gold(enum kd_distill_loss loss, const float *logits, const float *teacher_logits,
                                const int32_t *y, const float *w, size_t B, size_t C, float T, float *grad);
 
+/* SLaM forward correction (Kontonis et al. 2023, arXiv 2302.03806; kd's
+ * definition, docs/methods.md section 5.3). The student's probabilities s
+ * pass through the teacher's noise channel before the loss:
+ *   u_c  = alpha s_c + b m_c (1 - s_c),  b = (1 - alpha) / (k - 1) (divide_k) or 1 - alpha
+ *   s~_c = u_c / sum_j u_j
+ * m = indicator of the teacher's top-k classes (largest logits, ties to the
+ * lower class). The formula as the paper writes it sums to 1 only when
+ * k = C or the student's mass lies in the top k; kd divides by the sum so
+ * that s~ is always a distribution. With alpha = 1 (or k < 2) s~ = s.
+ * alpha (B) and k (B) per example come from sampling/ kd_slam_channel. */
+struct kd_noise_channel {
+    const float *alpha;     /* (B) the teacher's accuracy in the bin of x, in [0, 1] */
+    const int32_t *k;       /* (B) the teacher's top-k that holds the gold label */
+    int divide_k;           /* 1: b = (1 - alpha) / (k - 1); 0: b = 1 - alpha (SLaM's experiments) */
+};
+
+/* s~ (C) for one row: s (C) the student's probabilities, v (C) the teacher's
+ * logits (its top k give m). */
+void kd_slam_probs(const double *s, const float *v, double alpha, size_t k, int divide_k, size_t C, double *out);
+
+/* The loss of active rounds with SLaM: gold rows (y_i >= 0) as in
+ * kd_loss_distill_or_gold; a teacher row learns
+ *   HARD       CE(onehot(argmax v), s~),       s = softmax(z)
+ *   HINTON     T^2 KL(softmax_T(v) || s~),     s = softmax(z / T)
+ *   SOFT_CE    T^2 CE(softmax_T(v), s~),       s = softmax(z / T)
+ * with the gradient through s~ and the softmax:
+ *   dl/ds_j = (alpha - b m_j) (1 / sum u - q_j / u_j),
+ *   dl/dz_i = (scale / T) s_i (dl/ds_i - sum_j s_j dl/ds_j)
+ * (scale T^2 for the soft losses, 1 for HARD). LOGIT_MSE has no
+ * probabilities to correct: the pipeline refuses it; here it is trained
+ * uncorrected. The batch loss is (1/B) sum_i w_i l_i; shapes as
+ * kd_loss_distill_or_gold, ch->alpha and ch->k (B). */
+double kd_loss_slam(enum kd_distill_loss loss, const float *logits, const float *teacher_logits, const int32_t *y,
+                    const float *w, const struct kd_noise_channel *ch, size_t B, size_t C, float T, float *grad);
+
 /* Index of the largest of x[0..n); the first one on ties. */
 size_t kd_argmax(const float *x, size_t n);
 

@@ -18,7 +18,10 @@ static const char *const ROUND_SCHEDULES[] = {"warm", "retrain"};
 static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma",  "steps",
                                        "step_size",   "autoencoder", "latent", "hidden", "epochs"};
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
-static const char *const REWEIGHT_KEYS[] = {"bins", "smoothing", "temperature"};
+static const char *const REWEIGHT_KEYS[] = {"method", "bins", "smoothing", "temperature", "folds", "divide_k"};
+/* enum kd_reweight_method order */
+static const char *const REWEIGHT_METHODS[] = {"confidence", "debiased", "slam"};
+static const char *const BOOLS[] = {"false", "true"};
 
 static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
 {
@@ -132,12 +135,19 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
                            const struct kd_ynode *node)
 {
     struct kd_pipe_reweight *rw = &s->reweight;
+    rw->method = KD_REWEIGHT_CONFIDENCE;
     rw->bins = 10;
     rw->smoothing = 1;
     rw->temperature = 1;
+    rw->divide_k = KD_PIPE_SLAM_DIVIDE_K;
     rw->pos = kd_pos_of(key);
     if (node->kind == KD_Y_SCALAR && node->type == KD_YT_BOOL) {
         rw->on = strcmp(node->text, "true") == 0 || strcmp(node->text, "True") == 0 || strcmp(node->text, "TRUE") == 0;
+        /* kd has no default method: none beat unweighted distillation in
+         * every setting measured (docs/experiments/README.md). */
+        if (rw->on)
+            kd_at(c, node, "'reweight: true' must name its method: reweight: {method: confidence | debiased | slam} "
+                           "(kd has no default method)");
         return;
     }
     const struct kd_ynode *map = node->kind == KD_Y_MAP || kd_ytree_is_null(node) ? kd_as_map(c, node, "'reweight'")
@@ -146,7 +156,7 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         if (node->kind != KD_Y_BAD) {
             char got[96];
             kd_describe(node, got, sizeof got);
-            kd_at(c, node, "'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got %s", got);
+            kd_at(c, node, "'reweight' must be true, false or a mapping {method, bins, ...}, got %s", got);
         }
         return;
     }
@@ -158,8 +168,32 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
         rw->bins = (size_t)x;
     if (kd_get_num(c, map, "smoothing", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
         rw->smoothing = d;
-    if (kd_get_num(c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
+    int e;
+    const struct kd_ynode *mn = NULL, *vn = NULL;
+    if (!kd_require(c, map, "method", map == &kd_empty_map ? key : map, "in 'reweight'") ||
+        kd_get_enum(c, map, "method", REWEIGHT_METHODS, N(REWEIGHT_METHODS), &e, &mn) <= 0)
+        return;   /* the other keys depend on the method */
+    rw->method = (enum kd_reweight_method)e;
+    const char *method = kd_reweight_method_name(rw->method);
+    if (kd_get_num(c, map, "temperature", KD_RANGE_POSITIVE, &d, &vn) > 0) {
         rw->temperature = d;
+        if (rw->method != KD_REWEIGHT_DEBIASED)
+            kd_at(c, vn, "'temperature' in 'reweight' is for method debiased (d(x)), not %s", method);
+    }
+    if (kd_get_int(c, map, "folds", 2, 1000, &x, &vn) > 0) {
+        rw->folds = (size_t)x;
+        if (rw->method != KD_REWEIGHT_DEBIASED)
+            kd_at(c, vn, "'folds' in 'reweight' is for method debiased, not %s", method);
+        else if (s->select.on)
+            kd_at(c, vn, "'folds' in 'reweight' is for a stage without 'select' (in rounds, each pick is weighed "
+                         "by the student of the round before, which has not seen it)");
+    }
+    if (kd_get_enum(c, map, "divide_k", BOOLS, N(BOOLS), &e, &vn) > 0) {
+        rw->divide_k = e;
+        if (rw->method != KD_REWEIGHT_SLAM)
+            kd_at(c, vn, "'divide_k' in 'reweight' is for method slam, not %s", method);
+    }
+    rw->method_pos = kd_pos_of(mn ? mn : key);
 }
 
 void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir)
@@ -170,6 +204,20 @@ void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct k
         check_select(c, s, k, vn, dir);
     if ((vn = kd_ytree_get(map, "reweight", &k)))
         check_reweight(c, s, k, vn);
+    if (s->reweight.on && (vn = kd_ytree_get(map, "reweight", &k))) {
+        struct kd_ynode *lk;
+        const struct kd_ynode *ln = kd_ytree_get(map, "loss", &lk);
+        if (s->reweight.method == KD_REWEIGHT_SLAM && ln && ln->kind == KD_Y_SCALAR && ln->text &&
+            strcmp(ln->text, "logit_mse") == 0)
+            kd_at(c, ln, "loss logit_mse has no probabilities for method slam to correct: use hard, hinton or "
+                         "soft_ce");
+        /* Without select, the reference student of debiased trains on gold
+         * alone (or on the other folds); it needs the gold to train on. */
+        if (s->reweight.method == KD_REWEIGHT_DEBIASED && !s->select.on && !s->reweight.folds &&
+            !kd_ytree_get(map, "gold", NULL))
+            kd_at(c, k, "method debiased needs 'gold': its reference student trains on the gold labels alone "
+                        "(or give 'folds' for out-of-fold reference students)");
+    }
     /* Both need the teacher's record on gold data; say so here rather than
      * half-way through a run. */
     if (!kd_ytree_get(map, "validation", NULL)) {

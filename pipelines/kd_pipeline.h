@@ -182,15 +182,22 @@ struct kd_pipe_select {
     struct kd_pos strategy_pos, tgt_pos;
 };
 
-/* distill: reweight: {...} (or `reweight: true`): noise-aware weights from the
+/* distill: reweight: {method, ...}: noise-aware weights (or a noise channel) from the
  * teacher's calibration on the stage's `validation:` data. */
 struct kd_pipe_reweight {
     int on;
     struct kd_pos pos;
-    size_t bins;                       /* default 10 */
+    enum kd_reweight_method method;    /* sampling/kd_sampling.h; required (kd has no default method) */
+    size_t bins;                       /* default 10, fewer when validation has < 100 examples per bin */
     double smoothing;                  /* Laplace, default 1 */
-    double temperature;                /* of the student's softmax in d(x) (default 1, METHODS as written) */
+    double temperature;                /* debiased, epoch: the student's softmax in d(x) (default 1) */
+    size_t folds;                      /* debiased: out-of-fold reference students (0: gold-only reference) */
+    struct kd_pos method_pos;
+    int divide_k;                      /* slam: the channel's 1/(k - 1) factor (default KD_PIPE_SLAM_DIVIDE_K) */
 };
+/* slam's default for the 1/(k - 1) factor (the noisy-teacher experiment,
+ * docs/experiments/README.md, says why). */
+#define KD_PIPE_SLAM_DIVIDE_K 1
 
 /* ---- diagnose stage (pipelines/config_diagnose.c, pipelines/stage_diagnose.c) ---- */
 

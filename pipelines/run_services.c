@@ -298,9 +298,19 @@ static void plan_active(struct runner *r, const struct kd_pipe_stage *s)
     if (g)
         kd_run_plan_line(r, "    gold '%s': %zu examples trained on their own labels (no teacher queries)", g->name,
                          kd_dataset_n(&g->ds));
-    if (s->reweight.on)
-        kd_run_plan_line(r, "    reweight: noise-aware weights from %zu confidence bins, recomputed every epoch",
-                         s->reweight.bins);
+    if (s->reweight.on && v) {
+        const struct kd_pipe_reweight *rw = &s->reweight;
+        size_t bins = kd_calibration_bins(kd_dataset_n(&v->ds), rw->bins, KD_CALIBRATION_MIN_PER_BIN);
+        const char *how = "weights alpha(x), computed once";
+        if (rw->method == KD_REWEIGHT_SLAM)
+            how = "the loss through the teacher's noise channel";
+        else if (rw->method == KD_REWEIGHT_DEBIASED)
+            how = sel->on      ? "weights from the student of the round before, computed once per pick"
+                  : rw->folds ? "weights from out-of-fold reference students, computed once"
+                              : "weights from a reference student trained on the gold rows, computed once";
+        kd_run_plan_line(r, "    reweight: %s: %s; %zu confidence bins", kd_reweight_method_name(rw->method), how,
+                         bins);
+    }
     if (!d)
         return;
     if (!sel->on) {

@@ -6,17 +6,22 @@
  *   round r      the student scores the pool rows not chosen yet; the
  *                strategy picks (TGT: picks sources and generates from them);
  *                the teacher labels the picks through the store, charged to
- *                the budget only for what the store did not have; the
- *                noise weights are recomputed; the student trains
+ *                the budget only for what the store did not have; with
+ *                `reweight`, the new picks are weighed once (debiased: by
+ *                the student of the round before, which has not seen them);
+ *                the student trains
  *
- * Without `select:` there is one round on the whole pool (reweighting alone).
- * Every pick goes to the store's selections table, every weight to
- * example_weights, per epoch (docs/active.md). */
+ * Without `select:` there is one round on the whole pool (reweighting alone;
+ * debiased weights come from a reference student trained on the gold rows
+ * or on the other folds). Every pick goes to the store's selections table,
+ * every weight to example_weights once, at the first epoch it trains in
+ * (docs/active.md). */
 #include "pipelines/run_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sampling/kd_sampling.h"
 #include "store/kd_store.h"
@@ -32,6 +37,8 @@ struct train_set {
     float *iw;            /* importance weight from the selection (IWeS), else 1 */
     float *w;             /* the weight in the loss: iw times the noise weight */
     double *noise;        /* estimated teacher error p(x); NaN where not estimated */
+    float *alpha;         /* slam: the teacher's accuracy alpha(x) (1 for gold rows) */
+    int32_t *k;           /* slam: the top-k of the teacher's noise channel */
     struct kd_hash *key;
     int64_t *row;         /* row in its dataset, -1 for generated inputs */
     unsigned char *kind;  /* enum row_kind */
@@ -42,6 +49,7 @@ static void ts_release(struct train_set *ts)
     kd_free(ts->x);
     kd_free(ts->v);
     free(ts->y), free(ts->iw), free(ts->w), free(ts->noise), free(ts->key), free(ts->row), free(ts->kind);
+    free(ts->alpha), free(ts->k);
     memset(ts, 0, sizeof *ts);
 }
 
@@ -74,7 +82,13 @@ static kd_status ts_reserve(struct train_set *ts, size_t more, struct kd_error *
     unsigned char *kind = realloc(ts->kind, cap * sizeof *kind);
     if (kind)
         ts->kind = kind;
-    if (!x || !v || !y || !iw || !w || !noise || !key || !row || !kind) {
+    float *alpha = realloc(ts->alpha, cap * sizeof *alpha);
+    if (alpha)
+        ts->alpha = alpha;
+    int32_t *k = realloc(ts->k, cap * sizeof *k);
+    if (k)
+        ts->k = k;
+    if (!x || !v || !y || !iw || !w || !noise || !key || !row || !kind || !alpha || !k) {
         kd_free(x);
         kd_free(v);
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu training examples", cap);
@@ -105,6 +119,8 @@ static void ts_add(struct train_set *ts, const float *x, const float *v, int32_t
     ts->iw[i] = iw;
     ts->w[i] = iw;
     ts->noise[i] = NAN;
+    ts->alpha[i] = 1.0f;
+    ts->k[i] = 2;
     ts->key[i] = key;
     ts->row[i] = row;
     ts->kind[i] = (unsigned char)kind;
@@ -117,8 +133,11 @@ struct loss_ctx {
     const struct train_set *ts;
     enum kd_distill_loss loss;
     float T;
+    int slam, divide_k;  /* method slam: the loss through the teacher's noise channel */
     float *v, *w;        /* (batch, C), (batch) */
     int32_t *y;          /* (batch) */
+    float *alpha;        /* (batch) slam */
+    int32_t *k;          /* (batch) slam */
 };
 
 static double batch_loss(void *ctx, const float *logits, const size_t *idx, size_t B, size_t C, float *grad)
@@ -130,6 +149,12 @@ static double batch_loss(void *ctx, const float *logits, const size_t *idx, size
         memcpy(c->v + b * C, ts->v + i * C, C * sizeof(float));
         c->y[b] = ts->y[i];
         c->w[b] = ts->w[i];
+        c->alpha[b] = ts->alpha[i];
+        c->k[b] = ts->k[i];
+    }
+    if (c->slam) {
+        struct kd_noise_channel ch = {c->alpha, c->k, c->divide_k};
+        return kd_loss_slam(c->loss, logits, c->v, c->y, c->w, &ch, B, C, c->T, grad);
     }
     return kd_loss_distill_or_gold(c->loss, logits, c->v, c->y, c->w, B, C, c->T, grad);
 }
@@ -147,48 +172,28 @@ struct active {
     int have_cal;
     double teacher_error;       /* on validation; NaN when not measured */
     size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
-    size_t round_epochs, epochs_left_in_round;
+    size_t round_epochs;
     enum kd_tgt_mode tgt_mode;  /* tgt.mode, or by default gradient for a kd network teacher, random otherwise */
     struct kd_run_epoch_log log;
 };
 
-/* Recomputes the noise weights of the teacher-labelled rows with the current
- * student and records them as the weights of epoch `epoch` (1-based). */
-static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch, struct kd_error *err)
+/* Records the weights of the teacher-labelled rows in [from, to) as the
+ * weights of epoch `epoch` (1-based, counted across rounds) in
+ * example_weights, and their mean as mean_noise_weight. */
+static kd_status store_weights(struct active *a, const float *nw, size_t from, size_t to, size_t epoch,
+                               struct kd_error *err)
 {
     struct train_set *ts = &a->ts;
-    if (!a->s->reweight.on || ts->n == 0)
-        return KD_OK;
-    struct kd_tensor z;
-    kd_status st = kd_tensor_init(&z, ts->n, ts->C, err);
-    if (st)
-        return st;
-    struct kd_tensor x = kd_tensor_view(ts->x, ts->n, ts->D), v = kd_tensor_view(ts->v, ts->n, ts->C);
-    float *nw = malloc(ts->n * sizeof *nw);
-    struct kd_store_weight *rec = malloc(ts->n * sizeof *rec);
-    if (!nw || !rec) {
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = kd_mlp_predict(m, &x, &z, err)))
-        goto done;
-    if ((st = kd_reweight(&a->cal, &v, &z, a->s->reweight.temperature, nw, ts->noise, err))) {
-        kd_error_prefix(err, "stage '%s'", a->s->name);
-        goto done;
-    }
-    size_t n_rec = 0;
+    struct kd_store_weight *rec = calloc(to - from + 1, sizeof *rec);
+    if (!rec)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    size_t n_rec = 0, n_zero = 0;
     double sum = 0.0;
-    size_t n_teacher = 0, n_zero = 0;
-    for (size_t i = 0; i < ts->n; i++) {
-        if (ts->kind[i] == ROW_GOLD) {
-            ts->noise[i] = NAN;
-            ts->w[i] = ts->iw[i];
+    for (size_t i = from; i < to; i++) {
+        if (ts->kind[i] == ROW_GOLD)
             continue;
-        }
-        ts->w[i] = ts->iw[i] * nw[i];
-        sum += nw[i];
-        n_teacher++;
-        n_zero += nw[i] == 0.0f;
+        sum += nw[i - from];
+        n_zero += nw[i - from] == 0.0f;
         rec[n_rec].key = ts->key[i];
         rec[n_rec].dataset = ts->kind[i] == ROW_POOL ? a->pool->root : NULL;
         rec[n_rec].row = ts->row[i];
@@ -196,15 +201,81 @@ static kd_status update_weights(struct active *a, struct kd_mlp *m, size_t epoch
         rec[n_rec].noise = ts->noise[i];
         n_rec++;
     }
-    st = kd_store_put_weights(a->r->store, a->r->run, (int64_t)epoch, rec, n_rec, err);
-    if (!st && n_teacher)
-        st = kd_run_record_metric(a->r, a->sid, "mean_noise_weight", (int64_t)epoch, sum / (double)n_teacher, err);
-    if (!st)
-        kd_log(KD_LOG_DEBUG, "  epoch %zu weights: mean %.4f, %zu of %zu at 0", epoch,
-               n_teacher ? sum / (double)n_teacher : 1.0, n_zero, n_teacher);
-done:
-    free(nw);
+    kd_status st = kd_store_put_weights(a->r->store, a->r->run, (int64_t)epoch, rec, n_rec, err);
+    if (!st && n_rec)
+        st = kd_run_record_metric(a->r, a->sid, "mean_noise_weight", (int64_t)epoch, sum / (double)n_rec, err);
+    if (!st && n_rec)
+        kd_log(KD_LOG_DEBUG, "  epoch %zu weights (%s): mean %.4f over %zu, %zu at 0", epoch,
+               kd_reweight_method_name(a->s->reweight.method), sum / (double)n_rec, n_rec, n_zero);
     free(rec);
+    return st;
+}
+
+/* Noise-aware methods (confidence, debiased, slam): weighs the rows
+ * [from, to) once, when they join the training set, and records the
+ * weights as those of epoch `epoch`, the first they train in. zref
+ * (to - from, C): a reference student's logits on those rows, which has not
+ * fitted them (debiased only; NULL otherwise). Gold rows keep weight 1. */
+static kd_status weigh_rows(struct active *a, const struct kd_tensor *zref, size_t from, size_t to, size_t epoch,
+                            struct kd_error *err)
+{
+    struct train_set *ts = &a->ts;
+    const struct kd_pipe_reweight *rw = &a->s->reweight;
+    if (!rw->on || to <= from)
+        return KD_OK;
+    size_t n = to - from, C = ts->C;
+    struct kd_tensor v = kd_tensor_view(ts->v + from * C, n, C);
+    float *nw = malloc(n * sizeof *nw);
+    if (!nw)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    kd_status st = KD_OK;
+    switch (rw->method) {
+    case KD_REWEIGHT_CONFIDENCE:
+        kd_reweight_confidence(&a->cal, &v, nw, ts->noise + from);
+        break;
+    case KD_REWEIGHT_DEBIASED:
+        if ((st = kd_reweight(&a->cal, &v, zref, rw->temperature, nw, ts->noise + from, err)))
+            kd_error_prefix(err, "stage '%s'", a->s->name);
+        break;
+    case KD_REWEIGHT_SLAM:
+        kd_slam_channel(&a->cal, &v, ts->alpha + from, ts->k + from, ts->noise + from);
+        for (size_t i = 0; i < n; i++)
+            nw[i] = 1.0f;
+        break;
+    }
+    if (!st) {
+        for (size_t i = from; i < to; i++) {
+            if (ts->kind[i] == ROW_GOLD) {
+                ts->noise[i] = NAN;
+                ts->alpha[i] = 1.0f;
+                ts->w[i] = ts->iw[i];
+                nw[i - from] = 1.0f;
+            } else {
+                ts->w[i] = ts->iw[i] * nw[i - from];
+            }
+        }
+        st = store_weights(a, nw, from, to, epoch, err);
+    }
+    free(nw);
+    return st;
+}
+
+/* weigh_rows for the rows from `first` on, with the logits of `ref` on
+ * them as debiased's reference. */
+static kd_status weigh_new(struct active *a, struct kd_mlp *ref, size_t first, struct kd_error *err)
+{
+    const struct kd_pipe_reweight *rw = &a->s->reweight;
+    if (!rw->on || a->ts.n <= first)
+        return KD_OK;
+    struct kd_tensor z = {0};
+    kd_status st = KD_OK;
+    if (rw->method == KD_REWEIGHT_DEBIASED) {
+        struct kd_tensor x = kd_tensor_view(a->ts.x + first * a->ts.D, a->ts.n - first, a->ts.D);
+        if (!(st = kd_tensor_init(&z, a->ts.n - first, a->ts.C, err)))
+            st = kd_mlp_predict(ref, &x, &z, err);
+    }
+    if (!st)
+        st = weigh_rows(a, &z, first, a->ts.n, a->epoch + 1, err);
     kd_tensor_release(&z);
     return st;
 }
@@ -212,56 +283,62 @@ done:
 static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss, struct kd_error *err)
 {
     struct active *a = ctx;
-    kd_status st = kd_run_on_epoch(&a->log, m, a->epoch + epoch, loss, err);
-    /* Weights for the next epoch of this round; the next round recomputes its own. */
-    if (!st && epoch + 1 < a->round_epochs)
-        st = update_weights(a, m, a->epoch + epoch + 2, err);
-    return st;
+    return kd_run_on_epoch(&a->log, m, a->epoch + epoch, loss, err);
+}
+
+/* Trains m on the first n rows of ts for `epochs` epochs (batch order
+ * seeded by `round`). The main student's epochs are logged (train_loss,
+ * counted across rounds); other students
+ * (iwes-two's second, debiased's reference) only train. */
+static kd_status train_rows(struct active *a, const struct train_set *ts, size_t n, struct kd_mlp *m, size_t round,
+                            size_t epochs, int main_student, const char *what, struct kd_error *err)
+{
+    const struct kd_pipe_stage *s = a->s;
+    struct kd_train_config tc;
+    kd_status st = kd_run_train_config(a->r->p, s, n, &tc, err);
+    if (st)
+        return st;
+    tc.epochs = epochs;
+    size_t steps = (n + tc.batch - 1) / tc.batch;
+    tc.sched.total_steps = steps * tc.epochs;
+    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TRAIN_ROUND, round);
+    tc.stop = a->r->opt->stop;
+    char label[128];
+    snprintf(label, sizeof label, "%s %s %zu", s->name, what, round);
+    tc.label = label;
+    if (main_student) {
+        a->round_epochs = epochs;
+        tc.on_epoch = on_epoch;
+        tc.epoch_ctx = a;
+    }
+    const struct kd_pipe_reweight *rw = &s->reweight;
+    struct loss_ctx lc = {ts, s->loss, s->temperature, rw->on && rw->method == KD_REWEIGHT_SLAM, rw->divide_k,
+                          NULL, NULL, NULL, NULL, NULL};
+    size_t bs = tc.batch ? tc.batch : 1; /* kd_mlp_train refuses 0 itself */
+    lc.v = malloc(bs * ts->C * sizeof *lc.v);
+    lc.w = malloc(bs * sizeof *lc.w);
+    lc.y = malloc(bs * sizeof *lc.y);
+    lc.alpha = malloc(bs * sizeof *lc.alpha);
+    lc.k = malloc(bs * sizeof *lc.k);
+    struct kd_tensor x = kd_tensor_view(ts->x, n, ts->D);
+    struct kd_train_result res;
+    if (!lc.v || !lc.w || !lc.y || !lc.alpha || !lc.k)
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for a batch of %zu", bs);
+    else
+        st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
+    free(lc.v), free(lc.w), free(lc.y), free(lc.alpha), free(lc.k);
+    if (st)
+        return kd_error_prefix(err, "stage '%s', %s %zu", s->name, what, round);
+    if (main_student)
+        a->epoch += epochs;
+    return KD_OK;
 }
 
 /* Trains m on the training set for `epochs` epochs (seeded per round). */
 static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, size_t epochs, int main_student,
                              struct kd_error *err)
 {
-    const struct kd_pipe_stage *s = a->s;
-    struct kd_train_config tc;
-    kd_status st = kd_run_train_config(a->r->p, s, a->ts.n, &tc, err);
-    if (st)
-        return st;
-    tc.epochs = epochs;
-    size_t steps = (a->ts.n + tc.batch - 1) / tc.batch;
-    tc.sched.total_steps = steps * tc.epochs;
-    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TRAIN_ROUND, round);
-    tc.stop = a->r->opt->stop;
-    char label[96];
-    snprintf(label, sizeof label, "%s round %zu", s->name, round);
-    tc.label = label;
-    a->round_epochs = epochs;
-    /* The main student's epochs are logged (train_loss, counted across
-     * rounds) and drive the weights; iwes-two's second student only trains. */
-    if (main_student) {
-        tc.on_epoch = on_epoch;
-        tc.epoch_ctx = a;
-        if ((st = update_weights(a, m, a->epoch + 1, err)))
-            return st;
-    }
-    struct loss_ctx lc = {&a->ts, s->loss, s->temperature, NULL, NULL, NULL};
-    size_t bs = tc.batch ? tc.batch : 1; /* kd_mlp_train refuses 0 itself */
-    lc.v = malloc(bs * a->ts.C * sizeof *lc.v);
-    lc.w = malloc(bs * sizeof *lc.w);
-    lc.y = malloc(bs * sizeof *lc.y);
-    struct kd_tensor x = kd_tensor_view(a->ts.x, a->ts.n, a->ts.D);
-    struct kd_train_result res;
-    if (!lc.v || !lc.w || !lc.y)
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for a batch of %zu", bs);
-    else
-        st = kd_mlp_train(m, &x, batch_loss, &lc, &tc, &res, err);
-    free(lc.v), free(lc.w), free(lc.y);
-    if (st)
-        return kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
-    if (main_student)
-        a->epoch += epochs;
-    return KD_OK;
+    return train_rows(a, &a->ts, a->ts.n, m, round, epochs, main_student, "round", err);
 }
 
 /* -------------------------------------------------------------- helpers */
@@ -280,7 +357,13 @@ static kd_status calibrate(struct active *a, struct kd_error *err)
     kd_log(KD_LOG_INFO, "  teacher error on '%s': %.4f (%zu of %zu)", a->val->name, a->teacher_error, wrong, n);
     st = kd_run_record_metric(a->r, a->sid, "teacher_error", -1, a->teacher_error, err);
     if (!st && s->reweight.on) {
-        st = kd_calibration_fit(&vv, a->val->ds.y, s->reweight.bins, s->reweight.smoothing, &a->cal, err);
+        /* At least 100 validation examples per bin: a bin's error rate from
+         * fewer is mostly noise. */
+        size_t bins = kd_calibration_bins(n, s->reweight.bins, KD_CALIBRATION_MIN_PER_BIN);
+        if (bins < s->reweight.bins)
+            kd_log(KD_LOG_INFO, "  calibration: %zu bins, not %zu: '%s' has %zu examples and each bin needs %d",
+                   bins, s->reweight.bins, a->val->name, n, KD_CALIBRATION_MIN_PER_BIN);
+        st = kd_calibration_fit(&vv, a->val->ds.y, bins, s->reweight.smoothing, &a->cal, err);
         if (st)
             kd_error_prefix(err, "stage '%s': calibration on '%s'", s->name, a->val->name);
         else
@@ -290,15 +373,20 @@ static kd_status calibrate(struct active *a, struct kd_error *err)
         /* The table the weights come from, in the log and in the store. */
         kd_log(KD_LOG_INFO, "  teacher calibration on '%s' (%zu bins, smoothing %g):", a->val->name, a->cal.n_bins,
                a->cal.smoothing);
-        kd_log(KD_LOG_INFO, "    %-21s %8s %7s %8s", "confidence", "examples", "wrong", "p(error)");
+        kd_log(KD_LOG_INFO, "    %-21s %8s %7s %8s %9s %5s", "confidence", "examples", "wrong", "p(error)",
+               "accuracy", "top-k");
         for (size_t b = 0; b < a->cal.n_bins && !st; b++) {
-            kd_log(KD_LOG_INFO, "    [%.6f, %.6f) %8zu %7zu %8.4f", a->cal.lo[b], a->cal.hi[b], a->cal.count[b],
-                   a->cal.errors[b], a->cal.error[b]);
-            struct kd_store_metric m[4] = {{"calibration_lo", (int64_t)b, a->cal.lo[b]},
-                                           {"calibration_hi", (int64_t)b, a->cal.hi[b]},
-                                           {"calibration_count", (int64_t)b, (double)a->cal.count[b]},
-                                           {"calibration_error", (int64_t)b, a->cal.error[b]}};
-            st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, m, 4, err);
+            kd_log(KD_LOG_INFO, "    [%.6f, %.6f) %8zu %7zu %8.4f %9.4f %5zu", a->cal.lo[b], a->cal.hi[b],
+                   a->cal.count[b], a->cal.errors[b], a->cal.error[b],
+                   1.0 - (double)a->cal.errors[b] / (double)a->cal.count[b], a->cal.topk[b]);
+            struct kd_store_metric m[6] = {
+                {"calibration_lo", (int64_t)b, a->cal.lo[b]},
+                {"calibration_hi", (int64_t)b, a->cal.hi[b]},
+                {"calibration_count", (int64_t)b, (double)a->cal.count[b]},
+                {"calibration_error", (int64_t)b, a->cal.error[b]},
+                {"calibration_accuracy", (int64_t)b, 1.0 - (double)a->cal.errors[b] / (double)a->cal.count[b]},
+                {"calibration_k", (int64_t)b, (double)a->cal.topk[b]}};
+            st = kd_store_put_metrics(a->r->store, a->r->run, a->sid, m, 6, err);
         }
     }
     kd_tensor_release(&vv);
@@ -380,6 +468,7 @@ struct round_state {
     struct kd_store_selection *rec;
     struct kd_store_origin *origins;
     size_t *rows;               /* dataset rows of the picks */
+    size_t *pool_index;         /* (N) pool row of each pick, in the order they joined (n_chosen of them) */
     struct kd_tensor logits, logits2;
     struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
 };
@@ -387,7 +476,7 @@ struct round_state {
 static void round_state_release(struct round_state *rs)
 {
     free(rs->chosen), free(rs->cand), free(rs->p), free(rs->q), free(rs->sel), free(rs->rec), free(rs->origins);
-    free(rs->rows);
+    free(rs->rows), free(rs->pool_index);
     kd_tensor_release(&rs->logits);
     kd_tensor_release(&rs->logits2);
 }
@@ -438,6 +527,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
                ROW_POOL);
         rs->chosen[row] = 1;
+        rs->pool_index[rs->n_chosen + i] = row;
     }
     rs->n_chosen += n_sel;
     st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_sel, err);
@@ -550,6 +640,224 @@ static kd_status save_generated(struct active *a, struct kd_tensor *generated, s
     return st;
 }
 
+/* ------------------------------------------------------------ resuming */
+
+/* After each finished round the stage saves, under <output>/checkpoints/,
+ * the student (<stage>-round.safetensors, and iwes-two's second student in
+ * <stage>-round-second.safetensors) and the round's state
+ * (<stage>-round-state.safetensors): the pool row of every teacher-labelled
+ * example in the order it joined, its importance weight, weight, noise and
+ * slam channel, and in the metadata the run, the round, the epochs trained
+ * and the queries spent. The same picks and weights are in the store
+ * (selections, example_weights), which has no column saying which stage
+ * wrote them; the state file does. Each file is written atomically, the
+ * state last but one and the student last, and both carry the round: a
+ * mismatch means the round was not finished and the stage starts afresh.
+ * Rounds are seeded by their index, so a resumed stage picks and trains as
+ * an uninterrupted one would. TGT's generated inputs are not kept: a TGT
+ * stage restarts from round 1. */
+struct round_file {
+    char student[1024], second[1024], state[1024];
+};
+
+static void round_files(const struct active *a, struct round_file *f)
+{
+    const char *out = a->r->p->output, *name = a->s->name;
+    snprintf(f->student, sizeof f->student, "%s/checkpoints/%s-round.safetensors", out, name);
+    snprintf(f->second, sizeof f->second, "%s/checkpoints/%s-round-second.safetensors", out, name);
+    snprintf(f->state, sizeof f->state, "%s/checkpoints/%s-round-state.safetensors", out, name);
+}
+
+static void remove_round_files(const struct active *a)
+{
+    struct round_file f;
+    round_files(a, &f);
+    remove(f.student), remove(f.second), remove(f.state);
+}
+
+/* The state's float columns, in file order. */
+enum { RS_ROW = 0, RS_IW, RS_W, RS_NOISE, RS_ALPHA, RS_K, RS_N };
+static const char *const RS_NAMES[RS_N] = {"pool_row", "importance", "weight", "noise", "alpha", "k"};
+
+static kd_status save_round(struct active *a, const size_t *pool_index, struct kd_mlp *student, struct kd_mlp *second,
+                            size_t round, size_t spent, struct kd_error *err)
+{
+    const struct train_set *ts = &a->ts;
+    struct round_file f;
+    round_files(a, &f);
+    size_t n = 0;
+    for (size_t i = 0; i < ts->n; i++)
+        n += ts->kind[i] == ROW_POOL;
+    float *col = malloc((RS_N * n + 1) * sizeof *col);
+    if (!col)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the round's state");
+    size_t j = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        if (ts->kind[i] != ROW_POOL)
+            continue;
+        /* pool rows < 2^24 are exact in a float32 */
+        col[RS_ROW * n + j] = (float)pool_index[j];
+        col[RS_IW * n + j] = ts->iw[i];
+        col[RS_W * n + j] = ts->w[i];
+        col[RS_NOISE * n + j] = (float)ts->noise[i];
+        col[RS_ALPHA * n + j] = ts->alpha[i];
+        col[RS_K * n + j] = (float)ts->k[i];
+        j++;
+    }
+    char run[32], rnd[32], ep[32], sp[32];
+    snprintf(run, sizeof run, "%lld", (long long)a->r->run);
+    snprintf(rnd, sizeof rnd, "%zu", round);
+    snprintf(ep, sizeof ep, "%zu", a->epoch);
+    snprintf(sp, sizeof sp, "%zu", spent);
+    struct kd_st_writer w;
+    kd_st_writer_init(&w);
+    uint64_t shape[1] = {n};
+    kd_status st = KD_OK;
+    for (int c = 0; c < RS_N && !st; c++)
+        st = kd_st_writer_add(&w, RS_NAMES[c], KD_DTYPE_F32, 1, shape, col + (size_t)c * n, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "kd_format", "active-round", err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "run", run, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "round", rnd, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "epoch", ep, err);
+    if (!st)
+        st = kd_st_writer_meta(&w, "spent", sp, err);
+    if (!st)
+        st = kd_st_writer_save(&w, f.state, err);
+    kd_st_writer_release(&w);
+    free(col);
+    struct kd_st_meta meta[2] = {{"run", run}, {"round", rnd}};
+    if (!st && second)
+        st = kd_mlp_save(second, f.second, meta, 2, err);
+    if (!st)
+        st = kd_mlp_save(student, f.student, meta, 2, err);
+    if (st)
+        kd_error_prefix(err, "stage '%s', round %zu: saving the round", a->s->name, round);
+    return st;
+}
+
+/* The round a file written by save_round holds for this run, 0 when it is
+ * missing, of another run or unreadable (the stage then starts afresh). */
+static size_t file_round(const struct active *a, const struct kd_safetensors *f)
+{
+    const char *run = kd_safetensors_meta(f, "run"), *round = kd_safetensors_meta(f, "round");
+    if (!run || !round || strtoll(run, NULL, 10) != (long long)a->r->run)
+        return 0;
+    return (size_t)strtoull(round, NULL, 10);
+}
+
+/* On --resume: restores the last finished round of this stage (see above)
+ * into the training set, the round state and the students, and returns its
+ * number in *done (0: nothing to resume, start at round 1). The picks'
+ * teacher answers come from the store, so nothing is asked. */
+static kd_status restore_round(struct active *a, struct round_state *rs, struct run_model *m, struct kd_mlp **second,
+                               size_t *done, struct kd_error *err)
+{
+    *done = 0;
+    if (!a->r->opt->resume || a->s->select.tgt)
+        return KD_OK;
+    struct round_file f;
+    round_files(a, &f);
+    if (access(f.state, R_OK) != 0 || access(f.student, R_OK) != 0)
+        return KD_OK;
+    struct kd_safetensors state = {0}, stud = {0};
+    struct kd_error ignored = {0};
+    struct kd_mlp *net = NULL, *net2 = NULL;
+    struct kd_tensor xs = {0}, vs = {0};
+    float *col = NULL;
+    size_t *rows = NULL;
+    kd_status st = KD_OK;
+    if (kd_safetensors_read(f.state, &state, &ignored) || kd_safetensors_read(f.student, &stud, &ignored))
+        goto done;
+    size_t round = file_round(a, &state);
+    if (round == 0 || file_round(a, &stud) != round)
+        goto done;
+    const struct kd_st_tensor *t0 = kd_safetensors_find(&state, RS_NAMES[0]);
+    if (!t0 || t0->ndim != 1)
+        goto done;
+    size_t n = (size_t)t0->shape[0], N = kd_dataset_n(&a->pool->ds), D = a->ts.D, C = a->ts.C;
+    col = malloc((RS_N * n + 1) * sizeof *col);
+    rows = malloc((n + 1) * sizeof *rows);
+    if (!col || !rows) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int c = 0; c < RS_N; c++)
+        if (kd_safetensors_copy_f32(&state, RS_NAMES[c], col + (size_t)c * n, n, 0, NULL, &ignored))
+            goto done;
+    for (size_t j = 0; j < n; j++) {
+        float r = col[RS_ROW * n + j];
+        if (!(r >= 0.0f) || (size_t)r >= N || rs->chosen[(size_t)r])
+            goto done;   /* not this pool's state */
+        rs->chosen[(size_t)r] = 1;
+    }
+    if (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params)
+        goto done;
+    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || net2->n_params != (*second)->n_params))
+        goto done;
+    /* The picks' answers, from the store. */
+    if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
+        goto done;
+    const struct kd_run_data *d = a->pool;
+    for (size_t j = 0; j < n; j++) {
+        size_t r = (size_t)col[RS_ROW * n + j];
+        memcpy(kd_tensor_row(&xs, j), kd_tensor_row(&d->ds.x, r), D * sizeof(float));
+        rows[j] = d->ds.rows[r];
+    }
+    struct kd_label_stats ls = {0};
+    st = kd_teacher_label(a->t->t, &xs, d->root, rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
+    a->r->sum->queries += ls.queried;
+    a->r->sum->cached += ls.cached;
+    if (st) {
+        kd_error_prefix(err, "stage '%s': restoring round %zu", a->s->name, round);
+        goto done;
+    }
+    if ((st = ts_reserve(&a->ts, n, err)))
+        goto done;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = a->ts.n;
+        ts_add(&a->ts, kd_tensor_row(&xs, j), kd_tensor_row(&vs, j), -1, col[RS_IW * n + j],
+               kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j], ROW_POOL);
+        a->ts.w[i] = col[RS_W * n + j];
+        a->ts.noise[i] = col[RS_NOISE * n + j];
+        a->ts.alpha[i] = col[RS_ALPHA * n + j];
+        a->ts.k[i] = (int32_t)col[RS_K * n + j];
+        rs->pool_index[rs->n_chosen++] = (size_t)col[RS_ROW * n + j];
+    }
+    const char *ep = kd_safetensors_meta(&state, "epoch"), *sp = kd_safetensors_meta(&state, "spent");
+    a->epoch = ep ? (size_t)strtoull(ep, NULL, 10) : 0;
+    kd_budget_charge(&rs->budget, sp ? (size_t)strtoull(sp, NULL, 10) : 0);
+    kd_mlp_free(m->net);
+    m->net = net;
+    net = NULL;
+    if (net2) {
+        kd_mlp_free(*second);
+        *second = net2;
+        net2 = NULL;
+    }
+    *done = round;
+    kd_log(KD_LOG_INFO, "  resuming after round %zu: %zu picks and their weights restored, %zu asked again; student "
+                        "from %s", round, n, ls.queried, f.student);
+done:
+    if (!*done && !st) {
+        /* Nothing usable: start afresh, with whatever was restored undone. */
+        memset(rs->chosen, 0, kd_dataset_n(&a->pool->ds));
+        kd_log(KD_LOG_INFO, "  no finished round of stage '%s' to resume from; it starts at round 1", a->s->name);
+    }
+    kd_safetensors_release(&state);
+    kd_safetensors_release(&stud);
+    kd_mlp_free(net);
+    kd_mlp_free(net2);
+    kd_tensor_release(&xs);
+    kd_tensor_release(&vs);
+    free(col);
+    free(rows);
+    return st;
+}
+
 static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
@@ -578,7 +886,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     rs.rec = malloc(round_max * sizeof *rs.rec);
     rs.origins = malloc(round_max * sizeof *rs.origins);
     rs.rows = malloc(round_max * sizeof *rs.rows);
-    st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows
+    rs.pool_index = malloc(N * sizeof *rs.pool_index);
+    st = rs.chosen && rs.cand && rs.p && (!two || rs.q) && rs.sel && rs.rec && rs.origins && rs.rows && rs.pool_index
                        ? KD_OK
                        : kd_error_set(err, KD_ERR_NOMEM, "out of memory for the pool of %zu", N);
     if (!st)
@@ -591,8 +900,11 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         st = get_autoencoder(a, &ae, err);
     if (st)
         goto done;
-    int trained = 0;
-    if (a->gold) {
+    size_t resumed = 0;
+    if ((st = restore_round(a, &rs, m, &second, &resumed, err)))
+        goto done;
+    int trained = resumed > 0;
+    if (a->gold && !resumed) {
         /* Round 0: the gold labels alone, so that round 1 already has a
          * student to score the pool with. */
         kd_log(KD_LOG_INFO, "  round 0: the student learns the %zu gold labels of '%s'", kd_dataset_n(&a->gold->ds),
@@ -606,7 +918,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         trained = 1;
     }
     size_t round_epochs = a->round_epochs;
-    for (size_t round = 1; round <= R && rs.n_chosen < N; round++) {
+    for (size_t round = resumed + 1; round <= R && rs.n_chosen < N; round++) {
         size_t quota = kd_budget_quota(&rs.budget, round, N - rs.n_chosen);
         if (quota == 0)
             continue;
@@ -645,9 +957,15 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
             goto done;
         }
+        size_t first_new = a->ts.n;
         if ((st = label_picks(a, &rs, round, kd_select_name(kind), n_sel, err)))
             goto done;
         if (n_gen && (st = generate(a, &rs, ae, m->net, round, n_sel, n_gen, &generated, err)))
+            goto done;
+        /* The frozen methods weigh this round's picks once, now; debiased's
+         * reference is the student of the round before, which has not
+         * trained on them (kd's definition). */
+        if ((st = weigh_new(a, m->net, first_new, err)))
             goto done;
         if (sel->retrain) {
             kd_mlp_free(m->net);
@@ -668,6 +986,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             goto done;
         if ((st = evaluate_round(a, m->net, round, err)))
             goto done;
+        if (!sel->tgt && (st = save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
+            goto done;
     }
     st = save_generated(a, &generated, err);
     if (!st)
@@ -680,11 +1000,97 @@ done:
     return st;
 }
 
+/* Copies row i of `from` to the end of `to` (reserved). */
+static void ts_copy_row(struct train_set *to, const struct train_set *from, size_t i)
+{
+    ts_add(to, from->x + i * from->D, from->kind[i] == ROW_GOLD ? NULL : from->v + i * from->C, from->y[i], 1.0f,
+           from->key[i], from->row[i], (enum row_kind)from->kind[i]);
+}
+
+/* Debiased without selection: the reference logits on the pool rows
+ * [first, n) come from students that never trained on them: one trained
+ * on the gold rows alone, or with `folds: K` K students, student f trained
+ * on the gold rows and the pool rows outside fold f (row j of the pool is
+ * in fold j mod K) and scoring fold f. The main student then trains afresh
+ * on the frozen weights. Other methods weigh directly. */
+static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t first, struct kd_error *err)
+{
+    const struct kd_pipe_reweight *rw = &a->s->reweight;
+    if (!rw->on || rw->method != KD_REWEIGHT_DEBIASED)
+        return weigh_new(a, NULL, first, err);
+    struct train_set *ts = &a->ts;
+    size_t n = ts->n - first, K = rw->folds ? rw->folds : 1, D = ts->D, C = ts->C;
+    struct kd_tensor z = {0}, xf = {0}, zf = {0};
+    struct train_set sub = {0};
+    struct kd_mlp *ref = NULL;
+    size_t *rows = malloc((n + 1) * sizeof *rows);
+    kd_status st = rows ? kd_tensor_init(&z, n, C, err) : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    if (st)
+        goto done;
+    double t0 = kd_time_now();
+    for (size_t f = 0; f < K; f++) {
+        /* The reference students start from their own initial weights:
+         * index 1 + f of the second-student purpose (0 is iwes-two's). */
+        if ((st = kd_run_build_model(a->r->p, m->def, D, C,
+                                     kd_rng_derive(a->r->p->seed, KD_RNG_SECOND_STUDENT, 1 + f), &ref, err)))
+            goto done;
+        size_t nf = 0;
+        if (!rw->folds) {
+            if ((st = train_rows(a, ts, first, ref, 0, a->round_epochs, 0, "reference on gold", err)))
+                goto done;
+            for (size_t j = 0; j < n; j++)
+                rows[nf++] = j;
+        } else {
+            sub.D = D;
+            sub.C = C;
+            sub.n = 0;
+            if ((st = ts_reserve(&sub, ts->n, err)))
+                goto done;
+            for (size_t i = 0; i < ts->n; i++) {
+                if (i >= first && (i - first) % K == f)
+                    rows[nf++] = i - first;
+                else
+                    ts_copy_row(&sub, ts, i);
+            }
+            if ((st = train_rows(a, &sub, sub.n, ref, 0, a->round_epochs, 0, "reference for fold", err)))
+                goto done;
+        }
+        kd_tensor_release(&xf);
+        kd_tensor_release(&zf);
+        if ((st = kd_tensor_init(&xf, nf, D, err)) || (st = kd_tensor_init(&zf, nf, C, err)))
+            goto done;
+        for (size_t j = 0; j < nf; j++)
+            memcpy(kd_tensor_row(&xf, j), ts->x + (first + rows[j]) * D, D * sizeof(float));
+        if ((st = kd_mlp_predict(ref, &xf, &zf, err)))
+            goto done;
+        for (size_t j = 0; j < nf; j++)
+            memcpy(kd_tensor_row(&z, rows[j]), kd_tensor_row(&zf, j), C * sizeof(float));
+        kd_mlp_free(ref);
+        ref = NULL;
+    }
+    if (rw->folds)
+        kd_log(KD_LOG_INFO, "  debiased weights from %zu out-of-fold reference students (%.1f s)", K,
+               kd_time_now() - t0);
+    else
+        kd_log(KD_LOG_INFO, "  debiased weights from a reference student trained on the %zu gold rows (%.1f s)",
+               first, kd_time_now() - t0);
+    st = weigh_rows(a, &z, first, ts->n, a->epoch + 1, err);
+done:
+    free(rows);
+    kd_mlp_free(ref);
+    ts_release(&sub);
+    kd_tensor_release(&z);
+    kd_tensor_release(&xf);
+    kd_tensor_release(&zf);
+    return st;
+}
+
 /* Reweighting without selection: the whole pool, one round. */
 static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd_error *err)
 {
     struct kd_run_data *d = a->pool;
     struct kd_tensor vd = {0};
+    size_t first = a->ts.n;   /* the gold rows come first */
     kd_status st = kd_run_teacher_answers(a->r, a->s, a->t, d, &vd, err);
     if (!st)
         st = ts_reserve(&a->ts, kd_dataset_n(&d->ds), err);
@@ -695,7 +1101,9 @@ static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd
         ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
                ROW_POOL);
     }
-    st = train_round(a, m->net, 1, a->round_epochs, 1, err);
+    st = weigh_whole_pool(a, m, first, err);
+    if (!st)
+        st = train_round(a, m->net, 1, a->round_epochs, 1, err);
 done:
     kd_tensor_release(&vd);
     return st;
@@ -770,6 +1178,8 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
            s->model, m->net->n_params, a.ts.n, a.gold ? kd_dataset_n(&a.gold->ds) : 0, kd_distill_loss_name(s->loss),
            (double)s->temperature, kd_time_now() - t0);
     st = kd_run_save_model(r, s->model, m->net, err);
+    if (!st && s->select.on)
+        remove_round_files(&a); /* the stage is done: its rounds have served */
 done:
     ts_release(&a.ts);
     kd_calibration_release(&a.cal);

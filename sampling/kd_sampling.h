@@ -8,7 +8,8 @@
  *                          confidence, IWeS (one and two models), RAD
  *   reweighting (reweight.c) the teacher's error rate against its confidence
  *                          on gold validation data, turned into per-example
- *                          debiasing weights
+ *                          weights (confidence, debiased) or SLaM's noise
+ *                          channel (alpha, top-k) for losses/ kd_loss_slam
  *   TGT (autoencoder.c, tgt.c) an MLP autoencoder over the pool and new
  *                          inputs made by moving pool examples in its latent
  *                          space, at random or up the teacher-student
@@ -158,6 +159,34 @@ void kd_budget_charge(struct kd_budget *b, size_t queried);
 
 /* ------------------------------------------------- noise-aware reweighting */
 
+/* kd's noise-aware methods (docs/methods.md section 5), all from the same
+ * calibration table:
+ *   confidence  w(x) = alpha(x) = 1 - p(x), the teacher's accuracy in the
+ *               confidence bin of x
+ *   debiased    w(x) = clip((1 - p - p d) / (1 - 2p), 0, 1), computed once,
+ *               d from a reference student that has not fitted x (kd_reweight)
+ *   slam        no weight: the student's probabilities pass through the
+ *               teacher's noise channel in the loss (losses/, kd_loss_slam),
+ *               with alpha(x) and k(x) from kd_slam_channel
+ * (kd's first weight, debiased recomputed every epoch on the student being
+ * trained, is gone: it lost 1 to 5 points wherever it was measured.) */
+enum kd_reweight_method {
+    KD_REWEIGHT_CONFIDENCE = 0,
+    KD_REWEIGHT_DEBIASED,
+    KD_REWEIGHT_SLAM
+};
+#define KD_REWEIGHT_N_METHODS 3
+/* "confidence", "debiased", "slam" */
+const char *kd_reweight_method_name(enum kd_reweight_method method);
+
+/* The calibration set's least examples per bin (kd's definition, after
+ * METHODS section 4: a bin's error rate from fewer is too noisy). */
+#define KD_CALIBRATION_MIN_PER_BIN 100
+
+/* The bins a calibration of n examples gets when `requested` are asked for:
+ * at most n / min_per_bin, at least 1. */
+size_t kd_calibration_bins(size_t n, size_t requested, size_t min_per_bin);
+
 /* The teacher's error rate against its confidence (max softmax probability)
  * on gold validation data, in equal-mass bins. */
 struct kd_calibration {
@@ -166,6 +195,8 @@ struct kd_calibration {
     double *lo, *hi;        /* (n_bins) confidence range of each bin; bins cover [0, 1] */
     size_t *count, *errors; /* (n_bins) validation examples and teacher mistakes per bin */
     double *error;          /* (n_bins) smoothed error rate per bin */
+    size_t *topk;           /* (n_bins) SLaM's k: the smallest k with the gold label in the teacher's
+                             * top k on >= 90% of the bin's examples, at least 2 (at most C) */
     double overall_error;   /* unsmoothed, all bins */
 };
 
@@ -180,12 +211,27 @@ void kd_calibration_release(struct kd_calibration *cal);
 /* The error rate p(x) of the bin holding `confidence`. */
 double kd_calibration_error(const struct kd_calibration *cal, double confidence);
 
+/* k(x) of the bin holding `confidence` (see struct kd_calibration). */
+size_t kd_calibration_topk(const struct kd_calibration *cal, double confidence);
+
+/* confidence weights: w (N) = 1 - p(x) of the bin of the teacher's
+ * confidence on each row of v (N, C); p into noise (N, may be NULL).
+ * A perfect teacher (every p 0) gives 1 everywhere. */
+void kd_reweight_confidence(const struct kd_calibration *cal, const struct kd_tensor *v, float *w, double *noise);
+
+/* SLaM's noise channel per row of v (N, C): alpha (N) = 1 - p(x) and k (N) =
+ * kd_calibration_topk of the teacher's confidence; p into noise (N, may be
+ * NULL). losses/ kd_loss_slam reads them. */
+void kd_slam_channel(const struct kd_calibration *cal, const struct kd_tensor *v, float *alpha, int32_t *k,
+                     double *noise);
+
 /* METHODS section 4, step 2: w = (1 - p - p d) / (1 - 2p) clipped to
  * [0, 1]; 0 when p >= 1/2. */
 double kd_reweight_formula(double p, double d);
 
-/* Debiasing weights for N examples from teacher logits v (N, C) and the
- * current student's logits z (N, C): p = kd_calibration_error of the
+/* Debiasing weights for N examples from teacher logits v (N, C) and a
+ * reference student's logits z (N, C), from a student that has not fitted
+ * these rows (method debiased): p = kd_calibration_error of the
  * teacher's confidence, t / t2 the teacher's first / second class,
  * d = CE(z / T, t2) / CE(z / T, t) with T = temperature (1: the definition
  * as written; a stage's distillation T compares the losses where a soft

@@ -1,13 +1,17 @@
 /*
  * Noise-aware reweighting: the teacher's error rate against its confidence,
- * measured on gold validation data, turned into per-example weights that
- * debias a student trained on the teacher's labels.
- *
- * This is kd's definition after Iliopoulos et al. 2022 (arXiv 2210.06711),
- * as METHODS section 4 writes it:
+ * measured on gold validation data, turned into per-example weights or a
+ * noise channel (docs/methods.md section 5).
  *
  *   p(x) = smoothed error rate of the teacher in the equal-mass confidence
- *          bin of x, confidence = max softmax(v) at temperature 1
+ *          bin of x, confidence = max softmax(v) at temperature 1;
+ *          alpha(x) = 1 - p(x)
+ *   k(x) = the smallest k with the gold label in the teacher's top k on
+ *          >= 90% of the bin's validation examples, at least 2 (SLaM)
+ *   confidence: w(x) = alpha(x)
+ *   debiased (kd's definition after Iliopoulos et al. 2022, arXiv
+ *   2210.06711), with z the logits of a reference student that has not
+ *   fitted x:
  *   d(x) = CE(z, t2) / CE(z, t), t / t2 the teacher's first / second class
  *   w(x) = (1 - p - p d) / (1 - 2p), clipped to [0, 1]; 0 when p >= 1/2
  *
@@ -73,6 +77,7 @@ static void logsumexp(const float *z, size_t C, double *m, double *lse)
 struct conf_row {
     double conf;
     int wrong;
+    size_t rank;    /* classes the teacher ranks above the gold label (0: right) */
 };
 
 static int cmp_conf(const void *a, const void *b)
@@ -118,7 +123,9 @@ kd_status kd_calibration_fit(const struct kd_tensor *v, const int32_t *y, size_t
     cal->count = malloc(nb * sizeof *cal->count);
     cal->errors = malloc(nb * sizeof *cal->errors);
     cal->error = malloc(nb * sizeof *cal->error);
-    if (!rows || !cal->lo || !cal->hi || !cal->count || !cal->errors || !cal->error) {
+    cal->topk = malloc(nb * sizeof *cal->topk);
+    size_t *hist = calloc(C + 1, sizeof *hist);
+    if (!rows || !cal->lo || !cal->hi || !cal->count || !cal->errors || !cal->error || !cal->topk || !hist) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for a calibration of %zu rows", N);
         goto done;
     }
@@ -127,6 +134,12 @@ kd_status kd_calibration_fit(const struct kd_tensor *v, const int32_t *y, size_t
         const float *vi = kd_tensor_row(v, i);
         rows[i].conf = row_confidence(vi, C);
         rows[i].wrong = argmax_skip(vi, C, C) != (size_t)y[i];
+        /* Ties rank the gold label after the classes before it, as
+         * argmax_skip breaks them, so rank 0 is exactly "right". */
+        size_t rank = 0;
+        for (size_t c = 0; c < C; c++)
+            rank += vi[c] > vi[y[i]] || (vi[c] == vi[y[i]] && c < (size_t)y[i]);
+        rows[i].rank = rank;
         total_errors += (size_t)rows[i].wrong;
     }
     qsort(rows, N, sizeof *rows, cmp_conf);
@@ -155,6 +168,16 @@ kd_status kd_calibration_fit(const struct kd_tensor *v, const int32_t *y, size_t
         cal->count[k] = end - start;
         cal->errors[k] = errs;
         cal->error[k] = ((double)errs + smoothing) / ((double)(end - start) + 2.0 * smoothing);
+        /* SLaM's k: the smallest k with rank < k on >= 90% of the bin,
+         * counted in integers (10 * hits >= 9 * count) so that 90% of 10
+         * is exactly 9. At least 2: a wrong answer needs a class to go to. */
+        memset(hist, 0, (C + 1) * sizeof *hist);
+        for (size_t i = start; i < end; i++)
+            hist[rows[i].rank]++;
+        size_t kk = 0, hits = 0;
+        while (kk < C && 10 * hits < 9 * (end - start))
+            hits += hist[kk++];
+        cal->topk[k] = kk < 2 ? (C < 2 ? C : 2) : kk;
         /* Boundaries halfway between neighbouring bins' confidences. The
          * midpoint of two adjacent doubles can round down onto the lower
          * one, which would then belong to the upper bin; use the upper
@@ -175,6 +198,7 @@ kd_status kd_calibration_fit(const struct kd_tensor *v, const int32_t *y, size_t
 
 done:
     free(rows);
+    free(hist);
     if (st != KD_OK)
         kd_calibration_release(cal);
     return st;
@@ -189,7 +213,75 @@ void kd_calibration_release(struct kd_calibration *cal)
     free(cal->count);
     free(cal->errors);
     free(cal->error);
+    free(cal->topk);
     memset(cal, 0, sizeof *cal);
+}
+
+size_t kd_calibration_bins(size_t n, size_t requested, size_t min_per_bin)
+{
+    size_t most = min_per_bin ? n / min_per_bin : n;
+    size_t b = requested < most ? requested : most;
+    return b ? b : 1;
+}
+
+const char *kd_reweight_method_name(enum kd_reweight_method method)
+{
+    static const char *const names[] = {"confidence", "debiased", "slam"};
+    return (unsigned)method < KD_REWEIGHT_N_METHODS ? names[method] : "?";
+}
+
+/* The bin of `confidence`, as kd_calibration_error finds it. */
+static size_t find_bin(const struct kd_calibration *cal, double confidence)
+{
+    if (isnan(confidence))
+        return cal->n_bins;
+    size_t a = 0, b = cal->n_bins;   /* answer in [a, b) */
+    while (b - a > 1) {
+        size_t m = a + (b - a) / 2;
+        if (cal->lo[m] <= confidence)
+            a = m;
+        else
+            b = m;
+    }
+    return a;
+}
+
+size_t kd_calibration_topk(const struct kd_calibration *cal, double confidence)
+{
+    if (cal->n_bins == 0 || !cal->topk)
+        return 2;
+    size_t b = find_bin(cal, confidence);
+    /* A NaN confidence has no bin: the widest k of the table. */
+    if (b == cal->n_bins) {
+        size_t k = 2;
+        for (size_t i = 0; i < cal->n_bins; i++)
+            k = cal->topk[i] > k ? cal->topk[i] : k;
+        return k;
+    }
+    return cal->topk[b];
+}
+
+void kd_reweight_confidence(const struct kd_calibration *cal, const struct kd_tensor *v, float *w, double *noise)
+{
+    for (size_t i = 0; i < v->rows; i++) {
+        double p = kd_calibration_error(cal, row_confidence(kd_tensor_row(v, i), v->cols));
+        w[i] = (float)(p <= 0.0 ? 1.0 : p >= 1.0 ? 0.0 : 1.0 - p);
+        if (noise)
+            noise[i] = p;
+    }
+}
+
+void kd_slam_channel(const struct kd_calibration *cal, const struct kd_tensor *v, float *alpha, int32_t *k,
+                     double *noise)
+{
+    for (size_t i = 0; i < v->rows; i++) {
+        double conf = row_confidence(kd_tensor_row(v, i), v->cols);
+        double p = kd_calibration_error(cal, conf);
+        alpha[i] = (float)(p <= 0.0 ? 1.0 : p >= 1.0 ? 0.0 : 1.0 - p);
+        k[i] = (int32_t)kd_calibration_topk(cal, conf);
+        if (noise)
+            noise[i] = p;
+    }
 }
 
 /* The bin is the last one whose lo is <= confidence, so bin b holds
@@ -200,17 +292,8 @@ double kd_calibration_error(const struct kd_calibration *cal, double confidence)
 {
     if (cal->n_bins == 0)
         return 0.0;
-    if (isnan(confidence))
-        return cal->overall_error;
-    size_t a = 0, b = cal->n_bins;   /* answer in [a, b) */
-    while (b - a > 1) {
-        size_t m = a + (b - a) / 2;
-        if (cal->lo[m] <= confidence)
-            a = m;
-        else
-            b = m;
-    }
-    return cal->error[a];
+    size_t b = find_bin(cal, confidence);
+    return b == cal->n_bins ? cal->overall_error : cal->error[b];
 }
 
 /* p = 0 (a teacher never wrong here) trusts the label fully whatever d is,

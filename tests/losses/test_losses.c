@@ -249,3 +249,94 @@ Test(losses, distill_or_gold_trains_gold_rows_on_their_label_and_the_rest_on_the
     cr_assert_float_eq(kd_loss_distill_or_gold(KD_DLOSS_HINTON, Z + C, V + C, only_gold, W + 1, 1, C, 3.0f, NULL), ce,
                        1e-12);
 }
+
+/* ---------------------------------------------------------------- SLaM */
+
+static const float SLAM_ALPHA[B] = {0.7f, 0.4f, 0.9f};
+static const int32_t SLAM_K[B] = {2, 3, 2};
+static const int32_t SLAM_Y[B] = {-1, 1, -1};   /* row 1 is a gold row */
+static enum kd_distill_loss g_slam_loss = KD_DLOSS_HARD;
+static int g_divide = 1;
+
+static double f_slam(const float *z, float *g)
+{
+    struct kd_noise_channel ch = {SLAM_ALPHA, SLAM_K, g_divide};
+    return kd_loss_slam(g_slam_loss, z, V, SLAM_Y, W, &ch, B, C, g_T, g);
+}
+
+Test(losses, slam_probabilities_sum_to_one_and_match_a_hand_computed_case)
+{
+    /* s = (0.5, 0.3, 0.2), teacher top 2 = classes 1 and 0, alpha 0.6, k 2:
+     * b = 0.4 / 1; u = (0.3 + 0.4 * 0.5, 0.18 + 0.4 * 0.7, 0.12) = (0.5, 0.46, 0.12),
+     * sum 1.08, s~ = (0.462963, 0.425926, 0.111111). */
+    const double s[3] = {0.5, 0.3, 0.2};
+    const float v[3] = {1.0f, 2.0f, -1.0f};
+    double out[3];
+    kd_slam_probs(s, v, 0.6, 2, 1, 3, out);
+    cr_assert_float_eq(out[0], 0.5 / 1.08, 1e-12);
+    cr_assert_float_eq(out[1], 0.46 / 1.08, 1e-12);
+    cr_assert_float_eq(out[2], 0.12 / 1.08, 1e-12);
+    /* Without 1/(k - 1), k 3 (every class): b = 0.4, u = (0.5, 0.46, 0.44), sum 1.4. */
+    kd_slam_probs(s, v, 0.6, 3, 0, 3, out);
+    cr_assert_float_eq(out[2], 0.44 / 1.4, 1e-12);
+    /* With k = C and 1/(k - 1) the channel is a distribution before any
+     * division: u = alpha s + (1 - alpha)(1 - s)/(C - 1) sums to 1. */
+    kd_slam_probs(s, v, 0.6, 3, 1, 3, out);
+    cr_assert_float_eq(out[0], 0.6 * 0.5 + 0.4 * 0.5 / 2, 1e-12);
+    cr_assert_float_eq(out[1], 0.6 * 0.3 + 0.4 * 0.7 / 2, 1e-12);
+    for (double alpha = 0.0; alpha <= 1.0; alpha += 0.25)
+        for (size_t k = 1; k <= 3; k++)
+            for (int d = 0; d <= 1; d++) {
+                kd_slam_probs(s, v, alpha, k, d, 3, out);
+                cr_assert_float_eq(out[0] + out[1] + out[2], 1.0, 1e-12, "alpha %g k %zu divide %d", alpha, k, d);
+            }
+}
+
+Test(losses, slam_with_a_perfect_teacher_is_the_uncorrected_loss)
+{
+    const float one[B] = {1.0f, 1.0f, 1.0f};
+    const enum kd_distill_loss kinds[] = {KD_DLOSS_HARD, KD_DLOSS_HINTON, KD_DLOSS_SOFT_CE};
+    for (size_t i = 0; i < 3; i++) {
+        struct kd_noise_channel ch = {one, SLAM_K, 1};
+        float g1[B * C], g2[B * C];
+        double a = kd_loss_slam(kinds[i], Z, V, SLAM_Y, W, &ch, B, C, 3.0f, g1);
+        double b = kd_loss_distill_or_gold(kinds[i], Z, V, SLAM_Y, W, B, C, 3.0f, g2);
+        cr_assert_float_eq(a, b, 1e-5, "%s: %g vs %g", kd_distill_loss_name(kinds[i]), a, b);
+        for (int j = 0; j < B * C; j++)
+            cr_assert_float_eq(g1[j], g2[j], 1e-5, "%s: dL/dz[%d]", kd_distill_loss_name(kinds[i]), j);
+    }
+}
+
+Test(losses, slam_gradient_through_the_noise_channel_matches_finite_differences)
+{
+    const enum kd_distill_loss kinds[] = {KD_DLOSS_HARD, KD_DLOSS_HINTON, KD_DLOSS_SOFT_CE};
+    for (size_t i = 0; i < 3; i++)
+        for (g_divide = 0; g_divide <= 1; g_divide++) {
+            g_slam_loss = kinds[i];
+            g_T = kinds[i] == KD_DLOSS_HARD ? 1.0f : 2.0f;
+            check_gradient(f_slam, kd_distill_loss_name(kinds[i]));
+        }
+    g_T = 1.0f;
+    g_divide = 1;
+}
+
+Test(losses, slam_hard_loss_is_the_cross_entropy_of_the_corrected_probabilities)
+{
+    /* Row 0 alone: teacher argmax of V row 0 is class 2; k 2 keeps classes 2 and 0. */
+    double s[C], m = Z[0], sum = 0.0, out[C];
+    for (int c = 1; c < C; c++)
+        m = fmax(m, Z[c]);
+    for (int c = 0; c < C; c++)
+        sum += (s[c] = exp(Z[c] - m));
+    for (int c = 0; c < C; c++)
+        s[c] /= sum;
+    kd_slam_probs(s, V, 0.7, 2, 1, C, out);
+    const float one = 1.0f;
+    struct kd_noise_channel ch = {SLAM_ALPHA, SLAM_K, 1};
+    double l = kd_loss_slam(KD_DLOSS_HARD, Z, V, NULL, &one, &ch, 1, C, 1.0f, NULL);
+    cr_assert_float_eq(l, -log(out[2]), 1e-6);
+    /* the channel moves mass from class 2 (the student's favourite) to
+     * class 0, the teacher's other top-2 class: the corrected loss of the
+     * teacher's label is above the uncorrected one */
+    cr_assert_gt(l, -log(s[2]));
+}

@@ -41,6 +41,7 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
     cr_assert_eq(s->reweight.bins, 4);
     cr_assert_float_eq(s->reweight.smoothing, 0.5, 1e-12);
     cr_assert_float_eq(s->reweight.temperature, 4.0, 1e-12);
+    cr_assert_eq(s->reweight.method, KD_REWEIGHT_DEBIASED);
     cr_assert_str_eq(s->validation, "d");
 
     s = &p.stages[2];
@@ -50,11 +51,20 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
     cr_assert_eq(s->select.round_epochs, 0, "default: the stage's epochs");
     cr_assert_float_eq(s->select.weight_cap, 10.0, 1e-12);
     cr_assert(!s->select.tgt);
-    cr_assert(s->reweight.on, "reweight: true");
+    cr_assert(s->reweight.on);
     cr_assert_eq(s->reweight.bins, 10);
     cr_assert_float_eq(s->reweight.smoothing, 1.0, 1e-12);
     cr_assert_float_eq(s->reweight.temperature, 1.0, 1e-12);
+    cr_assert_eq(s->reweight.method, KD_REWEIGHT_CONFIDENCE);
     cr_assert(!p.stages[0].select.on && !p.stages[0].reweight.on);
+    s = &p.stages[3];
+    cr_assert_eq(s->reweight.method, KD_REWEIGHT_SLAM);
+    cr_assert(!s->reweight.divide_k);
+    s = &p.stages[4];
+    cr_assert_eq(s->reweight.method, KD_REWEIGHT_DEBIASED);
+    cr_assert_eq(s->reweight.folds, 5);
+    cr_assert_eq(p.stages[5].reweight.folds, 0, "gold-only reference");
+    cr_assert_eq(p.stages[2].reweight.divide_k, KD_PIPE_SLAM_DIVIDE_K);
     kd_pipeline_release(&p);
 }
 
@@ -66,6 +76,7 @@ Test(pipelines, active_key_mistakes_are_reported_at_their_position)
                 "tests/pipelines/fixtures/bad-active.yaml:14:55: 'tgt' is only for strategy tgt",
                 "tests/pipelines/fixtures/bad-active.yaml:14:76: unknown key 'epoch' in 'select', did you mean 'epochs'?",
                 "tests/pipelines/fixtures/bad-active.yaml:15:7: 'reweight' needs 'validation': gold-labelled data on which the teacher's errors are counted",
+                "tests/pipelines/fixtures/bad-active.yaml:15:17: missing required key 'method' in 'reweight'",
                 "tests/pipelines/fixtures/bad-active.yaml:15:24: 'bins' must be in [1, 100000], got 0",
                 "tests/pipelines/fixtures/bad-active.yaml:15:27: unknown key 'smothing' in 'reweight', did you mean 'smoothing'?",
                 "tests/pipelines/fixtures/bad-active.yaml:20:7: strategy rad needs 'validation': gold-labelled data giving the teacher's error rate",
@@ -73,9 +84,9 @@ Test(pipelines, active_key_mistakes_are_reported_at_their_position)
                 "tests/pipelines/fixtures/bad-active.yaml:26:50: strategy tgt needs a budget of at least 2 per round (a source and its generated input), got 5 for 3 rounds",
                 "tests/pipelines/fixtures/bad-active.yaml:26:65: 'mode' must be one of random, gradient, got 'sideways'",
                 "tests/pipelines/fixtures/bad-active.yaml:26:82: 'share' must be in (0, 1], got 0",
-                "tests/pipelines/fixtures/bad-active.yaml:27:17: 'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got integer 3",
+                "tests/pipelines/fixtures/bad-active.yaml:27:17: 'reweight' must be true, false or a mapping {method, bins, ...}, got integer 3",
                 "tests/pipelines/fixtures/bad-active.yaml:28:79: 'schedule' must be one of warm, retrain, got 'cold'",
-                "tests/pipelines/fixtures/bad-active.yaml:28:96: 'reweight' must be true, false or a mapping {bins, smoothing, temperature}, got string 'yes'");
+                "tests/pipelines/fixtures/bad-active.yaml:28:96: 'reweight' must be true, false or a mapping {method, bins, ...}, got string 'yes'");
 }
 
 Test(pipelines, select_can_be_set_from_the_command_line)
@@ -86,4 +97,20 @@ Test(pipelines, select_can_be_set_from_the_command_line)
     cr_assert_eq(p.stages[2].select.strategy, KD_SELECT_RAD);
     cr_assert_eq(p.stages[2].select.budget, 7);
     kd_pipeline_release(&p);
+}
+
+Test(pipelines, reweight_method_mistakes_are_reported_at_their_position)
+{
+    EXPECT_LOAD(FIXTURE("bad-reweight.yaml"),
+                "tests/pipelines/fixtures/bad-reweight.yaml:10:82: 'method' must be one of confidence, debiased, slam, got 'slm' (did you mean 'slam'?)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:11:107: 'temperature' in 'reweight' is for method debiased (d(x)), not confidence",
+                "tests/pipelines/fixtures/bad-reweight.yaml:11:117: 'folds' in 'reweight' is for method debiased, not confidence",
+                "tests/pipelines/fixtures/bad-reweight.yaml:12:63: method debiased needs 'gold': its reference student trains on the gold labels alone (or give 'folds' for out-of-fold reference students)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:13:121: 'folds' must be in [2, 1000], got 1",
+                "tests/pipelines/fixtures/bad-reweight.yaml:13:134: 'divide_k' in 'reweight' is for method slam, not debiased",
+                "tests/pipelines/fixtures/bad-reweight.yaml:14:121: 'folds' in 'reweight' is for a stage without 'select' (in rounds, each pick is weighed by the student of the round before, which has not seen it)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:15:69: loss logit_mse has no probabilities for method slam to correct: use hard, hinton or soft_ce",
+                "tests/pipelines/fixtures/bad-reweight.yaml:15:115: 'divide_k' must be one of false, true, got 'maybe'",
+                "tests/pipelines/fixtures/bad-reweight.yaml:16:73: 'reweight: true' must name its method: reweight: {method: confidence | debiased | slam} (kd has no default method)",
+                "tests/pipelines/fixtures/bad-reweight.yaml:17:73: missing required key 'method' in 'reweight'");
 }

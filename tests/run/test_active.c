@@ -4,10 +4,12 @@
  * selections, example_weights, metrics and the answers' origins. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/kd_data.h"
@@ -401,12 +403,12 @@ static int take_weight(void *ctx, const struct kd_sql_row *row)
     return 0;
 }
 
-Test(active, reweight_weights_are_stored_per_epoch_and_follow_the_calibration)
+Test(active, reweight_noise_follows_the_calibration)
 {
     write_pipeline("a.yaml", active_pipeline(3000, PARTS, "",
                                              "      epochs: 3\n"
                                              "      validation: validation\n"
-                                             "      reweight: {bins: 5}\n"));
+                                             "      reweight: {method: confidence, bins: 5}\n"));
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
@@ -429,42 +431,17 @@ Test(active, reweight_weights_are_stored_per_epoch_and_follow_the_calibration)
     cr_assert_eq(hi[4], 1.0);
     cr_assert_eq(count, VALIDATION);
 
-    /* one weight per pool row and epoch, gold rows never (they carry no teacher label) */
-    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), 3 * POOL);
-    for (int ep = 1; ep <= 3; ep++) {
-        cr_assert_eq(SQL1(st,
-                          "SELECT count(*) FROM example_weights w JOIN examples e ON e.dataset = w.dataset AND "
-                          "e.row = w.row AND e.hash_hi = w.hash_hi AND e.hash_lo = w.hash_lo "
-                          "WHERE w.run_id = %lld AND w.epoch = %d AND e.split = 'pool'",
-                          run, ep),
-                     POOL, "epoch %d", ep);
-        /* mean_noise_weight is the epoch's mean stored weight */
-        double mean = SQL1(st, "SELECT avg(weight) FROM example_weights WHERE run_id = %lld AND epoch = %d", run, ep);
-        cr_assert(fabs(metric(st, s->run_id, "mean_noise_weight", ep) - mean) < 1e-6, "epoch %d", ep);
-    }
-    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND weight BETWEEN 0 AND 1", run),
-                 3 * POOL);
-    /* the least confident bin of this teacher is wrong more often than
-     * right: its rows get weight 0 */
-    cr_assert_gt(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise >= 0.5", run), 0,
-                 "no bin with error >= 0.5 (bin errors %g %g %g %g %g)", err_b[0], err_b[1], err_b[2], err_b[3],
-                 err_b[4]);
-    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise >= 0.5 AND weight != 0",
-                      run),
-                 0);
-    /* the noise is the teacher's (the same every epoch); the weights follow the student */
+    /* one weight per pool row, gold rows never (they carry no teacher label) */
     cr_assert_eq(SQL1(st,
-                      "SELECT count(*) FROM example_weights a JOIN example_weights b ON b.run_id = a.run_id AND "
-                      "b.hash_hi = a.hash_hi AND b.hash_lo = a.hash_lo WHERE a.run_id = %lld AND a.epoch = 1 "
-                      "AND b.epoch > 1 AND b.noise != a.noise",
+                      "SELECT count(*) FROM example_weights w JOIN examples e ON e.dataset = w.dataset AND "
+                      "e.row = w.row AND e.hash_hi = w.hash_hi AND e.hash_lo = w.hash_lo "
+                      "WHERE w.run_id = %lld AND w.epoch = 1 AND e.split = 'pool'",
                       run),
-                 0);
-    cr_assert_gt(SQL1(st,
-                      "SELECT count(*) FROM example_weights a JOIN example_weights b ON b.run_id = a.run_id AND "
-                      "b.hash_hi = a.hash_hi AND b.hash_lo = a.hash_lo WHERE a.run_id = %lld AND a.epoch = 1 "
-                      "AND b.epoch = 3 AND b.weight != a.weight",
-                      run),
-                 0, "the weights are recomputed as the student learns");
+                 POOL);
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), POOL);
+    /* mean_noise_weight is the mean stored weight */
+    double mean = SQL1(st, "SELECT avg(weight) FROM example_weights WHERE run_id = %lld", run);
+    cr_assert(fabs(metric(st, s->run_id, "mean_noise_weight", 1) - mean) < 1e-6);
 
     /* each row's noise is the calibration error of the bin of the teacher's
      * confidence, from the teacher's stored logits */
@@ -730,4 +707,206 @@ Test(active, a_second_identical_run_asks_nothing_and_picks_the_same)
         cr_assert_eq(metric(st, second, "round_queries", r), 0.0);
     kd_store_close(st);
     free(s);
+}
+
+/* --------------------------------------- confidence, debiased, slam */
+
+/* Runs a whole-pool stage with `reweight` (a YAML flow mapping) for 3
+ * epochs; returns the summary (free it) and the open store. */
+static struct kd_run_summary *run_reweight(const char *reweight, struct kd_store **st)
+{
+    char keys[512];
+    snprintf(keys, sizeof keys,
+             "      epochs: 3\n"
+             "      loss: hard\n"
+             "      validation: validation\n"
+             "      reweight: %s\n",
+             reweight);
+    write_pipeline("a.yaml", active_pipeline(3000, PARTS, "", keys));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    *st = open_store();
+    return s;
+}
+
+Test(active, debiased_weights_are_computed_once_and_stay_fixed_across_epochs)
+{
+    const char *variants[] = {"{method: debiased, bins: 5}", "{method: debiased, bins: 5, folds: 2}"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_store *st;
+        struct kd_run_summary *s = run_reweight(variants[k], &st);
+        long long run = (long long)s->run_id;
+        /* one row per pool example, all of epoch 1: the weights were
+         * computed before the first epoch and never again */
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), POOL, "%s",
+                     variants[k]);
+        cr_assert_eq(SQL1(st, "SELECT count(DISTINCT epoch) FROM example_weights WHERE run_id = %lld", run), 1);
+        cr_assert_eq(SQL1(st, "SELECT min(epoch) FROM example_weights WHERE run_id = %lld", run), 1);
+        cr_assert(isnan(metric(st, s->run_id, "mean_noise_weight", 2)), "no weights recomputed for epoch 2");
+        /* ... while the student trained 3 epochs on them */
+        cr_assert(!isnan(metric(st, s->run_id, "train_loss", 3)), "%s", variants[k]);
+        double mean = metric(st, s->run_id, "mean_noise_weight", 1);
+        cr_assert(mean > 0.0 && mean <= 1.0, "%s: mean weight %g", variants[k], mean);
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND weight BETWEEN 0 AND 1",
+                          run),
+                     POOL);
+        /* where the teacher is wrong half the time or more, the weight is 0 */
+        cr_assert_eq(
+            SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise >= 0.5 AND weight != 0", run),
+            0);
+        kd_store_close(st);
+        free(s);
+    }
+}
+
+Test(active, confidence_weights_are_the_teachers_accuracy_in_the_bin_stored_once)
+{
+    struct kd_store *st;
+    struct kd_run_summary *s = run_reweight("{method: confidence, bins: 5}", &st);
+    long long run = (long long)s->run_id;
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch = 1", run), POOL);
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch > 1", run), 0);
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND abs(weight - (1 - noise)) > "
+                          "1e-6",
+                      run),
+                 0, "w = 1 - p = alpha");
+    for (int b = 0; b < 5; b++) {
+        double acc = metric(st, s->run_id, "calibration_accuracy", b);
+        double e = metric(st, s->run_id, "calibration_error", b);
+        cr_assert(acc >= 0.0 && acc <= 1.0 && e > 0.0, "bin %d", b);
+    }
+    kd_store_close(st);
+    free(s);
+}
+
+Test(active, slam_trains_through_the_channel_and_records_k_per_bin)
+{
+    const char *variants[] = {"{method: slam, bins: 5}", "{method: slam, bins: 5, divide_k: false}"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_store *st;
+        struct kd_run_summary *s = run_reweight(variants[k], &st);
+        long long run = (long long)s->run_id;
+        /* slam weighs nothing: weight 1, the teacher's p(x) as noise */
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND weight = 1", run), POOL);
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND noise > 0", run), POOL);
+        for (int b = 0; b < 5; b++) {
+            double kk = metric(st, s->run_id, "calibration_k", b);
+            cr_assert(kk >= 2 && kk <= 10, "%s: bin %d k %g", variants[k], b, kk);
+        }
+        double loss = metric(st, s->run_id, "train_loss", 3);
+        cr_assert(isfinite(loss) && loss > 0.0, "%s: loss %g", variants[k], loss);
+        kd_store_close(st);
+        free(s);
+    }
+}
+
+Test(active, confidence_weights_in_rounds_are_given_once_per_pick)
+{
+    write_pipeline("a.yaml", active_pipeline(3000, PARTS, "",
+                                             "      epochs: 2\n"
+                                             "      validation: validation\n"
+                                             "      select: {strategy: margin, budget: 600, rounds: 3}\n"
+                                             "      reweight: {method: confidence, bins: 5}\n"));
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    struct kd_store *st = open_store();
+    long long run = (long long)s->run_id;
+    /* 600 picks, each weighed once, at the first epoch it trains in: round
+     * r's picks at epoch 2 r + 1 (round 0, the gold, has epochs 1 and 2) */
+    cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld", run), 600);
+    for (int r = 1; r <= 3; r++)
+        cr_assert_eq(SQL1(st, "SELECT count(*) FROM example_weights WHERE run_id = %lld AND epoch = %d", run,
+                          2 * r + 1),
+                     200, "round %d", r);
+    kd_store_close(st);
+    free(s);
+}
+
+/* ------------------------------------------------------------ resuming */
+
+/* Selections of a finished store, as "round hash" lines sorted, into buf. */
+static int take_selection(void *ctx, const struct kd_sql_row *row)
+{
+    char *buf = ctx;
+    size_t at = strlen(buf);
+    snprintf(buf + at, 64 * 1024 - at, "%lld %s\n", (long long)row->values[0].i, row->values[1].text);
+    return 0;
+}
+
+static char *selections_of(const char *db)
+{
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(db, NULL, &st, &err), KD_OK, "%s", err.msg);
+    char *buf = calloc(64 * 1024, 1);
+    cr_assert_eq(kd_store_sql(st,
+                              "SELECT round, input_hash FROM selections WHERE run_id = (SELECT max(id) FROM runs) "
+                              "ORDER BY round, input_hash",
+                              take_selection, buf, NULL, &err),
+                 KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return buf;
+}
+
+Test(active, a_killed_active_stage_resumes_from_its_last_finished_round)
+{
+    const char *kd = getenv("KD_BIN");
+    if (!kd)
+        cr_skip_test("KD_BIN not set (run through make test)");
+    /* margin, 600 picks in 4 rounds of 150, 40 epochs a round: slow enough
+     * to be killed between rounds */
+    const char *keys = "      epochs: 40\n"
+                       "      validation: validation\n"
+                       "      reweight: {method: confidence, bins: 5}\n"
+                       "      select: {strategy: margin, budget: 600, rounds: 4}\n";
+    write_pipeline("a.yaml", active_pipeline(3000, PARTS, "", keys));
+    char path[256], state[256];
+    snprintf(path, sizeof path, "%s/a.yaml", dir);
+    snprintf(state, sizeof state, "%s/out/checkpoints/active-round-state.safetensors", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        (void)!freopen("/dev/null", "w", stdout);
+        (void)!freopen("/dev/null", "w", stderr);
+        execl(kd, kd, "run", path, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 2400 && access(state, R_OK) != 0; i++)
+        usleep(25 * 1000);
+    cr_assert_eq(access(state, R_OK), 0, "no round was saved");
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "kd was killed before it finished (status %d)", status);
+    struct kd_safetensors f = {0};
+    struct kd_error err = {0};
+    cr_assert_eq(kd_safetensors_read(state, &f, &err), KD_OK, "%s", err.msg);
+    size_t done = (size_t)atoi(kd_safetensors_meta(&f, "round"));
+    kd_safetensors_release(&f);
+    cr_assert(done >= 1 && done < 4, "saved round %zu", done);
+
+    /* resume: the finished rounds are not redone (their picks are neither
+     * picked nor asked again), the others are */
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    cr_assert_eq(load_and_run("a.yaml", NULL, 0, 1, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_skipped, 1, "the teacher's training is not redone");
+    cr_assert_leq(s->queries, 600 - 150 * done, "resumed after round %zu, asked %zu", done, s->queries);
+    cr_assert_eq(access(state, R_OK), -1, "the finished stage removes its round files");
+    char db[256];
+    snprintf(db, sizeof db, "%s/out/kd.db", dir);
+    char *resumed = selections_of(db);
+
+    /* the same pipeline uninterrupted, in another folder, picks the same */
+    char *text = strdup(active_pipeline(3000, PARTS, "", keys)), *at = strstr(text, "/out\n");
+    cr_assert(at);
+    memcpy(at, "/ou2", 4);
+    write_pipeline("b.yaml", text);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("b.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    snprintf(db, sizeof db, "%s/ou2/kd.db", dir);
+    char *whole = selections_of(db);
+    cr_assert_str_eq(resumed, whole, "the resumed stage picks what an uninterrupted one picks");
+    free(text), free(resumed), free(whole), free(s);
 }

@@ -640,3 +640,105 @@ Test(sampling, reweight_refuses_mismatched_shapes_and_bad_temperatures_with_a_st
     cr_assert_eq(kd_reweight(&cal, &v, &z3, NAN, w, NULL, &err), KD_ERR_ARG);
     kd_calibration_release(&cal);
 }
+
+/* ------------------------------------------- confidence, debiased, slam */
+
+Test(sampling, every_method_gives_weight_one_and_alpha_one_for_a_perfect_teacher)
+{
+    enum { N = 1000, C = 10 };
+    struct kd_rng r;
+    kd_rng_seed(&r, 21);
+    struct kd_tensor v, z;
+    randn(&r, &v, N, C, 3.0);
+    randn(&r, &z, N, C, 3.0);
+    int32_t *y = argmax_labels(&v);
+    struct kd_calibration cal;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_calibration_fit(&v, y, 10, 0.0, &cal, &err), KD_OK, "%s", err.msg);
+    float *w = malloc(N * sizeof *w), *alpha = malloc(N * sizeof *alpha);
+    int32_t *k = malloc(N * sizeof *k);
+    double *noise = malloc(N * sizeof *noise);
+    kd_reweight_confidence(&cal, &v, w, noise);
+    for (size_t i = 0; i < N; i++)
+        cr_assert(w[i] == 1.0f && noise[i] == 0.0, "confidence, row %zu: %g", i, (double)w[i]);
+    /* debiased: kd_reweight with any reference student's logits */
+    cr_assert_eq(kd_reweight(&cal, &v, &z, 1.0, w, noise, &err), KD_OK, "%s", err.msg);
+    for (size_t i = 0; i < N; i++)
+        cr_assert_eq(w[i], 1.0f, "debiased, row %zu: %g", i, (double)w[i]);
+    kd_slam_channel(&cal, &v, alpha, k, noise);
+    for (size_t i = 0; i < N; i++) {
+        cr_assert_eq(alpha[i], 1.0f, "slam, row %zu: alpha %g", i, (double)alpha[i]);
+        cr_assert_eq(k[i], 2, "slam, row %zu: k %d (at least 2)", i, (int)k[i]);
+    }
+    free(w), free(alpha), free(k), free(noise), free(y);
+    kd_calibration_release(&cal);
+    kd_tensor_release(&v), kd_tensor_release(&z);
+}
+
+Test(sampling, confidence_weight_is_one_minus_the_bins_error_rate)
+{
+    /* two classes, logits [a, 0]: 4 rows in 2 bins; the low bin has one
+     * mistake in 2 (p = (1 + 1) / (2 + 2) = 0.5), the high bin none
+     * (p = 1 / 4) */
+    float vd[8] = {0.1f, 0, 0.2f, 0, 3.0f, 0, 4.0f, 0};
+    int32_t y[4] = {1, 0, 0, 0};
+    struct kd_tensor v = kd_tensor_view(vd, 4, 2);
+    struct kd_calibration cal;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_calibration_fit(&v, y, 2, 1.0, &cal, &err), KD_OK, "%s", err.msg);
+    float w[4];
+    double noise[4];
+    kd_reweight_confidence(&cal, &v, w, noise);
+    cr_assert_float_eq(w[0], 0.5f, 1e-7);
+    cr_assert_float_eq(w[1], 0.5f, 1e-7);
+    cr_assert_float_eq(w[2], 0.75f, 1e-7);
+    cr_assert_float_eq(w[3], 0.75f, 1e-7);
+    cr_assert_float_eq(noise[3], 0.25, 1e-12);
+    kd_calibration_release(&cal);
+}
+
+Test(sampling, slam_k_is_the_smallest_top_k_holding_the_gold_label_on_90_percent_of_a_bin)
+{
+    /* one bin of 10 rows, 4 classes, teacher order 0 > 1 > 2 > 3 on every
+     * row; gold ranks: 0 on 6 rows, 1 on 2, 2 on 1, 3 on 1. top-2 holds
+     * 8 of 10, top-3 9 of 10 = 90%: k = 3. */
+    float vd[40];
+    int32_t y[10] = {0, 0, 0, 0, 0, 0, 1, 1, 2, 3};
+    for (int i = 0; i < 10; i++)
+        for (int c = 0; c < 4; c++)
+            vd[i * 4 + c] = (float)(3 - c);
+    struct kd_tensor v = kd_tensor_view(vd, 10, 4);
+    struct kd_calibration cal;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_calibration_fit(&v, y, 1, 0.0, &cal, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(cal.topk[0], 3);
+    cr_assert_eq(kd_calibration_topk(&cal, 0.5), 3);
+    float alpha[10];
+    int32_t k[10];
+    kd_slam_channel(&cal, &v, alpha, k, NULL);
+    cr_assert_eq(k[0], 3);
+    cr_assert_float_eq(alpha[0], 0.6f, 1e-7);
+    kd_calibration_release(&cal);
+    /* one more gold label at rank 0 in place of rank 2: top-2 holds 9 of 10 */
+    y[8] = 0;
+    cr_assert_eq(kd_calibration_fit(&v, y, 1, 0.0, &cal, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(cal.topk[0], 2);
+    kd_calibration_release(&cal);
+}
+
+Test(sampling, calibration_bins_keep_at_least_100_examples_each)
+{
+    cr_assert_eq(kd_calibration_bins(5000, 10, KD_CALIBRATION_MIN_PER_BIN), 10);
+    cr_assert_eq(kd_calibration_bins(999, 10, KD_CALIBRATION_MIN_PER_BIN), 9);
+    cr_assert_eq(kd_calibration_bins(250, 10, KD_CALIBRATION_MIN_PER_BIN), 2);
+    cr_assert_eq(kd_calibration_bins(40, 10, KD_CALIBRATION_MIN_PER_BIN), 1, "a small set still gets one bin");
+    cr_assert_eq(kd_calibration_bins(40, 10, 0), 10);
+}
+
+Test(sampling, reweight_method_names_round_trip)
+{
+    cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_CONFIDENCE), "confidence");
+    cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_DEBIASED), "debiased");
+    cr_assert_str_eq(kd_reweight_method_name(KD_REWEIGHT_SLAM), "slam");
+    cr_assert_str_eq(kd_reweight_method_name((enum kd_reweight_method)99), "?");
+}
