@@ -140,5 +140,7 @@ Test(pipelines, following_checkpoints_needs_a_train_stage_that_saves_them)
                  "this one trains with 'checkpoints:'; teacher 't' has none",
                  "t.yaml:13:55: 'every' must be in [1, 1000000], got 0",
                  "t.yaml:13:58: unknown key 'each' in 'checkpoints' (allowed: every)",
-                 "t.yaml:14:56: 'follow' must be one of checkpoints, got 'final'");
+                 "t.yaml:14:56: 'follow' must be one of checkpoints, got 'final'",
+                 "t.yaml:14:73: 'reweight: true' must name its method: reweight: {method: confidence | debiased | "
+                 "slam} (kd has no default method)");
 }
