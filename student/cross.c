@@ -609,11 +609,10 @@ void kd_cross_train_config_init(struct kd_cross_train_config *tc)
     tc->label = "train cross-encoder";
 }
 
-/* The most distinct table rows one step can touch: the batch's query texts
- * (each list's query, counted once) and its documents, the longest ones. */
+/* A bound on the distinct table rows `count` texts of f can touch: count
+ * times the longest text (the caller caps it at the table's rows). */
 static size_t longest_sum(const struct kd_features *f, size_t count)
 {
-    /* a cheap bound: count times the longest text */
     size_t mx = 0;
     for (size_t i = 0; i < f->n; i++) {
         size_t len = f->offsets[i + 1] - f->offsets[i];
