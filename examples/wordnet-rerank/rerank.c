@@ -139,7 +139,7 @@ static void parse(int argc, char **argv, struct opts *o)
     o->dual_hard = 3;
     o->ce_epochs = 4;
     o->ce_E = 32;
-    o->ce_L = 16;
+    o->ce_L = 32;
     o->ce_hidden = 128;
     o->ce_bm25 = 1;
     o->ce_lr = 1e-3f;
