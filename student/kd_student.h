@@ -599,4 +599,196 @@ kd_status kd_rank_evaluate(const size_t *ranked, size_t k, const struct kd_qrels
 void kd_rank_metrics_release(struct kd_rank_metrics *rm);
 const char *kd_rank_metric_name(int metric); /* "ndcg@10", "mrr@10", "recall@10", "recall@100" */
 
+/* ----------------------------------------------------------- cross-encoder */
+
+/* A cross-encoder: it reads a query and a document together and gives the
+ * pair one score, so it cannot index documents ahead of time, but it sees
+ * what a dual encoder cannot: which words of the query the document holds.
+ * kd trains it on gold qrels with BM25 hard negatives and uses it as the
+ * teacher of the dual-encoder student (docs/retrieval.md, "The
+ * cross-encoder"). For a pair (q, d), with bag() the mean-pooled embedding
+ * bag of all the text's hashed features:
+ *
+ *   u = bag_q(q), v = bag_d(d)                          (E), (E)
+ *   x = [u, v, u * v, |u - v|, signals(q, d)]           (4E + KD_CROSS_SIGNALS)
+ *   s = MLP(x)                                          dense layers, the last to 1
+ *
+ * signals() are lexical-match features computed from both texts' ids at once
+ * (W = distinct word-unigram ids, T = the document title's, A = all
+ * distinct feature ids, idf from kd_cross_fit_idf):
+ *   0 |Wq & Wd| / |Wq|               1 idf(Wq & Wd) / idf(Wq)
+ *   2 |Aq & Ad| / |Aq|               3 |Aq & Ad| / |Ad|
+ *   4 log(1 + shared word bigrams)   5 |T & Wq| / |T|
+ *   6 idf(T & Wq) / idf(T)           7 idf(Wq & Wd) / idf(Wd)
+ *   8 idf(Wq & Wd - T) / idf(Wq)     9 |Wq & Wd - T| / |Wq|
+ *  10 log(1 + |Wq|)                 11 log(1 + |Wd|)
+ *  12 log(1 + max(0, bm25)) when the model uses BM25 (else 0)
+ *  13 max idf of a word in Wq & Wd - T, / max idf
+ * (idf(S) = sum of idf over S; an empty denominator gives 0.) Signals 8, 9
+ * and 13 leave out the title: in a data set where every candidate's title
+ * names the query's word (WordNet), the gloss is where senses differ.
+ *
+ *     struct kd_cross_config cfg;
+ *     kd_cross_config_init(&cfg);                  // 2^18 buckets, E 32, 128-1 head
+ *     struct kd_cross *m;
+ *     kd_cross_new(&cfg, 42, &m, &err);
+ *     struct kd_cross_side qs, ds;                 // features plus sorted id sets
+ *     kd_cross_side_init(&qs, &q_all, &q_words, NULL, &err);
+ *     kd_cross_side_init(&ds, &d_all, &d_words, &d_title_words, &err);
+ *     kd_cross_fit_idf(m, &ds);
+ *     kd_cross_train(m, &qs, &ds, &lists, &tc, NULL, &err);
+ *     kd_cross_rerank(m, &qs, &ds, queries, cand, bm25, n, k, ranked, NULL, &err);
+ *     kd_cross_save(m, "ce.safetensors", settings_line, &err);
+ *
+ * Features: `all` is kd_featurize with the model's settings; `words` the
+ * same texts with the settings' buckets and seed but words=1 chars=0 (word
+ * unigram ids in the order of the text); for documents, `title_words` the
+ * titles alone featurised like `words` (NULL when the data has no titles).
+ * A document's `all` and `words` read its title and text together (title,
+ * a space, text). (student/cross.c, student/cross_io.c) */
+#define KD_CROSS_SIGNALS 14
+#define KD_CROSS_MAX_LAYERS 4
+
+struct kd_cross_config {
+    uint32_t buckets;                       /* table rows (the featuriser's 2^k) */
+    size_t E;                               /* embedding width */
+    size_t n_layers;                        /* dense layers of the head, 1 to KD_CROSS_MAX_LAYERS */
+    size_t hidden[KD_CROSS_MAX_LAYERS];     /* their widths; the last must be 1 */
+    enum kd_act act;                        /* between the head's layers */
+    int shared;                             /* one table for queries and documents */
+    int use_bm25;                           /* signal 12 reads the pair's BM25 score */
+};
+/* 2^18 buckets, E 32, head 128-1, ReLU, shared table, BM25 used. */
+void kd_cross_config_init(struct kd_cross_config *cfg);
+/* KD_ERR_ARG naming the field when a setting is out of range. */
+kd_status kd_cross_config_check(const struct kd_cross_config *cfg, struct kd_error *err);
+
+/* One set of texts as the cross-encoder reads it: the features (borrowed,
+ * they must outlive the side) and the sorted distinct id sets the signals
+ * intersect (owned). */
+struct kd_cross_side {
+    const struct kd_features *all, *words, *title_words;   /* title_words may be NULL */
+    size_t n;                                             /* texts */
+    uint32_t *set_all, *set_words, *set_title;            /* sorted distinct ids, CSR */
+    size_t *off_all, *off_words, *off_title;              /* (n + 1) each; off_title NULL without titles */
+};
+/* Builds the id sets. all and words must hold the same number of texts (and
+ * title_words too when given), else KD_ERR_ARG. Release with
+ * kd_cross_side_release (accepts NULL and a zeroed side). */
+kd_status kd_cross_side_init(struct kd_cross_side *s, const struct kd_features *all, const struct kd_features *words,
+                             const struct kd_features *title_words, struct kd_error *err);
+void kd_cross_side_release(struct kd_cross_side *s);
+
+struct kd_cross {
+    struct kd_cross_config cfg;
+    struct kd_embedbag bag[2];          /* query, document; bag[1] unused when shared */
+    struct kd_mlp *head;                /* (4E + KD_CROSS_SIGNALS) -> ... -> 1 */
+    float *idf;                         /* (buckets) word weights; 1 until kd_cross_fit_idf */
+    float idf_max;
+    /* workspace for up to max_pairs pairs (kd_cross_reserve) */
+    size_t max_pairs;
+    float *u, *v, *x, *dx, *du, *dv;    /* (B, E), (B, E), (B, D), (B, D), (B, E), (B, E) */
+    struct kd_sparse_grad sg[2];        /* the tables' gradients after backward (sg[0] only when shared) */
+    const struct kd_features *last_q, *last_d;
+    const size_t *last_qi, *last_di;
+    size_t last_n;
+};
+/* The head's input width 4E + KD_CROSS_SIGNALS. */
+static inline size_t kd_cross_input_dim(const struct kd_cross *m) { return 4 * m->cfg.E + KD_CROSS_SIGNALS; }
+
+/* Tables drawn N(0, 1/E) from seed, the head as kd_mlp_new (He init),
+ * idf all 1. Free with kd_cross_free. */
+kd_status kd_cross_new(const struct kd_cross_config *cfg, uint64_t seed, struct kd_cross **out, struct kd_error *err);
+void kd_cross_free(struct kd_cross *m);
+/* idf(w) = log((N + 1) / (df(w) + 1)) + 1 over the N documents' word ids
+ * (distinct per document), for the signals. Part of the model: saved with it. */
+void kd_cross_fit_idf(struct kd_cross *m, const struct kd_cross_side *docs);
+/* Workspace for batches of up to B pairs, with sparse gradients of room for
+ * `rows` distinct table rows each (capped at buckets; 0: no backward). */
+kd_status kd_cross_reserve(struct kd_cross *m, size_t B, size_t rows, struct kd_error *err);
+/* The 14 signals of one pair (KD_CROSS_SIGNALS floats into out); bm25 is
+ * the pair's -bm25() candidate score (ignored unless cfg.use_bm25). */
+void kd_cross_signals(const struct kd_cross *m, const struct kd_cross_side *q, size_t qi,
+                      const struct kd_cross_side *d, size_t di, float bm25, float *out);
+/* Scores (B) of pairs (qi[i], di[i]), bm25 (B) or NULL (read as 0), in the
+ * workspace (valid until the next forward); sides borrowed until backward.
+ * NULL only when the workspace cannot be allocated. Ids must be < buckets
+ * (kd_cross_score checks them). */
+const float *kd_cross_forward(struct kd_cross *m, const struct kd_cross_side *q, const size_t *qi,
+                              const struct kd_cross_side *d, const size_t *di, const float *bm25, size_t B);
+/* From dL/ds (B) of the last forward: the head's gradients into
+ * m->head->grads (overwritten) and the tables' into m->sg (cleared first). */
+void kd_cross_backward(struct kd_cross *m, const float *dscores);
+/* Scores of n pairs into scores (n), in batches of up to 1024; bm25 (n) or NULL. */
+kd_status kd_cross_score(struct kd_cross *m, const struct kd_cross_side *q, const size_t *qi,
+                         const struct kd_cross_side *d, const size_t *di, const float *bm25, size_t n,
+                         float *scores, struct kd_error *err);
+/* Re-ranks candidates: for query i (text queries[i]), the documents
+ * cand[i * k .. i * k + k) (indices into d, best first, -1 ends the list; as
+ * kd_store_corpus_search gives them, with their scores bm25 (n, k) or NULL)
+ * are scored and written to ranked (n, k) best first (ties keep the
+ * candidates' order), SIZE_MAX past the list's end, ready for
+ * kd_rank_evaluate; scores (n, k) may be NULL, else the matching scores
+ * (-INFINITY past the end). */
+kd_status kd_cross_rerank(struct kd_cross *m, const struct kd_cross_side *q, const size_t *queries,
+                          const struct kd_cross_side *d, const int64_t *cand, const float *bm25, size_t n, size_t k,
+                          size_t *ranked, float *scores, struct kd_error *err);
+
+/* Training lists: list i is query text query[i] with the documents
+ * docs[i * L .. i * L + L), its positive first, then L - 1 negatives;
+ * bm25 (n, L) their candidate scores, or NULL. */
+struct kd_cross_lists {
+    size_t n, L;
+    size_t *query;          /* (n) */
+    size_t *docs;           /* (n, L) */
+    float *bm25;            /* (n, L) or NULL */
+};
+/* Builds lists from gold judgements and BM25 candidates: for each query i
+ * of qrels (text queries[i]) and each of its relevant documents, a list of
+ * that document and the first L - 1 candidates of cand (n_queries, k) that
+ * are not relevant to the query, topped up with documents drawn from rng
+ * below n_docs when the candidates run short (bm25 0). A positive missing
+ * from the candidates gets the lowest candidate score. Owned; release with
+ * kd_cross_lists_release. */
+kd_status kd_cross_lists_build(const struct kd_qrels_view *qrels, const size_t *queries, const int64_t *cand,
+                               const float *bm25, size_t k, size_t n_docs, size_t L, struct kd_rng *rng,
+                               struct kd_cross_lists *out, struct kd_error *err);
+void kd_cross_lists_release(struct kd_cross_lists *l);
+
+struct kd_cross_train_config {
+    size_t epochs, batch;            /* batch: lists per step */
+    struct kd_optim_config optim;    /* the head (Adam, AdamW or SGD) */
+    struct kd_optim_config table;    /* the tables: sparse Adam or sparse SGD */
+    struct kd_schedule sched;        /* scales both rates */
+    uint64_t seed;                   /* shuffling */
+    const char *label;               /* progress bar text */
+    volatile sig_atomic_t *stop;     /* non-zero: stop at a batch boundary */
+};
+/* 4 epochs, batch 32 lists, Adam 1e-3 for the head, sparse Adam 1e-2 for the tables, seed 1. */
+void kd_cross_train_config_init(struct kd_cross_train_config *tc);
+/* Listwise softmax cross-entropy: each list's scores s (L) against its
+ * positive in column 0, l = logsumexp(s) - s_0 (kd_loss_inbatch_softmax with
+ * pos 0), mean over the batch's lists; the lists shuffled every epoch with
+ * tc->seed. A step is one forward of batch x L pairs. Workspaces are
+ * allocated once, before the first step. */
+kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, const struct kd_cross_side *d,
+                         const struct kd_cross_lists *lists, const struct kd_cross_train_config *tc,
+                         struct kd_train_result *result, struct kd_error *err);
+
+/* safetensors with PyTorch-style names and shapes:
+ *   query.bag.weight [buckets, E], doc.bag.weight (absent when shared)
+ *   head.layers.<i>.weight [out, in], head.layers.<i>.bias [out]
+ *   idf [buckets]
+ * metadata: kd_format=cross_encoder, kd_version, buckets, embedding_dim,
+ * hidden ("128,1"), activation, shared, use_bm25, signals (14), and
+ * featurizer = the caller's settings line (kd_text_settings_format; NULL
+ * gives ""). (student/cross_io.c) */
+kd_status kd_cross_save(const struct kd_cross *m, const char *path, const char *featurizer, struct kd_error *err);
+/* Reads a file kd_cross_save wrote; refuses, naming the file and what is
+ * wrong, another kd_format, a missing or bad setting, a signal count other
+ * than this kd's, a missing tensor or one of the wrong shape, and a tensor
+ * the settings do not explain. featurizer (may be NULL) receives a copy of
+ * the settings line (free with free()). */
+kd_status kd_cross_load(const char *path, struct kd_cross **out, char **featurizer, struct kd_error *err);
+
 #endif
