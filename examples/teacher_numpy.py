@@ -8,7 +8,7 @@
         command: [/usr/bin/python3, examples/teacher_numpy.py, runs/teacher.safetensors]
 
 With `--corrupt F` it is a teacher that is wrong on purpose on a fraction F
-of its inputs (examples/noisy-teacher): for an input whose hash falls under F,
+of its inputs (pipelines/examples/noisy-teacher): for an input whose hash falls under F,
 a class other than its top one, chosen by the hash, gets the top logit + 1,
 so the true top class becomes the second choice. With `--flip F` the
 mistake is a uniform random label flip instead: on a fraction F of inputs

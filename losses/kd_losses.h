@@ -14,7 +14,7 @@
  *  - Softmaxes subtract the row maximum; log-softmax is computed as
  *    z - max - log(sum exp(z - max)), so large logits neither overflow nor
  *    lose the small probabilities.
- * The maths is written out in ../shared/METHODS.md section 1 (Hinton et al.
+ * The maths is written out in docs/methods.md section 2 (Hinton et al.
  * 2015, arXiv 1503.02531).
  */
 #ifndef KD_LOSSES_H

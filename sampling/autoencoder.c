@@ -1,4 +1,4 @@
-/* The MLP autoencoder TGT explores with (METHODS section 2): encoder
+/* The MLP autoencoder TGT explores with (docs/methods.md section 4): encoder
  * D -> hidden -> E and decoder E -> hidden -> D, ReLU inside, trained
  * jointly on mean squared reconstruction error with Adam. */
 #include "sampling/kd_sampling.h"

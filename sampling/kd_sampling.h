@@ -1,7 +1,7 @@
 /*
  * kd sampling: spending teacher queries where they teach most, and
- * correcting for a teacher's mistakes (../docs/active.md, METHODS sections
- * 2, 3 and 4).
+ * correcting for a teacher's mistakes (docs/active.md; the maths in
+ * docs/methods.md sections 3, 4 and 5).
  *
  *   selection (select.c)   score the unlabelled pool with the student and
  *                          choose a batch: random, entropy, margin, least
@@ -88,7 +88,7 @@ struct kd_selection {
  *   entropy, margin, least-confidence
  *                     the budget highest scores, ties to the lower index;
  *                     probability 1
- *   iwes, iwes-two    kd's definition: the raw P of METHODS section 3 is
+ *   iwes, iwes-two    kd's definition: the raw P of docs/methods.md section 3 is
  *                     scaled to inclusion probabilities pi = min(1, l * P)
  *                     with sum pi = budget (kd_inclusion_probabilities), and
  *                     exactly `budget` rows are drawn with those
@@ -107,7 +107,7 @@ kd_status kd_select(const struct kd_select_config *cfg, const float *p, const fl
  * finite weight; when b >= n every pi is 1. */
 void kd_inclusion_probabilities(const double *s, size_t n, double b, double *pi);
 
-/* RAD (kd's definition, after Baykal et al. 2023, METHODS section 3):
+/* RAD (kd's definition, after Baykal et al. 2023, docs/methods.md section 3):
  * the inclusion probabilities pi (n) over gains g (n, in [0, 1]) that
  * maximise the worst-case gain sum pi_i g_i - k * max_i pi_i g_i when an
  * adversary spoils k of the b picks. Over the chosen support (the top-m
@@ -180,7 +180,7 @@ enum kd_reweight_method {
 const char *kd_reweight_method_name(enum kd_reweight_method method);
 
 /* The calibration set's least examples per bin (kd's definition, after
- * METHODS section 4: a bin's error rate from fewer is too noisy). */
+ * docs/methods.md section 5: a bin's error rate from fewer is too noisy). */
 #define KD_CALIBRATION_MIN_PER_BIN 100
 
 /* The bins a calibration of n examples gets when `requested` are asked for:
@@ -225,7 +225,7 @@ void kd_reweight_confidence(const struct kd_calibration *cal, const struct kd_te
 void kd_slam_channel(const struct kd_calibration *cal, const struct kd_tensor *v, float *alpha, int32_t *k,
                      double *noise);
 
-/* METHODS section 4, step 2: w = (1 - p - p d) / (1 - 2p) clipped to
+/* docs/methods.md section 5, step 2: w = (1 - p - p d) / (1 - 2p) clipped to
  * [0, 1]; 0 when p >= 1/2. */
 double kd_reweight_formula(double p, double d);
 

@@ -1,4 +1,4 @@
-/* Choosing which pool rows to send to the teacher (METHODS section 3): the
+/* Choosing which pool rows to send to the teacher (docs/methods.md section 3): the
  * student's uncertainty scores, the deterministic top-b strategies, IWeS
  * inclusion probabilities, the RAD distribution and systematic sampling. */
 #include "sampling/kd_sampling.h"

@@ -1,7 +1,7 @@
 /* TGT, teacher-guided training: new inputs made by moving pool examples in an
  * autoencoder's latent space, where the student most disagrees with the
  * teacher. This is kd's definition following Zaheer et al. 2022 (arXiv
- * 2208.06825), as METHODS section 2 fixes it:
+ * 2208.06825), as docs/methods.md section 4 fixes it:
  *
  *   z = Enc(x)
  *   random:    z' = z + sigma * z_std (.) eps,  eps ~ N(0, I)

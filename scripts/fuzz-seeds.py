@@ -36,8 +36,8 @@ def clear_seeds(harness):
 def pipelines():
     clear_seeds("pipeline")
     srcs = []
-    for folder in ("tests/pipelines/fixtures", "pipelines/examples", "examples/label-efficiency",
-                   "examples/noisy-teacher"):
+    for folder in ("tests/pipelines/fixtures", "pipelines/examples", "pipelines/examples/label-efficiency",
+                   "pipelines/examples/noisy-teacher"):
         for n in sorted(os.listdir(os.path.join(ROOT, folder))):
             if n.endswith(".yaml"):
                 srcs.append(os.path.join(folder, n))

@@ -347,7 +347,7 @@ Test(active, rad_uses_the_teachers_validation_error)
     cr_assert_eq(SQL1(st, "SELECT count(*) FROM selections WHERE run_id = %lld AND strategy = 'rad'", run), 600);
     for (int r = 1; r <= 3; r++) {
         cr_assert_eq(SQL1(st, "SELECT count(*) FROM selections WHERE run_id = %lld AND round = %d", run, r), 200);
-        /* RAD's distribution (METHODS section 3): over its support every
+        /* RAD's distribution (docs/methods.md section 3): over its support every
          * uncapped row has probability * gain equal to one constant c, and
          * a row with probability 1 has gain >= c. With k = 200 * error > 0
          * the support is wider than the budget, so some picks are uncertain. */

@@ -1,4 +1,4 @@
-/* sampling: noise-aware reweighting (METHODS section 4) -- the calibration
+/* sampling: noise-aware reweighting (docs/methods.md section 5) -- the calibration
  * table's equal-mass bins and their boundaries, the weight formula against
  * hand values, and kd_reweight against a naive recomputation of d. */
 #include <criterion/criterion.h>

@@ -3,12 +3,12 @@
 # teacher trained on a small gold set labels a 50,000-image pool; students
 # learn its answers unweighted and with each noise-aware method. One kd run
 # per (gold size, loss, teacher, seed) trains the teacher and all students
-# (examples/noisy-teacher/pipeline.yaml).
+# (pipelines/examples/noisy-teacher/pipeline.yaml).
 #
-#   examples/noisy-teacher/run.sh                        # 1,000 gold, hard labels, clean teacher, 5 seeds
-#   examples/noisy-teacher/run.sh --gold "1000 2000 5000" --loss "hard hinton" \
+#   pipelines/examples/noisy-teacher/run.sh                        # 1,000 gold, hard labels, clean teacher, 5 seeds
+#   pipelines/examples/noisy-teacher/run.sh --gold "1000 2000 5000" --loss "hard hinton" \
 #       --teachers "clean flip20 flip40" --seeds "1 2 3 4 5"   # everything
-#   examples/noisy-teacher/run.sh --report               # only rewrite the tables and the plot
+#   pipelines/examples/noisy-teacher/run.sh --report               # only rewrite the tables and the plot
 #
 # Results are appended to docs/experiments/noisy-teacher-results.tsv (one
 # row per student) and noisy-teacher-bins.tsv (the teacher's calibration
@@ -16,7 +16,7 @@
 # interrupted experiment continues where it stopped and subsets add up.
 # report.py then writes noisy-teacher.md (tables) and noisy-teacher.svg.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 gold="1000"
 losses="hard"
 teachers="clean"
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 kd=bin/kd
-here=examples/noisy-teacher
+here=pipelines/examples/noisy-teacher
 out=runs/noisy-teacher
 docs=docs/experiments
 results=$docs/noisy-teacher-results.tsv

@@ -6,10 +6,10 @@
 # an interrupted experiment continues where it stopped), then the table and
 # the plot in docs/experiments/.
 #
-#   examples/label-efficiency/run.sh                      # everything (about 15 minutes on 2 cores)
-#   examples/label-efficiency/run.sh --seeds 1 --budgets 1000 --strategies "random margin"
+#   pipelines/examples/label-efficiency/run.sh                      # everything (about 15 minutes on 2 cores)
+#   pipelines/examples/label-efficiency/run.sh --seeds 1 --budgets 1000 --strategies "random margin"
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 seeds="1 2 3"
 budgets="1000 2000 5000 10000"
 strategies="random entropy margin least-confidence iwes iwes-two rad tgt"
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 kd=bin/kd
-here=examples/label-efficiency
+here=pipelines/examples/label-efficiency
 out=runs/label-efficiency
 results=$out/results.tsv
 [ -x $kd ] || make -s
