@@ -16,115 +16,12 @@
  * or on the other folds). Every pick goes to the store's selections table,
  * every weight to example_weights once, at the first epoch it trains in
  * (docs/active.md). */
-#include "pipelines/run_impl.h"
+#include "pipelines/active_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "sampling/kd_sampling.h"
-#include "store/kd_store.h"
-
-enum row_kind { ROW_POOL = 0, ROW_GENERATED, ROW_GOLD };
-
-/* The examples the student trains on, growing round by round. */
-struct train_set {
-    size_t n, cap, D, C;
-    float *x;             /* (cap, D) */
-    float *v;             /* (cap, C) teacher logits (zeros for gold rows) */
-    int32_t *y;           /* gold label, -1 for teacher-labelled rows */
-    float *iw;            /* importance weight from the selection (IWeS), else 1 */
-    float *w;             /* the weight in the loss: iw times the noise weight */
-    double *noise;        /* estimated teacher error p(x); NaN where not estimated */
-    float *alpha;         /* slam: the teacher's accuracy alpha(x) (1 for gold rows) */
-    int32_t *k;           /* slam: the top-k of the teacher's noise channel */
-    struct kd_hash *key;
-    int64_t *row;         /* row in its dataset, -1 for generated inputs */
-    unsigned char *kind;  /* enum row_kind */
-};
-
-static void ts_release(struct train_set *ts)
-{
-    kd_free(ts->x);
-    kd_free(ts->v);
-    free(ts->y), free(ts->iw), free(ts->w), free(ts->noise), free(ts->key), free(ts->row), free(ts->kind);
-    free(ts->alpha), free(ts->k);
-    memset(ts, 0, sizeof *ts);
-}
-
-static kd_status ts_reserve(struct train_set *ts, size_t more, struct kd_error *err)
-{
-    if (ts->n + more <= ts->cap)
-        return KD_OK;
-    size_t cap = ts->cap ? ts->cap : 1024;
-    while (cap < ts->n + more)
-        cap *= 2;
-    float *x = kd_alloc(cap * ts->D, sizeof(float)), *v = kd_alloc(cap * ts->C, sizeof(float));
-    int32_t *y = realloc(ts->y, cap * sizeof *y);
-    if (y)
-        ts->y = y;
-    float *iw = realloc(ts->iw, cap * sizeof *iw);
-    if (iw)
-        ts->iw = iw;
-    float *w = realloc(ts->w, cap * sizeof *w);
-    if (w)
-        ts->w = w;
-    double *noise = realloc(ts->noise, cap * sizeof *noise);
-    if (noise)
-        ts->noise = noise;
-    struct kd_hash *key = realloc(ts->key, cap * sizeof *key);
-    if (key)
-        ts->key = key;
-    int64_t *row = realloc(ts->row, cap * sizeof *row);
-    if (row)
-        ts->row = row;
-    unsigned char *kind = realloc(ts->kind, cap * sizeof *kind);
-    if (kind)
-        ts->kind = kind;
-    float *alpha = realloc(ts->alpha, cap * sizeof *alpha);
-    if (alpha)
-        ts->alpha = alpha;
-    int32_t *k = realloc(ts->k, cap * sizeof *k);
-    if (k)
-        ts->k = k;
-    if (!x || !v || !y || !iw || !w || !noise || !key || !row || !kind || !alpha || !k) {
-        kd_free(x);
-        kd_free(v);
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu training examples", cap);
-    }
-    if (ts->n) {
-        memcpy(x, ts->x, ts->n * ts->D * sizeof(float));
-        memcpy(v, ts->v, ts->n * ts->C * sizeof(float));
-    }
-    kd_free(ts->x);
-    kd_free(ts->v);
-    ts->x = x;
-    ts->v = v;
-    ts->cap = cap;
-    return KD_OK;
-}
-
-/* Appends one row (v may be NULL for a gold row). */
-static void ts_add(struct train_set *ts, const float *x, const float *v, int32_t y, float iw, struct kd_hash key,
-                   int64_t row, enum row_kind kind)
-{
-    size_t i = ts->n++;
-    memcpy(ts->x + i * ts->D, x, ts->D * sizeof(float));
-    if (v)
-        memcpy(ts->v + i * ts->C, v, ts->C * sizeof(float));
-    else
-        memset(ts->v + i * ts->C, 0, ts->C * sizeof(float));
-    ts->y[i] = y;
-    ts->iw[i] = iw;
-    ts->w[i] = iw;
-    ts->noise[i] = NAN;
-    ts->alpha[i] = 1.0f;
-    ts->k[i] = 2;
-    ts->key[i] = key;
-    ts->row[i] = row;
-    ts->kind[i] = (unsigned char)kind;
-}
 
 /* The loss of a batch is losses/' kd_loss_distill_or_gold on the batch's
  * rows of the training set, gathered into workspaces of the round's batch
@@ -160,22 +57,6 @@ static double batch_loss(void *ctx, const float *logits, const size_t *idx, size
 }
 
 /* ---------------------------------------------------------- reweighting */
-
-struct active {
-    struct runner *r;
-    const struct kd_pipe_stage *s;
-    int64_t sid;
-    struct run_teacher *t;
-    struct kd_run_data *pool, *gold, *val;
-    struct train_set ts;
-    struct kd_calibration cal;
-    int have_cal;
-    double teacher_error;       /* on validation; NaN when not measured */
-    size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
-    size_t round_epochs;
-    enum kd_tgt_mode tgt_mode;  /* tgt.mode, or by default gradient for a kd network teacher, random otherwise */
-    struct kd_run_epoch_log log;
-};
 
 /* Records the weights of the teacher-labelled rows in [from, to) as the
  * weights of epoch `epoch` (1-based, counted across rounds) in
@@ -459,20 +340,6 @@ static kd_status get_autoencoder(struct active *a, struct kd_autoencoder **ae, s
 
 /* ------------------------------------------------------------ the rounds */
 
-struct round_state {
-    unsigned char *chosen;      /* (N pool) picked in an earlier round */
-    size_t n_chosen;
-    size_t *cand;               /* (N) rows not chosen yet */
-    float *p, *q;               /* (N, C) student / second student probabilities of the candidates */
-    struct kd_selection *sel;   /* (budget of a round) */
-    struct kd_store_selection *rec;
-    struct kd_store_origin *origins;
-    size_t *rows;               /* dataset rows of the picks */
-    size_t *pool_index;         /* (N) pool row of each pick, in the order they joined (n_chosen of them) */
-    struct kd_tensor logits, logits2;
-    struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
-};
-
 static void round_state_release(struct round_state *rs)
 {
     free(rs->chosen), free(rs->cand), free(rs->p), free(rs->q), free(rs->sel), free(rs->rec), free(rs->origins);
@@ -516,7 +383,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
     st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
     if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
-    if ((st = ts_reserve(&a->ts, n_sel, err)))
+    if ((st = kd_active_ts_reserve(&a->ts, n_sel, err)))
         goto done;
     for (size_t i = 0; i < n_sel; i++) {
         const struct kd_selection *c = &rs->sel[i];
@@ -524,7 +391,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         struct kd_hash key = kd_store_input_hash(kd_tensor_row(&xs, i), D);
         rs->rec[i] = (struct kd_store_selection){key, d->root, (int64_t)rs->rows[i], strategy, c->score,
                                                  c->probability, c->weight};
-        ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
+        kd_active_ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
                ROW_POOL);
         rs->chosen[row] = 1;
         rs->pool_index[rs->n_chosen + i] = row;
@@ -589,7 +456,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
                                   a->r->opt->stop, err);
     if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
-    if ((st = ts_reserve(&a->ts, n_gen, err)))
+    if ((st = kd_active_ts_reserve(&a->ts, n_gen, err)))
         goto done;
     double mean_div = 0.0;
     for (size_t i = 0; i < n_gen; i++) {
@@ -597,7 +464,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         double score = isnan(div[i]) ? 0.0 : div[i];
         mean_div += score;
         rs->rec[i] = (struct kd_store_selection){key, NULL, -1, strategy, score, 1.0, 1.0};
-        ts_add(&a->ts, kd_tensor_row(&gen, i), kd_tensor_row(&vg, i), -1, 1.0f, key, -1, ROW_GENERATED);
+        kd_active_ts_add(&a->ts, kd_tensor_row(&gen, i), kd_tensor_row(&vg, i), -1, 1.0f, key, -1, ROW_GENERATED);
     }
     st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_gen, err);
     /* keep the generated inputs for the NPY artefact */
@@ -637,224 +504,6 @@ static kd_status save_generated(struct active *a, struct kd_tensor *generated, s
         st = kd_run_add_artefact(a->r, path, "npy", err);
     if (!st)
         kd_log(KD_LOG_INFO, "  %zu generated inputs: %s", generated->rows, path);
-    return st;
-}
-
-/* ------------------------------------------------------------ resuming */
-
-/* After each finished round the stage saves, under <output>/checkpoints/,
- * the student (<stage>-round.safetensors, and iwes-two's second student in
- * <stage>-round-second.safetensors) and the round's state
- * (<stage>-round-state.safetensors): the pool row of every teacher-labelled
- * example in the order it joined, its importance weight, weight, noise and
- * slam channel, and in the metadata the run, the round, the epochs trained
- * and the queries spent. The same picks and weights are in the store
- * (selections, example_weights), which has no column saying which stage
- * wrote them; the state file does. Each file is written atomically, the
- * state last but one and the student last, and both carry the round: a
- * mismatch means the round was not finished and the stage starts afresh.
- * Rounds are seeded by their index, so a resumed stage picks and trains as
- * an uninterrupted one would. TGT's generated inputs are not kept: a TGT
- * stage restarts from round 1. */
-struct round_file {
-    char student[1024], second[1024], state[1024];
-};
-
-static void round_files(const struct active *a, struct round_file *f)
-{
-    const char *out = a->r->p->output, *name = a->s->name;
-    snprintf(f->student, sizeof f->student, "%s/checkpoints/%s-round.safetensors", out, name);
-    snprintf(f->second, sizeof f->second, "%s/checkpoints/%s-round-second.safetensors", out, name);
-    snprintf(f->state, sizeof f->state, "%s/checkpoints/%s-round-state.safetensors", out, name);
-}
-
-static void remove_round_files(const struct active *a)
-{
-    struct round_file f;
-    round_files(a, &f);
-    remove(f.student), remove(f.second), remove(f.state);
-}
-
-/* The state's float columns, in file order. */
-enum { RS_ROW = 0, RS_IW, RS_W, RS_NOISE, RS_ALPHA, RS_K, RS_N };
-static const char *const RS_NAMES[RS_N] = {"pool_row", "importance", "weight", "noise", "alpha", "k"};
-
-static kd_status save_round(struct active *a, const size_t *pool_index, struct kd_mlp *student, struct kd_mlp *second,
-                            size_t round, size_t spent, struct kd_error *err)
-{
-    const struct train_set *ts = &a->ts;
-    struct round_file f;
-    round_files(a, &f);
-    size_t n = 0;
-    for (size_t i = 0; i < ts->n; i++)
-        n += ts->kind[i] == ROW_POOL;
-    float *col = malloc((RS_N * n + 1) * sizeof *col);
-    if (!col)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the round's state");
-    size_t j = 0;
-    for (size_t i = 0; i < ts->n; i++) {
-        if (ts->kind[i] != ROW_POOL)
-            continue;
-        /* pool rows < 2^24 are exact in a float32 */
-        col[RS_ROW * n + j] = (float)pool_index[j];
-        col[RS_IW * n + j] = ts->iw[i];
-        col[RS_W * n + j] = ts->w[i];
-        col[RS_NOISE * n + j] = (float)ts->noise[i];
-        col[RS_ALPHA * n + j] = ts->alpha[i];
-        col[RS_K * n + j] = (float)ts->k[i];
-        j++;
-    }
-    char run[32], rnd[32], ep[32], sp[32];
-    snprintf(run, sizeof run, "%lld", (long long)a->r->run);
-    snprintf(rnd, sizeof rnd, "%zu", round);
-    snprintf(ep, sizeof ep, "%zu", a->epoch);
-    snprintf(sp, sizeof sp, "%zu", spent);
-    struct kd_st_writer w;
-    kd_st_writer_init(&w);
-    uint64_t shape[1] = {n};
-    kd_status st = KD_OK;
-    for (int c = 0; c < RS_N && !st; c++)
-        st = kd_st_writer_add(&w, RS_NAMES[c], KD_DTYPE_F32, 1, shape, col + (size_t)c * n, err);
-    if (!st)
-        st = kd_st_writer_meta(&w, "kd_format", "active-round", err);
-    if (!st)
-        st = kd_st_writer_meta(&w, "run", run, err);
-    if (!st)
-        st = kd_st_writer_meta(&w, "round", rnd, err);
-    if (!st)
-        st = kd_st_writer_meta(&w, "epoch", ep, err);
-    if (!st)
-        st = kd_st_writer_meta(&w, "spent", sp, err);
-    if (!st)
-        st = kd_st_writer_save(&w, f.state, err);
-    kd_st_writer_release(&w);
-    free(col);
-    struct kd_st_meta meta[2] = {{"run", run}, {"round", rnd}};
-    if (!st && second)
-        st = kd_mlp_save(second, f.second, meta, 2, err);
-    if (!st)
-        st = kd_mlp_save(student, f.student, meta, 2, err);
-    if (st)
-        kd_error_prefix(err, "stage '%s', round %zu: saving the round", a->s->name, round);
-    return st;
-}
-
-/* The round a file written by save_round holds for this run, 0 when it is
- * missing, of another run or unreadable (the stage then starts afresh). */
-static size_t file_round(const struct active *a, const struct kd_safetensors *f)
-{
-    const char *run = kd_safetensors_meta(f, "run"), *round = kd_safetensors_meta(f, "round");
-    if (!run || !round || strtoll(run, NULL, 10) != (long long)a->r->run)
-        return 0;
-    return (size_t)strtoull(round, NULL, 10);
-}
-
-/* On --resume: restores the last finished round of this stage (see above)
- * into the training set, the round state and the students, and returns its
- * number in *done (0: nothing to resume, start at round 1). The picks'
- * teacher answers come from the store, so nothing is asked. */
-static kd_status restore_round(struct active *a, struct round_state *rs, struct run_model *m, struct kd_mlp **second,
-                               size_t *done, struct kd_error *err)
-{
-    *done = 0;
-    if (!a->r->opt->resume || a->s->select.tgt)
-        return KD_OK;
-    struct round_file f;
-    round_files(a, &f);
-    if (access(f.state, R_OK) != 0 || access(f.student, R_OK) != 0)
-        return KD_OK;
-    struct kd_safetensors state = {0}, stud = {0};
-    struct kd_error ignored = {0};
-    struct kd_mlp *net = NULL, *net2 = NULL;
-    struct kd_tensor xs = {0}, vs = {0};
-    float *col = NULL;
-    size_t *rows = NULL;
-    kd_status st = KD_OK;
-    if (kd_safetensors_read(f.state, &state, &ignored) || kd_safetensors_read(f.student, &stud, &ignored))
-        goto done;
-    size_t round = file_round(a, &state);
-    if (round == 0 || file_round(a, &stud) != round)
-        goto done;
-    const struct kd_st_tensor *t0 = kd_safetensors_find(&state, RS_NAMES[0]);
-    if (!t0 || t0->ndim != 1)
-        goto done;
-    size_t n = (size_t)t0->shape[0], N = kd_dataset_n(&a->pool->ds), D = a->ts.D, C = a->ts.C;
-    col = malloc((RS_N * n + 1) * sizeof *col);
-    rows = malloc((n + 1) * sizeof *rows);
-    if (!col || !rows) {
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (int c = 0; c < RS_N; c++)
-        if (kd_safetensors_copy_f32(&state, RS_NAMES[c], col + (size_t)c * n, n, 0, NULL, &ignored))
-            goto done;
-    for (size_t j = 0; j < n; j++) {
-        float r = col[RS_ROW * n + j];
-        if (!(r >= 0.0f) || (size_t)r >= N || rs->chosen[(size_t)r])
-            goto done;   /* not this pool's state */
-        rs->chosen[(size_t)r] = 1;
-    }
-    if (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params)
-        goto done;
-    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || net2->n_params != (*second)->n_params))
-        goto done;
-    /* The picks' answers, from the store. */
-    if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
-        goto done;
-    const struct kd_run_data *d = a->pool;
-    for (size_t j = 0; j < n; j++) {
-        size_t r = (size_t)col[RS_ROW * n + j];
-        memcpy(kd_tensor_row(&xs, j), kd_tensor_row(&d->ds.x, r), D * sizeof(float));
-        rows[j] = d->ds.rows[r];
-    }
-    struct kd_label_stats ls = {0};
-    st = kd_teacher_label(a->t->t, &xs, d->root, rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
-    a->r->sum->queries += ls.queried;
-    a->r->sum->cached += ls.cached;
-    if (st) {
-        kd_error_prefix(err, "stage '%s': restoring round %zu", a->s->name, round);
-        goto done;
-    }
-    if ((st = ts_reserve(&a->ts, n, err)))
-        goto done;
-    for (size_t j = 0; j < n; j++) {
-        size_t i = a->ts.n;
-        ts_add(&a->ts, kd_tensor_row(&xs, j), kd_tensor_row(&vs, j), -1, col[RS_IW * n + j],
-               kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j], ROW_POOL);
-        a->ts.w[i] = col[RS_W * n + j];
-        a->ts.noise[i] = col[RS_NOISE * n + j];
-        a->ts.alpha[i] = col[RS_ALPHA * n + j];
-        a->ts.k[i] = (int32_t)col[RS_K * n + j];
-        rs->pool_index[rs->n_chosen++] = (size_t)col[RS_ROW * n + j];
-    }
-    const char *ep = kd_safetensors_meta(&state, "epoch"), *sp = kd_safetensors_meta(&state, "spent");
-    a->epoch = ep ? (size_t)strtoull(ep, NULL, 10) : 0;
-    kd_budget_charge(&rs->budget, sp ? (size_t)strtoull(sp, NULL, 10) : 0);
-    kd_mlp_free(m->net);
-    m->net = net;
-    net = NULL;
-    if (net2) {
-        kd_mlp_free(*second);
-        *second = net2;
-        net2 = NULL;
-    }
-    *done = round;
-    kd_log(KD_LOG_INFO, "  resuming after round %zu: %zu picks and their weights restored, %zu asked again; student "
-                        "from %s", round, n, ls.queried, f.student);
-done:
-    if (!*done && !st) {
-        /* Nothing usable: start afresh, with whatever was restored undone. */
-        memset(rs->chosen, 0, kd_dataset_n(&a->pool->ds));
-        kd_log(KD_LOG_INFO, "  no finished round of stage '%s' to resume from; it starts at round 1", a->s->name);
-    }
-    kd_safetensors_release(&state);
-    kd_safetensors_release(&stud);
-    kd_mlp_free(net);
-    kd_mlp_free(net2);
-    kd_tensor_release(&xs);
-    kd_tensor_release(&vs);
-    free(col);
-    free(rows);
     return st;
 }
 
@@ -901,7 +550,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     if (st)
         goto done;
     size_t resumed = 0;
-    if ((st = restore_round(a, &rs, m, &second, &resumed, err)))
+    if ((st = kd_active_restore_round(a, &rs, m, &second, &resumed, err)))
         goto done;
     int trained = resumed > 0;
     if (a->gold && !resumed) {
@@ -986,7 +635,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             goto done;
         if ((st = evaluate_round(a, m->net, round, err)))
             goto done;
-        if (!sel->tgt && (st = save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
+        if (!sel->tgt && (st = kd_active_save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
             goto done;
     }
     st = save_generated(a, &generated, err);
@@ -998,13 +647,6 @@ done:
     kd_autoencoder_free(ae);
     free(generated.data);
     return st;
-}
-
-/* Copies row i of `from` to the end of `to` (reserved). */
-static void ts_copy_row(struct train_set *to, const struct train_set *from, size_t i)
-{
-    ts_add(to, from->x + i * from->D, from->kind[i] == ROW_GOLD ? NULL : from->v + i * from->C, from->y[i], 1.0f,
-           from->key[i], from->row[i], (enum row_kind)from->kind[i]);
 }
 
 /* Debiased without selection: the reference logits on the pool rows
@@ -1044,13 +686,13 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
             sub.D = D;
             sub.C = C;
             sub.n = 0;
-            if ((st = ts_reserve(&sub, ts->n, err)))
+            if ((st = kd_active_ts_reserve(&sub, ts->n, err)))
                 goto done;
             for (size_t i = 0; i < ts->n; i++) {
                 if (i >= first && (i - first) % K == f)
                     rows[nf++] = i - first;
                 else
-                    ts_copy_row(&sub, ts, i);
+                    kd_active_ts_copy_row(&sub, ts, i);
             }
             if ((st = train_rows(a, &sub, sub.n, ref, 0, a->round_epochs, 0, "reference for fold", err)))
                 goto done;
@@ -1078,7 +720,7 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
 done:
     free(rows);
     kd_mlp_free(ref);
-    ts_release(&sub);
+    kd_active_ts_release(&sub);
     kd_tensor_release(&z);
     kd_tensor_release(&xf);
     kd_tensor_release(&zf);
@@ -1093,12 +735,12 @@ static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd
     size_t first = a->ts.n;   /* the gold rows come first */
     kd_status st = kd_run_teacher_answers(a->r, a->s, a->t, d, &vd, err);
     if (!st)
-        st = ts_reserve(&a->ts, kd_dataset_n(&d->ds), err);
+        st = kd_active_ts_reserve(&a->ts, kd_dataset_n(&d->ds), err);
     if (st)
         goto done;
     for (size_t i = 0; i < kd_dataset_n(&d->ds); i++) {
         const float *x = kd_tensor_row(&d->ds.x, i);
-        ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
+        kd_active_ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
                ROW_POOL);
     }
     st = weigh_whole_pool(a, m, first, err);
@@ -1162,11 +804,11 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
         goto done;
     if (a.gold) {
         size_t ng = kd_dataset_n(&a.gold->ds);
-        if ((st = ts_reserve(&a.ts, ng, err)))
+        if ((st = kd_active_ts_reserve(&a.ts, ng, err)))
             goto done;
         for (size_t i = 0; i < ng; i++) {
             const float *x = kd_tensor_row(&a.gold->ds.x, i);
-            ts_add(&a.ts, x, NULL, a.gold->ds.y[i], 1.0f, kd_store_input_hash(x, D), (int64_t)a.gold->ds.rows[i],
+            kd_active_ts_add(&a.ts, x, NULL, a.gold->ds.y[i], 1.0f, kd_store_input_hash(x, D), (int64_t)a.gold->ds.rows[i],
                    ROW_GOLD);
         }
     }
@@ -1179,9 +821,9 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
            (double)s->temperature, kd_time_now() - t0);
     st = kd_run_save_model(r, s->model, m->net, err);
     if (!st && s->select.on)
-        remove_round_files(&a); /* the stage is done: its rounds have served */
+        kd_active_remove_round_files(&a); /* the stage is done: its rounds have served */
 done:
-    ts_release(&a.ts);
+    kd_active_ts_release(&a.ts);
     kd_calibration_release(&a.cal);
     return st;
 }

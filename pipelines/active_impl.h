@@ -1,0 +1,77 @@
+/* Active distillation's private pieces, shared by pipelines/stage_active.c
+ * (the rounds), pipelines/active_set.c (the growing training set) and
+ * pipelines/stage_active_resume.c (saving and restoring a finished round). */
+#ifndef KD_ACTIVE_IMPL_H
+#define KD_ACTIVE_IMPL_H
+
+#include "pipelines/run_impl.h"
+#include "sampling/kd_sampling.h"
+#include "store/kd_store.h"
+
+enum row_kind { ROW_POOL = 0, ROW_GENERATED, ROW_GOLD };
+
+/* The examples the student trains on, growing round by round. */
+struct train_set {
+    size_t n, cap, D, C;
+    float *x;             /* (cap, D) */
+    float *v;             /* (cap, C) teacher logits (zeros for gold rows) */
+    int32_t *y;           /* gold label, -1 for teacher-labelled rows */
+    float *iw;            /* importance weight from the selection (IWeS), else 1 */
+    float *w;             /* the weight in the loss: iw times the noise weight */
+    double *noise;        /* estimated teacher error p(x); NaN where not estimated */
+    float *alpha;         /* slam: the teacher's accuracy alpha(x) (1 for gold rows) */
+    int32_t *k;           /* slam: the top-k of the teacher's noise channel */
+    struct kd_hash *key;
+    int64_t *row;         /* row in its dataset, -1 for generated inputs */
+    unsigned char *kind;  /* enum row_kind */
+};
+
+void kd_active_ts_release(struct train_set *ts);
+/* Room for `more` rows beyond ts->n. */
+kd_status kd_active_ts_reserve(struct train_set *ts, size_t more, struct kd_error *err);
+/* Appends one row (reserved): v NULL for gold rows; weight iw, noise unknown. */
+void kd_active_ts_add(struct train_set *ts, const float *x, const float *v, int32_t y, float iw, struct kd_hash key,
+                      int64_t row, enum row_kind kind);
+/* Copies row i of `from` to the end of `to` (reserved). */
+void kd_active_ts_copy_row(struct train_set *to, const struct train_set *from, size_t i);
+
+struct active {
+    struct runner *r;
+    const struct kd_pipe_stage *s;
+    int64_t sid;
+    struct run_teacher *t;
+    struct kd_run_data *pool, *gold, *val;
+    struct train_set ts;
+    struct kd_calibration cal;
+    int have_cal;
+    double teacher_error;       /* on validation; NaN when not measured */
+    size_t epoch;               /* epochs trained so far in the stage (weights are stored per epoch) */
+    size_t round_epochs;
+    enum kd_tgt_mode tgt_mode;  /* tgt.mode, or by default gradient for a kd network teacher, random otherwise */
+    struct kd_run_epoch_log log;
+};
+
+struct round_state {
+    unsigned char *chosen;      /* (N pool) picked in an earlier round */
+    size_t n_chosen;
+    size_t *cand;               /* (N) rows not chosen yet */
+    float *p, *q;               /* (N, C) student / second student probabilities of the candidates */
+    struct kd_selection *sel;   /* (budget of a round) */
+    struct kd_store_selection *rec;
+    struct kd_store_origin *origins;
+    size_t *rows;               /* dataset rows of the picks */
+    size_t *pool_index;         /* (N) pool row of each pick, in the order they joined (n_chosen of them) */
+    struct kd_tensor logits, logits2;
+    struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
+};
+
+/* After a finished round: the student, iwes-two's second student and the
+ * round's state under <output>/checkpoints/ (stage_active_resume.c). */
+kd_status kd_active_save_round(struct active *a, const size_t *pool_index, struct kd_mlp *student, struct kd_mlp *second,
+                               size_t round, size_t spent, struct kd_error *err);
+/* On --resume: the last finished round of this stage, or *done = 0. */
+kd_status kd_active_restore_round(struct active *a, struct round_state *rs, struct run_model *m, struct kd_mlp **second,
+                                  size_t *done, struct kd_error *err);
+void kd_active_remove_round_files(const struct active *a);
+
+#endif
