@@ -189,12 +189,12 @@ static void exec_init(struct kd_exec *t, const char *name, size_t d, double time
 
 static kd_status handshake(struct kd_exec *t, struct kd_error *err);
 
-kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, size_t d, double timeout,
-                        struct kd_error *err)
+/* Starts argv[0] with its stdin and stdout on one end of a socket pair (kd
+ * keeps the other, t->fd; t->pid is the child). Every kind of exec teacher
+ * starts this way; the handshake differs. */
+kd_status kd_exec_impl_spawn(struct kd_exec *t, char *const *argv, struct kd_error *err)
 {
-    exec_init(t, name, d, timeout);
-    if (!argv || !argv[0] || !argv[0][0])
-        return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
+    const char *name = t->name;
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return kd_error_set(err, KD_ERR_IO, "cannot start teacher '%s': socketpair: %s", name, strerror(errno));
@@ -237,6 +237,19 @@ kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, 
         return kd_error_set(err, KD_ERR_TEACHER, "cannot start teacher '%s': command '%s': %s", name, argv[0],
                             strerror(child_errno));
     }
+    return KD_OK;
+}
+
+
+kd_status kd_exec_start(struct kd_exec *t, const char *name, char *const *argv, size_t d, double timeout,
+                        struct kd_error *err)
+{
+    exec_init(t, name, d, timeout);
+    if (!argv || !argv[0] || !argv[0][0])
+        return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
+    kd_status st = kd_exec_impl_spawn(t, argv, err);
+    if (st)
+        return st;
     return handshake(t, err);
 }
 

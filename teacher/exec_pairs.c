@@ -24,55 +24,6 @@ static const char *hello_word(enum kd_store_kind kind) { return kind == KD_STORE
 static const char *ready_word(enum kd_store_kind kind) { return kind == KD_STORE_SCORE ? "score" : "embedding"; }
 static const char *item_word(enum kd_store_kind kind) { return kind == KD_STORE_SCORE ? "pairs" : "texts"; }
 
-/* Starts argv[0] with its stdin and stdout on one end of a socket pair
- * (kd keeps the other, t->fd), as kd_exec_start does; an exec failure comes
- * back through a close-on-exec pipe. */
-static kd_status spawn(struct kd_exec *t, char *const *argv, struct kd_error *err)
-{
-    const char *name = t->name;
-    int sv[2], ep[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return kd_error_set(err, KD_ERR_IO, "cannot start teacher '%s': socketpair: %s", name, strerror(errno));
-    if (pipe(ep) != 0 || fcntl(ep[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ep[1], F_SETFD, FD_CLOEXEC) != 0) {
-        close(sv[0]), close(sv[1]);
-        return kd_error_set(err, KD_ERR_IO, "cannot start teacher '%s': pipe: %s", name, strerror(errno));
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sv[0]), close(sv[1]), close(ep[0]), close(ep[1]);
-        return kd_error_set(err, KD_ERR_IO, "cannot start teacher '%s': fork: %s", name, strerror(errno));
-    }
-    if (pid == 0) {
-        close(ep[0]);
-        if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0) {
-            int e = errno;
-            (void)!write(ep[1], &e, sizeof e);
-            _exit(127);
-        }
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], argv);
-        int e = errno;
-        (void)!write(ep[1], &e, sizeof e);
-        _exit(127);
-    }
-    close(sv[1]);
-    close(ep[1]);
-    t->pid = pid;
-    t->fd = sv[0];
-    int child_errno = 0;
-    ssize_t k;
-    do
-        k = read(ep[0], &child_errno, sizeof child_errno);
-    while (k < 0 && errno == EINTR);
-    close(ep[0]);
-    if (k > 0) {
-        kd_exec_impl_kill(t);
-        return kd_error_set(err, KD_ERR_TEACHER, "cannot start teacher '%s': command '%s': %s", name, argv[0],
-                            strerror(child_errno));
-    }
-    return KD_OK;
-}
-
 kd_status kd_exec_start_text(struct kd_exec *t, const char *name, char *const *argv, enum kd_store_kind kind,
                              double timeout, struct kd_error *err)
 {
@@ -86,7 +37,7 @@ kd_status kd_exec_start_text(struct kd_exec *t, const char *name, char *const *a
                             name, kd_store_kind_name(kind) ? kd_store_kind_name(kind) : "?");
     if (!argv || !argv[0] || !argv[0][0])
         return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
-    kd_status st = spawn(t, argv, err);
+    kd_status st = kd_exec_impl_spawn(t, argv, err);
     if (st)
         return st;
 

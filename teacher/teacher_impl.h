@@ -22,6 +22,9 @@ enum kd_exec_io kd_exec_impl_read_line(int fd, char *buf, double deadline);
 void kd_exec_impl_excerpt(const char *in, char *out, size_t cap);
 /* Kills the process (if any) and closes the socket. */
 void kd_exec_impl_kill(struct kd_exec *t);
+/* Starts argv[0] on a socket pair (t->fd, t->pid); an exec failure is an
+ * error naming the command. */
+kd_status kd_exec_impl_spawn(struct kd_exec *t, char *const *argv, struct kd_error *err);
 /* The error for a teacher that closed its output `when`: how it ended
  * (exit status or signal); the process is stopped. */
 kd_status kd_exec_impl_died(struct kd_exec *t, const char *when, struct kd_error *err);
