@@ -2,7 +2,7 @@
  * tables are nn.EmbeddingBag weights (`query.bag`, `doc.bag`), the head an
  * nn.ModuleList of nn.Linear called `head.layers`, and `idf` the word weights
  * the lexical signals use. */
-#include "student/kd_student.h"
+#include "student/student_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,11 +40,8 @@ kd_status kd_cross_save(const struct kd_cross *m, const char *path, const char *
     uint64_t idf_shape[1] = {c->buckets};
     if (!st)
         st = kd_st_writer_add(&w, "idf", KD_DTYPE_F32, 1, idf_shape, m->idf, err);
-    char hidden[KD_CROSS_MAX_LAYERS * 12 + 1] = "", num[24], buckets[24], E[24], signals[24];
-    for (size_t l = 0; l < c->n_layers; l++) {
-        snprintf(num, sizeof num, l ? ",%zu" : "%zu", c->hidden[l]);
-        strcat(hidden, num);
-    }
+    char hidden[KD_CROSS_MAX_LAYERS * 12 + 1] = "", buckets[24], E[24], signals[24];
+    kd_student_impl_meta_widths_format(c->hidden, c->n_layers, hidden, sizeof hidden);
     snprintf(buckets, sizeof buckets, "%u", (unsigned)c->buckets);
     snprintf(E, sizeof E, "%zu", c->E);
     snprintf(signals, sizeof signals, "%d", KD_CROSS_SIGNALS);
@@ -68,29 +65,6 @@ kd_status kd_cross_save(const struct kd_cross *m, const char *path, const char *
     return st;
 }
 
-/* A decimal in [lo, hi], the whole string. */
-static int parse_uint(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_flag(const char *s, int *out)
-{
-    if (s && (strcmp(s, "0") == 0 || strcmp(s, "1") == 0)) {
-        *out = s[0] == '1';
-        return 1;
-    }
-    return 0;
-}
-
 /* The architecture from the metadata; errors name the file, the key and the value. */
 static kd_status read_config(const struct kd_safetensors *sf, const char *path, struct kd_cross_config *c,
                              struct kd_error *err)
@@ -108,46 +82,33 @@ static kd_status read_config(const struct kd_safetensors *sf, const char *path, 
                                 "'%s' has no '%s' in its metadata; kd needs it to rebuild the model", path, keys[i]);
     unsigned long long v;
     const char *s = kd_safetensors_meta(sf, "signals");
-    if (!parse_uint(s, 0, 1u << 16, &v) || v != KD_CROSS_SIGNALS)
+    if (!kd_student_impl_meta_uint(s, 0, 1u << 16, &v) || v != KD_CROSS_SIGNALS)
         return kd_error_set(err, KD_ERR_FORMAT,
                             "'%s': metadata signals '%s' does not match this kd's %d lexical signals "
                             "(the file comes from another kd version)",
                             path, s, KD_CROSS_SIGNALS);
     s = kd_safetensors_meta(sf, "buckets");
-    if (!parse_uint(s, 1, UINT32_MAX, &v))
+    if (!kd_student_impl_meta_uint(s, 1, UINT32_MAX, &v))
         return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata buckets '%s' is not a count of 1 to %u", path, s,
                             (unsigned)UINT32_MAX);
     c->buckets = (uint32_t)v;
     s = kd_safetensors_meta(sf, "embedding_dim");
-    if (!parse_uint(s, 1, 1u << 12, &v))
+    if (!kd_student_impl_meta_uint(s, 1, 1u << 12, &v))
         return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata embedding_dim '%s' is not a width of 1 to %u", path,
                             s, 1u << 12);
     c->E = (size_t)v;
     s = kd_safetensors_meta(sf, "hidden");
-    c->n_layers = 0;
-    for (const char *p = s; *p;) {
-        char part[24];
-        size_t n = strcspn(p, ",");
-        if (c->n_layers == KD_CROSS_MAX_LAYERS || n == 0 || n >= sizeof part)
-            return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata hidden '%s' is not 1 to %d widths like '128,1'",
-                                path, s, KD_CROSS_MAX_LAYERS);
-        memcpy(part, p, n);
-        part[n] = '\0';
-        if (!parse_uint(part, 1, 1u << 14, &v))
-            return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata hidden '%s' has a bad width '%s'", path, s, part);
-        c->hidden[c->n_layers++] = (size_t)v;
-        p += n;
-        if (*p == ',' && !*++p)
-            return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata hidden '%s' ends with a comma", path, s);
-    }
+    kd_status hst = kd_student_impl_meta_widths(path, s, KD_CROSS_MAX_LAYERS, "128,1", c->hidden, &c->n_layers, err);
+    if (hst)
+        return hst;
     kd_status st;
     if ((st = kd_act_parse(kd_safetensors_meta(sf, "activation"), &c->act, err)) != KD_OK)
         return kd_error_prefix(err, "'%s' metadata", path);
     s = kd_safetensors_meta(sf, "shared");
-    if (!parse_flag(s, &c->shared))
+    if (!kd_student_impl_meta_flag(s, &c->shared))
         return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata shared '%s' must be 0 or 1", path, s);
     s = kd_safetensors_meta(sf, "use_bm25");
-    if (!parse_flag(s, &c->use_bm25))
+    if (!kd_student_impl_meta_flag(s, &c->use_bm25))
         return kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata use_bm25 '%s' must be 0 or 1", path, s);
     if ((st = kd_cross_config_check(c, err)) != KD_OK)
         return kd_error_prefix(err, "'%s' metadata", path);
