@@ -299,13 +299,96 @@ def stores(tmp):
         bad[i] ^= 0x5A
     put("store", "damaged", bytes(bad))
 
+# ---------------------------------------------------------------------- beir
+def beirs():
+    clear_seeds("beir")
+    # first byte (fuzz/fuzz_beir.c): split = b % 3 (train, dev, test), 0x80 = no qrels
+    mini = os.path.join(ROOT, "tests", "data", "fixtures", "beir-mini")
+    def rd(name):
+        with open(os.path.join(mini, name), "rb") as f:
+            return f.read()
+    corpus, queries = rd("corpus.jsonl"), rd("queries.jsonl")
+    for i, split in enumerate(("train", "dev", "test")):
+        put("beir", "mini-" + split, bytes([i]) + corpus + SEP + queries + SEP + rd("qrels/%s.tsv" % split))
+    put("beir", "mini-no-qrels", b"\x80" + corpus + SEP + queries)
+    # tests/data/test_beir.c: the small set and its malformed variants
+    c = b'{"_id": "d1", "title": "T1", "text": "one"}\n{"_id": "d2", "text": "two"}\n'
+    q = b'{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n'
+    h = b"query-id\tcorpus-id\tscore\n"
+    t = h + b"q1\td1\t1\n"
+    def s(name, corpus=c, queries=q, train=t):
+        put("beir", name, b"\x00" + corpus + SEP + queries + SEP + train)
+    s("small")
+    s("skipped", train=h + b"q2\td1\t0\nq1\td2\t-1\nq1\td1\t3\n")
+    s("duplicate-pair", train=h + b"q1\td1\t1\nq1\td1\t2\nq2\td2\t1\n")
+    s("crlf", corpus=c.replace(b"\n", b"\r\n"), train=t.replace(b"\n", b"\r\n"))
+    s("bad-json", corpus=b'{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": }\n')
+    s("trailing-garbage", queries=b'{"_id": "q1", "text": "a"} x\n')
+    s("array", queries=b'["q1", "a"]\n')
+    s("bad-utf8", corpus=b'{"_id": "d1", "text": "caf\xe9"}\n')
+    s("surrogate", queries=b'\n{"_id": "q1", "text": "\xed\xa0\x80"}\n')
+    s("escaped-surrogate", queries=b'{"_id": "q1", "text": "\\ud800 \\u0000"}\n')
+    s("missing-id", corpus=b'{"title": "x", "text": "one"}\n')
+    s("empty-id", corpus=b'{"_id": "", "text": "one"}\n')
+    s("array-id", corpus=b'{"_id": [1], "text": "one"}\n')
+    s("tab-id", corpus=b'{"_id": "a\\tb", "text": "one"}\n')
+    s("missing-text", corpus=c + b'{"_id": "d3", "title": "no text"}\n')
+    s("int-text", queries=b'{"_id": "q1", "text": 7}\n')
+    s("bool-title", corpus=b'{"_id": "d1", "title": false, "text": "one"}\n')
+    s("duplicate-id", queries=q + b'{"_id": "q1", "text": "again"}\n')
+    s("int-string-id", corpus=c + b'{"_id": 7, "text": "x"}\n{"_id": "7", "text": "y"}\n')
+    s("big-int-id", corpus=c + b'{"_id": -9223372036854775808, "text": "x"}\n')
+    s("bad-header", train=b"qid\tdocid\tscore\nq1\td1\t1\n")
+    s("empty-qrels", train=b"")
+    s("unknown-query", train=h + b"q1\td1\t1\nq3\td1\t1\n")
+    s("unknown-doc", train=h + b"q1\td9\t1\n")
+    s("float-score", train=h + b"q1\td1\t1.5\n")
+    s("empty-score", train=h + b"q1\td1\t\n")
+    s("huge-score", train=h + b"q1\td1\t99999999999999999999\n")
+    s("one-field", train=h + b"q1 d1 1\n")
+    s("four-fields", train=h + b"q1\td1\t1\t0\n")
+    put("beir", "empty", b"\x00")
+
+
+# ---------------------------------------------------------------------- text
+def texts():
+    clear_seeds("text")
+    # the settings line, KDFZ, texts separated by newlines (fuzz/fuzz_text.c)
+    def t(name, settings, *docs):
+        put("text", name, settings.encode() + SEP + "\n".join(docs).encode())
+    t("default", "kd-text-v1 buckets=18 seed=1 words=2 chars=3-5", "he deposited the check", "où est le café ?")
+    t("chars-off", "kd-text-v1 buckets=4 seed=0 words=8 chars=0", "a b c d e f g h i j", "")
+    t("words-off", "kd-text-v1 chars=1-16 words=0 seed=18446744073709551615 buckets=31",
+      "Ελληνικά και русский текст", "x")
+    t("one-bucket", "kd-text-v1 buckets=1 seed=7 words=1 chars=2-2", "AB ab Ab", "!!! ,,,")
+    put("text", "long-text", b"kd-text-v1 buckets=18 seed=1 words=2 chars=3-5" + SEP + b"word " * 600)
+    put("text", "binary", b"kd-text-v1 buckets=10 seed=1 words=3 chars=1-4" + SEP + bytes(range(256)))
+    for name, line in (("bad-version", "kd-text-v2 buckets=18 seed=1 words=2 chars=3-5"),
+                       ("repeated-key", "kd-text-v1 buckets=18 buckets=18 seed=1 words=2 chars=3-5"),
+                       ("missing-key", "kd-text-v1 buckets=18 seed=1 words=2"),
+                       ("unknown-key", "kd-text-v1 buckets=18 seed=1 words=2 chars=3-5 x=1"),
+                       ("out-of-range", "kd-text-v1 buckets=32 seed=1 words=9 chars=5-3"),
+                       ("no-features", "kd-text-v1 buckets=18 seed=1 words=0 chars=0"),
+                       ("overflow", "kd-text-v1 buckets=18 seed=18446744073709551616 words=2 chars=3-5"),
+                       ("signs", "kd-text-v1 buckets=+18 seed=-1 words= chars=3-")):
+        t(name, line, "some text")
+    put("text", "settings-only", b"kd-text-v1 buckets=18 seed=1 words=2 chars=3-5")
+
 
 def main():
+    # python3 scripts/fuzz-seeds.py beir text: only those (no bin/kd needed)
+    only = {"beir": beirs, "text": texts}
+    if len(sys.argv) > 1:
+        for name in sys.argv[1:]:
+            if name not in only:
+                sys.exit("fuzz-seeds: can write only %s alone" % ", ".join(only))
+            only[name]()
+        return
     if not os.path.exists(KD):
         sys.exit("fuzz-seeds: build bin/kd first (make)")
     tmp = tempfile.mkdtemp(prefix="kd-seeds-")
     try:
-        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); stores(tmp)
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); stores(tmp); beirs(); texts()
     finally:
         shutil.rmtree(tmp)
 

@@ -37,13 +37,16 @@ fi
 
 # The largest input worth trying, per format: pipelines and stores are the
 # biggest files kd's own seeds need; the exec harness's whole input must fit
-# in a socket buffer.
+# in a socket buffer; BEIR inputs hold three files; a settings line and a few
+# texts are enough for the featuriser (texts past 2 KiB take its other path).
 max_len() {
   case "$1" in
     pipeline) echo 32768 ;;
     store) echo 32768 ;;
     safetensors) echo 16384 ;;
     exec) echo 16384 ;;
+    beir) echo 16384 ;;
+    text) echo 8192 ;;
     *) echo 8192 ;;
   esac
 }
