@@ -1,7 +1,9 @@
 /* Fuzzes the safetensors reader (header length, JSON header, dtypes, shapes,
  * offsets, coverage of the data section) and what kd does with a file it
  * accepted: copying F32 tensors out (finite-value check) and loading it as
- * an MLP (`kd predict --model`, teacher kind model with weights:). */
+ * an MLP (`kd predict --model`, teacher kind model with weights:), as a dual
+ * encoder (`kd search`, `kd encode`) and as a cross-encoder, whose metadata
+ * (widths, flags, the featuriser's settings line) is parsed too. */
 #include "fuzz/fuzz_util.h"
 #include "student/kd_student.h"
 
@@ -51,6 +53,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             kd_mlp_free(m);
         }
+        struct kd_dual *de = NULL;
+        char *feat = NULL;
+        if (kd_dual_load(path, &de, &feat, &err) == KD_OK) {
+            /* one text's embedding: the loaded tower's shapes must fit */
+            uint32_t id = 0;
+            size_t off[2] = {0, 1};
+            struct kd_features f = {&id, off, 1, 1, kd_dual_tower(de, KD_SIDE_QUERY)->bag.buckets};
+            struct kd_tensor e;
+            memset(&e, 0, sizeof e);
+            (void)kd_dual_encode(de, KD_SIDE_QUERY, &f, &e, &err);
+            kd_tensor_release(&e);
+            kd_dual_free(de);
+        }
+        free(feat);
+        feat = NULL;
+        struct kd_cross *ce = NULL;
+        if (kd_cross_load(path, &ce, &feat, &err) == KD_OK)
+            kd_cross_free(ce);
+        free(feat);
     }
     close(fd);
     return 0;
