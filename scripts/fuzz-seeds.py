@@ -256,6 +256,45 @@ def execs():
     put("exec", "answer-tail", opt(1, 1) + b"ready 1 logits\nanswer 1x\n" + f32(1))
 
 
+# ------------------------------------------------------ exec, text kinds
+def exec_texts():
+    clear_seeds("exec_text")
+    # first byte: b & 1 embeddings (else pair scores), N = 1 + ((b >> 1) & 7),
+    # b & 0x10 a 5,000-byte text in each batch (fuzz/fuzz_exec_text.c)
+    def opt(emb, n, long_text=False):
+        return bytes([(1 if emb else 0) | ((n - 1) << 1) | (0x10 if long_text else 0)])
+    def ans(n, c, v=0.5):
+        return b"answer %d\n" % n + f32(*([v] * (n * c)))
+    def put_t(name, data):
+        put("exec_text", name, data)
+    put_t("pairs-two-batches", opt(0, 3) + b"ready 1 score cross-v1\n" + ans(3, 1, 2.5) + ans(3, 1, -1.0))
+    put_t("pairs-long-text", opt(0, 2, True) + b"ready 1 score\n" + ans(2, 1))
+    put_t("texts-two-batches", opt(1, 2) + b"ready 4 embedding enc v2\n" + ans(2, 4) + ans(2, 4, -0.25))
+    put_t("texts-long-text", opt(1, 4, True) + b"ready 3 embedding\n" + ans(4, 3))
+    put_t("texts-wide", opt(1, 1) + b"ready 100 embedding\n" + ans(1, 100))
+    put_t("pairs-error-line", opt(0, 1) + b"ready 1 score\nerror model not loaded\n")
+    put_t("texts-error-bare", opt(1, 1) + b"ready 2 embedding\nerror\n")
+    put_t("pairs-wrong-rows", opt(0, 3) + b"ready 1 score\n" + ans(2, 1))
+    put_t("texts-short-payload", opt(1, 1) + b"ready 4 embedding\nanswer 1\n" + f32(1))
+    put_t("pairs-nan", opt(0, 1) + b"ready 1 score\nanswer 1\n" + f32(float("nan")))
+    put_t("texts-inf", opt(1, 2) + b"ready 2 embedding\nanswer 2\n" + f32(1, 2, float("inf"), 4))
+    put_t("pairs-garbage", opt(0, 1) + b"ready 1 score\nhello\n")
+    put_t("pairs-answer-tail", opt(0, 1) + b"ready 1 score\nanswer 1x\n" + f32(1))
+    put_t("pairs-two-scores", opt(0, 1) + b"ready 2 score\n")
+    put_t("pairs-asked-embedding", opt(0, 1) + b"ready 1 embedding\n")
+    put_t("texts-asked-score", opt(1, 1) + b"ready 1 score\n")
+    put_t("texts-feature-kind", opt(1, 1) + b"ready 3 logits\n")
+    put_t("texts-zero", opt(1, 1) + b"ready 0 embedding\n")
+    put_t("texts-huge-e", opt(1, 1) + b"ready 16777217 embedding\n")
+    put_t("texts-max-e", opt(1, 1) + b"ready 16777216 embedding\nanswer 1\n" + f32(1, 2))
+    put_t("pairs-negative", opt(0, 1) + b"ready -1 score\n")
+    put_t("pairs-long-line", opt(0, 1) + b"ready 1 score " + b"v" * 5000 + b"\n")
+    put_t("pairs-long-version", opt(0, 1) + b"ready 1 score " + b"v" * 300 + b"\n")
+    put_t("texts-long-answer-line", opt(1, 1) + b"ready 1 embedding\nanswer " + b"1" * 5000 + b"\n")
+    put_t("pairs-no-newline", opt(0, 1) + b"ready 1 score")
+    put_t("texts-empty", opt(1, 1))
+
+
 # --------------------------------------------------------------------- store
 def stores(tmp):
     clear_seeds("store")
@@ -376,8 +415,8 @@ def texts():
 
 
 def main():
-    # python3 scripts/fuzz-seeds.py beir text: only those (no bin/kd needed)
-    only = {"beir": beirs, "text": texts}
+    # python3 scripts/fuzz-seeds.py beir text exec_text: only those (no bin/kd needed)
+    only = {"beir": beirs, "text": texts, "exec_text": exec_texts}
     if len(sys.argv) > 1:
         for name in sys.argv[1:]:
             if name not in only:
@@ -388,7 +427,7 @@ def main():
         sys.exit("fuzz-seeds: build bin/kd first (make)")
     tmp = tempfile.mkdtemp(prefix="kd-seeds-")
     try:
-        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); stores(tmp); beirs(); texts()
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts()
     finally:
         shutil.rmtree(tmp)
 

@@ -36,7 +36,7 @@ if [ ${#names[@]} -eq 0 ]; then
 fi
 
 # The largest input worth trying, per format: pipelines and stores are the
-# biggest files kd's own seeds need; the exec harness's whole input must fit
+# biggest files kd's own seeds need; the exec harnesses' whole input must fit
 # in a socket buffer; BEIR inputs hold three files; a settings line and a few
 # texts are enough for the featuriser (texts past 2 KiB take its other path).
 max_len() {
@@ -45,6 +45,7 @@ max_len() {
     store) echo 32768 ;;
     safetensors) echo 16384 ;;
     exec) echo 16384 ;;
+    exec_text) echo 16384 ;;
     beir) echo 16384 ;;
     text) echo 8192 ;;
     *) echo 8192 ;;

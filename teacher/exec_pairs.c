@@ -24,23 +24,57 @@ static const char *hello_word(enum kd_store_kind kind) { return kind == KD_STORE
 static const char *ready_word(enum kd_store_kind kind) { return kind == KD_STORE_SCORE ? "score" : "embedding"; }
 static const char *item_word(enum kd_store_kind kind) { return kind == KD_STORE_SCORE ? "pairs" : "texts"; }
 
-kd_status kd_exec_start_text(struct kd_exec *t, const char *name, char *const *argv, enum kd_store_kind kind,
-                             double timeout, struct kd_error *err)
+static void text_init(struct kd_exec *t, const char *name, double timeout)
 {
     memset(t, 0, sizeof *t);
     t->fd = -1;
     t->pid = -1;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->timeout = timeout > 0 ? timeout : 60.0;
+}
+
+static kd_status check_kind(const char *name, enum kd_store_kind kind, struct kd_error *err)
+{
     if (kind != KD_STORE_SCORE && kind != KD_STORE_EMBEDDING)
         return kd_error_set(err, KD_ERR_ARG, "teacher '%s': a text teacher answers scores or embeddings, not %s",
                             name, kd_store_kind_name(kind) ? kd_store_kind_name(kind) : "?");
-    if (!argv || !argv[0] || !argv[0][0])
-        return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
-    kd_status st = kd_exec_impl_spawn(t, argv, err);
+    return KD_OK;
+}
+
+static kd_status text_handshake(struct kd_exec *t, enum kd_store_kind kind, struct kd_error *err);
+
+kd_status kd_exec_start_text(struct kd_exec *t, const char *name, char *const *argv, enum kd_store_kind kind,
+                             double timeout, struct kd_error *err)
+{
+    text_init(t, name, timeout);
+    kd_status st = check_kind(name, kind, err);
     if (st)
         return st;
+    if (!argv || !argv[0] || !argv[0][0])
+        return kd_error_set(err, KD_ERR_ARG, "teacher '%s' has no command", name);
+    if ((st = kd_exec_impl_spawn(t, argv, err)))
+        return st;
+    return text_handshake(t, kind, err);
+}
 
+kd_status kd_exec_attach_text(struct kd_exec *t, const char *name, int fd, enum kd_store_kind kind, double timeout,
+                              struct kd_error *err)
+{
+    text_init(t, name, timeout);
+    kd_status st = check_kind(name, kind, err);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    t->fd = fd;
+    return text_handshake(t, kind, err);
+}
+
+/* The hello and the ready line on t->fd: the same for a started process and
+ * an attached descriptor. */
+static kd_status text_handshake(struct kd_exec *t, enum kd_store_kind kind, struct kd_error *err)
+{
+    const char *name = t->name;
     double deadline = kd_time_now() + t->timeout;
     char line[KD_EXEC_LINE_MAX + 1];
     int n = snprintf(line, sizeof line, "kd-teacher 1 %s\n", hello_word(kind));

@@ -193,6 +193,13 @@ kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor 
  * Stop with kd_exec_stop. */
 kd_status kd_exec_start_text(struct kd_exec *t, const char *name, char *const *argv, enum kd_store_kind kind,
                              double timeout, struct kd_error *err);
+/* As kd_exec_start_text, over a stream socket `fd` already connected to a
+ * teacher (no process: t->pid stays -1), as kd_exec_attach is to
+ * kd_exec_start: the same hello, ready line, limits and messages. Takes
+ * ownership of fd (closed on failure or by kd_exec_stop). Tests and the fuzz
+ * harness fuzz/fuzz_exec_text.c feed the protocol from memory. */
+kd_status kd_exec_attach_text(struct kd_exec *t, const char *name, int fd, enum kd_store_kind kind, double timeout,
+                              struct kd_error *err);
 /* Sends the n pairs' texts (ids are not sent; NULL texts are empty) and
  * reads one score per pair into scores (n). Faults as kd_exec_request,
  * the batch counted in pairs. */
