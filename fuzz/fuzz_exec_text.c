@@ -43,6 +43,29 @@ static void check_refused(struct kd_exec *t, const struct kd_error *err)
         abort();
 }
 
+/* Reads away what kd sent to the teacher so far, as a teacher would: 16
+ * batches with a 5,000-byte text each would fill the socket, and kd would
+ * wait for the teacher to read until its time-out. kd writes each message
+ * whole before it reads: what it sent must start with `head` (the hello, or
+ * "batch N"). */
+static void drain(int fd, const char *head)
+{
+    static char scratch[65536];
+    size_t got = 0, want = strlen(head);
+    ssize_t k;
+    while ((k = recv(fd, scratch + got, sizeof scratch - got, MSG_DONTWAIT)) > 0) {
+        got += (size_t)k;
+        if (got >= want) {
+            if (head && memcmp(scratch, head, want) != 0)
+                abort();
+            head = NULL;
+            got = 0;
+        }
+    }
+    if (head)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -56,13 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         perror("socketpair");
         abort();
     }
-    /* the whole teacher output must fit in the socket (-max_len keeps it
-     * small), and so must what kd sends: 16 batches of at most 8 texts */
-    int buf = (int)size + 65536, back = 16 * (8 * 64 + LONG_TEXT + 64) + 65536;
+    /* the whole teacher output must fit in the socket: -max_len keeps it
+     * small; what kd sends is read away after every batch (drain) */
+    int buf = (int)size + 65536;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &back, sizeof back);
-    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &back, sizeof back);
     size_t done = 0;
     while (done < size) {
         ssize_t k = send(sv[1], data + done, size - done, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -85,7 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct kd_exec t;
     struct kd_error err = {0};
-    if (kd_exec_attach_text(&t, "fuzz", sv[0], kind, 5.0, &err) == KD_OK) {
+    kd_status ready = kd_exec_attach_text(&t, "fuzz", sv[0], kind, 5.0, &err);
+    drain(sv[1], kind == KD_STORE_SCORE ? "kd-teacher 1 pairs\n" : "kd-teacher 1 texts\n");
+    if (ready == KD_OK) {
         /* the ready line's promises: one score per pair, 1 <= E <= 2^24, a
          * version that fits */
         if (t.c < 1 || t.c > (1u << 24) || (kind == KD_STORE_SCORE && t.c != 1) || t.fd < 0 ||
@@ -101,6 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int b = 0; b < MAX_BATCHES && (big || t.c * n <= sizeof out / sizeof out[0]); b++) {
             kd_status st = kind == KD_STORE_SCORE ? kd_exec_request_pairs(&t, pairs, n, dst, &err)
                                                   : kd_exec_request_texts(&t, texts, n, dst, &err);
+            char batch[32];
+            snprintf(batch, sizeof batch, "batch %zu\n", n);
+            drain(sv[1], batch);
             if (st != KD_OK) {
                 check_refused(&t, &err);
                 break;
