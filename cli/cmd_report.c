@@ -56,8 +56,9 @@ int kd_cmd_report(int argc, char **argv)
                  "the teacher's classes), example weights, supervision complexity, every\n"
                  "metric, the files written and the pipeline's text. With two runs or more a\n"
                  "comparison comes first (a table, accuracy against queries per run, each\n"
-                 "evaluation measure against the queries a run asked). Parts a run recorded\n"
-                 "nothing for are left out. The store is opened read-only (docs/report.md).\n",
+                 "model's accuracy or nDCG@10 against the queries a run asked). Parts a run\n"
+                 "recorded nothing for are left out. The store is opened read-only\n"
+                 "(docs/report.md).\n",
         .options = opts,
         .max_args = 1,
         .example = "kd report runs/fashion-mnist/kd.db --out report.html\n"

@@ -6,6 +6,7 @@
 #include "report/report_impl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,8 +129,9 @@ static void rounds_plot(FILE *f, const struct kd_store_run_record *r, size_t n)
     }
 }
 
-/* Each evaluation measure (the first MAX_SERIES) against the teacher
- * queries the run asked: a label-efficiency curve over a sweep. */
+/* The first evaluation measure of each model (up to MAX_SERIES models)
+ * against the teacher queries the run asked: a label-efficiency curve over
+ * a sweep. */
 static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t n, const char **cols, size_t n_cols)
 {
     double *qx = calloc(n, sizeof *qx), *vy = calloc(n * MAX_SERIES, sizeof *vy);
@@ -141,7 +143,13 @@ static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t
         double served;
         kd_report_impl_queries(&r[i], &qx[i], &served);
     }
+    /* One measure (the first one's, e.g. accuracy or ndcg@10) for every
+     * model: measures on other scales would squeeze each other. */
+    const char *first = n_cols ? strrchr(cols[0], '/') : NULL;
     for (size_t c = 0; c < n_cols && k < MAX_SERIES; c++) {
+        const char *measure = strrchr(cols[c], '/');
+        if (!first || !measure || strcmp(measure, first))
+            continue;
         for (size_t i = 0; i < n; i++) {
             vy[k * n + i] = kd_report_impl_metric(&r[i], -2, cols[c], -1);
             points += isfinite(vy[k * n + i]) && isfinite(qx[i]);
@@ -150,9 +158,10 @@ static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t
         k++;
     }
     if (points) {
-        struct kd_plot p = {.title = "evaluation against teacher queries asked, per run",
-                            .x_label = "teacher queries asked by the run", .y_label = "value", .series = s,
-                            .n_series = k};
+        char title[96];
+        snprintf(title, sizeof title, "%s against teacher queries asked, per run", first + 1);
+        struct kd_plot p = {.title = title, .x_label = "teacher queries asked by the run", .y_label = first + 1,
+                            .series = s, .n_series = k};
         kd_plot_svg(f, &p);
     }
 done:
