@@ -14,7 +14,7 @@
  *     if (kd_report_write(st, runs, 2, "report.html", &err))
  *         ...               // err names the run or the file
  *
- * The plot writer is usable on its own (docs: report/svg.c):
+ * The plot writer (report/svg.c) is usable on its own:
  *
  *     double x[] = {0, 2000, 4000}, y[] = {0.71, 0.78, 0.80};
  *     struct kd_plot_series s = {.name = "student", .x = x, .y = y, .n = 3};

@@ -134,6 +134,7 @@ kd_status kd_report_write(struct kd_store *st, const int64_t *runs, size_t n_run
     for (size_t i = 0; i < n_runs && !s; i++)
         s = kd_store_run_read(st, runs[i], &rec[i], err);
     FILE *f = NULL;
+    errno = 0;
     if (!s && !(f = fopen(path, "w")))
         s = kd_error_set(err, KD_ERR_IO, "cannot write the report '%s': %s", path, strerror(errno));
     if (!s) {

@@ -25,9 +25,10 @@ void kd_report_impl_time(double t, char *buf, size_t n);
 double kd_report_impl_metric(const struct kd_store_run_record *r, int64_t stage, const char *name, int64_t step);
 /* The sum of every value of metric name in r; *found is 1 when one exists. */
 double kd_report_impl_metric_sum(const struct kd_store_run_record *r, const char *name, int *found);
-/* Teacher queries the run asked and answers the store served (NaN when the
- * run did not record them: runs of a kd before 0.2.1 record only
- * `queries`, which is then used for the asked count). */
+/* Teacher queries the run asked and answers the store served, summed over
+ * its stages' teacher_queries and store_answers. A run recorded before
+ * those metrics existed has only `queries` (label and active stages): that
+ * is the asked count, and served is NaN. */
 void kd_report_impl_queries(const struct kd_store_run_record *r, double *asked, double *served);
 /* Seconds from start to finish (NaN while running). */
 double kd_report_impl_seconds(double started, double finished);
