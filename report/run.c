@@ -71,8 +71,11 @@ static void summary(FILE *f, const struct kd_store_run_record *r)
     kd_report_impl_queries(r, &asked, &served);
     fputs("<div class=\"cards\">\n", f);
     card(f, kd_store_status_name(r->status), "status");
-    kd_report_impl_num(kd_report_impl_seconds(r->started_at, r->finished_at), b, sizeof b);
-    snprintf(t, sizeof t, "%s s", b);
+    double secs = kd_report_impl_seconds(r->started_at, r->finished_at);
+    if (isnan(secs))
+        snprintf(t, sizeof t, "-");
+    else
+        snprintf(t, sizeof t, "%.*f s", secs < 10 ? 2 : 1, secs);
     card(f, t, "wall time");
     snprintf(b, sizeof b, "%zu", r->n_stages);
     card(f, b, "stages");

@@ -293,3 +293,71 @@ Test(report_run, a_store_without_runs_says_so)
     cr_assert_eq(n, 0);
     kd_store_close(st);
 }
+
+/* ---------------------------------------- runs written through the store API */
+
+/* A store in a fresh folder with n hand-made runs: run i has one stage
+ * 'label' that recorded only `queries` = 100 * (i + 1) (as a kd older than
+ * kd report did); the last run failed with a message. */
+static struct kd_store *hand_made_store(char *folder, size_t n)
+{
+    strcpy(folder, "/tmp/kd-report-XXXXXX");
+    cr_assert_not_null(mkdtemp(folder));
+    char path[256];
+    snprintf(path, sizeof path, "%s/kd.db", folder);
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        int64_t run, stage;
+        cr_assert_eq(kd_store_run_begin(st, "old <kd>", "name: old\n", &run, &err), KD_OK, "%s", err.msg);
+        cr_assert_eq(kd_store_stage_begin(st, run, "label", 0, -1, &stage, &err), KD_OK);
+        struct kd_store_metric m = {"queries", -1, 100.0 * (double)(i + 1)};
+        cr_assert_eq(kd_store_put_metrics(st, run, stage, &m, 1, &err), KD_OK);
+        cr_assert_eq(kd_store_stage_finish(st, stage, KD_STORE_OK, NULL, &err), KD_OK);
+        int last = i + 1 == n;
+        cr_assert_eq(kd_store_run_finish(st, run, last ? KD_STORE_FAILED : KD_STORE_OK,
+                                         last ? "stage 'x': the teacher crashed & said <nothing>" : NULL, &err),
+                     KD_OK);
+    }
+    return st;
+}
+
+static void remove_folder(const char *folder)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", folder);
+    (void)!system(cmd);
+}
+
+Test(report_store, runs_without_the_store_counts_show_queries_and_say_what_is_missing)
+{
+    char folder[64], out[256];
+    struct kd_store *st = hand_made_store(folder, 4);
+    snprintf(out, sizeof out, "%s/r.html", folder);
+    int64_t runs[4] = {1, 2, 3, 4};
+    struct kd_error err = {0};
+    cr_assert_eq(kd_report_write(st, runs, 4, out, &err), KD_OK, "%s", err.msg);
+    char *h = slurp(out);
+    for (int i = 1; i <= 4; i++) {
+        char card[96];
+        snprintf(card, sizeof card, "<b>%d</b><span>teacher queries asked</span>", 100 * i);
+        cr_assert_not_null(strstr(h, card), "%s", card);
+    }
+    cr_assert_eq(count(h, "<b>-</b><span>answers from the store</span>"), 4);
+    cr_assert_eq(count(h, "this run did not record answers served by the store"), 4);
+    /* Four runs: only the last section opens; names and messages escaped. */
+    cr_assert_eq(count(h, "<details open>"), 1);
+    cr_assert_not_null(strstr(h, "<summary>Run 4: old &lt;kd&gt; <span class=\"failed\">(failed)</span>"));
+    cr_assert_not_null(strstr(h, "the teacher crashed &amp; said &lt;nothing&gt;"));
+    cr_assert_null(strstr(h, "<kd>"));
+    cr_assert_null(strstr(h, "<nothing>"));
+    /* The comparison: no rounds and no evaluation, so only the queries plot;
+     * each run: the stage-time plot. */
+    cr_assert_not_null(strstr(h, "<h2>4 runs side by side</h2>"));
+    cr_assert_eq(count(h, "<svg"), 1 + 4, "%zu", count(h, "<svg"));
+    cr_assert_null(strstr(h, "<h3>Rounds of"));
+    free(h);
+    kd_store_close(st);
+    remove_folder(folder);
+}
