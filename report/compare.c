@@ -129,7 +129,8 @@ static void rounds_plot(FILE *f, const struct kd_store_run_record *r, size_t n)
     }
 }
 
-/* The first evaluation measure of each model (up to MAX_SERIES models)
+/* The main evaluation measure (accuracy or nDCG@10, else the first one) of
+ * each model (up to MAX_SERIES models)
  * against the teacher queries the run asked: a label-efficiency curve over
  * a sweep. */
 static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t n, const char **cols, size_t n_cols)
@@ -146,6 +147,11 @@ static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t
     /* One measure (the first one's, e.g. accuracy or ndcg@10) for every
      * model: measures on other scales would squeeze each other. */
     const char *first = n_cols ? strrchr(cols[0], '/') : NULL;
+    for (size_t c = 0; c < n_cols; c++)
+        if (kd_report_impl_is_main_measure(strrchr(cols[c], '/') + 1)) {
+            first = strrchr(cols[c], '/');
+            break;
+        }
     for (size_t c = 0; c < n_cols && k < MAX_SERIES; c++) {
         const char *measure = strrchr(cols[c], '/');
         if (!first || !measure || strcmp(measure, first))

@@ -105,6 +105,11 @@ int kd_report_impl_is_eval(const char *name)
     return 1;
 }
 
+int kd_report_impl_is_main_measure(const char *measure)
+{
+    return !strcmp(measure, "accuracy") || !strcmp(measure, "ndcg@10");
+}
+
 /* Light, print-friendly, and nothing fetched: system fonts only. */
 static const char STYLE[] =
     "body{font-family:sans-serif;margin:16px 24px;color:#222;background:#fafafa;max-width:1200px}\n"

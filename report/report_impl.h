@@ -35,6 +35,8 @@ double kd_report_impl_seconds(double started, double finished);
 /* 1 when a step -1 metric name is a model's evaluation ("student/accuracy",
  * "dual/test/ndcg@10"), not a diagnose or calibration value. */
 int kd_report_impl_is_eval(const char *name);
+/* 1 for the measure a report puts first and plots ("accuracy", "ndcg@10"). */
+int kd_report_impl_is_main_measure(const char *measure);
 
 /* One run's section of the page (report/report.c). open: the <details>
  * element starts open. */

@@ -255,6 +255,14 @@ static void evaluation(FILE *f, const struct kd_store_run_record *r)
     }
     if (!n_models)
         return;
+    /* Accuracy (or nDCG@10) first: it is the one plotted. */
+    for (size_t b = 1; b < n_measures; b++)
+        if (kd_report_impl_is_main_measure(measures[b]) && !kd_report_impl_is_main_measure(measures[0])) {
+            char keep[48];
+            memcpy(keep, measures[b], sizeof keep);
+            memmove(measures[1], measures[0], b * sizeof measures[0]);
+            memcpy(measures[0], keep, sizeof keep);
+        }
     fputs("<h3>Evaluation</h3>\n<div class=\"plots\">\n<table>\n<tr><th class=\"l\">model</th>", f);
     for (size_t b = 0; b < n_measures; b++) {
         fputs("<th>", f);

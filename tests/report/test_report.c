@@ -361,3 +361,40 @@ Test(report_store, runs_without_the_store_counts_show_queries_and_say_what_is_mi
     kd_store_close(st);
     remove_folder(folder);
 }
+
+Test(report_run, a_retrieval_run_shows_ndcg_first_by_model)
+{
+    const char *root = getenv("KD_ROOT") && *getenv("KD_ROOT") ? getenv("KD_ROOT") : ".";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "name: retr\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "models:\n"
+             "  de: {type: dual, buckets: 12, dim: 16, shared: true, normalise: true, score: cosine,\n"
+             "       temperature: 0.1, featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
+             "stages:\n"
+             "  - train: {name: fit, model: de, data: wn, split: train, negatives: 2, epochs: 3, batch: 4}\n"
+             "  - evaluate: {name: test, models: [bm25, de], data: wn, split: test, k: 10}\n",
+             dir, root);
+    write_pipeline("retr.yaml", text);
+    static struct kd_run_summary sum;
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("retr.yaml", NULL, 0, 0, &sum, &err), KD_OK, "%s", err.msg);
+    struct kd_store *st = open_read_only();
+    char out[256];
+    snprintf(out, sizeof out, "%s/r.html", dir);
+    cr_assert_eq(kd_report_write(st, &sum.run_id, 1, out, &err), KD_OK, "%s", err.msg);
+    char *h = slurp(out);
+    /* nDCG@10 is the first column and the plotted measure; one row per
+     * ranker and split. Plots: stage times, training loss, evaluation. */
+    cr_assert_not_null(strstr(h, "<tr><th class=\"l\">model</th><th>ndcg@10</th>"), "%s", h);
+    cr_assert_not_null(strstr(h, "<td class=\"l\">bm25/test</td>"));
+    cr_assert_not_null(strstr(h, "<td class=\"l\">de/test</td>"));
+    cr_assert_not_null(strstr(h, "<title>ndcg@10 by model</title>"));
+    cr_assert_eq(count(h, "<svg"), 3, "%zu", count(h, "<svg"));
+    free(h);
+    kd_store_close(st);
+}
