@@ -430,7 +430,7 @@ static void selections(FILE *f, const struct kd_store_run_record *r)
             fputs("</tr>\n", f);
         }
         fputs("</table>\n", f);
-        char class_names[MAX_CLASSES][8];
+        char class_names[MAX_CLASSES][24];
         const char *xn[MAX_CLASSES];
         for (size_t c = 0; c < C; c++) {
             xs[c] = (double)c;
