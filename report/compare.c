@@ -129,10 +129,32 @@ static void rounds_plot(FILE *f, const struct kd_store_run_record *r, size_t n)
     }
 }
 
+/* Teacher answers the run's training stages (those with a train_loss)
+ * used, asked or from the store: in a sweep whose runs share a store, the
+ * labels each student learnt from, whoever paid for them. NaN when the run
+ * did not record the per-stage counts. */
+static double trained_answers(const struct kd_store_run_record *r)
+{
+    double sum = 0;
+    int any = 0;
+    for (size_t g = 0; g < r->n_stages; g++) {
+        if (isnan(kd_report_impl_metric(r, (int64_t)g, "train_loss", 1)))
+            continue;
+        double a = kd_report_impl_metric(r, (int64_t)g, "teacher_queries", -1);
+        double b = kd_report_impl_metric(r, (int64_t)g, "store_answers", -1);
+        if (!isnan(a) || !isnan(b)) {
+            any = 1;
+            sum += (isnan(a) ? 0 : a) + (isnan(b) ? 0 : b);
+        }
+    }
+    return any ? sum : NAN;
+}
+
 /* The main evaluation measure (accuracy or nDCG@10, else the first one) of
  * each model (up to MAX_SERIES models)
  * against the teacher queries the run asked: a label-efficiency curve over
- * a sweep. */
+ * a sweep. The x axis: the teacher answers the run trained on (asked or
+ * served by the store), or for older runs the queries they asked. */
 static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t n, const char **cols, size_t n_cols)
 {
     double *qx = calloc(n, sizeof *qx), *vy = calloc(n * MAX_SERIES, sizeof *vy);
@@ -140,10 +162,16 @@ static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t
     size_t k = 0, points = 0;
     if (!qx || !vy)
         goto done;
+    int trained = 1; /* every run says what its training stages used */
     for (size_t i = 0; i < n; i++) {
-        double served;
-        kd_report_impl_queries(&r[i], &qx[i], &served);
+        qx[i] = trained_answers(&r[i]);
+        trained &= !isnan(qx[i]);
     }
+    if (!trained) /* runs from before the per-stage counts: what they asked */
+        for (size_t i = 0; i < n; i++) {
+            double served;
+            kd_report_impl_queries(&r[i], &qx[i], &served);
+        }
     /* One measure (the first one's, e.g. accuracy or ndcg@10) for every
      * model: measures on other scales would squeeze each other. */
     const char *first = n_cols ? strrchr(cols[0], '/') : NULL;
@@ -165,9 +193,11 @@ static void efficiency_plot(FILE *f, const struct kd_store_run_record *r, size_t
     }
     if (points) {
         char title[96];
-        snprintf(title, sizeof title, "%s against teacher queries asked, per run", first + 1);
-        struct kd_plot p = {.title = title, .x_label = "teacher queries asked by the run", .y_label = first + 1,
-                            .series = s, .n_series = k};
+        snprintf(title, sizeof title, "%s against teacher answers, per run", first + 1);
+        struct kd_plot p = {.title = title,
+                            .x_label = trained ? "teacher answers the run trained on (asked or from the store)"
+                                               : "teacher queries asked by the run",
+                            .y_label = first + 1, .series = s, .n_series = k};
         kd_plot_svg(f, &p);
     }
 done:

@@ -58,11 +58,14 @@ struct kd_plot {
     double y_min, y_max; /* a fixed y range when y_max > y_min (0, 0: from the data) */
 };
 
-/* Writes p as one <svg> element (width 560, height 320, class "plot"):
+/* Writes p as one <svg> element (width 560, height 320 and the legend's
+ * rows, class "plot"):
  * a frame, "nice" ticks (1, 2 or 5 times a power of ten) on both axes,
  * the axis labels, one <circle class="point"> per plotted point of line
- * and point series and one <rect class="bar"> per bar, a legend when a
- * series has a name, and the title in <title> and as a heading. Text is
+ * and point series and one <rect class="bar"> per bar, the title in
+ * <title> and as a heading, and, when a series has a name, a legend below
+ * the plot (two entries a row, names cut at 40 characters; the picture
+ * grows 16 units a row, so the legend never hides a point). Text is
  * escaped for XML. A plot without a finite point says "no data". Ranges
  * come from the data, padded to whole ticks. */
 void kd_plot_svg(FILE *f, const struct kd_plot *p);

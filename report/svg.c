@@ -13,6 +13,7 @@
 #define RIGHT 16.0
 #define TOP 34.0    /* the title */
 #define BOTTOM 52.0 /* x tick labels and the x label */
+#define LEGEND_ROW 16.0
 
 /* Series colours: distinguishable, and readable on white. */
 static const char *const COLOURS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
@@ -182,13 +183,19 @@ void kd_plot_svg(FILE *f, const struct kd_plot *p)
         axis_fit(&ay, y_lo, y_hi);
     }
 
+    /* The legend goes below the plot, two entries a row, so that it never
+     * hides a point; the picture grows by its rows. */
+    size_t named = 0;
+    for (size_t k = 0; k < p->n_series; k++)
+        named += p->series[k].name != NULL;
+    double height = PLOT_H + (named ? LEGEND_ROW * (double)((named + 1) / 2) + 4 : 0);
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" width=\"%.0f\" height=\"%.0f\" "
                "viewBox=\"0 0 %.0f %.0f\" role=\"img\" font-family=\"sans-serif\" font-size=\"11\">\n",
-            PLOT_W, PLOT_H, PLOT_W, PLOT_H);
+            PLOT_W, height, PLOT_W, height);
     fputs("<title>", f);
     kd_report_escape(f, p->title);
     fputs("</title>\n", f);
-    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n", PLOT_W, PLOT_H);
+    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n", PLOT_W, height);
     fprintf(f, "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">",
             PLOT_W / 2);
     kd_report_escape(f, p->title);
@@ -281,27 +288,23 @@ void kd_plot_svg(FILE *f, const struct kd_plot *p)
         fputs("</g>\n", f);
     }
 
-    /* Legend: top left inside the frame, one line per named series. */
-    size_t named = 0, longest = 0;
-    for (size_t k = 0; k < p->n_series; k++)
-        if (p->series[k].name) {
-            named++;
-            longest = strlen(p->series[k].name) > longest ? strlen(p->series[k].name) : longest;
-        }
-    /* About 6 units per character of 11-unit sans-serif, within the frame. */
-    double legend_w = fmin(30.0 + 6.2 * (double)longest, PLOT_W - RIGHT - LEFT - 12);
+    /* Legend: below the x label, two columns; long names are cut. */
     if (named) {
-        fprintf(f, "<g class=\"legend\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fff\" "
-                   "fill-opacity=\"0.85\" stroke=\"#ddd\"/>\n",
-                LEFT + 6, TOP + 6, legend_w, 14.0 * (double)named + 6);
-        size_t row = 0;
+        fputs("<g class=\"legend\">\n", f);
+        size_t slot = 0;
         for (size_t k = 0; k < p->n_series; k++) {
             if (!p->series[k].name)
                 continue;
-            double y = TOP + 18 + 14.0 * (double)row++;
+            double x = LEFT + (slot % 2 ? (PLOT_W - RIGHT - LEFT) / 2 : 0);
+            double y = PLOT_H + LEGEND_ROW * (double)(slot / 2) + 4;
+            slot++;
+            char name[44];
+            snprintf(name, sizeof name, "%s", p->series[k].name);
+            if (strlen(p->series[k].name) >= sizeof name)
+                memcpy(name + sizeof name - 4, "...", 4);
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">",
-                    LEFT + 12, y - 9, COLOURS[k % N_COLOURS], LEFT + 27, y);
-            kd_report_escape(f, p->series[k].name);
+                    x, y - 9, COLOURS[k % N_COLOURS], x + 15, y);
+            kd_report_escape(f, name);
             fputs("</text>\n", f);
         }
         fputs("</g>\n", f);

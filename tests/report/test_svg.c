@@ -198,3 +198,28 @@ Test(report, histogram_takes_the_values_range_when_none_is_given)
     cr_assert_eq(kd_report_histogram(one, 1, 1, NAN, NAN, c1, n1), 1);
     cr_assert_float_eq(c1[0], 7, 1e-12, "a single value is the middle of [v - 0.5, v + 0.5]");
 }
+
+Test(report, the_legend_sits_below_the_plot_two_entries_a_row)
+{
+    double x[] = {0, 1}, y[] = {0, 1};
+    struct kd_plot_series s[3] = {{.name = "a", .x = x, .y = y, .n = 2},
+                                  {.name = "b", .x = x, .y = y, .n = 2},
+                                  {.name = "a name far longer than forty characters, cut", .x = x, .y = y, .n = 2}};
+    struct kd_plot p = {.title = "t", .series = s, .n_series = 3};
+    char *t = plot_text(&p);
+    /* 2 rows of 16 units and 4 of margin below the 320 of the plot */
+    cr_assert_not_null(strstr(t, "width=\"560\" height=\"356\" viewBox=\"0 0 560 356\""), "%s", t);
+    /* entry 1 at the left under the frame, entry 2 in the middle, entry 3 on
+     * the second row */
+    cr_assert_not_null(strstr(t, "<rect x=\"64.0\" y=\"315.0\" width=\"10\" height=\"10\" fill=\"#1f77b4\"/>"), "%s", t);
+    cr_assert_not_null(strstr(t, "<rect x=\"304.0\" y=\"315.0\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"), "%s", t);
+    cr_assert_not_null(strstr(t, "<rect x=\"64.0\" y=\"331.0\""), "%s", t);
+    cr_assert_not_null(strstr(t, ">a name far longer than forty characters,...<"), "%s", t);
+    free(t);
+    /* without names, no legend and no extra height */
+    s[0].name = s[1].name = s[2].name = NULL;
+    t = plot_text(&p);
+    cr_assert_not_null(strstr(t, "height=\"320\""));
+    cr_assert_null(strstr(t, "class=\"legend\""));
+    free(t);
+}
