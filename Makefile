@@ -46,7 +46,7 @@ ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-MODULES := core data store losses student teacher sampling diagnostics pipelines
+MODULES := core data store losses student teacher sampling diagnostics pipelines report
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 GEN_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)

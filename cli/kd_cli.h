@@ -126,6 +126,7 @@ int kd_cmd_export(int argc, char **argv);  /* cli/cmd_export.c */
 int kd_cmd_convert(int argc, char **argv); /* cli/cmd_convert.c */
 int kd_cmd_search(int argc, char **argv);  /* cli/cmd_search.c */
 int kd_cmd_encode(int argc, char **argv);  /* cli/cmd_search.c */
+int kd_cmd_report(int argc, char **argv);  /* cli/cmd_report.c */
 /* kd eval of a dual encoder (--beir DIR): retrieval metrics (cli/cmd_search.c). */
 int kd_cmd_eval_retrieval(int argc, char **argv);
 /* 1 when path is a safetensors file whose metadata says kd_format dual_encoder. */

@@ -23,6 +23,8 @@ static const char usage[] =
     "  diagnose   supervision complexity of gold and teacher targets (student's NTK)\n"
     "  store      inspect and manage a label store (stats, sql, export, import,\n"
     "             vacuum, check)\n"
+    "  report     one HTML page (inline SVG plots) about runs of a label store:\n"
+    "             stages, times, teacher queries, rounds, calibration, selections\n"
     "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
     "  search     rank a BEIR corpus with a dual encoder or BM25: metrics, run\n"
     "             file, or one query's top documents\n"
@@ -63,6 +65,8 @@ int main(int argc, char **argv)
         return kd_cmd_diagnose(argc - 1, argv + 1);
     if (!strcmp(cmd, "store"))
         return kd_cmd_store(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report"))
+        return kd_cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert"))
         return kd_cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "search"))

@@ -200,7 +200,15 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
         double ts = kd_time_now();
         if ((st = kd_store_stage_begin(r.store, r.run, s->name, (int64_t)i, -1, &sid, err)))
             break;
+        size_t asked_before = sum->queries, served_before = sum->cached;
         st = run_stage(&r, s, sid, err);
+        /* What the stage cost in teacher queries, for kd report: asked of
+         * the teacher, and answered from the store instead. */
+        if (!st && (sum->queries != asked_before || sum->cached != served_before)) {
+            struct kd_store_metric q[2] = {{"teacher_queries", -1, (double)(sum->queries - asked_before)},
+                                           {"store_answers", -1, (double)(sum->cached - served_before)}};
+            st = kd_store_put_metrics(r.store, r.run, sid, q, 2, err);
+        }
         struct kd_error e2 = {0};
         enum kd_store_status ss = !st ? KD_STORE_OK : st == KD_ERR_INTERRUPTED ? KD_STORE_INTERRUPTED : KD_STORE_FAILED;
         kd_status st2 = kd_store_stage_finish(r.store, sid, ss, st ? err->msg : NULL, &e2);

@@ -4,13 +4,15 @@
 #   scripts/setup.sh --bench  also python3-torch for the benchmark peers
 # protobuf-c (libprotobuf-c-dev, protobuf-c-compiler) writes ONNX from the
 # onnx.proto Debian ships (libonnx-dev); python3-onnx checks the files and
-# node runs them in ONNX Runtime in the tests.
+# node runs them in ONNX Runtime in the tests. chromium renders kd report's
+# page in the tests (scripts/report_check.py).
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev libsqlite3-dev sqlite3 libyaml-dev
 libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
 clang libclang-rt-14-dev
 python3-numpy python3-xxhash wordnet-base
-libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx"
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx
+chromium"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi
 # ONNX Runtime's tests run under node; npm installs onnxruntime-node
 # (scripts/setup-onnxruntime.sh). A node from another source (NodeSource)

@@ -393,6 +393,80 @@ kd_status kd_store_stage_finished(struct kd_store *st, int64_t run, const char *
 kd_status kd_store_artefact(struct kd_store *st, int64_t run, const char *path, const char *format,
                             const char *hash, struct kd_error *err);
 
+/* ------------------------------------------ reading a run back (store/run_read.c) */
+
+/* What a run recorded, read back in one read transaction for `kd report`
+ * (and anyone who wants the run without writing SQL). Strings and arrays
+ * are owned by the record; release it with kd_store_run_record_release.
+ * Absent values: NaN reals, -1 integers, NULL strings.
+ *
+ *     struct kd_store_run_record rec;
+ *     if (kd_store_run_read(st, 3, &rec, &err))
+ *         goto fail;   // KD_ERR_NOT_FOUND names the runs the store has
+ *     for (size_t i = 0; i < rec.n_metrics; i++)
+ *         if (!strcmp(rec.metrics[i].name, "round_accuracy")) ...
+ *     kd_store_run_record_release(&rec);
+ */
+struct kd_store_run_stage {
+    int64_t id, position, round; /* round -1: none */
+    char *name;
+    enum kd_store_status status;
+    char *message;                   /* NULL when none */
+    double started_at, finished_at;  /* Unix seconds; finished_at NaN while running */
+};
+struct kd_store_run_metric {
+    int64_t stage;    /* index into the record's stages, -1 for the run's own */
+    int64_t step;     /* -1: none */
+    char *name;
+    double value;
+};
+/* One selected example and what is known of it: the class the teacher
+ * answered (argmax of its stored logits or probabilities, any teacher; -1
+ * when the store has no such answer) and its gold label (the examples
+ * table; -1 when unknown). */
+struct kd_store_run_pick {
+    int64_t round, row; /* row -1: not a dataset row (generated) */
+    char *strategy;
+    double score, probability, weight;
+    int64_t teacher_class, label;
+};
+struct kd_store_run_weight {
+    int64_t epoch;
+    double weight, noise; /* noise NaN: not estimated */
+};
+struct kd_store_run_artefact {
+    char *path, *format;
+};
+struct kd_store_run_record {
+    int64_t id;
+    char *name;                /* NULL when unnamed */
+    enum kd_store_status status;
+    char *message;             /* NULL when none */
+    char *pipeline;            /* the pipeline's text as recorded ("" when none) */
+    char *pipeline_hash, *kd_version;
+    double started_at, finished_at;
+    struct kd_store_run_stage *stages;       /* by position */
+    size_t n_stages;
+    struct kd_store_run_metric *metrics;     /* by stage, name, step, in recording order */
+    size_t n_metrics;
+    struct kd_store_run_pick *picks;         /* by round, then score, highest first */
+    size_t n_picks;
+    struct kd_store_run_weight *weights;     /* by epoch */
+    size_t n_weights;
+    struct kd_store_run_artefact *artefacts; /* in recording order */
+    size_t n_artefacts;
+};
+/* Every run id of the store, oldest first, in *ids (malloc'ed: free it;
+ * NULL when there is none) and their count in *n. */
+kd_status kd_store_run_ids(struct kd_store *st, int64_t **ids, size_t *n, struct kd_error *err);
+/* Reads run `run` into out (zeroed first; released on failure).
+ * KD_ERR_NOT_FOUND when the store has no such run: the message lists the
+ * run ids it has. */
+kd_status kd_store_run_read(struct kd_store *st, int64_t run, struct kd_store_run_record *out,
+                            struct kd_error *err);
+/* Frees everything the record owns and zeroes it; accepts NULL. */
+void kd_store_run_record_release(struct kd_store_run_record *r);
+
 /* ------------------------------------------------------- inspection, upkeep */
 
 /* Answers of one teacher and kind, for kd_store_stats. */
