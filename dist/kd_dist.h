@@ -55,8 +55,9 @@ struct kd_dist_msg {
     int from, tag;
     size_t bytes;
 };
-/* Sends bytes of buf to rank `to` with tag (>= 0). Returns when buf may be
- * reused (the message may still be in transit). */
+/* Sends bytes of buf to rank `to` with tag (>= 0). Returns at once, never
+ * waiting for the receiver: dist sends a copy of buf and frees it once
+ * delivered (kd_dist_finalize waits for what is still under way). */
 kd_status kd_dist_send(int to, int tag, const void *buf, size_t bytes, struct kd_error *err);
 /* Looks for a message from `from` with `tag` (either KD_DIST_ANY). block:
  * waits for one; else *got = 0 when none is waiting. */

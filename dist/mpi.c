@@ -5,11 +5,21 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <mpi.h>
 
 static int started;          /* kd_dist_init called MPI_Init */
 static int rank, size = 1;
+
+/* Sends under way: MPI_Isend of a copy, freed once delivered, so that a
+ * sender never waits for its receiver to get round to it. */
+struct sending {
+    MPI_Request req;
+    void *copy;
+};
+static struct sending *sends;
+static size_t n_sends, cap_sends;
 
 int kd_dist_built_with_mpi(void) { return 1; }
 
@@ -49,10 +59,36 @@ kd_status kd_dist_init(int *argc, char ***argv, struct kd_error *err)
     return KD_OK;
 }
 
+/* Frees the copies of the sends delivered (all of them when wait). */
+static int reap(int wait)
+{
+    int rc = MPI_SUCCESS;
+    size_t kept = 0;
+    for (size_t i = 0; i < n_sends; i++) {
+        int done = 1, r;
+        if (wait)
+            r = MPI_Wait(&sends[i].req, MPI_STATUS_IGNORE);
+        else
+            r = MPI_Test(&sends[i].req, &done, MPI_STATUS_IGNORE);
+        if (r != MPI_SUCCESS)
+            rc = r;
+        if (done)
+            free(sends[i].copy);
+        else
+            sends[kept++] = sends[i];
+    }
+    n_sends = kept;
+    return rc;
+}
+
 void kd_dist_finalize(void)
 {
     if (!started)
         return;
+    reap(1);
+    free(sends);
+    sends = NULL;
+    n_sends = cap_sends = 0;
     int done = 0;
     MPI_Finalized(&done);
     if (!done)
@@ -134,18 +170,40 @@ kd_status kd_dist_send(int to, int tag, const void *buf, size_t bytes, struct kd
     if (bytes > INT_MAX || tag < 0)
         return kd_error_set(err, KD_ERR_ARG, "a message of %zu bytes with tag %d cannot be sent (at most %d bytes, tag >= 0)",
                             bytes, tag, INT_MAX);
-    int rc = MPI_Send(buf, (int)bytes, MPI_BYTE, to, tag, MPI_COMM_WORLD);
-    return rc == MPI_SUCCESS ? KD_OK : mpi_failed(rc, "a send", err);
+    int rc = reap(0);
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(rc, "an earlier send", err);
+    if (n_sends == cap_sends) {
+        size_t cap = cap_sends ? 2 * cap_sends : 16;
+        struct sending *ns = realloc(sends, cap * sizeof *ns);
+        if (!ns)
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory for a message of %zu bytes", bytes);
+        sends = ns, cap_sends = cap;
+    }
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for a message of %zu bytes", bytes);
+    memcpy(copy, buf, bytes);
+    rc = MPI_Isend(copy, (int)bytes, MPI_BYTE, to, tag, MPI_COMM_WORLD, &sends[n_sends].req);
+    if (rc != MPI_SUCCESS) {
+        free(copy);
+        return mpi_failed(rc, "a send", err);
+    }
+    sends[n_sends++].copy = copy;
+    return KD_OK;
 }
 
 kd_status kd_dist_probe(int from, int tag, int block, struct kd_dist_msg *msg, int *got, struct kd_error *err)
 {
     *got = 0;
-    if (from != KD_DIST_ANY) {
+    if (!started && !block)
+        return KD_OK; /* alone: nothing can be waiting */
+    if (from != KD_DIST_ANY || !started) {
         kd_status st = check_peer(from, err);
         if (st)
             return st;
     }
+    reap(0); /* also lets MPI move the sends under way along */
     MPI_Status s;
     int flag = 1, rc;
     int src = from == KD_DIST_ANY ? MPI_ANY_SOURCE : from, tg = tag == KD_DIST_ANY ? MPI_ANY_TAG : tag;
@@ -168,6 +226,9 @@ kd_status kd_dist_probe(int from, int tag, int block, struct kd_dist_msg *msg, i
 
 kd_status kd_dist_recv(const struct kd_dist_msg *msg, void *buf, struct kd_error *err)
 {
+    kd_status st = check_peer(msg->from, err);
+    if (st)
+        return st;
     int rc = MPI_Recv(buf, (int)msg->bytes, MPI_BYTE, msg->from, msg->tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     return rc == MPI_SUCCESS ? KD_OK : mpi_failed(rc, "a receive", err);
 }
