@@ -304,7 +304,7 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
                           dataset ? dataset : "?", t->name, n_missing, max_queries);
         goto done;
     }
-    size_t bs = t->batch;
+    size_t bs = t->batch ? t->batch : 1; /* a table teacher has none: nothing is asked */
     bx = kd_alloc(bs * t->d, sizeof(float));
     by = kd_alloc(bs * C, sizeof(float));
     bkeys = malloc(bs * sizeof *bkeys);
