@@ -187,8 +187,10 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
                               struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
 {
     size_t N = kd_dataset_n(&d->ds), D = kd_dataset_d(&d->ds), C = t->t->c;
-    struct agree mine = {{0}, N, D, C, t->t->batch}, theirs;
+    struct agree mine, theirs;
+    memset(&mine, 0, sizeof mine); /* padding included: the bytes are compared */
     snprintf(mine.fingerprint, sizeof mine.fingerprint, "%s", t->t->fingerprint);
+    mine.n = N, mine.d = D, mine.c = C, mine.batch = t->t->batch;
     theirs = mine;
     kd_status st = kd_dist_broadcast(&theirs, sizeof theirs, 0, err);
     if (st)

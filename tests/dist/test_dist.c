@@ -382,3 +382,61 @@ Test(dist, an_active_stage_refuses_several_ranks_with_a_message)
               "%s", out);
     free(out);
 }
+
+/* The accuracy of `model` in the summary table of dir/out.txt. */
+static double accuracy_of(const char *model)
+{
+    char *out = slurp("out.txt"), key[64];
+    snprintf(key, sizeof key, "eval           %-14s", model);
+    char *at = strstr(out, key);
+    double acc = -1.0;
+    if (at) {
+        size_t n = 0;
+        cr_assert_eq(sscanf(at + strlen(key), "%*s %zu %lf", &n, &acc), 2);
+    }
+    free(out);
+    return acc;
+}
+
+Test(dist, a_model_teacher_pipeline_over_two_ranks_matches_one_process)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 3000}\n"
+             "  test: {features: " FM "/t10k-images-idx3-ubyte.gz, labels: " FM
+             "/t10k-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 1000, pool: rest}\n"
+             "models:\n"
+             "  big: {hidden: [64]}\n"
+             "  small: {hidden: [16]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: gold, epochs: 2}\n"
+             "  - distill: {name: distill, student: small, teacher: t, data: pool, epochs: 2}\n"
+             "  - evaluate: {name: eval, models: [big, small], data: test}\n",
+             dir);
+    write_file("d.yaml", text);
+    cr_assert_eq(run_mpi(1, "d.yaml", ""), 0, "%s", slurp("out.txt"));
+    double big1 = accuracy_of("big"), small1 = accuracy_of("small");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/out", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run_mpi(2, "d.yaml", ""), 0, "%s", slurp("out.txt"));
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "teacher answers: 2000 asked, 0 served from the store"), "%s", out);
+    free(out);
+    double big2 = accuracy_of("big"), small2 = accuracy_of("small");
+    cr_assert(big1 > 0.3 && small1 > 0.3, "1 process: %g %g", big1, small1);
+    /* the same networks up to float summation order: a few test images at most change class */
+    cr_assert_leq(fabs(big1 - big2), 0.005, "teacher accuracy %g on 1 process, %g on 2 ranks", big1, big2);
+    cr_assert_leq(fabs(small1 - small2), 0.005, "student accuracy %g on 1 process, %g on 2 ranks", small1, small2);
+}
