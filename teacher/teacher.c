@@ -364,6 +364,13 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
         kd_progress_update(&prog, s.queried, NULL);
     }
     kd_progress_end(&prog);
+    if (st && farm && out_there) {
+        /* a fault or a stop here: keep the helpers' answers already back */
+        struct kd_error ignore = {0};
+        int got = 1;
+        while (out_there && got && farm_collect(&j, farm, 0, by, &got, nb, &ignore) == KD_OK)
+            out_there -= got ? 1 : 0;
+    }
     s.queried = j.stored;
     {
         /* whatever happened, keep what the teacher answered */

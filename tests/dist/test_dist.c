@@ -440,3 +440,52 @@ Test(dist, a_model_teacher_pipeline_over_two_ranks_matches_one_process)
     cr_assert_leq(fabs(big1 - big2), 0.005, "teacher accuracy %g on 1 process, %g on 2 ranks", big1, big2);
     cr_assert_leq(fabs(small1 - small2), 0.005, "student accuracy %g on 1 process, %g on 2 ranks", small1, small2);
 }
+
+/* Rows the fake teacher logged ("rows N" per batch answered). */
+static size_t fake_rows(void)
+{
+    char *log = slurp("fake.log");
+    size_t rows = 0, n;
+    for (char *at = log; (at = strstr(at, "rows ")); at += 5)
+        if (sscanf(at + 5, "%zu", &n) == 1)
+            rows += n;
+    free(log);
+    return rows;
+}
+
+Test(dist, a_teacher_crash_on_a_rank_stops_the_job_with_its_message_and_keeps_what_was_answered)
+{
+    need_mpirun();
+    char text[2048], log[128];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "teachers:\n"
+             "  slow: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, env, 10, 4], "
+             "batch: 50, timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: slow, data: pool}\n",
+             dir, root());
+    write_file("crash.yaml", text);
+    snprintf(log, sizeof log, "%s/fake.log", dir);
+    setenv("FAKE_TEACHER_LOG", log, 1);
+    /* each rank's teacher aborts on its 4th batch */
+    setenv("FAKE_MODE", "crash", 1);
+    cr_assert_neq(run_mpi(2, "crash.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: rank 0 of 2: stage 'label': "), "%s", out);
+    cr_assert(strstr(out, "teacher 'slow' was killed by signal 6 (Aborted) before answering batch 4 (50 rows)"), "%s",
+              out);
+    free(out);
+    size_t answered = fake_rows(), stored = stored_answers();
+    cr_assert_geq(stored, 150, "rank 0's own three answered batches are stored (stored %zu)", stored);
+    cr_assert_leq(stored, answered);
+    cr_log_info("crash: %zu answered, %zu stored", answered, stored);
+    /* healthy again: the rerun asks only what is missing */
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_mpi(2, "crash.yaml", ""), 0, "%s", slurp("out.txt"));
+    cr_assert_eq(fake_rows() - answered, 1000 - stored, "the rerun asks exactly the missing inputs");
+    cr_assert_eq(stored_answers(), 1000);
+}
