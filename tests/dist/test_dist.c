@@ -97,6 +97,14 @@ static const char *need_mpirun(void)
     setenv("OMPI_MCA_btl", "self,vader,tcp", 1);
     setenv("OMPI_MCA_btl_tcp_if_include", "lo", 1);
     setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
+    /* the sanitizer build: whole malloc stacks, so that Open MPI's own
+     * allocations kept until exit are named by its libraries (scripts/lsan.supp) */
+    if (getenv("KD_SAN") && !strcmp(getenv("KD_SAN"), "1")) {
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sfast_unwind_on_malloc=0", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
+                 getenv("ASAN_OPTIONS") ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
     return kd;
 }
 
