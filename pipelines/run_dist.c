@@ -13,12 +13,14 @@
  *     gradients are summed over the ranks (student/train.c, tc.reduce).
  *
  * Messages between rank 0 and a helper during labelling (tags below):
- *   0 -> k  WORK   header {id, n} and n*D floats       (at most DEPTH out per helper)
+ *   0 -> k  WORK   header {id, n} and n row numbers (uint64) of the data
+ *                  set every rank loaded alike        (at most DEPTH out per helper)
  *   k -> 0  ANSWER header {id, n} and n*C floats
  *   k -> 0  FAIL   header {id, 0} and the error text
  *   0 -> k  DONE   (no more work)     k -> 0  BYE (after its last answer)
  * then a broadcast of the outcome (status and message) and, when it went
- * well, of all N*C answers. */
+ * well, of all N*C answers. Per answer, 8 bytes go out to a helper and 4*C
+ * come back, then 4*C go to every rank: never the inputs themselves. */
 #include "pipelines/run_impl.h"
 
 #include <stdlib.h>
@@ -45,8 +47,9 @@ struct farm {
     size_t cap;
 };
 
-static kd_status farm_submit(void *ctx, size_t id, const float *x, size_t n, struct kd_error *err)
+static kd_status farm_submit(void *ctx, size_t id, const size_t *rows, const float *x, size_t n, struct kd_error *err)
 {
+    (void)x; /* every helper has the data: the row numbers say which */
     struct farm *f = ctx;
     int best = 0;
     for (int k = 1; k < f->r->ranks; k++)
@@ -56,8 +59,11 @@ static kd_status farm_submit(void *ctx, size_t id, const float *x, size_t n, str
         return kd_error_set(err, KD_ERR_ARG, "no free helper for batch %zu", id);
     struct head h = {id, n};
     memcpy(f->buf, &h, sizeof h);
-    memcpy(f->buf + sizeof h, x, n * f->d * sizeof(float));
-    kd_status st = kd_dist_send(best, TAG_WORK, f->buf, sizeof h + n * f->d * sizeof(float), err);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t row = rows[i];
+        memcpy(f->buf + sizeof h + i * sizeof row, &row, sizeof row);
+    }
+    kd_status st = kd_dist_send(best, TAG_WORK, f->buf, sizeof h + n * sizeof(uint64_t), err);
     if (!st)
         f->out_with[best]++;
     return st;
@@ -130,14 +136,17 @@ static kd_status release_helpers(struct farm *f, struct kd_error *err)
     return st;
 }
 
-/* A helper's part: answers rank 0's batches with its own teacher until DONE. */
-static kd_status serve(struct farm *f, struct run_teacher *t, struct kd_error *err)
+/* A helper's part: answers rank 0's batches (rows of x) with its own
+ * teacher until DONE. */
+static kd_status serve(struct farm *f, struct run_teacher *t, const struct kd_tensor *x, struct kd_error *err)
 {
     kd_status st = KD_OK, failed = KD_OK;
     struct kd_error ferr = {0};
-    float *answers = kd_alloc(f->bs * f->c, sizeof(float));
-    if (!answers)
+    float *answers = kd_alloc(f->bs * f->c, sizeof(float)), *inputs = kd_alloc(f->bs * f->d, sizeof(float));
+    if (!answers || !inputs) {
+        kd_free(answers), kd_free(inputs);
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for teacher batches");
+    }
     for (;;) {
         struct kd_dist_msg m;
         int got = 0;
@@ -155,10 +164,19 @@ static kd_status serve(struct farm *f, struct run_teacher *t, struct kd_error *e
         }
         struct head h;
         memcpy(&h, f->buf, sizeof h);
-        if (!failed && (h.n > f->bs || m.bytes != sizeof h + h.n * f->d * sizeof(float)))
+        if (!failed && (h.n > f->bs || m.bytes != sizeof h + h.n * sizeof(uint64_t)))
             failed = kd_error_set(&ferr, KD_ERR_TEACHER, "a malformed batch from rank 0 (%zu bytes)", m.bytes);
+        for (size_t i = 0; !failed && i < h.n; i++) {
+            uint64_t row;
+            memcpy(&row, f->buf + sizeof h + i * sizeof row, sizeof row);
+            if (row >= x->rows)
+                failed = kd_error_set(&ferr, KD_ERR_TEACHER, "rank 0 asked about row %llu of %zu",
+                                      (unsigned long long)row, x->rows);
+            else
+                memcpy(inputs + i * f->d, kd_tensor_row(x, (size_t)row), f->d * sizeof(float));
+        }
         if (!failed)
-            failed = kd_teacher_ask(t->t, (const float *)(f->buf + sizeof h), (size_t)h.n, answers, &ferr);
+            failed = kd_teacher_ask(t->t, inputs, (size_t)h.n, answers, &ferr);
         if (failed) {
             /* rank 0 stops handing out work at the first failure */
             size_t len = strlen(ferr.msg);
@@ -171,7 +189,7 @@ static kd_status serve(struct farm *f, struct run_teacher *t, struct kd_error *e
         if (st)
             break;
     }
-    kd_free(answers);
+    kd_free(answers), kd_free(inputs);
     return st;
 }
 
@@ -181,6 +199,7 @@ static kd_status serve(struct farm *f, struct run_teacher *t, struct kd_error *e
 struct agree {
     char fingerprint[KD_HASH_HEX_LEN + 1];
     uint64_t n, d, c, batch;
+    struct kd_hash data;         /* of the inputs' bytes: helpers get row numbers */
 };
 
 kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
@@ -191,6 +210,7 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
     memset(&mine, 0, sizeof mine); /* padding included: the bytes are compared */
     snprintf(mine.fingerprint, sizeof mine.fingerprint, "%s", t->t->fingerprint);
     mine.n = N, mine.d = D, mine.c = C, mine.batch = t->t->batch;
+    mine.data = kd_hash_bytes(d->ds.x.data, N * D * sizeof(float));
     theirs = mine;
     kd_status st = kd_dist_broadcast(&theirs, sizeof theirs, 0, err);
     if (st)
@@ -206,7 +226,8 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
     if ((st = kd_tensor_init(out, N, C, err)))
         return st;
     struct farm f = {r, D, C, t->t->batch ? t->t->batch : 1, calloc((size_t)r->ranks, sizeof(int)), NULL, 0};
-    f.cap = sizeof(struct head) + f.bs * (D > C ? D : C) * sizeof(float) + KD_ERROR_MSG_MAX;
+    f.cap = sizeof(struct head) + f.bs * (C * sizeof(float) > sizeof(uint64_t) ? C * sizeof(float) : sizeof(uint64_t)) +
+            KD_ERROR_MSG_MAX;
     f.buf = malloc(f.cap);
     if (!f.out_with || !f.buf) {
         free(f.out_with), free(f.buf);
@@ -237,7 +258,7 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         if (st)
             snprintf(outcome.msg, sizeof outcome.msg, "%s", err->msg);
     } else {
-        st = serve(&f, t, err);
+        st = serve(&f, t, &d->ds.x, err);
         if (st)
             outcome.status = (int32_t)st; /* this rank's own failure wins below */
     }

@@ -162,14 +162,16 @@ kd_status kd_teacher_ask(struct kd_teacher *t, const float *x, size_t n, float *
 
 /* Helpers that answer batches for kd_teacher_label_farm (pipelines/ plugs
  * in the ranks of an MPI job, dist/): up to `slots` batches are out with
- * them at once. submit hands batch `id` (rows x (n, d)) to a free helper;
+ * them at once. submit hands batch `id` to a free helper: its n inputs x
+ * (n, d), which are rows `rows` (n) of the tensor being labelled (a helper
+ * that holds that tensor too needs only the row numbers);
  * collect gives back an answered batch: *got = 0 when none is ready and
  * block is 0, else *id and its *n rows (at most max_rows) of answers in the
  * teacher's kind into out (n, C). A helper's failure is collect's error. */
 struct kd_teacher_farm {
     void *ctx;
     size_t slots;
-    kd_status (*submit)(void *ctx, size_t id, const float *x, size_t n, struct kd_error *err);
+    kd_status (*submit)(void *ctx, size_t id, const size_t *rows, const float *x, size_t n, struct kd_error *err);
     kd_status (*collect)(void *ctx, int block, int *got, size_t *id, float *out, size_t max_rows, size_t *n,
                          struct kd_error *err);
 };

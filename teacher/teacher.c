@@ -342,7 +342,7 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
                 out_there--;
         while (farm && !st && out_there < farm->slots && next < nb) {
             batch_inputs(&j, next, bx);
-            if (!(st = farm->submit(farm->ctx, next, bx, batch_rows(&j, next), err)))
+            if (!(st = farm->submit(farm->ctx, next, missing + next * bs, bx, batch_rows(&j, next), err)))
                 next++, out_there++;
         }
         if (st)

@@ -19,15 +19,18 @@
  * (0: never). */
 struct helpers {
     struct kd_teacher *t;
+    const struct kd_tensor *all;   /* the inputs being labelled */
     size_t ids[64], ns[64];
     float *xs[64];
     size_t n_queued;
     size_t submitted_rows, fail_at, submits;
 };
 
-static kd_status submit(void *ctx, size_t id, const float *x, size_t n, struct kd_error *err)
+static kd_status submit(void *ctx, size_t id, const size_t *rows, const float *x, size_t n, struct kd_error *err)
 {
     struct helpers *h = ctx;
+    for (size_t i = 0; i < n; i++) /* the row numbers name the same inputs */
+        cr_assert_eq(memcmp(x + i * D, h->all->data + rows[i] * D, D * sizeof(float)), 0);
     cr_assert_lt(h->n_queued, 64);
     h->xs[h->n_queued] = malloc(n * D * sizeof(float));
     memcpy(h->xs[h->n_queued], x, n * D * sizeof(float));
@@ -119,7 +122,7 @@ Test(teacher, a_farm_shares_batches_and_every_input_is_asked_and_stored_once)
     struct fixture f;
     fixture_init(&f);
     struct kd_teacher *t = open_teacher(&f, 30), *helper = open_teacher(&f, 30);
-    struct helpers h = {.t = helper};
+    struct helpers h = {.t = helper, .all = &f.x};
     struct kd_teacher_farm farm = {&h, 3, submit, collect};
     struct kd_tensor got, want;
     struct kd_error err = {0};
@@ -159,7 +162,7 @@ Test(teacher, a_farm_respects_the_budget_before_handing_anything_out)
     struct fixture f;
     fixture_init(&f);
     struct kd_teacher *t = open_teacher(&f, 30);
-    struct helpers h = {.t = t};
+    struct helpers h = {.t = t, .all = &f.x};
     struct kd_teacher_farm farm = {&h, 3, submit, collect};
     struct kd_tensor got;
     struct kd_error err = {0};
@@ -178,7 +181,7 @@ Test(teacher, a_helper_failure_stops_the_labelling_with_its_message_and_keeps_wh
     struct fixture f;
     fixture_init(&f);
     struct kd_teacher *t = open_teacher(&f, 30), *helper = open_teacher(&f, 30);
-    struct helpers h = {.t = helper, .fail_at = 9};
+    struct helpers h = {.t = helper, .all = &f.x, .fail_at = 9};
     struct kd_teacher_farm farm = {&h, 2, submit, collect};
     struct kd_tensor got;
     struct kd_error err = {0};
