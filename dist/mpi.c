@@ -48,6 +48,10 @@ kd_status kd_dist_init(int *argc, char ***argv, struct kd_error *err)
     MPI_Initialized(&already);
     if (already || !launched())
         return KD_OK;
+    /* Waiting ranks yield their core instead of spinning, unless the user
+     * chose otherwise: kd's ranks often share cores with their teachers and
+     * other jobs, and its messages are milliseconds apart. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     int rc = MPI_Init(argc, argv);
     if (rc != MPI_SUCCESS)
         return kd_error_set(err, KD_ERR_IO, "MPI_Init failed (error %d)", rc);

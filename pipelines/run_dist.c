@@ -69,13 +69,15 @@ static kd_status farm_submit(void *ctx, size_t id, const size_t *rows, const flo
     return st;
 }
 
-/* Waits for a message from any helper, looking at the stop flag every
- * 0.2 ms so that Ctrl-C (or mpirun's SIGTERM when a rank dies) is heard. */
-static kd_status wait_message(struct runner *r, struct kd_dist_msg *m, struct kd_error *err)
+/* Waits for a message from rank `from` (or any), looking at the stop flag
+ * every 0.2 ms so that Ctrl-C (or mpirun's SIGTERM when a rank dies) is
+ * heard, and sleeping in between rather than spinning in MPI: a waiting
+ * rank leaves the core to the ranks that work. */
+static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m, struct kd_error *err)
 {
     for (;;) {
         int got = 0;
-        kd_status st = kd_dist_probe(KD_DIST_ANY, KD_DIST_ANY, 0, m, &got, err);
+        kd_status st = kd_dist_probe(from, KD_DIST_ANY, 0, m, &got, err);
         if (st || got)
             return st;
         if (r->opt->stop && *r->opt->stop)
@@ -90,7 +92,7 @@ static kd_status farm_collect(void *ctx, int block, int *got, size_t *id, float 
 {
     struct farm *f = ctx;
     struct kd_dist_msg m;
-    kd_status st = block ? wait_message(f->r, &m, err) : kd_dist_probe(KD_DIST_ANY, KD_DIST_ANY, 0, &m, got, err);
+    kd_status st = block ? wait_message(f->r, KD_DIST_ANY, &m, err) : kd_dist_probe(KD_DIST_ANY, KD_DIST_ANY, 0, &m, got, err);
     if (st || (!block && !*got))
         return st;
     *got = 1;
@@ -149,8 +151,7 @@ static kd_status serve(struct farm *f, struct run_teacher *t, const struct kd_te
     }
     for (;;) {
         struct kd_dist_msg m;
-        int got = 0;
-        if ((st = kd_dist_probe(0, KD_DIST_ANY, 1, &m, &got, err)))
+        if ((st = wait_message(f->r, 0, &m, err)))
             break;
         if (m.bytes > f->cap) {
             st = kd_error_set(err, KD_ERR_TEACHER, "rank 0 sent a message of %zu bytes", m.bytes);
