@@ -165,6 +165,14 @@ static kd_status serve(struct farm *f, struct run_teacher *t, const struct kd_te
         }
         struct head h;
         memcpy(&h, f->buf, sizeof h);
+        /* rank 0 has stopped (a fault, Ctrl-C): the batches still queued
+         * here are dropped unasked, never answered for nothing */
+        struct kd_dist_msg done;
+        int stopped = 0;
+        if ((st = kd_dist_probe(0, TAG_DONE, 0, &done, &stopped, err)))
+            break;
+        if (stopped)
+            continue;
         if (!failed && (h.n > f->bs || m.bytes != sizeof h + h.n * sizeof(uint64_t)))
             failed = kd_error_set(&ferr, KD_ERR_TEACHER, "a malformed batch from rank 0 (%zu bytes)", m.bytes);
         for (size_t i = 0; !failed && i < h.n; i++) {

@@ -180,8 +180,9 @@ struct kd_teacher_farm {
  * and the farm's helpers. This process alone decides what is missing,
  * checks the budget and writes the store, so "never ask twice" and the
  * budget hold however many helpers there are; a helper's batch is stored
- * when it comes back, and the batches out when the work stops (fault,
- * interruption) are lost, never stored twice. */
+ * when it comes back. After a fault (this teacher's or a helper's) the
+ * batches out with helpers are still waited for and stored; after a stop
+ * (Ctrl-C) only those already back are, and the rest are lost. */
 kd_status kd_teacher_label_farm(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
                                 const size_t *rows, size_t max_queries, struct kd_tensor *out,
                                 struct kd_label_stats *stats, volatile sig_atomic_t *stop,

@@ -337,9 +337,10 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
             break;
         }
         int got = 1;
-        while (farm && out_there && got && !st)
-            if (!(st = farm_collect(&j, farm, 0, by, &got, nb, err)) && got)
-                out_there--;
+        while (farm && out_there && got && !st) {
+            st = farm_collect(&j, farm, 0, by, &got, nb, err);
+            out_there -= got ? 1 : 0; /* answered or failed, it is back */
+        }
         while (farm && !st && out_there < farm->slots && next < nb) {
             batch_inputs(&j, next, bx);
             if (!(st = farm->submit(farm->ctx, next, missing + next * bs, bx, batch_rows(&j, next), err)))
@@ -354,9 +355,10 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
                 break;
             next++;
         } else if (out_there) {
-            if ((st = farm_collect(&j, farm, 1, by, &got, nb, err)))
-                break;
+            st = farm_collect(&j, farm, 1, by, &got, nb, err);
             out_there -= got ? 1 : 0;
+            if (st)
+                break;
         } else {
             break;
         }
@@ -364,12 +366,17 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
         kd_progress_update(&prog, s.queried, NULL);
     }
     kd_progress_end(&prog);
-    if (st && farm && out_there) {
-        /* a fault or a stop here: keep the helpers' answers already back */
+    /* A fault: the batches out with helpers still come back (answered, or
+     * failed), and every answer is kept. A stop: only those already back. */
+    int stopping = stop && *stop;
+    while (st && farm && out_there) {
         struct kd_error ignore = {0};
-        int got = 1;
-        while (out_there && got && farm_collect(&j, farm, 0, by, &got, nb, &ignore) == KD_OK)
-            out_there -= got ? 1 : 0;
+        int got = 0;
+        kd_status cst = farm_collect(&j, farm, !stopping, by, &got, nb, &ignore);
+        if (!got)
+            break;
+        out_there--;
+        (void)cst; /* another helper's failure: the first one is reported */
     }
     s.queried = j.stored;
     {
