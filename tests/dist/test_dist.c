@@ -232,12 +232,13 @@ Test(dist, two_ranks_share_the_queries_and_one_writer_stores_each_answer_once)
     free(out);
 }
 
-/* The pid of rank `rank`'s kd of this test's job (by its environment), 0 if none. */
-static pid_t find_rank(int rank)
+/* The pid of rank `rank`'s kd of this test's job, told apart by the
+ * variable `marker` ("NAME=VALUE") in its environment; 0 if none. */
+static pid_t find_rank(int rank, const char *marker)
 {
-    char want_rank[64], want_dir[128];
+    char want_rank[64], want_dir[300];
     snprintf(want_rank, sizeof want_rank, "OMPI_COMM_WORLD_RANK=%d", rank);
-    snprintf(want_dir, sizeof want_dir, "SLEEP_TEACHER_LOG=%s/teacher.log", dir);
+    snprintf(want_dir, sizeof want_dir, "%s", marker);
     DIR *d = opendir("/proc");
     struct dirent *e;
     pid_t found = 0;
@@ -293,7 +294,9 @@ Test(dist, a_rank_killed_mid_labelling_loses_only_batches_in_flight_and_resume_a
         teacher_log(&rows, &pids);
     }
     cr_assert_geq(rows, 500, "labelling never got going: %s", slurp("out.txt"));
-    pid_t victim = find_rank(1);
+    char marker[300];
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s/teacher.log", dir);
+    pid_t victim = find_rank(1, marker);
     cr_assert_gt(victim, 0, "rank 1 not found");
     cr_assert_eq(kill(victim, SIGKILL), 0);
     int status;
@@ -498,4 +501,73 @@ Test(dist, a_teacher_crash_on_a_rank_stops_the_job_with_its_message_and_keeps_wh
     cr_assert_eq(run_mpi(2, "crash.yaml", ""), 0, "%s", slurp("out.txt"));
     cr_assert_eq(fake_rows() - answered, 1000 - stored, "the rerun asks exactly the missing inputs");
     cr_assert_eq(stored_answers(), 1000);
+}
+
+Test(dist, a_distillation_over_two_ranks_killed_mid_training_resumes_to_the_same_weights)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/OUT\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 4000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 1000, pool: rest}\n"
+             "models:\n"
+             "  big: {hidden: [64]}\n"
+             "  small: {hidden: [32]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: gold, epochs: 2}\n"
+             "  - distill: {name: distill, student: small, teacher: t, data: pool, epochs: 30}\n",
+             dir);
+    /* an uninterrupted run, then one killed after its first checkpoint */
+    char *out = strstr(text, "OUT");
+    memcpy(out, "ref", 3);
+    write_file("ref.yaml", text);
+    cr_assert_eq(run_mpi(2, "ref.yaml", ""), 0, "%s", slurp("out.txt"));
+    memcpy(out, "out", 3);
+    write_file("cut.yaml", text);
+    char cmd[1024], cp[256];
+    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
+    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
+    setenv("SLEEP_TEACHER_LOG", cp, 1); /* no teacher reads it here: it marks this job's ranks */
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && access(cp, R_OK) != 0; i++)
+        usleep(20 * 1000);
+    cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared: %s", slurp("out.txt"));
+    char marker[300];
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", cp);
+    pid_t victim = 0;
+    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
+        usleep(20 * 1000);
+    cr_assert_gt(victim, 0, "rank 1 not found");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies");
+    cr_assert_eq(run_mpi(2, "cut.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    char *log = slurp("out.txt");
+    cr_assert(!strstr(log, "Error"), "%s", log);
+    free(log);
+    /* both ranks went on from rank 0's checkpoint: the same weights as the uninterrupted run */
+    struct kd_mlp *a, *b;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/ref/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &a, &err), KD_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/out/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &b, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(a->params, b->params, a->n_params * sizeof(float)), 0, "resumed weights differ");
+    kd_mlp_free(a), kd_mlp_free(b);
 }
