@@ -57,9 +57,9 @@ MPI     ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
 ifeq ($(MPI),1)
 CFLAGS  += $(shell pkg-config --cflags ompi-c)
 LDLIBS  += $(shell pkg-config --libs ompi-c)
-DIST_SRC := dist/mpi.c
+DIST_SRC := dist/launch.c dist/mpi.c
 else
-DIST_SRC := dist/serial.c
+DIST_SRC := dist/launch.c dist/serial.c
 endif
 
 MODULES := core data store losses student teacher sampling diagnostics dist pipelines

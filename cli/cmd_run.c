@@ -180,6 +180,12 @@ int kd_cmd_run(int argc, char **argv)
         return kd_cli_usage_error(&cmd, "--dry-run and --resume do not go together");
     }
     struct kd_error err = {0};
+    if (kd_dist_launched_size() > 1 && !kd_dist_built_with_mpi()) {
+        /* each copy would run the whole pipeline into the same store */
+        fprintf(stderr, "kd: this kd was built without MPI (make MPI=0) and cannot run as one of %d ranks: "
+                "rebuild it with Open MPI, or run it without mpirun\n", kd_dist_launched_size());
+        return 2;
+    }
     /* Under mpirun: MPI starts here; alone, kd is rank 0 of 1 and MPI is never touched. */
     if (kd_dist_init(NULL, NULL, &err))
         return kd_cli_fail(&err);

@@ -29,6 +29,10 @@
 
 /* 1 when this kd was built with MPI (dist/mpi.c), 0 for dist/serial.c. */
 int kd_dist_built_with_mpi(void);
+/* How many processes the launcher started (its environment:
+ * OMPI_COMM_WORLD_SIZE or PMI_SIZE), 1 when none did; in both builds and
+ * without starting MPI. */
+int kd_dist_launched_size(void);
 /* Starts MPI when the process was launched by mpirun (or a PMI/PMIx
  * launcher); otherwise, or in the serial build, this process is rank 0 of
  * 1. Safe to call more than once. */

@@ -73,6 +73,21 @@ Test(dist, one_rank_refuses_other_ranks_with_a_message)
     cr_assert_eq(got, 0, "nothing is waiting");
 }
 
+Test(dist, the_launchers_process_count_is_read_without_starting_mpi)
+{
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    unsetenv("PMI_SIZE");
+    cr_assert_eq(kd_dist_launched_size(), 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    cr_assert_eq(kd_dist_launched_size(), 3);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    setenv("PMI_SIZE", "1", 1);
+    cr_assert_eq(kd_dist_launched_size(), 1, "one process is no job");
+    setenv("PMI_SIZE", "16", 1);
+    cr_assert_eq(kd_dist_launched_size(), 16);
+    unsetenv("PMI_SIZE");
+}
+
 /* ------------------------------------------------------------ under mpirun */
 
 static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
@@ -570,4 +585,19 @@ Test(dist, a_distillation_over_two_ranks_killed_mid_training_resumes_to_the_same
     cr_assert_eq(kd_mlp_load(path, &b, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(memcmp(a->params, b->params, a->n_params * sizeof(float)), 0, "resumed weights differ");
     kd_mlp_free(a), kd_mlp_free(b);
+}
+
+Test(dist, commands_other_than_run_refuse_several_ranks_with_a_message)
+{
+    need_mpirun();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mpirun --oversubscribe%s -np 2 %s store stats %s/none.db >%s/out.txt 2>&1",
+             getuid() == 0 ? " --allow-run-as-root" : "", getenv("KD_BIN"), dir, dir);
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: only 'kd run' works over several MPI ranks; 'kd store' was started as one of 2 "
+                          "processes (run it without mpirun)"),
+              "%s", out);
+    free(out);
 }
