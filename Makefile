@@ -8,6 +8,9 @@
 #   make fuzz       every libFuzzer harness for FUZZ_SECONDS (60) each, new
 #                   inputs merged into fuzz/corpus/ (docs/fuzzing.md; clang)
 #   make bench      benchmarks (installs python3-torch for the peer runs)
+#   make MPI=0      build without Open MPI (dist/serial.c: one rank); the
+#                   default links it when pkg-config finds it (make clean
+#                   first when switching)
 #   make install    PREFIX=/usr/local: bin/kd, lib/libkd.a, lib/libkd.so
 #                   (soname libkd.so.MAJOR), include/kd/, lib/pkgconfig/kd.pc,
 #                   share/man/man1/kd.1 (generated from kd's --help)
@@ -46,8 +49,21 @@ ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-MODULES := core data store losses student teacher sampling diagnostics pipelines report
-LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# MPI (dist/, docs/scale.md): MPI=1 links Open MPI and builds dist/mpi.c,
+# MPI=0 builds dist/serial.c (one rank). The default is 1 when pkg-config
+# finds Open MPI (scripts/setup.sh installs it). Either kd runs alone
+# exactly the same: MPI starts only under mpirun.
+MPI     ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+CFLAGS  += $(shell pkg-config --cflags ompi-c)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+DIST_SRC := dist/launch.c dist/mpi.c
+else
+DIST_SRC := dist/launch.c dist/serial.c
+endif
+
+MODULES := core data store losses student teacher sampling diagnostics dist pipelines report
+LIB_SRC := $(filter-out dist/%,$(foreach m,$(MODULES),$(wildcard $(m)/*.c))) $(DIST_SRC)
 GEN_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 CLI_SRC := $(wildcard cli/*.c)
@@ -185,7 +201,7 @@ install: all $(BUILD)/man/kd.1
 	for m in $(MODULES); do for h in $$m/kd_*.h; do [ -f "$$h" ] || continue; \
 	  install -d $(DESTDIR)$(PREFIX)/include/kd/$$m; install -m 644 $$h $(DESTDIR)$(PREFIX)/include/kd/$$m/; done; done
 	install -m 644 docs/library.md $(DESTDIR)$(PREFIX)/include/kd/README
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@PKGS@|$(PKGS)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@PKGS@|$(PKGS)$(if $(filter 1,$(MPI)), ompi-c)|' \
 	  scripts/kd.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/kd.pc
 	install -m 644 $(BUILD)/man/kd.1 $(DESTDIR)$(PREFIX)/share/man/man1/kd.1
 

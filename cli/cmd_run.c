@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/kd_dist.h"
 #include "pipelines/kd_pipeline.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -157,7 +158,12 @@ int kd_cmd_run(int argc, char **argv)
                  "...); with reweight: it weighs each answer by the teacher's calibration\n"
                  "(docs/active.md).\n"
                  "\n"
-                 "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n",
+                 "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n"
+                 "\n"
+                 "Under mpirun (mpirun -np N kd run pipeline.yaml) every rank runs the\n"
+                 "pipeline: labelling is shared out over the ranks' teachers and training\n"
+                 "is data-parallel; rank 0 alone writes the store and the outputs, the\n"
+                 "other ranks write under OUTPUT/ranks/ (docs/scale.md).\n",
         .options = opts,
         .max_args = 1,
         .too_many = "(one pipeline file at a time)",
@@ -173,9 +179,26 @@ int kd_cmd_run(int argc, char **argv)
     if (o.dry_run && o.resume) {
         return kd_cli_usage_error(&cmd, "--dry-run and --resume do not go together");
     }
+    struct kd_error err = {0};
+    if (kd_dist_launched_size() > 1 && !kd_dist_built_with_mpi()) {
+        /* each copy would run the whole pipeline into the same store */
+        fprintf(stderr, "kd: this kd was built without MPI (make MPI=0) and cannot run as one of %d ranks: "
+                "rebuild it with Open MPI, or run it without mpirun\n", kd_dist_launched_size());
+        return 2;
+    }
+    /* Under mpirun: MPI starts here; alone, kd is rank 0 of 1 and MPI is never touched. */
+    if (kd_dist_init(NULL, NULL, &err))
+        return kd_cli_fail(&err);
+    int rank = kd_dist_rank(), ranks = kd_dist_size();
     struct kd_pipeline p;
-    if (load(file, sets.items, sets.n, &p))
+    if (load(file, sets.items, sets.n, &p)) {
+        if (ranks > 1)
+            kd_dist_abort(1);
+        kd_dist_finalize();
         return 1;
+    }
+    if (rank > 0)
+        o.quiet = 1; /* rank 0 speaks for the job */
     if (o.quiet)
         kd_log_set_level(KD_LOG_WARN);
     o.stop = &interrupted;
@@ -185,11 +208,20 @@ int kd_cmd_run(int argc, char **argv)
     signal(SIGTERM, on_sigint);
     rc = 0;   /* not kd_cli_parse's KD_CLI_GO (-1), which would exit with 255 */
     struct kd_run_summary *s = calloc(1, sizeof *s);
-    struct kd_error err = {0};
     kd_status st = s ? kd_pipeline_run(&p, &o, s, &err) : kd_error_set(&err, KD_ERR_NOMEM, "out of memory");
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    if (st == KD_ERR_INTERRUPTED) {
+    if (st && ranks > 1) {
+        /* the other ranks may be waiting for this one: end them all */
+        fprintf(stderr, "kd: rank %d of %d: %s\n", rank, ranks, err.msg);
+        if (rank == 0 && st == KD_ERR_INTERRUPTED)
+            fprintf(stderr, "kd: interrupted; everything stored so far is kept. Continue with: mpirun ... kd run %s "
+                    "--resume\n", file);
+        kd_dist_abort(st == KD_ERR_INTERRUPTED ? 130 : 1);
+    }
+    if (rank > 0) {
+        /* a helper rank: rank 0 prints the summary */
+    } else if (st == KD_ERR_INTERRUPTED) {
         fprintf(stderr, "kd: %s\nkd: interrupted; everything stored so far is kept. Continue with: kd run %s --resume\n",
                 err.msg, file);
         rc = 130;
@@ -205,5 +237,6 @@ int kd_cmd_run(int argc, char **argv)
     }
     free(s);
     kd_pipeline_release(&p);
+    kd_dist_finalize();
     return rc;
 }

@@ -3,6 +3,8 @@
 #include "cli/kd_cli.h"
 
 #include <stdio.h>
+
+#include "dist/kd_dist.h"
 #include <string.h>
 
 static const char usage[] =
@@ -48,6 +50,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kd %s\n", KD_VERSION);
         return 0;
+    }
+    /* Under mpirun, N copies of any other command would each do the whole
+     * work into the same files. */
+    int launched = kd_dist_launched_size();
+    if (launched > 1 && strcmp(cmd, "run") != 0) {
+        fprintf(stderr, "kd: only 'kd run' works over several MPI ranks; 'kd %s' was started as one of %d "
+                "processes (run it without mpirun)\n", cmd, launched);
+        return 2;
     }
     if (!strcmp(cmd, "run"))
         return kd_cmd_run(argc - 1, argv + 1);

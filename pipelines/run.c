@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/kd_dist.h"
 #include "store/kd_store.h"
 #include "teacher/kd_teacher.h"
 
@@ -22,7 +23,8 @@ static kd_status restore_stage(struct runner *r, const struct kd_pipe_stage *s, 
     if (kd_run_is_retrieval(r, s))
         return kd_run_restore_dual(r, s, err);
     char path[1024];
-    kd_run_model_path(r, s->model, path, sizeof path);
+    /* every rank reads rank 0's file: the model every rank trained alike */
+    snprintf(path, sizeof path, "%s/models/%s.safetensors", r->home, s->model);
     struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
@@ -92,6 +94,35 @@ static kd_status run_stage(struct runner *r, const struct kd_pipe_stage *s, int6
     return kd_error_set(err, KD_ERR_UNSUPPORTED, "stage '%s' has an unknown kind", s->name);
 }
 
+/* In an MPI job, the stages that do not yet run over several ranks. */
+static kd_status check_ranks(struct runner *r, struct kd_error *err)
+{
+    for (size_t i = 0; r->ranks > 1 && i < r->p->n_stages; i++) {
+        const struct kd_pipe_stage *s = &r->p->stages[i];
+        const char *what = kd_run_is_retrieval(r, s) ? "a retrieval stage"
+                           : s->kind == KD_STAGE_DISTILL && (s->select.on || s->reweight.on)
+                               ? "a distill stage with select: or reweight:"
+                               : NULL;
+        if (what)
+            return kd_error_set(err, KD_ERR_UNSUPPORTED,
+                                "stage '%s' is %s, which does not run over %d MPI ranks yet: run this pipeline "
+                                "without mpirun (docs/scale.md)",
+                                s->name, what, r->ranks);
+    }
+    return KD_OK;
+}
+
+/* A yes/no of rank 0 for every rank (a decision taken from rank 0's store). */
+static kd_status rank0_says(struct runner *r, int *flag, struct kd_error *err)
+{
+    if (r->ranks == 1)
+        return KD_OK;
+    int32_t v = *flag;
+    kd_status st = kd_dist_broadcast(&v, sizeof v, 0, err);
+    *flag = v;
+    return st;
+}
+
 kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_options *opt, struct kd_run_summary *sum,
                           struct kd_error *err)
 {
@@ -103,8 +134,23 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     r.p = p;
     r.opt = opt;
     r.sum = sum;
+    r.rank = kd_dist_rank();
+    r.ranks = kd_dist_size();
+    r.home = p->output;
     snprintf(sum->store, sizeof sum->store, "%s", p->store);
     snprintf(sum->output, sizeof sum->output, "%s", p->output);
+    /* A helper rank writes its outputs and its store (read by nobody) in a
+     * folder of its own, so that rank 0's files have one writer. */
+    struct kd_pipeline helper;
+    char helper_out[1024], helper_store[1100];
+    if (r.rank > 0 && !opt->dry_run) {
+        helper = *p;
+        snprintf(helper_out, sizeof helper_out, "%s/ranks/rank-%d", p->output, r.rank);
+        snprintf(helper_store, sizeof helper_store, "%s/kd.db", helper_out);
+        helper.output = helper_out;
+        helper.store = helper_store;
+        r.p = p = &helper;
+    }
     /* Process-wide settings this run changes, given back on every path
      * (a library caller's own settings are not ours to keep). */
     int saved_threads = kd_blas_get_threads(), saved_quiet = kd_progress_get_quiet();
@@ -119,6 +165,8 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
         r.models[i].def = &p->models[i];
     for (size_t i = 0; !st && i < p->n_teachers; i++)
         r.teachers[i].def = &p->teachers[i];
+    if (!st)
+        st = check_ranks(&r, err);
     if (!st)
         st = kd_run_load_datasets(p, &r.data, err);
     if (st)
@@ -168,6 +216,13 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
     int64_t previous = 0;
     if (opt->resume && (st = kd_store_run_last_unfinished(r.store, recorded, &previous, err)))
         goto done;
+    /* --resume is rank 0's decision; a helper continues its own record of
+     * the run when it has one */
+    int resuming = previous != 0;
+    if ((st = rank0_says(&r, &resuming, err)))
+        goto done;
+    if (!resuming)
+        previous = 0;
     if (previous) {
         r.run = previous;
         st = kd_store_run_reopen(r.store, previous, err);
@@ -181,13 +236,15 @@ kd_status kd_pipeline_run(const struct kd_pipeline *p, const struct kd_run_optio
      * them over: the run says what it ran with (docs/pipeline.md). */
     if (!st)
         st = kd_run_record_metric(&r, 0, "blas_threads", -1, (double)kd_blas_get_threads(), err);
-    if (!st)
+    if (!st && r.rank == 0)
         st = record_examples(&r, err);
     sum->run_id = r.run;
     for (size_t i = 0; !st && i < p->n_stages; i++) {
         const struct kd_pipe_stage *s = &p->stages[i];
         int done_before = 0;
-        if (previous && (st = kd_store_stage_finished(r.store, r.run, s->name, &done_before, err)))
+        if (resuming && r.rank == 0 && (st = kd_store_stage_finished(r.store, r.run, s->name, &done_before, err)))
+            break;
+        if (resuming && (st = rank0_says(&r, &done_before, err)))
             break;
         if (done_before) {
             kd_log(KD_LOG_INFO, "[%zu/%zu] %s: done in the interrupted run, skipped", i + 1, p->n_stages, s->name);

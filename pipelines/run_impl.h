@@ -81,6 +81,12 @@ struct runner {
     struct run_model *models;
     struct run_teacher *teachers;
     struct run_beir *beir;       /* one per `datasets:` entry */
+    /* An MPI job (pipelines/run_dist.c): this process is rank `rank` of
+     * `ranks` (1 without mpirun). Ranks other than 0 write under
+     * output/ranks/rank-K; `home` is rank 0's output folder, where every
+     * rank reads models and checkpoints back on --resume. */
+    int rank, ranks;
+    const char *home;
     /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
     char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
     size_t n_planned;
@@ -100,6 +106,13 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
  * the run's queries. out is initialised here. */
 kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                                  struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err);
+/* kd_run_teacher_answers in an MPI job of r->ranks > 1 (pipelines/run_dist.c):
+ * every rank calls it; rank 0 stores, the others answer batches for it, and
+ * every rank gets all the answers. */
+kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
+                              struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err);
+/* Makes tc data-parallel over the ranks of an MPI job (nothing with one). */
+void kd_run_dist_train(struct runner *r, struct kd_train_config *tc);
 kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name, int64_t step, double value,
                                struct kd_error *err);
 /* Saves a trained model where later stages (and --resume) find it. */

@@ -161,6 +161,8 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
 kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                                  struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
 {
+    if (r->ranks > 1)
+        return kd_run_dist_answers(r, s, t, d, out, err);
     kd_status st = kd_tensor_init(out, kd_dataset_n(&d->ds), t->t->c, err);
     if (st)
         return st;

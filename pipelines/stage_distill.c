@@ -122,13 +122,15 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
     if ((st = kd_run_train_config(r->p, s, nd + ng, &tc, err)))
         goto done;
     char cp[1024];
-    snprintf(cp, sizeof cp, "%s/checkpoints/%s.safetensors", r->p->output, s->name);
+    /* rank 0's file on every rank of an MPI job: the one a resume reads */
+    snprintf(cp, sizeof cp, "%s/checkpoints/%s.safetensors", r->home, s->name);
     struct kd_run_epoch_log el = {r, sid, s->name};
     tc.on_epoch = kd_run_on_epoch;
     tc.epoch_ctx = &el;
     tc.stop = r->opt->stop;
     tc.checkpoint = cp;
     tc.resume = r->opt->resume;
+    kd_run_dist_train(r, &tc);
     struct follow_log fl = {{r, sid, s->name}, s, train, d, g, &v, train ? kd_pipeline_checkpoint_epoch(train, 1) : 0};
     if (train) {
         /* The targets change with the epoch, so a resumed stage starts again
@@ -150,7 +152,7 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
            s->model, m->net->n_params, nd + ng, ng, kd_distill_loss_name(s->loss), (double)s->temperature,
            (double)s->alpha, res.epochs_done, res.seconds, res.epochs_resumed ? " (resumed)" : "", res.last_loss);
     st = kd_run_save_model(r, s->model, m->net, err);
-    if (!st)
+    if (!st && r->rank == 0)
         remove(cp); /* the stage is done: its checkpoint has served */
 done:
     free(y);

@@ -64,6 +64,7 @@ kd_status kd_run_stage_train(struct runner *r, const struct kd_pipe_stage *s, in
     tc.on_epoch = on_epoch;
     tc.epoch_ctx = &cl;
     tc.stop = r->opt->stop;
+    kd_run_dist_train(r, &tc);
     struct kd_train_result res;
     if ((st = kd_mlp_train_ce(m->net, &d->ds.x, d->ds.y, NULL, &tc, &res, err)))
         return kd_error_prefix(err, "stage '%s'", s->name);

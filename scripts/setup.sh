@@ -12,7 +12,7 @@ libcriterion-dev zlib1g-dev libxxhash-dev libjansson-dev dataset-fashion-mnist
 clang libclang-rt-14-dev
 python3-numpy python3-xxhash wordnet-base
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx
-chromium"
+chromium libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch"; fi
 # ONNX Runtime's tests run under node; npm installs onnxruntime-node
 # (scripts/setup-onnxruntime.sh). A node from another source (NodeSource)

@@ -242,6 +242,19 @@ struct kd_train_config {
      * from the epoch after it, giving the same weights as an uninterrupted run. */
     const char *checkpoint;
     int resume;
+    /* Data-parallel training over `shards` processes (pipelines/ plugs in
+     * the ranks of an MPI job, dist/). Every process holds the whole data
+     * set and draws the same shuffle; of each global batch of B rows this
+     * one computes rows [B*shard/shards, B*(shard+1)/shards), its loss
+     * gradient scaled by its share of B so that `reduce` (which sums a buffer
+     * over the processes, in place) gives the global batch's mean gradient;
+     * every process then takes the same optimizer step. The result is one
+     * process's at the same batch and seed up to the order of float sums.
+     * Dropout masks come from a generator of each shard's own; only shard 0
+     * saves the checkpoint. shards 0 or 1: one process, as without them. */
+    size_t shard, shards;
+    kd_status (*reduce)(void *ctx, float *buf, size_t n, struct kd_error *err);
+    void *reduce_ctx;
 };
 /* 10 epochs, batch 256, Adam 1e-3, constant schedule, seed 1. */
 void kd_train_config_init(struct kd_train_config *tc);

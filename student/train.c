@@ -110,6 +110,10 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         return kd_error_set(err, KD_ERR_ARG, "batch size must be at least 1");
     if (bs > N)
         bs = N;
+    size_t shards = tc->shards > 1 ? tc->shards : 1;
+    if (shards > 1 && (!tc->reduce || tc->shard >= shards))
+        return kd_error_set(err, KD_ERR_ARG, "data-parallel training needs a reduce function and a shard below %zu",
+                            shards);
     double t0 = kd_time_now(), mean = 0.0;
     size_t epoch = 0, first = 0;
     kd_status st = kd_mlp_reserve(m, bs, err);
@@ -128,8 +132,12 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     }
     for (size_t i = 0; i < N; i++)
         idx[i] = i;
-    struct kd_rng rng;
+    struct kd_rng rng, drop_rng;
     kd_rng_seed(&rng, tc->seed);
+    /* Shards draw their dropout masks apart, so that rng (the shuffle) stays
+     * the same on every shard whatever each one's rows. */
+    kd_rng_seed(&drop_rng, tc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(tc->shard + 1)));
+    struct kd_rng *mask_rng = shards > 1 ? &drop_rng : &rng;
     uint64_t step = 0;
     if (tc->checkpoint && tc->resume) {
         int found;
@@ -152,18 +160,49 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         kd_rng_shuffle(&rng, idx, N);
         double sum = 0.0;
         for (size_t off = 0; off < N; off += bs) {
-            if (tc->stop && *tc->stop) {
+            /* (shards decide together below, after the sum) */
+            if (shards == 1 && tc->stop && *tc->stop) {
                 kd_progress_end(&prog);
                 st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
                 goto done;
             }
             size_t B = N - off < bs ? N - off : bs;
-            for (size_t i = 0; i < B; i++)
-                memcpy(xb + i * D, kd_tensor_row(x, idx[off + i]), D * sizeof(float));
-            const float *z = kd_mlp_forward(m, xb, B, 1, &rng); /* (B, C) */
-            double loss = fn(fn_ctx, z, idx + off, B, C, grad);
+            /* this shard's rows of the batch: [lo, lo + Bs) */
+            size_t lo = B * tc->shard / shards, Bs = B * (tc->shard + 1) / shards - lo;
+            if (shards == 1)
+                lo = 0, Bs = B;
+            double loss = 0.0;
+            if (Bs) {
+                for (size_t i = 0; i < Bs; i++)
+                    memcpy(xb + i * D, kd_tensor_row(x, idx[off + lo + i]), D * sizeof(float));
+                const float *z = kd_mlp_forward(m, xb, Bs, 1, mask_rng); /* (Bs, C) */
+                loss = fn(fn_ctx, z, idx + off + lo, Bs, C, grad);
+                if (shards > 1) {
+                    /* the loss is a mean over Bs rows; the batch's is over B */
+                    float share = (float)Bs / (float)B;
+                    for (size_t i = 0; i < Bs * C; i++)
+                        grad[i] *= share;
+                }
+                kd_mlp_backward(m, grad, Bs);
+            } else {
+                memset(m->grads, 0, m->n_params * sizeof(float));
+            }
+            if (shards > 1) {
+                /* the loss, and whether any shard was asked to stop */
+                float part[2] = {(float)(loss * (double)Bs), tc->stop && *tc->stop ? 1.0f : 0.0f};
+                if ((st = tc->reduce(tc->reduce_ctx, m->grads, m->n_params, err)) ||
+                    (st = tc->reduce(tc->reduce_ctx, part, 2, err))) {
+                    kd_progress_end(&prog);
+                    goto done;
+                }
+                if (part[1] > 0.0f) {
+                    kd_progress_end(&prog);
+                    st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
+                    goto done;
+                }
+                loss = (double)part[0] / (double)B;
+            }
             sum += loss * (double)B;
-            kd_mlp_backward(m, grad, B);
             kd_optim_step(&opt, m->params, m->grads, kd_schedule_lr(&tc->sched, tc->optim.lr, step));
             step++;
             char status[48];
@@ -173,7 +212,7 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         kd_progress_end(&prog);
         mean = sum / (double)N;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", tc->label ? tc->label : "train", epoch + 1, mean);
-        if (tc->checkpoint &&
+        if (tc->checkpoint && tc->shard == 0 &&
             (st = checkpoint_save(tc->checkpoint, m, &opt, &rng, epoch + 1, step, err)) != KD_OK)
             goto done;
         if (tc->on_epoch && (st = tc->on_epoch(tc->epoch_ctx, m, epoch, mean, err)) != KD_OK)

@@ -153,6 +153,41 @@ kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor 
                                    struct kd_tensor *out, struct kd_label_stats *stats,
                                    volatile sig_atomic_t *stop, struct kd_error *err);
 
+/* Answers for n inputs x (n, d) straight from the teacher into out (n, C),
+ * in the teacher's own kind (t->answer_kind: logits or probabilities), with
+ * no store look-up and nothing stored: for helpers that answer batches on
+ * behalf of a process that owns the store (kd_teacher_label_farm). A table
+ * teacher cannot be asked (KD_ERR_UNSUPPORTED). */
+kd_status kd_teacher_ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err);
+
+/* Helpers that answer batches for kd_teacher_label_farm (pipelines/ plugs
+ * in the ranks of an MPI job, dist/): up to `slots` batches are out with
+ * them at once. submit hands batch `id` to a free helper: its n inputs x
+ * (n, d), which are rows `rows` (n) of the tensor being labelled (a helper
+ * that holds that tensor too needs only the row numbers);
+ * collect gives back an answered batch: *got = 0 when none is ready and
+ * block is 0, else *id and its *n rows (at most max_rows) of answers in the
+ * teacher's kind into out (n, C). A helper's failure is collect's error. */
+struct kd_teacher_farm {
+    void *ctx;
+    size_t slots;
+    kd_status (*submit)(void *ctx, size_t id, const size_t *rows, const float *x, size_t n, struct kd_error *err);
+    kd_status (*collect)(void *ctx, int block, int *got, size_t *id, float *out, size_t max_rows, size_t *n,
+                         struct kd_error *err);
+};
+
+/* As kd_teacher_label, with batches shared between this process's teacher
+ * and the farm's helpers. This process alone decides what is missing,
+ * checks the budget and writes the store, so "never ask twice" and the
+ * budget hold however many helpers there are; a helper's batch is stored
+ * when it comes back. After a fault (this teacher's or a helper's) the
+ * batches out with helpers are still waited for and stored; after a stop
+ * (Ctrl-C) only those already back are, and the rest are lost. */
+kd_status kd_teacher_label_farm(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
+                                const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                                struct kd_label_stats *stats, volatile sig_atomic_t *stop,
+                                const struct kd_teacher_farm *farm, struct kd_error *err);
+
 /* How many of the rows of x the store cannot answer yet for this teacher
  * (what labelling them would cost). */
 kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor *x, size_t *missing,

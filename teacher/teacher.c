@@ -186,11 +186,90 @@ kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor 
     return st;
 }
 
-/* kd_teacher_label and kd_teacher_label_origins: origins_in (N) when the
- * caller gives each input's origin, else dataset and rows make them. */
+kd_status kd_teacher_ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err)
+{
+    if (t->kind == KD_TEACHER_TABLE)
+        return kd_error_set(err, KD_ERR_UNSUPPORTED, "table teacher '%s' answers from the store only", t->name);
+    return ask(t, x, n, out, err);
+}
+
+/* One labelling job: the rows still missing, cut into batches of bs. */
+struct job {
+    struct kd_teacher *t;
+    const struct kd_tensor *x;
+    const char *dataset;
+    const size_t *rows;
+    const struct kd_store_origin *origins_in;
+    const struct kd_hash *keys;
+    const size_t *missing;
+    size_t n_missing, bs;
+    struct kd_hash *bkeys;           /* (bs) */
+    struct kd_store_origin *origins; /* (bs) */
+    struct kd_store_writer *writer;
+    struct kd_tensor *out;
+    size_t stored;                   /* answers given to the writer */
+};
+
+static size_t batch_rows(const struct job *j, size_t b)
+{
+    size_t off = b * j->bs;
+    return j->n_missing - off < j->bs ? j->n_missing - off : j->bs;
+}
+
+/* The inputs of batch b into bx (B, d). */
+static void batch_inputs(const struct job *j, size_t b, float *bx)
+{
+    size_t off = b * j->bs, B = batch_rows(j, b), d = j->t->d;
+    for (size_t i = 0; i < B; i++)
+        memcpy(bx + i * d, kd_tensor_row(j->x, j->missing[off + i]), d * sizeof(float));
+}
+
+/* Batch b's answers by (B, C): to the store writer and into out. */
+static kd_status batch_store(struct job *j, size_t b, const float *by, struct kd_error *err)
+{
+    size_t off = b * j->bs, B = batch_rows(j, b), C = j->t->c;
+    for (size_t i = 0; i < B; i++) {
+        size_t r = j->missing[off + i];
+        j->bkeys[i] = j->keys[r];
+        if (j->origins_in) {
+            j->origins[i] = j->origins_in[r];
+        } else {
+            j->origins[i] = kd_store_origin_none();
+            j->origins[i].dataset = j->dataset;
+            j->origins[i].row = j->rows ? (int64_t)j->rows[r] : (int64_t)r;
+        }
+    }
+    kd_status st = kd_store_writer_add(j->writer, j->bkeys, B, by, j->origins, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < B; i++)
+        memcpy(kd_tensor_row(j->out, j->missing[off + i]), by + i * C, C * sizeof(float));
+    j->stored += B;
+    return KD_OK;
+}
+
+/* One answered batch from the farm: waits for it when block. */
+static kd_status farm_collect(struct job *j, const struct kd_teacher_farm *farm, int block, float *by, int *got,
+                              size_t nb, struct kd_error *err)
+{
+    size_t id = 0, n = 0;
+    kd_status st = farm->collect(farm->ctx, block, got, &id, by, j->bs, &n, err);
+    if (st || !*got)
+        return st;
+    if (id >= nb || n != batch_rows(j, id))
+        return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s': a helper answered batch %zu with %zu rows (expected %zu)",
+                            j->t->name, id, n, id < nb ? batch_rows(j, id) : 0);
+    return batch_store(j, id, by, err);
+}
+
+/* kd_teacher_label, kd_teacher_label_origins and kd_teacher_label_farm:
+ * origins_in (N) when the caller gives each input's origin, else dataset
+ * and rows make them; farm (may be NULL) takes batches besides this
+ * process's own teacher. */
 static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset, const size_t *rows,
                               const struct kd_store_origin *origins_in, size_t max_queries, struct kd_tensor *out,
-                              struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
+                              struct kd_label_stats *stats, volatile sig_atomic_t *stop,
+                              const struct kd_teacher_farm *farm, struct kd_error *err)
 {
     size_t N = x->rows, C = t->c;
     struct kd_label_stats s = {N, 0, 0};
@@ -225,7 +304,7 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
                           dataset ? dataset : "?", t->name, n_missing, max_queries);
         goto done;
     }
-    size_t bs = t->batch;
+    size_t bs = t->batch ? t->batch : 1; /* a table teacher has none: nothing is asked */
     bx = kd_alloc(bs * t->d, sizeof(float));
     by = kd_alloc(bs * C, sizeof(float));
     bkeys = malloc(bs * sizeof *bkeys);
@@ -240,39 +319,66 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
      * first; kill -9 loses at most the last second. */
     if ((st = kd_store_writer_new(t->store, t->id, t->answer_kind, C, 50000, 1.0, &writer, err)) != KD_OK)
         goto done;
+    struct job j = {t, x, dataset, rows, origins_in, keys, missing, n_missing, bs, bkeys, origins, writer, out, 0};
     struct kd_progress prog;
     char label[96];
     snprintf(label, sizeof label, "label %s", dataset ? dataset : "");
     kd_progress_begin(&prog, label, n_missing);
-    for (size_t off = 0; off < n_missing; off += bs) {
+    /* Batches in order: the farm's free slots first, then one for this
+     * process's own teacher; answers that came back meanwhile are stored
+     * between, and at the end the last ones are waited for. Only this
+     * process writes to the store. */
+    size_t nb = (n_missing + bs - 1) / bs, next = 0, out_there = 0;
+    for (;;) {
         if (stop && *stop) {
             st = kd_error_set(err, KD_ERR_INTERRUPTED,
-                              "labelling interrupted after %zu of %zu queries (all stored)", s.queried, n_missing);
+                              "labelling interrupted after %zu of %zu queries (all stored%s)", j.stored, n_missing,
+                              out_there ? "; the batches out with helpers are lost" : "");
             break;
         }
-        size_t B = n_missing - off < bs ? n_missing - off : bs;
-        for (size_t i = 0; i < B; i++) {
-            size_t r = missing[off + i];
-            memcpy(bx + i * t->d, kd_tensor_row(x, r), t->d * sizeof(float));
-            bkeys[i] = keys[r];
-            if (origins_in) {
-                origins[i] = origins_in[r];
-            } else {
-                origins[i] = kd_store_origin_none();
-                origins[i].dataset = dataset;
-                origins[i].row = rows ? (int64_t)rows[r] : (int64_t)r;
-            }
+        int got = 1;
+        while (farm && out_there && got && !st) {
+            st = farm_collect(&j, farm, 0, by, &got, nb, err);
+            out_there -= got ? 1 : 0; /* answered or failed, it is back */
         }
-        if ((st = ask(t, bx, B, by, err)) != KD_OK)
+        while (farm && !st && out_there < farm->slots && next < nb) {
+            batch_inputs(&j, next, bx);
+            if (!(st = farm->submit(farm->ctx, next, missing + next * bs, bx, batch_rows(&j, next), err)))
+                next++, out_there++;
+        }
+        if (st)
             break;
-        if ((st = kd_store_writer_add(writer, bkeys, B, by, origins, err)) != KD_OK)
+        if (next < nb) {
+            size_t B = batch_rows(&j, next);
+            batch_inputs(&j, next, bx);
+            if ((st = ask(t, bx, B, by, err)) || (st = batch_store(&j, next, by, err)))
+                break;
+            next++;
+        } else if (out_there) {
+            st = farm_collect(&j, farm, 1, by, &got, nb, err);
+            out_there -= got ? 1 : 0;
+            if (st)
+                break;
+        } else {
             break;
-        for (size_t i = 0; i < B; i++)
-            memcpy(kd_tensor_row(out, missing[off + i]), by + i * C, C * sizeof(float));
-        s.queried += B;
+        }
+        s.queried = j.stored;
         kd_progress_update(&prog, s.queried, NULL);
     }
     kd_progress_end(&prog);
+    /* A fault: the batches out with helpers still come back (answered, or
+     * failed), and every answer is kept. A stop: only those already back. */
+    int stopping = stop && *stop;
+    while (st && farm && out_there) {
+        struct kd_error ignore = {0};
+        int got = 0;
+        kd_status cst = farm_collect(&j, farm, !stopping, by, &got, nb, &ignore);
+        if (!got)
+            break;
+        out_there--;
+        (void)cst; /* another helper's failure: the first one is reported */
+    }
+    s.queried = j.stored;
     {
         /* whatever happened, keep what the teacher answered */
         struct kd_error ferr = {0};
@@ -304,7 +410,7 @@ kd_status kd_teacher_label(struct kd_teacher *t, const struct kd_tensor *x, cons
                            const size_t *rows, size_t max_queries, struct kd_tensor *out,
                            struct kd_label_stats *stats, volatile sig_atomic_t *stop, struct kd_error *err)
 {
-    return label_inputs(t, x, dataset, rows, NULL, max_queries, out, stats, stop, err);
+    return label_inputs(t, x, dataset, rows, NULL, max_queries, out, stats, stop, NULL, err);
 }
 
 kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor *x,
@@ -312,5 +418,15 @@ kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor 
                                    struct kd_tensor *out, struct kd_label_stats *stats,
                                    volatile sig_atomic_t *stop, struct kd_error *err)
 {
-    return label_inputs(t, x, what, NULL, origins, max_queries, out, stats, stop, err);
+    return label_inputs(t, x, what, NULL, origins, max_queries, out, stats, stop, NULL, err);
+}
+
+kd_status kd_teacher_label_farm(struct kd_teacher *t, const struct kd_tensor *x, const char *dataset,
+                                const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                                struct kd_label_stats *stats, volatile sig_atomic_t *stop,
+                                const struct kd_teacher_farm *farm, struct kd_error *err)
+{
+    if (t->kind == KD_TEACHER_TABLE)
+        farm = NULL; /* nothing to ask */
+    return label_inputs(t, x, dataset, rows, NULL, max_queries, out, stats, stop, farm, err);
 }

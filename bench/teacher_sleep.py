@@ -1,0 +1,33 @@
+#!/usr/bin/python3
+"""An exec teacher that takes a fixed time per batch: a stand-in for a
+remote model, for measuring how labelling scales over MPI ranks
+(docs/scale.md) and for the dist tests.
+
+    teacher_sleep.py SECONDS_PER_BATCH [C]
+
+Its answer for a row x is logits[c] = x[c % D] * (c + 1). Every batch is
+logged when it arrives, as one line "PID ROWS", to $SLEEP_TEACHER_LOG when set.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+pause, C = float(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 10
+inp, out, log = sys.stdin.buffer, sys.stdout.buffer, os.environ.get("SLEEP_TEACHER_LOG")
+D = int(inp.readline().split()[3])                       # "kd-teacher 1 inputs D"
+out.write(b"ready %d logits sleep-teacher-v1\n" % C)
+out.flush()
+cols, scale = np.arange(C) % D, np.arange(1, C + 1, dtype="<f4")
+for line in iter(inp.readline, b""):
+    if line.strip() == b"end":
+        break
+    n = int(line.split()[1])                             # "batch N"
+    x = np.frombuffer(inp.read(n * D * 4), "<f4").reshape(n, D)
+    if log:                                              # a query asked, before it is answered
+        with open(log, "a") as f:
+            f.write("%d %d\n" % (os.getpid(), n))
+    time.sleep(pause)
+    out.write(b"answer %d\n" % n + (x[:, cols] * scale).astype("<f4").tobytes())
+    out.flush()

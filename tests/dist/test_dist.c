@@ -1,0 +1,603 @@
+/* dist: the one-rank collectives in process, and `mpirun --oversubscribe
+ * -np 2 kd run` end to end: labelling shared over two ranks' teachers with
+ * one store writer, a rank killed mid-labelling and --resume, data-parallel
+ * training equal to one process, and the stages that refuse several ranks.
+ * The mpirun tests skip, saying why, when kd was built without MPI (make
+ * MPI=0) or mpirun is missing. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/kd_data.h"
+#include "dist/kd_dist.h"
+#include "store/kd_store.h"
+#include "student/kd_student.h"
+
+#define FM KD_FASHION_MNIST_DIR
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kd-dist-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    kd_log_set_level(KD_LOG_WARN);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0] && !getenv("KD_TEST_KEEP_TMP"))
+        (void)!system(cmd);
+}
+
+TestSuite(dist, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ------------------------------------------------------------- one rank */
+
+Test(dist, one_rank_collectives_leave_buffers_as_they_are)
+{
+    struct kd_error err = {0};
+    cr_assert_eq(kd_dist_init(NULL, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_dist_rank(), 0);
+    cr_assert_eq(kd_dist_size(), 1, "not under mpirun: one rank");
+    float f[3] = {1.5f, -2.0f, 3.25f};
+    double g[2] = {0.1, 7.0};
+    char b[4] = "abc";
+    cr_assert_eq(kd_dist_sum_floats(f, 3, &err), KD_OK);
+    cr_assert_eq(kd_dist_sum_doubles(g, 2, &err), KD_OK);
+    cr_assert_eq(kd_dist_broadcast(b, 4, 0, &err), KD_OK);
+    cr_assert_eq(kd_dist_barrier(&err), KD_OK);
+    cr_assert(f[0] == 1.5f && f[1] == -2.0f && f[2] == 3.25f && g[0] == 0.1 && g[1] == 7.0 && !strcmp(b, "abc"));
+    kd_dist_finalize();
+}
+
+Test(dist, one_rank_refuses_other_ranks_with_a_message)
+{
+    struct kd_error err = {0};
+    char b[4] = "abc";
+    cr_assert_eq(kd_dist_broadcast(b, 4, 1, &err), KD_ERR_ARG);
+    cr_assert(strstr(err.msg, "broadcast from rank 1"), "%s", err.msg);
+    cr_assert_neq(kd_dist_send(1, 3, b, 4, &err), KD_OK);
+    cr_assert(strstr(err.msg, "rank 1") || strstr(err.msg, "no other rank"), "%s", err.msg);
+    struct kd_dist_msg m;
+    int got = 1;
+    cr_assert_eq(kd_dist_probe(KD_DIST_ANY, KD_DIST_ANY, 0, &m, &got, &err), KD_OK);
+    cr_assert_eq(got, 0, "nothing is waiting");
+}
+
+Test(dist, the_launchers_process_count_is_read_without_starting_mpi)
+{
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    unsetenv("PMI_SIZE");
+    cr_assert_eq(kd_dist_launched_size(), 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    cr_assert_eq(kd_dist_launched_size(), 3);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    setenv("PMI_SIZE", "1", 1);
+    cr_assert_eq(kd_dist_launched_size(), 1, "one process is no job");
+    setenv("PMI_SIZE", "16", 1);
+    cr_assert_eq(kd_dist_launched_size(), 16);
+    unsetenv("PMI_SIZE");
+}
+
+/* ------------------------------------------------------------ under mpirun */
+
+static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+
+/* Skips unless kd has MPI, mpirun exists, Fashion-MNIST is there and
+ * $KD_BIN names the kd to run. */
+static const char *need_mpirun(void)
+{
+    if (!kd_dist_built_with_mpi())
+        cr_skip_test("kd was built without MPI (make MPI=0): the mpirun tests do not apply");
+    if (system("command -v mpirun >/dev/null 2>&1") != 0)
+        cr_skip_test("mpirun is not installed (apt-get install openmpi-bin)");
+    if (access(FM "/train-images-idx3-ubyte.gz", R_OK) != 0)
+        cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+    const char *kd = getenv("KD_BIN");
+    if (!kd || access(kd, X_OK) != 0)
+        cr_skip_test("KD_BIN does not name the kd binary (scripts/run-tests.sh sets it)");
+    /* as root, Open MPI wants to be told twice */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    /* no network probing on a test machine: shared memory and loopback */
+    setenv("OMPI_MCA_btl", "self,vader,tcp", 1);
+    setenv("OMPI_MCA_btl_tcp_if_include", "lo", 1);
+    setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
+    /* the sanitizer build: whole malloc stacks, so that Open MPI's own
+     * allocations kept until exit are named by its libraries (scripts/lsan.supp) */
+    if (getenv("KD_SAN") && !strcmp(getenv("KD_SAN"), "1")) {
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sfast_unwind_on_malloc=0", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
+                 getenv("ASAN_OPTIONS") ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
+    return kd;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The command line of `mpirun -np ranks kd run dir/yaml extra`, output to dir/out.txt. */
+static void mpirun_cmd(char *cmd, size_t n, int ranks, const char *yaml, const char *extra)
+{
+    snprintf(cmd, n, "mpirun --oversubscribe%s -np %d %s run %s/%s --quiet %s >%s/out.txt 2>&1",
+             getuid() == 0 ? " --allow-run-as-root" : "", ranks, getenv("KD_BIN"), dir, yaml, extra, dir);
+}
+
+static int run_mpi(int ranks, const char *yaml, const char *extra)
+{
+    char cmd[1024];
+    mpirun_cmd(cmd, sizeof cmd, ranks, yaml, extra);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static char *slurp(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc((size_t)n + 1, 1);
+    cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    return s;
+}
+
+/* The teacher log ("PID ROWS" per batch): rows in all, and distinct pids. */
+static void teacher_log(size_t *rows, size_t *pids)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/teacher.log", dir);
+    FILE *f = fopen(path, "r");
+    long seen[64];
+    *rows = *pids = 0;
+    if (!f)
+        return;
+    long pid, n;
+    while (fscanf(f, "%ld %ld", &pid, &n) == 2) {
+        *rows += (size_t)n;
+        size_t k = 0;
+        while (k < *pids && seen[k] != pid)
+            k++;
+        if (k == *pids && *pids < 64)
+            seen[(*pids)++] = pid;
+    }
+    fclose(f);
+}
+
+static size_t stored_answers(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    struct kd_store *st;
+    struct kd_error err = {0};
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    cr_assert_eq(kd_store_open(path, &o, &st, &err), KD_OK, "%s", err.msg);
+    struct kd_store_teacher t;
+    cr_assert_eq(kd_store_teacher_find(st, "slow", NULL, &t, &err), KD_OK, "%s", err.msg);
+    int64_t n = 0;
+    cr_assert_eq(kd_store_count(st, t.id, KD_STORE_LOGITS, &n, &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return (size_t)n;
+}
+
+/* A label stage over `limit` images with the sleeping teacher (batches of 50). */
+static void label_pipeline(size_t limit, double pause)
+{
+    char text[2048], log[128];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: %zu}\n"
+             "teachers:\n"
+             "  slow: {kind: exec, command: [/usr/bin/python3, %s/bench/teacher_sleep.py, '%g', '10'], batch: 50, "
+             "timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: slow, data: pool}\n",
+             dir, limit, root(), pause);
+    write_file("label.yaml", text);
+    snprintf(log, sizeof log, "%s/teacher.log", dir);
+    setenv("SLEEP_TEACHER_LOG", log, 1);
+}
+
+Test(dist, two_ranks_share_the_queries_and_one_writer_stores_each_answer_once)
+{
+    need_mpirun();
+    label_pipeline(1000, 0.0);
+    cr_assert_eq(run_mpi(2, "label.yaml", ""), 0, "%s", slurp("out.txt"));
+    size_t rows, pids;
+    teacher_log(&rows, &pids);
+    cr_assert_eq(rows, 1000, "every input asked once over both ranks (asked %zu)", rows);
+    cr_assert_eq(pids, 2, "both ranks' teachers answered (%zu teachers)", pids);
+    cr_assert_eq(stored_answers(), 1000);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "teacher answers: 1000 asked, 0 served from the store"), "%s", out);
+    free(out);
+
+    /* a rerun over three ranks asks nothing: rank 0 finds everything stored */
+    cr_assert_eq(run_mpi(3, "label.yaml", ""), 0, "%s", slurp("out.txt"));
+    teacher_log(&rows, &pids);
+    cr_assert_eq(rows, 1000, "the rerun asked %zu more", rows - 1000);
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "teacher answers: 0 asked, 1000 served from the store"), "%s", out);
+    free(out);
+}
+
+/* The pid of rank `rank`'s kd of this test's job, told apart by the
+ * variable `marker` ("NAME=VALUE") in its environment; 0 if none. */
+static pid_t find_rank(int rank, const char *marker)
+{
+    char want_rank[64], want_dir[300];
+    snprintf(want_rank, sizeof want_rank, "OMPI_COMM_WORLD_RANK=%d", rank);
+    snprintf(want_dir, sizeof want_dir, "%s", marker);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], env[65536];
+        pid_t pid = (pid_t)atol(e->d_name);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char comm[64] = "";
+        (void)!fgets(comm, sizeof comm, f);
+        fclose(f);
+        if (strncmp(comm, "kd\n", 3))
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        if (!(f = fopen(path, "r")))
+            continue;
+        size_t n = fread(env, 1, sizeof env - 1, f);
+        fclose(f);
+        int has_rank = 0, has_dir = 0;
+        for (size_t at = 0; at < n; at += strlen(env + at) + 1) {
+            env[n] = '\0';
+            has_rank |= !strcmp(env + at, want_rank);
+            has_dir |= !strcmp(env + at, want_dir);
+        }
+        if (has_rank && has_dir)
+            found = pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+Test(dist, a_rank_killed_mid_labelling_loses_only_batches_in_flight_and_resume_asks_the_rest)
+{
+    need_mpirun();
+    label_pipeline(2000, 0.05); /* 40 batches of 50, 0.05 s each: about 1 s over two ranks */
+    char cmd[1024];
+    mpirun_cmd(cmd, sizeof cmd, 2, "label.yaml", "");
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* wait until the teachers have answered some batches, then kill rank 1 */
+    size_t rows = 0, pids = 0;
+    for (int i = 0; i < 600 && rows < 500; i++) {
+        usleep(20 * 1000);
+        teacher_log(&rows, &pids);
+    }
+    cr_assert_geq(rows, 500, "labelling never got going: %s", slurp("out.txt"));
+    char marker[300];
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s/teacher.log", dir);
+    pid_t victim = find_rank(1, marker);
+    cr_assert_gt(victim, 0, "rank 1 not found");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies");
+    size_t asked_first, stored_first = stored_answers();
+    teacher_log(&asked_first, &pids);
+    cr_assert_lt(stored_first, 2000, "killed before the end");
+    /* only the batches in flight are lost: the one each rank's teacher was
+     * answering, and answers rank 1 had sent (at most 2, the batches rank 0
+     * hands a helper at once) that rank 0 had not received; rank 0 hears
+     * mpirun's SIGTERM and stores everything it holds */
+    cr_log_info("kill: %zu asked, %zu stored, %zu lost", asked_first, stored_first, asked_first - stored_first);
+    cr_assert_leq(asked_first - stored_first, 4 * 50, "lost %zu answers", asked_first - stored_first);
+
+    cr_assert_eq(run_mpi(2, "label.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    size_t asked_all;
+    teacher_log(&asked_all, &pids);
+    cr_assert_eq(asked_all - asked_first, 2000 - stored_first, "the resumed run asks exactly what is missing");
+    cr_assert_eq(stored_answers(), 2000);
+}
+
+/* A train stage of one epoch: the same global batch and seed on 1 and 2 ranks. */
+Test(dist, two_ranks_train_the_same_network_as_one_process)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  gold: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "models:\n"
+             "  net: {hidden: [64, 32]}\n"
+             "stages:\n"
+             "  - train: {name: train, model: net, data: gold, epochs: 2, batch: 100,\n"
+             "             optimizer: {kind: adam, lr: 0.01}}\n",
+             dir);
+    write_file("train.yaml", text);
+    cr_assert_eq(run_mpi(1, "train.yaml", ""), 0, "%s", slurp("out.txt"));
+    char path[256], cmd[600];
+    snprintf(path, sizeof path, "%s/out/models/net.safetensors", dir);
+    struct kd_mlp *one, *two;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_load(path, &one, &err), KD_OK, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/out", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run_mpi(2, "train.yaml", ""), 0, "%s", slurp("out.txt"));
+    cr_assert_eq(kd_mlp_load(path, &two, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(one->n_params, two->n_params);
+    double worst = 0.0, size = 0.0;
+    for (size_t i = 0; i < one->n_params; i++) {
+        worst = fmax(worst, fabs((double)one->params[i] - (double)two->params[i]));
+        size = fmax(size, fabs((double)one->params[i]));
+    }
+    cr_log_info("1 process vs 2 ranks after 2 epochs: max |difference| %.3g (largest parameter %.3g)", worst, size);
+    /* float sums in another order, through 20 Adam steps: far below a step (lr 0.01) */
+    cr_assert_lt(worst, 1e-4, "max |difference| %g", worst);
+    /* and the two ranks agree bit for bit (rank 1 saved its own copy) */
+    struct kd_mlp *helper;
+    snprintf(path, sizeof path, "%s/out/ranks/rank-1/models/net.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &helper, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(helper->params, two->params, two->n_params * sizeof(float)), 0);
+    kd_mlp_free(one), kd_mlp_free(two), kd_mlp_free(helper);
+}
+
+Test(dist, an_active_stage_refuses_several_ranks_with_a_message)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 300}\n"
+             "models:\n"
+             "  big: {hidden: [32]}\n"
+             "  small: {hidden: [16]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: pool, epochs: 1}\n"
+             "  - distill: {name: pick, student: small, teacher: t, data: pool, epochs: 1,\n"
+             "              select: {strategy: margin, budget: 100, rounds: 2}}\n",
+             dir);
+    write_file("active.yaml", text);
+    cr_assert_neq(run_mpi(2, "active.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "stage 'pick' is a distill stage with select: or reweight:, which does not run over 2 MPI "
+                          "ranks yet: run this pipeline without mpirun (docs/scale.md)"),
+              "%s", out);
+    free(out);
+}
+
+/* The accuracy of `model` in the summary table of dir/out.txt. */
+static double accuracy_of(const char *model)
+{
+    char *out = slurp("out.txt"), key[64];
+    snprintf(key, sizeof key, "eval           %-14s", model);
+    char *at = strstr(out, key);
+    double acc = -1.0;
+    if (at) {
+        size_t n = 0;
+        cr_assert_eq(sscanf(at + strlen(key), "%*s %zu %lf", &n, &acc), 2);
+    }
+    free(out);
+    return acc;
+}
+
+Test(dist, a_model_teacher_pipeline_over_two_ranks_matches_one_process)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 3000}\n"
+             "  test: {features: " FM "/t10k-images-idx3-ubyte.gz, labels: " FM
+             "/t10k-labels-idx1-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 1000, pool: rest}\n"
+             "models:\n"
+             "  big: {hidden: [64]}\n"
+             "  small: {hidden: [16]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: gold, epochs: 2}\n"
+             "  - distill: {name: distill, student: small, teacher: t, data: pool, epochs: 2}\n"
+             "  - evaluate: {name: eval, models: [big, small], data: test}\n",
+             dir);
+    write_file("d.yaml", text);
+    cr_assert_eq(run_mpi(1, "d.yaml", ""), 0, "%s", slurp("out.txt"));
+    double big1 = accuracy_of("big"), small1 = accuracy_of("small");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/out", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run_mpi(2, "d.yaml", ""), 0, "%s", slurp("out.txt"));
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "teacher answers: 2000 asked, 0 served from the store"), "%s", out);
+    free(out);
+    double big2 = accuracy_of("big"), small2 = accuracy_of("small");
+    cr_assert(big1 > 0.3 && small1 > 0.3, "1 process: %g %g", big1, small1);
+    /* the same networks up to float summation order: a few test images at most change class */
+    cr_assert_leq(fabs(big1 - big2), 0.005, "teacher accuracy %g on 1 process, %g on 2 ranks", big1, big2);
+    cr_assert_leq(fabs(small1 - small2), 0.005, "student accuracy %g on 1 process, %g on 2 ranks", small1, small2);
+}
+
+/* Rows the fake teacher logged ("rows N" per batch answered). */
+static size_t fake_rows(void)
+{
+    char *log = slurp("fake.log");
+    size_t rows = 0, n;
+    for (char *at = log; (at = strstr(at, "rows ")); at += 5)
+        if (sscanf(at + 5, "%zu", &n) == 1)
+            rows += n;
+    free(log);
+    return rows;
+}
+
+Test(dist, a_teacher_crash_on_a_rank_stops_the_job_with_its_message_and_keeps_what_was_answered)
+{
+    need_mpirun();
+    char text[2048], log[128];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 1000}\n"
+             "teachers:\n"
+             "  slow: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, env, 10, 4], "
+             "batch: 50, timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: slow, data: pool}\n",
+             dir, root());
+    write_file("crash.yaml", text);
+    snprintf(log, sizeof log, "%s/fake.log", dir);
+    setenv("FAKE_TEACHER_LOG", log, 1);
+    /* each rank's teacher aborts on its 4th batch */
+    setenv("FAKE_MODE", "crash", 1);
+    cr_assert_neq(run_mpi(2, "crash.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: rank 0 of 2: stage 'label': "), "%s", out);
+    cr_assert(strstr(out, "teacher 'slow' was killed by signal 6 (Aborted) before answering batch 4 (50 rows)"), "%s",
+              out);
+    free(out);
+    size_t answered = fake_rows(), stored = stored_answers();
+    cr_assert_geq(stored, 150, "rank 0's own three answered batches are stored (stored %zu)", stored);
+    /* rank 0 waits for the batches out with rank 1 before it stops: every
+     * answer a teacher gave is stored, and rank 1 asks nothing more */
+    cr_assert_eq(stored, answered, "%zu answered, %zu stored", answered, stored);
+    cr_log_info("crash: %zu answered, %zu stored", answered, stored);
+    /* healthy again: the rerun asks only what is missing */
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_mpi(2, "crash.yaml", ""), 0, "%s", slurp("out.txt"));
+    cr_assert_eq(fake_rows() - answered, 1000 - stored, "the rerun asks exactly the missing inputs");
+    cr_assert_eq(stored_answers(), 1000);
+}
+
+Test(dist, a_distillation_over_two_ranks_killed_mid_training_resumes_to_the_same_weights)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/OUT\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 4000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 1000, pool: rest}\n"
+             "models:\n"
+             "  big: {hidden: [64]}\n"
+             "  small: {hidden: [32]}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: big}\n"
+             "stages:\n"
+             "  - train: {name: teach, model: big, data: gold, epochs: 2}\n"
+             "  - distill: {name: distill, student: small, teacher: t, data: pool, epochs: 30}\n",
+             dir);
+    /* an uninterrupted run, then one killed after its first checkpoint */
+    char *out = strstr(text, "OUT");
+    memcpy(out, "ref", 3);
+    write_file("ref.yaml", text);
+    cr_assert_eq(run_mpi(2, "ref.yaml", ""), 0, "%s", slurp("out.txt"));
+    memcpy(out, "out", 3);
+    write_file("cut.yaml", text);
+    char cmd[1024], cp[256];
+    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
+    snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
+    setenv("SLEEP_TEACHER_LOG", cp, 1); /* no teacher reads it here: it marks this job's ranks */
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && access(cp, R_OK) != 0; i++)
+        usleep(20 * 1000);
+    cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared: %s", slurp("out.txt"));
+    char marker[300];
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", cp);
+    pid_t victim = 0;
+    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
+        usleep(20 * 1000);
+    cr_assert_gt(victim, 0, "rank 1 not found");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies");
+    cr_assert_eq(run_mpi(2, "cut.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    char *log = slurp("out.txt");
+    cr_assert(!strstr(log, "Error"), "%s", log);
+    free(log);
+    /* both ranks went on from rank 0's checkpoint: the same weights as the uninterrupted run */
+    struct kd_mlp *a, *b;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/ref/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &a, &err), KD_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/out/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &b, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(a->params, b->params, a->n_params * sizeof(float)), 0, "resumed weights differ");
+    kd_mlp_free(a), kd_mlp_free(b);
+}
+
+Test(dist, commands_other_than_run_refuse_several_ranks_with_a_message)
+{
+    need_mpirun();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mpirun --oversubscribe%s -np 2 %s store stats %s/none.db >%s/out.txt 2>&1",
+             getuid() == 0 ? " --allow-run-as-root" : "", getenv("KD_BIN"), dir, dir);
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: only 'kd run' works over several MPI ranks; 'kd store' was started as one of 2 "
+                          "processes (run it without mpirun)"),
+              "%s", out);
+    free(out);
+}

@@ -1,0 +1,165 @@
+/* student: data-parallel training (kd_train_config.shards) with two shards
+ * as two threads of this process and a sum through shared memory, against
+ * one process on the same batches: equal up to float summation order. The
+ * MPI ranks of tests/dist do the same over Open MPI. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "student/kd_student.h"
+
+#define N 600
+#define D 12
+#define C 5
+
+/* The sum of two shards' buffers: each adds its part, both wait, both read. */
+struct sum2 {
+    pthread_barrier_t barrier;
+    float *acc;
+    size_t cap;
+};
+
+struct shard_arg {
+    struct sum2 *s;
+    int id;
+};
+
+static kd_status sum_two(void *ctx, float *buf, size_t n, struct kd_error *err)
+{
+    struct shard_arg *a = ctx;
+    struct sum2 *s = a->s;
+    (void)err;
+    cr_assert_leq(n, s->cap);
+    if (a->id == 0)
+        memcpy(s->acc, buf, n * sizeof(float));
+    pthread_barrier_wait(&s->barrier);
+    if (a->id == 1)
+        for (size_t i = 0; i < n; i++)
+            s->acc[i] += buf[i];
+    pthread_barrier_wait(&s->barrier);
+    memcpy(buf, s->acc, n * sizeof(float));
+    pthread_barrier_wait(&s->barrier); /* nobody writes acc before both have read it */
+    return KD_OK;
+}
+
+static struct kd_tensor x;
+static int32_t y[N];
+
+static void data(void)
+{
+    struct kd_error err = {0};
+    cr_assert_eq(kd_tensor_init(&x, N, D, &err), KD_OK);
+    struct kd_rng rng;
+    kd_rng_seed(&rng, 5);
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < D; j++)
+            x.data[i * D + j] = (float)kd_rng_normal(&rng);
+        y[i] = (int32_t)(i % C);
+        x.data[i * D + (size_t)y[i]] += 1.5f; /* something to learn */
+    }
+}
+
+static struct kd_mlp *net(void)
+{
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    size_t sizes[] = {D, 16, C};
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_config_set_sizes(&cfg, sizes, 3, &err), KD_OK);
+    struct kd_mlp *m;
+    cr_assert_eq(kd_mlp_new(&cfg, 3, &m, &err), KD_OK, "%s", err.msg);
+    return m;
+}
+
+static void config(struct kd_train_config *tc)
+{
+    kd_train_config_init(tc);
+    tc->epochs = 3;
+    tc->batch = 64; /* N % 64 = 24: the last batch is partial */
+    tc->optim.lr = 0.01f;
+}
+
+struct job {
+    struct shard_arg arg;
+    struct kd_mlp *m;
+    kd_status st;
+    struct kd_train_result res;
+};
+
+static void *train_shard(void *p)
+{
+    struct job *j = p;
+    struct kd_train_config tc;
+    config(&tc);
+    tc.shard = (size_t)j->arg.id;
+    tc.shards = 2;
+    tc.reduce = sum_two;
+    tc.reduce_ctx = &j->arg;
+    struct kd_error err = {0};
+    j->st = kd_mlp_train_ce(j->m, &x, y, NULL, &tc, &j->res, &err);
+    return NULL;
+}
+
+Test(student, two_shards_train_the_network_one_process_trains)
+{
+    kd_blas_set_threads(1);
+    data();
+    struct kd_mlp *one = net();
+    struct kd_train_config tc;
+    config(&tc);
+    struct kd_train_result r1;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_train_ce(one, &x, y, NULL, &tc, &r1, &err), KD_OK, "%s", err.msg);
+
+    struct sum2 s;
+    pthread_barrier_init(&s.barrier, NULL, 2);
+    s.cap = one->n_params;
+    s.acc = malloc(s.cap * sizeof(float));
+    struct job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    for (int k = 0; k < 2; k++) {
+        jobs[k].arg.s = &s;
+        jobs[k].arg.id = k;
+        jobs[k].m = net();
+    }
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(pthread_create(&th[k], NULL, train_shard, &jobs[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    cr_assert_eq(jobs[0].st, KD_OK);
+    cr_assert_eq(jobs[1].st, KD_OK);
+    cr_assert_eq(memcmp(jobs[0].m->params, jobs[1].m->params, one->n_params * sizeof(float)), 0,
+                 "both shards take the same steps");
+    double worst = 0.0;
+    for (size_t i = 0; i < one->n_params; i++)
+        worst = fmax(worst, fabs((double)one->params[i] - (double)jobs[0].m->params[i]));
+    cr_log_info("1 process vs 2 shards after 3 epochs: max |difference| %.3g", worst);
+    cr_assert_lt(worst, 1e-5, "max |difference| %g", worst);
+    cr_assert_lt(fabs(r1.last_loss - jobs[0].res.last_loss), 1e-5, "loss %g vs %g", r1.last_loss,
+                 jobs[0].res.last_loss);
+    cr_assert_lt(r1.last_loss, log((double)C) - 0.1, "it learned something (loss %g, chance %g)", r1.last_loss,
+                 log((double)C));
+    kd_mlp_free(one), kd_mlp_free(jobs[0].m), kd_mlp_free(jobs[1].m);
+    free(s.acc);
+    pthread_barrier_destroy(&s.barrier);
+    kd_tensor_release(&x);
+}
+
+Test(student, data_parallel_training_needs_a_reduce_and_a_shard_in_range)
+{
+    data();
+    struct kd_mlp *m = net();
+    struct kd_train_config tc;
+    config(&tc);
+    tc.shards = 2;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, NULL, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "data-parallel training needs a reduce function and a shard below 2");
+    tc.reduce = sum_two;
+    tc.shard = 2;
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, NULL, &err), KD_ERR_ARG);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}
