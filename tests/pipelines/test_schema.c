@@ -108,7 +108,7 @@ Test(pipelines, unknown_values_list_the_allowed_ones)
                 "tests/pipelines/fixtures/bad-enum.yaml:11:24: 'kind' must be one of constant, step, cosine, got "
                 "'linear'",
                 "tests/pipelines/fixtures/bad-enum.yaml:12:40: each item of 'formats' must be one of safetensors, c, "
-                "got 'onnx'",
+                "onnx, got 'tflite'",
                 "tests/pipelines/fixtures/bad-enum.yaml:14:18: 'kind' must be one of model, exec, table, got "
                 "'remote'");
 }
@@ -268,7 +268,7 @@ Test(pipelines, several_problems_are_all_reported_in_file_order)
                 "tests/pipelines/fixtures/many-problems.yaml:10:21: model 'student' is exported but never trained: no "
                 "train or distill stage names it",
                 "tests/pipelines/fixtures/many-problems.yaml:10:40: each item of 'formats' must be one of safetensors, "
-                "c, got 'zip'");
+                "c, onnx, got 'zip'");
 }
 
 Test(pipelines, long_values_are_shortened_in_messages)
