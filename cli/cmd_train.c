@@ -106,7 +106,9 @@ int kd_cmd_train(int argc, char **argv)
         {.name = "--label-column", .kind = KD_CLI_STRING, .dest = &d.label_column, .arg = "NAME|N",
          .help = "CSV label column, by header name or 0-based index"},
         {.name = "--scale", .kind = KD_CLI_STRING, .dest = &d.scale, .arg = "MODE",
-         .help = "pixels (x/255), standard (fit on train), none",
+         .help = "pixels (x/255), standard (fit on train), none; the\n"
+                 "model records it, and kd eval, kd predict and the\n"
+                 "exports apply it to raw inputs",
          .def = "pixels for Fashion-MNIST, none otherwise"},
         {.help = "network:"},
         {.name = "--hidden", .kind = KD_CLI_STRING, .dest = &hidden, .arg = "SIZES",
