@@ -148,6 +148,18 @@ static int run_onnx_export(const char *model, float *z, char *why, size_t n_why)
     free(out);
     const char *root = getenv("KD_ROOT") && *getenv("KD_ROOT") ? getenv("KD_ROOT") : ".";
     char mods[512], probe[600], cmd[2048];
+    /* onnx.checker (full check, strict shape inference) on the graph with its scaling nodes */
+    if (sh("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/onnx_check.py %s >%s 2>&1", root, tpath("m.onnx"),
+                 tpath("check.log"));
+        cr_assert_eq(sh(cmd), 0, "onnx.checker refused the export: %s", cmd);
+        char *log = NULL;
+        size_t len;
+        cr_assert_eq(kd_read_file(tpath("check.log"), &log, &len, NULL), KD_OK);
+        cr_assert_not_null(strstr(log, "checker ok: "), "%s", log);
+        cr_assert_not_null(strstr(log, "input input batchx8\noutput logits batchx3"), "%s", log);
+        free(log);
+    }
     snprintf(mods, sizeof mods, "%s/build/node/node_modules", root);
     snprintf(probe, sizeof probe, "%s/onnxruntime-node/package.json", mods);
     if (sh("node --version >/dev/null 2>&1") != 0) {
@@ -241,12 +253,12 @@ static void check_mode(const char *mode)
     double acc_c = accuracy_of(got, &test);
     /* the ONNX export in ONNX Runtime, on the raw rows */
     char why[256] = "";
-    double acc_onnx = NAN;
+    double acc_onnx = NAN, worst = NAN;
     if (run_onnx_export(tpath("m.safetensors"), zo, why, sizeof why)) {
         classes_of(zo, N_TEST, got);
         cr_assert_eq(memcmp(got, want, sizeof got), 0, "the ONNX export's classes");
         acc_onnx = accuracy_of(got, &test);
-        double worst = 0;
+        worst = 0;
         for (size_t i = 0; i < N_TEST * C; i++)
             worst = fmax(worst, fabs((double)zo[i] - (double)z.data[i]));
         cr_assert_leq(worst, 1e-4, "ONNX Runtime's logits differ from kd's by %g", worst);
@@ -254,8 +266,10 @@ static void check_mode(const char *mode)
         cr_log_info("the ONNX Runtime part is skipped: %s", why);
         fprintf(stderr, "scaling %s: the ONNX Runtime part is skipped: %s\n", mode, why);
     }
-    fprintf(stderr, "scaling %s: accuracy on %d raw test rows: kd eval %.4f, kd predict %.4f, C export %.4f, ONNX %.4f\n",
-            mode, N_TEST, acc, acc, acc_c, acc_onnx);
+    fprintf(stderr,
+            "scaling %s: accuracy on %d raw test rows: kd eval %.4f, kd predict %.4f, C export %.4f, ONNX %.4f "
+            "(largest logit difference ONNX Runtime - kd %.3g)\n",
+            mode, N_TEST, acc, acc, acc_c, acc_onnx, worst);
 
     /* --scale replaces the recorded scaling, and says so */
     cr_assert_eq(kd(&out, "eval", tpath("m.safetensors"), a_data, a_tlabels, "--scale", "none", NULL), 0, "%s", out);
