@@ -145,7 +145,6 @@ kd_status kd_input_scale_read_meta(struct kd_input_scale *s, const struct kd_saf
 
 struct kd_mlp {
     struct kd_mlp_config cfg;
-    struct kd_input_scale scale;     /* how its inputs were scaled in training (saved, exported) */
     size_t n_layers;
     struct kd_dense layers[KD_MLP_MAX_LAYERS];
     float *params, *grads;   /* one allocation each: layer 0 w, b, layer 1 w, b, ... */
@@ -159,6 +158,10 @@ struct kd_mlp {
     const float *input;             /* the last forward's input, borrowed */
     size_t last_batch;
     int last_train;
+    /* How its inputs were scaled in training (saved, exported, applied by
+     * kd eval, kd predict and model teachers); last, so that the fields
+     * above keep their offsets for programs built against kd 0.2. */
+    struct kd_input_scale scale;
 };
 
 /* Allocates a network with initial weights drawn from `seed` (He: N(0, 2/in),

@@ -306,3 +306,20 @@ Test(pipelines, model_with_more_parameters_than_the_limit_is_refused_at_its_name
                  "t.yaml:6:3: model 'wide' has 1099512348682 parameters, more than kd's limit of 2147483648 (2^31); "
                  "make 'hidden' smaller");
 }
+
+Test(pipelines, export_formats_take_onnx_alone_or_with_the_others)
+{
+    struct kd_pipeline p;
+    parse_ok(MINI "stages:\n  - train: {model: m, data: d}\n"
+                  "  - export: {model: m, formats: [onnx]}\n"
+                  "  - export: {name: all, model: m, formats: [c, onnx, safetensors]}\n",
+             "t.yaml", NULL, 0, &p);
+    cr_assert(p.stages[1].format_onnx);
+    cr_assert_not(p.stages[1].format_safetensors, "onnx alone writes no safetensors");
+    cr_assert_not(p.stages[1].format_c);
+    cr_assert(p.stages[2].format_onnx && p.stages[2].format_c && p.stages[2].format_safetensors);
+    kd_pipeline_release(&p);
+    EXPECT_PARSE(MINI "stages:\n  - train: {model: m, data: d}\n  - export: {model: m, formats: [onxx]}\n",
+                 "t.yaml:7:34: each item of 'formats' must be one of safetensors, c, onnx, got 'onxx' (did you mean "
+                 "'onnx'?)");
+}
