@@ -27,6 +27,7 @@ void kd_run_datasets_release(struct kd_run_datasets *d)
     for (size_t i = 0; i < d->n; i++) {
         kd_dataset_release(&d->items[i].ds);
         kd_tensor_release(&d->items[i].raw);
+        free(d->items[i].keys);
         kd_input_scale_release(&d->items[i].scale);
     }
     free(d->items);
@@ -144,8 +145,22 @@ static kd_status fit_standard(const struct kd_pipeline *p, struct kd_run_dataset
     return st;
 }
 
-/* Keeps each dataset's raw features (what exec and table teachers get, and
- * what answers are keyed by) and scales the copy that kd's networks read. */
+/* Whether a stage reads dataset `name` (its data, gold or validation). */
+static int is_used(const struct kd_pipeline *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_stages; i++) {
+        const struct kd_pipe_stage *s = &p->stages[i];
+        if (!strcmp(s->data, name) || !strcmp(s->gold, name) || !strcmp(s->validation, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Keeps the raw features (what exec and table teachers get, and what answers
+ * are keyed by) of each scaled dataset a stage reads, and scales the copy
+ * that kd's networks read. A scaled dataset no stage reads (typically the
+ * source of a split) keeps only the hashes of its raw rows, for the store's
+ * examples: a copy of its features would double its memory for nothing. */
 static kd_status scale_all(const struct kd_pipeline *p, struct kd_run_datasets *out, struct kd_error *err)
 {
     kd_status st = KD_OK;
@@ -163,10 +178,19 @@ static kd_status scale_all(const struct kd_pipeline *p, struct kd_run_datasets *
         if (d->scale.kind == KD_INPUT_NONE)
             continue;
         size_t N = kd_dataset_n(&d->ds), D = kd_dataset_d(&d->ds);
-        if ((st = kd_tensor_init(&d->raw, N, D, err)))
-            break;
-        if (N > 0 && D > 0)
-            memcpy(d->raw.data, d->ds.x.data, N * D * sizeof(float));
+        if (is_used(p, d->name)) {
+            if ((st = kd_tensor_init(&d->raw, N, D, err)))
+                break;
+            if (N > 0 && D > 0)
+                memcpy(d->raw.data, d->ds.x.data, N * D * sizeof(float));
+        } else {
+            if (!(d->keys = malloc((N ? N : 1) * sizeof *d->keys))) {
+                st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t r = 0; r < N; r++)
+                d->keys[r] = kd_store_input_hash(kd_tensor_row(&d->ds.x, r), D);
+        }
         st = kd_input_scale_apply(&d->scale, &d->ds.x, err);
     }
     return st;

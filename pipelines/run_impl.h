@@ -23,15 +23,18 @@ struct kd_run_data {
     char name[KD_PIPE_NAME_MAX];
     char root[KD_PIPE_NAME_MAX];        /* the `datasets:` entry its rows come from */
     struct kd_dataset ds;               /* the features kd's networks read: scaled as `scale:` says */
-    struct kd_tensor raw;               /* the features as in the file, owned, when ds is scaled;
-                                           empty otherwise (ds.x is raw then): use kd_run_raw */
+    struct kd_tensor raw;               /* the features as in the file, owned, when ds is scaled and
+                                           a stage reads it; empty otherwise: use kd_run_raw */
+    struct kd_hash *keys;               /* (N) hashes of the raw rows of a scaled dataset no stage
+                                           reads (it keeps no raw copy), owned; else NULL */
     struct kd_input_scale scale;        /* what was applied to ds (kind none: nothing) */
     const struct kd_pipe_dataset *def;  /* NULL for split parts */
     struct kd_pos pos;                  /* where it is defined */
 };
 
 /* d's features as in its file: what exec and table teachers are sent and
- * what every answer, example and selection is keyed by. */
+ * what every answer, example and selection is keyed by. For the datasets
+ * stages read (a scaled dataset no stage reads has only d->keys). */
 static inline const struct kd_tensor *kd_run_raw(const struct kd_run_data *d)
 {
     return d->raw.data ? &d->raw : &d->ds.x;

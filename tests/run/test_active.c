@@ -538,9 +538,8 @@ Test(active, tgt_generates_labelled_inputs_inside_the_data_range_with_their_orig
                           r, run, run),
                      50, "round %d", r);
 
-    /* the generated inputs, saved as NPY as the teacher was asked about
-     * them: 100 rows of raw pixels in [0, 255] (the data's `scale: pixels`
-     * undone), each one the input of a tgt-gradient selection */
+    /* the generated inputs, saved as NPY as the teacher was asked (pixels
+     * scaling undone): 100 rows in [0, 255], each a tgt-gradient selection */
     char path[512];
     snprintf(path, sizeof path, "%s/out/active-generated.npy", dir);
     struct kd_dataset g = {0};
