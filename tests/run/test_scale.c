@@ -181,6 +181,12 @@ static kd_status run_logged(const char *yaml, const char *log, struct kd_run_sum
     return st;
 }
 
+static int take_count(void *ctx, const struct kd_sql_row *row)
+{
+    *(long long *)ctx = row->n_cols > 0 && row->values[0].type == KD_SQL_INTEGER ? row->values[0].i : -1;
+    return 1;
+}
+
 static char *slurp(const char *name)
 {
     char path[256], *text = NULL;
@@ -279,6 +285,15 @@ Test(scale, an_exec_teacher_trained_on_raw_values_is_sent_the_raw_values_of_a_st
         keys[i] = kd_store_input_hash(kd_tensor_row(&scaled, i), D);
     cr_assert_eq(kd_store_lookup(st, found.id, KD_STORE_LOGITS, keys, n, C, NULL, NULL, NULL, &missing, &err), KD_OK);
     cr_assert_eq(missing, n, "%zu standardised rows have answers", n - missing);
+    /* the store's examples are keyed the same way: every training row (the
+     * split's source keeps only the hashes of its raw rows) finds its answer */
+    long long joined = -1;
+    cr_assert_eq(kd_store_sql(st,
+                              "SELECT count(DISTINCT e.row) FROM examples e JOIN answers a ON a.hash_hi = e.hash_hi "
+                              "AND a.hash_lo = e.hash_lo WHERE e.dataset = 'train'",
+                              take_count, &joined, NULL, &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_eq(joined, 900, "%lld of the 900 training rows join their answer", joined);
     kd_store_close(st);
     cr_assert_gt(teacher_raw - teacher_scaled, 0.3, "on raw values %.4f, standardised %.4f", teacher_raw,
                  teacher_scaled);
