@@ -180,7 +180,7 @@ static kd_status train_rows(struct active *a, const struct train_set *ts, size_t
     if (st)
         return st;
     tc.epochs = epochs;
-    if (main_student && round == 0)
+    if (main_student && (round == 0 || !s->select.on)) /* its first training: gold alone, or the whole pool */
         kd_run_note_steps(s, n, tc.batch, epochs);
     size_t steps = (n + tc.batch - 1) / tc.batch;
     tc.sched.total_steps = steps * tc.epochs;
