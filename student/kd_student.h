@@ -202,7 +202,10 @@ kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *er
  * gelu), holding the weights as `static const float` arrays and the functions
  *     void <prefix>_logits(const float *x, float *logits);   x (D), logits (C)
  *     int  <prefix>_predict(const float *x);                 argmax class
- * plus <PREFIX>_INPUTS / <PREFIX>_CLASSES macros. Floats are written with
+ * plus <PREFIX>_INPUTS / <PREFIX>_CLASSES macros. A model that records its
+ * input scaling (pixels, standard) takes raw x: <prefix>_logits scales a copy
+ * first (standard with the arrays <prefix>_mean and <prefix>_inv_std), in
+ * kd_input_scale_apply's float operations. Floats are written with
  * 9 significant digits, so the compiled network reproduces kd's weights
  * exactly. prefix must be a C identifier (KD_ERR_ARG otherwise); the file is
  * written atomically (temporary file, then rename). (student/export_c.c) */
@@ -211,7 +214,10 @@ kd_status kd_mlp_export_c(const struct kd_mlp *m, const char *path, const char *
 
 /* ONNX (opset KD_ONNX_OPSET, IR version 7), written through protobuf-c from
  * Debian's onnx.proto (student/export_onnx.c). One input "input" float32
- * (batch, D), the features exactly as kd_mlp_forward takes them; outputs
+ * (batch, D): the raw features when the model records its input scaling
+ * (the graph starts with Div by 255 for pixels, or Sub input_scale.mean and
+ * Mul input_scale.inv_std for standard, and says so in the metadata key
+ * input_scale), else the features exactly as kd_mlp_forward takes them; outputs
  * "logits" and "probabilities" (softmax) float32 (batch, C). Each layer is a
  * Gemm with transB = 1 over the PyTorch-layout weights "layers.<i>.weight"
  * (out, in) and "layers.<i>.bias"; GELU is composed from Erf. Metadata:
