@@ -296,3 +296,35 @@ Test(student, the_c_export_applies_the_scaling_to_raw_inputs, .init = scratch_se
     kd_dataset_release(&train);
     kd_dataset_release(&raw);
 }
+
+Test(student, the_c_export_of_a_wide_scaled_input_uses_a_static_buffer_and_says_so, .init = scratch_setup,
+     .fini = scratch_teardown)
+{
+    /* 1100 inputs: too wide for a scaled copy on the stack */
+    struct kd_mlp *m = make_net(1100, 11);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_input_scale_set(&m->scale, KD_INPUT_PIXELS, NULL, NULL, 0, &err), KD_OK);
+    cr_assert_eq(kd_mlp_export_c(m, tpath("w.c"), "wide", &err), KD_OK, "%s", err.msg);
+    struct kd_tensor raw = {0}, x = {0}, want = {0};
+    cr_assert_eq(kd_tensor_init(&raw, 4, 1100, NULL), KD_OK);
+    for (size_t i = 0; i < 4 * 1100; i++)
+        raw.data[i] = (float)((i * 131) % 256);
+    float z[4 * 3];
+    run_exported(tpath("w.c"), "wide", &raw, z, 3);
+    cr_assert_eq(kd_tensor_init(&x, 4, 1100, NULL), KD_OK);
+    memcpy(x.data, raw.data, 4 * 1100 * sizeof(float));
+    cr_assert_eq(kd_input_scale_apply(&m->scale, &x, &err), KD_OK);
+    cr_assert_eq(kd_tensor_init(&want, 4, 3, NULL), KD_OK);
+    cr_assert_eq(kd_mlp_predict(m, &x, &want, &err), KD_OK);
+    for (size_t i = 0; i < 4 * 3; i++)
+        cr_assert_float_eq(z[i], want.data[i], 1e-4f * (1.0f + fabsf(want.data[i])), "logit %zu: C %g, kd %g", i,
+                           (double)z[i], (double)want.data[i]);
+    char *src = NULL;
+    size_t len;
+    cr_assert_eq(kd_read_file(tpath("w.c"), &src, &len, NULL), KD_OK);
+    cr_assert_not_null(strstr(src, "    static float xs[WIDE_INPUTS];"), "the scaled copy is static");
+    cr_assert_not_null(strstr(src, "do not call these functions from several threads"), "and the file says so");
+    free(src);
+    kd_tensor_release(&raw), kd_tensor_release(&x), kd_tensor_release(&want);
+    kd_mlp_free(m);
+}
