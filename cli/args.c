@@ -2,6 +2,7 @@
 #include "cli/kd_cli.h"
 
 #include "data/kd_data.h"
+#include "student/kd_student.h"
 
 #include <errno.h>
 #include <math.h>
@@ -332,6 +333,26 @@ kd_status kd_cli_load(const char *x, const char *y, const char *label_column, co
     if (!st && !strcmp(scale, "pixels"))
         kd_data_scale_unit(ds, 0.0f, 255.0f);
     return st;
+}
+
+const char *kd_cli_choose_scale(const char *model, const struct kd_mlp *m, const char *given, const char *def,
+                                int *apply)
+{
+    *apply = 0;
+    if (!given) {
+        if (m->scale.kind != KD_INPUT_UNSET) {
+            *apply = 1;
+            return "none";
+        }
+        return def;
+    }
+    int same = (m->scale.kind == KD_INPUT_NONE && !strcmp(given, "none")) ||
+               (m->scale.kind == KD_INPUT_PIXELS && !strcmp(given, "pixels"));
+    if (m->scale.kind != KD_INPUT_UNSET && !same)
+        fprintf(stderr, "kd: note: %s records its input scaling (%s%s); --scale %s replaces it\n", model,
+                kd_input_scale_name(m->scale.kind),
+                m->scale.kind == KD_INPUT_STANDARD ? " with the training statistics" : "", given);
+    return given;
 }
 
 /* The one line every command prints for an error record, and its exit code. */

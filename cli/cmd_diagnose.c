@@ -150,8 +150,9 @@ int kd_cmd_diagnose(int argc, char **argv)
          .help = "features: IDX (raw or .gz), CSV or NPY", .def = "Fashion-MNIST's training set"},
         {.name = "--labels", .kind = KD_CLI_STRING, .dest = &y, .arg = "FILE",
          .help = "gold labels (IDX or NPY): the one-hot targets"},
-        {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE", .help = "pixels (x/255) or none",
-         .def = "pixels for Fashion-MNIST, none otherwise"},
+        {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
+         .help = "pixels (x/255) or none; replaces the scaling MODEL\nrecords",
+         .def = "MODEL's; old files: pixels for FMNIST"},
         {.name = "--n", .kind = KD_CLI_SIZE, .dest = &n, .lo = 1, .hi = 1e7, .arg = "N",
          .help = "examples drawn from the data (all when there are fewer)"},
         {.name = "--seed", .kind = KD_CLI_U64, .dest = &seed, .lo = 0, .hi = 9e15, .arg = "N",
@@ -201,14 +202,12 @@ int kd_cmd_diagnose(int argc, char **argv)
         return rc;
     if (n_args == 0)
         return kd_cli_usage_error(&cmd, "no model given");
+    const char *def_scale = "none";
     if (!x) {
         x = KD_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz";
         y = KD_FASHION_MNIST_DIR "/train-labels-idx1-ubyte.gz";
-        if (!scale)
-            scale = "pixels";
+        def_scale = "pixels";
     }
-    if (!scale)
-        scale = "none";
     if (!y && teachers.n == 0)
         return kd_cli_usage_error(&cmd, "no targets: give --labels, --teacher or both");
     if (temps.n == 0)
@@ -217,6 +216,8 @@ int kd_cmd_diagnose(int argc, char **argv)
 
     struct kd_error err = {0};
     struct kd_dataset all = {0}, ds = {0};
+    struct kd_tensor raw = {0}, tx = {0};   /* the draw as in the file; a teacher's own scaling of it */
+    int apply = 0;
     struct kd_mlp *m = NULL, *teacher = NULL;
     struct kd_targets *targets = NULL;
     struct kd_complexity *res = NULL;
@@ -227,11 +228,17 @@ int kd_cmd_diagnose(int argc, char **argv)
     kd_status st = kd_mlp_load(model, &m, &err);
     if (!st && at_init) {
         struct kd_mlp *fresh = NULL;
-        if (!(st = kd_mlp_new(&m->cfg, init_seed, &fresh, &err))) {
+        if (!(st = kd_mlp_new(&m->cfg, init_seed, &fresh, &err)) &&
+            !(st = kd_input_scale_copy(&fresh->scale, &m->scale, &err))) {
             kd_mlp_free(m);
             m = fresh;
+        } else {
+            kd_mlp_free(fresh);
         }
     }
+    /* The student's recorded scaling, unless --scale replaces it. */
+    if (!st)
+        scale = kd_cli_choose_scale(model, m, scale, def_scale, &apply);
     if (!st)
         st = kd_cli_load(x, y, NULL, scale, &all, &err);
     if (st)
@@ -251,6 +258,13 @@ int kd_cmd_diagnose(int argc, char **argv)
         if ((st = kd_data_split(&all, seed, counts, 1, &ds, &err)))
             goto done;
     }
+    if (apply) {
+        if ((st = kd_tensor_init(&raw, n, ds.x.cols, &err)))
+            goto done;
+        memcpy(raw.data, ds.x.data, n * ds.x.cols * sizeof(float));
+        if ((st = kd_input_scale_apply(&m->scale, &ds.x, &err)))
+            goto done;
+    }
     targets = calloc(1 + teachers.n * temps.n, sizeof *targets);
     res = calloc(1 + teachers.n * temps.n, sizeof *res);
     if (!targets || !res) {
@@ -267,7 +281,18 @@ int kd_cmd_diagnose(int argc, char **argv)
                               teachers.path[k], kd_mlp_in(teacher), kd_mlp_out(teacher), kd_mlp_in(m), C);
             goto done;
         }
-        if ((st = kd_tensor_init(&logits, n, C, &err)) || (st = kd_mlp_predict(teacher, &ds.x, &logits, &err)))
+        /* A teacher that records another scaling than the student's scales the raw draw its own way. */
+        const struct kd_tensor *in = &ds.x;
+        if (apply && teacher->scale.kind != KD_INPUT_UNSET && !kd_input_scale_equal(&teacher->scale, &m->scale)) {
+            kd_tensor_release(&tx);
+            if ((st = kd_tensor_init(&tx, n, raw.cols, &err)))
+                goto done;
+            memcpy(tx.data, raw.data, n * raw.cols * sizeof(float));
+            if ((st = kd_input_scale_apply(&teacher->scale, &tx, &err)))
+                goto done;
+            in = &tx;
+        }
+        if ((st = kd_tensor_init(&logits, n, C, &err)) || (st = kd_mlp_predict(teacher, in, &logits, &err)))
             goto done;
         for (size_t j = 0; j < temps.n; j++) {
             char name[KD_TARGETS_NAME_MAX];
@@ -318,6 +343,8 @@ done:
     free(targets);
     free(res);
     kd_tensor_release(&logits);
+    kd_tensor_release(&raw);
+    kd_tensor_release(&tx);
     kd_mlp_free(teacher);
     kd_mlp_free(m);
     kd_dataset_release(&all);

@@ -33,6 +33,8 @@ int kd_cmd_export(int argc, char **argv)
                  "               metadata only (e.g. to normalise a file)\n"
                  "  onnx         an ONNX model (opset 13): input 'input' float32 (batch, D),\n"
                  "               outputs 'logits' and 'probabilities' (batch, C)\n"
+                 "Both C and ONNX apply the input scaling the model records (pixels,\n"
+                 "standard): give them the raw features, as in the data file.\n"
                  "A dual encoder exports one tower at a time as ONNX (--tower query|doc):\n"
                  "inputs 'ids' int64 (batch, length), each text's feature bucket ids padded\n"
                  "with 0, and 'mask' float32 (batch, length), 1 for a feature and 0 for\n"

@@ -14,7 +14,8 @@ int kd_cmd_predict(int argc, char **argv)
     int probs = 0;
     const struct kd_cli_option opts[] = {
         {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
-         .help = "pixels (x/255) or none", .def = "pixels for IDX, none otherwise"},
+         .help = "pixels (x/255) or none; replaces the scaling the\nmodel records",
+         .def = "the model's; old files: pixels for IDX"},
         {.name = "--label-column", .kind = KD_CLI_STRING, .dest = &label_column, .arg = "C",
          .help = "CSV column to leave out of the features (name or index)"},
         {.name = "--limit", .kind = KD_CLI_SIZE, .dest = &limit, .lo = 1, .hi = 1e12, .arg = "N",
@@ -45,15 +46,19 @@ int kd_cmd_predict(int argc, char **argv)
     if (out && !kd_cli_ends_with(out, ".npy") && !kd_cli_ends_with(out, ".csv")) {
         return kd_cli_usage_error(&cmd, "--out must end in .npy or .csv, got '%s'", out);
     }
-    if (!scale)
-        scale = kd_cli_ends_with(data, ".csv") || kd_cli_ends_with(data, ".npy") ? "none" : "pixels";
+    const char *def_scale = kd_cli_ends_with(data, ".csv") || kd_cli_ends_with(data, ".npy") ? "none" : "pixels";
     struct kd_error err = {0};
     struct kd_mlp *m = NULL;
     struct kd_dataset ds = {0}, pred = {0};
     rc = 1;
+    int apply = 0;
     kd_status st = kd_mlp_load(model, &m, &err);
-    if (!st)
+    if (!st) {
+        scale = kd_cli_choose_scale(model, m, scale, def_scale, &apply);
         st = kd_cli_load(data, NULL, label_column, scale, &ds, &err);
+    }
+    if (!st && apply)
+        st = kd_input_scale_apply(&m->scale, &ds.x, &err);
     if (st)
         goto done;
     if (limit > 0 && limit < kd_dataset_n(&ds)) {

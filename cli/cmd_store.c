@@ -364,8 +364,9 @@ static int cmd_export(int argc, char **argv)
         .synopsis = "FILE --teacher NAME --out OUT.csv|OUT.npy [options]",
         .about = "Writes a teacher's answers. Without --inputs: every answer the teacher has,\n"
                  "ordered by dataset and row. With --inputs: one answer per row of that file,\n"
-                 "in its order (each row is hashed as the teacher saw it, so use the same\n"
-                 "--scale as the run did).\n"
+                 "in its order (each row is hashed as the teacher saw it: a run sends exec and\n"
+                 "table teachers the file's raw values, so keep the default --scale none;\n"
+                 "--scale pixels finds answers stored by kd before it sent raw values).\n"
                  "OUT.csv has the columns input_hash,dataset,row[,class],v0,...; OUT.npy is an\n"
                  "(N, width) float32 array, and its keys go to OUT.keys.csv\n"
                  "(input_hash,dataset,row) when there is no --inputs file to say which row is\n"
@@ -571,7 +572,8 @@ static int cmd_import(int argc, char **argv)
                     "                       [options]",
         .about = "Stores answers computed elsewhere: row i of Y is the teacher's answer to row i\n"
                  "of X. X (IDX, CSV or NPY) is hashed row by row exactly as kd will later give\n"
-                 "it to the teacher, so use the --scale your pipeline uses. The teacher is\n"
+                 "it to the teacher: a run sends table teachers the file's raw values whatever\n"
+                 "the pipeline's scale:, so keep the default --scale none. The teacher is\n"
                  "registered with kind table when new; its fingerprint is the hash of Y, so\n"
                  "importing different answers under the same name makes a new version (the old\n"
                  "answers stay but are not used). Answers already stored are kept as they are.\n"

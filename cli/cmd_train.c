@@ -20,9 +20,10 @@ struct data_opts {
     const char *x, *y, *test_x, *test_y, *label_column, *scale;
 };
 
-/* Loads train (and test, if named) and scales both the same way. */
+/* Loads train (and test, if named) and scales both the same way; what was
+ * applied goes into *applied when it is not NULL (the model keeps it). */
 static kd_status load_data(const struct data_opts *o, struct kd_dataset *train, struct kd_dataset *test,
-                           struct kd_error *err)
+                           struct kd_input_scale *applied, struct kd_error *err)
 {
     if (strcmp(o->scale, "pixels") && strcmp(o->scale, "standard") && strcmp(o->scale, "none"))
         return kd_error_set(err, KD_ERR_ARG, "--scale must be pixels, standard or none, got '%s'", o->scale);
@@ -48,7 +49,12 @@ static kd_status load_data(const struct data_opts *o, struct kd_dataset *train, 
             st = kd_scaler_apply(&sc, train, err);
         if (!st && o->test_x)
             st = kd_scaler_apply(&sc, test, err);
+        if (!st && applied)
+            st = kd_input_scale_set(applied, KD_INPUT_STANDARD, sc.mean, sc.inv_std, sc.d, err);
         kd_scaler_release(&sc);
+    } else if (applied) {
+        st = kd_input_scale_set(applied, strcmp(o->scale, "pixels") ? KD_INPUT_NONE : KD_INPUT_PIXELS, NULL, NULL,
+                                0, err);
     }
     return st;
 }
@@ -100,7 +106,9 @@ int kd_cmd_train(int argc, char **argv)
         {.name = "--label-column", .kind = KD_CLI_STRING, .dest = &d.label_column, .arg = "NAME|N",
          .help = "CSV label column, by header name or 0-based index"},
         {.name = "--scale", .kind = KD_CLI_STRING, .dest = &d.scale, .arg = "MODE",
-         .help = "pixels (x/255), standard (fit on train), none",
+         .help = "pixels (x/255), standard (fit on train), none; the\n"
+                 "model records it, and kd eval, kd predict and the\n"
+                 "exports apply it to raw inputs",
          .def = "pixels for Fashion-MNIST, none otherwise"},
         {.help = "network:"},
         {.name = "--hidden", .kind = KD_CLI_STRING, .dest = &hidden, .arg = "SIZES",
@@ -179,7 +187,8 @@ int kd_cmd_train(int argc, char **argv)
     struct kd_mlp_config cfg;
     kd_mlp_config_init(&cfg);
     rc = 1;
-    kd_status st = load_data(&d, &train, &test, &err);
+    struct kd_input_scale applied = {0};
+    kd_status st = load_data(&d, &train, &test, &applied, &err);
     if (st)
         goto done;
     {
@@ -206,6 +215,9 @@ int kd_cmd_train(int argc, char **argv)
         tc.sched.total_steps = steps_per_epoch * tc.epochs;
         if ((st = kd_mlp_new(&cfg, tc.seed, &m, &err)))
             goto done;
+        /* The model remembers its scaling: kd eval, kd predict and the exports apply it to raw inputs. */
+        m->scale = applied;
+        memset(&applied, 0, sizeof applied);
         printf("kd train: %zu examples of %zu features, %zu classes; network %s (%s, dropout %g), %zu parameters\n",
                kd_dataset_n(&train), kd_dataset_d(&train), C, sizes, kd_act_name(cfg.act), dropout, m->n_params);
         printf("          %s lr %g, batch %zu, %zu epochs, seed %llu, %d BLAS threads\n",
@@ -242,6 +254,7 @@ done:
     if (st)
         rc = rc == 2 ? (kd_cli_fail(&err), 2) : kd_cli_fail(&err);
     kd_mlp_free(m);
+    kd_input_scale_release(&applied);
     kd_dataset_release(&train);
     kd_dataset_release(&test);
     return rc;
@@ -263,8 +276,9 @@ int kd_cmd_eval(int argc, char **argv)
          .help = "features: IDX (raw or .gz), CSV or NPY", .def = "Fashion-MNIST's test set"},
         {.name = "--labels", .kind = KD_CLI_STRING, .dest = &y, .arg = "FILE", .help = "labels (IDX or NPY)"},
         {.name = "--scale", .kind = KD_CLI_STRING, .dest = &scale, .arg = "MODE",
-         .help = "pixels (x/255), standard (fit on this data), none",
-         .def = "pixels for Fashion-MNIST, none otherwise"},
+         .help = "pixels (x/255), standard (fit on this data), none;\n"
+                 "replaces the scaling the model records",
+         .def = "the model's; old files: pixels for FMNIST"},
         {.name = "--confusion", .kind = KD_CLI_FLAG, .dest = &confusion,
          .help = "print the confusion matrix (rows: true class)"},
         {0}};
@@ -286,21 +300,26 @@ int kd_cmd_eval(int argc, char **argv)
     if (n_args == 0)
         return kd_cli_usage_error(&cmd, "no model given");
     const char *model = args[0];
+    const char *def_scale = "none";
     if (!x) {
         x = KD_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz";
         y = KD_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz";
-        if (!scale)
-            scale = "pixels";
+        def_scale = "pixels";
     }
-    struct data_opts d = {x, y, NULL, NULL, NULL, scale ? scale : "none"};
     struct kd_error err = {0};
     struct kd_dataset ds = {0}, none = {0};
     struct kd_mlp *m = NULL;
     struct kd_eval ev = {0};
     rc = 1;
     kd_status st = kd_mlp_load(model, &m, &err);
+    int apply = 0;
     if (!st)
-        st = load_data(&d, &ds, &none, &err);
+        scale = kd_cli_choose_scale(model, m, scale, def_scale, &apply);
+    struct data_opts d = {x, y, NULL, NULL, NULL, scale};
+    if (!st)
+        st = load_data(&d, &ds, &none, NULL, &err);
+    if (!st && apply)
+        st = kd_input_scale_apply(&m->scale, &ds.x, &err);
     if (!st)
         st = kd_mlp_evaluate(m, &ds.x, ds.y, &ev, &err);
     if (st) {

@@ -95,6 +95,14 @@ int kd_cli_usage_error(const struct kd_cli_command *cmd, const char *fmt, ...)
 int kd_cli_ends_with(const char *s, const char *suffix);
 
 struct kd_dataset;
+/* The --scale mode kd eval and kd predict load MODEL's data with. Without
+ * --scale (given NULL): "none" and *apply = 1 when the model records its
+ * input scaling (the caller applies m->scale to the raw data), else def (a
+ * file saved before kd recorded it). With --scale: that mode, *apply = 0,
+ * and a note on stderr when it replaces a different recorded scaling. */
+struct kd_mlp;
+const char *kd_cli_choose_scale(const char *model, const struct kd_mlp *m, const char *given, const char *def,
+                                int *apply);
 /* Loads features (IDX, CSV or NPY by extension) and optional labels, then
  * scales them: "pixels" (x / 255), "none"; anything else is KD_ERR_ARG.
  * label_column: a CSV header name or 0-based index, or NULL. */

@@ -245,12 +245,26 @@ void kd_data_scale_unit(struct kd_dataset *ds, float lo, float hi)
 
 kd_status kd_scaler_fit(struct kd_scaler *s, const struct kd_dataset *ds, struct kd_error *err)
 {
+    return kd_scaler_fit_many(s, &ds, 1, err);
+}
+
+kd_status kd_scaler_fit_many(struct kd_scaler *s, const struct kd_dataset *const *ds, size_t n_sets,
+                             struct kd_error *err)
+{
     kd_status st = KD_OK;
     double *sum = NULL, *sq = NULL;
     float *lo = NULL, *hi = NULL;
     memset(s, 0, sizeof *s);
-    size_t N = kd_dataset_n(ds), D = kd_dataset_d(ds);
-    const char *who = ds->source[0] ? ds->source : "dataset";
+    if (n_sets == 0)
+        return kd_error_set(err, KD_ERR_ARG, "cannot fit a scaler on no dataset");
+    size_t N = 0, D = kd_dataset_d(ds[0]);
+    const char *who = ds[0]->source[0] ? ds[0]->source : "dataset";
+    for (size_t k = 0; k < n_sets; k++) {
+        if (kd_dataset_d(ds[k]) != D)
+            return kd_error_set(err, KD_ERR_SHAPE, "cannot fit one scaler on %zu features (%s) and %zu (%s)", D, who,
+                                kd_dataset_d(ds[k]), ds[k]->source[0] ? ds[k]->source : "dataset");
+        N += kd_dataset_n(ds[k]);
+    }
     if (N == 0)
         return kd_error_set(err, KD_ERR_ARG, "%s: cannot fit a scaler on an empty dataset", who);
     s->mean = kd_alloc(D, sizeof(float));
@@ -263,28 +277,34 @@ kd_status kd_scaler_fit(struct kd_scaler *s, const struct kd_dataset *ds, struct
         st = kd_error_set(err, KD_ERR_NOMEM, "%s: out of memory fitting a scaler", who);
         goto done;
     }
-    memcpy(lo, kd_tensor_row(&ds->x, 0), D * sizeof(float));
-    memcpy(hi, lo, D * sizeof(float));
+    int first = 1;
     /* Row by row with per-feature accumulators: memory is read in order. */
-    for (size_t i = 0; i < N; i++) {
-        const float *x = kd_tensor_row(&ds->x, i);
-        for (size_t j = 0; j < D; j++) {
-            sum[j] += x[j];
-            lo[j] = x[j] < lo[j] ? x[j] : lo[j];
-            hi[j] = x[j] > hi[j] ? x[j] : hi[j];
+    for (size_t k = 0; k < n_sets; k++)
+        for (size_t i = 0; i < kd_dataset_n(ds[k]); i++) {
+            const float *x = kd_tensor_row(&ds[k]->x, i);
+            if (first) {
+                memcpy(lo, x, D * sizeof(float));
+                memcpy(hi, x, D * sizeof(float));
+                first = 0;
+            }
+            for (size_t j = 0; j < D; j++) {
+                sum[j] += x[j];
+                lo[j] = x[j] < lo[j] ? x[j] : lo[j];
+                hi[j] = x[j] > hi[j] ? x[j] : hi[j];
+            }
         }
-    }
     for (size_t j = 0; j < D; j++)
         sum[j] /= (double)N; /* now the mean */
     /* Two passes: the one-pass formula E[x^2] - E[x]^2 cancels badly for
      * features with a large mean and a small spread. */
-    for (size_t i = 0; i < N; i++) {
-        const float *x = kd_tensor_row(&ds->x, i);
-        for (size_t j = 0; j < D; j++) {
-            double c = x[j] - sum[j];
-            sq[j] += c * c;
+    for (size_t k = 0; k < n_sets; k++)
+        for (size_t i = 0; i < kd_dataset_n(ds[k]); i++) {
+            const float *x = kd_tensor_row(&ds[k]->x, i);
+            for (size_t j = 0; j < D; j++) {
+                double c = x[j] - sum[j];
+                sq[j] += c * c;
+            }
         }
-    }
     for (size_t j = 0; j < D; j++) {
         s->mean[j] = (float)sum[j];
         double sd = sqrt(sq[j] / (double)N);

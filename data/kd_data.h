@@ -112,6 +112,13 @@ struct kd_scaler {
     size_t d;
 };
 kd_status kd_scaler_fit(struct kd_scaler *s, const struct kd_dataset *ds, struct kd_error *err);
+/* The same fitted on the union of n datasets of one width (each example
+ * counted once per dataset it is in): a pipeline's training data spread
+ * over several named sets. KD_ERR_SHAPE when widths differ, KD_ERR_ARG when
+ * they hold no example. A feature constant over all of them (min == max)
+ * gets inv_std 1, so scaling maps it to 0 there and never divides by 0. */
+kd_status kd_scaler_fit_many(struct kd_scaler *s, const struct kd_dataset *const *ds, size_t n,
+                             struct kd_error *err);
 /* KD_ERR_SHAPE when widths differ. Constant features get inv_std 1. */
 kd_status kd_scaler_apply(const struct kd_scaler *s, struct kd_dataset *ds, struct kd_error *err);
 void kd_scaler_release(struct kd_scaler *s);

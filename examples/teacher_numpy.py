@@ -7,6 +7,11 @@
         kind: exec
         command: [/usr/bin/python3, examples/teacher_numpy.py, runs/teacher.safetensors]
 
+kd sends the inputs as they are in the data file (docs/teacher-protocol.md);
+the network is applied after the input scaling it records in its metadata
+(`input_scale`: pixels divides by 255, standard computes
+(x - input_mean) * input_inv_std), as kd does.
+
 With `--corrupt F` it is a teacher that is wrong on purpose on a fraction F
 of its inputs (pipelines/examples/noisy-teacher): for an input whose hash falls under F,
 a class other than its top one, chosen by the hash, gets the top logit + 1,
@@ -35,6 +40,10 @@ weights = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_off
            .reshape(v["shape"]) for k, v in header.items()}
 layers = [(weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]) for i in range(len(weights) // 2)]
 assert meta.get("activation", "relu") == "relu", "this example serves ReLU networks"
+scale = meta.get("input_scale", "none")
+if scale == "standard":
+    mean = np.array(meta["input_mean"].split(","), dtype="<f4")
+    inv_std = np.array(meta["input_inv_std"].split(","), dtype="<f4")
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 d = int(inp.readline().split()[3])                      # "kd-teacher 1 inputs D"
@@ -51,6 +60,10 @@ for line in iter(inp.readline, b""):
         break
     rows = int(line.split()[1])                         # "batch N"
     h = h_in = np.frombuffer(inp.read(rows * d * 4), "<f4").reshape(rows, d)
+    if scale == "pixels":                               # the model's own scaling, in float32
+        h = h_in / np.float32(255)
+    elif scale == "standard":
+        h = (h_in - mean) * inv_std
     for i, (w, b) in enumerate(layers):
         h = h @ w.T + b
         if i + 1 < len(layers):

@@ -32,7 +32,7 @@ static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
 static const char *const SCHED_KEYS[] = {"kind", "warmup", "step_size", "gamma", "min_lr"};
 static const char *const LOSSES[] = {"hinton", "soft_ce", "logit_mse", "hard"}; /* enum kd_distill_loss order */
-static const char *const FORMATS[] = {"safetensors", "c"};
+static const char *const FORMATS[] = {"safetensors", "c", "onnx"};
 
 /* The owners' parsers and names behind struct kd_vocab. */
 static int optim_from_name(const char *s, int *out)
@@ -247,12 +247,13 @@ static void check_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const str
         }
         break;
     case KD_STAGE_EXPORT:
-        if (m && m->type == KD_MODEL_DUAL && s->format_c) {
+        if (m && m->type == KD_MODEL_DUAL && (s->format_c || s->format_onnx)) {
             const struct kd_ynode *fv = kd_ytree_get(map, "formats", NULL);
             for (size_t j = 0; fv && j < kd_list_len(fv); j++)
-                if (fv->vals[j]->kind == KD_Y_SCALAR && strcmp(fv->vals[j]->text, "c") == 0)
-                    kd_at(v->c, fv->vals[j], "model '%s' is a dual encoder: kd exports it as safetensors only",
-                          m->name);
+                if (fv->vals[j]->kind == KD_Y_SCALAR &&
+                    (strcmp(fv->vals[j]->text, "c") == 0 || strcmp(fv->vals[j]->text, "onnx") == 0))
+                    kd_at(v->c, fv->vals[j], "model '%s' is a dual encoder: a pipeline exports it as safetensors "
+                          "only (kd export --tower writes a tower as ONNX)", m->name);
         }
         break;
     }
@@ -377,8 +378,10 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
                         continue;
                     if (e == 0)
                         s->format_safetensors = 1;
-                    else
+                    else if (e == 1)
                         s->format_c = 1;
+                    else
+                        s->format_onnx = 1;
                 }
             }
         }

@@ -253,7 +253,7 @@ struct kd_pipe_stage {
     float table_lr;                 /* train: the embedding tables' sparse Adam rate (default 1e-2) */
     size_t k;                       /* evaluate: depth of the ranking and the run file (default 100) */
     /* export */
-    int format_safetensors, format_c;
+    int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */
     struct kd_pipe_diagnose diagnose;  /* diagnose: model is the student, data the inputs */
     /* ---- teacher checkpoints (pipelines/config_diagnose.c) ---- */

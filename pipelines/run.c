@@ -50,7 +50,8 @@ static kd_status record_examples(struct runner *r, struct kd_error *err)
         for (size_t i = 0; i < n; i++) {
             ex[i].dataset = d->root;
             ex[i].row = (int64_t)d->ds.rows[i];
-            ex[i].key = kd_store_input_hash(kd_tensor_row(&d->ds.x, i), kd_dataset_d(&d->ds));
+            ex[i].key = d->keys ? d->keys[i]
+                                : kd_store_input_hash(kd_tensor_row(kd_run_raw(d), i), kd_dataset_d(&d->ds));
             ex[i].label = d->ds.y ? d->ds.y[i] : -1;
             ex[i].split = d->name;
         }

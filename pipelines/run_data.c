@@ -24,8 +24,12 @@ void kd_run_datasets_release(struct kd_run_datasets *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         kd_dataset_release(&d->items[i].ds);
+        kd_tensor_release(&d->items[i].raw);
+        free(d->items[i].keys);
+        kd_input_scale_release(&d->items[i].scale);
+    }
     free(d->items);
     d->items = NULL;
     d->n = 0;
@@ -66,20 +70,128 @@ static kd_status load_one(const struct kd_pipeline *p, const struct kd_pipe_data
         kd_dataset_release(ds);
         *ds = cut;
     }
-    switch (def->scale) {
-    case KD_SCALE_NONE:
-        break;
-    case KD_SCALE_PIXELS:
-        kd_data_scale_unit(ds, 0.0f, 255.0f);
-        break;
-    case KD_SCALE_STANDARD: {
-        struct kd_scaler sc = {0};
-        st = kd_scaler_fit(&sc, ds, err);
-        if (!st)
-            st = kd_scaler_apply(&sc, ds, err);
-        kd_scaler_release(&sc);
-        break;
+    return st;
+}
+
+/* The `scale:` of the `datasets:` entry d's rows come from. */
+static enum kd_scale_mode scale_mode(const struct kd_pipeline *p, const struct kd_run_data *d)
+{
+    for (size_t i = 0; i < p->n_datasets; i++)
+        if (!strcmp(p->datasets[i].name, d->root))
+            return p->datasets[i].scale;
+    return KD_SCALE_NONE;
+}
+
+/* Whether a train or distill stage of an MLP trains on dataset `name`
+ * (its `data`, or a distill stage's `gold`): the training data. */
+static int is_training_data(const struct kd_pipeline *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_stages; i++) {
+        const struct kd_pipe_stage *s = &p->stages[i];
+        if (s->kind == KD_STAGE_TRAIN) {
+            const struct kd_pipe_model *m = kd_pipeline_model(p, s->model);
+            if (m && m->type == KD_MODEL_MLP && !strcmp(s->data, name))
+                return 1;
+        } else if (s->kind == KD_STAGE_DISTILL && (!strcmp(s->data, name) || !strcmp(s->gold, name))) {
+            return 1;
+        }
     }
+    return 0;
+}
+
+/* `scale: standard` for every dataset of width D: one set of statistics,
+ * fitted on the training data of that width (the datasets train and distill
+ * stages learn from), applied to all of them (validation, test, pool). When
+ * no stage trains on data of that width, each dataset is fitted on itself,
+ * as before kd fitted on training data. */
+static kd_status fit_standard(const struct kd_pipeline *p, struct kd_run_datasets *out, size_t D,
+                              struct kd_error *err)
+{
+    const struct kd_dataset **train = malloc((out->n ? out->n : 1) * sizeof *train);
+    if (!train)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    size_t n_train = 0;
+    char names[256] = "";
+    for (size_t i = 0; i < out->n; i++) {
+        struct kd_run_data *d = &out->items[i];
+        if (scale_mode(p, d) != KD_SCALE_STANDARD || kd_dataset_d(&d->ds) != D || !is_training_data(p, d->name))
+            continue;
+        train[n_train++] = &d->ds;
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof names - at, "%s'%s'", at ? ", " : "", d->name);
+    }
+    kd_status st = KD_OK;
+    struct kd_scaler sc = {0};
+    if (n_train) {
+        st = kd_scaler_fit_many(&sc, train, n_train, err);
+        if (!st)
+            kd_log(KD_LOG_INFO, "scale: standard statistics of %zu features fitted on the training data %s", D, names);
+    }
+    for (size_t i = 0; i < out->n && !st; i++) {
+        struct kd_run_data *d = &out->items[i];
+        if (scale_mode(p, d) != KD_SCALE_STANDARD || kd_dataset_d(&d->ds) != D || d->scale.kind != KD_INPUT_UNSET)
+            continue;
+        if (!n_train) {
+            kd_log(KD_LOG_INFO, "scale: no stage trains on data of %zu features; dataset '%s' is standardised "
+                                "with its own statistics", D, d->name);
+            kd_scaler_release(&sc);
+            if ((st = kd_scaler_fit(&sc, &d->ds, err)))
+                break;
+        }
+        st = kd_input_scale_set(&d->scale, KD_INPUT_STANDARD, sc.mean, sc.inv_std, sc.d, err);
+    }
+    kd_scaler_release(&sc);
+    free(train);
+    return st;
+}
+
+/* Whether a stage reads dataset `name` (its data, gold or validation). */
+static int is_used(const struct kd_pipeline *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_stages; i++) {
+        const struct kd_pipe_stage *s = &p->stages[i];
+        if (!strcmp(s->data, name) || !strcmp(s->gold, name) || !strcmp(s->validation, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Keeps the raw features (what exec and table teachers get, and what answers
+ * are keyed by) of each scaled dataset a stage reads, and scales the copy
+ * that kd's networks read. A scaled dataset no stage reads (typically the
+ * source of a split) keeps only the hashes of its raw rows, for the store's
+ * examples: a copy of its features would double its memory for nothing. */
+static kd_status scale_all(const struct kd_pipeline *p, struct kd_run_datasets *out, struct kd_error *err)
+{
+    kd_status st = KD_OK;
+    for (size_t i = 0; i < out->n && !st; i++) {
+        struct kd_run_data *d = &out->items[i];
+        enum kd_scale_mode mode = scale_mode(p, d);
+        if (mode == KD_SCALE_STANDARD && d->scale.kind == KD_INPUT_UNSET)
+            st = fit_standard(p, out, kd_dataset_d(&d->ds), err);
+        else if (mode != KD_SCALE_STANDARD)
+            st = kd_input_scale_set(&d->scale, mode == KD_SCALE_PIXELS ? KD_INPUT_PIXELS : KD_INPUT_NONE, NULL, NULL,
+                                    0, err);
+    }
+    for (size_t i = 0; i < out->n && !st; i++) {
+        struct kd_run_data *d = &out->items[i];
+        if (d->scale.kind == KD_INPUT_NONE)
+            continue;
+        size_t N = kd_dataset_n(&d->ds), D = kd_dataset_d(&d->ds);
+        if (is_used(p, d->name)) {
+            if ((st = kd_tensor_init(&d->raw, N, D, err)))
+                break;
+            if (N > 0 && D > 0)
+                memcpy(d->raw.data, d->ds.x.data, N * D * sizeof(float));
+        } else {
+            if (!(d->keys = malloc((N ? N : 1) * sizeof *d->keys))) {
+                st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t r = 0; r < N; r++)
+                d->keys[r] = kd_store_input_hash(kd_tensor_row(&d->ds.x, r), D);
+        }
+        st = kd_input_scale_apply(&d->scale, &d->ds.x, err);
     }
     return st;
 }
@@ -143,6 +255,8 @@ kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datase
             snprintf(d->ds.source, sizeof d->ds.source, "%s", src->ds.source);
         }
     }
+    if (!st)
+        st = scale_all(p, out, err);
     if (st)
         kd_run_datasets_release(out);
     return st;
@@ -210,4 +324,16 @@ kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_
     size_t steps = (n_examples + tc->batch - 1) / tc->batch;
     tc->sched.total_steps = steps * tc->epochs;
     return KD_OK;
+}
+
+void kd_run_note_steps(const struct kd_pipe_stage *s, size_t n_examples, size_t batch, size_t epochs)
+{
+    /* Small gold sets are common: one step per epoch trains far less than
+     * the epoch count suggests, and nothing else in the log would say so. */
+    size_t steps = batch ? (n_examples + batch - 1) / batch : 0;
+    if (n_examples && steps < KD_RUN_FEW_STEPS)
+        kd_log(KD_LOG_WARN, "stage '%s': %zu examples at batch %zu make only %zu optimizer step%s per epoch (%zu in "
+                            "all over %zu epochs); give the stage a smaller 'batch' or more 'epochs' if the model "
+                            "underfits",
+               s->name, n_examples, batch, steps, steps == 1 ? "" : "s", steps * epochs, epochs);
 }

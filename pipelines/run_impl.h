@@ -22,18 +22,38 @@
 struct kd_run_data {
     char name[KD_PIPE_NAME_MAX];
     char root[KD_PIPE_NAME_MAX];        /* the `datasets:` entry its rows come from */
-    struct kd_dataset ds;
+    struct kd_dataset ds;               /* the features kd's networks read: scaled as `scale:` says */
+    struct kd_tensor raw;               /* the features as in the file, owned, when ds is scaled and
+                                           a stage reads it; empty otherwise: use kd_run_raw */
+    struct kd_hash *keys;               /* (N) hashes of the raw rows of a scaled dataset no stage
+                                           reads (it keeps no raw copy), owned; else NULL */
+    struct kd_input_scale scale;        /* what was applied to ds (kind none: nothing) */
     const struct kd_pipe_dataset *def;  /* NULL for split parts */
     struct kd_pos pos;                  /* where it is defined */
 };
+
+/* d's features as in its file: what exec and table teachers are sent and
+ * what every answer, example and selection is keyed by. For the datasets
+ * stages read (a scaled dataset no stage reads has only d->keys). */
+static inline const struct kd_tensor *kd_run_raw(const struct kd_run_data *d)
+{
+    return d->raw.data ? &d->raw : &d->ds.x;
+}
+
+/* Fewer optimizer steps per epoch than this get a warning in the run log. */
+#define KD_RUN_FEW_STEPS 5
 
 struct kd_run_datasets {
     struct kd_run_data *items;
     size_t n;
 };
 
-/* Loads every dataset of the pipeline, scales it, and cuts the splits.
- * Errors carry the position of the definition at fault. */
+/* Loads every dataset of the pipeline, cuts the splits, and scales each as
+ * its `scale:` says, keeping the raw features: pixels divides by 255;
+ * standard uses one set of statistics per input width, fitted on the
+ * training data (the datasets train and distill stages learn from) and
+ * applied to every standard dataset of that width. Errors carry the
+ * position of the definition at fault. */
 kd_status kd_run_load_datasets(const struct kd_pipeline *p, struct kd_run_datasets *out, struct kd_error *err);
 void kd_run_datasets_release(struct kd_run_datasets *d);
 struct kd_run_data *kd_run_dataset(struct kd_run_datasets *d, const char *name);
@@ -45,6 +65,11 @@ void kd_run_where(const struct kd_pipeline *p, struct kd_pos pos, char *buf, siz
  * Explicit `inputs:`/`classes:` must agree with d and c (errors point at them). */
 kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_model *m, size_t d, size_t c,
                              uint64_t seed, struct kd_mlp **out, struct kd_error *err);
+
+/* A warning in the run log when n examples at `batch` make fewer than
+ * KD_RUN_FEW_STEPS optimizer steps per epoch (150 gold labels at the
+ * default batch of 256 are one step). */
+void kd_run_note_steps(const struct kd_pipe_stage *s, size_t n_examples, size_t batch, size_t epochs);
 
 /* Training settings from a stage (epochs, batch, optimizer, schedule). */
 kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
@@ -102,6 +127,11 @@ kd_status kd_run_stage_data(struct runner *r, const struct kd_pipe_stage *s, con
 /* The teacher `name` opened for inputs of width d (its model must be trained). */
 kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
                               struct run_teacher **out, struct kd_error *err);
+/* What teacher t is sent about d: the raw features (kd_run_raw) for exec and
+ * table teachers and for model teachers that record their input scaling
+ * (they scale each batch themselves); d's scaled features for a model file
+ * saved before kd recorded the scaling. */
+const struct kd_tensor *kd_run_teacher_x(const struct kd_teacher *t, const struct kd_run_data *d);
 /* The teacher's logits (N, C) for all of dataset d, through the store; counts
  * the run's queries. out is initialised here. */
 kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,

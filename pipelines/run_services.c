@@ -137,8 +137,13 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
                                     t->def->model);
             spec.net = m->net;
         } else {
-            if (!t->loaded && (st = kd_mlp_load(t->def->weights, &t->loaded, err)) != KD_OK)
-                return kd_error_prefix(err, "%steacher '%s'", where, name);
+            if (!t->loaded) {
+                if ((st = kd_mlp_load(t->def->weights, &t->loaded, err)) != KD_OK)
+                    return kd_error_prefix(err, "%steacher '%s'", where, name);
+                if (t->loaded->scale.kind == KD_INPUT_UNSET)
+                    kd_log(KD_LOG_INFO, "teacher '%s': %s does not record its input scaling (saved by an older kd); "
+                                        "it gets the data as this pipeline scales it", name, t->def->weights);
+            }
             spec.net = t->loaded;
         }
         break;
@@ -157,6 +162,13 @@ kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, c
     return KD_OK;
 }
 
+const struct kd_tensor *kd_run_teacher_x(const struct kd_teacher *t, const struct kd_run_data *d)
+{
+    if (t->kind == KD_TEACHER_MODEL && t->net && t->net->scale.kind == KD_INPUT_UNSET)
+        return &d->ds.x;
+    return kd_run_raw(d);
+}
+
 /* The teacher's logits for a dataset, through the store; counts queries. */
 kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                                  struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
@@ -167,7 +179,8 @@ kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s
     if (st)
         return st;
     struct kd_label_stats ls;
-    st = kd_teacher_label(t->t, &d->ds.x, d->root, d->ds.rows, SIZE_MAX, out, &ls, r->opt->stop, err);
+    st = kd_teacher_label(t->t, kd_run_teacher_x(t->t, d), d->root, d->ds.rows, SIZE_MAX, out, &ls, r->opt->stop,
+                          err);
     r->sum->queries += ls.queried;
     r->sum->cached += ls.cached;
     if (st) {
@@ -249,7 +262,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
                 tmp.answer_kind = KD_STORE_PROBABILITIES;
                 kd_store_width(r->store, found.id, KD_STORE_PROBABILITIES, &tmp.c, &err);
             }
-            if (tmp.c && kd_teacher_count_missing(&tmp, &d->ds.x, &missing, &err) != KD_OK)
+            if (tmp.c && kd_teacher_count_missing(&tmp, kd_run_raw(d), &missing, &err) != KD_OK)
                 missing = N;
             why = " (if the teacher's version is unchanged)";
         }
@@ -271,7 +284,7 @@ void kd_run_plan_queries(struct runner *r, const struct kd_pipe_stage *s, const 
                                            net, NULL, 0, 0, t->def->table[0] ? t->def->table : NULL, 1};
             struct kd_teacher *tt = NULL;
             if (kd_teacher_open(&spec, r->store, kd_dataset_d(&d->ds), &tt, &err) == KD_OK &&
-                kd_teacher_count_missing(tt, &d->ds.x, &missing, &err) != KD_OK)
+                kd_teacher_count_missing(tt, kd_run_teacher_x(tt, d), &missing, &err) != KD_OK)
                 missing = N;
             kd_teacher_close(tt);
         }
@@ -386,8 +399,9 @@ void kd_run_plan_stage(struct runner *r, size_t i, const struct kd_pipe_stage *s
             kd_run_plan_queries(r, s, s->teacher, d);
         break;
     case KD_STAGE_EXPORT:
-        kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s", i + 1, s->name, s->model,
-                  s->format_safetensors || !s->format_c ? " safetensors" : "", s->format_c ? " C source" : "");
+        kd_run_plan_line(r, "%2zu. %s: export model '%s' as%s%s%s", i + 1, s->name, s->model,
+                         s->format_safetensors || (!s->format_c && !s->format_onnx) ? " safetensors" : "",
+                         s->format_c ? " C source" : "", s->format_onnx ? " ONNX" : "");
         break;
     case KD_STAGE_DIAGNOSE:
         kd_run_plan_diagnose(r, i, s);

@@ -180,6 +180,8 @@ static kd_status train_rows(struct active *a, const struct train_set *ts, size_t
     if (st)
         return st;
     tc.epochs = epochs;
+    if (main_student && (round == 0 || !s->select.on)) /* its first training: gold alone, or the whole pool */
+        kd_run_note_steps(s, n, tc.batch, epochs);
     size_t steps = (n + tc.batch - 1) / tc.batch;
     tc.sched.total_steps = steps * tc.epochs;
     tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TRAIN_ROUND, round);
@@ -374,9 +376,12 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         st = kd_tensor_init(&vs, n_sel, C, err);
     if (st)
         goto done;
+    /* The teacher is asked about the rows as it takes them (raw, for any
+     * teacher but an old model file); the student trains on d's scaled rows. */
+    const struct kd_tensor *tx = kd_run_teacher_x(a->t->t, d);
     for (size_t i = 0; i < n_sel; i++) {
         size_t row = rs->cand[rs->sel[i].index];
-        memcpy(kd_tensor_row(&xs, i), kd_tensor_row(&d->ds.x, row), D * sizeof(float));
+        memcpy(kd_tensor_row(&xs, i), kd_tensor_row(tx, row), D * sizeof(float));
         rs->rows[i] = d->ds.rows[row];
     }
     struct kd_label_stats ls = {0};
@@ -391,8 +396,8 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         struct kd_hash key = kd_store_input_hash(kd_tensor_row(&xs, i), D);
         rs->rec[i] = (struct kd_store_selection){key, d->root, (int64_t)rs->rows[i], strategy, c->score,
                                                  c->probability, c->weight};
-        kd_active_ts_add(&a->ts, kd_tensor_row(&xs, i), kd_tensor_row(&vs, i), -1, (float)c->weight, key, (int64_t)rs->rows[i],
-               ROW_POOL);
+        kd_active_ts_add(&a->ts, kd_tensor_row(&d->ds.x, row), kd_tensor_row(&vs, i), -1, (float)c->weight, key,
+                         (int64_t)rs->rows[i], ROW_POOL);
         rs->chosen[row] = 1;
         rs->pool_index[rs->n_chosen + i] = row;
     }
@@ -414,7 +419,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
     struct kd_run_data *d = a->pool;
     size_t D = a->ts.D, C = a->ts.C;
     size_t first = a->ts.n - n_src;   /* the sources are the rows just added */
-    struct kd_tensor src = {0}, gen = {0}, vg = {0};
+    struct kd_tensor src = {0}, gen = {0}, vg = {0}, ask = {0};
     double *div = malloc(n_gen * sizeof *div);
     kd_status st = div ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     if (!st)
@@ -451,8 +456,19 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         rs->origins[i].source = a->ts.key[j];
         rs->origins[i].source_row = a->ts.row[j];
     }
+    /* Generated inputs live in the student's scaled space; a teacher of raw
+     * inputs is asked about them mapped back (the inverse of the pool's scaling). */
+    int raw_teacher = kd_run_teacher_x(a->t->t, d) != &d->ds.x;
+    if (raw_teacher) {
+        if ((st = kd_tensor_init(&ask, n_gen, D, err)))
+            goto done;
+        memcpy(ask.data, gen.data, n_gen * D * sizeof(float));
+        if ((st = kd_input_scale_invert(&d->scale, &ask, err)))
+            goto done;
+    }
+    const struct kd_tensor *tx = raw_teacher ? &ask : &gen;
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label_origins(a->t->t, &gen, rs->origins, "generated", kd_budget_left(&rs->budget), &vg, &ls,
+    st = kd_teacher_label_origins(a->t->t, tx, rs->origins, "generated", kd_budget_left(&rs->budget), &vg, &ls,
                                   a->r->opt->stop, err);
     if ((st = charge(a, rs, &ls, st, round, err)))
         goto done;
@@ -460,7 +476,7 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         goto done;
     double mean_div = 0.0;
     for (size_t i = 0; i < n_gen; i++) {
-        struct kd_hash key = kd_store_input_hash(kd_tensor_row(&gen, i), D);
+        struct kd_hash key = kd_store_input_hash(kd_tensor_row(tx, i), D);
         double score = isnan(div[i]) ? 0.0 : div[i];
         mean_div += score;
         rs->rec[i] = (struct kd_store_selection){key, NULL, -1, strategy, score, 1.0, 1.0};
@@ -474,7 +490,8 @@ static kd_status generate(struct active *a, struct round_state *rs, struct kd_au
         if (!grown) {
             st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
         } else {
-            memcpy(grown + at * D, gen.data, n_gen * D * sizeof(float));
+            /* as the teacher was asked (the file's units): the rows its selections and answers are keyed by */
+            memcpy(grown + at * D, tx->data, n_gen * D * sizeof(float));
             generated->data = grown;
             generated->rows = at + n_gen;
             generated->cols = D;
@@ -487,6 +504,7 @@ done:
     kd_tensor_release(&src);
     kd_tensor_release(&gen);
     kd_tensor_release(&vg);
+    kd_tensor_release(&ask);
     return st;
 }
 
@@ -619,7 +637,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         if (sel->retrain) {
             kd_mlp_free(m->net);
             m->net = NULL;
-            if ((st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed, &m->net, err)))
+            if ((st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, a->r->p->seed, &m->net, err)) ||
+                (st = kd_input_scale_copy(&m->net->scale, &a->pool->scale, err)))
                 goto done;
         }
         if ((st = train_round(a, m->net, round, round_epochs, 1, err)))
@@ -738,10 +757,11 @@ static kd_status run_whole_pool(struct active *a, struct run_model *m, struct kd
         st = kd_active_ts_reserve(&a->ts, kd_dataset_n(&d->ds), err);
     if (st)
         goto done;
+    const struct kd_tensor *tx = kd_run_teacher_x(a->t->t, d);
     for (size_t i = 0; i < kd_dataset_n(&d->ds); i++) {
         const float *x = kd_tensor_row(&d->ds.x, i);
-        kd_active_ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(x, a->ts.D), (int64_t)d->ds.rows[i],
-               ROW_POOL);
+        kd_active_ts_add(&a->ts, x, kd_tensor_row(&vd, i), -1, 1.0f, kd_store_input_hash(kd_tensor_row(tx, i), a->ts.D),
+                         (int64_t)d->ds.rows[i], ROW_POOL);
     }
     st = weigh_whole_pool(a, m, first, err);
     if (!st)
@@ -797,7 +817,8 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
     struct run_model *m = kd_run_find_model(r, s->model);
     kd_mlp_free(m->net);
     m->net = NULL;
-    if ((st = kd_run_build_model(r->p, m->def, D, C, r->p->seed, &m->net, err)))
+    if ((st = kd_run_build_model(r->p, m->def, D, C, r->p->seed, &m->net, err)) ||
+        (st = kd_input_scale_copy(&m->net->scale, &a.pool->scale, err)))
         goto done;
     if (a.val && (s->reweight.on || (s->select.on && s->select.strategy == KD_SELECT_RAD)) &&
         (st = calibrate(&a, err)))
@@ -806,10 +827,11 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
         size_t ng = kd_dataset_n(&a.gold->ds);
         if ((st = kd_active_ts_reserve(&a.ts, ng, err)))
             goto done;
+        const struct kd_tensor *tx = kd_run_teacher_x(a.t->t, a.gold);
         for (size_t i = 0; i < ng; i++) {
             const float *x = kd_tensor_row(&a.gold->ds.x, i);
-            kd_active_ts_add(&a.ts, x, NULL, a.gold->ds.y[i], 1.0f, kd_store_input_hash(x, D), (int64_t)a.gold->ds.rows[i],
-                   ROW_GOLD);
+            kd_active_ts_add(&a.ts, x, NULL, a.gold->ds.y[i], 1.0f, kd_store_input_hash(kd_tensor_row(tx, i), D),
+                             (int64_t)a.gold->ds.rows[i], ROW_GOLD);
         }
     }
     double t0 = kd_time_now();

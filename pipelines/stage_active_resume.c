@@ -166,9 +166,10 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
     if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
         goto done;
     const struct kd_run_data *d = a->pool;
+    const struct kd_tensor *tx = kd_run_teacher_x(a->t->t, d);   /* what the teacher was asked */
     for (size_t j = 0; j < n; j++) {
         size_t r = (size_t)col[RS_ROW * n + j];
-        memcpy(kd_tensor_row(&xs, j), kd_tensor_row(&d->ds.x, r), D * sizeof(float));
+        memcpy(kd_tensor_row(&xs, j), kd_tensor_row(tx, r), D * sizeof(float));
         rows[j] = d->ds.rows[r];
     }
     struct kd_label_stats ls = {0};
@@ -183,8 +184,9 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
         goto done;
     for (size_t j = 0; j < n; j++) {
         size_t i = a->ts.n;
-        kd_active_ts_add(&a->ts, kd_tensor_row(&xs, j), kd_tensor_row(&vs, j), -1, col[RS_IW * n + j],
-               kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j], ROW_POOL);
+        kd_active_ts_add(&a->ts, kd_tensor_row(&d->ds.x, (size_t)col[RS_ROW * n + j]), kd_tensor_row(&vs, j), -1,
+                         col[RS_IW * n + j], kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j],
+                         ROW_POOL);
         a->ts.w[i] = col[RS_W * n + j];
         a->ts.noise[i] = col[RS_NOISE * n + j];
         a->ts.alpha[i] = col[RS_ALPHA * n + j];

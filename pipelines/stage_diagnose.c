@@ -104,7 +104,20 @@ kd_status kd_run_stage_diagnose(struct runner *r, const struct kd_pipe_stage *s,
     snprintf(sub.root, sizeof sub.root, "%s", d->root);
     {
         size_t counts[1] = {n};
-        if ((st = kd_data_split(&d->ds, dg->has_seed ? dg->seed : r->p->seed, counts, 1, &sub.ds, err)))
+        uint64_t seed = dg->has_seed ? dg->seed : r->p->seed;
+        if ((st = kd_data_split(&d->ds, seed, counts, 1, &sub.ds, err)))
+            goto done;
+        if (d->raw.data) {
+            /* The same draw of the raw features: teachers are asked about those. */
+            struct kd_dataset raw = d->ds, cut;
+            raw.x = d->raw;
+            if ((st = kd_data_split(&raw, seed, counts, 1, &cut, err)))
+                goto done;
+            sub.raw = cut.x;
+            cut.x = (struct kd_tensor){0};
+            kd_dataset_release(&cut);
+        }
+        if ((st = kd_input_scale_copy(&sub.scale, &d->scale, err)))
             goto done;
     }
     for (size_t k = 0; k < dg->n_targets; k++) {
@@ -194,6 +207,8 @@ done:
     free(res);
     kd_tensor_release(&logits);
     kd_dataset_release(&sub.ds);
+    kd_tensor_release(&sub.raw);
+    kd_input_scale_release(&sub.scale);
     kd_mlp_free(fresh);
     return st;
 }

@@ -118,9 +118,12 @@ kd_status kd_run_stage_distill(struct runner *r, const struct kd_pipe_stage *s, 
     m->net = NULL;
     if ((st = kd_run_build_model(r->p, m->def, D, C, r->p->seed, &m->net, err)))
         goto done;
+    if ((st = kd_input_scale_copy(&m->net->scale, &d->scale, err)))
+        goto done;
     struct kd_train_config tc;
     if ((st = kd_run_train_config(r->p, s, nd + ng, &tc, err)))
         goto done;
+    kd_run_note_steps(s, nd + ng, tc.batch, tc.epochs);
     char cp[1024];
     /* rank 0's file on every rank of an MPI job: the one a resume reads */
     snprintf(cp, sizeof cp, "%s/checkpoints/%s.safetensors", r->home, s->name);

@@ -1,5 +1,6 @@
-/* The export stage: a trained model written as safetensors and/or a C
- * source file, each recorded as an artefact of the run. */
+/* The export stage: a trained model written as safetensors, a C source file
+ * and/or ONNX, each recorded as an artefact of the run. Each carries the
+ * model's input scaling, so each takes raw inputs. */
 #include "pipelines/run_impl.h"
 
 #include <string.h>
@@ -21,7 +22,7 @@ kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, i
             return st;
     }
     kd_status st = KD_OK;
-    if (s->format_safetensors || !s->format_c) {
+    if (s->format_safetensors || (!s->format_c && !s->format_onnx)) {
         snprintf(path, sizeof path, "%s.safetensors", base);
         struct kd_st_meta meta[1] = {{"pipeline", (char *)r->p->name}};
         if ((st = kd_mlp_save(m->net, path, meta, 1, err)) || (st = kd_run_add_artefact(r, path, "safetensors", err)))
@@ -35,6 +36,11 @@ kd_status kd_run_stage_export(struct runner *r, const struct kd_pipe_stage *s, i
             if (*c == '-')
                 *c = '_';
         if ((st = kd_mlp_export_c(m->net, path, prefix, err)) || (st = kd_run_add_artefact(r, path, "c", err)))
+            return st;
+    }
+    if (s->format_onnx) {
+        snprintf(path, sizeof path, "%s.onnx", base);
+        if ((st = kd_mlp_export_onnx(m->net, path, err)) || (st = kd_run_add_artefact(r, path, "onnx", err)))
             return st;
     }
     return st;

@@ -51,9 +51,13 @@ kd_status kd_run_stage_train(struct runner *r, const struct kd_pipe_stage *s, in
     }
     if ((st = kd_run_build_model(r->p, m->def, kd_dataset_d(&d->ds), c, r->p->seed, &m->net, err)))
         return st;
+    /* The model remembers the scaling of its training data (saved, exported, applied as a teacher). */
+    if ((st = kd_input_scale_copy(&m->net->scale, &d->scale, err)))
+        return st;
     struct kd_train_config tc;
     if ((st = kd_run_train_config(r->p, s, kd_dataset_n(&d->ds), &tc, err)))
         return st;
+    kd_run_note_steps(s, kd_dataset_n(&d->ds), tc.batch, tc.epochs);
     struct checkpoint_log cl = {{r, sid, s->name}, s};
     if (s->checkpoint_every) {
         char dir[1024];

@@ -96,6 +96,17 @@ def safetensors(tmp):
                     "--quiet", "--out", out2], check=True, stdout=subprocess.DEVNULL)
     with open(out2, "rb") as f:
         put("safetensors", "kd-mlp-linear", f.read())
+    # a model that records a standard input scaling (input_mean, input_inv_std)
+    out3 = os.path.join(tmp, "ms.safetensors")
+    subprocess.run([KD, "train", "--train", csv, "--label-column", "label", "--epochs", "1", "--hidden", "4",
+                    "--batch", "4", "--scale", "standard", "--quiet", "--out", out3], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(out3, "rb") as f:
+        put("safetensors", "kd-mlp-standard", f.read())
+    put("safetensors", "kd-mlp-bad-scale", st_file(
+        [("layers.0.weight", "F32", [2, 3], f32(1, 2, 3, 4, 5, 6)), ("layers.0.bias", "F32", [2], f32(0, 1))],
+        {"kd_format": "mlp", "sizes": "3,2", "input_scale": "standard", "input_mean": "1,2,3",
+         "input_inv_std": "1,,nan"}))
     put("safetensors", "one-f32", st_file([("w", "F32", [2, 2], f32(1, 2, 3, 4))], {"format": "pt"}))
     put("safetensors", "dtypes", st_file([
         ("a", "F64", [1], struct.pack("<d", 1.5)), ("b", "F16", [2], b"\x00\x3c\x00\x40"),

@@ -105,14 +105,15 @@ static void emit(struct emitter *e, const char *fmt, ...)
     }
 }
 
-static void emit_array(struct emitter *e, const char *prefix, const char *what, size_t layer,
-                       const float *v, size_t rows, size_t cols)
+/* static const float <prefix>_<what>[rows * cols] = {...}; */
+static void emit_array(struct emitter *e, const char *prefix, const char *what, const float *v, size_t rows,
+                       size_t cols)
 {
     char lit[48];
     if (rows > 1)
-        emit(e, "static const float %s_%s%zu[%zu * %zu] = {\n", prefix, what, layer, rows, cols);
+        emit(e, "static const float %s_%s[%zu * %zu] = {\n", prefix, what, rows, cols);
     else
-        emit(e, "static const float %s_%s%zu[%zu] = {\n", prefix, what, layer, cols);
+        emit(e, "static const float %s_%s[%zu] = {\n", prefix, what, cols);
     size_t n = rows * cols;
     for (size_t i = 0; i < n && !e->failed; i++) {
         float_literal(lit, sizeof lit, v[i]);
@@ -132,6 +133,9 @@ static void emit_source(struct emitter *e, const struct kd_mlp *m, const char *p
     const int needs_math = L > 1 && (act == KD_ACT_TANH || act == KD_ACT_GELU);
     const int stack_hidden = hidden_width <= EXPORT_STACK_MAX_WIDTH;
     const int stack_logits = C <= EXPORT_STACK_MAX_WIDTH;
+    /* Pixels and standard scaling copy the input into xs first (x is const). */
+    const int scaled = m->scale.kind == KD_INPUT_PIXELS || m->scale.kind == KD_INPUT_STANDARD;
+    const int stack_input = !scaled || D <= EXPORT_STACK_MAX_WIDTH;
     char arch[KD_MLP_MAX_LAYERS * 12 + 1] = "";
     for (size_t i = 0, k = 0; i < m->cfg.n_sizes; i++)
         k += (size_t)snprintf(arch + k, sizeof arch - k, i ? "-%zu" : "%zu", m->cfg.sizes[i]);
@@ -158,19 +162,43 @@ static void emit_source(struct emitter *e, const struct kd_mlp *m, const char *p
             " *     %s_logits(x, logits);\n"
             " *     int k = %s_predict(x);\n"
             " *\n"
-            " * x holds %s_INPUTS features, preprocessed exactly as for training (e.g.\n"
-            " * pixels divided by 255); logits are the unnormalised class scores and k is\n"
-            " * the class with the largest one (the first, on ties). Compiled on its own,\n"
-            " * the file keeps its macros to itself; declare the functions with\n"
+            " * logits are the unnormalised class scores and k is the class with the\n"
+            " * largest one (the first, on ties). Compiled on its own, the file keeps its\n"
+            " * macros to itself; declare the functions with\n"
             " *\n"
             " *     void %s_logits(const float *x, float *logits);\n"
             " *     int %s_predict(const float *x);\n"
             " *\n",
-         upper, prefix, prefix, upper, prefix, prefix);
-    if (stack_hidden && stack_logits)
+         upper, prefix, prefix, prefix, prefix);
+    switch (m->scale.kind) {
+    case KD_INPUT_PIXELS:
+        emit(e, " * x holds %s_INPUTS raw features, as in the data file (pixels 0..255): the\n"
+                " * model was trained with pixels scaling, and %s_logits divides each\n"
+                " * value by 255 itself. Do not scale x beforehand.\n *\n",
+             upper, prefix);
+        break;
+    case KD_INPUT_STANDARD:
+        emit(e, " * x holds %s_INPUTS raw features, as in the data file: the model was\n"
+                " * trained with standard scaling, and %s_logits computes\n"
+                " * (x[j] - %s_mean[j]) * %s_inv_std[j] itself with the training\n"
+                " * statistics. Do not scale x beforehand.\n *\n",
+             upper, prefix, prefix, prefix);
+        break;
+    case KD_INPUT_NONE:
+        emit(e, " * x holds %s_INPUTS raw features, as in the data file (the model was\n"
+                " * trained without scaling).\n *\n",
+             upper);
+        break;
+    case KD_INPUT_UNSET:
+        emit(e, " * x holds %s_INPUTS features, preprocessed exactly as for training (e.g.\n"
+                " * pixels divided by 255): this model's file does not say how.\n *\n",
+             upper);
+        break;
+    }
+    if (stack_hidden && stack_logits && stack_input)
         emit(e, " * Thread safety: the functions keep their scratch space on the stack (at\n"
                 " * most %zu floats), so several threads may call them at once.\n",
-             (L > 2 ? 2 : L - 1) * hidden_width + C);
+             (L > 2 ? 2 : L - 1) * hidden_width + C + (scaled ? D : 0));
     else
         emit(e, " * Thread safety: the layers are too wide for scratch space on the stack, so\n"
                 " * it is in static arrays: do not call these functions from several threads\n"
@@ -185,9 +213,17 @@ static void emit_source(struct emitter *e, const struct kd_mlp *m, const char *p
 
     for (size_t l = 0; l < L && !e->failed; l++) {
         const struct kd_dense *ly = &m->layers[l];
+        char wn[32], bn[32];
+        snprintf(wn, sizeof wn, "w%zu", l);
+        snprintf(bn, sizeof bn, "b%zu", l);
         emit(e, "\n/* layer %zu: W (%zu, %zu), b (%zu) */\n", l, ly->out, ly->in, ly->out);
-        emit_array(e, prefix, "w", l, ly->w, ly->out, ly->in);
-        emit_array(e, prefix, "b", l, ly->b, 1, ly->out);
+        emit_array(e, prefix, wn, ly->w, ly->out, ly->in);
+        emit_array(e, prefix, bn, ly->b, 1, ly->out);
+    }
+    if (m->scale.kind == KD_INPUT_STANDARD) {
+        emit(e, "\n/* input scaling: x'[j] = (x[j] - mean[j]) * inv_std[j], the training statistics */\n");
+        emit_array(e, prefix, "mean", m->scale.mean, 1, D);
+        emit_array(e, prefix, "inv_std", m->scale.inv_std, 1, D);
     }
 
     emit(e, "\n/* y (n_out) = W (n_out, n_in) x (n_in) + b, each sum in index order. */\n"
@@ -226,6 +262,15 @@ static void emit_source(struct emitter *e, const struct kd_mlp *m, const char *p
     }
 
     emit(e, "\nvoid %s_logits(const float *x, float *logits)\n{\n", prefix);
+    if (scaled) {
+        if (!stack_input)
+            emit(e, "    /* Static: too wide for the stack (see the top of the file). */\n"
+                    "    static float xs[%s_INPUTS];\n",
+                 upper);
+        else
+            emit(e, "    float xs[%s_INPUTS];\n", upper);
+        emit(e, "    size_t j;\n");
+    }
     if (L > 1) {
         /* Hidden layers alternate between h0 and h1; one hidden layer needs h0 only. */
         char decl[64];
@@ -240,9 +285,17 @@ static void emit_source(struct emitter *e, const struct kd_mlp *m, const char *p
         else
             emit(e, "    float %s;\n", decl);
     }
+    if (m->scale.kind == KD_INPUT_PIXELS)
+        emit(e, "    for (j = 0; j < %s_INPUTS; j++) /* the pixels scaling kd trained with */\n"
+                "        xs[j] = x[j] / 255.0f;\n",
+             upper);
+    else if (m->scale.kind == KD_INPUT_STANDARD)
+        emit(e, "    for (j = 0; j < %s_INPUTS; j++) /* the standard scaling kd trained with */\n"
+                "        xs[j] = (x[j] - %s_mean[j]) * %s_inv_std[j];\n",
+             upper, prefix, prefix);
     for (size_t l = 0; l < L; l++) {
         const struct kd_dense *ly = &m->layers[l];
-        const char *in = l == 0 ? "x" : (l - 1) % 2 ? "h1" : "h0";
+        const char *in = l == 0 ? (scaled ? "xs" : "x") : (l - 1) % 2 ? "h1" : "h0";
         const char *out = l + 1 == L ? "logits" : l % 2 ? "h1" : "h0";
         /* The macros name the outer sizes, which also keeps them "used". */
         char n_in[300], n_out[300];

@@ -479,9 +479,24 @@ kd_status kd_mlp_export_onnx(const struct kd_mlp *m, const char *path, struct kd
     const int64_t D = (int64_t)kd_mlp_in(m), C = (int64_t)kd_mlp_out(m);
     const char *const batch[2] = {"batch", NULL};
     int64_t in_dims[2] = {-1, D}, out_dims[2] = {-1, C};
-    b_input(&b, b_value(&b, "input", "the features as kd_mlp_forward takes them (already scaled), float32 (batch, D)",
-                        ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, in_dims, batch, 2));
+    const struct kd_input_scale *sc = &m->scale;
+    const char *in_doc = sc->kind == KD_INPUT_UNSET
+                             ? "the features as kd_mlp_forward takes them (already scaled), float32 (batch, D)"
+                             : "the raw features as in the data file, float32 (batch, D); the graph applies the "
+                               "model's input scaling (metadata input_scale)";
+    b_input(&b, b_value(&b, "input", in_doc, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, in_dims, batch, 2));
     const char *x = "input";
+    /* The scaling kd trained with, in the same float operations as kd_input_scale_apply. */
+    if (sc->kind == KD_INPUT_PIXELS) {
+        x = out_of(b_node(&b, "Div", "scaled_input", 2, x, b_scalar(&b, "input_scale.divisor", 255.0f)));
+    } else if (sc->kind == KD_INPUT_STANDARD) {
+        int64_t sd[1] = {D};
+        b_init(&b, "input_scale.mean", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, sd, 1, sc->mean, sc->d * sizeof(float));
+        b_init(&b, "input_scale.inv_std", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, sd, 1, sc->inv_std,
+               sc->d * sizeof(float));
+        x = out_of(b_node(&b, "Sub", NULL, 2, x, "input_scale.mean"));
+        x = out_of(b_node(&b, "Mul", "scaled_input", 2, x, "input_scale.inv_std"));
+    }
     for (size_t l = 0; l < m->n_layers; l++) {
         char *prefix = b_str(&b, "layers.%zu", l);
         if (!prefix)
@@ -506,11 +521,21 @@ kd_status kd_mlp_export_onnx(const struct kd_mlp *m, const char *path, struct kd
     b_meta(&b, "kd_version", "%s", KD_VERSION);
     b_meta(&b, "sizes", "%s", sizes);
     b_meta(&b, "activation", "%s", kd_act_name(m->cfg.act));
+    if (sc->kind != KD_INPUT_UNSET)
+        b_meta(&b, "input_scale", "%s", kd_input_scale_name(sc->kind));
+    static const char *const scale_doc[] = {
+        [KD_INPUT_UNSET] = "the features exactly as given to kd (kd predict scales IDX pixels by 1/255 first)",
+        [KD_INPUT_NONE] = "the raw features as in the data file (the model was trained without scaling)",
+        [KD_INPUT_PIXELS] = "the raw features as in the data file; the graph divides them by 255 (pixels "
+                            "scaling) before the first layer",
+        [KD_INPUT_STANDARD] = "the raw features as in the data file; the graph computes (x - input_scale.mean) "
+                              "* input_scale.inv_std (standard scaling, the training statistics) before the "
+                              "first layer",
+    };
     char *doc = b_str(&b,
                       "kd MLP classifier %s (%s between hidden layers). Input 'input' float32 (batch, %lld): "
-                      "the features exactly as given to kd (kd predict scales IDX pixels by 1/255 first). "
-                      "Outputs 'logits' and 'probabilities' float32 (batch, %lld).",
-                      sizes, kd_act_name(m->cfg.act), (long long)D, (long long)C);
+                      "%s. Outputs 'logits' and 'probabilities' float32 (batch, %lld).",
+                      sizes, kd_act_name(m->cfg.act), (long long)D, scale_doc[sc->kind], (long long)C);
     kd_status rc = write_model(&b, path, "kd_mlp", doc ? doc : "", err);
     builder_release(&b);
     return rc;

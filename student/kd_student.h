@@ -91,6 +91,58 @@ size_t kd_mlp_config_params(const struct kd_mlp_config *cfg);
 /* Parses "784-256-10" (also "784,256,10"). */
 kd_status kd_mlp_config_parse_sizes(struct kd_mlp_config *cfg, const char *text, struct kd_error *err);
 
+/* ------------------------------------------------------ input scaling */
+
+/* How a model's inputs were scaled when it was trained, kept with the model
+ * (student/input_scale.c) so that every consumer (kd eval, kd predict, a
+ * model teacher, the C and ONNX exports) applies it to raw inputs:
+ *   none      x' = x
+ *   pixels    x' = x / 255
+ *   standard  x' = (x - mean[j]) * inv_std[j], per feature j, in float32; the
+ *             training statistics (a feature constant in the training data
+ *             has inv_std 1, so it becomes x - mean there).
+ * KD_INPUT_UNSET is a model saved before kd recorded this (a file without
+ * the metadata key `input_scale`): nothing is applied, and callers keep
+ * their old defaults (docs/onnx.md, "Input scaling"). */
+enum kd_input_scale_kind { KD_INPUT_UNSET = 0, KD_INPUT_NONE, KD_INPUT_PIXELS, KD_INPUT_STANDARD };
+
+struct kd_input_scale {
+    enum kd_input_scale_kind kind;
+    size_t d;                        /* standard: the width of mean and inv_std */
+    float *mean, *inv_std;           /* standard: (d) each, owned; NULL otherwise */
+};
+
+/* "unset", "none", "pixels", "standard". */
+const char *kd_input_scale_name(enum kd_input_scale_kind kind);
+/* *s becomes kind (with copies of mean and inv_std (d) for standard; they
+ * are ignored otherwise). The old contents are released. KD_ERR_ARG when a
+ * standard scaling has d = 0 or a value that is not finite. */
+kd_status kd_input_scale_set(struct kd_input_scale *s, enum kd_input_scale_kind kind, const float *mean,
+                             const float *inv_std, size_t d, struct kd_error *err);
+/* dst becomes a copy of src (dst's old contents released). */
+kd_status kd_input_scale_copy(struct kd_input_scale *dst, const struct kd_input_scale *src, struct kd_error *err);
+/* Frees the vectors and makes *s unset; accepts NULL. */
+void kd_input_scale_release(struct kd_input_scale *s);
+/* 1 when a and b scale every input the same way (unset counts as none). */
+int kd_input_scale_equal(const struct kd_input_scale *a, const struct kd_input_scale *b);
+/* Applies s to the rows of x (N, D) in place. KD_ERR_SHAPE when a standard
+ * scaling has another width than x. Unset and none do nothing. */
+kd_status kd_input_scale_apply(const struct kd_input_scale *s, struct kd_tensor *x, struct kd_error *err);
+/* The inverse, x = x' / inv_std + mean (x' * 255 for pixels), in place: for
+ * inputs made in the scaled space (TGT's generated examples) that a teacher
+ * of raw inputs must see. Exact only up to float rounding. */
+kd_status kd_input_scale_invert(const struct kd_input_scale *s, struct kd_tensor *x, struct kd_error *err);
+/* Safetensors metadata: `input_scale` = the kind's name and, for standard,
+ * `input_mean` and `input_inv_std` = D comma-separated floats written with 9
+ * significant digits (they read back bit for bit). Adds them to w (nothing
+ * for unset). KD_ERR_UNSUPPORTED past KD_INPUT_SCALE_MAX_META features. */
+#define KD_INPUT_SCALE_MAX_META 1000000
+kd_status kd_input_scale_write_meta(const struct kd_input_scale *s, struct kd_st_writer *w, struct kd_error *err);
+/* Reads those keys back from a file's metadata for a model of d inputs:
+ * no `input_scale` key is KD_INPUT_UNSET. Errors name path and the key. */
+kd_status kd_input_scale_read_meta(struct kd_input_scale *s, const struct kd_safetensors *st, size_t d,
+                                   const char *path, struct kd_error *err);
+
 struct kd_mlp {
     struct kd_mlp_config cfg;
     size_t n_layers;
@@ -106,6 +158,10 @@ struct kd_mlp {
     const float *input;             /* the last forward's input, borrowed */
     size_t last_batch;
     int last_train;
+    /* How its inputs were scaled in training (saved, exported, applied by
+     * kd eval, kd predict and model teachers); last, so that the fields
+     * above keep their offsets for programs built against kd 0.2. */
+    struct kd_input_scale scale;
 };
 
 /* Allocates a network with initial weights drawn from `seed` (He: N(0, 2/in),
@@ -132,8 +188,9 @@ static inline size_t kd_mlp_in(const struct kd_mlp *m) { return m->cfg.sizes[0];
 static inline size_t kd_mlp_out(const struct kd_mlp *m) { return m->cfg.sizes[m->cfg.n_sizes - 1]; }
 
 /* safetensors with names layers.<i>.weight (out, in) and layers.<i>.bias (out),
- * metadata kd_format=mlp, sizes, activation, dropout, kd_version, and any
- * extra key/value pairs given (extra may be NULL when n_extra is 0). */
+ * metadata kd_format=mlp, sizes, activation, dropout, kd_version, the input
+ * scaling (kd_input_scale_write_meta; nothing when unset), and any extra
+ * key/value pairs given (extra may be NULL when n_extra is 0). */
 kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_st_meta *extra,
                       size_t n_extra, struct kd_error *err);
 /* Reads a file written by kd_mlp_save (or any file with those names, shapes
@@ -145,7 +202,10 @@ kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *er
  * gelu), holding the weights as `static const float` arrays and the functions
  *     void <prefix>_logits(const float *x, float *logits);   x (D), logits (C)
  *     int  <prefix>_predict(const float *x);                 argmax class
- * plus <PREFIX>_INPUTS / <PREFIX>_CLASSES macros. Floats are written with
+ * plus <PREFIX>_INPUTS / <PREFIX>_CLASSES macros. A model that records its
+ * input scaling (pixels, standard) takes raw x: <prefix>_logits scales a copy
+ * first (standard with the arrays <prefix>_mean and <prefix>_inv_std), in
+ * kd_input_scale_apply's float operations. Floats are written with
  * 9 significant digits, so the compiled network reproduces kd's weights
  * exactly. prefix must be a C identifier (KD_ERR_ARG otherwise); the file is
  * written atomically (temporary file, then rename). (student/export_c.c) */
@@ -154,7 +214,10 @@ kd_status kd_mlp_export_c(const struct kd_mlp *m, const char *path, const char *
 
 /* ONNX (opset KD_ONNX_OPSET, IR version 7), written through protobuf-c from
  * Debian's onnx.proto (student/export_onnx.c). One input "input" float32
- * (batch, D), the features exactly as kd_mlp_forward takes them; outputs
+ * (batch, D): the raw features when the model records its input scaling
+ * (the graph starts with Div by 255 for pixels, or Sub input_scale.mean and
+ * Mul input_scale.inv_std for standard, and says so in the metadata key
+ * input_scale), else the features exactly as kd_mlp_forward takes them; outputs
  * "logits" and "probabilities" (softmax) float32 (batch, C). Each layer is a
  * Gemm with transB = 1 over the PyTorch-layout weights "layers.<i>.weight"
  * (out, in) and "layers.<i>.bias"; GELU is composed from Erf. Metadata:

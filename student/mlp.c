@@ -152,6 +152,7 @@ void kd_mlp_free(struct kd_mlp *m)
     if (!m)
         return;
     free_workspace(m);
+    kd_input_scale_release(&m->scale);
     kd_free(m->params);
     kd_free(m->grads);
     free(m);

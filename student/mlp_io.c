@@ -41,6 +41,8 @@ kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_
         st = kd_st_writer_meta(&w, "activation", kd_act_name(m->cfg.act), err);
     if (!st)
         st = kd_st_writer_meta(&w, "dropout", dropout, err);
+    if (!st)
+        st = kd_input_scale_write_meta(&m->scale, &w, err);
     for (size_t i = 0; i < n_extra && !st; i++)
         st = kd_st_writer_meta(&w, extra[i].key, extra[i].value, err);
     if (!st)
@@ -95,6 +97,8 @@ kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *er
         if ((st = kd_safetensors_copy_f32(&st_file, name, L->b, L->out, 1, bshape, err)) != KD_OK)
             goto done;
     }
+    if ((st = kd_input_scale_read_meta(&m->scale, &st_file, kd_mlp_in(m), path, err)) != KD_OK)
+        goto done;
     *out = m;
     m = NULL;
 done:

@@ -111,7 +111,14 @@ struct kd_teacher {
 };
 
 /* Opens a teacher for inputs of width d, registering it in `store`.
- * Fingerprints: model, XXH3-128 of the weights and architecture; exec, of
+ * Inputs: exec and table teachers get the inputs exactly as given (the
+ * runner gives the raw values of the data file); a model teacher whose
+ * network records its input scaling (kd_input_scale) scales each batch
+ * itself, as it was trained, so it too is given raw inputs; one without the
+ * record (an old file) is given what it was trained on. Answers are keyed by
+ * the hash of the inputs as given.
+ * Fingerprints: model, XXH3-128 of the weights, architecture and recorded
+ * input scaling; exec, of
  * the command line and the VERSION text of the teacher's ready line (so the
  * exec teacher is started here); table, the fingerprint of the newest
  * teacher of that name in the store (KD_ERR_NOT_FOUND when it has none:

@@ -20,6 +20,19 @@ static void fingerprint_model(const struct kd_mlp *m, char out[KD_HASH_HEX_LEN +
     const char *act = kd_act_name(m->cfg.act);
     kd_hasher_update(&h, act, strlen(act));
     kd_hasher_update(&h, m->params, m->n_params * sizeof(float));
+    /* A model that records its input scaling takes raw inputs and scales them
+     * itself, so its answers depend on the scaling too. A model without the
+     * record (saved before kd kept it) hashes as it always did, so stores
+     * made then still answer for it. */
+    if (m->scale.kind != KD_INPUT_UNSET) {
+        const char *sc = kd_input_scale_name(m->scale.kind);
+        kd_hasher_update(&h, "input_scale", 11);
+        kd_hasher_update(&h, sc, strlen(sc));
+        if (m->scale.kind == KD_INPUT_STANDARD) {
+            kd_hasher_update(&h, m->scale.mean, m->scale.d * sizeof(float));
+            kd_hasher_update(&h, m->scale.inv_std, m->scale.d * sizeof(float));
+        }
+    }
     kd_hash_hex(kd_hasher_digest(&h), out);
     kd_hasher_release(&h);
 }
@@ -156,12 +169,15 @@ void kd_teacher_close(struct kd_teacher *t)
 }
 
 /* Answers for n inputs (n, d) straight from the teacher, into out (n, c). */
-static kd_status ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err)
+static kd_status ask(struct kd_teacher *t, float *x, size_t n, float *out, struct kd_error *err)
 {
     if (t->kind == KD_TEACHER_EXEC)
         return kd_exec_request(&t->exec, x, n, out, err);
-    struct kd_tensor xt = kd_tensor_view((float *)x, n, t->d), ot = kd_tensor_view(out, n, t->c);
-    return kd_mlp_predict(t->net, &xt, &ot, err);
+    /* x is the batch buffer of label_inputs (a copy): a model scales its raw
+     * inputs the way it was trained, in place. */
+    struct kd_tensor xt = kd_tensor_view(x, n, t->d), ot = kd_tensor_view(out, n, t->c);
+    kd_status st = kd_input_scale_apply(&t->net->scale, &xt, err);
+    return st ? st : kd_mlp_predict(t->net, &xt, &ot, err);
 }
 
 static kd_status hash_rows(const struct kd_tensor *x, struct kd_hash **keys, struct kd_error *err)

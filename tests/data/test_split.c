@@ -347,3 +347,86 @@ Test(data, scaler_fit_on_an_empty_dataset_is_an_argument_error)
     expect_error(st, err, KD_ERR_ARG, "cannot fit a scaler on an empty dataset");
     kd_dataset_release(&a);
 }
+
+Test(data, scaler_fit_many_is_the_fit_of_the_rows_together)
+{
+    /* Two parts of one dataset: fitting on both is fitting on the whole. */
+    struct kd_dataset all, a = {0}, b = {0};
+    struct kd_error err = {0};
+    make(&all, 30, 4);
+    for (size_t i = 0; i < 30; i++)
+        kd_tensor_row(&all.x, i)[1] = 1000.0f + (float)(i % 3); /* a large mean, a small spread */
+    size_t ia[12], ib[18];
+    for (size_t i = 0; i < 30; i++) {
+        if (i < 12)
+            ia[i] = i;
+        else
+            ib[i - 12] = i;
+    }
+    cr_assert_eq(kd_dataset_subset(&all, ia, 12, &a, &err), KD_OK);
+    cr_assert_eq(kd_dataset_subset(&all, ib, 18, &b, &err), KD_OK);
+    struct kd_scaler whole, parts;
+    const struct kd_dataset *both[2] = {&a, &b};
+    cr_assert_eq(kd_scaler_fit(&whole, &all, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_scaler_fit_many(&parts, both, 2, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(whole.mean, parts.mean, 4 * sizeof(float)), 0);
+    cr_assert_eq(memcmp(whole.inv_std, parts.inv_std, 4 * sizeof(float)), 0);
+    kd_scaler_release(&whole);
+    kd_scaler_release(&parts);
+    kd_dataset_release(&all);
+    kd_dataset_release(&a);
+    kd_dataset_release(&b);
+}
+
+Test(data, scaler_fit_many_handles_a_feature_constant_in_the_training_data)
+{
+    /* Constant in the two training sets (with different row counts): inv_std
+     * 1, so a test row with another value becomes x - mean, finite. */
+    struct kd_dataset a = {0}, b = {0}, test = {0};
+    struct kd_error err = {0};
+    make(&a, 5, 3);
+    make(&b, 9, 3);
+    make(&test, 2, 3);
+    for (size_t i = 0; i < 5; i++)
+        kd_tensor_row(&a.x, i)[2] = 4.5f;
+    for (size_t i = 0; i < 9; i++)
+        kd_tensor_row(&b.x, i)[2] = 4.5f;
+    kd_tensor_row(&test.x, 0)[2] = 10.0f;
+    kd_tensor_row(&test.x, 1)[2] = 4.5f;
+    struct kd_scaler s;
+    const struct kd_dataset *both[2] = {&a, &b};
+    cr_assert_eq(kd_scaler_fit_many(&s, both, 2, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s.mean[2], 4.5f);
+    cr_assert_eq(s.inv_std[2], 1.0f);
+    cr_assert_eq(kd_scaler_apply(&s, &test, &err), KD_OK);
+    cr_assert_eq(kd_tensor_row(&test.x, 0)[2], 5.5f);
+    cr_assert_eq(kd_tensor_row(&test.x, 1)[2], 0.0f);
+    kd_scaler_release(&s);
+    kd_dataset_release(&a);
+    kd_dataset_release(&b);
+    kd_dataset_release(&test);
+}
+
+Test(data, scaler_fit_many_refuses_mixed_widths_and_no_rows)
+{
+    struct kd_dataset a = {0}, b = {0}, none = {0};
+    struct kd_error err = {0};
+    make(&a, 3, 3);
+    make(&b, 3, 4);
+    snprintf(a.source, sizeof a.source, "a.csv");
+    snprintf(b.source, sizeof b.source, "b.csv");
+    struct kd_scaler s;
+    const struct kd_dataset *two[2] = {&a, &b};
+    cr_assert_eq(kd_scaler_fit_many(&s, two, 2, &err), KD_ERR_SHAPE);
+    cr_assert_str_eq(err.msg, "cannot fit one scaler on 3 features (a.csv) and 4 (b.csv)");
+    cr_assert_eq(kd_scaler_fit_many(&s, two, 0, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "cannot fit a scaler on no dataset");
+    cr_assert_eq(kd_dataset_init(&none, 0, 3, 0, &err), KD_OK);
+    snprintf(none.source, sizeof none.source, "empty.csv");
+    const struct kd_dataset *empty[1] = {&none};
+    cr_assert_eq(kd_scaler_fit_many(&s, empty, 1, &err), KD_ERR_ARG);
+    cr_assert_str_eq(err.msg, "empty.csv: cannot fit a scaler on an empty dataset");
+    kd_dataset_release(&a);
+    kd_dataset_release(&b);
+    kd_dataset_release(&none);
+}

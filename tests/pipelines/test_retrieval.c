@@ -148,7 +148,8 @@ Test(pipelines, a_model_of_the_wrong_family_for_its_data_is_an_error_at_its_posi
                  "t.yaml:14:35: model 'm' (type mlp) cannot be evaluated on the retrieval data set 'wn'",
                  "t.yaml:14:67: 'teacher' is only for evaluating on a table of features (pair teachers come later)",
                  "t.yaml:14:76: unknown teacher 'tt': the pipeline defines no teachers",
-                 "t.yaml:15:48: model 'de' is a dual encoder: kd exports it as safetensors only",
+                 "t.yaml:15:48: model 'de' is a dual encoder: a pipeline exports it as safetensors only (kd export "
+                 "--tower writes a tower as ONNX)",
                  "t.yaml:16:22: unknown teacher 'tt': the pipeline defines no teachers",
                  "t.yaml:16:32: dataset 'wn' is a retrieval data set: label stages take a table of features");
 }

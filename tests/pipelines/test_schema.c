@@ -108,7 +108,7 @@ Test(pipelines, unknown_values_list_the_allowed_ones)
                 "tests/pipelines/fixtures/bad-enum.yaml:11:24: 'kind' must be one of constant, step, cosine, got "
                 "'linear'",
                 "tests/pipelines/fixtures/bad-enum.yaml:12:40: each item of 'formats' must be one of safetensors, c, "
-                "got 'onnx'",
+                "onnx, got 'tflite'",
                 "tests/pipelines/fixtures/bad-enum.yaml:14:18: 'kind' must be one of model, exec, table, got "
                 "'remote'");
 }
@@ -268,7 +268,7 @@ Test(pipelines, several_problems_are_all_reported_in_file_order)
                 "tests/pipelines/fixtures/many-problems.yaml:10:21: model 'student' is exported but never trained: no "
                 "train or distill stage names it",
                 "tests/pipelines/fixtures/many-problems.yaml:10:40: each item of 'formats' must be one of safetensors, "
-                "c, got 'zip'");
+                "c, onnx, got 'zip'");
 }
 
 Test(pipelines, long_values_are_shortened_in_messages)
@@ -305,4 +305,21 @@ Test(pipelines, model_with_more_parameters_than_the_limit_is_refused_at_its_name
                  "(2^31); make 'hidden' smaller",
                  "t.yaml:6:3: model 'wide' has 1099512348682 parameters, more than kd's limit of 2147483648 (2^31); "
                  "make 'hidden' smaller");
+}
+
+Test(pipelines, export_formats_take_onnx_alone_or_with_the_others)
+{
+    struct kd_pipeline p;
+    parse_ok(MINI "stages:\n  - train: {model: m, data: d}\n"
+                  "  - export: {model: m, formats: [onnx]}\n"
+                  "  - export: {name: all, model: m, formats: [c, onnx, safetensors]}\n",
+             "t.yaml", NULL, 0, &p);
+    cr_assert(p.stages[1].format_onnx);
+    cr_assert_not(p.stages[1].format_safetensors, "onnx alone writes no safetensors");
+    cr_assert_not(p.stages[1].format_c);
+    cr_assert(p.stages[2].format_onnx && p.stages[2].format_c && p.stages[2].format_safetensors);
+    kd_pipeline_release(&p);
+    EXPECT_PARSE(MINI "stages:\n  - train: {model: m, data: d}\n  - export: {model: m, formats: [onxx]}\n",
+                 "t.yaml:7:34: each item of 'formats' must be one of safetensors, c, onnx, got 'onxx' (did you mean "
+                 "'onnx'?)");
 }

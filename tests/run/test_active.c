@@ -313,8 +313,8 @@ Test(active, tgt_generates_labelled_inputs_inside_the_data_range_with_their_orig
                           r, run, run),
                      50, "round %d", r);
 
-    /* the generated inputs, saved as NPY: 100 rows of pixels in [0, 1],
-     * each one the input of a tgt-gradient selection */
+    /* the generated inputs, saved as NPY as the teacher was asked (pixels
+     * scaling undone): 100 rows in [0, 255], each a tgt-gradient selection */
     char path[512];
     snprintf(path, sizeof path, "%s/out/active-generated.npy", dir);
     struct kd_dataset g = {0};
@@ -322,7 +322,7 @@ Test(active, tgt_generates_labelled_inputs_inside_the_data_range_with_their_orig
     cr_assert_eq(g.x.rows, 100);
     cr_assert_eq(g.x.cols, 784);
     for (size_t i = 0; i < 100 * 784; i++)
-        cr_assert(g.x.data[i] >= 0.0f && g.x.data[i] <= 1.0f, "value %zu: %g", i, g.x.data[i]);
+        cr_assert(g.x.data[i] >= 0.0f && g.x.data[i] <= 255.0f, "value %zu: %g", i, g.x.data[i]);
     for (size_t i = 0; i < 100; i++) {
         struct kd_hash h = kd_store_input_hash(kd_tensor_row(&g.x, i), 784);
         cr_assert_eq(SQL1(st,

@@ -309,15 +309,18 @@ Test(run, the_numpy_example_teacher_answers_like_the_model_it_serves)
     cr_assert_eq(kd_mlp_load(model, &net, &err), KD_OK, "%s", err.msg);
     struct kd_dataset test = {0};
     cr_assert_eq(kd_data_load_idx(FM "/t10k-images-idx3-ubyte.gz", NULL, &test, &err), KD_OK);
-    kd_data_scale_unit(&test, 0.0f, 255.0f);
     test.x.rows = 1000;
-    struct kd_tensor z;
-    kd_tensor_init(&z, 1000, 10, NULL);
-    cr_assert_eq(kd_mlp_predict(net, &test.x, &z, &err), KD_OK);
+    /* The exec teacher was sent the raw pixels and answers are keyed by them;
+     * the model (which records `scale: pixels`) saw them divided by 255. */
+    cr_assert_eq(net->scale.kind, KD_INPUT_PIXELS);
     struct kd_hash *keys = malloc(1000 * sizeof *keys);
     float *got = malloc(1000 * 10 * sizeof *got);
     for (size_t i = 0; i < 1000; i++)
         keys[i] = kd_store_input_hash(kd_tensor_row(&test.x, i), 784);
+    kd_data_scale_unit(&test, 0.0f, 255.0f);
+    struct kd_tensor z;
+    kd_tensor_init(&z, 1000, 10, NULL);
+    cr_assert_eq(kd_mlp_predict(net, &test.x, &z, &err), KD_OK);
     snprintf(db, sizeof db, "%s/out2/kd.db", dir);
     struct kd_store *st;
     cr_assert_eq(kd_store_open(db, NULL, &st, &err), KD_OK);
@@ -368,11 +371,12 @@ Test(run, a_table_teacher_serves_imported_answers_and_names_what_is_missing)
     const char *kd = getenv("KD_BIN");
     if (!kd)
         cr_skip_test("KD_BIN not set (run through make test)");
-    /* answers computed "elsewhere" for the first 800 of 1000 test images */
+    /* answers computed "elsewhere" for the first 800 of 1000 test images,
+     * keyed by the images as they are in the file (the pipeline's `scale:
+     * pixels` is for kd's networks, not for a table teacher) */
     struct kd_dataset test = {0}, part = {0}, ans = {0};
     struct kd_error err = {0};
     cr_assert_eq(kd_data_load_idx(FM "/t10k-images-idx3-ubyte.gz", NULL, &test, &err), KD_OK);
-    kd_data_scale_unit(&test, 0.0f, 255.0f);
     size_t idx[800];
     for (size_t i = 0; i < 800; i++)
         idx[i] = i;
