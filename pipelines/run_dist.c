@@ -214,12 +214,15 @@ struct agree {
 kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                               struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
 {
-    size_t N = kd_dataset_n(&d->ds), D = kd_dataset_d(&d->ds), C = t->t->c;
+    /* what the teacher is sent: raw features for exec teachers and models that
+     * record their scaling, as kd_run_teacher_answers does on one process */
+    const struct kd_tensor *x = kd_run_teacher_x(t->t, d);
+    size_t N = x->rows, D = x->cols, C = t->t->c;
     struct agree mine, theirs;
     memset(&mine, 0, sizeof mine); /* padding included: the bytes are compared */
     snprintf(mine.fingerprint, sizeof mine.fingerprint, "%s", t->t->fingerprint);
     mine.n = N, mine.d = D, mine.c = C, mine.batch = t->t->batch;
-    mine.data = kd_hash_bytes(d->ds.x.data, N * D * sizeof(float));
+    mine.data = kd_hash_bytes(x->data, N * D * sizeof(float));
     theirs = mine;
     kd_status st = kd_dist_broadcast(&theirs, sizeof theirs, 0, err);
     if (st)
@@ -252,7 +255,7 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         struct kd_teacher_farm farm = {&f, (size_t)(r->ranks - 1) * DEPTH, farm_submit, farm_collect};
         struct kd_label_stats ls = {0, 0, 0};
         double t0 = kd_time_now();
-        st = kd_teacher_label_farm(t->t, &d->ds.x, d->root, d->ds.rows, SIZE_MAX, out, &ls, r->opt->stop, &farm, err);
+        st = kd_teacher_label_farm(t->t, x, d->root, d->ds.rows, SIZE_MAX, out, &ls, r->opt->stop, &farm, err);
         struct kd_error e2 = {0};
         kd_status st2 = release_helpers(&f, &e2);
         if (!st && st2)
@@ -267,7 +270,7 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         if (st)
             snprintf(outcome.msg, sizeof outcome.msg, "%s", err->msg);
     } else {
-        st = serve(&f, t, &d->ds.x, err);
+        st = serve(&f, t, x, err);
         if (st)
             outcome.status = (int32_t)st; /* this rank's own failure wins below */
     }

@@ -164,8 +164,10 @@ kd_status kd_teacher_label_origins(struct kd_teacher *t, const struct kd_tensor 
  * in the teacher's own kind (t->answer_kind: logits or probabilities), with
  * no store look-up and nothing stored: for helpers that answer batches on
  * behalf of a process that owns the store (kd_teacher_label_farm). A table
- * teacher cannot be asked (KD_ERR_UNSUPPORTED). */
-kd_status kd_teacher_ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err);
+ * teacher cannot be asked (KD_ERR_UNSUPPORTED). x is raw input and is
+ * overwritten: a model teacher that records its input scaling scales it in
+ * place. */
+kd_status kd_teacher_ask(struct kd_teacher *t, float *x, size_t n, float *out, struct kd_error *err);
 
 /* Helpers that answer batches for kd_teacher_label_farm (pipelines/ plugs
  * in the ranks of an MPI job, dist/): up to `slots` batches are out with

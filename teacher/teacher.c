@@ -202,7 +202,7 @@ kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor 
     return st;
 }
 
-kd_status kd_teacher_ask(struct kd_teacher *t, const float *x, size_t n, float *out, struct kd_error *err)
+kd_status kd_teacher_ask(struct kd_teacher *t, float *x, size_t n, float *out, struct kd_error *err)
 {
     if (t->kind == KD_TEACHER_TABLE)
         return kd_error_set(err, KD_ERR_UNSUPPORTED, "table teacher '%s' answers from the store only", t->name);
