@@ -166,6 +166,21 @@ Test(data, wordnet_broken_lines_name_file_and_line, .init = beir_setup, .fini = 
                          "1: expected 3 words with their lexical ids, found 1");
 }
 
+/* fuzz/corpus/wordnet/regress-duplicate-offset: two synsets at one offset
+ * made two documents with one _id, a corpus kd_beir_load refuses. */
+Test(data, wordnet_repeated_or_decreasing_offsets_are_refused, .init = beir_setup,
+     .fini = beir_teardown)
+{
+    expect_wordnet_error("00001000 06 n 01 bank 0 000 | a; \"the bank\"\n"
+                         "00001000 06 n 01 bank 1 000 | b; \"a bank\"\n",
+                         "2: expected a synset offset after the previous line's 00001000, "
+                         "found '00001000'");
+    expect_wordnet_error("  licence\n00002000 06 n 01 bank 0 000 | a\n"
+                         "00001000 06 n 01 bank 1 000 | b\n",
+                         "3: expected a synset offset after the previous line's 00002000, "
+                         "found '00001000'");
+}
+
 Test(data, wordnet_missing_file_is_named, .init = beir_setup, .fini = beir_teardown)
 {
     struct kd_wordnet_options o;
