@@ -522,10 +522,77 @@ def texts_files():
     t("long", "word " * 1500 + "\n" + "x" * 100)
 
 
+# ---------------------------------------------------------------- model_meta
+def model_metas():
+    clear_seeds("model_meta")
+    # one byte (fuzz/fuzz_model_meta.c: b & 1 = 0 autoencoder, 1 checkpoint of
+    # a 2-3-2 network with ((b >> 1) & 3) + 1 epochs), then the file
+    def m(name, b, data):
+        put("model_meta", name, bytes([b]) + data)
+    def ae(meta=None, drop=(), shapes=None):
+        shapes = shapes or {"encoder.layers.0.weight": [3, 2], "encoder.layers.0.bias": [3],
+                            "encoder.layers.1.weight": [1, 3], "encoder.layers.1.bias": [1],
+                            "decoder.layers.0.weight": [3, 1], "decoder.layers.0.bias": [3],
+                            "decoder.layers.1.weight": [2, 3], "decoder.layers.1.bias": [2],
+                            "lo": [2], "hi": [2], "z_std": [1]}
+        ts = []
+        for name, shape in shapes.items():
+            if name in drop:
+                continue
+            n = 1
+            for k in shape:
+                n *= k
+            vals = [1.0] * n if name == "hi" else [0.0] * n if name == "lo" else [0.25 * (i % 5 - 2) for i in range(n)]
+            ts.append((name, "F32", shape, f32(*vals)))
+        md = {"kd_format": "autoencoder", "kd_version": "0.2.0", "encoder_sizes": "2-3-1",
+              "decoder_sizes": "1-3-2", "activation": "relu"}
+        md.update(meta or {})
+        md = {k: v for k, v in md.items() if v is not None}
+        return st_file(ts, md)
+    m("ae", 0, ae())
+    m("ae-gelu", 0, ae({"activation": "gelu"}))
+    m("ae-no-activation", 0, ae({"activation": None}))
+    m("ae-other-format", 0, ae({"kd_format": "mlp"}))
+    m("ae-no-format", 0, ae({"kd_format": None}))
+    m("ae-no-decoder-sizes", 0, ae({"decoder_sizes": None}))
+    m("ae-bad-sizes", 0, ae({"encoder_sizes": "2-x-1"}))
+    m("ae-sizes-mismatch", 0, ae({"decoder_sizes": "1-3-3"}))
+    m("ae-huge-sizes", 0, ae({"encoder_sizes": "100000-100000-1", "decoder_sizes": "1-100000-100000"}))
+    m("ae-bad-activation", 0, ae({"activation": "swish"}))
+    m("ae-missing-z-std", 0, ae(drop=("z_std",)))
+    m("ae-missing-layer", 0, ae(drop=("decoder.layers.1.weight",)))
+    n = 17  # (2 * 3 + 3) + (3 * 2 + 2)
+    def cp(meta=None, tensors=None):
+        md = {"epoch": "1", "step": "2", "optim_t": "2", "rng": "0123456789abcdef" * 4, "n_params": str(n),
+              "kd_format": "checkpoint"}
+        md.update(meta or {})
+        md = {k: v for k, v in md.items() if v is not None}
+        ts = tensors if tensors is not None else [
+            ("params", "F32", [n], f32(*[0.1 * (i % 7 - 3) for i in range(n)])),
+            ("optim.m", "F32", [n], f32(*[0.01] * n)),
+            ("optim.v", "F32", [n], f32(*[0.001] * n))]
+        return st_file(ts, md)
+    m("checkpoint", 1, cp())
+    m("checkpoint-done", 3, cp({"epoch": "2"}))
+    m("checkpoint-later", 7, cp({"epoch": "9"}))
+    m("checkpoint-no-rng", 1, cp({"rng": None}))
+    m("checkpoint-short-rng", 1, cp({"rng": "0123"}))
+    m("checkpoint-hex-rng", 1, cp({"rng": "zz" * 32}))
+    m("checkpoint-other-net", 1, cp({"n_params": "18"}))
+    m("checkpoint-bad-epoch", 1, cp({"epoch": "-1", "step": "x", "optim_t": "18446744073709551616"}))
+    m("checkpoint-nan", 1, cp(tensors=[("params", "F32", [n], f32(*[float("nan")] * n)),
+                                       ("optim.m", "F32", [n], f32(*[0.0] * n)),
+                                       ("optim.v", "F32", [n], f32(*[-1.0] * n))]))
+    m("checkpoint-no-moments", 1, cp(tensors=[("params", "F32", [n], f32(*[0.0] * n))]))
+    m("checkpoint-wrong-shape", 1, cp(tensors=[("params", "F32", [1, n], f32(*[0.0] * n))]))
+    m("not-safetensors", 1, b"not a safetensors file")
+    m("empty", 0, b"")
+
+
 def main():
-    # python3 scripts/fuzz-seeds.py beir text exec_text pairs wordnet texts_file: only those (no bin/kd needed)
+    # python3 scripts/fuzz-seeds.py beir text exec_text pairs wordnet texts_file model_meta: only those (no bin/kd needed)
     only = {"beir": beirs, "text": texts, "exec_text": exec_texts, "pairs": pairs, "wordnet": wordnets,
-            "texts_file": texts_files}
+            "texts_file": texts_files, "model_meta": model_metas}
     if len(sys.argv) > 1:
         for name in sys.argv[1:]:
             if name not in only:
@@ -536,7 +603,7 @@ def main():
         sys.exit("fuzz-seeds: build bin/kd first (make)")
     tmp = tempfile.mkdtemp(prefix="kd-seeds-")
     try:
-        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts(); pairs(); wordnets(); texts_files()
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts(); pairs(); wordnets(); texts_files(); model_metas()
     finally:
         shutil.rmtree(tmp)
 

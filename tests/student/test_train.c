@@ -302,3 +302,36 @@ Test(student, distillation_from_a_trained_teacher_transfers_its_decisions)
     kd_tensor_release(&bad), kd_tensor_release(&s), kd_tensor_release(&v), kd_tensor_release(&x);
     kd_mlp_free(teacher), kd_mlp_free(student);
 }
+
+/* Sizes read from the metadata that the tensors do not hold are refused
+ * before the network is allocated: 40 GB of weights from a 300-byte file
+ * (the autoencoder's case, found by fuzz/fuzz_model_meta.c). */
+Test(student, loading_sizes_the_tensors_do_not_hold_is_refused_before_allocating)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256];
+    snprintf(path, sizeof path, "%s/huge.safetensors", dir);
+    float w[16] = {0}, b[8] = {0};
+    uint64_t s0[2] = {8, 2}, s1[1] = {8};
+    const char *sizes[] = {"2,100000,100000", "2,8,3"};
+    const char *wants[] = {"%s: tensor 'layers.0.weight' has shape [8, 2], expected [100000, 2]",
+                           "%s: no tensor 'layers.1.weight' in the file (it has 2 tensors)"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_st_writer wr;
+        kd_st_writer_init(&wr);
+        kd_st_writer_add(&wr, "layers.0.weight", KD_DTYPE_F32, 2, s0, w, NULL);
+        kd_st_writer_add(&wr, "layers.0.bias", KD_DTYPE_F32, 1, s1, b, NULL);
+        kd_st_writer_meta(&wr, "sizes", sizes[k], NULL);
+        struct kd_error err = {0};
+        cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+        kd_st_writer_release(&wr);
+        struct kd_mlp *m = NULL;
+        cr_assert_eq(kd_mlp_load(path, &m, &err), k ? KD_ERR_NOT_FOUND : KD_ERR_SHAPE, "%s", err.msg);
+        snprintf(want, sizeof want, wants[k], path);
+        cr_assert_str_eq(err.msg, want);
+        cr_assert_null(m);
+    }
+    remove(path);
+    rmdir(dir);
+}
