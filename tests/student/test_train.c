@@ -335,3 +335,70 @@ Test(student, loading_sizes_the_tensors_do_not_hold_is_refused_before_allocating
     remove(path);
     rmdir(dir);
 }
+
+/* Writes a checkpoint of m's size with zero weights and moments and the
+ * given metadata values (epoch, step, optim_t, rng, n_params). */
+static void write_checkpoint(const char *path, const struct kd_mlp *m, const char *const v[5])
+{
+    float *zeros = calloc(m->n_params, sizeof *zeros);
+    cr_assert_not_null(zeros);
+    uint64_t n = m->n_params;
+    struct kd_st_writer wr;
+    kd_st_writer_init(&wr);
+    kd_st_writer_add(&wr, "params", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    kd_st_writer_add(&wr, "optim.m", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    kd_st_writer_add(&wr, "optim.v", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    const char *keys[5] = {"epoch", "step", "optim_t", "rng", "n_params"};
+    for (int i = 0; i < 5; i++)
+        kd_st_writer_meta(&wr, keys[i], v[i], NULL);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+    kd_st_writer_release(&wr);
+    free(zeros);
+}
+
+/* Counters and RNG state that are not plain digits (hexadecimal for the
+ * RNG) were read by strtoull as far as it went: "x" resumed at epoch 0. */
+Test(student, a_checkpoint_with_malformed_counters_is_refused)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256], np[32];
+    snprintf(path, sizeof path, "%s/cp.safetensors", dir);
+    struct kd_tensor x;
+    int32_t y[40];
+    make_blobs(&x, y, 40, 3);
+    struct kd_mlp *m = small_net(1, 0.0f);
+    snprintf(np, sizeof np, "%zu", m->n_params);
+    const char *rng = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 2;
+    tc.batch = 8;
+    tc.checkpoint = path;
+    tc.resume = 1;
+    struct kd_train_result res;
+    struct kd_error err = {0};
+    const char *good[5] = {"1", "5", "5", rng, np};
+    write_checkpoint(path, m, good);
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(res.epochs_resumed, 1);
+    cr_assert_eq(res.epochs_done, 2);
+    const char *bad[][5] = {{"x", "5", "5", rng, np},
+                            {"1", "-1", "5", rng, np},
+                            {"1", "5", "18446744073709551616", rng, np},
+                            {"1", "5", "5", "zz23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", np},
+                            {"1", "5", "5", rng, "17x"},
+                            {"", "5", "5", rng, np}};
+    snprintf(want, sizeof want, "'%s' is not a checkpoint of this network (delete it to start training afresh)",
+             path);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        write_checkpoint(path, m, bad[k]);
+        cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_FORMAT, "case %zu: %s", k, err.msg);
+        cr_assert_str_eq(err.msg, want, "case %zu", k);
+    }
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+    remove(path);
+    rmdir(dir);
+}
