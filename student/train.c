@@ -79,9 +79,18 @@ static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_o
     const char *e = kd_safetensors_meta(&cp, "epoch"), *s = kd_safetensors_meta(&cp, "step"),
                *t = kd_safetensors_meta(&cp, "optim_t"), *r = kd_safetensors_meta(&cp, "rng"),
                *np = kd_safetensors_meta(&cp, "n_params");
-    uint64_t ve, vs, vt, vn;
-    if (!u64_of(e, &ve) || !u64_of(s, &vs) || !u64_of(t, &vt) || !u64_of(np, &vn) || vn != m->n_params || !r ||
-        strlen(r) != 64 || strspn(r, "0123456789abcdefABCDEF") != 64) {
+    uint64_t ve, vs, vt, vn, rs[4] = {0, 0, 0, 0};
+    int ok = u64_of(e, &ve) && u64_of(s, &vs) && u64_of(t, &vt) && u64_of(np, &vn) && vn == m->n_params && r &&
+             strlen(r) == 64 && strspn(r, "0123456789abcdefABCDEF") == 64;
+    for (int i = 0; ok && i < 4; i++) {
+        char part[17];
+        memcpy(part, r + 16 * i, 16);
+        part[16] = '\0';
+        rs[i] = strtoull(part, NULL, 16);
+    }
+    /* xoshiro256's state is never all zero: from there it draws zeros
+     * forever, and the shuffle's kd_rng_below never returns */
+    if (!ok || !(rs[0] | rs[1] | rs[2] | rs[3])) {
         st = kd_error_set(err, KD_ERR_FORMAT,
                           "'%s' is not a checkpoint of this network (delete it to start training afresh)", path);
         goto done;
@@ -96,12 +105,8 @@ static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_o
         kd_error_prefix(err, "checkpoint '%s'", path);
         goto done;
     }
-    for (int i = 0; i < 4; i++) {
-        char part[17];
-        memcpy(part, r + 16 * i, 16);
-        part[16] = '\0';
-        rng->s[i] = strtoull(part, NULL, 16);
-    }
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = rs[i];
     rng->has_spare = 0;
     *epoch = (size_t)ve;
     *step = vs;

@@ -358,7 +358,8 @@ static void write_checkpoint(const char *path, const struct kd_mlp *m, const cha
 }
 
 /* Counters and RNG state that are not plain digits (hexadecimal for the
- * RNG) were read by strtoull as far as it went: "x" resumed at epoch 0. */
+ * RNG) were read by strtoull as far as it went: "x" resumed at epoch 0,
+ * and an RNG state of "zz..." became all zeros, which hung training. */
 Test(student, a_checkpoint_with_malformed_counters_is_refused)
 {
     char dir[] = "/tmp/kd-test-XXXXXX";
@@ -389,7 +390,10 @@ Test(student, a_checkpoint_with_malformed_counters_is_refused)
                             {"1", "5", "18446744073709551616", rng, np},
                             {"1", "5", "5", "zz23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", np},
                             {"1", "5", "5", rng, "17x"},
-                            {"", "5", "5", rng, np}};
+                            {"", "5", "5", rng, np},
+                            /* fuzz/corpus/model_meta/regress-rng-all-zero: from an all-zero
+                             * state xoshiro256 draws zeros forever and the shuffle hung */
+                            {"0", "2", "2", "0000000000000000000000000000000000000000000000000000000000000000", np}};
     snprintf(want, sizeof want, "'%s' is not a checkpoint of this network (delete it to start training afresh)",
              path);
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
