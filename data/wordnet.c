@@ -162,7 +162,9 @@ static kd_status lemma_of(struct wn *w, char pos, const char *word, size_t *out,
 static kd_status split_gloss(struct wn *w, char *g, size_t syn, char **def, struct kd_error *err)
 {
     size_t glen = strlen(g);
-    char *d = malloc(glen + 1);
+    /* Segments are joined by "; " where the gloss may have had one ';'
+     * ("a;b;c" gives "a; b; c"): at most two bytes out per byte in. */
+    char *d = malloc(2 * glen + 1);
     if (!d)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     size_t dn = 0, number = 0;

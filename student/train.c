@@ -105,6 +105,15 @@ static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_o
         kd_error_prefix(err, "checkpoint '%s'", path);
         goto done;
     }
+    /* a mean of squares: a negative one made Adam's step NaN */
+    for (size_t i = 0; o->v && i < m->n_params; i++)
+        if (o->v[i] < 0.0f) {
+            st = kd_error_set(err, KD_ERR_FORMAT,
+                              "checkpoint '%s': tensor 'optim.v' holds %g at index %zu; second moments are "
+                              "never negative",
+                              path, (double)o->v[i], i);
+            goto done;
+        }
     for (int i = 0; i < 4; i++)
         rng->s[i] = rs[i];
     rng->has_spare = 0;

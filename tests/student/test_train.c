@@ -336,18 +336,20 @@ Test(student, loading_sizes_the_tensors_do_not_hold_is_refused_before_allocating
     rmdir(dir);
 }
 
-/* Writes a checkpoint of m's size with zero weights and moments and the
- * given metadata values (epoch, step, optim_t, rng, n_params). */
-static void write_checkpoint(const char *path, const struct kd_mlp *m, const char *const v[5])
+/* Writes a checkpoint of m's size with zero weights and moments (but
+ * optim.v[7] = v7) and the given metadata values (epoch, step, optim_t,
+ * rng, n_params). */
+static void write_checkpoint(const char *path, const struct kd_mlp *m, const char *const v[5], float v7)
 {
-    float *zeros = calloc(m->n_params, sizeof *zeros);
-    cr_assert_not_null(zeros);
+    float *zeros = calloc(m->n_params, sizeof *zeros), *second = calloc(m->n_params, sizeof *second);
+    cr_assert(zeros && second);
+    second[7] = v7;
     uint64_t n = m->n_params;
     struct kd_st_writer wr;
     kd_st_writer_init(&wr);
     kd_st_writer_add(&wr, "params", KD_DTYPE_F32, 1, &n, zeros, NULL);
     kd_st_writer_add(&wr, "optim.m", KD_DTYPE_F32, 1, &n, zeros, NULL);
-    kd_st_writer_add(&wr, "optim.v", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    kd_st_writer_add(&wr, "optim.v", KD_DTYPE_F32, 1, &n, second, NULL);
     const char *keys[5] = {"epoch", "step", "optim_t", "rng", "n_params"};
     for (int i = 0; i < 5; i++)
         kd_st_writer_meta(&wr, keys[i], v[i], NULL);
@@ -355,6 +357,7 @@ static void write_checkpoint(const char *path, const struct kd_mlp *m, const cha
     cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
     kd_st_writer_release(&wr);
     free(zeros);
+    free(second);
 }
 
 /* Counters and RNG state that are not plain digits (hexadecimal for the
@@ -381,7 +384,7 @@ Test(student, a_checkpoint_with_malformed_counters_is_refused)
     struct kd_train_result res;
     struct kd_error err = {0};
     const char *good[5] = {"1", "5", "5", rng, np};
-    write_checkpoint(path, m, good);
+    write_checkpoint(path, m, good, 0.0f);
     cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(res.epochs_resumed, 1);
     cr_assert_eq(res.epochs_done, 2);
@@ -397,10 +400,19 @@ Test(student, a_checkpoint_with_malformed_counters_is_refused)
     snprintf(want, sizeof want, "'%s' is not a checkpoint of this network (delete it to start training afresh)",
              path);
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        write_checkpoint(path, m, bad[k]);
+        write_checkpoint(path, m, bad[k], 0.0f);
         cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_FORMAT, "case %zu: %s", k, err.msg);
         cr_assert_str_eq(err.msg, want, "case %zu", k);
     }
+    /* fuzz/corpus/model_meta/regress-negative-second-moment: Adam's step
+     * divided by the square root of a negative number, and training
+     * finished "fine" with NaN weights */
+    write_checkpoint(path, m, good, -5.4681648e-37f);
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_FORMAT, "%s", err.msg);
+    snprintf(want, sizeof want,
+             "checkpoint '%s': tensor 'optim.v' holds -5.46816e-37 at index 7; second moments are never negative",
+             path);
+    cr_assert_str_eq(err.msg, want);
     kd_mlp_free(m);
     kd_tensor_release(&x);
     remove(path);
