@@ -8,7 +8,6 @@
 #include "pipelines/kd_pipeline.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,96 +345,6 @@ int kd_cmd_eval_retrieval(int argc, char **argv)
 
 /* ---------------------------------------------------------- kd encode */
 
-/* The texts of a file: JSON lines with "text" (and "title", read on the
- * document side as the pipelines do: title, space, text), or one text per
- * line when the first non-blank line does not start with '{'. */
-static kd_status read_texts(const char *path, int doc_side, char ***out, size_t *n_out, struct kd_error *err)
-{
-    char *data;
-    size_t len;
-    kd_status st = kd_read_file(path, &data, &len, err);
-    if (st)
-        return st;
-    size_t cap = 16, n = 0;
-    char **texts = malloc(cap * sizeof *texts);
-    if (!texts) {
-        free(data);
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-    }
-    const char *p = data, *end = data + len;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    int jsonl = p < end && *p == '{';
-    size_t line = 0;
-    for (p = data; !st && p < end;) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *e = nl ? nl : end;
-        line++;
-        size_t l = (size_t)(e - p);
-        if (l && p[l - 1] == '\r')
-            l--;
-        char *text = NULL;
-        if (jsonl) {
-            int blank = 1;
-            for (size_t i = 0; i < l; i++)
-                blank &= p[i] == ' ' || p[i] == '\t';
-            if (blank) {   /* blank lines are skipped, as in BEIR files */
-                p = nl ? nl + 1 : end;
-                continue;
-            }
-            json_error_t je;
-            json_t *o = json_loadb(p, l, 0, &je);
-            json_t *t = o && json_is_object(o) ? json_object_get(o, "text") : NULL;
-            json_t *ti = o && json_is_object(o) ? json_object_get(o, "title") : NULL;
-            if (!o)
-                st = kd_error_set(err, KD_ERR_FORMAT, "%s:%zu:%d: invalid JSON: %s", path, line, je.column, je.text);
-            else if (!json_is_string(t))
-                st = kd_error_set(err, KD_ERR_FORMAT, "%s:%zu: missing \"text\" (a string)", path, line);
-            else {
-                const char *title = doc_side && json_is_string(ti) ? json_string_value(ti) : "";
-                const char *tx = json_string_value(t);
-                size_t nt = strlen(title), nx = strlen(tx);
-                if ((text = malloc(nt + nx + 2))) {
-                    memcpy(text, title, nt);
-                    size_t at = nt;
-                    if (nt && nx)
-                        text[at++] = ' ';
-                    memcpy(text + at, tx, nx + 1);
-                }
-            }
-            json_decref(o);
-            if (st)
-                break;
-        } else {
-            if (!nl && l == 0)
-                break;   /* no text after the last line break */
-            text = strndup(p, l);
-        }
-        char **grown = n < cap ? texts : realloc(texts, 2 * cap * sizeof *texts);
-        if (grown && n == cap)
-            cap *= 2;
-        if (grown)
-            texts = grown;
-        if (!text || !grown) {
-            free(text);
-            st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-            break;
-        }
-        texts[n++] = text;
-        p = nl ? nl + 1 : end;
-    }
-    free(data);
-    if (!st && n == 0)
-        st = kd_error_set(err, KD_ERR_ARG, "%s has no texts", path);
-    if (st) {
-        kd_retrieval_texts_free(texts, n);
-        return st;
-    }
-    *out = texts;
-    *n_out = n;
-    return KD_OK;
-}
-
 int kd_cmd_encode(int argc, char **argv)
 {
     const char *texts_path = NULL, *side = "query", *out = NULL, *args[1];
@@ -487,7 +396,7 @@ int kd_cmd_encode(int argc, char **argv)
     size_t n = 0;
     kd_status st = load_dual(args[0], &m, &ts, &err);
     if (!st)
-        st = read_texts(texts_path, s == KD_SIDE_DOC, &texts, &n, &err);
+        st = kd_data_load_texts(texts_path, s == KD_SIDE_DOC, &texts, &n, &err);
     if (!st)
         st = kd_featurize(&ts, (const char *const *)texts, NULL, n, 0, &f, &err);
     if (!st)
@@ -498,7 +407,7 @@ int kd_cmd_encode(int argc, char **argv)
         st = kd_data_save_npy(&ds, out, NULL, &err);
     if (!st)
         printf("%s: %zu texts x %zu dims (%s tower of %s)\n", out, n, kd_dual_dim(m), side, args[0]);
-    kd_retrieval_texts_free(texts, n);
+    kd_data_texts_free(texts, n);
     kd_features_release(&f);
     kd_dataset_release(&ds);
     kd_dual_free(m);

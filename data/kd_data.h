@@ -231,6 +231,23 @@ void kd_beir_release(struct kd_beir *b);
 int kd_beir_find_doc(const struct kd_beir *b, const char *id, size_t *index);
 int kd_beir_find_query(const struct kd_beir *b, const char *id, size_t *index);
 
+/* ---------------------------------------------------------- a file of texts */
+
+/* The texts of a file, as `kd encode --texts` reads it: JSON lines, each an
+ * object with a string "text" (on the document side, doc_side != 0, a string
+ * "title" goes first with a space between, as a BEIR corpus is read; blank
+ * lines skipped), when the first non-blank character of the file is '{';
+ * otherwise one text per line (blank lines are empty texts; no text after a
+ * final line break; a text ends at a NUL byte). CRLF line ends are read as
+ * LF. *out gets n_out strings, freed with kd_data_texts_free. Errors:
+ * KD_ERR_IO for a file that cannot be read, KD_ERR_FORMAT naming path:line
+ * (and the column of invalid JSON) for a line that is not such an object,
+ * KD_ERR_ARG for a file without texts. */
+kd_status kd_data_load_texts(const char *path, int doc_side, char ***out, size_t *n_out,
+                             struct kd_error *err);
+/* Frees n texts and the array; accepts NULL. */
+void kd_data_texts_free(char **texts, size_t n);
+
 /* ------------------------------------------------ text featurisation (hashed) */
 
 /* fastText-style features without a vocabulary, defined byte for byte so

@@ -162,7 +162,9 @@ static kd_status lemma_of(struct wn *w, char pos, const char *word, size_t *out,
 static kd_status split_gloss(struct wn *w, char *g, size_t syn, char **def, struct kd_error *err)
 {
     size_t glen = strlen(g);
-    char *d = malloc(glen + 1);
+    /* Segments are joined by "; " where the gloss may have had one ';'
+     * ("a;b;c" gives "a; b; c"): at most two bytes out per byte in. */
+    char *d = malloc(2 * glen + 1);
     if (!d)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     size_t dn = 0, number = 0;
@@ -257,6 +259,8 @@ static kd_status read_data(struct wn *w, const char *dir, const char *name, char
         return st;
     size_t line = 0;
     char *p = buf, *end = buf + len;
+    /* An offset is the line's byte offset in the file: they increase. */
+    char prev_off[9] = "", after[80];
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *e = nl ? nl : end;
@@ -279,6 +283,7 @@ static kd_status read_data(struct wn *w, const char *dir, const char *name, char
         char *off = next_token(&cur), *lex = next_token(&cur), *type = next_token(&cur);
         char *wcnt = next_token(&cur);
         const char *what = NULL, *found = "";
+        snprintf(after, sizeof after, "a synset offset after the previous line's %s", prev_off);
         if (!off || !all_of(off, 8, is_digit_))
             what = "an 8-digit synset offset", found = off ? off : "";
         else if (!lex || !all_of(lex, 2, is_digit_))
@@ -288,11 +293,14 @@ static kd_status read_data(struct wn *w, const char *dir, const char *name, char
             what = "the synset type of this file", found = type ? type : "";
         else if (!wcnt || !all_of(wcnt, 2, is_xdigit_) || strtoul(wcnt, NULL, 16) == 0)
             what = "a 2-digit hexadecimal word count", found = wcnt ? wcnt : "";
+        else if (strcmp(off, prev_off) <= 0) /* the _id of a synset: one per offset */
+            what = after, found = off;
         if (what) {
             st = kd_error_set(err, KD_ERR_FORMAT, "%s:%zu: expected %s, found '%s'", path, line,
                               what, found);
             goto done;
         }
+        memcpy(prev_off, off, sizeof prev_off);
         size_t nw = strtoul(wcnt, NULL, 16);
         if (!GROW(w->syn, w->cap_syn, w->n_syn))
             goto nomem;

@@ -336,7 +336,9 @@ kd_status kd_autoencoder_load(const char *path, struct kd_autoencoder **out, str
                           path, es, ds);
         goto done;
     }
-    if ((st = ae_alloc(&ecfg, &dcfg, 0, &ae, err)) != KD_OK)
+    if ((st = kd_mlp_check_tensors(&ecfg, &f, "encoder.", err)) != KD_OK ||
+        (st = kd_mlp_check_tensors(&dcfg, &f, "decoder.", err)) != KD_OK ||
+        (st = ae_alloc(&ecfg, &dcfg, 0, &ae, err)) != KD_OK)
         goto done;
     struct kd_mlp *nets[2] = {ae->enc, ae->dec};
     const char *prefix[2] = {"encoder", "decoder"};

@@ -425,9 +425,185 @@ def texts():
     put("text", "settings-only", b"kd-text-v1 buckets=18 seed=1 words=2 chars=3-5")
 
 
+# --------------------------------------------------------------------- pairs
+def pairs():
+    clear_seeds("pairs")
+    # the TSV of `kd store import --pairs` (fuzz/fuzz_pairs.c): a query id is
+    # known when it starts with q or Q, a corpus id with d or D
+    h = "query-id\tcorpus-id\tscore\n"
+    ok = "q1\td1\t1\nq1\td2\t0.5\nq2\td1\t-3.25\n"
+    for name, text in (("header", h + ok), ("no-header", ok), ("crlf", (h + ok).replace("\n", "\r\n")),
+                       ("blank-lines", "\n" + h + "\nq1\td1\t1\n\n\nq2\td2\t2\n\n"),
+                       ("no-final-newline", h + "q1\td1\t1"),
+                       ("duplicate-pair", h + "q1\td1\t1\nq1\td1\t2\n"),
+                       ("same-texts", h + "q1\td1\t1\nQ1\tD1\t2\nQ1\td1\t3\n"),
+                       ("number-forms", h + "q1\td1\t1e-3\nq1\td2\t-0\nq1\td3\t0x1p3\nq1\td4\t 7\n"
+                                       "q1\td5\t3.4028234e38\nq1\td6\t1e-50\n"),
+                       ("header-only", h), ("empty", ""),
+                       ("header-not-first", "q1\td1\t1\n" + h),
+                       ("two-fields", h + "q1\td1\n"), ("four-fields", h + "q1\td1\t1\t0\n"),
+                       ("spaces", h + "q1 d1 1\n"),
+                       ("empty-query", h + "\td1\t1\n"), ("empty-corpus", h + "q1\t\t1\n"),
+                       ("empty-score", h + "q1\td1\t\n"), ("word-score", h + "q1\td1\t1\nq1\td2\thigh\n"),
+                       ("nan", h + "q1\td1\tnan\n"), ("inf", h + "q1\td1\t-inf\n"),
+                       ("too-big", h + "q1\td1\t1e39\n"), ("trailing", h + "q1\td1\t1x\n"),
+                       ("unknown-query", h + "q1\td1\t1\nx9\td1\t1\n"),
+                       ("unknown-corpus", h + "q1\td1\t1\nq1\tz9\t1\n"),
+                       ("long-ids", h + "q" + "a" * 300 + "\td" + "b" * 300 + "\t1\n")):
+        put("pairs", name, text)
+    put("pairs", "nul", b"query-id\tcorpus-id\tscore\nq1\td\x001\t1\nq2\td2\t2\n")
+    put("pairs", "utf8", "query-id\tcorpus-id\tscore\nqé\tdΩ\t1\n")
+
+
+# ------------------------------------------------------------------- wordnet
+def wordnets():
+    clear_seeds("wordnet")
+    # data.noun, KDFZ, data.verb, KDFZ, data.adj, KDFZ, data.adv (fuzz/fuzz_wordnet.c)
+    wn = os.path.join(ROOT, "tests", "data", "fixtures", "wordnet")
+    def rd(name):
+        with open(os.path.join(wn, "data." + name), "rb") as f:
+            return f.read()
+    noun, verb, adj, adv = rd("noun"), rd("verb"), rd("adj"), rd("adv")
+    def w(name, n=noun, v=verb, a=adj, r=adv):
+        put("wordnet", name, SEP.join(x if isinstance(x, bytes) else x.encode() for x in (n, v, a, r)))
+    w("fixture")
+    w("crlf", n=noun.replace(b"\n", b"\r\n"), v=verb.replace(b"\n", b"\r\n"))
+    w("nouns-only", v=b"", a=b"", r=b"")
+    put("wordnet", "noun-file-only", noun)
+    put("wordnet", "empty", b"")
+    w("no-final-newline", n=noun.rstrip(b"\n").rstrip(b" "))
+    w("marker", a="00100000 00 a 02 galore(ip) 0 able(a) 1 000 | plenty; \"food galore\"; \"able galore\"\n")
+    w("shared-example", n="00001000 06 n 01 bank 0 000 | a; \"the bank\"\n00002000 06 n 01 bank 1 000 | b; \"the bank\"\n")
+    w("no-gloss", n="00001000 06 n 01 bank 0 000\n00002000 06 n 01 bank 1 000 |\n")
+    w("quotes", n='00001000 06 n 01 bank 0 000 | "unclosed; "a" "b";; ""; "bank"\n00002000 06 n 01 bank 1 000 | x; "bank"\n')
+    w("underscores", n="00001000 06 n 02 river_bank 0 _ 0 000 | side; \"the river bank\"\n"
+                       "00002000 06 n 01 River_Bank 1 000 | x; \"a River bank\"\n")
+    w("utf8", n="00001000 06 n 01 café 0 000 | où; \"un café\"\n00002000 06 n 01 café 1 000 | x; \"café noir\"\n")
+    w("bad-utf8", n=b"00001000 06 n 01 caf\xe9 0 000 | x; \"caf\xe9\"\n")
+    w("many-words", n="00001000 06 n 0a " + " ".join("w%d %d" % (i, i % 16) for i in range(10)) + " 000 | x; \"w3\"\n"
+                       "00002000 06 n 01 w3 1 000 | y; \"w3 w3\"\n")
+    # malformed lines as tests/data/test_wordnet.c checks them
+    w("bad-offset", n="  licence\n0000100x 06 n 01 bank 0 000 | x\n")
+    w("wrong-type", n="00001000 06 v 01 bank 0 000 | x\n")
+    w("bad-count", n="00001000 06 n 0g bank 0 000 | x\n")
+    w("zero-count", n="00001000 06 n 00 bank 0 000 | x\n")
+    w("few-words", n="00001000 06 n 03 bank 0 | x\n")
+    w("bad-lexid", n="00001000 06 n 01 bank x 000 | x\n")
+    w("short-lex", n="00001000 6 n 01 bank 0 000 | x\n")
+    w("satellite-in-noun", n="00001000 06 s 01 bank 0 000 | x\n")
+    w("duplicate-offset", n="00001000 06 n 01 bank 0 000 | a; \"the bank\"\n00001000 06 n 01 bank 1 000 | b; \"a bank\"\n")
+
+
+# ---------------------------------------------------------------- texts_file
+def texts_files():
+    clear_seeds("texts_file")
+    # one byte (b & 1: document side), then the file of `kd encode --texts`
+    # (fuzz/fuzz_texts_file.c)
+    mini = os.path.join(ROOT, "tests", "data", "fixtures", "beir-mini")
+    for side in (0, 1):
+        for name in ("corpus.jsonl", "queries.jsonl"):
+            with open(os.path.join(mini, name), "rb") as f:
+                put("texts_file", "%s-%s" % ("doc" if side else "query", name.split(".")[0]), bytes([side]) + f.read())
+    with open(os.path.join(ROOT, "tests", "data", "fixtures", "texts.txt"), "rb") as f:
+        put("texts_file", "lines", b"\x00" + f.read()[:2000])
+    def t(name, text, side=0):
+        put("texts_file", name, bytes([side]) + (text.encode() if isinstance(text, str) else text))
+    t("plain", "he sat on the bank\nthe bank closed\n")
+    t("plain-no-final-newline", "one\ntwo")
+    t("plain-blank-lines", "\n\none\n\n   \n")
+    t("plain-crlf", "one\r\ntwo\r\n\r\n")
+    t("plain-nul", b"one\x00hidden\ntwo\n")
+    t("plain-brace-later", "text\n{\"text\": \"x\"}\n")
+    t("jsonl-title", '{"title": "T", "text": "x"}\n{"title": "", "text": "y"}\n{"title": "T", "text": ""}\n', 1)
+    t("jsonl-blank", '\n  \n{"text": "a"}\n\t\n{"text": "b"}\r\n\n')
+    t("jsonl-escapes", '{"text": "caf\\u00e9 \\ud83d\\ude00 \\n\\t\\""}\n')
+    t("jsonl-extra-keys", '{"_id": "q1", "text": "a", "word": "w", "title": 7}\n', 1)
+    t("bad-json", '{"text": "a"}\n{"text": }\n')
+    t("trailing-garbage", '{"text": "a"} x\n')
+    t("array-line", '{"text": "a"}\n["a"]\n')
+    t("missing-text", '{"text": "a"}\n{"title": "b"}\n')
+    t("number-text", '{"text": 7}\n')
+    t("null-text", '{"text": null}\n')
+    t("escaped-nul", '{"text": "a\\u0000b"}\n')
+    t("lone-surrogate", '{"text": "\\ud800"}\n')
+    t("bad-utf8", b'{"text": "caf\xe9"}\n')
+    t("empty", "")
+    t("only-blanks", " \n\t\r\n")
+    t("only-brace", "{")
+    t("long", "word " * 1500 + "\n" + "x" * 100)
+
+
+# ---------------------------------------------------------------- model_meta
+def model_metas():
+    clear_seeds("model_meta")
+    # one byte (fuzz/fuzz_model_meta.c: b & 1 = 0 autoencoder, 1 checkpoint of
+    # a 2-3-2 network with ((b >> 1) & 3) + 1 epochs), then the file
+    def m(name, b, data):
+        put("model_meta", name, bytes([b]) + data)
+    def ae(meta=None, drop=(), shapes=None):
+        shapes = shapes or {"encoder.layers.0.weight": [3, 2], "encoder.layers.0.bias": [3],
+                            "encoder.layers.1.weight": [1, 3], "encoder.layers.1.bias": [1],
+                            "decoder.layers.0.weight": [3, 1], "decoder.layers.0.bias": [3],
+                            "decoder.layers.1.weight": [2, 3], "decoder.layers.1.bias": [2],
+                            "lo": [2], "hi": [2], "z_std": [1]}
+        ts = []
+        for name, shape in shapes.items():
+            if name in drop:
+                continue
+            n = 1
+            for k in shape:
+                n *= k
+            vals = [1.0] * n if name == "hi" else [0.0] * n if name == "lo" else [0.25 * (i % 5 - 2) for i in range(n)]
+            ts.append((name, "F32", shape, f32(*vals)))
+        md = {"kd_format": "autoencoder", "kd_version": "0.2.0", "encoder_sizes": "2-3-1",
+              "decoder_sizes": "1-3-2", "activation": "relu"}
+        md.update(meta or {})
+        md = {k: v for k, v in md.items() if v is not None}
+        return st_file(ts, md)
+    m("ae", 0, ae())
+    m("ae-gelu", 0, ae({"activation": "gelu"}))
+    m("ae-no-activation", 0, ae({"activation": None}))
+    m("ae-other-format", 0, ae({"kd_format": "mlp"}))
+    m("ae-no-format", 0, ae({"kd_format": None}))
+    m("ae-no-decoder-sizes", 0, ae({"decoder_sizes": None}))
+    m("ae-bad-sizes", 0, ae({"encoder_sizes": "2-x-1"}))
+    m("ae-sizes-mismatch", 0, ae({"decoder_sizes": "1-3-3"}))
+    m("ae-huge-sizes", 0, ae({"encoder_sizes": "100000-100000-1", "decoder_sizes": "1-100000-100000"}))
+    m("ae-bad-activation", 0, ae({"activation": "swish"}))
+    m("ae-missing-z-std", 0, ae(drop=("z_std",)))
+    m("ae-missing-layer", 0, ae(drop=("decoder.layers.1.weight",)))
+    n = 17  # (2 * 3 + 3) + (3 * 2 + 2)
+    def cp(meta=None, tensors=None):
+        md = {"epoch": "1", "step": "2", "optim_t": "2", "rng": "0123456789abcdef" * 4, "n_params": str(n),
+              "kd_format": "checkpoint"}
+        md.update(meta or {})
+        md = {k: v for k, v in md.items() if v is not None}
+        ts = tensors if tensors is not None else [
+            ("params", "F32", [n], f32(*[0.1 * (i % 7 - 3) for i in range(n)])),
+            ("optim.m", "F32", [n], f32(*[0.01] * n)),
+            ("optim.v", "F32", [n], f32(*[0.001] * n))]
+        return st_file(ts, md)
+    m("checkpoint", 1, cp())
+    m("checkpoint-done", 3, cp({"epoch": "2"}))
+    m("checkpoint-later", 7, cp({"epoch": "9"}))
+    m("checkpoint-no-rng", 1, cp({"rng": None}))
+    m("checkpoint-short-rng", 1, cp({"rng": "0123"}))
+    m("checkpoint-hex-rng", 1, cp({"rng": "zz" * 32}))
+    m("checkpoint-other-net", 1, cp({"n_params": "18"}))
+    m("checkpoint-bad-epoch", 1, cp({"epoch": "-1", "step": "x", "optim_t": "18446744073709551616"}))
+    m("checkpoint-nan", 1, cp(tensors=[("params", "F32", [n], f32(*[float("nan")] * n)),
+                                       ("optim.m", "F32", [n], f32(*[0.0] * n)),
+                                       ("optim.v", "F32", [n], f32(*[-1.0] * n))]))
+    m("checkpoint-no-moments", 1, cp(tensors=[("params", "F32", [n], f32(*[0.0] * n))]))
+    m("checkpoint-wrong-shape", 1, cp(tensors=[("params", "F32", [1, n], f32(*[0.0] * n))]))
+    m("not-safetensors", 1, b"not a safetensors file")
+    m("empty", 0, b"")
+
+
 def main():
-    # python3 scripts/fuzz-seeds.py beir text exec_text: only those (no bin/kd needed)
-    only = {"beir": beirs, "text": texts, "exec_text": exec_texts}
+    # python3 scripts/fuzz-seeds.py beir text exec_text pairs wordnet texts_file model_meta: only those (no bin/kd needed)
+    only = {"beir": beirs, "text": texts, "exec_text": exec_texts, "pairs": pairs, "wordnet": wordnets,
+            "texts_file": texts_files, "model_meta": model_metas}
     if len(sys.argv) > 1:
         for name in sys.argv[1:]:
             if name not in only:
@@ -438,7 +614,7 @@ def main():
         sys.exit("fuzz-seeds: build bin/kd first (make)")
     tmp = tempfile.mkdtemp(prefix="kd-seeds-")
     try:
-        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts()
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts(); pairs(); wordnets(); texts_files(); model_metas()
     finally:
         shutil.rmtree(tmp)
 

@@ -37,13 +37,15 @@ fi
 
 # The largest input worth trying, per format: pipelines and stores are the
 # biggest files kd's own seeds need; the exec harnesses' whole input must fit
-# in a socket buffer; BEIR inputs hold three files; a settings line and a few
-# texts are enough for the featuriser (texts past 2 KiB take its other path).
+# in a socket buffer; BEIR inputs hold three files (WordNet's four fit in
+# the default); model_meta's safetensors files get what the safetensors
+# harness gets; a settings line and a few texts are enough for the featuriser (texts past 2 KiB take its other path).
 max_len() {
   case "$1" in
     pipeline) echo 32768 ;;
     store) echo 32768 ;;
     safetensors) echo 16384 ;;
+    model_meta) echo 16384 ;;
     exec) echo 16384 ;;
     exec_text) echo 16384 ;;
     beir) echo 16384 ;;

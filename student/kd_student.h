@@ -196,6 +196,13 @@ kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_
 /* Reads a file written by kd_mlp_save (or any file with those names, shapes
  * and metadata); errors name the file and the tensor at fault. */
 kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *err);
+/* Checks, before a network of cfg's sizes is allocated for it, that file f
+ * holds each layer's weight (out, in) and bias (out) as <prefix>layers.<l>.*
+ * (prefix "" for kd_mlp_load's names): sizes read from metadata cannot make
+ * kd allocate more than the file's tensors hold. KD_ERR_NOT_FOUND or
+ * KD_ERR_SHAPE naming the tensor. */
+kd_status kd_mlp_check_tensors(const struct kd_mlp_config *cfg, const struct kd_safetensors *f,
+                               const char *prefix, struct kd_error *err);
 
 /* Writes a self-contained C source file (C99)
  * that needs nothing but the C standard library (<math.h> only for tanh and

@@ -2,8 +2,45 @@
  * stack of torch.nn.Linear in a ModuleList called `layers` loads them as is. */
 #include "student/kd_student.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* "[a, b]": a shape as kd_safetensors_copy_f32's messages write it. */
+static const char *shape_text(char *buf, size_t cap, int ndim, const uint64_t *shape)
+{
+    size_t at = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%" PRIu64, i ? ", " : "", shape[i]);
+    if (at < cap)
+        snprintf(buf + at, cap - at, "]");
+    return buf;
+}
+
+kd_status kd_mlp_check_tensors(const struct kd_mlp_config *cfg, const struct kd_safetensors *f,
+                               const char *prefix, struct kd_error *err)
+{
+    for (size_t l = 0; l + 1 < cfg->n_sizes; l++)
+        for (int bias = 0; bias < 2; bias++) {
+            char name[64];
+            snprintf(name, sizeof name, "%slayers.%zu.%s", prefix, l, bias ? "bias" : "weight");
+            const struct kd_st_tensor *t = kd_safetensors_find(f, name);
+            const uint64_t want[2] = {cfg->sizes[l + 1], cfg->sizes[l]};
+            int ndim = bias ? 1 : 2;
+            if (!t)
+                return kd_error_set(err, KD_ERR_NOT_FOUND, "no tensor '%s' in the file (it has %zu tensors)",
+                                    name, f->n_tensors);
+            if (t->dtype != KD_DTYPE_F32)
+                continue; /* the copy says so; its bytes are in the file */
+            if (t->ndim != ndim || t->shape[0] != want[0] || (!bias && t->shape[1] != want[1])) {
+                char have[160], need[64];
+                return kd_error_set(err, KD_ERR_SHAPE, "tensor '%s' has shape %s, expected %s", name,
+                                    shape_text(have, sizeof have, t->ndim, t->shape),
+                                    shape_text(need, sizeof need, ndim, want));
+            }
+        }
+    return KD_OK;
+}
 
 kd_status kd_mlp_save(const struct kd_mlp *m, const char *path, const struct kd_st_meta *extra,
                       size_t n_extra, struct kd_error *err)
@@ -84,7 +121,8 @@ kd_status kd_mlp_load(const char *path, struct kd_mlp **out, struct kd_error *er
         cfg.dropout = strtof(dropout, NULL);
     if (!(cfg.dropout >= 0.0f && cfg.dropout < 1.0f))
         cfg.dropout = 0.0f;
-    if ((st = kd_mlp_new(&cfg, 0, &m, err)) != KD_OK)
+    if ((st = kd_mlp_check_tensors(&cfg, &st_file, "", err)) != KD_OK ||
+        (st = kd_mlp_new(&cfg, 0, &m, err)) != KD_OK)
         goto done;
     for (size_t l = 0; l < m->n_layers; l++) {
         struct kd_dense *L = &m->layers[l];

@@ -3,6 +3,7 @@
 
 #include "losses/kd_losses.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,19 @@ static kd_status checkpoint_save(const char *path, const struct kd_mlp *m, const
     return st;
 }
 
+/* A counter of the metadata: decimal digits only, within 64 bits. */
+static int u64_of(const char *s, uint64_t *v)
+{
+    if (!s || !s[0] || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    errno = 0;
+    unsigned long long x = strtoull(s, NULL, 10);
+    if (errno)
+        return 0;
+    *v = x;
+    return 1;
+}
+
 /* Restores a checkpoint; *found = 0 (and KD_OK) when there is no file. */
 static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_optim *o, struct kd_rng *rng,
                                  size_t *epoch, uint64_t *step, int *found, struct kd_error *err)
@@ -65,7 +79,18 @@ static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_o
     const char *e = kd_safetensors_meta(&cp, "epoch"), *s = kd_safetensors_meta(&cp, "step"),
                *t = kd_safetensors_meta(&cp, "optim_t"), *r = kd_safetensors_meta(&cp, "rng"),
                *np = kd_safetensors_meta(&cp, "n_params");
-    if (!e || !s || !t || !r || !np || strlen(r) != 64 || strtoull(np, NULL, 10) != m->n_params) {
+    uint64_t ve, vs, vt, vn, rs[4] = {0, 0, 0, 0};
+    int ok = u64_of(e, &ve) && u64_of(s, &vs) && u64_of(t, &vt) && u64_of(np, &vn) && vn == m->n_params && r &&
+             strlen(r) == 64 && strspn(r, "0123456789abcdefABCDEF") == 64;
+    for (int i = 0; ok && i < 4; i++) {
+        char part[17];
+        memcpy(part, r + 16 * i, 16);
+        part[16] = '\0';
+        rs[i] = strtoull(part, NULL, 16);
+    }
+    /* xoshiro256's state is never all zero: from there it draws zeros
+     * forever, and the shuffle's kd_rng_below never returns */
+    if (!ok || !(rs[0] | rs[1] | rs[2] | rs[3])) {
         st = kd_error_set(err, KD_ERR_FORMAT,
                           "'%s' is not a checkpoint of this network (delete it to start training afresh)", path);
         goto done;
@@ -80,16 +105,21 @@ static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_o
         kd_error_prefix(err, "checkpoint '%s'", path);
         goto done;
     }
-    for (int i = 0; i < 4; i++) {
-        char part[17];
-        memcpy(part, r + 16 * i, 16);
-        part[16] = '\0';
-        rng->s[i] = strtoull(part, NULL, 16);
-    }
+    /* a mean of squares: a negative one made Adam's step NaN */
+    for (size_t i = 0; o->v && i < m->n_params; i++)
+        if (o->v[i] < 0.0f) {
+            st = kd_error_set(err, KD_ERR_FORMAT,
+                              "checkpoint '%s': tensor 'optim.v' holds %g at index %zu; second moments are "
+                              "never negative",
+                              path, (double)o->v[i], i);
+            goto done;
+        }
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = rs[i];
     rng->has_spare = 0;
-    *epoch = (size_t)strtoull(e, NULL, 10);
-    *step = strtoull(s, NULL, 10);
-    o->t = strtoull(t, NULL, 10);
+    *epoch = (size_t)ve;
+    *step = vs;
+    o->t = vt;
     *found = 1;
 done:
     kd_safetensors_release(&cp);

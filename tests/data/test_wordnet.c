@@ -166,6 +166,38 @@ Test(data, wordnet_broken_lines_name_file_and_line, .init = beir_setup, .fini = 
                          "1: expected 3 words with their lexical ids, found 1");
 }
 
+/* fuzz/corpus/wordnet/regress-duplicate-offset: two synsets at one offset
+ * made two documents with one _id, a corpus kd_beir_load refuses. */
+Test(data, wordnet_repeated_or_decreasing_offsets_are_refused, .init = beir_setup,
+     .fini = beir_teardown)
+{
+    expect_wordnet_error("00001000 06 n 01 bank 0 000 | a; \"the bank\"\n"
+                         "00001000 06 n 01 bank 1 000 | b; \"a bank\"\n",
+                         "2: expected a synset offset after the previous line's 00001000, "
+                         "found '00001000'");
+    expect_wordnet_error("  licence\n00002000 06 n 01 bank 0 000 | a\n"
+                         "00001000 06 n 01 bank 1 000 | b\n",
+                         "3: expected a synset offset after the previous line's 00002000, "
+                         "found '00001000'");
+}
+
+/* fuzz/corpus/wordnet/regress-tight-semicolons: definition segments are
+ * joined by "; " where the gloss had a lone ';', so the definition can be
+ * longer than the gloss; it was written into a buffer of the gloss's size
+ * (a heap overflow under AddressSanitizer). */
+Test(data, wordnet_definitions_separated_by_bare_semicolons_are_joined_whole, .init = beir_setup,
+     .fini = beir_teardown)
+{
+    struct kd_wordnet_stats st;
+    convert(broken_wordnet("00001000 06 n 01 bank 0 000 | a;b;c;d;e;f;\"the bank\";g\n"), &st);
+    struct kd_beir b;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_beir_load(beir_dir, KD_BEIR_ALL, &b, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(b.n_docs, 1);
+    cr_assert_str_eq(b.doc_texts[0], "a; b; c; d; e; f; g");
+    kd_beir_release(&b);
+}
+
 Test(data, wordnet_missing_file_is_named, .init = beir_setup, .fini = beir_teardown)
 {
     struct kd_wordnet_options o;

@@ -2,6 +2,7 @@
  * small synthetic data (20 features in (0, 1) driven by 3 hidden factors). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -767,4 +768,33 @@ Test(sampling, rows_with_zero_gradient_stay_put)
     kd_tensor_release(&x);
     kd_tensor_release(&out);
     kd_autoencoder_free(ae);
+}
+
+/* fuzz/corpus/model_meta/regress-ae-huge-sizes (its first byte chooses the
+ * autoencoder): sizes 100000-100000-1 in the metadata of a file holding a
+ * 2-3-1 encoder made kd allocate 40 GB before reading a weight. */
+Test(sampling, autoencoder_sizes_the_file_does_not_hold_are_refused_before_allocating)
+{
+    const char *root = getenv("KD_ROOT");
+    char src[4096], dir[] = "/tmp/kd-test-XXXXXX", path[64], want[256];
+    snprintf(src, sizeof src, "%s/fuzz/corpus/model_meta/regress-ae-huge-sizes", root ? root : ".");
+    char *bytes;
+    size_t len;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_read_file(src, &bytes, &len, &err), KD_OK, "%s", err.msg);
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ae.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes + 1, 1, len - 1, f), len - 1);
+    cr_assert_eq(fclose(f), 0);
+    free(bytes);
+    struct kd_autoencoder *ae = NULL;
+    cr_assert_eq(kd_autoencoder_load(path, &ae, &err), KD_ERR_SHAPE, "%s", err.msg);
+    snprintf(want, sizeof want, "%s: tensor 'encoder.layers.0.weight' has shape [3, 2], expected [100000, 100000]",
+             path);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_null(ae);
+    remove(path);
+    rmdir(dir);
 }

@@ -302,3 +302,119 @@ Test(student, distillation_from_a_trained_teacher_transfers_its_decisions)
     kd_tensor_release(&bad), kd_tensor_release(&s), kd_tensor_release(&v), kd_tensor_release(&x);
     kd_mlp_free(teacher), kd_mlp_free(student);
 }
+
+/* Sizes read from the metadata that the tensors do not hold are refused
+ * before the network is allocated: 40 GB of weights from a 300-byte file
+ * (the autoencoder's case, found by fuzz/fuzz_model_meta.c). */
+Test(student, loading_sizes_the_tensors_do_not_hold_is_refused_before_allocating)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256];
+    snprintf(path, sizeof path, "%s/huge.safetensors", dir);
+    float w[16] = {0}, b[8] = {0};
+    uint64_t s0[2] = {8, 2}, s1[1] = {8};
+    const char *sizes[] = {"2,100000,100000", "2,8,3"};
+    const char *wants[] = {"%s: tensor 'layers.0.weight' has shape [8, 2], expected [100000, 2]",
+                           "%s: no tensor 'layers.1.weight' in the file (it has 2 tensors)"};
+    for (int k = 0; k < 2; k++) {
+        struct kd_st_writer wr;
+        kd_st_writer_init(&wr);
+        kd_st_writer_add(&wr, "layers.0.weight", KD_DTYPE_F32, 2, s0, w, NULL);
+        kd_st_writer_add(&wr, "layers.0.bias", KD_DTYPE_F32, 1, s1, b, NULL);
+        kd_st_writer_meta(&wr, "sizes", sizes[k], NULL);
+        struct kd_error err = {0};
+        cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+        kd_st_writer_release(&wr);
+        struct kd_mlp *m = NULL;
+        cr_assert_eq(kd_mlp_load(path, &m, &err), k ? KD_ERR_NOT_FOUND : KD_ERR_SHAPE, "%s", err.msg);
+        snprintf(want, sizeof want, wants[k], path);
+        cr_assert_str_eq(err.msg, want);
+        cr_assert_null(m);
+    }
+    remove(path);
+    rmdir(dir);
+}
+
+/* Writes a checkpoint of m's size with zero weights and moments (but
+ * optim.v[7] = v7) and the given metadata values (epoch, step, optim_t,
+ * rng, n_params). */
+static void write_checkpoint(const char *path, const struct kd_mlp *m, const char *const v[5], float v7)
+{
+    float *zeros = calloc(m->n_params, sizeof *zeros), *second = calloc(m->n_params, sizeof *second);
+    cr_assert(zeros && second);
+    second[7] = v7;
+    uint64_t n = m->n_params;
+    struct kd_st_writer wr;
+    kd_st_writer_init(&wr);
+    kd_st_writer_add(&wr, "params", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    kd_st_writer_add(&wr, "optim.m", KD_DTYPE_F32, 1, &n, zeros, NULL);
+    kd_st_writer_add(&wr, "optim.v", KD_DTYPE_F32, 1, &n, second, NULL);
+    const char *keys[5] = {"epoch", "step", "optim_t", "rng", "n_params"};
+    for (int i = 0; i < 5; i++)
+        kd_st_writer_meta(&wr, keys[i], v[i], NULL);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_st_writer_save(&wr, path, &err), KD_OK, "%s", err.msg);
+    kd_st_writer_release(&wr);
+    free(zeros);
+    free(second);
+}
+
+/* Counters and RNG state that are not plain digits (hexadecimal for the
+ * RNG) were read by strtoull as far as it went: "x" resumed at epoch 0,
+ * and an RNG state of "zz..." became all zeros, which hung training. */
+Test(student, a_checkpoint_with_malformed_counters_is_refused)
+{
+    char dir[] = "/tmp/kd-test-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[64], want[256], np[32];
+    snprintf(path, sizeof path, "%s/cp.safetensors", dir);
+    struct kd_tensor x;
+    int32_t y[40];
+    make_blobs(&x, y, 40, 3);
+    struct kd_mlp *m = small_net(1, 0.0f);
+    snprintf(np, sizeof np, "%zu", m->n_params);
+    const char *rng = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    tc.epochs = 2;
+    tc.batch = 8;
+    tc.checkpoint = path;
+    tc.resume = 1;
+    struct kd_train_result res;
+    struct kd_error err = {0};
+    const char *good[5] = {"1", "5", "5", rng, np};
+    write_checkpoint(path, m, good, 0.0f);
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(res.epochs_resumed, 1);
+    cr_assert_eq(res.epochs_done, 2);
+    const char *bad[][5] = {{"x", "5", "5", rng, np},
+                            {"1", "-1", "5", rng, np},
+                            {"1", "5", "18446744073709551616", rng, np},
+                            {"1", "5", "5", "zz23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", np},
+                            {"1", "5", "5", rng, "17x"},
+                            {"", "5", "5", rng, np},
+                            /* fuzz/corpus/model_meta/regress-rng-all-zero: from an all-zero
+                             * state xoshiro256 draws zeros forever and the shuffle hung */
+                            {"0", "2", "2", "0000000000000000000000000000000000000000000000000000000000000000", np}};
+    snprintf(want, sizeof want, "'%s' is not a checkpoint of this network (delete it to start training afresh)",
+             path);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        write_checkpoint(path, m, bad[k], 0.0f);
+        cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_FORMAT, "case %zu: %s", k, err.msg);
+        cr_assert_str_eq(err.msg, want, "case %zu", k);
+    }
+    /* fuzz/corpus/model_meta/regress-negative-second-moment: Adam's step
+     * divided by the square root of a negative number, and training
+     * finished "fine" with NaN weights */
+    write_checkpoint(path, m, good, -5.4681648e-37f);
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_FORMAT, "%s", err.msg);
+    snprintf(want, sizeof want,
+             "checkpoint '%s': tensor 'optim.v' holds -5.46816e-37 at index 7; second moments are never negative",
+             path);
+    cr_assert_str_eq(err.msg, want);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+    remove(path);
+    rmdir(dir);
+}
