@@ -134,6 +134,12 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+# bench_mlp's helpers live in bench/mlp/ (a .c directly in bench/ is a program).
+BENCH_MLP_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/mlp/*.c))
+$(BUILD)/bench/bench_mlp: $(BUILD)/obj/bench/bench_mlp.o $(BENCH_MLP_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
+
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/fuzz_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined $< $(LIB) $(LDLIBS) -o $@

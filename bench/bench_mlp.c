@@ -24,6 +24,7 @@
 #include "core/kd_core.h"
 #include "data/kd_data.h"
 #include "student/kd_student.h"
+#include "bench/mlp/peer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_REPEATS 101
 #define MAX_THREADS 8
 #define BATCH 256
 #define CMD_MAX 16384
@@ -81,39 +81,6 @@ static double net_flops_per_example(const struct net *n)
     return f;
 }
 
-/* ------------------------------------------------------------- statistics */
-
-struct stats {
-    double v[MAX_REPEATS];
-    size_t n;
-    double median, min, max;
-};
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void stats_add(struct stats *s, double v)
-{
-    if (s->n < MAX_REPEATS)
-        s->v[s->n++] = v;
-}
-
-static void stats_finish(struct stats *s)
-{
-    if (s->n == 0) {
-        s->median = s->min = s->max = 0.0;
-        return;
-    }
-    double sorted[MAX_REPEATS];
-    memcpy(sorted, s->v, s->n * sizeof *sorted);
-    qsort(sorted, s->n, sizeof *sorted, cmp_double);
-    s->min = sorted[0];
-    s->max = sorted[s->n - 1];
-    s->median = s->n % 2 ? sorted[s->n / 2] : 0.5 * (sorted[s->n / 2 - 1] + sorted[s->n / 2]);
-}
 
 /* ---------------------------------------------------------------- options */
 
@@ -431,249 +398,6 @@ static double sgemm_rate_once(const struct net *n, struct gemm_bufs *g, double s
     return flops * (double)steps / (t - t0) * 1e-9;
 }
 
-/* ------------------------------------------------------------------ PyTorch */
-
-/* What the peer reported for one network and thread count. */
-struct peer_result {
-    int ran;                    /* 1: best is valid */
-    struct stats best;          /* median/min/max of the best setting (no values kept) */
-    char setting[48];           /* the best setting's name */
-    char others[256];           /* "setting median, ..." of every setting tried */
-    char version[32];           /* from --check */
-    struct {                    /* every run, in round order, per setting */
-        char name[48];
-        struct stats runs;
-    } set[4];
-    size_t n_set;
-};
-
-/* The runs of setting `name`, added when new; NULL when there is no room. */
-static struct stats *peer_runs(struct peer_result *r, const char *name)
-{
-    for (size_t i = 0; i < r->n_set; i++)
-        if (strcmp(r->set[i].name, name) == 0)
-            return &r->set[i].runs;
-    if (r->n_set == sizeof r->set / sizeof *r->set)
-        return NULL;
-    snprintf(r->set[r->n_set].name, sizeof r->set[r->n_set].name, "%s", name);
-    return &r->set[r->n_set++].runs;
-}
-
-/* The peer process, its stdin and stdout piped to us, its stderr ours. */
-struct peer_proc {
-    pid_t pid;
-    FILE *to, *from;
-};
-
-static const char *find_peer_script(const struct options *o, char *buf, size_t len)
-{
-    if (o->peer_script)
-        return o->peer_script;
-    if (access("bench/peer_torch_mlp.py", R_OK) == 0)
-        return "bench/peer_torch_mlp.py";
-    /* <tree>/build/bench/bench_mlp -> <tree>/bench/peer_torch_mlp.py */
-    char exe[4096];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return NULL;
-    exe[k] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = '\0';
-    snprintf(buf, len, "%s/../../bench/peer_torch_mlp.py", exe);
-    return access(buf, R_OK) == 0 ? buf : NULL;
-}
-
-/* Starts argv (argv[0] found through PATH when it has no slash). */
-static int peer_start(struct peer_proc *p, char *const argv[])
-{
-    int in[2], out[2];
-    p->pid = -1;
-    p->to = p->from = NULL;
-    if (pipe(in))
-        return -1;
-    if (pipe(out)) {
-        close(in[0]);
-        close(in[1]);
-        return -1;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        execvp(argv[0], argv);
-        fprintf(stderr, "bench_mlp: cannot run '%s': %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->pid = pid;
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!p->to || !p->from) {
-        if (p->to)
-            fclose(p->to);
-        else
-            close(in[1]);
-        if (p->from)
-            fclose(p->from);
-        else
-            close(out[0]);
-        p->to = p->from = NULL;
-        waitpid(pid, NULL, 0);
-        p->pid = -1;
-        return -1;
-    }
-    return 0;
-}
-
-static double field_double(const char *line, const char *key)
-{
-    const char *p = strstr(line, key);
-    return p ? strtod(p + strlen(key), NULL) : -1.0;
-}
-
-static void field_text(const char *line, const char *key, char *out, size_t len)
-{
-    const char *p = strstr(line, key);
-    out[0] = '\0';
-    if (!p)
-        return;
-    p += strlen(key);
-    size_t k = strcspn(p, " \n");
-    if (k >= len)
-        k = len - 1;
-    memcpy(out, p, k);
-    out[k] = '\0';
-}
-
-/* Reads the peer's lines into r until one that starts with `stop` (to the end
- * of its output when stop is NULL); other output is passed through. Returns 0
- * when stop was seen (or, with stop NULL, at the end), -1 at a premature end. */
-static int peer_read(struct peer_proc *p, const char *stop, struct peer_result *r)
-{
-    char line[1024], setting[48];
-    while (fgets(line, sizeof line, p->from)) {
-        if (stop && strncmp(line, stop, strlen(stop)) == 0)
-            return 0;
-        field_text(line, "setting=", setting, sizeof setting);
-        if (strncmp(line, "torch_run ", 10) == 0) {
-            double v = field_double(line, "ex_per_s=");
-            struct stats *runs = peer_runs(r, setting);
-            if (runs)
-                stats_add(runs, v);
-            printf("    torch %-22s %10.0f ex/s\n", setting, v);
-        } else if (strncmp(line, "torch_setting ", 14) == 0) {
-            size_t used = strlen(r->others);
-            snprintf(r->others + used, sizeof r->others - used, "%s%s %.0f", used ? ", " : "", setting,
-                     field_double(line, "median="));
-        } else if (strncmp(line, "torch_best ", 11) == 0) {
-            snprintf(r->setting, sizeof r->setting, "%s", setting);
-            r->best.median = field_double(line, "median=");
-            r->best.min = field_double(line, "min=");
-            r->best.max = field_double(line, "max=");
-            r->ran = r->best.median > 0.0;
-        } else if (strncmp(line, "torch_version ", 14) == 0) {
-            field_text(line, "version=", r->version, sizeof r->version);
-        } else if (strncmp(line, "torch_", 6) != 0) {
-            fputs(line, stdout);
-        }
-        fflush(stdout);
-    }
-    return stop ? -1 : 0;
-}
-
-/* Asks for one round (every thread setting once); 0 when it came back. */
-static int peer_round(struct peer_proc *p, struct peer_result *r)
-{
-    if (fputs("run\n", p->to) == EOF || fflush(p->to) == EOF)
-        return -1;
-    return peer_read(p, "torch_round_done", r);
-}
-
-/* Ends the input, reads the summary lines and reaps the process: its exit
- * status (127 when it could not run, 128 + signal when killed). */
-static int peer_finish(struct peer_proc *p, struct peer_result *r)
-{
-    if (p->pid < 0)
-        return 127;
-    fclose(p->to);
-    peer_read(p, NULL, r);
-    fclose(p->from);
-    int status;
-    pid_t w;
-    while ((w = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    p->pid = -1;
-    if (w < 0)
-        return 127;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* ----------------------------------------------------------- machine load */
-
-/* On a shared machine the figures are only as good as the quiet they were
- * taken in, so each row says how busy the other processes kept the cores. */
-struct cpu_snap {
-    int ok;
-    double busy;        /* non-idle CPU seconds of the whole machine (Linux /proc/stat) */
-    double own;         /* CPU seconds of this process and its reaped children */
-    double t;
-};
-
-static double tv_seconds(struct timeval tv) { return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec; }
-
-static void cpu_snap_take(struct cpu_snap *s)
-{
-    memset(s, 0, sizeof *s);
-    s->t = kd_time_now();
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return;
-    unsigned long long v[8] = {0};
-    int k = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                   &v[6], &v[7]);
-    fclose(f);
-    long hz = sysconf(_SC_CLK_TCK);
-    if (k != 8 || hz <= 0)
-        return;
-    /* user nice system idle iowait irq softirq steal: all but idle and iowait
-     * are work; steal is time the hypervisor gave to other machines. */
-    s->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)hz;
-    struct rusage self, kids;
-    getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &kids);
-    s->own = tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime) + tv_seconds(kids.ru_utime) +
-             tv_seconds(kids.ru_stime);
-    s->ok = 1;
-}
-
-/* The share of the machine's CPU time that other processes used between a
- * and b, in [0, 1]; negative when unknown. */
-static double cpu_other_share(const struct cpu_snap *a, const struct cpu_snap *b)
-{
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    double wall = b->t - a->t;
-    if (!a->ok || !b->ok || ncpu <= 0 || wall <= 0.0)
-        return -1.0;
-    double other = (b->busy - a->busy) - (b->own - a->own);
-    double share = other / (wall * (double)ncpu);
-    return share < 0.0 ? 0.0 : share > 1.0 ? 1.0 : share;
-}
 
 /* ------------------------------------------------------------------- table */
 
@@ -708,15 +432,16 @@ static int paired_ratio(const struct stats *a, const struct stats *b, double sca
 /* A Markdown table, so that docs/benchmarks.md can quote it as printed. */
 static void print_table(const struct row *rows, size_t n_rows, int peer)
 {
-    printf("\n| %-21s | %3s | %-24s | %-27s | %-18s | %-16s | %7s | %10s | %-14s | %10s |\n", "network", "thr",
-           "kd ex/s median [min-max]", "torch ex/s median [min-max]", "torch setting", "kd/torch [range]",
-           "kd GF/s", "sgemm GF/s", "kd/sgemm", "other load");
+    printf("\n| %-21s | %3s | %-24s | %-27s | %-18s | %-16s | %-20s | %7s | %10s | %-14s | %10s |\n", "network",
+           "thr", "kd ex/s median [min-max]", "torch ex/s median [min-max]", "torch setting", "kd/torch [range]",
+           "kd/best torch run", "kd GF/s", "sgemm GF/s", "kd/sgemm", "other load");
     printf("|-----------------------|----:|--------------------------|-----------------------------|"
-           "--------------------|------------------|--------:|-----------:|----------------|-----------:|\n");
+           "--------------------|------------------|----------------------|--------:|-----------:|"
+           "----------------|-----------:|\n");
     for (size_t i = 0; i < n_rows; i++) {
         const struct row *r = &rows[i];
         char kd[64] = "failed", torch[64] = "not run", setting[48] = "-", ratio[48] = "-", kdg[16] = "-",
-             sg[16] = "-", frac[48] = "-", load[16] = "?";
+             sg[16] = "-", frac[48] = "-", load[16] = "?", vs_best[48] = "-";
         struct stats q;
         if (r->kd_ok)
             fmt_range(kd, sizeof kd, &r->kd);
@@ -729,6 +454,14 @@ static void print_table(const struct row *rows, size_t n_rows, int peer)
                     best = &r->torch.set[k].runs;
             if (r->kd_ok && best && paired_ratio(&r->kd, best, 1.0, &q))
                 snprintf(ratio, sizeof ratio, "%.2f [%.2f-%.2f]", q.median, q.min, q.max);
+            /* the fastest single PyTorch run of any setting, against kd's median */
+            double top = 0.0;
+            for (size_t k = 0; k < r->torch.n_set; k++)
+                for (size_t j = 0; j < r->torch.set[k].runs.n; j++)
+                    if (r->torch.set[k].runs.v[j] > top)
+                        top = r->torch.set[k].runs.v[j];
+            if (r->kd_ok && top > 0.0)
+                snprintf(vs_best, sizeof vs_best, "%.2f (%.0f)", r->kd.median / top, top);
         } else if (peer) {
             snprintf(torch, sizeof torch, "failed");
         }
@@ -741,8 +474,8 @@ static void print_table(const struct row *rows, size_t n_rows, int peer)
             snprintf(frac, sizeof frac, "%.0f%% [%.0f-%.0f]", q.median, q.min, q.max);
         if (r->other_load >= 0.0)
             snprintf(load, sizeof load, "%.0f%%", 100.0 * r->other_load);
-        printf("| %-21s | %3d | %-24s | %-27s | %-18s | %-16s | %7s | %10s | %-14s | %10s |\n", r->net->name,
-               r->threads, kd, torch, setting, ratio, kdg, sg, frac, load);
+        printf("| %-21s | %3d | %-24s | %-27s | %-18s | %-16s | %-20s | %7s | %10s | %-14s | %10s |\n",
+               r->net->name, r->threads, kd, torch, setting, ratio, vs_best, kdg, sg, frac, load);
     }
 }
 
@@ -872,7 +605,7 @@ int main(int argc, char **argv)
     char script_buf[4200];
     const char *script = NULL;
     int peer = o.peer;
-    if (peer && !(script = find_peer_script(&o, script_buf, sizeof script_buf))) {
+    if (peer && !(script = find_peer_script(o.peer_script, script_buf, sizeof script_buf))) {
         fprintf(stderr, "bench_mlp: cannot find bench/peer_torch_mlp.py (run from the source tree or "
                         "give --peer PATH)\n");
         failed = 1;
@@ -950,6 +683,8 @@ int main(int argc, char **argv)
            "  for all but the first) times kd's median steps per second. sgemm GF/s: the same GEMMs alone,\n"
            "  through kd_sgemm. kd/torch and kd/sgemm: the median [range] of the ratios within each round\n"
            "  (torch at its best thread setting); 100%% kd/sgemm would mean no time outside the GEMMs.\n"
+           "  kd/best torch run: kd's median against PyTorch's fastest single run of any setting (in\n"
+           "  brackets, its examples/s): the most favourable figure PyTorch reached in this row.\n"
            "  other load: CPU time used by other processes during the row, as a share of the machine's;\n"
            "  more than a few %% makes the row unreliable, the 2-thread rows most.\n");
     if (!peer && o.peer)

@@ -11,8 +11,9 @@
  *   build/bench/bench_store [--n N] [--batch B] [--lookup-batch L] [--repeat R]
  *                           [--cache-mb M] [--dir DIR]
  *
- * Target (issue 3): >= 200,000 answers stored and >= 300,000 looked up per
- * second. The process is pinned to one CPU. Rates are given per second of
+ * Targets: >= 200,000 answers stored and >= 300,000 looked up per second
+ * (issue 3); >= 500,000 of each (issue 15: lookups reach it, puts do not;
+ * docs/store.md, "Speed", has what was tried). The process is pinned to one CPU. Rates are given per second of
  * wall-clock time and per second of CPU time (user + system) of this
  * process: on a busy machine the second says what one core does.
  */
@@ -283,7 +284,8 @@ int main(int argc, char **argv)
            "of 10,000, %.0f rows/s in puts of 1,000, %.0f rows/s in batches of 1,000 through a "
            "kd_store_writer\n",
            small_r[0].wall, small_r[1].wall, small_r[2].wall);
-    printf("  target: >= 200000 stored/s, >= 300000 looked up/s\n");
+    printf("  targets: >= 200000 stored/s, >= 300000 looked up/s (issue 3); >= 500000 of each "
+           "(issue 15)\n");
     remove_store(path);
     free(keys), free(probe), free(logits), free(out), free(missing), free(orig);
     return 0;

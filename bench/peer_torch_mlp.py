@@ -8,6 +8,24 @@ examples every epoch (the last partial batch included), the data a
 pre-loaded float tensor scaled to [0, 1]. Only the training loop is timed:
 model and optimizer creation and the data loading are not.
 
+What a careful user sets, applied to every setting below (measured on this
+machine; docs/benchmarks.md has the figures):
+
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824
+        PyTorch's CPU allocator is glibc malloc: with the default dynamic
+        thresholds, tensors of a few hundred KiB are sometimes mmap'ed and
+        unmapped, and the top of the heap is sometimes returned to the system,
+        so the same epoch takes 0 to 70,000 page faults from run to run. Fixed
+        thresholds (tensors up to 32 MiB from the heap, the heap never
+        trimmed) keep the memory mapped: no page faults after the warm-up.
+    torch.set_flush_denormal(True)
+        denormal floats flushed to zero (none were seen in these networks'
+        Adam state; it costs nothing and rules them out);
+    a warm-up of one whole epoch (allocator, thread pools, caches) before
+        the first timed run.
+
+--malloc-default drops the allocator setting, to see the difference.
+
 Debian's PyTorch runs its own kernels on OpenMP threads and its GEMMs on
 OpenBLAS threads, and the two pools spin-wait against each other when both
 are larger than 1. So for --threads N > 1 the script tries several thread
@@ -38,7 +56,8 @@ load on a shared machine.
 
 Output (stdout), one record a line, space-separated key=value:
     torch_ready   (--serve: every worker is warmed up)
-    torch_run     setting=S rep=I ex_per_s=F seconds=F loss=F
+    torch_run     setting=S rep=I ex_per_s=F seconds=F loss=F faults=N
+                  (faults: minor page faults of the worker during the run)
     torch_round_done
     torch_setting setting=S median=F min=F max=F      (at the end)
     torch_best    setting=S median=F min=F max=F      (the highest median)
@@ -47,6 +66,7 @@ Exit status 0 on success, 3 when torch cannot be imported, 1 otherwise.
 import argparse
 import gzip
 import os
+import resource
 import struct
 import subprocess
 import sys
@@ -66,6 +86,10 @@ def read_idx(path):
     dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     arr = np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8)
     return arr.reshape(dims[0], -1) if ndim > 1 else arr
+
+
+# See the module's docstring: glibc malloc with fixed thresholds.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
 
 def settings_for(n):
@@ -91,6 +115,7 @@ def worker(a):
     import numpy as np
     import torch
     torch.set_num_threads(a.torch_threads)
+    torch.set_flush_denormal(True)
     sizes = [int(s) for s in a.sizes.split("-")]
     if a.random:
         g = np.random.default_rng(1)
@@ -141,7 +166,7 @@ def worker(a):
     if sys.stdin.readline().strip() != "warmup":
         return
     model, opt = make()
-    train(model, opt, 1, limit=20 * a.batch)  # warm-up: allocator, thread pools
+    train(model, opt, 1)  # warm-up, one epoch: allocator, thread pools, caches
     print(f"torch_ready setting={a.setting}", flush=True)
     # One measurement per "run" line on stdin, so that the driver can
     # interleave the settings (and the caller its own runs) on a noisy machine.
@@ -150,11 +175,13 @@ def worker(a):
         if cmd.strip() != "run":
             break
         model, opt = make()
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         loss = train(model, opt, a.epochs)
         dt = time.perf_counter() - t0
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
         print(f"torch_run setting={a.setting} rep={rep} ex_per_s={n * a.epochs / dt:.6g} "
-              f"seconds={dt:.6g} loss={loss:.6g}", flush=True)
+              f"seconds={dt:.6g} loss={loss:.6g} faults={faults}", flush=True)
         rep += 1
 
 
@@ -172,6 +199,8 @@ def main():
     p.add_argument("--labels")
     p.add_argument("--random", action="store_true", help="random data instead of --images/--labels")
     p.add_argument("--only", help="run only this thread setting")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc malloc's thresholds at their defaults (page faults every run)")
     p.add_argument("--serve", action="store_true",
                    help="measure one round of every setting per 'run' line on stdin (bench_mlp uses this)")
     # internal: a worker process for one setting
@@ -201,9 +230,11 @@ def main():
                 continue
             env = dict(os.environ)
             for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS",
-                      "GOTO_NUM_THREADS"):
+                      "GOTO_NUM_THREADS", "GLIBC_TUNABLES"):
                 env.pop(k, None)
             env.update(env_add)
+            if not a.malloc_default:
+                env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--setting", name,
                    "--torch-threads", str(torch_threads), "--sizes", a.sizes, "--dropout", str(a.dropout),
                    "--examples", str(a.examples), "--epochs", str(a.epochs), "--batch", str(a.batch)]
