@@ -112,6 +112,10 @@ static const char *need_mpirun(void)
     setenv("OMPI_MCA_btl", "self,vader,tcp", 1);
     setenv("OMPI_MCA_btl_tcp_if_include", "lo", 1);
     setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
+    /* a session directory of its own: Criterion runs two tests at once, and two
+     * mpiruns sharing /tmp/ompi.HOST.UID race when one cleans up (orte_init
+     * then fails in session_dir.c) */
+    setenv("OMPI_MCA_orte_tmpdir_base", dir, 1);
     /* the sanitizer build: whole malloc stacks, so that Open MPI's own
      * allocations kept until exit are named by its libraries (scripts/lsan.supp) */
     if (getenv("KD_SAN") && !strcmp(getenv("KD_SAN"), "1")) {
