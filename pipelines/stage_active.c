@@ -363,9 +363,12 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     kd_status st = kd_budget_init(&rs.budget, sel->budget, kd_budget_with_generated(N, share), R, err);
     if (st)
         return kd_error_prefix(err, "stage '%s'", s->name);
-    if (kd_budget_capped(&rs.budget))
-        kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to %zu: the %zu examples of '%s'%s", sel->budget,
-               rs.budget.total, N, d->name, generating ? " and the inputs made from them" : "");
+    if (kd_budget_capped(&rs.budget) && !generating)
+        kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to the %zu examples of '%s'", sel->budget, N,
+               d->name);
+    else if (kd_budget_capped(&rs.budget))
+        kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to %zu: the %zu examples of '%s' and the %zu "
+               "inputs made from them", sel->budget, rs.budget.total, N, d->name, rs.budget.total - N);
     size_t round_max = kd_budget_round_max(&rs.budget);
     struct kd_mlp *second = NULL;
     struct active_gen gen;
