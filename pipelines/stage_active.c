@@ -224,11 +224,58 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
 
 /* -------------------------------------------------------------- helpers */
 
+/* The teacher's error rate on the validation data stands for its error on
+ * inputs it has never seen (RAD's k, the calibration's bins): refused when
+ * the teacher is a model of this pipeline that a train stage before this
+ * one fitted on some of the same rows (same `datasets:` entry, same row).
+ * A teacher loaded from weights carries no record of its data; its user
+ * must hold the validation rows out (docs/active.md). */
+static kd_status check_held_out(struct active *a, struct kd_error *err)
+{
+    const struct kd_pipeline *p = a->r->p;
+    const struct kd_pipe_teacher *t = a->t->def;
+    if (t->kind != KD_TEACHER_MODEL || !t->model[0])
+        return KD_OK;
+    const struct kd_dataset *v = &a->val->ds;
+    size_t nv = kd_dataset_n(v), max_row = 0;
+    for (size_t i = 0; i < nv; i++)
+        max_row = v->rows[i] > max_row ? v->rows[i] : max_row;
+    unsigned char *in_val = calloc(max_row + 1, 1);
+    if (!in_val)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nv; i++)
+        in_val[v->rows[i]] = 1;
+    kd_status st = KD_OK;
+    for (const struct kd_pipe_stage *s = p->stages; s < a->s && !st; s++) {
+        if (s->kind != KD_STAGE_TRAIN || strcmp(s->model, t->model) != 0)
+            continue;
+        struct kd_run_data *d = kd_run_dataset(&a->r->data, s->data);
+        if (!d || strcmp(d->root, a->val->root) != 0)
+            continue;
+        size_t shared = 0;
+        for (size_t i = 0; i < kd_dataset_n(&d->ds); i++)
+            shared += d->ds.rows[i] <= max_row && in_val[d->ds.rows[i]];
+        if (shared) {
+            char where[400];
+            kd_run_where(p, a->s->validation_pos, where, sizeof where);
+            st = kd_error_set(err, KD_ERR_CONFIG,
+                              "%sstage '%s': teacher '%s' trained on %zu of the %zu examples of '%s' (stage '%s' on "
+                              "'%s'): its error rate there is not its error on new inputs; validate on data the "
+                              "teacher never trained on",
+                              where, a->s->name, t->name, shared, nv, a->val->name, s->name, d->name);
+        }
+    }
+    free(in_val);
+    return st;
+}
+
 static kd_status calibrate(struct active *a, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
     struct kd_tensor vv = {0};
-    kd_status st = kd_run_teacher_answers(a->r, s, a->t, a->val, &vv, err);
+    kd_status st = check_held_out(a, err);
+    if (!st)
+        st = kd_run_teacher_answers(a->r, s, a->t, a->val, &vv, err);
     if (st)
         return st;
     size_t n = kd_dataset_n(&a->val->ds), wrong = 0;

@@ -5,8 +5,8 @@ The 60,000 Fashion-MNIST training images are cut once, with a fixed shuffle:
   validation   5,000 labelled images (tuning the exploration step; never trained on)
   unlabelled  50,000 images U without labels (the autoencoder's data; the oracle's extras)
   candidates   5,000 images the student's pools are drawn from
-Per seed s, from the candidates: balanced pools of 100, 300 and 1,000 images
-(nested: 10, 30, 100 per class) and a long-tailed pool of 1,000 (class sizes
+Per seed s, from the candidates: balanced pools of 100, 300, 1,000 and 3,000
+images (nested: 10, 30, 100, 300 per class) and a long-tailed pool of 1,000 (class sizes
 falling geometrically by a factor of 10 from the head class to the tail
 class, the class order shuffled per seed); and for each pool P the oracle's
 pool: P plus 4 |P| images drawn from U.
@@ -61,7 +61,7 @@ def main():
         rng = np.random.default_rng(1000 + s)
         by_class = [rng.permutation(cand[y[cand] == c]) for c in range(10)]
         pools = {}
-        for n in (100, 300, 1000):
+        for n in (100, 300, 1000, 3000):
             pools[str(n)] = np.concatenate([b[: n // 10] for b in by_class])
         sizes = long_tail_sizes(1000, 10, 10.0, rng)
         pools["lt1000"] = np.concatenate([b[:k] for b, k in zip(by_class, sizes)])

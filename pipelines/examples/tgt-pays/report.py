@@ -24,8 +24,8 @@ METHODS = ["kd-pool", "augment", "tgt-random", "tgt-gradient", "oracle", "ablati
 NAMES = {"kd-pool": "KD on P", "augment": "P + augmentations", "tgt-random": "TGT random (AE on U)",
          "tgt-gradient": "TGT gradient (AE on U)", "oracle": "oracle: P + natural images from U",
          "ablation-random": "ablation: TGT random, AE on P", "ablation-gradient": "ablation: TGT gradient, AE on P"}
-POOLS = ["100", "300", "1000", "lt1000"]
-PNAME = {"100": "100", "300": "300", "1000": "1,000", "lt1000": "1,000 long-tailed"}
+POOLS = ["100", "300", "1000", "lt1000", "3000"]
+PNAME = {"100": "100", "300": "300", "1000": "1,000", "lt1000": "1,000 long-tailed", "3000": "3,000"}
 acc = defaultdict(dict)     # (method, pool) -> seed -> accuracy
 param = {}
 for r in rows:
@@ -61,7 +61,7 @@ for m in methods:
     L.append("| %s | " % NAMES[m] + " | ".join(cell(list(acc.get((m, p), {}).values())) for p in pools) + " |")
 L += ["", "Chosen on seed 1 by validation accuracy: " + "; ".join(
     "%s %s" % (PNAME[p], ", ".join("%s %s" % (m, param[(m, p)]) for m in ("augment", "tgt-random", "tgt-gradient")
-                                   if (m, p) in param)) for p in pools) + " (sigma, step size, noise).", ""]
+                                   if (m, p) in param)) for p in pools) + " (sigma; step size; noise/shift).", ""]
 L += ["Paired gains in points (mean ± sd over seeds, seeds where the first wins):", "",
       "| comparison | " + " | ".join("pool %s" % PNAME[p] for p in pools) + " |", "|---|" + "---:|" * len(pools)]
 for a, b in [("tgt-random", "kd-pool"), ("tgt-gradient", "kd-pool"), ("tgt-random", "augment"),
@@ -77,7 +77,7 @@ for a, b in [("tgt-random", "kd-pool"), ("tgt-gradient", "kd-pool"), ("tgt-rando
 L += ["", "Tuning runs (seed 1; validation accuracy / test accuracy):", "",
       "| pool | method | value | validation | test |", "|---|---|---:|---:|---:|"]
 for r in sorted(trows, key=lambda r: (POOLS.index(r["pool"]) if r["pool"] in POOLS else 9, r["method"],
-                                       float(r["parameter"]))):
+                                       [float(v) for v in r["parameter"].split("/")])):
     L.append("| %s | %s | %s | %.4f | %.4f |" % (PNAME.get(r["pool"], r["pool"]), r["method"], r["parameter"],
                                                 float(r["validation"]), float(r["accuracy"])))
 total = sum(float(r["seconds"]) for r in rows) + sum(float(r["seconds"]) for r in trows)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The TGT experiment (docs/experiments/tgt-pays.md): a student whose own pool
-# P is small (100, 300, 1,000 balanced images; 1,000 long-tailed), a strong
+# P is small (100, 300, 1,000, 3,000 balanced images; 1,000 long-tailed), a strong
 # teacher, and an autoencoder trained on 50,000 unlabelled images U. At equal
 # teacher queries (5 |P|) and equal training steps it compares
 #   kd-pool            KD on P alone (|P| queries)
@@ -10,8 +10,8 @@
 #   oracle             KD on P plus 4 |P| natural images drawn from U
 #   ablation-random    tgt-random with the autoencoder trained on P only
 #   ablation-gradient  tgt-gradient with the autoencoder trained on P only
-# The exploration step (sigma, step size) and the augmentation noise are
-# tuned on seed 1 by the accuracy on the 5,000 validation images; every seed
+# The exploration step (sigma, step size) and the augmentation's noise and
+# shift are tuned on seed 1 by the accuracy on the 5,000 validation images; every seed
 # then runs with the chosen value. Writes runs/tgt-pays/results.tsv and
 # tuning.tsv (one line per run; an interrupted experiment continues where it
 # stopped), then the table and the plot in docs/experiments/.
@@ -20,12 +20,12 @@
 #   pipelines/examples/tgt-pays/run.sh --seeds "1 2" --pools "100 300" --methods "kd-pool tgt-random"
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-seeds="1 2 3"
-pools="100 300 1000 lt1000"
+seeds="1 2 3 4 5"
+pools="100 300 1000 lt1000 3000"
 methods="kd-pool augment tgt-random tgt-gradient oracle ablation-random ablation-gradient"
-sigmas="0.5 1 2"
-step_sizes="0.5 1 2"
-noises="0.05 0.1 0.2"
+sigmas="0.1 0.25 0.5 1 2"
+step_sizes="0.05 0.1 0.25 0.5 1 2"
+augments="0/1 0/2 0.02/1 0.02/2 0.05/1 0.05/2 0.1/1 0.1/2"   # noise/shift
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
@@ -33,8 +33,8 @@ while [ $# -gt 0 ]; do
     --methods) methods="$2"; shift 2 ;;
     --sigmas) sigmas="$2"; shift 2 ;;
     --step-sizes) step_sizes="$2"; shift 2 ;;
-    --noises) noises="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --augments) augments="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +75,7 @@ run() {
               --set datasets.oracle.features=../../../$data/oracle-$pool-s$seed.npy)
   case "$method" in
     kd-pool) select="{strategy: random, budget: $n, rounds: 5, epochs: 50}" ;;
-    augment) select="{strategy: augment, budget: $q, rounds: 5, augment: {share: 0.8, noise: $param, shift: 2}}" ;;
+    augment) select="{strategy: augment, budget: $q, rounds: 5, augment: {share: 0.8, noise: ${param%/*}, shift: ${param#*/}}}" ;;
     tgt-random) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: random, share: 0.8, sigma: $param, $ae_src}}" ;;
     tgt-gradient) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: gradient, share: 0.8, step_size: $param, $ae_src}}" ;;
     oracle) select="{strategy: random, budget: $q, rounds: 5}"; sets+=(--set stages.0.distill.data=oracle) ;;
@@ -110,7 +110,7 @@ has() { [[ " $methods " == *" $1 "* ]]; }
 
 for pool in $pools; do
   # tuning: seed 1, validation accuracy only
-  has augment && for v in $noises; do run $tuning augment $pool 1 $v; done
+  has augment && for v in $augments; do run $tuning augment $pool 1 $v; done
   { has tgt-random || has ablation-random; } && for v in $sigmas; do run $tuning tgt-random $pool 1 $v; done
   { has tgt-gradient || has ablation-gradient; } && for v in $step_sizes; do run $tuning tgt-gradient $pool 1 $v; done
   for seed in $seeds; do
