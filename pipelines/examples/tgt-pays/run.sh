@@ -61,7 +61,8 @@ pool_size() { case "$1" in lt*) echo "${1#lt}" ;; *) echo "$1" ;; esac; }
 # run FILE METHOD POOL SEED PARAMETER: one kd run, one line appended to FILE
 run() {
   local file=$1 method=$2 pool=$3 seed=$4 param=$5
-  if awk -F'\t' -v m="$method" -v p="$pool" -v s="$seed" -v x="$param" \
+  shift 5   # the rest: more kd options
+  if [ "$file" != /dev/null ] && awk -F'\t' -v m="$method" -v p="$pool" -v s="$seed" -v x="$param" \
        '$1==m && $2==p && $3==s && $4==x {f=1} END {exit !f}' "$file"; then
     return
   fi
@@ -83,11 +84,12 @@ run() {
     ablation-gradient) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: gradient, share: 0.8, step_size: $param, data: pool, epochs: $ab_epochs}}" ;;
     *) echo "run.sh: unknown method '$method'" >&2; exit 2 ;;
   esac
-  sets+=(--set "stages.0.distill.select=$select")
+  sets+=(--set "stages.0.distill.select=$select" "$@")
   local t0=$(date +%s.%N)
   KD_THREADS=${KD_THREADS:-1} nice -n 5 $kd run $here/pipeline.yaml --quiet "${sets[@]}" > $out/last-$pool.log 2>&1 \
     || { cat $out/last-$pool.log; exit 1; }
   local t1=$(date +%s.%N) db=$out/$pool/kd.db run val acc labelled
+  [ "$file" != /dev/null ] || return 0
   run=$(sqlite3 $db "SELECT max(id) FROM runs")
   acc=$(sqlite3 $db "SELECT value FROM metrics WHERE run_id=$run AND name='student/accuracy'")
   val=$(sqlite3 $db "SELECT value FROM metrics WHERE run_id=$run AND name='round_accuracy' ORDER BY step DESC LIMIT 1")
@@ -134,4 +136,20 @@ for pool in $pools; do
     done
   done
 done
+# what each method shows the teacher: pool 100, seed 1, the chosen values (a picture, no results)
+if [[ " $pools " == *" 100 "* ]] && [[ " $seeds " == *" 1 "* ]] && [ ! -f docs/experiments/tgt-pays-samples.png ]; then
+  pics=("P=$data/pool-100-s1.npy")
+  for method in augment tgt-random tgt-gradient ablation-gradient; do
+    case "$method" in
+      augment) param=$(best augment 100) ;;
+      *-random) param=$(best tgt-random 100) ;;
+      *) param=$(best tgt-gradient 100) ;;
+    esac
+    [ -n "$param" ] || continue
+    [ -f $out/samples/$method/active-generated.npy ] ||
+      run /dev/null $method 100 1 $param --set output=$out/samples/$method > /dev/null
+    pics+=("$method=$out/samples/$method/active-generated.npy")
+  done
+  /usr/bin/python3 $here/samples.py docs/experiments/tgt-pays-samples.png "${pics[@]}"
+fi
 /usr/bin/python3 $here/report.py $results $tuning docs/experiments
