@@ -123,6 +123,6 @@ for i, s in enumerate(strategies):
                % (col, " ".join("%.1f,%.1f" % p for p in pts)))
     for p in pts:
         svg.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>' % (p[0], p[1], col))
-    svg.append('<text x="%d" y="%d" fill="%s">%s</text>' % (W - R + 6, T + 40 + 16 * i, col, s))
+    svg.append('<text x="%d" y="%d" fill="%s">%s</text>' % (W - R + 6, T + 70 + 16 * i, col, s))
 svg.append("</svg>")
 open(outdir + "/label-efficiency.svg", "w").write("\n".join(svg) + "\n")
