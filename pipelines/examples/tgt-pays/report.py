@@ -20,10 +20,12 @@ shutil.copyfile(results, outdir + "/tgt-pays-results.tsv")
 shutil.copyfile(tuning, outdir + "/tgt-pays-tuning.tsv")
 rows = list(csv.DictReader(open(results), delimiter="\t"))
 trows = list(csv.DictReader(open(tuning), delimiter="\t"))
-METHODS = ["kd-pool", "augment", "tgt-random", "tgt-gradient", "oracle", "ablation-random", "ablation-gradient"]
+METHODS = ["kd-pool", "augment", "tgt-random", "tgt-gradient", "oracle", "ablation-random", "ablation-gradient",
+           "tgt-random-big"]
 NAMES = {"kd-pool": "KD on P", "augment": "P + augmentations", "tgt-random": "TGT random (AE on U)",
          "tgt-gradient": "TGT gradient (AE on U)", "oracle": "oracle: P + natural images from U",
-         "ablation-random": "ablation: TGT random, AE on P", "ablation-gradient": "ablation: TGT gradient, AE on P"}
+         "ablation-random": "ablation: TGT random, AE on P", "ablation-gradient": "ablation: TGT gradient, AE on P",
+         "tgt-random-big": "TGT random, larger AE on U"}
 POOLS = ["100", "300", "1000", "lt1000", "3000"]
 PNAME = {"100": "100", "300": "300", "1000": "1,000", "lt1000": "1,000 long-tailed", "3000": "3,000"}
 acc = defaultdict(dict)     # (method, pool) -> seed -> accuracy
@@ -66,7 +68,8 @@ L += ["Paired gains in points (mean ± sd over seeds, seeds where the first wins
       "| comparison | " + " | ".join("pool %s" % PNAME[p] for p in pools) + " |", "|---|" + "---:|" * len(pools)]
 for a, b in [("tgt-random", "kd-pool"), ("tgt-gradient", "kd-pool"), ("tgt-random", "augment"),
              ("tgt-gradient", "augment"), ("augment", "kd-pool"), ("oracle", "kd-pool"),
-             ("tgt-random", "ablation-random"), ("tgt-gradient", "ablation-gradient")]:
+             ("tgt-random", "ablation-random"), ("tgt-gradient", "ablation-gradient"),
+             ("tgt-random-big", "tgt-random"), ("tgt-random-big", "augment")]:
     if a not in methods or b not in methods:
         continue
     cells = []
@@ -92,7 +95,7 @@ print(table)
 W, H, L0, R, T, B = 760, 420, 60, 230, 20, 50
 vals = [v for m in methods for p in pools for v in acc.get((m, p), {}).values()]
 lo, hi = int(min(vals) * 50) / 50.0, int(max(vals) * 50 + 1) / 50.0
-colours = ["#444444", "#8c564b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9ecae1", "#98df8a"]
+colours = ["#444444", "#8c564b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9ecae1", "#98df8a", "#17becf"]
 gw = (W - L0 - R) / len(pools)
 bw = gw * 0.8 / len(methods)
 

@@ -10,6 +10,8 @@
 #   oracle             KD on P plus 4 |P| natural images drawn from U
 #   ablation-random    tgt-random with the autoencoder trained on P only
 #   ablation-gradient  tgt-gradient with the autoencoder trained on P only
+#   tgt-random-big     tgt-random with a larger autoencoder on U (784-512-64, 30 epochs), sigma as
+#                      chosen for tgt-random (not in the default methods: --methods tgt-random-big)
 # The exploration step (sigma, step size) and the augmentation's noise and
 # shift are tuned on seed 1 by the accuracy on the 5,000 validation images; every seed
 # then runs with the chosen value. Writes runs/tgt-pays/results.tsv and
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --sigmas) sigmas="$2"; shift 2 ;;
     --step-sizes) step_sizes="$2"; shift 2 ;;
     --augments) augments="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,6 +57,7 @@ header='method\tpool\tseed\tparameter\tvalidation\taccuracy\tlabelled\tseconds\n
 [ -f $results ] || printf "$header" > $results
 [ -f $tuning ] || printf "$header" > $tuning
 ae=$PWD/$out/autoencoder-unlabelled.safetensors
+ae_big=$PWD/$out/autoencoder-unlabelled-big.safetensors
 
 pool_size() { case "$1" in lt*) echo "${1#lt}" ;; *) echo "$1" ;; esac; }
 
@@ -67,6 +70,7 @@ run() {
     return
   fi
   local n=$(pool_size "$pool") q select ae_src dir=$out/$pool
+  [[ $method != *-big ]] || dir=$out/$pool-big   # its own store: it may run beside the others
   q=$((5 * n))
   # the autoencoder on U: trained by the first TGT run (tgt.data), loaded by the others
   if [ -f "$ae" ]; then ae_src="autoencoder: $ae"; else ae_src="data: unlabelled"; fi
@@ -80,6 +84,9 @@ run() {
     tgt-random) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: random, share: 0.8, sigma: $param, $ae_src}}" ;;
     tgt-gradient) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: gradient, share: 0.8, step_size: $param, $ae_src}}" ;;
     oracle) select="{strategy: random, budget: $q, rounds: 5}"; sets+=(--set stages.0.distill.data=oracle) ;;
+    tgt-random-big)
+      if [ -f "$ae_big" ]; then ae_src="autoencoder: $ae_big"; else ae_src="data: unlabelled, hidden: 512, latent: 64, epochs: 30"; fi
+      select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: random, share: 0.8, sigma: $param, $ae_src}}" ;;
     ablation-random) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: random, share: 0.8, sigma: $param, data: pool, epochs: $ab_epochs}}" ;;
     ablation-gradient) select="{strategy: tgt, budget: $q, rounds: 5, tgt: {mode: gradient, share: 0.8, step_size: $param, data: pool, epochs: $ab_epochs}}" ;;
     *) echo "run.sh: unknown method '$method'" >&2; exit 2 ;;
@@ -98,7 +105,9 @@ run() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$method" "$pool" "$seed" "$param" "$val" "$acc" "$labelled" "$secs" >> "$file"
   printf '%-18s pool %-6s seed %s %-5s: validation %s, test %s (%s teacher-labelled, %s s)\n' "$method" "$pool" "$seed" \
     "$param" "$val" "$acc" "$labelled" "$secs"
-  if [ ! -f "$ae" ] && [ -f $dir/models/active-autoencoder.safetensors ] && [[ $method == tgt-* ]]; then
+  if [ "$method" = tgt-random-big ] && [ ! -f "$ae_big" ] && [ -f $dir/models/active-autoencoder.safetensors ]; then
+    cp $dir/models/active-autoencoder.safetensors "$ae_big"
+  elif [ ! -f "$ae" ] && [ -f $dir/models/active-autoencoder.safetensors ] && [[ $method == tgt-* ]]; then
     cp $dir/models/active-autoencoder.safetensors "$ae"
   fi
 }
@@ -119,7 +128,7 @@ for pool in $pools; do
     for method in $methods; do
       case "$method" in
         augment) param=$(best augment $pool) ;;
-        tgt-random|ablation-random) param=$(best tgt-random $pool) ;;
+        tgt-random|ablation-random|tgt-random-big) param=$(best tgt-random $pool) ;;
         tgt-gradient|ablation-gradient) param=$(best tgt-gradient $pool) ;;
         *) param=- ;;
       esac
