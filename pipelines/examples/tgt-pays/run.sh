@@ -132,7 +132,7 @@ for pool in $pools; do
         tgt-gradient|ablation-gradient) param=$(best tgt-gradient $pool) ;;
         *) param=- ;;
       esac
-      if [ "$seed" = 1 ] && [[ $method == augment || $method == tgt-* ]]; then
+      if [ "$seed" = 1 ] && [[ $method == augment || $method == tgt-random || $method == tgt-gradient ]]; then
         # the tuning run of the chosen value is this run: copy its line
         awk -F'\t' -v m="$method" -v p="$pool" -v x="$param" '$1==m && $2==p && $3==1 && $4==x' $tuning |
           while IFS= read -r line; do
