@@ -164,6 +164,6 @@ fi
 # the autoencoders on images neither trained on: the one on U, and the ablation's on the 100 images of seed 1
 ab_ae=$out/samples/ablation-gradient/models/active-autoencoder.safetensors
 if [ -f "$ae" ] && [ -f $ab_ae ]; then
-  /usr/bin/python3 $here/ae_mse.py $data/validation-x.npy "$ae" $ab_ae
+  /usr/bin/python3 $here/ae_mse.py $data/validation-x.npy "$ae" $ab_ae $( [ -f "$ae_big" ] && echo "$ae_big")
 fi
 /usr/bin/python3 $here/report.py $results $tuning docs/experiments
