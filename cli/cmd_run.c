@@ -153,9 +153,9 @@ int kd_cmd_run(int argc, char **argv)
                  "teachers, asks them through the label store (answers already stored are\n"
                  "never asked again), distills, evaluates and exports (docs/pipeline.md).\n"
                  "A distill stage with select: spends a budget of teacher queries in rounds\n"
-                 "on the pool examples its strategy picks (margin, entropy, IWeS, RAD, TGT,\n"
-                 "...); with reweight: it weighs each answer by the teacher's calibration\n"
-                 "(docs/active.md).\n"
+                 "on the pool examples its strategy picks (margin, entropy, IWeS, RAD, ...)\n"
+                 "and on inputs made from them (TGT, augmentation); with reweight: it weighs\n"
+                 "each answer by the teacher's calibration (docs/active.md).\n"
                  "\n"
                  "Ctrl-C stops at the next batch boundary; everything stored so far is kept.\n",
         .options = opts,
