@@ -64,6 +64,7 @@ const char *kd_status_name(kd_status status)
     case KD_ERR_INTERRUPTED: return "interrupted";
     case KD_ERR_NOT_FOUND: return "not found";
     case KD_ERR_BUDGET: return "budget exceeded";
+    case KD_ERR_DIVERGED: return "training diverged";
     }
     return "unknown error";
 }

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KD_VERSION "0.2.0"
+#define KD_VERSION "0.3.0"
 
 /* ------------------------------------------------------------------ errors */
 
@@ -37,7 +37,8 @@ typedef enum kd_status {
     KD_ERR_TEACHER = 9,     /* a teacher failed to answer */
     KD_ERR_INTERRUPTED = 10,/* stopped on request (Ctrl-C) */
     KD_ERR_NOT_FOUND = 11,  /* a named thing does not exist */
-    KD_ERR_BUDGET = 12      /* a teacher-query budget would be exceeded */
+    KD_ERR_BUDGET = 12,     /* a teacher-query budget would be exceeded */
+    KD_ERR_DIVERGED = 13    /* training diverged: the loss is not finite */
 } kd_status;
 
 #define KD_ERROR_MSG_MAX 1024
@@ -213,7 +214,8 @@ enum kd_rng_purpose {
     KD_RNG_SELECT,               /* selection draws (random, IWeS, RAD) of round `index` */
     KD_RNG_TGT,                  /* TGT's exploration noise in round `index` */
     KD_RNG_SECOND_STUDENT,       /* initial weights of IWeS-two's second student (index 0) */
-    KD_RNG_AUTOENCODER_DECODER   /* initial weights of an autoencoder's decoder (index 0) */
+    KD_RNG_AUTOENCODER_DECODER,  /* initial weights of an autoencoder's decoder (index 0) */
+    KD_RNG_AUGMENT               /* shifts and noise of the augmented inputs of active round `index` */
 };
 
 /* The seed of sub-stream `index` of `purpose` under a run's seed: every

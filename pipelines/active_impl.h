@@ -65,6 +65,30 @@ struct round_state {
     struct kd_budget budget;    /* quotas per round and the queries charged (sampling/) */
 };
 
+/* Charges what a label call asked to budget b and the run's counts (even
+ * when it failed part-way: those answers are stored, and were paid for) and
+ * names the round in an error. Returns st. */
+kd_status kd_active_charge(struct active *a, struct kd_budget *b, const struct kd_label_stats *ls, kd_status st,
+                           size_t round, struct kd_error *err);
+
+/* The generator of a stage with strategy tgt or augment
+ * (pipelines/active_generate.c): opened once before round 1 (TGT: its
+ * autoencoder loaded or trained), it makes one input from each of a round's
+ * sources in turn and keeps them for the NPY artefact. */
+struct active_gen {
+    struct kd_autoencoder *ae;  /* tgt */
+    float lo, hi;               /* augment: the range of the pool's features */
+    struct kd_tensor kept;      /* (n, D) every input made so far */
+};
+kd_status kd_active_gen_open(struct active *a, struct active_gen *g, struct kd_error *err);
+/* Makes n_gen inputs from the n_src rows last added to the training set,
+ * has the teacher label them and adds them (records the selections). */
+kd_status kd_active_generate(struct active *a, struct round_state *rs, struct active_gen *g, struct kd_mlp *student,
+                             size_t round, size_t n_src, size_t n_gen, struct kd_error *err);
+/* The inputs made, as <output>/<stage>-generated.npy (none: nothing written). */
+kd_status kd_active_gen_save(struct active *a, struct active_gen *g, struct kd_error *err);
+void kd_active_gen_release(struct active_gen *g);
+
 /* After a finished round: the student, iwes-two's second student and the
  * round's state under <output>/checkpoints/ (stage_active_resume.c). */
 kd_status kd_active_save_round(struct active *a, const size_t *pool_index, struct kd_mlp *student, struct kd_mlp *second,

@@ -1,5 +1,5 @@
 /* The keys of active distillation in a distill stage: `select:` (strategy,
- * budget, rounds, schedule, tgt) and `reweight:`. Checked like the rest of the
+ * budget, rounds, schedule, tgt, augment) and `reweight:`. Checked like the rest of the
  * file (pipelines/config.c): every problem reported with its position. */
 #include "pipelines/pipeline_impl.h"
 
@@ -10,21 +10,28 @@
 
 #define N(a) (sizeof(a) / sizeof *(a))
 
-static const char *const SELECT_KEYS[] = {"strategy", "budget", "rounds", "schedule", "epochs", "weight_cap", "tgt"};
-/* enum kd_select_kind order, then tgt */
+static const char *const SELECT_KEYS[] = {"strategy",   "budget", "rounds", "schedule",
+                                          "epochs",     "weight_cap", "tgt", "augment"};
+/* enum kd_select_kind order, then the two strategies that generate inputs */
 static const char *const STRATEGIES[] = {"random", "entropy", "margin", "least-confidence",
-                                         "iwes",   "iwes-two", "rad",   "tgt"};
+                                         "iwes",   "iwes-two", "rad",   "tgt", "augment"};
+#define N_PICKING (N(STRATEGIES) - 2)   /* the ones that only pick: a generating strategy's source */
+#define STRATEGY_TGT N_PICKING
+#define STRATEGY_AUGMENT (N_PICKING + 1)
 static const char *const ROUND_SCHEDULES[] = {"warm", "retrain"};
-static const char *const TGT_KEYS[] = {"mode",        "source", "share",  "sigma",  "steps",
-                                       "step_size",   "autoencoder", "latent", "hidden", "epochs"};
+static const char *const TGT_KEYS[] = {"mode",      "source",      "share",  "sigma",  "steps",
+                                       "step_size", "autoencoder", "data",   "latent", "hidden", "epochs"};
+static const char *const AUGMENT_KEYS[] = {"source", "share", "noise", "shift", "width"};
 static const char *const TGT_MODES[] = {"random", "gradient"}; /* enum kd_tgt_mode order */
 static const char *const REWEIGHT_KEYS[] = {"method", "bins", "smoothing", "temperature", "folds", "divide_k"};
 /* enum kd_reweight_method order */
 static const char *const REWEIGHT_METHODS[] = {"confidence", "debiased", "slam"};
 static const char *const BOOLS[] = {"false", "true"};
 
-static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node, const char *dir)
+static void check_tgt(struct kd_cfg *v, struct kd_pipe_select *sel, const struct kd_ynode *node, size_t ns)
 {
+    struct kd_pctx *c = v->c;
+    const char *dir = v->p->dir;
     const struct kd_ynode *map = kd_as_map(c, node, "'tgt'");
     if (!map)
         return;
@@ -39,7 +46,7 @@ static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struc
         sel->tgt_mode_set = 1;
     }
     /* The strategy that picks the pool examples TGT starts from (and labels). */
-    if (kd_get_enum(c, map, "source", STRATEGIES, N(STRATEGIES) - 1, &e, NULL) > 0)
+    if (kd_get_enum(c, map, "source", STRATEGIES, N_PICKING, &e, NULL) > 0)
         sel->strategy = (enum kd_select_kind)e;
     if (kd_get_num(c, map, "share", KD_RANGE_UNIT_ABOVE_ZERO, &d, NULL) > 0)
         sel->tgt_share = d;
@@ -55,6 +62,14 @@ static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struc
         sel->tgt_hidden = (size_t)x;
     if (kd_get_int(c, map, "epochs", 1, 100000, &x, NULL) > 0)
         sel->tgt_epochs = (size_t)x;
+    struct kd_ynode *dk;
+    if (kd_ytree_get(map, "data", &dk)) {
+        sel->tgt_data_pos = kd_pos_of(dk);
+        kd_cfg_get_ref(v, map, "data", KD_REF_DATASET, ns, sel->tgt_data, &vn);
+        if (kd_ytree_get(map, "autoencoder", NULL))
+            kd_at(c, dk, "'data' in 'tgt' trains the autoencoder and 'autoencoder' loads a trained one: give one of "
+                         "them");
+    }
     if (kd_get_str(c, map, "autoencoder", &text, &vn) > 0) {
         size_t nd = dir && text[0] != '/' && strcmp(dir, ".") != 0 ? strlen(dir) + 1 : 0;
         sel->tgt_autoencoder = malloc(nd + strlen(text) + 1);
@@ -69,9 +84,31 @@ static void check_tgt(struct kd_pctx *c, struct kd_pipe_select *sel, const struc
     }
 }
 
-static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *key,
-                         const struct kd_ynode *node, const char *dir)
+static void check_augment(struct kd_pctx *c, struct kd_pipe_select *sel, const struct kd_ynode *node)
 {
+    const struct kd_ynode *map = kd_as_map(c, node, "'augment'");
+    if (!map)
+        return;
+    kd_check_keys(c, map, AUGMENT_KEYS, N(AUGMENT_KEYS), "in 'augment'");
+    int e;
+    long long x;
+    double d;
+    if (kd_get_enum(c, map, "source", STRATEGIES, N_PICKING, &e, NULL) > 0)
+        sel->strategy = (enum kd_select_kind)e;
+    if (kd_get_num(c, map, "share", KD_RANGE_UNIT_ABOVE_ZERO, &d, NULL) > 0)
+        sel->aug_share = d;
+    if (kd_get_num(c, map, "noise", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
+        sel->aug_noise = d;
+    if (kd_get_int(c, map, "shift", 0, 1 << 16, &x, NULL) > 0)
+        sel->aug_shift = (size_t)x;
+    if (kd_get_int(c, map, "width", 1, 1 << 24, &x, NULL) > 0)
+        sel->aug_width = (size_t)x;
+}
+
+static void check_select(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *key,
+                         const struct kd_ynode *node, size_t ns)
+{
+    struct kd_pctx *c = v->c;
     struct kd_pipe_select *sel = &s->select;
     const struct kd_ynode *map = kd_as_map(c, node, "'select'");
     if (!map)
@@ -88,6 +125,9 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
     sel->tgt_latent = 32;
     sel->tgt_hidden = 256;
     sel->tgt_epochs = 10;
+    sel->aug_share = 0.5;
+    sel->aug_noise = 0.1;
+    sel->aug_shift = 2;
     kd_check_keys(c, map, SELECT_KEYS, N(SELECT_KEYS), "in 'select'");
     int e;
     long long x;
@@ -96,9 +136,10 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
     struct kd_ynode *k;
     if (kd_get_enum(c, map, "strategy", STRATEGIES, N(STRATEGIES), &e, &vn) > 0) {
         sel->strategy_pos = kd_pos_of(vn);
-        if (e == (int)N(STRATEGIES) - 1) {
-            sel->tgt = 1;
-            sel->strategy = KD_SELECT_ENTROPY;   /* TGT's sources, unless tgt.source says otherwise */
+        if (e == (int)STRATEGY_TGT || e == (int)STRATEGY_AUGMENT) {
+            sel->tgt = e == (int)STRATEGY_TGT;
+            sel->augment = e == (int)STRATEGY_AUGMENT;
+            sel->strategy = KD_SELECT_ENTROPY;   /* the sources, unless tgt/augment.source says otherwise */
         } else {
             sel->strategy = (enum kd_select_kind)e;
         }
@@ -123,12 +164,19 @@ static void check_select(struct kd_pctx *c, struct kd_pipe_stage *s, const struc
         if (!sel->tgt)
             kd_at(c, k, "'tgt' is only for strategy tgt");
         else
-            check_tgt(c, sel, vn, dir);
+            check_tgt(v, sel, vn, ns);
     }
-    if (sel->tgt && sel->budget && sel->rounds * 2 > sel->budget)
+    if ((vn = kd_ytree_get(map, "augment", &k))) {
+        sel->aug_pos = kd_pos_of(k);
+        if (!sel->augment)
+            kd_at(c, k, "'augment' is only for strategy augment");
+        else
+            check_augment(c, sel, vn);
+    }
+    if ((sel->tgt || sel->augment) && sel->budget && sel->rounds * 2 > sel->budget)
         kd_at(c, rn ? rn : map == &kd_empty_map ? key : map,
-              "strategy tgt needs a budget of at least 2 per round (a source and its generated input), got %zu for "
-              "%zu rounds", sel->budget, sel->rounds);
+              "strategy %s needs a budget of at least 2 per round (a source and its generated input), got %zu for "
+              "%zu rounds", sel->tgt ? "tgt" : "augment", sel->budget, sel->rounds);
 }
 
 static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *key,
@@ -196,12 +244,13 @@ static void check_reweight(struct kd_pctx *c, struct kd_pipe_stage *s, const str
     rw->method_pos = kd_pos_of(mn ? mn : key);
 }
 
-void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir)
+void kd_config_active(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, size_t ns)
 {
+    struct kd_pctx *c = v->c;
     struct kd_ynode *k;
     const struct kd_ynode *vn;
     if ((vn = kd_ytree_get(map, "select", &k)))
-        check_select(c, s, k, vn, dir);
+        check_select(v, s, k, vn, ns);
     if ((vn = kd_ytree_get(map, "reweight", &k)))
         check_reweight(c, s, k, vn);
     if (s->reweight.on && (vn = kd_ytree_get(map, "reweight", &k))) {
@@ -223,7 +272,8 @@ void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct k
     if (!kd_ytree_get(map, "validation", NULL)) {
         if (s->reweight.on && kd_ytree_get(map, "reweight", &k))
             kd_at(c, k, "'reweight' needs 'validation': gold-labelled data on which the teacher's errors are counted");
-        if (s->select.on && s->select.strategy == KD_SELECT_RAD && !s->select.tgt && kd_ytree_get(map, "select", &k))
+        if (s->select.on && s->select.strategy == KD_SELECT_RAD && !s->select.tgt && !s->select.augment &&
+            kd_ytree_get(map, "select", &k))
             kd_at(c, k, "strategy rad needs 'validation': gold-labelled data giving the teacher's error rate");
     }
 }

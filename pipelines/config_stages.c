@@ -335,7 +335,7 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
         kd_ytree_get(map, "validation", &k);
         s->validation_pos = kd_pos_of(k);
         kd_cfg_get_ref(v, map, "validation", KD_REF_DATASET, ns, s->validation, &vn);
-        kd_config_active(v->c, s, map, v->p->dir);
+        kd_config_active(v, s, map, ns);
         int e;
         double d;
         if (kd_get_enum(v->c, map, "loss", LOSSES, N(LOSSES), &e, NULL) > 0)

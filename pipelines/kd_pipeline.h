@@ -177,9 +177,17 @@ struct kd_pipe_select {
     double tgt_share;                  /* share of each round's picks that are generated (default 0.5) */
     double tgt_sigma, tgt_step_size;
     size_t tgt_steps;
-    char *tgt_autoencoder;             /* a saved autoencoder to use; NULL: train one on the pool */
+    char *tgt_autoencoder;             /* a saved autoencoder to use; NULL: train one on tgt_data */
+    char tgt_data[KD_PIPE_NAME_MAX];   /* the dataset the autoencoder trains on; "": the stage's pool */
+    struct kd_pos tgt_data_pos;
     size_t tgt_latent, tgt_hidden, tgt_epochs;
     struct kd_pos strategy_pos, tgt_pos;
+    /* strategy: augment, augment: {...} (sampling/ kd_augment_generate) */
+    int augment;                       /* strategy: augment (strategy then picks the images to augment) */
+    double aug_share;                  /* share of each round's picks that are augmented (default 0.5) */
+    double aug_noise;                  /* pixel noise sd (default 0.1) */
+    size_t aug_shift, aug_width;       /* largest shift in pixels (default 2); image width (0: square) */
+    struct kd_pos aug_pos;
 };
 
 /* distill: reweight: {method, ...}: noise-aware weights (or a noise channel) from the

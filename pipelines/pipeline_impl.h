@@ -261,8 +261,9 @@ void kd_config_models(struct kd_cfg *v);
 void kd_config_teachers(struct kd_cfg *v);
 void kd_config_stages(struct kd_cfg *v);
 /* The active-distillation keys of a distill stage's map (select, reweight;
- * pipelines/config_active.c); dir resolves relative paths. */
-void kd_config_active(struct kd_pctx *c, struct kd_pipe_stage *s, const struct kd_ynode *map, const char *dir);
+ * pipelines/config_active.c); dataset names may be parts of the first ns
+ * splits; relative paths are resolved against the pipeline's folder. */
+void kd_config_active(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, size_t ns);
 /* The keys of a diagnose stage beyond model and data (n, seed, eps, centre,
  * method, at, targets; pipelines/config_diagnose.c). */
 extern const char *const KD_DIAGNOSE_KEYS[];

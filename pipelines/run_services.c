@@ -335,7 +335,8 @@ static void plan_active(struct runner *r, const struct kd_pipe_stage *s)
     size_t N = kd_dataset_n(&d->ds);
     struct kd_budget b;
     struct kd_error ignore = {0};
-    if (kd_budget_init(&b, sel->budget, N, sel->rounds, &ignore))
+    double share = sel->tgt ? sel->tgt_share : sel->augment ? sel->aug_share : 0.0;
+    if (kd_budget_init(&b, sel->budget, kd_budget_with_generated(N, share), sel->rounds, &ignore))
         return; /* rounds >= 1 is checked when the pipeline is loaded */
     size_t budget = b.total;
     size_t epochs = sel->round_epochs ? sel->round_epochs : s->epochs;
@@ -349,12 +350,19 @@ static void plan_active(struct runner *r, const struct kd_pipe_stage *s)
                          "epochs each",
                          gradient ? "gradient" : "random", 100.0 * sel->tgt_share,
                          kd_select_name(sel->strategy), sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
+    else if (sel->augment)
+        kd_run_plan_line(r, "    select: augment (shifts up to %zu pixels, noise %g, %.0f%% augmented; sources by %s) in "
+                         "%zu rounds (%s), %zu epochs each",
+                         sel->aug_shift, sel->aug_noise, 100.0 * sel->aug_share, kd_select_name(sel->strategy),
+                         sel->rounds, sel->retrain ? "retrain" : "warm", epochs);
     else
         kd_run_plan_line(r, "    select: %s, %zu of '%s' (%zu examples) in %zu rounds (%s), %zu epochs each",
                          kd_select_name(sel->strategy), budget, d->name, N, sel->rounds,
                          sel->retrain ? "retrain" : "warm", epochs);
     kd_run_plan_line(r, "    teacher '%s': at most %zu new queries (the budget%s; answers already stored cost nothing)",
                      s->teacher, budget, kd_budget_capped(&b) ? ", capped by the pool's size" : "");
+    if (sel->tgt && sel->tgt_data[0])
+        kd_run_plan_line(r, "    autoencoder: trained on '%s'", sel->tgt_data);
     r->sum->queries += budget;
 }
 

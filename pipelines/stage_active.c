@@ -226,11 +226,58 @@ static kd_status train_round(struct active *a, struct kd_mlp *m, size_t round, s
 
 /* -------------------------------------------------------------- helpers */
 
+/* The teacher's error rate on the validation data stands for its error on
+ * inputs it has never seen (RAD's k, the calibration's bins): refused when
+ * the teacher is a model of this pipeline that a train stage before this
+ * one fitted on some of the same rows (same `datasets:` entry, same row).
+ * A teacher loaded from weights carries no record of its data; its user
+ * must hold the validation rows out (docs/active.md). */
+static kd_status check_held_out(struct active *a, struct kd_error *err)
+{
+    const struct kd_pipeline *p = a->r->p;
+    const struct kd_pipe_teacher *t = a->t->def;
+    if (t->kind != KD_TEACHER_MODEL || !t->model[0])
+        return KD_OK;
+    const struct kd_dataset *v = &a->val->ds;
+    size_t nv = kd_dataset_n(v), max_row = 0;
+    for (size_t i = 0; i < nv; i++)
+        max_row = v->rows[i] > max_row ? v->rows[i] : max_row;
+    unsigned char *in_val = calloc(max_row + 1, 1);
+    if (!in_val)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nv; i++)
+        in_val[v->rows[i]] = 1;
+    kd_status st = KD_OK;
+    for (const struct kd_pipe_stage *s = p->stages; s < a->s && !st; s++) {
+        if (s->kind != KD_STAGE_TRAIN || strcmp(s->model, t->model) != 0)
+            continue;
+        struct kd_run_data *d = kd_run_dataset(&a->r->data, s->data);
+        if (!d || strcmp(d->root, a->val->root) != 0)
+            continue;
+        size_t shared = 0;
+        for (size_t i = 0; i < kd_dataset_n(&d->ds); i++)
+            shared += d->ds.rows[i] <= max_row && in_val[d->ds.rows[i]];
+        if (shared) {
+            char where[400];
+            kd_run_where(p, a->s->validation_pos, where, sizeof where);
+            st = kd_error_set(err, KD_ERR_CONFIG,
+                              "%sstage '%s': teacher '%s' trained on %zu of the %zu examples of '%s' (stage '%s' on "
+                              "'%s'): its error rate there is not its error on new inputs; validate on data the "
+                              "teacher never trained on",
+                              where, a->s->name, t->name, shared, nv, a->val->name, s->name, d->name);
+        }
+    }
+    free(in_val);
+    return st;
+}
+
 static kd_status calibrate(struct active *a, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
     struct kd_tensor vv = {0};
-    kd_status st = kd_run_teacher_answers(a->r, s, a->t, a->val, &vv, err);
+    kd_status st = check_held_out(a, err);
+    if (!st)
+        st = kd_run_teacher_answers(a->r, s, a->t, a->val, &vv, err);
     if (st)
         return st;
     size_t n = kd_dataset_n(&a->val->ds), wrong = 0;
@@ -298,48 +345,6 @@ static kd_status evaluate_round(struct active *a, struct kd_mlp *m, size_t round
     return st;
 }
 
-/* The autoencoder TGT moves inputs with: the file `tgt.autoencoder`, or one
- * trained on the pool and saved under the output's models/ folder. */
-static kd_status get_autoencoder(struct active *a, struct kd_autoencoder **ae, struct kd_error *err)
-{
-    const struct kd_pipe_select *sel = &a->s->select;
-    char where[400];
-    kd_run_where(a->r->p, sel->tgt_pos, where, sizeof where);
-    kd_status st;
-    if (sel->tgt_autoencoder) {
-        if ((st = kd_autoencoder_load(sel->tgt_autoencoder, ae, err)))
-            return kd_error_prefix(err, "%sstage '%s'", where, a->s->name);
-        if ((*ae)->d != a->ts.D) {
-            st = kd_error_set(err, KD_ERR_SHAPE, "%sstage '%s': autoencoder '%s' takes %zu inputs, '%s' has %zu",
-                              where, a->s->name, sel->tgt_autoencoder, (*ae)->d, a->pool->name, a->ts.D);
-            kd_autoencoder_free(*ae);
-            *ae = NULL;
-            return st;
-        }
-        kd_log(KD_LOG_INFO, "  autoencoder: %s (%zu -> %zu)", sel->tgt_autoencoder, (*ae)->d, (*ae)->e);
-        return KD_OK;
-    }
-    struct kd_autoencoder_config cfg;
-    kd_autoencoder_config_init(&cfg);
-    cfg.hidden = sel->tgt_hidden;
-    cfg.latent = sel->tgt_latent;
-    cfg.epochs = sel->tgt_epochs;
-    cfg.seed = a->r->p->seed;
-    cfg.stop = a->r->opt->stop;
-    double mse = 0.0, t0 = kd_time_now();
-    if ((st = kd_autoencoder_train(&a->pool->ds.x, &cfg, ae, &mse, err)))
-        return kd_error_prefix(err, "stage '%s': training the TGT autoencoder", a->s->name);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/%s-autoencoder.safetensors", a->r->p->output, a->s->name);
-    kd_log(KD_LOG_INFO, "  autoencoder %zu -> %zu -> %zu trained on '%s' in %.1f s (reconstruction MSE %.5f): %s",
-           a->ts.D, cfg.hidden, cfg.latent, a->pool->name, kd_time_now() - t0, mse, path);
-    if (!(st = kd_autoencoder_save(*ae, path, err)))
-        st = kd_run_add_artefact(a->r, path, "autoencoder", err);
-    if (!st)
-        st = kd_run_record_metric(a->r, a->sid, "autoencoder_mse", -1, mse, err);
-    return st;
-}
-
 /* ------------------------------------------------------------ the rounds */
 
 static void round_state_release(struct round_state *rs)
@@ -348,20 +353,6 @@ static void round_state_release(struct round_state *rs)
     free(rs->rows), free(rs->pool_index);
     kd_tensor_release(&rs->logits);
     kd_tensor_release(&rs->logits2);
-}
-
-/* Charges what a label call asked to the budget and the run's counts (even
- * when it failed part-way: those answers are stored, and were paid for) and
- * names the round in an error. Returns st. */
-static kd_status charge(struct active *a, struct round_state *rs, const struct kd_label_stats *ls, kd_status st,
-                        size_t round, struct kd_error *err)
-{
-    kd_budget_charge(&rs->budget, ls->queried);
-    a->r->sum->queries += ls->queried;
-    a->r->sum->cached += ls->cached;
-    if (st)
-        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
-    return st;
 }
 
 /* Labels the picked pool rows and adds them to the training set. */
@@ -386,7 +377,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
     }
     struct kd_label_stats ls = {0};
     st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
-    if ((st = charge(a, rs, &ls, st, round, err)))
+    if ((st = kd_active_charge(a, &rs->budget, &ls, st, round, err)))
         goto done;
     if ((st = kd_active_ts_reserve(&a->ts, n_sel, err)))
         goto done;
@@ -410,141 +401,30 @@ done:
     return st;
 }
 
-/* TGT: one new input from each of the first n_gen picks (cycling), labelled
- * and added with its origin. */
-static kd_status generate(struct active *a, struct round_state *rs, struct kd_autoencoder *ae, struct kd_mlp *student,
-                          size_t round, size_t n_src, size_t n_gen, struct kd_tensor *generated, struct kd_error *err)
-{
-    const struct kd_pipe_select *sel = &a->s->select;
-    struct kd_run_data *d = a->pool;
-    size_t D = a->ts.D, C = a->ts.C;
-    size_t first = a->ts.n - n_src;   /* the sources are the rows just added */
-    struct kd_tensor src = {0}, gen = {0}, vg = {0}, ask = {0};
-    double *div = malloc(n_gen * sizeof *div);
-    kd_status st = div ? KD_OK : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-    if (!st)
-        st = kd_tensor_init(&src, n_gen, D, err);
-    if (!st)
-        st = kd_tensor_init(&gen, n_gen, D, err);
-    if (!st)
-        st = kd_tensor_init(&vg, n_gen, C, err);
-    if (st)
-        goto done;
-    for (size_t i = 0; i < n_gen; i++)
-        memcpy(kd_tensor_row(&src, i), a->ts.x + (first + i % n_src) * D, D * sizeof(float));
-    struct kd_tgt_config tc;
-    kd_tgt_config_init(&tc);
-    tc.mode = a->tgt_mode;
-    tc.sigma = sel->tgt_sigma;
-    tc.steps = sel->tgt_steps;
-    tc.step_size = sel->tgt_step_size;
-    tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TGT, round);
-    struct kd_mlp *tnet = a->t->t->net;   /* NULL for exec and table teachers */
-    if ((st = kd_tgt_generate(ae, &tc, tnet, tnet ? student : NULL, &src, &gen, div, err))) {
-        kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
-        goto done;
-    }
-    char strategy[32];
-    snprintf(strategy, sizeof strategy, "tgt-%s", kd_tgt_mode_name(tc.mode));
-    for (size_t i = 0; i < n_gen; i++) {
-        size_t j = first + i % n_src;
-        rs->origins[i] = kd_store_origin_none();
-        rs->origins[i].dataset = d->root;
-        rs->origins[i].strategy = strategy;
-        rs->origins[i].round = (int64_t)round;
-        rs->origins[i].has_source = 1;
-        rs->origins[i].source = a->ts.key[j];
-        rs->origins[i].source_row = a->ts.row[j];
-    }
-    /* Generated inputs live in the student's scaled space; a teacher of raw
-     * inputs is asked about them mapped back (the inverse of the pool's scaling). */
-    int raw_teacher = kd_run_teacher_x(a->t->t, d) != &d->ds.x;
-    if (raw_teacher) {
-        if ((st = kd_tensor_init(&ask, n_gen, D, err)))
-            goto done;
-        memcpy(ask.data, gen.data, n_gen * D * sizeof(float));
-        if ((st = kd_input_scale_invert(&d->scale, &ask, err)))
-            goto done;
-    }
-    const struct kd_tensor *tx = raw_teacher ? &ask : &gen;
-    struct kd_label_stats ls = {0};
-    st = kd_teacher_label_origins(a->t->t, tx, rs->origins, "generated", kd_budget_left(&rs->budget), &vg, &ls,
-                                  a->r->opt->stop, err);
-    if ((st = charge(a, rs, &ls, st, round, err)))
-        goto done;
-    if ((st = kd_active_ts_reserve(&a->ts, n_gen, err)))
-        goto done;
-    double mean_div = 0.0;
-    for (size_t i = 0; i < n_gen; i++) {
-        struct kd_hash key = kd_store_input_hash(kd_tensor_row(tx, i), D);
-        double score = isnan(div[i]) ? 0.0 : div[i];
-        mean_div += score;
-        rs->rec[i] = (struct kd_store_selection){key, NULL, -1, strategy, score, 1.0, 1.0};
-        kd_active_ts_add(&a->ts, kd_tensor_row(&gen, i), kd_tensor_row(&vg, i), -1, 1.0f, key, -1, ROW_GENERATED);
-    }
-    st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_gen, err);
-    /* keep the generated inputs for the NPY artefact */
-    if (!st) {
-        size_t at = generated->rows;
-        float *grown = realloc(generated->data, (at + n_gen) * D * sizeof(float));
-        if (!grown) {
-            st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-        } else {
-            /* as the teacher was asked (the file's units): the rows its selections and answers are keyed by */
-            memcpy(grown + at * D, tx->data, n_gen * D * sizeof(float));
-            generated->data = grown;
-            generated->rows = at + n_gen;
-            generated->cols = D;
-        }
-    }
-    kd_log(KD_LOG_INFO, "    %zu generated by %s: %zu asked, %zu from the store, mean teacher-student KL %.4f", n_gen,
-           strategy, ls.queried, ls.cached, mean_div / (double)n_gen);
-done:
-    free(div);
-    kd_tensor_release(&src);
-    kd_tensor_release(&gen);
-    kd_tensor_release(&vg);
-    kd_tensor_release(&ask);
-    return st;
-}
-
-static kd_status save_generated(struct active *a, struct kd_tensor *generated, struct kd_error *err)
-{
-    if (!generated->rows)
-        return KD_OK;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s-generated.npy", a->r->p->output, a->s->name);
-    struct kd_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    ds.x = kd_tensor_view(generated->data, generated->rows, generated->cols);
-    kd_status st = kd_data_save_npy(&ds, path, NULL, err);
-    if (!st)
-        st = kd_run_add_artefact(a->r, path, "npy", err);
-    if (!st)
-        kd_log(KD_LOG_INFO, "  %zu generated inputs: %s", generated->rows, path);
-    return st;
-}
-
 static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
     const struct kd_pipe_select *sel = &s->select;
     struct kd_run_data *d = a->pool;
     size_t N = kd_dataset_n(&d->ds), C = a->ts.C, R = sel->rounds;
-    int two = sel->strategy == KD_SELECT_IWES_TWO;
+    int two = sel->strategy == KD_SELECT_IWES_TWO, generating = sel->tgt || sel->augment;
+    /* share of each round's queries spent on inputs made from its picks */
+    double share = sel->tgt ? sel->tgt_share : sel->augment ? sel->aug_share : 0.0;
     struct round_state rs;
     memset(&rs, 0, sizeof rs);
-    kd_status st = kd_budget_init(&rs.budget, sel->budget, N, R, err);
+    kd_status st = kd_budget_init(&rs.budget, sel->budget, kd_budget_with_generated(N, share), R, err);
     if (st)
         return kd_error_prefix(err, "stage '%s'", s->name);
-    if (kd_budget_capped(&rs.budget))
+    if (kd_budget_capped(&rs.budget) && !generating)
         kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to the %zu examples of '%s'", sel->budget, N,
                d->name);
+    else if (kd_budget_capped(&rs.budget))
+        kd_log(KD_LOG_INFO, "  budget: %zu queries asked for, capped to %zu: the %zu examples of '%s' and the %zu "
+               "inputs made from them", sel->budget, rs.budget.total, N, d->name, rs.budget.total - N);
     size_t round_max = kd_budget_round_max(&rs.budget);
     struct kd_mlp *second = NULL;
-    struct kd_autoencoder *ae = NULL;
-    struct kd_tensor generated = {0};
-    generated.owned = 1;
+    struct active_gen gen;
+    memset(&gen, 0, sizeof gen);
     rs.chosen = calloc(N, 1);
     rs.cand = malloc(N * sizeof *rs.cand);
     rs.p = malloc(N * C * sizeof *rs.p);
@@ -563,8 +443,8 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         st = kd_tensor_init(&rs.logits2, N, C, err);
     if (!st && two)
         st = kd_run_build_model(a->r->p, m->def, a->ts.D, C, kd_rng_derive(a->r->p->seed, KD_RNG_SECOND_STUDENT, 0), &second, err);
-    if (!st && sel->tgt)
-        st = get_autoencoder(a, &ae, err);
+    if (!st && generating)
+        st = kd_active_gen_open(a, &gen, err);
     if (st)
         goto done;
     size_t resumed = 0;
@@ -586,13 +466,17 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
     }
     size_t round_epochs = a->round_epochs;
     for (size_t round = resumed + 1; round <= R && rs.n_chosen < N; round++) {
-        size_t quota = kd_budget_quota(&rs.budget, round, N - rs.n_chosen);
+        size_t quota = kd_budget_quota(&rs.budget, round, kd_budget_with_generated(N - rs.n_chosen, share));
         if (quota == 0)
             continue;
-        size_t n_gen = sel->tgt ? (size_t)floor((double)quota * sel->tgt_share + 0.5) : 0;
+        size_t n_gen = generating ? (size_t)floor((double)quota * share + 0.5) : 0;
         if (n_gen >= quota)
             n_gen = quota - 1;
         size_t n_src = quota - n_gen;
+        if (n_src > N - rs.n_chosen) {   /* rounding: never more sources than are left */
+            n_src = N - rs.n_chosen;
+            n_gen = quota - n_src;
+        }
         /* An untrained student's scores say nothing: round 1 without gold
          * labels picks at random (kd's definition). */
         enum kd_select_kind kind = trained ? sel->strategy : KD_SELECT_RANDOM;
@@ -627,7 +511,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         size_t first_new = a->ts.n;
         if ((st = label_picks(a, &rs, round, kd_select_name(kind), n_sel, err)))
             goto done;
-        if (n_gen && (st = generate(a, &rs, ae, m->net, round, n_sel, n_gen, &generated, err)))
+        if (n_gen && (st = kd_active_generate(a, &rs, &gen, m->net, round, n_sel, n_gen, err)))
             goto done;
         /* The frozen methods weigh this round's picks once, now; debiased's
          * reference is the student of the round before, which has not
@@ -654,17 +538,16 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             goto done;
         if ((st = evaluate_round(a, m->net, round, err)))
             goto done;
-        if (!sel->tgt && (st = kd_active_save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
+        if (!generating && (st = kd_active_save_round(a, rs.pool_index, m->net, second, round, rs.budget.spent, err)))
             goto done;
     }
-    st = save_generated(a, &generated, err);
+    st = kd_active_gen_save(a, &gen, err);
     if (!st)
         st = kd_run_record_metric(a->r, a->sid, "queries", -1, (double)rs.budget.spent, err);
 done:
     round_state_release(&rs);
     kd_mlp_free(second);
-    kd_autoencoder_free(ae);
-    free(generated.data);
+    kd_active_gen_release(&gen);
     return st;
 }
 

@@ -121,7 +121,7 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
                                 size_t *done, struct kd_error *err)
 {
     *done = 0;
-    if (!a->r->opt->resume || a->s->select.tgt)
+    if (!a->r->opt->resume || a->s->select.tgt || a->s->select.augment)
         return KD_OK;
     struct round_file f;
     round_files(a, &f);

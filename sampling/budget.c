@@ -11,6 +11,8 @@
  */
 #include "sampling/kd_sampling.h"
 
+#include <math.h>
+
 kd_status kd_budget_init(struct kd_budget *b, size_t requested, size_t pool, size_t rounds, struct kd_error *err)
 {
     if (rounds == 0)
@@ -37,3 +39,11 @@ size_t kd_budget_round_max(const struct kd_budget *b) { return (b->total + b->ro
 size_t kd_budget_left(const struct kd_budget *b) { return b->spent < b->total ? b->total - b->spent : 0; }
 
 void kd_budget_charge(struct kd_budget *b, size_t queried) { b->spent += queried; }
+
+size_t kd_budget_with_generated(size_t n, double share)
+{
+    if (!(share > 0.0) || !(share < 1.0))
+        return n;
+    /* The tolerance absorbs 1 - share not being exact in binary (1 - 0.8). */
+    return (size_t)floor((double)n / (1.0 - share) + 1e-9);
+}

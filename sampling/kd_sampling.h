@@ -10,10 +10,13 @@
  *                          on gold validation data, turned into per-example
  *                          weights (confidence, debiased) or SLaM's noise
  *                          channel (alpha, top-k) for losses/ kd_loss_slam
- *   TGT (autoencoder.c, tgt.c) an MLP autoencoder over the pool and new
- *                          inputs made by moving pool examples in its latent
- *                          space, at random or up the teacher-student
- *                          divergence
+ *   TGT (autoencoder.c, tgt.c) an MLP autoencoder over the pool (or a
+ *                          larger unlabelled set) and new inputs made by
+ *                          moving pool examples in its latent space, at
+ *                          random or up the teacher-student divergence
+ *   augmentation (augment.c) new inputs made from pool images by a random
+ *                          shift and pixel noise: the baseline TGT is
+ *                          measured against
  *
  *     double *score = ...;                     // N
  *     struct kd_select_config sc;
@@ -156,6 +159,12 @@ size_t kd_budget_round_max(const struct kd_budget *b);
 size_t kd_budget_left(const struct kd_budget *b);
 /* Records `queried` teacher answers as spent. */
 void kd_budget_charge(struct kd_budget *b, size_t queried);
+/* The teacher queries n pool examples can take when a share s in [0, 1) of
+ * every round's picks is generated from them (TGT, augmentation): the
+ * sources are (1 - s) of the picks, so floor(n / (1 - s)) in all. Pass it
+ * as the pool of kd_budget_init and as the unlabelled count of
+ * kd_budget_quota. s = 0 gives n. */
+size_t kd_budget_with_generated(size_t n, double share);
 
 /* ------------------------------------------------- noise-aware reweighting */
 
@@ -312,5 +321,31 @@ void kd_tgt_config_init(struct kd_tgt_config *cfg);
 kd_status kd_tgt_generate(struct kd_autoencoder *ae, const struct kd_tgt_config *cfg, struct kd_mlp *teacher,
                           struct kd_mlp *student, const struct kd_tensor *src, struct kd_tensor *out,
                           double *divergence, struct kd_error *err);
+
+/* ---------------------------------------------------------- augmentation */
+
+/* New inputs from images by the two plain moves TGT is compared with: a
+ * shift by (dx, dy), each uniform in [-shift, shift], with the uncovered
+ * pixels set to `fill`, then Gaussian noise of standard deviation `noise`
+ * on every pixel, clamped to [lo, hi]. A row of D = width * height
+ * features is an image in row-major order (one channel). */
+struct kd_augment_config {
+    double noise;           /* pixel noise sd (default 0.1) */
+    size_t shift;           /* largest shift in pixels, each axis (default 2) */
+    size_t width;           /* image width; 0: sqrt(D), D must be a square (default 0) */
+    float fill;             /* value of the pixels a shift uncovers (default 0) */
+    float lo, hi;           /* clamp range (default 0, 1: pixels scaled to [0, 1]) */
+    uint64_t seed;
+};
+void kd_augment_config_init(struct kd_augment_config *cfg);
+
+/* One augmented input per row of src (N, D) into out (N, D, initialised by
+ * the caller); each row draws dx, dy, then D normals, from one stream seeded
+ * by cfg->seed (the same rows in the same order give the same outputs).
+ * KD_ERR_ARG for a negative or non-finite noise, lo > hi, or a width that
+ * does not divide D (D not a square when width is 0); KD_ERR_SHAPE for an
+ * out of another shape. */
+kd_status kd_augment_generate(const struct kd_augment_config *cfg, const struct kd_tensor *src, struct kd_tensor *out,
+                              struct kd_error *err);
 
 #endif

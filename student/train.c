@@ -4,6 +4,7 @@
 #include "losses/kd_losses.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,6 +233,15 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
                 }
                 loss = (double)part[0] / (double)B;
             }
+            if (!isfinite(loss)) {
+                /* every rank sees the same reduced loss, so all stop here */
+                kd_progress_end(&prog);
+                st = kd_error_set(err, KD_ERR_DIVERGED,
+                                  "training diverged: the loss is %g in epoch %zu, step %zu (lower the learning "
+                                  "rate, or look for huge or non-finite input values)",
+                                  loss, epoch + 1, step + 1);
+                goto done;
+            }
             sum += loss * (double)B;
             kd_optim_step(&opt, m->params, m->grads, kd_schedule_lr(&tc->sched, tc->optim.lr, step));
             step++;
@@ -241,6 +251,16 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         }
         kd_progress_end(&prog);
         mean = sum / (double)N;
+        /* ReLU maps NaN to 0, so a loss can stay finite over weights that are
+         * not: look at the weights once an epoch too (O(params)) */
+        for (size_t k = 0; k < m->n_params; k++)
+            if (!isfinite(m->params[k])) {
+                st = kd_error_set(err, KD_ERR_DIVERGED,
+                                  "training diverged: a weight is %g after epoch %zu (lower the learning rate, "
+                                  "or look for huge or non-finite input values)",
+                                  (double)m->params[k], epoch + 1);
+                goto done;
+            }
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", tc->label ? tc->label : "train", epoch + 1, mean);
         if (tc->checkpoint && tc->shard == 0 &&
             (st = checkpoint_save(tc->checkpoint, m, &opt, &rng, epoch + 1, step, err)) != KD_OK)

@@ -71,7 +71,7 @@ Test(pipelines, active_keys_are_read_with_their_defaults)
 Test(pipelines, active_key_mistakes_are_reported_at_their_position)
 {
     EXPECT_LOAD(FIXTURE("bad-active.yaml"),
-                "tests/pipelines/fixtures/bad-active.yaml:14:26: 'strategy' must be one of random, entropy, margin, least-confidence, iwes, iwes-two, rad, tgt, got 'margn' (did you mean 'margin'?)",
+                "tests/pipelines/fixtures/bad-active.yaml:14:26: 'strategy' must be one of random, entropy, margin, least-confidence, iwes, iwes-two, rad, tgt, augment, got 'margn' (did you mean 'margin'?)",
                 "tests/pipelines/fixtures/bad-active.yaml:14:52: 'rounds' (5) cannot exceed 'budget' (3): each round selects at least one example",
                 "tests/pipelines/fixtures/bad-active.yaml:14:55: 'tgt' is only for strategy tgt",
                 "tests/pipelines/fixtures/bad-active.yaml:14:76: unknown key 'epoch' in 'select', did you mean 'epochs'?",

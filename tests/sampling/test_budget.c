@@ -54,3 +54,23 @@ Test(sampling, budget_without_rounds_is_refused)
     cr_assert_eq(kd_budget_init(&b, 100, 1000, 0, &err), KD_ERR_ARG);
     cr_assert_str_eq(err.msg, "a label budget needs at least one round");
 }
+
+Test(sampling, budget_with_generated_inputs_counts_the_sources_and_what_is_made_from_them)
+{
+    /* share s of every round is made from the (1 - s) picked: n sources take n / (1 - s) queries */
+    cr_assert_eq(kd_budget_with_generated(100, 0.8), 500, "1 - 0.8 is not exact in binary; still 500");
+    cr_assert_eq(kd_budget_with_generated(100, 0.5), 200);
+    cr_assert_eq(kd_budget_with_generated(3, 0.25), 4);
+    cr_assert_eq(kd_budget_with_generated(7, 0.0), 7, "nothing generated: the pool");
+    cr_assert_eq(kd_budget_with_generated(0, 0.8), 0);
+    /* as the pool of a budget: 5 rounds of 100 from 100 sources, none capped */
+    struct kd_budget b;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_budget_init(&b, 500, kd_budget_with_generated(100, 0.8), 5, &err), KD_OK, "%s", err.msg);
+    cr_assert_not(kd_budget_capped(&b));
+    size_t left = 100;
+    for (size_t r = 1; r <= 5; r++) {
+        cr_assert_eq(kd_budget_quota(&b, r, kd_budget_with_generated(left, 0.8)), 100, "round %zu", r);
+        left -= 20;
+    }
+}

@@ -418,3 +418,39 @@ Test(student, a_checkpoint_with_malformed_counters_is_refused)
     remove(path);
     rmdir(dir);
 }
+
+/* Training that diverges stops with a message instead of finishing with NaN
+ * weights (a checkpoint with huge weights did that): non-finite inputs give a
+ * NaN loss at once when they reach the logits, and weights that stop being
+ * finite are caught at the end of the epoch even when ReLU hides them from
+ * the loss (ReLU maps NaN to 0). */
+Test(student, training_that_diverges_stops_with_a_message)
+{
+    struct kd_tensor x;
+    int32_t y[300];
+    make_blobs(&x, y, 300, 5);
+    struct kd_mlp *m = small_net(1, 0.0f);
+    struct kd_train_config tc;
+    kd_train_config_init(&tc);
+    struct kd_error err = {0};
+    struct kd_train_result res;
+    for (size_t i = 0; i < x.rows * x.cols; i++)
+        x.data[i] = NAN;
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_DIVERGED, "%s", err.msg);
+    cr_assert(strncmp(err.msg, "training diverged: a weight is ", 31) == 0, "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, " after epoch 1 (lower the learning rate, or look for huge or "
+                                       "non-finite input values)"), "%s", err.msg);
+    cr_assert_eq(res.epochs_done, 0);
+    kd_mlp_free(m);
+
+    /* a network without hidden layers has nothing to hide a NaN logit */
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    cr_assert_eq(kd_mlp_config_parse_sizes(&cfg, "2-3", NULL), KD_OK);
+    cr_assert_eq(kd_mlp_new(&cfg, 1, &m, NULL), KD_OK);
+    cr_assert_eq(kd_mlp_train_ce(m, &x, y, NULL, &tc, &res, &err), KD_ERR_DIVERGED, "%s", err.msg);
+    cr_assert(strncmp(err.msg, "training diverged: the loss is ", 31) == 0, "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, " in epoch 1, step 1 (lower the learning rate"), "%s", err.msg);
+    kd_mlp_free(m);
+    kd_tensor_release(&x);
+}

@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# The label-efficiency experiment (docs/experiments/label-efficiency.md):
+# The label-efficiency experiment (docs/experiments/README.md, section 1):
 # every selection strategy plus TGT, at teacher-query budgets of 1,000 to
-# 10,000 from a 50,000-image pool, 3 seeds, and full-pool distillation as
+# 20,000 from a 50,000-image pool, 3 seeds, and full-pool distillation as
 # the ceiling. Writes runs/label-efficiency/results.tsv (one line per run;
 # an interrupted experiment continues where it stopped), then the table and
 # the plot in docs/experiments/.
 #
-#   pipelines/examples/label-efficiency/run.sh                      # everything (about 15 minutes on 2 cores)
+#   pipelines/examples/label-efficiency/run.sh                      # everything (about 1.5 hours on 2 shared cores)
+#   pipelines/examples/label-efficiency/run.sh --budgets 50000 --strategies random   # random over the whole pool
 #   pipelines/examples/label-efficiency/run.sh --seeds 1 --budgets 1000 --strategies "random margin"
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 seeds="1 2 3"
-budgets="1000 2000 5000 10000"
+budgets="1000 2000 5000 10000 20000"
 strategies="random entropy margin least-confidence iwes iwes-two rad tgt"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
     --budgets) budgets="$2"; shift 2 ;;
     --strategies) strategies="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
