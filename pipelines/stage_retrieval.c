@@ -242,7 +242,12 @@ kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe
         if (teacher) {
             st = kd_run_eval_rerank(r, s, rb, name, 1, path, &rm, err);
         } else if (strcmp(name, KD_PIPE_BM25) == 0) {
-            st = kd_retrieval_eval_bm25(r->store, s->data, b, s->split, s->k, path, name, &rm, err);
+            /* BM25's own order of the candidates the run keeps (later
+             * re-rankers of this split and k reuse them) */
+            const struct kd_retrieval_candidates *c;
+            const struct kd_retrieval_split *sp;
+            if (!(st = kd_run_split(rb, s->split, &sp, err)) && !(st = kd_run_candidates(r, rb, s->split, s->k, &c, err)))
+                st = kd_retrieval_eval_rerank(b, sp, c, c->bm25, path, name, &rm, err);
         } else if (m && m->def->type == KD_MODEL_CROSS) {
             st = kd_run_eval_rerank(r, s, rb, name, 0, path, &rm, err);
         } else {
