@@ -229,3 +229,44 @@ Test(run_cross, rerank_metrics_equal_a_computation_by_hand)
     cr_assert_eq(rm.n_evaluated, 2);
     kd_rank_metrics_release(&rm);
 }
+
+/* ------------------------------------------------- an exec pair teacher */
+
+Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: exec\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "teachers:\n"
+             "  overlap: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
+             "stages:\n"
+             "  - label: {name: scores, teacher: overlap, data: wn, k: 10}\n"
+             "  - evaluate: {name: test, models: [bm25], teacher: overlap, data: wn, k: 10}\n",
+             dir, root(), root());
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    double pairs = sql_value("select value from metrics where name = 'pairs'");
+    cr_assert_gt(pairs, 10);
+    cr_assert_eq(sql_value("select value from metrics where name = 'queries'"), pairs);
+    cr_assert_eq(s->n_rows, 2);
+    cr_assert_str_eq(s->rows[1].model, "teacher/overlap");
+    /* the teacher's best document for a training query, by SQL, is one of
+     * its candidates with the highest word overlap */
+    double best = sql_value("select max(score) from pair_scores where teacher = 'overlap' and corpus = 'wn'");
+    cr_assert(best > 0 && best <= 1.0 + 1e-6, "cosine of word sets: %g", best);
+    size_t asked = s->queries;
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "the program is asked nothing the second time (%zu)", s->queries);
+    cr_assert_eq(s->cached, asked);
+    free(s);
+}
