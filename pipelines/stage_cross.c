@@ -8,7 +8,9 @@
  * pipelines/retrieval_cross.c. */
 #include "pipelines/run_impl.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,93 @@ kd_status kd_run_split(struct run_beir *rb, enum kd_beir_split split, const stru
     return KD_OK;
 }
 
+/* BM25's candidates are a pure function of the corpus's index (its
+ * fingerprint covers the tokenizer, every id and text), the query texts
+ * and k: OUTPUT/cache/bm25-<XXH3-128 of those>.bin keeps them for the next
+ * run of the pipeline (another seed, a resume), which then reads them
+ * instead of searching again. The file: the line "kd-bm25-candidates 1 N
+ * K", then docs (N, K) int64 and scores (N, K) float32, little-endian as
+ * in memory; written to a temporary name and renamed, so a reader never
+ * sees half of one. A file that does not match is ignored. */
+#define CACHE_MAGIC "kd-bm25-candidates 1"
+
+static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
+                            char *path, size_t n, struct kd_error *err)
+{
+    struct kd_store_corpus c;
+    kd_status st = kd_store_corpus_find(r->store, rb->name, &c, err);
+    if (st)
+        return st;
+    struct kd_hasher h;
+    if ((st = kd_hasher_init(&h, err)))
+        return st;
+    kd_hasher_update(&h, c.fingerprint, strlen(c.fingerprint) + 1);
+    uint64_t kk = k, nq = sp->n;
+    kd_hasher_update(&h, &kk, sizeof kk);
+    kd_hasher_update(&h, &nq, sizeof nq);
+    for (size_t i = 0; i < sp->n; i++) {
+        const char *q = rb->b.query_texts[sp->queries[i]];
+        kd_hasher_update(&h, q, strlen(q) + 1);
+    }
+    char hex[KD_HASH_HEX_LEN + 1];
+    kd_hash_hex(kd_hasher_digest(&h), hex);
+    kd_hasher_release(&h);
+    snprintf(path, n, "%s/cache/bm25-%s.bin", r->p->output, hex);
+    return KD_OK;
+}
+
+static int cache_read(const char *path, const struct kd_retrieval_split *sp, size_t k,
+                      struct kd_retrieval_candidates *c)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char want[96], line[96];
+    snprintf(want, sizeof want, CACHE_MAGIC " %zu %zu\n", sp->n, k);
+    int ok = fgets(line, sizeof line, f) && strcmp(line, want) == 0;
+    memset(c, 0, sizeof *c);
+    c->n = sp->n;
+    c->k = k;
+    c->queries = malloc((sp->n ? sp->n : 1) * sizeof *c->queries);
+    c->docs = malloc((sp->n ? sp->n : 1) * k * sizeof *c->docs);
+    c->bm25 = malloc((sp->n ? sp->n : 1) * k * sizeof *c->bm25);
+    ok = ok && c->queries && c->docs && c->bm25 && fread(c->docs, sizeof *c->docs, sp->n * k, f) == sp->n * k &&
+         fread(c->bm25, sizeof *c->bm25, sp->n * k, f) == sp->n * k && fgetc(f) == EOF;
+    fclose(f);
+    for (size_t i = 0; ok && i < sp->n * k; i++)
+        ok = c->docs[i] >= -1;
+    if (!ok) {
+        kd_retrieval_candidates_release(c);
+        return 0;
+    }
+    memcpy(c->queries, sp->queries, sp->n * sizeof *c->queries);
+    return 1;
+}
+
+static kd_status cache_write(struct runner *r, const char *path, const struct kd_retrieval_candidates *c,
+                             struct kd_error *err)
+{
+    char dir[1024], tmp[1300];
+    snprintf(dir, sizeof dir, "%s/cache", r->p->output);
+    kd_status st = kd_run_make_dirs(dir, err);
+    if (st)
+        return st;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return kd_error_set(err, KD_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    int ok = fprintf(f, CACHE_MAGIC " %zu %zu\n", c->n, c->k) > 0 &&
+             fwrite(c->docs, sizeof *c->docs, c->n * c->k, f) == c->n * c->k &&
+             fwrite(c->bm25, sizeof *c->bm25, c->n * c->k, f) == c->n * c->k;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return kd_error_set(err, KD_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    return KD_OK;
+}
+
 kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                             const struct kd_retrieval_candidates **out, struct kd_error *err)
 {
@@ -38,11 +127,21 @@ kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_
     struct kd_retrieval_candidates *c = &rb->cand[split];
     if (!c->docs || c->k != k) {
         kd_retrieval_candidates_release(c);
-        double t0 = kd_time_now();
-        if ((st = kd_retrieval_candidates_init(r->store, rb->name, &rb->b, sp, k, r->opt->stop, c, err)))
-            return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, kd_beir_split_name(split));
-        kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name,
-               kd_beir_split_name(split), kd_time_now() - t0);
+        char path[1200];
+        if ((st = cache_path(r, rb, sp, k, path, sizeof path, err)))
+            return st;
+        if (cache_read(path, sp, k, c)) {
+            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) read from %s", k, c->n, rb->name,
+                   kd_beir_split_name(split), path);
+        } else {
+            double t0 = kd_time_now();
+            if ((st = kd_retrieval_candidates_init(r->store, rb->name, &rb->b, sp, k, r->opt->stop, c, err)))
+                return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, kd_beir_split_name(split));
+            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name,
+                   kd_beir_split_name(split), kd_time_now() - t0);
+            if ((st = cache_write(r, path, c, err)))
+                return st;
+        }
     }
     *out = c;
     return KD_OK;

@@ -270,3 +270,53 @@ Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
     cr_assert_eq(s->cached, asked);
     free(s);
 }
+
+/* ---------------------------------------------- BM25 candidates kept */
+
+static long cache_sizes(long *sizes, int max)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "stat -c %%s %s/out/cache/bm25-*.bin 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int n = 0;
+    while (n < max && fscanf(p, "%ld", &sizes[n]) == 1)
+        n++;
+    pclose(p);
+    return n;
+}
+
+Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_searched_again)
+{
+    write_pipeline("", "");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    long sizes[4], again[4];
+    cr_assert_eq(cache_sizes(sizes, 4), 2, "the train and test splits' candidates");
+    double first[3][KD_RM_COUNT];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            first[i][j] = s->rows[i].rank[j];
+    /* damage both files: one cut short, one with another header */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd %s/out/cache; set -- bm25-*.bin; truncate -s 100 \"$1\"; "
+             "printf 'kd-bm25-candidates 1 9 9\\n' | dd of=\"$2\" conv=notrunc 2>/dev/null",
+             dir);
+    cr_assert_eq(system(cmd), 0);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            cr_assert_eq(s->rows[i].rank[j], first[i][j], "row %d metric %d", i, j);
+    cr_assert_eq(cache_sizes(again, 4), 2);
+    cr_assert_eq(again[0], sizes[0], "searched again and rewritten");
+    cr_assert_eq(again[1], sizes[1]);
+    /* and read as they are now: same figures */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    for (int j = 0; j < KD_RM_COUNT; j++)
+        cr_assert_eq(s->rows[0].rank[j], first[0][j]);
+    free(s);
+}
