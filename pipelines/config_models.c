@@ -15,11 +15,12 @@
 
 static const char *const MODEL_KEYS[] = {"type",    "hidden", "activation", "dropout",   "init",
                                          "inputs",  "classes", "buckets",   "dim",       "shared",
-                                         "normalise", "score", "temperature", "featurizer"};
-static const char *const MODEL_TYPES[] = {"mlp", "dual"};   /* enum kd_pipe_model_type order */
-/* Keys for one type only (besides type, hidden and activation, which both take). */
-static const char *const MLP_ONLY[] = {"dropout", "init", "inputs", "classes"};
-static const char *const DUAL_ONLY[] = {"buckets", "dim", "shared", "normalise", "score", "temperature", "featurizer"};
+                                         "normalise", "score", "temperature", "featurizer", "bm25"};
+static const char *const MODEL_TYPES[] = {"mlp", "dual", "cross"};   /* enum kd_pipe_model_type order */
+/* The keys each type takes besides type, hidden and activation (which all take). */
+static const char *const MLP_KEYS[] = {"dropout", "init", "inputs", "classes"};
+static const char *const DUAL_KEYS[] = {"buckets", "dim", "shared", "normalise", "score", "temperature", "featurizer"};
+static const char *const CROSS_KEYS[] = {"buckets", "dim", "shared", "bm25", "featurizer"};
 static const char *const FEATURIZER_KEYS[] = {"words", "chars", "seed"};
 static const char *const SCORES[] = {"dot", "cosine"};      /* enum kd_dual_score order */
 static const char *const TEACHER_KEYS[] = {"kind", "model", "weights", "command", "batch", "timeout", "table"};
@@ -191,6 +192,67 @@ static void check_dual(struct kd_cfg *v, struct kd_pipe_model *m, const struct k
               "'buckets' or 'dim' smaller", m->name, n, KD_PIPE_MAX_PARAMS);
 }
 
+/* The keys of a cross-encoder (type cross): the head is `hidden` then one
+ * output, the score. */
+static void check_cross(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *key,
+                        const struct kd_ynode *map)
+{
+    long long x;
+    int b;
+    kd_cross_config_init(&m->cross);
+    kd_text_settings_init(&m->text);
+    if (kd_get_int(v->c, map, "buckets", 1, 31, &x, NULL) > 0)
+        m->text.log2_buckets = (unsigned)x;
+    m->cross.buckets = 1u << m->text.log2_buckets;
+    if (kd_get_int(v->c, map, "dim", 1, KD_CFG_MAX_WIDTH, &x, NULL) > 0)
+        m->cross.E = (size_t)x;
+    if (get_bool(v, map, "shared", &b) > 0)
+        m->cross.shared = b;
+    if (get_bool(v, map, "bm25", &b) > 0)
+        m->cross.use_bm25 = b;
+    const struct kd_ynode *vn;
+    if ((vn = kd_ytree_get(map, "featurizer", NULL)))
+        check_featurizer(v, m, vn);
+    if (m->n_hidden + 1 > KD_CROSS_MAX_LAYERS) {
+        kd_at(v->c, kd_ytree_get(map, "hidden", NULL), "a cross-encoder's head has at most %d hidden layers (then "
+              "its score), model '%s' has %zu", KD_CROSS_MAX_LAYERS - 1, m->name, m->n_hidden);
+        return;
+    }
+    m->cross.n_layers = m->n_hidden + 1;
+    for (size_t i = 0; i < m->n_hidden; i++)
+        m->cross.hidden[i] = m->hidden[i];
+    m->cross.hidden[m->n_hidden] = 1;
+    m->cross.act = m->act;
+    unsigned long long n = (unsigned long long)m->cross.buckets * m->cross.E * (m->cross.shared ? 1 : 2);
+    if (n > KD_PIPE_MAX_PARAMS)
+        kd_at(v->c, key, "model '%s' has at least %llu parameters, more than kd's limit of %llu (2^31); make "
+              "'buckets' or 'dim' smaller", m->name, n, KD_PIPE_MAX_PARAMS);
+}
+
+/* A key that another type takes but this one does not: "'score' is only for
+ * models of type dual". */
+static void check_type_keys(struct kd_cfg *v, const struct kd_pipe_model *m, const struct kd_ynode *map)
+{
+    static const char *const *const keys[] = {MLP_KEYS, DUAL_KEYS, CROSS_KEYS};
+    static const size_t n_keys[] = {N(MLP_KEYS), N(DUAL_KEYS), N(CROSS_KEYS)};
+    for (size_t i = 0; i < map->n; i++) {
+        const char *key = map->keys[i]->text;
+        int mine = 0;
+        char owners[64] = "";
+        for (size_t t = 0; t < N(MODEL_TYPES); t++)
+            for (size_t j = 0; j < n_keys[t]; j++)
+                if (strcmp(key, keys[t][j]) == 0) {
+                    if (t == (size_t)m->type)
+                        mine = 1;
+                    else
+                        snprintf(owners + strlen(owners), sizeof owners - strlen(owners), "%s%s",
+                                 owners[0] ? " and " : "", MODEL_TYPES[t]);
+                }
+        if (!mine && owners[0])
+            kd_at(v->c, map->keys[i], "'%s' is only for models of type %s", key, owners);
+    }
+}
+
 static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *key,
                         const struct kd_ynode *node)
 {
@@ -208,13 +270,11 @@ static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct 
         kd_ytree_get(map, "type", &k);
         m->type_pos = kd_pos_of(k);
     }
-    const char *const *other = m->type == KD_MODEL_DUAL ? MLP_ONLY : DUAL_ONLY;
-    size_t n_other = m->type == KD_MODEL_DUAL ? N(MLP_ONLY) : N(DUAL_ONLY);
-    for (size_t i = 0; i < n_other; i++)
-        if (kd_ytree_get(map, other[i], &k))
-            kd_at(v->c, k, "'%s' is only for models of type %s", other[i], m->type == KD_MODEL_DUAL ? "mlp" : "dual");
+    check_type_keys(v, m, map);
     if (m->type == KD_MODEL_DUAL)
         m->n_hidden = 0;   /* a dual encoder has no dense layers unless told */
+    if (m->type == KD_MODEL_CROSS)
+        m->hidden[0] = 128;   /* the cross-encoder's head: 128, then the score */
     if ((vn = kd_ytree_get(map, "hidden", NULL)) && (vn = kd_as_list(v->c, vn, "'hidden'"))) {
         if (kd_list_len(vn) > KD_PIPE_MAX_HIDDEN) {
             kd_at(v->c, vn, "'hidden' has at most %d layers, got %zu", KD_PIPE_MAX_HIDDEN, vn->n);
@@ -240,6 +300,11 @@ static void check_model(struct kd_cfg *v, struct kd_pipe_model *m, const struct 
     if (m->type == KD_MODEL_DUAL) {
         if (sizes_ok)
             check_dual(v, m, key, map);
+        return;
+    }
+    if (m->type == KD_MODEL_CROSS) {
+        if (sizes_ok)
+            check_cross(v, m, key, map);
         return;
     }
     long long x;

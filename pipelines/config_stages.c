@@ -18,16 +18,13 @@
 static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate", "export",
                                            "diagnose"}; /* enum order */
 static const char *const TRAIN_KEYS[] = {"name",     "model",    "data",  "epochs",    "batch",    "optimizer",
-                                         "schedule", "checkpoints", "split", "negatives", "table_lr"};
-static const char *const LABEL_KEYS[] = {"name", "teacher", "data"};
+                                         "schedule", "checkpoints", "split", "negatives", "table_lr", "k"};
+static const char *const LABEL_KEYS[] = {"name", "teacher", "data", "split", "k"};
 static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
                                            "optimizer", "schedule", "validation", "select", "reweight",
                                            "follow"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher", "split", "k"};
-static const char *const SPLITS[] = {"train", "dev", "test"};          /* enum kd_beir_split order */
-/* The keys of a train stage that only a dual encoder takes. */
-static const char *const DUAL_TRAIN_KEYS[] = {"split", "negatives", "table_lr"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
 static const char *const SCHED_KEYS[] = {"kind", "warmup", "step_size", "gamma", "min_lr"};
@@ -138,126 +135,6 @@ static void check_training(struct kd_cfg *v, struct kd_pipe_stage *s, const stru
         check_optimizer(v, &s->optim, vn);
     if ((vn = kd_ytree_get(map, "schedule", &k)))
         check_schedule(v, &s->optim, k, vn);
-}
-
-/* ------------------------------------------------------ retrieval checks */
-
-/* The model called name, or NULL (unknown: reported elsewhere). */
-static const struct kd_pipe_model *model_of(const struct kd_cfg *v, const char *name)
-{
-    size_t i;
-    return name[0] && kd_names_find(&v->models, name, &i) ? &v->p->models[i] : NULL;
-}
-
-/* Whether the dataset called name is a retrieval data set (split parts never are). */
-static int retrieval_data(const struct kd_cfg *v, const char *name)
-{
-    size_t i;
-    return name[0] && kd_names_find(&v->datasets, name, &i) && kd_pipe_dataset_is_retrieval(&v->p->datasets[i]);
-}
-
-/* The checks that pair models with data of the right family: a dual encoder
- * trains and is evaluated on a retrieval data set, an MLP on a table of
- * features; BM25 is evaluated on a retrieval data set; the retrieval keys
- * (split, negatives, table_lr, k) belong to retrieval work only. */
-static void check_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
-{
-    struct kd_ynode *dk = NULL, *k;
-    const struct kd_ynode *dv = kd_ytree_get(map, "data", &dk);
-    int retr = retrieval_data(v, s->data);
-    const struct kd_pipe_model *m = model_of(v, s->model);
-    int e;
-    long long x;
-    double d;
-    switch (s->kind) {
-    case KD_STAGE_TRAIN:
-        s->split = KD_BEIR_TRAIN;
-        if (!m || !s->data[0])
-            break;
-        if (m->type == KD_MODEL_DUAL && !retr)
-            kd_at(v->c, dv, "model '%s' is a dual encoder: it trains on a retrieval data set ('beir' or 'wordnet'), "
-                  "and '%s' is a table of features", m->name, s->data);
-        else if (m->type == KD_MODEL_MLP && retr)
-            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: model '%s' (type mlp) cannot train on it; use a "
-                  "model of type dual", s->data, m->name);
-        if (m->type != KD_MODEL_DUAL) {
-            for (size_t i = 0; i < N(DUAL_TRAIN_KEYS); i++)
-                if (kd_ytree_get(map, DUAL_TRAIN_KEYS[i], &k))
-                    kd_at(v->c, k, "'%s' is only for training a dual encoder", DUAL_TRAIN_KEYS[i]);
-            break;
-        }
-        if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
-            s->split = (enum kd_beir_split)e;
-        if (kd_get_int(v->c, map, "negatives", 0, 1024, &x, NULL) > 0)
-            s->negatives = (size_t)x;
-        if (kd_get_num(v->c, map, "table_lr", KD_RANGE_POSITIVE, &d, NULL) > 0)
-            s->table_lr = (float)d;
-        break;
-    case KD_STAGE_EVALUATE:
-        s->split = KD_BEIR_TEST;
-        s->k = 100;
-        if (!s->data[0])
-            break;
-        if (!retr) {
-            static const char *const keys[] = {"split", "k"};
-            for (size_t i = 0; i < N(keys); i++)
-                if (kd_ytree_get(map, keys[i], &k))
-                    kd_at(v->c, k, "'%s' is only for evaluating on a retrieval data set", keys[i]);
-        } else {
-            if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
-                s->split = (enum kd_beir_split)e;
-            if (kd_get_int(v->c, map, "k", 10, 10000, &x, NULL) > 0)
-                s->k = (size_t)x;
-            if (kd_ytree_get(map, "teacher", &k))
-                kd_at(v->c, k, "'teacher' is only for evaluating on a table of features (pair teachers come later)");
-        }
-        for (size_t j = 0; j < s->n_models; j++) {
-            const struct kd_ynode *item = v->refs[s - v->p->stages].models[j];
-            if (strcmp(s->models[j], KD_PIPE_BM25) == 0) {
-                if (!retr)
-                    kd_at(v->c, item, "'%s' ranks the documents of a retrieval data set, and '%s' is a table of "
-                          "features", KD_PIPE_BM25, s->data);
-                continue;
-            }
-            const struct kd_pipe_model *mj = model_of(v, s->models[j]);
-            if (mj && mj->type == KD_MODEL_DUAL && !retr)
-                kd_at(v->c, item, "model '%s' is a dual encoder: it is evaluated on a retrieval data set, and '%s' "
-                      "is a table of features", mj->name, s->data);
-            else if (mj && mj->type == KD_MODEL_MLP && retr)
-                kd_at(v->c, item, "model '%s' (type mlp) cannot be evaluated on the retrieval data set '%s'",
-                      mj->name, s->data);
-        }
-        break;
-    case KD_STAGE_DIAGNOSE:
-        if (retr)
-            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: diagnose stages take a table of features",
-                  s->data);
-        if (m && m->type == KD_MODEL_DUAL)
-            kd_at(v->c, kd_ytree_get(map, "model", NULL), "model '%s' is a dual encoder: diagnose stages measure "
-                  "MLP students", m->name);
-        break;
-    case KD_STAGE_LABEL:
-    case KD_STAGE_DISTILL:
-        if (retr)
-            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: %s stages take a table of features", s->data,
-                  kd_stage_kind_name(s->kind));
-        if (s->kind == KD_STAGE_DISTILL && m && m->type == KD_MODEL_DUAL) {
-            kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a dual encoder: distill stages train "
-                  "MLP students", m->name);
-        }
-        break;
-    case KD_STAGE_EXPORT:
-        if (m && m->type == KD_MODEL_DUAL && (s->format_c || s->format_onnx)) {
-            const struct kd_ynode *fv = kd_ytree_get(map, "formats", NULL);
-            for (size_t j = 0; fv && j < kd_list_len(fv); j++)
-                if (fv->vals[j]->kind == KD_Y_SCALAR &&
-                    (strcmp(fv->vals[j]->text, "c") == 0 || strcmp(fv->vals[j]->text, "onnx") == 0))
-                    kd_at(v->c, fv->vals[j], "model '%s' is a dual encoder: a pipeline exports it as safetensors "
-                          "only (kd export --tower writes a tower as ONNX)", m->name);
-        }
-        break;
-    }
-    (void)dk;
 }
 
 static void stage_defaults(struct kd_pipe_stage *s, size_t i)
@@ -391,7 +268,7 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
         if (v->p->output)
             s->path = kd_cfg_join_path(v, v->p->output, path);
     }
-    check_retrieval(v, s, map);
+    kd_config_retrieval(v, s, map);
 }
 
 static void check_stage(struct kd_cfg *v, size_t i, const struct kd_ynode *item)

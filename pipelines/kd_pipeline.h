@@ -27,6 +27,7 @@
 #include "sampling/kd_sampling.h"
 #include "store/kd_store.h"
 #include "student/kd_student.h"
+#include "teacher/kd_teacher.h"
 
 /* ------------------------------------------------------------ diagnostics */
 
@@ -101,18 +102,20 @@ struct kd_pipe_split {
     struct kd_pos part_pos[KD_PIPE_MAX_PARTS];
 };
 
-enum kd_pipe_model_type { KD_MODEL_MLP = 0, KD_MODEL_DUAL };
+enum kd_pipe_model_type { KD_MODEL_MLP = 0, KD_MODEL_DUAL, KD_MODEL_CROSS };
 
 /* models: NAME: {type: mlp, hidden: [..], activation, dropout, init, inputs, classes}
  *             | {type: dual, buckets, dim, hidden, activation, shared, normalise, score,
- *                temperature, featurizer: {words, chars, seed}} */
+ *                temperature, featurizer: {words, chars, seed}}
+ *             | {type: cross, buckets, dim, hidden, activation, shared, bm25, featurizer} */
 struct kd_pipe_model {
     char name[KD_PIPE_NAME_MAX];
     struct kd_pos pos;
     enum kd_pipe_model_type type;
     struct kd_pos type_pos;
     struct kd_dual_config dual;      /* type dual (hidden and activation copied in) */
-    struct kd_text_settings text;    /* type dual: the featuriser (buckets = dual.buckets' log2) */
+    struct kd_cross_config cross;    /* type cross (hidden and activation copied in, then the output 1) */
+    struct kd_text_settings text;    /* dual, cross: the featuriser (buckets = the tables' rows' log2) */
     size_t n_hidden;
     size_t hidden[KD_PIPE_MAX_HIDDEN];
     enum kd_act act;         /* student/'s names: relu, gelu, tanh, identity (default relu) */
@@ -257,9 +260,11 @@ struct kd_pipe_stage {
     char models[KD_PIPE_MAX_LIST][KD_PIPE_NAME_MAX];
     /* retrieval (a dual model or bm25 on a BEIR data set) */
     enum kd_beir_split split;       /* train: default train; evaluate: default test */
-    size_t negatives;               /* train: BM25 hard negatives per pair (default 0) */
+    size_t negatives;               /* train: BM25 hard negatives per pair (dual, default 0) or per
+                                       list (cross, default 31) */
     float table_lr;                 /* train: the embedding tables' sparse Adam rate (default 1e-2) */
-    size_t k;                       /* evaluate: depth of the ranking and the run file (default 100) */
+    size_t k;                       /* evaluate: depth of the ranking and the run file (default 100);
+                                       train (cross), label: BM25 candidates per query (default 100) */
     /* export */
     int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */
@@ -408,6 +413,12 @@ void kd_retrieval_split_release(struct kd_retrieval_split *s);
 kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_settings *ts, const struct kd_beir *b,
                                  enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
                                  struct kd_rank_metrics *out, struct kd_error *err);
+/* Metrics (kd_rank_evaluate) of ranked (sp->n, k) lists of the split's
+ * queries (document indices, SIZE_MAX past the end) into *out, and with
+ * run_path a TREC run file of them (scores (n, k), tag). */
+kd_status kd_retrieval_finish_ranking(const struct kd_beir *b, const struct kd_retrieval_split *sp,
+                                      const size_t *ranked, const float *scores, size_t k, const char *run_path,
+                                      const char *tag, struct kd_rank_metrics *out, struct kd_error *err);
 /* b's corpus indexed in the store as corpus `corpus` (kept when unchanged). */
 kd_status kd_retrieval_index(struct kd_store *st, const char *corpus, const struct kd_beir *b, int *built,
                              struct kd_error *err);
@@ -422,5 +433,114 @@ kd_status kd_retrieval_train_dual(struct kd_dual *m, const struct kd_text_settin
                                   enum kd_beir_split split, size_t negatives, struct kd_store *st,
                                   const char *corpus, const struct kd_dual_train_config *tc,
                                   struct kd_train_result *res, struct kd_error *err);
+
+/* -------------- re-ranking, cross-encoders, pair teachers (pipelines/retrieval_cross.c) */
+
+/* BM25's top k of each query of a split: what a cross-encoder trains its
+ * negatives from, what a pair teacher scores, what evaluation re-ranks.
+ * Row i is the split's query i (sp->queries order). */
+struct kd_retrieval_candidates {
+    size_t n, k;
+    size_t *queries;               /* (n) indices into b's queries */
+    int64_t *docs;                 /* (n, k) document indices, best first, then -1 */
+    float *bm25;                   /* (n, k) their -bm25() scores, then NaN */
+};
+/* BM25 top k of every query of sp from the store's index `corpus`
+ * (kd_retrieval_index first), in slices between which *stop ends the work
+ * (KD_ERR_INTERRUPTED); a progress bar. Release with
+ * kd_retrieval_candidates_release. */
+kd_status kd_retrieval_candidates_init(struct kd_store *st, const char *corpus, const struct kd_beir *b,
+                                       const struct kd_retrieval_split *sp, size_t k, volatile sig_atomic_t *stop,
+                                       struct kd_retrieval_candidates *out, struct kd_error *err);
+void kd_retrieval_candidates_release(struct kd_retrieval_candidates *c);
+/* How many (query, document) candidates c holds (entries >= 0). */
+size_t kd_retrieval_candidates_count(const struct kd_retrieval_candidates *c);
+
+/* What kd's cross-encoder reads of a data set (student/kd_student.h, "the
+ * cross-encoder"): features of every query and document with the model's
+ * settings ts, their word unigrams, the titles' word unigrams, and the id
+ * sets. b is borrowed for the data's life. */
+struct kd_retrieval_cross_data {
+    const struct kd_beir *b;
+    struct kd_text_settings text;
+    struct kd_features q_all, q_words, d_all, d_words, t_words;
+    struct kd_cross_side qs, ds;   /* row = b's query / document index */
+};
+kd_status kd_retrieval_cross_data_init(const struct kd_text_settings *ts, const struct kd_beir *b,
+                                       struct kd_retrieval_cross_data *out, struct kd_error *err);
+void kd_retrieval_cross_data_release(struct kd_retrieval_cross_data *cd);
+
+/* Fits m's idf on the corpus and trains it on the relevant pairs of sp:
+ * one list per (query, relevant document), that document then `negatives`
+ * of the query's candidates c (for sp's queries) not judged relevant
+ * (kd_cross_lists_build; random documents when too few; seeded by
+ * tc->seed). */
+kd_status kd_retrieval_train_cross(struct kd_cross *m, const struct kd_retrieval_cross_data *cd,
+                                   const struct kd_retrieval_split *sp, const struct kd_retrieval_candidates *c,
+                                   size_t negatives, const struct kd_cross_train_config *tc,
+                                   struct kd_train_result *res, struct kd_error *err);
+/* The model's score of every candidate of c into scores (n, k), NaN past
+ * each list's end (the BM25 signal from c). */
+kd_status kd_retrieval_cross_scores(struct kd_cross *m, const struct kd_retrieval_cross_data *cd,
+                                    const struct kd_retrieval_candidates *c, float *scores, struct kd_error *err);
+
+/* Each list of c sorted by scores (n, k): ranked (n, k) gets the document
+ * indices best first (a tie keeps the candidates' order; NaN ranks last),
+ * SIZE_MAX past the list's end; ranked_scores (n, k) (may be NULL) their
+ * scores, -INFINITY past the end. */
+kd_status kd_retrieval_rerank(const struct kd_retrieval_candidates *c, const float *scores, size_t *ranked,
+                              float *ranked_scores, struct kd_error *err);
+/* kd_retrieval_rerank then kd_retrieval_finish_ranking: the metrics of the
+ * candidates of sp's queries re-ranked by scores (Recall@100 counts the
+ * first k = c->k, so it is the candidates' own). */
+kd_status kd_retrieval_eval_rerank(const struct kd_beir *b, const struct kd_retrieval_split *sp,
+                                   const struct kd_retrieval_candidates *c, const float *scores, const char *run_path,
+                                   const char *tag, struct kd_rank_metrics *out, struct kd_error *err);
+
+/* A pair teacher's scores of every candidate of c into scores (n, k), NaN
+ * past each list's end, through the store (kd_pair_teacher_score: answers
+ * found there are not asked again; the pairs recorded under corpus with
+ * their ids; a document read as kd_teacher_doc_text). */
+kd_status kd_retrieval_teacher_scores(struct kd_pair_teacher *t, const char *corpus, const struct kd_beir *b,
+                                      const struct kd_retrieval_candidates *c, size_t max_queries, float *scores,
+                                      struct kd_label_stats *stats, volatile sig_atomic_t *stop,
+                                      struct kd_error *err);
+
+/* Labelled candidate lists: what retrieval distillation trains on. For the
+ * split's query i (c->queries[i]), the documents c->docs[i * k ..] with
+ * their BM25 scores and the teacher's scores teacher[i * k ..] (NaN past
+ * the list's end). A rerun asks the teacher nothing: every score comes from
+ * the store (docs/retrieval.md, "Teacher scores for distillation"). c is
+ * borrowed; release with kd_retrieval_lists_release. */
+struct kd_retrieval_lists {
+    const struct kd_retrieval_candidates *c;
+    float *teacher;                /* (n, k) */
+};
+kd_status kd_retrieval_lists_init(struct kd_pair_teacher *t, const char *corpus, const struct kd_beir *b,
+                                  const struct kd_retrieval_candidates *c, size_t max_queries,
+                                  struct kd_retrieval_lists *out, struct kd_label_stats *stats,
+                                  volatile sig_atomic_t *stop, struct kd_error *err);
+void kd_retrieval_lists_release(struct kd_retrieval_lists *l);
+
+/* kd's cross-encoder as a pair teacher (a kd_pair_score_fn over this
+ * context): it scores pairs of cd's data set, found by their ids, and reads
+ * each pair's BM25 signal from candidates c (a pair outside its query's
+ * candidates gets the query's lowest candidate score, as in training); a
+ * query without candidates in c is an error. m, cd borrowed. Release with
+ * kd_retrieval_cross_teacher_release. */
+struct kd_retrieval_cross_teacher {
+    struct kd_cross *m;
+    const struct kd_retrieval_cross_data *cd;
+    size_t cap;
+    uint64_t *keys;                /* query * n_docs + doc, UINT64_MAX empty */
+    float *vals;                   /* their BM25 scores */
+    float *floor;                  /* (b's queries) lowest candidate score, NaN: no candidates */
+};
+kd_status kd_retrieval_cross_teacher_init(struct kd_retrieval_cross_teacher *t, struct kd_cross *m,
+                                          const struct kd_retrieval_cross_data *cd,
+                                          const struct kd_retrieval_candidates *c, struct kd_error *err);
+void kd_retrieval_cross_teacher_release(struct kd_retrieval_cross_teacher *t);
+kd_status kd_retrieval_cross_teacher_score(void *ctx, const struct kd_store_pair *pairs, size_t n, float *scores,
+                                           struct kd_error *err);
 
 #endif

@@ -260,6 +260,10 @@ void kd_config_splits(struct kd_cfg *v);
 void kd_config_models(struct kd_cfg *v);
 void kd_config_teachers(struct kd_cfg *v);
 void kd_config_stages(struct kd_cfg *v);
+/* The checks that pair models and teachers with data of their family and
+ * the retrieval keys of train, label and evaluate stages (split,
+ * negatives, table_lr, k; pipelines/config_retrieval.c). */
+void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
 /* The active-distillation keys of a distill stage's map (select, reweight;
  * pipelines/config_active.c); dataset names may be parts of the first ns
  * splits; relative paths are resolved against the pipeline's folder. */

@@ -90,8 +90,7 @@ void kd_retrieval_split_release(struct kd_retrieval_split *s)
 
 /* ----------------------------------------------------------------- ranking */
 
-/* Metrics and run file of ranked (n, k) lists of the split's queries. */
-static kd_status finish_ranking(const struct kd_beir *b, const struct kd_retrieval_split *sp, const size_t *ranked,
+kd_status kd_retrieval_finish_ranking(const struct kd_beir *b, const struct kd_retrieval_split *sp, const size_t *ranked,
                                 const float *scores, size_t k, const char *run_path, const char *tag,
                                 struct kd_rank_metrics *out, struct kd_error *err)
 {
@@ -159,7 +158,7 @@ kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_setting
         goto done;
     if ((st = kd_search_topk(&eq, &ed, k, ranked, scores, err)))
         goto done;
-    st = finish_ranking(b, &sp, ranked, scores, k, run_path, tag, out, err);
+    st = kd_retrieval_finish_ranking(b, &sp, ranked, scores, k, run_path, tag, out, err);
 done:
     kd_features_release(&fd);
     kd_features_release(&fq);
@@ -228,7 +227,7 @@ kd_status kd_retrieval_eval_bm25(struct kd_store *st, const char *corpus, const 
         qt[i] = b->query_texts[sp.queries[i]];
     if ((s = bm25_topk(st, corpus, qt, sp.n, k, ranked, scores, NULL, err)))
         goto done;
-    s = finish_ranking(b, &sp, ranked, scores, k, run_path, tag, out, err);
+    s = kd_retrieval_finish_ranking(b, &sp, ranked, scores, k, run_path, tag, out, err);
 done:
     free(qt);
     free(ranked);

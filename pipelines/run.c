@@ -67,7 +67,11 @@ static kd_status run_stage(struct runner *r, const struct kd_pipe_stage *s, int6
     if (kd_run_is_retrieval(r, s))
         switch (s->kind) {
         case KD_STAGE_TRAIN:
+            if (kd_pipeline_model(r->p, s->model)->type == KD_MODEL_CROSS)
+                return kd_run_stage_train_cross(r, s, sid, err);
             return kd_run_stage_train_dual(r, s, sid, err);
+        case KD_STAGE_LABEL:
+            return kd_run_stage_label_pairs(r, s, sid, err);
         case KD_STAGE_EVALUATE:
             return kd_run_stage_evaluate_retrieval(r, s, sid, err);
         case KD_STAGE_EXPORT:
@@ -296,6 +300,7 @@ done:
     for (size_t i = 0; r.models && i < p->n_models; i++) {
         kd_mlp_free(r.models[i].net);
         kd_dual_free(r.models[i].dual);
+        kd_cross_free(r.models[i].cross);
     }
     kd_run_beir_release(&r);
     free(r.models);

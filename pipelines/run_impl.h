@@ -81,6 +81,7 @@ struct run_model {
     const struct kd_pipe_model *def;
     struct kd_mlp *net;          /* NULL until a stage trains it */
     struct kd_dual *dual;        /* type dual: NULL until a stage trains it */
+    struct kd_cross *cross;      /* type cross: NULL until a stage trains it */
 };
 
 /* A retrieval data set of the pipeline, loaded when a stage first needs it
@@ -88,6 +89,14 @@ struct run_model {
 struct run_beir {
     int loaded, indexed;         /* read; its corpus indexed in the store (for BM25) */
     struct kd_beir b;
+    char name[KD_PIPE_NAME_MAX]; /* the dataset's name: its corpus's name in the store */
+    /* kept for the later stages of the run (pipelines/stage_cross.c): each
+     * split's judgements and its BM25 candidates (k of them), and what the
+     * cross-encoder reads of the data set with one featuriser */
+    int has_split[KD_BEIR_N_SPLITS];
+    struct kd_retrieval_split sp[KD_BEIR_N_SPLITS];
+    struct kd_retrieval_candidates cand[KD_BEIR_N_SPLITS];
+    struct kd_retrieval_cross_data *cd;
 };
 
 struct run_teacher {
@@ -195,8 +204,13 @@ void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage
 
 /* ------------------------------- retrieval stages (pipelines/stage_retrieval.c) */
 
-/* Whether a stage works on a retrieval data set (a dual encoder or bm25). */
+/* Whether a stage works on a retrieval data set (a dual encoder, a
+ * cross-encoder, bm25 or a pair teacher). */
 int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s);
+/* The retrieval data set a stage names, read (and converted from WordNet)
+ * on first use; with `index`, its corpus indexed in the store for BM25. */
+kd_status kd_run_stage_beir(struct runner *r, const struct kd_pipe_stage *s, int index, struct run_beir **out,
+                            struct kd_error *err);
 /* train of a dual encoder; evaluate on a retrieval data set; export of a dual encoder. */
 kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
@@ -207,5 +221,46 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
 /* --resume: a finished dual-encoder training stage's model back from its file. */
 kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err);
 void kd_run_beir_release(struct runner *r);
+
+/* ------------- cross-encoders and pair teachers (pipelines/stage_cross.c) */
+
+/* A split's judgements, kept for the run. */
+kd_status kd_run_split(struct run_beir *rb, enum kd_beir_split split, const struct kd_retrieval_split **out,
+                       struct kd_error *err);
+/* BM25's top k for every query of a split, computed once per run (the
+ * first stage that needs them) and kept for the later stages. */
+kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
+                            const struct kd_retrieval_candidates **out, struct kd_error *err);
+/* A pair teacher of the pipeline opened for a stage on rb, with the
+ * candidates c it will score (a kd cross-encoder reads its BM25 signal
+ * from them); closed by kd_run_pair_teacher_close. */
+struct run_pair_teacher {
+    struct kd_pair_teacher *t;
+    struct kd_cross *loaded;                 /* kind model with weights: owned */
+    struct kd_retrieval_cross_data *cd;      /* borrowed from rb, or owned (own_cd) */
+    int own_cd;
+    struct kd_retrieval_cross_teacher ct;    /* kind model: the scoring context */
+};
+kd_status kd_run_pair_teacher_open(struct runner *r, const struct kd_pipe_stage *s, const char *name,
+                                   struct run_beir *rb, const struct kd_retrieval_candidates *c,
+                                   struct run_pair_teacher *out, struct kd_error *err);
+void kd_run_pair_teacher_close(struct run_pair_teacher *pt);
+/* Labelled candidate lists for retrieval distillation: BM25's top k of the
+ * split's queries (kept for the run) scored by pair teacher `teacher`
+ * through the store (answers stored by an earlier label stage, or an
+ * earlier run, are read, not asked). lists->c points into the run's cache;
+ * release lists with kd_retrieval_lists_release. */
+kd_status kd_run_retrieval_lists(struct runner *r, const struct kd_pipe_stage *s, const char *teacher,
+                                 enum kd_beir_split split, size_t k, struct kd_retrieval_lists *lists,
+                                 struct kd_error *err);
+kd_status kd_run_stage_train_cross(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* label on a retrieval data set: the teacher scores BM25's top k of every query of the split. */
+kd_status kd_run_stage_label_pairs(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* The metrics of BM25's top k of the stage's split re-ranked by cross-encoder
+ * model `name` (teacher 0) or pair teacher `name` (teacher 1), with the run file. */
+kd_status kd_run_eval_rerank(struct runner *r, const struct kd_pipe_stage *s, struct run_beir *rb, const char *name,
+                             int teacher, const char *run_path, struct kd_rank_metrics *out, struct kd_error *err);
+kd_status kd_run_restore_cross(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err);
+kd_status kd_run_export_cross(struct runner *r, const struct kd_pipe_stage *s, const char *path, struct kd_error *err);
 
 #endif

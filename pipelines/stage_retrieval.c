@@ -33,17 +33,25 @@ int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s)
     const struct kd_pipeline *p = r->p;
     if (s->kind == KD_STAGE_EXPORT || s->kind == KD_STAGE_TRAIN) {
         const struct kd_pipe_model *m = kd_pipeline_model(p, s->model);
-        return m && m->type == KD_MODEL_DUAL;
+        return m && m->type != KD_MODEL_MLP;
     }
-    if (s->kind == KD_STAGE_EVALUATE)
+    if (s->kind == KD_STAGE_EVALUATE || s->kind == KD_STAGE_LABEL)
         return kd_pipe_dataset_is_retrieval(dataset_def(p, s->data, NULL));
     return 0;
 }
 
 void kd_run_beir_release(struct runner *r)
 {
-    for (size_t i = 0; r->beir && i < r->p->n_datasets; i++)
-        kd_beir_release(&r->beir[i].b);
+    for (size_t i = 0; r->beir && i < r->p->n_datasets; i++) {
+        struct run_beir *rb = &r->beir[i];
+        for (int j = 0; j < KD_BEIR_N_SPLITS; j++) {
+            kd_retrieval_split_release(&rb->sp[j]);
+            kd_retrieval_candidates_release(&rb->cand[j]);
+        }
+        kd_retrieval_cross_data_release(rb->cd);
+        free(rb->cd);
+        kd_beir_release(&rb->b);
+    }
     free(r->beir);
     r->beir = NULL;
 }
@@ -67,7 +75,7 @@ static int has_corpus(const char *dir)
 
 /* The retrieval data set a stage names, read (and converted) on first use;
  * with `index` its corpus is indexed in the store for BM25 too. */
-static kd_status stage_beir(struct runner *r, const struct kd_pipe_stage *s, int index, struct kd_beir **out,
+kd_status kd_run_stage_beir(struct runner *r, const struct kd_pipe_stage *s, int index, struct run_beir **out,
                             struct kd_error *err)
 {
     size_t i;
@@ -98,6 +106,7 @@ static kd_status stage_beir(struct runner *r, const struct kd_pipe_stage *s, int
         if ((st = kd_beir_load(def->beir, wanted_splits(r->p, def->name), &rb->b, &bs, err)))
             return kd_error_prefix(err, "%sdataset '%s'", where, def->name);
         rb->loaded = 1;
+        snprintf(rb->name, sizeof rb->name, "%s", def->name);
         kd_log(KD_LOG_INFO, "  dataset '%s': %zu documents, %zu queries (%s)", def->name, bs.docs, bs.queries,
                def->beir);
     }
@@ -108,8 +117,19 @@ static kd_status stage_beir(struct runner *r, const struct kd_pipe_stage *s, int
         rb->indexed = 1;
         kd_log(KD_LOG_INFO, "  BM25 index of '%s' %s", def->name, built ? "built" : "already in the store");
     }
-    *out = &rb->b;
+    *out = rb;
     return KD_OK;
+}
+
+/* Through kd_run_stage_beir, for the stages that need only the data. */
+static kd_status stage_beir(struct runner *r, const struct kd_pipe_stage *s, int index, struct kd_beir **out,
+                            struct kd_error *err)
+{
+    struct run_beir *rb;
+    kd_status st = kd_run_stage_beir(r, s, index, &rb, err);
+    if (!st)
+        *out = &rb->b;
+    return st;
 }
 
 /* -------------------------------------------------------------------- train */
@@ -173,6 +193,10 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
 
 kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err)
 {
+    if (s->kind != KD_STAGE_TRAIN)
+        return KD_OK;   /* only train stages give retrieval models weights */
+    if (kd_pipeline_model(r->p, s->model)->type == KD_MODEL_CROSS)
+        return kd_run_restore_cross(r, s, err);
     char path[1024];
     kd_run_model_path(r, s->model, path, sizeof path);
     struct run_model *m = kd_run_find_model(r, s->model);
@@ -189,41 +213,60 @@ kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, s
 kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
                                           struct kd_error *err)
 {
-    int bm25 = 0;
-    for (size_t k = 0; k < s->n_models; k++)
-        bm25 |= strcmp(s->models[k], KD_PIPE_BM25) == 0;
-    struct kd_beir *b;
-    kd_status st = stage_beir(r, s, bm25, &b, err);
+    /* BM25, a cross-encoder or a pair teacher (which re-rank BM25's top k) need the index */
+    int bm25 = s->teacher[0] != 0;
+    for (size_t k = 0; k < s->n_models; k++) {
+        struct run_model *m = kd_run_find_model(r, s->models[k]);
+        bm25 |= strcmp(s->models[k], KD_PIPE_BM25) == 0 || (m && m->def->type == KD_MODEL_CROSS);
+    }
+    struct run_beir *rb;
+    kd_status st = kd_run_stage_beir(r, s, bm25, &rb, err);
     if (st)
         return st;
+    struct kd_beir *b = &rb->b;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/runs", r->p->output);
     if ((st = kd_run_make_dirs(dir, err)))
         return st;
     const char *split = kd_beir_split_name(s->split);
-    for (size_t k = 0; k < s->n_models && !st; k++) {
-        const char *name = s->models[k];
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s.%s.run", dir, s->name, name);
+    /* the models, then the teacher (whose figures are named teacher/NAME) */
+    size_t n = s->n_models + (s->teacher[0] != 0);
+    for (size_t k = 0; k < n && !st; k++) {
+        int teacher = k == s->n_models;
+        const char *name = teacher ? s->teacher : s->models[k];
+        char label[KD_PIPE_NAME_MAX + 16], path[1200];
+        snprintf(label, sizeof label, "%s%s", teacher ? "teacher/" : "", name);
+        snprintf(path, sizeof path, "%s/%s.%s%s.run", dir, s->name, teacher ? "teacher-" : "", name);
         struct kd_rank_metrics rm;
-        if (strcmp(name, KD_PIPE_BM25) == 0) {
-            st = kd_retrieval_eval_bm25(r->store, s->data, b, s->split, s->k, path, name, &rm, err);
+        struct run_model *m = teacher ? NULL : kd_run_find_model(r, name);
+        if (teacher) {
+            st = kd_run_eval_rerank(r, s, rb, name, 1, path, &rm, err);
+        } else if (strcmp(name, KD_PIPE_BM25) == 0) {
+            /* BM25's own order of the candidates the run keeps (later
+             * re-rankers of this split and k reuse them) */
+            const struct kd_retrieval_candidates *c;
+            const struct kd_retrieval_split *sp;
+            if (!(st = kd_run_split(rb, s->split, &sp, err)) && !(st = kd_run_candidates(r, rb, s->split, s->k, &c, err)))
+                st = kd_retrieval_eval_rerank(b, sp, c, c->bm25, path, name, &rm, err);
+        } else if (m && m->def->type == KD_MODEL_CROSS) {
+            st = kd_run_eval_rerank(r, s, rb, name, 0, path, &rm, err);
         } else {
-            struct run_model *m = kd_run_find_model(r, name);
             if (!m || !m->dual)
                 return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, name);
             st = kd_retrieval_eval_dual(m->dual, &m->def->text, b, s->split, s->k, path, name, &rm, err);
         }
         if (st)
-            return kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, name, s->data, split);
-        kd_log(KD_LOG_INFO, "  %s on '%s' (%s, %zu queries): nDCG@10 %.4f, MRR@10 %.4f, Recall@10 %.4f, "
-               "Recall@100 %.4f", name, s->data, split, rm.n_evaluated, rm.mean[KD_RM_NDCG10], rm.mean[KD_RM_MRR10],
-               rm.mean[KD_RM_RECALL10], rm.mean[KD_RM_RECALL100]);
+            return kd_error_prefix(err, "stage '%s', %s '%s' on '%s' (%s)", s->name, teacher ? "teacher" : "model",
+                                   name, s->data, split);
+        kd_log(KD_LOG_INFO, "  %s on '%s' (%s, %zu queries%s): nDCG@10 %.4f, MRR@10 %.4f, Recall@10 %.4f, "
+               "Recall@100 %.4f", label, s->data, split, rm.n_evaluated,
+               teacher || (m && m->def->type == KD_MODEL_CROSS) ? ", re-ranking BM25's top k" : "",
+               rm.mean[KD_RM_NDCG10], rm.mean[KD_RM_MRR10], rm.mean[KD_RM_RECALL10], rm.mean[KD_RM_RECALL100]);
         if (r->sum->n_rows < KD_RUN_MAX_ROWS) {
             struct kd_run_eval_row *row = &r->sum->rows[r->sum->n_rows++];
             memset(row, 0, sizeof *row);
             snprintf(row->stage, sizeof row->stage, "%s", s->name);
-            snprintf(row->model, sizeof row->model, "%s", name);
+            snprintf(row->model, sizeof row->model, "%.63s", label);
             snprintf(row->data, sizeof row->data, "%.50s/%s", s->data, split);
             row->n = rm.n_evaluated;
             row->retrieval = 1;
@@ -232,8 +275,8 @@ kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe
                 row->rank[j] = rm.mean[j];
         }
         for (int j = 0; j < KD_RM_COUNT && !st; j++) {
-            char metric[KD_PIPE_NAME_MAX + 48];
-            snprintf(metric, sizeof metric, "%s/%s/%s", name, split, kd_rank_metric_name(j));
+            char metric[KD_PIPE_NAME_MAX + 64];
+            snprintf(metric, sizeof metric, "%s/%s/%s", label, split, kd_rank_metric_name(j));
             st = kd_run_record_metric(r, sid, metric, -1, rm.mean[j], err);
         }
         kd_rank_metrics_release(&rm);
@@ -249,7 +292,7 @@ kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage 
 {
     (void)sid;
     struct run_model *m = kd_run_find_model(r, s->model);
-    if (!m || !m->dual)
+    if (!m || (!m->dual && !m->cross))
         return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, s->model);
     char base[900], path[1024], feat[KD_TEXT_SETTINGS_MAX];
     snprintf(base, sizeof base, "%s", s->path ? s->path : s->model);
@@ -264,7 +307,11 @@ kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage 
     }
     snprintf(path, sizeof path, "%s.safetensors", base);
     kd_text_settings_format(&m->def->text, feat);
-    if ((st = kd_dual_save(m->dual, path, feat, err)))
+    if (m->cross)
+        st = kd_run_export_cross(r, s, path, err);
+    else
+        st = kd_dual_save(m->dual, path, feat, err);
+    if (st)
         return st;
     return kd_run_add_artefact(r, path, "safetensors", err);
 }
@@ -284,12 +331,24 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
         char feat[KD_TEXT_SETTINGS_MAX] = "";
         if (m)
             kd_text_settings_format(&m->text, feat);
-        kd_run_plan_line(r, "%2zu. %s: train dual encoder '%s' on '%s' (%s split of %s%s), in-batch + %zu BM25 "
-                         "negatives, %zu epochs, batch %zu, features %s", i + 1, s->name, s->model, s->data,
-                         kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "",
-                         s->negatives, s->epochs, s->batch, feat);
+        if (m && m->type == KD_MODEL_CROSS)
+            kd_run_plan_line(r, "%2zu. %s: train cross-encoder '%s' on '%s' (%s split of %s%s), lists of each "
+                             "relevant document and %zu negatives from BM25's top %zu, %zu epochs, batch %zu lists, "
+                             "features %s", i + 1, s->name, s->model, s->data, kd_beir_split_name(s->split), src,
+                             convert ? ", converted from WordNet first" : "", s->negatives, s->k, s->epochs,
+                             s->batch, feat);
+        else
+            kd_run_plan_line(r, "%2zu. %s: train dual encoder '%s' on '%s' (%s split of %s%s), in-batch + %zu BM25 "
+                             "negatives, %zu epochs, batch %zu, features %s", i + 1, s->name, s->model, s->data,
+                             kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "",
+                             s->negatives, s->epochs, s->batch, feat);
         break;
     }
+    case KD_STAGE_LABEL:
+        kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu of every query of '%s' (%s split of %s%s) "
+                         "through the store", i + 1, s->name, s->teacher, s->k, s->data,
+                         kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "");
+        break;
     case KD_STAGE_EVALUATE: {
         char list[KD_PIPE_MAX_LIST * (KD_PIPE_NAME_MAX + 2)];
         const char *names[KD_PIPE_MAX_LIST];
@@ -300,14 +359,20 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
             size_t at = strlen(list);
             snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", names[k]);
         }
+        if (s->teacher[0]) {
+            size_t at = strlen(list);
+            snprintf(list + at, sizeof list - at, "%steacher %s (re-ranking BM25)", at ? ", " : "", s->teacher);
+        }
         kd_run_plan_line(r, "%2zu. %s: rank '%s' (%s split of %s%s) with %s: top %zu, nDCG@10, MRR@10, Recall@10, "
                          "Recall@100, run files in %s/runs", i + 1, s->name, s->data, kd_beir_split_name(s->split),
                          src, convert ? ", converted from WordNet first" : "", list, s->k, r->p->output);
         break;
     }
     case KD_STAGE_EXPORT:
-        kd_run_plan_line(r, "%2zu. %s: export dual encoder '%s' as safetensors (featuriser settings in its metadata)",
-                         i + 1, s->name, s->model);
+        kd_run_plan_line(r, "%2zu. %s: export %s '%s' as safetensors (featuriser settings in its metadata)", i + 1,
+                         s->name, kd_pipeline_model(r->p, s->model)->type == KD_MODEL_CROSS ? "cross-encoder"
+                                                                                           : "dual encoder",
+                         s->model);
         break;
     default:
         break;

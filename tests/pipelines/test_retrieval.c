@@ -120,9 +120,9 @@ Test(pipelines, dual_model_keys_are_checked_with_positions_and_suggestions)
                  "3-5), one length, or 0 (none), got string '5-3'",
                  "t.yaml:6:32: 'temperature' is only for score cosine (a dot score has none)",
                  "t.yaml:6:62: the featurizer has no features: 'words' and 'chars' are both 0",
-                 "t.yaml:7:18: 'buckets' is only for models of type dual",
+                 "t.yaml:7:18: 'buckets' is only for models of type dual and cross",
                  "t.yaml:8:3: model name 'bm25' is reserved: evaluate stages use it for the BM25 baseline",
-                 "t.yaml:9:13: 'type' must be one of mlp, dual, got 'dule' (did you mean 'dual'?)");
+                 "t.yaml:9:13: 'type' must be one of mlp, dual, cross, got 'dule' (did you mean 'dual'?)");
 }
 
 Test(pipelines, a_model_of_the_wrong_family_for_its_data_is_an_error_at_its_position)
@@ -138,20 +138,18 @@ Test(pipelines, a_model_of_the_wrong_family_for_its_data_is_an_error_at_its_posi
                  "t.yaml:10:30: model 'de' is a dual encoder: it trains on a retrieval data set ('beir' or "
                  "'wordnet'), and 'fm' is a table of features",
                  "t.yaml:11:39: dataset 'wn' is a retrieval data set: model 'm' (type mlp) cannot train on it; use a "
-                 "model of type dual",
-                 "t.yaml:11:43: 'negatives' is only for training a dual encoder",
+                 "model of type dual or cross",
+                 "t.yaml:11:43: 'negatives' is only for training a dual encoder or a cross-encoder",
                  "t.yaml:12:51: 'split' must be one of train, dev, test, got 'tset' (did you mean 'test'?)",
                  "t.yaml:13:25: model 'de' is a dual encoder: it is evaluated on a retrieval data set, and 'fm' is a "
                  "table of features",
                  "t.yaml:13:29: 'bm25' ranks the documents of a retrieval data set, and 'fm' is a table of features",
                  "t.yaml:13:46: 'k' is only for evaluating on a retrieval data set",
                  "t.yaml:14:35: model 'm' (type mlp) cannot be evaluated on the retrieval data set 'wn'",
-                 "t.yaml:14:67: 'teacher' is only for evaluating on a table of features (pair teachers come later)",
                  "t.yaml:14:76: unknown teacher 'tt': the pipeline defines no teachers",
                  "t.yaml:15:48: model 'de' is a dual encoder: a pipeline exports it as safetensors only (kd export "
                  "--tower writes a tower as ONNX)",
-                 "t.yaml:16:22: unknown teacher 'tt': the pipeline defines no teachers",
-                 "t.yaml:16:32: dataset 'wn' is a retrieval data set: label stages take a table of features");
+                 "t.yaml:16:22: unknown teacher 'tt': the pipeline defines no teachers");
 }
 
 Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at_another_beir_folder)
@@ -164,10 +162,16 @@ Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at
     cr_assert_str_eq(p.datasets[0].wordnet, KD_WORDNET_DIR);
     cr_assert_str_eq(p.datasets[0].beir, "runs/wordnet-retrieval/data/wn");
     cr_assert_eq(p.models[0].type, KD_MODEL_DUAL);
-    cr_assert_eq(p.n_stages, 5);
+    cr_assert_eq(p.models[1].type, KD_MODEL_CROSS);
+    cr_assert_eq(p.n_stages, 8);
     cr_assert_str_eq(p.stages[0].models[0], "bm25");
     cr_assert_eq(p.stages[1].kind, KD_STAGE_TRAIN);
-    cr_assert_eq(p.stages[4].kind, KD_STAGE_EXPORT);
+    cr_assert_eq(p.stages[3].kind, KD_STAGE_TRAIN);
+    cr_assert_str_eq(p.stages[3].model, "cross");
+    cr_assert_eq(p.stages[4].kind, KD_STAGE_LABEL);
+    cr_assert_eq(p.stages[4].k, 100);
+    cr_assert_str_eq(p.stages[5].teacher, "ce");
+    cr_assert_eq(p.stages[7].kind, KD_STAGE_EXPORT);
     kd_pipeline_release(&p);
     const char *sets[] = {"datasets.wn.beir=/data/beir/scifact", "seed=3"};
     cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", sets, 2, &p, &d), KD_OK);
@@ -176,4 +180,101 @@ Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at
     cr_assert_eq(p.datasets[0].wordnet_seed, 1, "the query split does not follow the pipeline's seed");
     kd_pipeline_release(&p);
     kd_diag_release(&d);
+}
+
+/* ------------------------------------------------------ cross-encoders */
+
+Test(pipelines, cross_keys_fill_the_cross_config_and_the_stages)
+{
+    struct kd_pipeline p;
+    parse_ok(RETR "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16, 8], activation: tanh, shared: false,\n"
+                  "       bm25: false, featurizer: {words: 1, chars: 3-3, seed: 5}}\n"
+                  "  c2: {type: cross}\n"
+                  "teachers:\n  t: {kind: model, model: ce}\n  x: {kind: exec, command: [python3, x.py]}\n"
+                  "stages:\n"
+                  "  - train: {model: ce, data: wn, negatives: 7, k: 20, table_lr: 0.02, epochs: 2, batch: 8}\n"
+                  "  - train: {name: c2, model: c2, data: wn, split: dev}\n"
+                  "  - label: {teacher: t, data: wn, split: dev, k: 30}\n"
+                  "  - label: {name: l2, teacher: x, data: wn}\n"
+                  "  - evaluate: {models: [bm25, ce], teacher: t, data: wn, k: 50}\n"
+                  "  - export: {model: ce}\n",
+             "t.yaml", NULL, 0, &p);
+    const struct kd_pipe_model *m = kd_pipeline_model(&p, "ce");
+    cr_assert_eq(m->type, KD_MODEL_CROSS);
+    cr_assert_eq(m->cross.buckets, 1u << 12);
+    cr_assert_eq(m->cross.E, 8);
+    cr_assert_eq(m->cross.n_layers, 3, "two hidden layers, then the score");
+    cr_assert_eq(m->cross.hidden[0], 16);
+    cr_assert_eq(m->cross.hidden[1], 8);
+    cr_assert_eq(m->cross.hidden[2], 1);
+    cr_assert_eq(m->cross.act, KD_ACT_TANH);
+    cr_assert_eq(m->cross.shared, 0);
+    cr_assert_eq(m->cross.use_bm25, 0);
+    char feat[KD_TEXT_SETTINGS_MAX];
+    kd_text_settings_format(&m->text, feat);
+    cr_assert_str_eq(feat, "kd-text-v1 buckets=12 seed=5 words=1 chars=3-3");
+    const struct kd_pipe_model *c2 = kd_pipeline_model(&p, "c2");
+    cr_assert_eq(c2->cross.n_layers, 2, "the default head: 128, then the score");
+    cr_assert_eq(c2->cross.hidden[0], 128);
+    cr_assert_eq(c2->cross.E, 32);
+    cr_assert_eq(c2->cross.shared, 1);
+    cr_assert_eq(c2->cross.use_bm25, 1);
+    cr_assert_eq(p.stages[0].negatives, 7);
+    cr_assert_eq(p.stages[0].k, 20);
+    cr_assert_float_eq(p.stages[0].table_lr, 0.02f, 1e-7);
+    cr_assert_eq(p.stages[0].split, KD_BEIR_TRAIN);
+    cr_assert_eq(p.stages[1].negatives, 31, "a cross-encoder's lists default to 31 negatives");
+    cr_assert_eq(p.stages[1].k, 100);
+    cr_assert_eq(p.stages[1].split, KD_BEIR_DEV);
+    cr_assert_eq(p.stages[2].split, KD_BEIR_DEV);
+    cr_assert_eq(p.stages[2].k, 30);
+    cr_assert_eq(p.stages[3].split, KD_BEIR_TRAIN, "a label stage defaults to the train split");
+    cr_assert_eq(p.stages[3].k, 100);
+    cr_assert_str_eq(p.stages[4].teacher, "t");
+    cr_assert_eq(p.stages[4].k, 50);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, cross_model_keys_are_checked_with_positions)
+{
+    EXPECT_PARSE("datasets:\n  wn: {beir: b}\nmodels:\n"
+                 "  ce: {type: cross, normalise: true, dropout: 0.1, bm25: 1, hidden: [8, 8, 8, 8]}\n"
+                 "  de: {type: dual, bm25: true}\n"
+                 "stages:\n  - train: {model: ce, data: wn}\n  - train: {name: t2, model: de, data: wn}\n",
+                 "t.yaml:4:21: 'normalise' is only for models of type dual",
+                 "t.yaml:4:38: 'dropout' is only for models of type mlp",
+                 "t.yaml:4:58: 'bm25' must be true or false, got integer 1",
+                 "t.yaml:4:69: a cross-encoder's head has at most 3 hidden layers (then its score), model 'ce' "
+                 "has 4",
+                 "t.yaml:5:20: 'bm25' is only for models of type cross");
+}
+
+Test(pipelines, cross_encoders_and_pair_teachers_on_the_wrong_data_are_errors_at_their_positions)
+{
+    EXPECT_PARSE(RETR "  ce: {type: cross}\n"
+                      "teachers:\n  t: {kind: model, model: ce}\n  tm: {kind: model, model: m}\n"
+                      "stages:\n"
+                      "  - train: {model: ce, data: fm}\n"
+                      "  - train: {name: a, model: ce, data: wn, negatives: 0, k: 0}\n"
+                      "  - train: {name: b, model: de, data: wn, k: 10}\n"
+                      "  - train: {name: c, model: m, data: fm}\n"
+                      "  - label: {teacher: tm, data: wn}\n"
+                      "  - label: {name: l2, teacher: t, data: fm, split: dev, k: 5}\n"
+                      "  - evaluate: {models: [ce], data: fm}\n"
+                      "  - evaluate: {name: e2, models: [de], teacher: tm, data: wn}\n"
+                      "  - distill: {student: ce, teacher: t, data: fm}\n"
+                      "  - export: {model: ce, formats: [c]}\n",
+                 "t.yaml:14:30: model 'ce' is a cross-encoder: it trains on a retrieval data set ('beir' or 'wordnet'), and 'fm' is a table of features",
+                 "t.yaml:15:54: 'negatives' must be in [1, 1023], got 0",
+                 "t.yaml:15:60: 'k' must be in [1, 10000], got 0",
+                 "t.yaml:16:43: 'k' is only for training a cross-encoder (a dual encoder's BM25 negatives are the best 'negatives' documents)",
+                 "t.yaml:18:22: teacher 'tm' uses model 'm' (type mlp): on a retrieval data set a teacher scores (query, document) pairs, so its model must be a cross-encoder (type cross)",
+                 "t.yaml:19:32: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' is a table of features",
+                 "t.yaml:19:45: 'split' is only for labelling a retrieval data set",
+                 "t.yaml:19:57: 'k' is only for labelling a retrieval data set",
+                 "t.yaml:20:25: model 'ce' is a cross-encoder: it is evaluated on a retrieval data set, and 'fm' is a table of features",
+                 "t.yaml:21:49: teacher 'tm' uses model 'm' (type mlp): on a retrieval data set a teacher scores (query, document) pairs, so its model must be a cross-encoder (type cross)",
+                 "t.yaml:22:24: model 'ce' is a cross-encoder: distill stages train MLP students",
+                 "t.yaml:22:37: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' is a table of features",
+                 "t.yaml:23:35: model 'ce' is a cross-encoder: kd exports it as safetensors only");
 }

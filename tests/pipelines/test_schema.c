@@ -9,7 +9,7 @@ Test(pipelines, unknown_key_suggests_a_close_one_or_lists_the_allowed_keys)
                 "tests/pipelines/fixtures/unknown-key.yaml:11:7: unknown key 'epoch' in a train stage, did you mean "
                 "'epochs'?",
                 "tests/pipelines/fixtures/unknown-key.yaml:12:7: unknown key 'colour' in a train stage (allowed: name, "
-                "model, data, epochs, batch, optimizer, schedule, checkpoints, split, negatives, table_lr)",
+                "model, data, epochs, batch, optimizer, schedule, checkpoints, split, negatives, table_lr, k)",
                 "tests/pipelines/fixtures/unknown-key.yaml:13:7: unknown key 'Batch' in a train stage, did you mean "
                 "'batch'?");
 }

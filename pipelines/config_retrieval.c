@@ -1,0 +1,212 @@
+/* The retrieval side of the stage checks: a dual encoder or a
+ * cross-encoder trains and is evaluated on a retrieval data set, an MLP on
+ * a table of features; a teacher of a retrieval data set scores (query,
+ * document) pairs, so a model teacher there is a cross-encoder; BM25 ranks
+ * a retrieval data set; and the retrieval keys (split, negatives,
+ * table_lr, k) belong to retrieval work only. Every problem reported with
+ * its position, like the rest of the file (pipelines/config.c). */
+#include "pipelines/pipeline_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const SPLITS[] = {"train", "dev", "test"};   /* enum kd_beir_split order */
+static const char *const TYPE_NAMES[] = {"mlp", "dual", "cross"};  /* enum kd_pipe_model_type order */
+
+/* The model called name, or NULL (unknown: reported elsewhere). */
+static const struct kd_pipe_model *model_of(const struct kd_cfg *v, const char *name)
+{
+    size_t i;
+    return name[0] && kd_names_find(&v->models, name, &i) ? &v->p->models[i] : NULL;
+}
+
+/* Whether the dataset called name is a retrieval data set (split parts never are). */
+static int retrieval_data(const struct kd_cfg *v, const char *name)
+{
+    size_t i;
+    return name[0] && kd_names_find(&v->datasets, name, &i) && kd_pipe_dataset_is_retrieval(&v->p->datasets[i]);
+}
+
+/* The model behind the stage's teacher when it is a model teacher with
+ * `model:`, else NULL. */
+static const struct kd_pipe_model *teacher_model(const struct kd_cfg *v, const struct kd_pipe_stage *s)
+{
+    size_t i;
+    if (!s->teacher[0] || !kd_names_find(&v->teachers, s->teacher, &i))
+        return NULL;
+    const struct kd_pipe_teacher *t = &v->p->teachers[i];
+    return t->kind == KD_TEACHER_MODEL ? model_of(v, t->model) : NULL;
+}
+
+/* The stage's teacher against its data: a pair-scoring model on retrieval
+ * data, a classifier on tables. */
+static void check_teacher_family(struct kd_cfg *v, const struct kd_pipe_stage *s, int retr)
+{
+    const struct kd_pipe_model *tm = teacher_model(v, s);
+    const struct kd_ynode *at = v->refs[s - v->p->stages].teacher;
+    if (!tm || !at)
+        return;
+    if (retr && tm->type != KD_MODEL_CROSS)
+        kd_at(v->c, at, "teacher '%s' uses model '%s' (type %s): on a retrieval data set a teacher scores (query, "
+              "document) pairs, so its model must be a cross-encoder (type cross)", s->teacher, tm->name,
+              TYPE_NAMES[tm->type]);
+    else if (!retr && tm->type == KD_MODEL_CROSS)
+        kd_at(v->c, at, "teacher '%s' uses model '%s', a cross-encoder: it scores retrieval data sets, and '%s' is a "
+              "table of features", s->teacher, tm->name, s->data);
+}
+
+/* Keys that only some work takes: "'k' is only for ...". */
+static void refuse_keys(struct kd_cfg *v, const struct kd_ynode *map, const char *const *keys, size_t n,
+                        const char *only_for)
+{
+    struct kd_ynode *k;
+    for (size_t i = 0; i < n; i++)
+        if (kd_ytree_get(map, keys[i], &k))
+            kd_at(v->c, k, "'%s' is only for %s", keys[i], only_for);
+}
+
+static void check_train(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
+{
+    static const char *const keys[] = {"split", "negatives", "table_lr", "k"};
+    const struct kd_pipe_model *m = model_of(v, s->model);
+    const struct kd_ynode *dv = kd_ytree_get(map, "data", NULL);
+    s->split = KD_BEIR_TRAIN;
+    if (!m || !s->data[0])
+        return;
+    if (m->type != KD_MODEL_MLP && !retr)
+        kd_at(v->c, dv, "model '%s' is a %s: it trains on a retrieval data set ('beir' or 'wordnet'), and '%s' is "
+              "a table of features", m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder", s->data);
+    else if (m->type == KD_MODEL_MLP && retr)
+        kd_at(v->c, dv, "dataset '%s' is a retrieval data set: model '%s' (type mlp) cannot train on it; use a "
+              "model of type dual or cross", s->data, m->name);
+    if (m->type == KD_MODEL_MLP) {
+        refuse_keys(v, map, keys, N(keys), "training a dual encoder or a cross-encoder");
+        return;
+    }
+    int e;
+    long long x;
+    double d;
+    if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
+        s->split = (enum kd_beir_split)e;
+    if (kd_get_num(v->c, map, "table_lr", KD_RANGE_POSITIVE, &d, NULL) > 0)
+        s->table_lr = (float)d;
+    if (m->type == KD_MODEL_DUAL) {
+        if (kd_get_int(v->c, map, "negatives", 0, 1024, &x, NULL) > 0)
+            s->negatives = (size_t)x;
+        refuse_keys(v, map, keys + 3, 1, "training a cross-encoder (a dual encoder's BM25 negatives are the best "
+                    "'negatives' documents)");
+        return;
+    }
+    /* a cross-encoder: lists of the positive and `negatives` of BM25's top k */
+    s->negatives = 31;
+    s->k = 100;
+    if (kd_get_int(v->c, map, "negatives", 1, 1023, &x, NULL) > 0)
+        s->negatives = (size_t)x;
+    if (kd_get_int(v->c, map, "k", 1, 10000, &x, NULL) > 0)
+        s->k = (size_t)x;
+}
+
+static void check_evaluate(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
+{
+    static const char *const keys[] = {"split", "k"};
+    s->split = KD_BEIR_TEST;
+    s->k = 100;
+    if (!s->data[0])
+        return;
+    int e;
+    long long x;
+    if (!retr) {
+        refuse_keys(v, map, keys, N(keys), "evaluating on a retrieval data set");
+    } else {
+        if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
+            s->split = (enum kd_beir_split)e;
+        if (kd_get_int(v->c, map, "k", 10, 10000, &x, NULL) > 0)
+            s->k = (size_t)x;
+    }
+    check_teacher_family(v, s, retr);
+    for (size_t j = 0; j < s->n_models; j++) {
+        const struct kd_ynode *item = v->refs[s - v->p->stages].models[j];
+        if (strcmp(s->models[j], KD_PIPE_BM25) == 0) {
+            if (!retr)
+                kd_at(v->c, item, "'%s' ranks the documents of a retrieval data set, and '%s' is a table of "
+                      "features", KD_PIPE_BM25, s->data);
+            continue;
+        }
+        const struct kd_pipe_model *mj = model_of(v, s->models[j]);
+        if (mj && mj->type != KD_MODEL_MLP && !retr)
+            kd_at(v->c, item, "model '%s' is a %s: it is evaluated on a retrieval data set, and '%s' is a table of "
+                  "features", mj->name, mj->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder", s->data);
+        else if (mj && mj->type == KD_MODEL_MLP && retr)
+            kd_at(v->c, item, "model '%s' (type mlp) cannot be evaluated on the retrieval data set '%s'", mj->name,
+                  s->data);
+    }
+}
+
+static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
+{
+    static const char *const keys[] = {"split", "k"};
+    s->split = KD_BEIR_TRAIN;
+    s->k = 100;
+    if (!s->data[0])
+        return;
+    check_teacher_family(v, s, retr);
+    if (!retr) {
+        refuse_keys(v, map, keys, N(keys), "labelling a retrieval data set");
+        return;
+    }
+    int e;
+    long long x;
+    if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
+        s->split = (enum kd_beir_split)e;
+    if (kd_get_int(v->c, map, "k", 1, 10000, &x, NULL) > 0)
+        s->k = (size_t)x;
+}
+
+void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
+{
+    const struct kd_ynode *dv = kd_ytree_get(map, "data", NULL);
+    int retr = retrieval_data(v, s->data);
+    const struct kd_pipe_model *m = model_of(v, s->model);
+    switch (s->kind) {
+    case KD_STAGE_TRAIN:
+        check_train(v, s, map, retr);
+        break;
+    case KD_STAGE_EVALUATE:
+        check_evaluate(v, s, map, retr);
+        break;
+    case KD_STAGE_LABEL:
+        check_label(v, s, map, retr);
+        break;
+    case KD_STAGE_DIAGNOSE:
+        if (retr)
+            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: diagnose stages take a table of features",
+                  s->data);
+        if (m && m->type != KD_MODEL_MLP)
+            kd_at(v->c, kd_ytree_get(map, "model", NULL), "model '%s' is a %s: diagnose stages measure MLP students",
+                  m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder");
+        break;
+    case KD_STAGE_DISTILL:
+        if (retr)
+            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: distill stages take a table of features",
+                  s->data);
+        if (m && m->type != KD_MODEL_MLP)
+            kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a %s: distill stages train MLP students",
+                  m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder");
+        if (!retr)
+            check_teacher_family(v, s, 0);
+        break;
+    case KD_STAGE_EXPORT:
+        if (m && m->type != KD_MODEL_MLP && (s->format_c || s->format_onnx)) {
+            const struct kd_ynode *fv = kd_ytree_get(map, "formats", NULL);
+            for (size_t j = 0; fv && j < kd_list_len(fv); j++)
+                if (fv->vals[j]->kind == KD_Y_SCALAR &&
+                    (strcmp(fv->vals[j]->text, "c") == 0 || strcmp(fv->vals[j]->text, "onnx") == 0))
+                    kd_at(v->c, fv->vals[j], "model '%s' is a %s: a pipeline exports it as safetensors only%s",
+                          m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder",
+                          m->type == KD_MODEL_DUAL ? " (kd export --tower writes a tower as ONNX)" : "");
+        }
+        break;
+    }
+}

@@ -1,0 +1,322 @@
+/* The cross-encoder and pair teachers in pipelines, on tiny data: WordNet's
+ * test fixture converted by the pipeline, a cross-encoder trained on gold
+ * lists with BM25 negatives, a label stage whose teacher scores BM25's
+ * candidates through the store (a second run asks nothing), evaluation
+ * re-ranking BM25 with the model and with the teacher; and the re-ranking
+ * metrics against a computation by hand. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipelines/kd_pipeline.h"
+#include "store/kd_store.h"
+
+static char dir[64];
+
+static void cross_setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    kd_progress_set_quiet(1);
+    kd_log_set_level(KD_LOG_WARN);
+}
+
+static void cross_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0] && !getenv("KD_TEST_KEEP_TMP"))
+        (void)!system(cmd);
+}
+
+TestSuite(run_cross, .init = cross_setup, .fini = cross_teardown, .timeout = 120);
+
+static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+
+/* The pipeline, with `data` added to its datasets and `stage` to its stages. */
+static void write_pipeline(const char *data, const char *stage)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: cross\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
+             "models:\n"
+             "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16], featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: ce}\n"
+             "stages:\n"
+             "  - train: {name: fit, model: ce, data: wn, negatives: 3, k: 10, epochs: 3, batch: 4}\n"
+             "  - label: {name: scores, teacher: t, data: wn, split: train, k: 10}\n"
+             "  - evaluate: {name: test, models: [bm25, ce], teacher: t, data: wn, split: test, k: 10}\n"
+             "  - export: {name: out, model: ce}\n"
+             "%s",
+             dir, root(), data, stage);
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static kd_status run(int resume, struct kd_run_summary *sum, struct kd_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    kd_status st = kd_pipeline_load(path, NULL, 0, &p, &diag);
+    cr_assert_eq(st, KD_OK, "%s", diag.n ? diag.items[0].text : "load failed");
+    kd_diag_release(&diag);
+    struct kd_run_options o = {resume, 0, 1, NULL, NULL, 0};
+    st = kd_pipeline_run(&p, &o, sum, err);
+    kd_pipeline_release(&p);
+    return st;
+}
+
+static int first_double(void *ctx, const struct kd_sql_row *row)
+{
+    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
+    return 1;
+}
+
+static double sql_value(const char *sql)
+{
+    struct kd_store *st;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    double v = NAN;
+    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return v;
+}
+
+Test(run_cross, a_cross_encoder_trains_labels_through_the_store_and_a_rerun_asks_nothing)
+{
+    write_pipeline("", "");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_run, 4);
+    cr_assert_gt(s->queries, 0);
+    cr_assert_eq(s->cached, 0, "a first run finds nothing in the store");
+    double pairs = sql_value("select value from metrics where name = 'pairs'");
+    double asked = sql_value("select value from metrics where name = 'queries'");
+    cr_assert_gt(pairs, 10, "BM25's top 10 of the training queries (%g pairs)", pairs);
+    cr_assert_eq(asked, pairs, "every distinct pair asked once (%g of %g)", asked, pairs);
+    /* the teacher's scores by ids, for SQL and for distillation */
+    double by_ids = sql_value("select count(*) from pair_scores where teacher = 't' and corpus = 'wn'");
+    cr_assert_geq(by_ids, pairs);
+    /* evaluation: BM25, the model re-ranking BM25, the teacher (the same
+     * model through the store) re-ranking BM25: the same figures */
+    cr_assert_eq(s->n_rows, 3);
+    cr_assert_str_eq(s->rows[1].model, "ce");
+    cr_assert_str_eq(s->rows[2].model, "teacher/t");
+    for (int j = 0; j < KD_RM_COUNT; j++) {
+        cr_assert_eq(s->rows[1].rank[j], s->rows[2].rank[j], "metric %d: model %g, teacher %g", j, s->rows[1].rank[j],
+                     s->rows[2].rank[j]);
+        cr_assert_eq(s->rows[0].rank[KD_RM_RECALL100], s->rows[1].rank[KD_RM_RECALL100],
+                     "re-ranking keeps BM25's candidates");
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/runs/test.teacher-t.run", dir);
+    cr_assert_eq(access(path, R_OK), 0, "the teacher's run file");
+
+    /* a second run trains the same model (same seed, same weights): every
+     * pair score comes from the store */
+    size_t first_queries = s->queries;
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "nothing asked twice (%zu asked)", s->queries);
+    cr_assert_eq(s->cached, first_queries, "%zu served from the store, %zu asked the first time", s->cached,
+                 first_queries);
+    cr_assert_eq(sql_value("select value from metrics m join stages s on s.id = m.stage_id where m.name = 'queries' "
+                           "and s.run_id = 2"),
+                 0);
+
+    /* the exported cross-encoder loads and carries its featuriser */
+    struct kd_cross *m = NULL;
+    char *feat = NULL;
+    snprintf(path, sizeof path, "%s/out/ce.safetensors", dir);
+    cr_assert_eq(kd_cross_load(path, &m, &feat, &err), KD_OK, "%s", err.msg);
+    cr_assert_str_eq(feat, "kd-text-v1 buckets=12 seed=3 words=2 chars=3-4");
+    cr_assert_eq(m->cfg.E, 8);
+    free(feat);
+    kd_cross_free(m);
+    free(s);
+}
+
+Test(run_cross, a_resumed_run_reloads_the_trained_cross_encoder)
+{
+    /* a second data set whose test qrels are missing: the last stage fails */
+    char bad[256], cmd[1024], data[512];
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    snprintf(cmd, sizeof cmd, "cp -r %s/tests/data/fixtures/beir-mini %s && mv %s/qrels/test.tsv %s/test.tsv", root(),
+             bad, bad, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(data, sizeof data, "  bad: {beir: %s}\n", bad);
+    write_pipeline(data, "  - evaluate: {name: other, models: [ce], teacher: t, data: bad, split: test, k: 10}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_neq(run(0, s, &err), KD_OK);
+    cr_assert(strstr(err.msg, "test.tsv"), "%s", err.msg);
+    double ndcg = s->rows[1].rank[KD_RM_NDCG10];
+    size_t asked = s->queries;
+    snprintf(cmd, sizeof cmd, "mv %s/test.tsv %s/qrels/test.tsv", dir, bad);
+    cr_assert_eq(system(cmd), 0);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(1, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_skipped, 4, "train, label, evaluate and export were done (skipped %zu)",
+                 s->stages_skipped);
+    cr_assert_eq(s->n_rows, 2, "the model and the teacher on 'bad'");
+    cr_assert_gt(asked, 0);
+    cr_assert_gt(s->queries, 0, "the reloaded model is asked about the new data set's pairs");
+    /* the same model (its reloaded file has the same fingerprint): a third
+     * run asks nothing */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "%zu asked", s->queries);
+    cr_assert_eq(s->rows[1].rank[KD_RM_NDCG10], ndcg, "retrained with the same seed, the same ranking");
+    free(s);
+}
+
+/* ------------------------------------------------ re-ranking, by hand */
+
+Test(run_cross, rerank_metrics_equal_a_computation_by_hand)
+{
+    /* two queries with 4 candidates each; query 1 has two */
+    int64_t docs[8] = {5, 2, 7, 1, 3, 4, -1, -1};
+    float bm25[8] = {4, 3, 2, 1, 2, 1, NAN, NAN};
+    size_t queries[2] = {0, 1};
+    struct kd_retrieval_candidates c = {2, 4, queries, docs, bm25};
+    /* a NaN score ranks last; a tie keeps the candidates' order */
+    float scores[8] = {0.1f, 0.9f, NAN, 0.5f, 0.2f, 0.2f, NAN, NAN};
+    size_t ranked[8];
+    float rs[8];
+    struct kd_error err = {0};
+    cr_assert_eq(kd_retrieval_rerank(&c, scores, ranked, rs, &err), KD_OK, "%s", err.msg);
+    size_t want[8] = {2, 1, 5, 7, 3, 4, SIZE_MAX, SIZE_MAX};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(ranked[i], want[i], "position %d: %zu, want %zu", i, ranked[i], want[i]);
+    cr_assert_float_eq(rs[0], 0.9f, 0);
+    cr_assert(isinf(rs[3]) && rs[3] < 0, "the NaN score is -inf in the ranking");
+    cr_assert(isinf(rs[6]) && rs[6] < 0);
+
+    /* judgements: query 0: doc 1 grade 1, doc 7 grade 2; query 1: doc 4
+     * grade 1 and doc 9 grade 1 (not among the candidates) */
+    size_t offsets[3] = {0, 2, 4}, jdoc[4] = {1, 7, 4, 9};
+    int32_t rel[4] = {1, 2, 1, 1};
+    struct kd_retrieval_split sp = {KD_BEIR_TEST, 2, queries, offsets, jdoc, rel, {2, offsets, jdoc, rel}};
+    struct kd_rank_metrics rm;
+    cr_assert_eq(kd_retrieval_eval_rerank(NULL, &sp, &c, scores, NULL, "x", &rm, &err), KD_OK, "%s", err.msg);
+    /* by hand, trec_eval's definitions (gain = grade, log2(rank + 1)):
+     * query 0 ranks 2, 1, 5, 7: DCG = 1/log2(3) + 2/log2(5), ideal 2 + 1/log2(3)
+     * query 1 ranks 3, 4: DCG = 1/log2(3), ideal 1 + 1/log2(3) */
+    double l3 = log2(3.0), l5 = log2(5.0);
+    double ndcg0 = (1 / l3 + 2 / l5) / (2 + 1 / l3), ndcg1 = (1 / l3) / (1 + 1 / l3);
+    cr_assert_float_eq(rm.mean[KD_RM_NDCG10], (ndcg0 + ndcg1) / 2, 1e-9, "%.9f", rm.mean[KD_RM_NDCG10]);
+    cr_assert_float_eq(rm.mean[KD_RM_MRR10], (0.5 + 0.5) / 2, 1e-12);
+    cr_assert_float_eq(rm.mean[KD_RM_RECALL10], (1.0 + 0.5) / 2, 1e-12);
+    cr_assert_float_eq(rm.mean[KD_RM_RECALL100], (1.0 + 0.5) / 2, 1e-12);
+    cr_assert_eq(rm.n_evaluated, 2);
+    kd_rank_metrics_release(&rm);
+}
+
+/* ------------------------------------------------- an exec pair teacher */
+
+Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: exec\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "teachers:\n"
+             "  overlap: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
+             "stages:\n"
+             "  - label: {name: scores, teacher: overlap, data: wn, k: 10}\n"
+             "  - evaluate: {name: test, models: [bm25], teacher: overlap, data: wn, k: 10}\n",
+             dir, root(), root());
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    double pairs = sql_value("select value from metrics where name = 'pairs'");
+    cr_assert_gt(pairs, 10);
+    cr_assert_eq(sql_value("select value from metrics where name = 'queries'"), pairs);
+    cr_assert_eq(s->n_rows, 2);
+    cr_assert_str_eq(s->rows[1].model, "teacher/overlap");
+    /* the teacher's best document for a training query, by SQL, is one of
+     * its candidates with the highest word overlap */
+    double best = sql_value("select max(score) from pair_scores where teacher = 'overlap' and corpus = 'wn'");
+    cr_assert(best > 0 && best <= 1.0 + 1e-6, "cosine of word sets: %g", best);
+    size_t asked = s->queries;
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "the program is asked nothing the second time (%zu)", s->queries);
+    cr_assert_eq(s->cached, asked);
+    free(s);
+}
+
+/* ---------------------------------------------- BM25 candidates kept */
+
+static long cache_sizes(long *sizes, int max)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "stat -c %%s %s/out/cache/bm25-*.bin 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int n = 0;
+    while (n < max && fscanf(p, "%ld", &sizes[n]) == 1)
+        n++;
+    pclose(p);
+    return n;
+}
+
+Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_searched_again)
+{
+    write_pipeline("", "");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    long sizes[4], again[4];
+    cr_assert_eq(cache_sizes(sizes, 4), 2, "the train and test splits' candidates");
+    double first[3][KD_RM_COUNT];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            first[i][j] = s->rows[i].rank[j];
+    /* damage both files: one cut short, one with another header */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd %s/out/cache; set -- bm25-*.bin; truncate -s 100 \"$1\"; "
+             "printf 'kd-bm25-candidates 1 9 9\\n' | dd of=\"$2\" conv=notrunc 2>/dev/null",
+             dir);
+    cr_assert_eq(system(cmd), 0);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            cr_assert_eq(s->rows[i].rank[j], first[i][j], "row %d metric %d", i, j);
+    cr_assert_eq(cache_sizes(again, 4), 2);
+    cr_assert_eq(again[0], sizes[0], "searched again and rewritten");
+    cr_assert_eq(again[1], sizes[1]);
+    /* and read as they are now: same figures */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    for (int j = 0; j < KD_RM_COUNT; j++)
+        cr_assert_eq(s->rows[0].rank[j], first[0][j]);
+    free(s);
+}
