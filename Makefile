@@ -71,7 +71,7 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
 
-.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests \
+.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests examples \
         fuzz fuzz-build fuzz-short fuzz-bins
 
 all: $(LIB) $(SHLIB) $(KD)
@@ -115,6 +115,13 @@ $(BUILD)/tests/test_%: $$(call test_objs,$$*) $(LIB)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) $(shell pkg-config --libs criterion 2>/dev/null) -o $@
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Example drivers that measure kd on real data (docs/experiments/).
+examples: $(BUILD)/examples/wordnet-distill
+
+$(BUILD)/examples/wordnet-distill: $(BUILD)/obj/examples/wordnet-distill/distill.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
