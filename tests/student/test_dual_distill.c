@@ -330,7 +330,6 @@ Test(student, distill_projection_round_trips_through_save_and_load)
     cr_assert_eq(back->proj_out, (size_t)ET);
     cr_assert_eq(memcmp(back->proj, m->proj, ET * (3 + 1) * sizeof(float)), 0);
     float y0[NQ * ET], y1[NQ * ET];
-    kd_dual_project(m, x.tq.data, 0, y0); /* zero rows: a no-op */
     float e0[NQ * 3], e1[NQ * 3];
     struct kd_tensor t0 = {.data = e0, .rows = NQ, .cols = 3}, t1 = {.data = e1, .rows = NQ, .cols = 3};
     cr_assert_eq(kd_dual_encode(m, KD_SIDE_QUERY, &x.fq, &t0, &err), KD_OK);
