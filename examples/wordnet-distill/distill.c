@@ -26,7 +26,10 @@
  * STORE.cand<k>), k (100), L (16), epochs (5), batch (32 lists), E (64),
  * hard (3, gold dual), alpha (0.5), T (1), negatives (0: all, Margin-MSE),
  * ce_epochs (4), ce_E (32), ce_L (32), de_E (128), de_hidden (128),
- * de_loss (m3se), asym_E (12), lambda (1: lambda_q = lambda_d), out,
+ * de_loss (m3se), asym_E (12), asym_buckets (0: the teacher's 2^18 rows;
+ * k: the asymmetric query tower reads queries featurised into 2^k buckets,
+ * its own featuriser, since documents never pass through it), lambda (1:
+ * lambda_q = lambda_d), out,
  * only (comma list of models to run; default all; the cross-encoder runs
  * whenever a model that learns from it does).
  */
@@ -45,7 +48,7 @@ struct opts {
     const char *dir, *store, *out, *only;
     uint64_t seeds[8];
     size_t n_seeds, k, L, epochs, batch, E, hard, negatives;
-    size_t ce_epochs, ce_E, ce_L, de_E, de_hidden, asym_E;
+    size_t ce_epochs, ce_E, ce_L, de_E, de_hidden, asym_E, asym_buckets;
     float alpha, T, lambda;
     enum kd_rank_loss de_loss;
 };
@@ -96,7 +99,7 @@ static void split_release(struct split *s)
 struct run {
     struct opts o;
     struct kd_beir b;
-    struct kd_features q_all, q_words, d_all, d_words, t_words;
+    struct kd_features q_all, q_words, d_all, d_words, t_words, q_small; /* q_small: asym_buckets */
     struct split tr, te;
     int64_t *ctr, *cte;
     float *str, *ste;
@@ -200,10 +203,11 @@ static size_t tower_params(const struct kd_dual *m)
     return n;
 }
 
-static struct kd_dual *new_dual(size_t E, size_t hidden, uint64_t seed)
+static struct kd_dual *new_dual_buckets(size_t E, size_t hidden, uint32_t buckets, uint64_t seed)
 {
     struct kd_dual_config c;
     kd_dual_config_init(&c);
+    c.buckets = buckets;
     c.E = E;
     c.shared = 1;
     /* cosine / 0.05, as pipelines/examples/wordnet-retrieval.yaml: unnormalised
@@ -217,6 +221,11 @@ static struct kd_dual *new_dual(size_t E, size_t hidden, uint64_t seed)
     if (kd_dual_new(&c, seed, &m, &err))
         die(&err);
     return m;
+}
+
+static struct kd_dual *new_dual(size_t E, size_t hidden, uint64_t seed)
+{
+    return new_dual_buckets(E, hidden, 1u << 18, seed);
 }
 
 static void distill_cfg(const struct run *r, uint64_t seed, enum kd_rank_loss loss, struct kd_dual_distill_config *c)
@@ -418,7 +427,8 @@ static void parse(int argc, char **argv, struct opts *o)
                    : !strcmp(k, "batch") ? &o->batch : !strcmp(k, "E") ? &o->E : !strcmp(k, "hard") ? &o->hard
                    : !strcmp(k, "negatives") ? &o->negatives : !strcmp(k, "ce_epochs") ? &o->ce_epochs
                    : !strcmp(k, "ce_E") ? &o->ce_E : !strcmp(k, "ce_L") ? &o->ce_L : !strcmp(k, "de_E") ? &o->de_E
-                   : !strcmp(k, "de_hidden") ? &o->de_hidden : !strcmp(k, "asym_E") ? &o->asym_E : NULL;
+                   : !strcmp(k, "de_hidden") ? &o->de_hidden : !strcmp(k, "asym_E") ? &o->asym_E
+                   : !strcmp(k, "asym_buckets") ? &o->asym_buckets : NULL;
         float *fl = !strcmp(k, "alpha") ? &o->alpha : !strcmp(k, "T") ? &o->T : !strcmp(k, "lambda") ? &o->lambda : NULL;
         if (sz)
             *sz = strtoul(v, NULL, 10);
@@ -470,6 +480,10 @@ static void featurize(struct run *r)
         kd_featurize(&ts, (const char *const *)dtext, NULL, N, 0, &r->d_all, &err) ||
         kd_featurize(&ws, (const char *const *)dtext, NULL, N, 0, &r->d_words, &err) ||
         kd_featurize(&ws, (const char *const *)r->b.doc_titles, NULL, N, 0, &r->t_words, &err))
+        die(&err);
+    struct kd_text_settings ss = ts;
+    ss.log2_buckets = r->o.asym_buckets ? (unsigned)r->o.asym_buckets : ts.log2_buckets;
+    if (kd_featurize(&ss, (const char *const *)r->b.query_texts, NULL, Qn, 0, &r->q_small, &err))
         die(&err);
     for (size_t i = 0; i < N; i++)
         free(dtext[i]);
@@ -558,15 +572,20 @@ static void run_seed(struct run *r, uint64_t seed)
     }
     if (wanted(r, "embeddistill-asym")) {
         t0 = kd_time_now();
-        struct kd_dual *m = new_dual(o->asym_E, kd_dual_dim(teacher), seed);
+        /* its own, smaller featuriser table when asym_buckets is set: the
+         * documents never pass through it */
+        const struct kd_features *fq = o->asym_buckets ? &r->q_small : &r->q_all;
+        struct kd_dual *m = new_dual_buckets(o->asym_E, kd_dual_dim(teacher),
+                                             o->asym_buckets ? 1u << o->asym_buckets : 1u << 18, seed);
         distill_cfg(r, seed, o->de_loss, &c);
         c.teacher_q = &TQ;
         c.lambda_q = o->lambda;
         c.frozen_docs = &TD; /* the teacher's document embeddings, computed once above */
-        if (kd_dual_distill(m, &r->q_all, &r->d_all, &cle, &c, NULL, &err))
+        if (kd_dual_distill(m, fq, &r->d_all, &cle, &c, NULL, &err))
             die(&err);
         struct kd_tensor Q;
-        encode_both(r, m, &Q, NULL);
+        if (kd_tensor_init(&Q, r->b.n_queries, kd_dual_dim(m), &err) || kd_dual_encode(m, KD_SIDE_QUERY, fq, &Q, &err))
+            die(&err);
         eval_dual(r, "embeddistill-asym", seed, &Q, &TD, kd_time_now() - t0, tower_params(m));
         printf("# asymmetric query tower: %zu parameters, %.3f of the teacher's %zu\n", tower_params(m),
                (double)tower_params(m) / (double)teacher_q_params, teacher_q_params);
@@ -609,9 +628,9 @@ int main(int argc, char **argv)
     printf("# %zu documents, %zu train / %zu test queries; data ready in %.1f s\n", r.b.n_docs, r.tr.n, r.te.n,
            kd_time_now() - t0);
     printf("# k %zu L %zu epochs %zu batch %zu E %zu alpha %g T %g ce_epochs %zu de_E %zu de_hidden %zu de_loss %s "
-           "asym_E %zu lambda %g\n",
+           "asym_E %zu asym_buckets %zu lambda %g\n",
            r.o.k, r.o.L, r.o.epochs, r.o.batch, r.o.E, (double)r.o.alpha, (double)r.o.T, r.o.ce_epochs, r.o.de_E,
-           r.o.de_hidden, kd_rank_loss_name(r.o.de_loss), r.o.asym_E, (double)r.o.lambda);
+           r.o.de_hidden, kd_rank_loss_name(r.o.de_loss), r.o.asym_E, r.o.asym_buckets, (double)r.o.lambda);
     printf("# model\tseed\tmode\tndcg@10\tmrr@10\trecall@10\trecall@100\tseconds\tquery_tower_params\n");
     for (size_t i = 0; i < r.te.n * r.o.k; i++)
         r.ranked[i] = r.cte[i] < 0 ? SIZE_MAX : (size_t)r.cte[i];
@@ -633,6 +652,7 @@ int main(int argc, char **argv)
     kd_features_release(&r.d_all);
     kd_features_release(&r.d_words);
     kd_features_release(&r.t_words);
+    kd_features_release(&r.q_small);
     kd_beir_release(&r.b);
     return 0;
 }

@@ -52,12 +52,13 @@ gold, ce = mean("dual-gold", "rerank"), mean("cross-encoder", "rerank")
 best = max((mean(m, "rerank"), m) for m in ("distill-mse", "distill-margin-mse", "distill-listwise-kl",
                                             "distill-m3se") if mean(m, "rerank") is not None)
 if gold is not None and ce is not None:
-    print("Goal 1 (re-ranking nDCG@10): gold-only %.4f, cross-encoder %.4f, best distilled (%s) %.4f: "
+    print("\nGoal 1 (re-ranking nDCG@10): gold-only %.4f, cross-encoder %.4f, best distilled (%s) %.4f: "
           "closes %.0f%% of the gap (goal: at least 50%%)." % (gold, ce, best[1], best[0],
                                                                  100 * (best[0] - gold) / (ce - gold)))
-for mode in ("rerank", "full"):
-    t, a = mean("dual-teacher", mode), mean("embeddistill-asym", mode)
-    if t and a:
-        print("Goal 2 (%s nDCG@10): asymmetric student %.4f / dual teacher %.4f = %.1f%% (goal: at least 95%%), "
-              "with %.3f of the teacher's query-tower parameters (goal: at most 0.1)." % (
-                  mode, a, t, 100 * a / t, params["embeddistill-asym"] / params["dual-teacher"]))
+for student in sorted(m for m in params if m.startswith("embeddistill-asym")):
+    for mode in ("rerank", "full"):
+        t, a = mean("dual-teacher", mode), mean(student, mode)
+        if t and a:
+            print("\nGoal 2, %s (%s nDCG@10): %.4f / dual teacher %.4f = %.1f%% (goal: at least 95%%), "
+                  "with %.3f of the teacher's query-tower parameters (goal: at most 0.1)." % (
+                      student, mode, a, t, 100 * a / t, params[student] / params["dual-teacher"]))
