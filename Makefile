@@ -87,7 +87,7 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
 
-.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests \
+.PHONY: all run test test-run sanitize setup setup-bench bench bench-run clean install tests examples \
         fuzz fuzz-build fuzz-short fuzz-bins
 
 all: $(LIB) $(SHLIB) $(KD)
@@ -139,6 +139,12 @@ BENCH_MLP_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/mlp/*.c))
 $(BUILD)/bench/bench_mlp: $(BUILD)/obj/bench/bench_mlp.o $(BENCH_MLP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
+# Example drivers that measure kd on real data (docs/experiments/).
+examples: $(BUILD)/examples/wordnet-distill
+
+$(BUILD)/examples/wordnet-distill: $(BUILD)/obj/examples/wordnet-distill/distill.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/fuzz_%.o $(LIB)
 	@mkdir -p $(dir $@)

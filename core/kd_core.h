@@ -216,7 +216,8 @@ enum kd_rng_purpose {
     KD_RNG_SECOND_STUDENT,       /* initial weights of IWeS-two's second student (index 0) */
     KD_RNG_AUTOENCODER_DECODER,  /* initial weights of an autoencoder's decoder (index 0) */
     KD_RNG_AUGMENT,              /* shifts and noise of the augmented inputs of active round `index` */
-    KD_RNG_CROSS_NEGATIVES       /* random negatives topping up a cross-encoder's training lists (index 0) */
+    KD_RNG_CROSS_NEGATIVES,      /* random negatives topping up a cross-encoder's training lists (index 0) */
+    KD_RNG_PROJECTION            /* initial weights of a dual encoder's EmbedDistill projection (index 0) */
 };
 
 /* The seed of sub-stream `index` of `purpose` under a run's seed: every

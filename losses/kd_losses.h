@@ -136,4 +136,63 @@ size_t kd_argmax(const float *x, size_t n);
 double kd_loss_inbatch_softmax(const float *scores, const int32_t *pos, const float *w, size_t Bq, size_t Bd,
                                float *grad);
 
+/* ------------------------------------------------- retrieval distillation */
+
+/* A dual-encoder student learning from a teacher's scores over each query's
+ * candidate list (losses/retrieval.c; docs/methods.md, "Cross-encoder to
+ * dual-encoder"). Per query: L candidates with teacher scores t (L), student
+ * scores s (L) and relevance rel (L, 1 = relevant, 0 = not; NULL for every
+ * query, or a row without a 1: the candidate the teacher scores highest,
+ * the first on ties, is taken as the one positive, so unlabelled queries
+ * learn from the teacher alone). P = the positives, N = the others.
+ *   MSE          (1/L) sum_j (s_j - t_j)^2
+ *   MARGIN_MSE   mean over pairs (p in P, n in N') of ((s_p - s_n) - (t_p - t_n))^2,
+ *                N' = the first `negatives` of N in list order (0: all of N);
+ *                negatives = 1 is Hofstaetter et al.'s triple form
+ *   LISTWISE_KL  T^2 KL(softmax(t / T) || softmax(s / T)), gradient T (softmax(s/T) - softmax(t/T))
+ *   M3SE         (1/L) [ sum_{i in P} ((s_i - s_j*) - (t_i - t_j*))^2 + sum_{j in N} max(0, s_j - s_j*)^2 ],
+ *                j* = the negative the teacher scores highest (first on ties)
+ * A list without negatives has loss 0 under MARGIN_MSE and M3SE. */
+enum kd_rank_loss { KD_RLOSS_MSE = 0, KD_RLOSS_MARGIN_MSE, KD_RLOSS_LISTWISE_KL, KD_RLOSS_M3SE };
+#define KD_RLOSS_COUNT 4
+/* "mse", "margin_mse", "listwise_kl", "m3se" */
+const char *kd_rank_loss_name(enum kd_rank_loss loss);
+/* KD_ERR_ARG naming the choices when name is none of the above. */
+kd_status kd_rank_loss_parse(const char *name, enum kd_rank_loss *out, struct kd_error *err);
+
+struct kd_rank_distill {
+    enum kd_rank_loss loss;
+    float T;              /* LISTWISE_KL temperature (> 0) */
+    size_t negatives;     /* MARGIN_MSE negatives per positive, 0 = all */
+    float alpha;          /* kd_loss_rank_distill_inbatch: weight of the teacher term, in [0, 1] */
+};
+/* MSE, T 1, every negative, alpha 1. */
+void kd_rank_distill_init(struct kd_rank_distill *c);
+/* KD_ERR_ARG naming the field when T or alpha is out of range. */
+kd_status kd_rank_distill_check(const struct kd_rank_distill *c, struct kd_error *err);
+
+/* The loss above for B lists: s, t (B, L), rel (B, L) or NULL, w (B) or NULL.
+ * Batch loss (1/B) sum_i w_i l_i; grad (B, L) = dL/ds (overwritten) or NULL. */
+double kd_loss_rank_distill(const struct kd_rank_distill *c, const float *s, const float *t, const int8_t *rel,
+                            const float *w, size_t B, size_t L, float *grad);
+
+/* The same mixed with the gold in-batch loss, over the student's scores of
+ * the B queries against all B * L candidates of the batch, S (B, Bd) with
+ * Bd >= B * L and query i's own list in columns [i L, i L + L):
+ *   l_i = a_i Ldistill(S_i[iL .. iL + L), t_i) + (1 - a_i) inbatch(S_i, gold_i)
+ * inbatch as kd_loss_inbatch_softmax (every other column a negative), a_i =
+ * alpha when gold_i >= 0 and 1 when gold_i < 0 or gold is NULL (no gold
+ * label: the teacher is the only signal). Batch loss (1/B) sum_i w_i l_i;
+ * grad (B, Bd) or NULL. */
+double kd_loss_rank_distill_inbatch(const struct kd_rank_distill *c, const float *S, size_t Bd, const float *t,
+                                    const int8_t *rel, const int32_t *gold, const float *w, size_t B, size_t L,
+                                    float *grad);
+
+/* EmbedDistill's embedding matching (Kim et al. 2023): the unsquared L2
+ * distance between the student's (projected) embedding x_i and the teacher's
+ * y_i, x, y (B, E):
+ *   l_i = ||x_i - y_i||_2,   dl_i/dx_i = (x_i - y_i) / ||x_i - y_i||  (0 where x_i = y_i)
+ * Batch loss (1/B) sum_i w_i l_i; grad (B, E) = dL/dx or NULL. */
+double kd_loss_embed_l2(const float *x, const float *y, const float *w, size_t B, size_t E, float *grad);
+
 #endif

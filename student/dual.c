@@ -242,6 +242,8 @@ void kd_dual_free(struct kd_dual *m)
     kd_embedbag_release(&m->tower[1].bag);
     kd_free(m->params);
     kd_free(m->grads);
+    kd_free(m->proj);
+    kd_free(m->proj_grad);
     free(m);
 }
 
@@ -389,11 +391,22 @@ void kd_dual_backward(struct kd_dual *m, const float *dscores)
     float *dq = m->dqd, *dd = m->dqd + Bq * O;
     kd_sgemm(0, 0, Bq, O, Bd, a, dscores, Bd, d, O, 0.0f, dq, O); /* (Bq, O) = dS D */
     kd_sgemm(1, 0, Bd, O, Bq, a, dscores, Bd, q, O, 0.0f, dd, O); /* (Bd, O) = dS^T Q */
+    kd_dual_backward_outputs(m, m->dqd);
+}
+
+void kd_dual_outputs(const struct kd_dual *m, const float **q, const float **d)
+{
+    *q = m->pass[0].out;
+    *d = m->cfg.shared ? m->pass[0].out + m->last_q * m->dim : m->pass[1].out;
+}
+
+void kd_dual_backward_outputs(struct kd_dual *m, const float *dout)
+{
     if (m->cfg.shared) {
-        pass_backward(&m->cfg, &m->tower[0], &m->pass[0], m->dqd); /* (Bq + Bd, O), contiguous */
+        pass_backward(&m->cfg, &m->tower[0], &m->pass[0], dout); /* (Bq + Bd, O), contiguous */
     } else {
-        pass_backward(&m->cfg, &m->tower[0], &m->pass[0], dq);
-        pass_backward(&m->cfg, &m->tower[1], &m->pass[1], dd);
+        pass_backward(&m->cfg, &m->tower[0], &m->pass[0], dout);
+        pass_backward(&m->cfg, &m->tower[1], &m->pass[1], dout + m->last_q * m->dim);
     }
 }
 

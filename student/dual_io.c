@@ -39,7 +39,14 @@ kd_status kd_dual_save(const struct kd_dual *m, const char *path, const char *fe
                 st = kd_st_writer_add(&w, bn, KD_DTYPE_F32, 1, shapes[t][2 + 2 * l], L->b, err);
         }
     }
-    char hidden[KD_DUAL_MAX_LAYERS * 12 + 1] = "", buckets[24], E[24], temp[40];
+    uint64_t pw[2] = {m->proj_out, m->dim}, pb[1] = {m->proj_out};
+    if (!st && m->proj_out) {
+        st = kd_st_writer_add(&w, "proj.weight", KD_DTYPE_F32, 2, pw, m->proj, err);
+        if (!st)
+            st = kd_st_writer_add(&w, "proj.bias", KD_DTYPE_F32, 1, pb, m->proj + m->proj_out * m->dim, err);
+    }
+    char hidden[KD_DUAL_MAX_LAYERS * 12 + 1] = "", buckets[24], E[24], temp[40], proj[24];
+    snprintf(proj, sizeof proj, "%zu", m->proj_out);
     kd_student_impl_meta_widths_format(c->hidden, c->n_layers, hidden, sizeof hidden);
     snprintf(buckets, sizeof buckets, "%u", (unsigned)c->buckets);
     snprintf(E, sizeof E, "%zu", c->E);
@@ -56,6 +63,7 @@ kd_status kd_dual_save(const struct kd_dual *m, const char *path, const char *fe
         {"temperature", temp},
         {"shared", c->shared ? "1" : "0"},
         {"featurizer", featurizer ? featurizer : ""},
+        {"projection", proj},
     };
     for (size_t i = 0; i < sizeof meta / sizeof *meta && !st; i++)
         st = kd_st_writer_meta(&w, meta[i][0], meta[i][1], err);
@@ -153,11 +161,27 @@ kd_status kd_dual_load(const char *path, struct kd_dual **out, char **featurizer
             expected += 2;
         }
     }
+    const char *ps = kd_safetensors_meta(&sf, "projection");
+    unsigned long long pv = 0;
+    if (ps && !kd_student_impl_meta_uint(ps, 0, 1u << 16, &pv)) {
+        st = kd_error_set(err, KD_ERR_FORMAT, "'%s': metadata projection '%s' is not a width of 0 to %u", path, ps,
+                          1u << 16);
+        goto done;
+    }
+    if (pv) {
+        if ((st = kd_dual_projection_init(m, (size_t)pv, 0, err)) != KD_OK)
+            goto done;
+        uint64_t ws[2] = {pv, m->dim}, bs[1] = {pv};
+        if ((st = kd_safetensors_copy_f32(&sf, "proj.weight", m->proj, (size_t)pv * m->dim, 2, ws, err)) ||
+            (st = kd_safetensors_copy_f32(&sf, "proj.bias", m->proj + (size_t)pv * m->dim, (size_t)pv, 1, bs, err)))
+            goto tensor;
+        expected += 2;
+    }
     if (sf.n_tensors != expected) {
         /* name one tensor the settings do not explain */
         for (size_t i = 0; i < sf.n_tensors; i++) {
             const char *n = sf.tensors[i].name;
-            int known = 0;
+            int known = pv && (strcmp(n, "proj.weight") == 0 || strcmp(n, "proj.bias") == 0);
             for (size_t t = 0; t < n_towers && !known; t++) {
                 char name[48];
                 snprintf(name, sizeof name, "%s.bag.weight", prefixes[t]);

@@ -537,6 +537,11 @@ struct kd_dual {
     size_t max_q, max_d, rows_cap[2];
     float *scores, *dqd;                /* (Bq, Bd); (Bq + Bd, O) dL/d outputs, queries then documents */
     size_t last_q, last_d;
+    /* EmbedDistill's projection into the teacher's space (student/dual_distill.c),
+     * saved with the model: proj = weight (proj_out, O) then bias (proj_out);
+     * NULL and 0 without one. Not used to score. */
+    float *proj, *proj_grad;
+    size_t proj_out;
 };
 
 /* Builds a model with weights drawn from seed (tables N(0, 1/E), dense layers
@@ -565,6 +570,13 @@ const float *kd_dual_forward(struct kd_dual *m, const struct kd_features *fq, co
  * (overwritten) and each table's sparse gradient into m->pass[p].sg (cleared
  * first; with shared towers pass[0] holds the only one). */
 void kd_dual_backward(struct kd_dual *m, const float *dscores);
+/* The tower outputs of the last forward: q (Bq, O) and d (Bd, O), in the
+ * workspace (valid until the next forward). */
+void kd_dual_outputs(const struct kd_dual *m, const float **q, const float **d);
+/* Backward from dL/d outputs directly, dout (Bq + Bd, O): queries, then
+ * documents (for losses on the embeddings themselves); gradients as
+ * kd_dual_backward. kd_dual_backward is this with dout = the score GEMMs'. */
+void kd_dual_backward_outputs(struct kd_dual *m, const float *dout);
 /* Embeddings (f->n, O) of every text of f through one side's tower, in
  * batches of up to 1024 (own workspace, allocated once per call). */
 kd_status kd_dual_encode(struct kd_dual *m, enum kd_side side, const struct kd_features *f,
@@ -631,6 +643,70 @@ kd_status kd_dual_load(const char *path, struct kd_dual **out, char **featurizer
  * the same graph. Written atomically. (student/export_onnx.c) */
 kd_status kd_dual_export_onnx(const struct kd_dual *m, enum kd_side side, const char *featurizer,
                               const char *path, struct kd_error *err);
+
+/* ------------------------------------------ dual-encoder distillation */
+
+/* Training a dual encoder from a teacher (student/dual_distill.c;
+ * docs/methods.md "Cross-encoder to dual-encoder" and "EmbedDistill"):
+ * each query comes with a list of L candidate documents and the teacher's
+ * scores for them; the student learns the losses of losses/kd_losses.h
+ * (kd_loss_rank_distill_inbatch), optionally plus EmbedDistill's embedding
+ * matching against a dual-encoder teacher's embeddings.
+ *
+ *     struct kd_cand_lists cl = {n, L, q, doc, t, rel, NULL};
+ *     struct kd_dual_distill_config dc;
+ *     kd_dual_distill_config_init(&dc);
+ *     dc.loss.loss = KD_RLOSS_M3SE;
+ *     kd_dual_distill(student, &queries, &docs, &cl, &dc, NULL, &err);
+ */
+struct kd_cand_lists {
+    size_t n, L;            /* lists, candidates per list */
+    const size_t *q;        /* (n) query texts */
+    const size_t *doc;      /* (n, L) candidate document texts */
+    const float *t;         /* (n, L) the teacher's scores */
+    const int8_t *rel;      /* (n, L) 1 = relevant (gold), 0 = not; NULL: no gold at all */
+    const float *w;         /* (n) per-query weights, or NULL (all 1) */
+};
+
+struct kd_dual_distill_config {
+    struct kd_dual_train_config train;  /* epochs, batch (lists per step), optimizers, seed */
+    struct kd_rank_distill loss;        /* the score loss, its parameters and alpha (gold mix) */
+    float score_weight;                 /* weight of the score loss; 0 = embedding matching only */
+    /* EmbedDistill: teacher embeddings of every query text (fq->n, Et) and
+     * every document text (fd->n, Et), or NULL; lambda_q, lambda_d weigh
+     * mean ||P(E_s(x)) - E_t(x)||_2 over the batch's queries and candidates.
+     * P is the model's projection (created (Et, O) from the training seed when
+     * Et != O and the model has none; the identity when Et == O and none). */
+    const struct kd_tensor *teacher_q, *teacher_d;
+    float lambda_q, lambda_d;
+    /* Asymmetric EmbedDistill: the documents' embeddings (fd->n, O) from a
+     * frozen document tower (the teacher's, kd_dual_encode): never
+     * recomputed nor changed; only the student's (shared) tower trains, as
+     * the query tower. teacher_d and lambda_d are then not used. */
+    const struct kd_tensor *frozen_docs;
+};
+/* kd_dual_train_config_init's training settings, kd_rank_distill_init's
+ * loss, score weight 1, no embedding matching, no frozen documents. */
+void kd_dual_distill_config_init(struct kd_dual_distill_config *c);
+
+/* Gives m a projection (out, O) from its embeddings into a teacher's space,
+ * Xavier-uniform weights from seed (zero weights when seed is 0), bias 0;
+ * replaces one it had. */
+kd_status kd_dual_projection_init(struct kd_dual *m, size_t out, uint64_t seed, struct kd_error *err);
+/* y (B, proj_out) = x (B, O) P^T + b. */
+void kd_dual_project(const struct kd_dual *m, const float *x, size_t B, float *y);
+
+/* Trains m on the candidate lists: each step takes `batch` lists (shuffled
+ * every epoch), scores every query against all the batch's candidates (its
+ * own list at columns [i L, i L + L), the others as in-batch negatives; its
+ * first relevant candidate is its gold column) and minimises
+ *   score_weight * kd_loss_rank_distill_inbatch + lambda_q * Lq + lambda_d * Ld.
+ * Refuses (KD_ERR_ARG, naming the list, candidate or tensor) an index out of
+ * range, teacher embeddings of the wrong number of rows, frozen documents
+ * of the wrong shape or with separate towers, and bad loss settings. */
+kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const struct kd_features *fd,
+                          const struct kd_cand_lists *lists, const struct kd_dual_distill_config *c,
+                          struct kd_train_result *result, struct kd_error *err);
 
 /* ------------------------------------------------------------ exact search */
 
