@@ -276,5 +276,5 @@ Test(pipelines, cross_encoders_and_pair_teachers_on_the_wrong_data_are_errors_at
                  "t.yaml:21:49: teacher 'tm' uses model 'm' (type mlp): on a retrieval data set a teacher scores (query, document) pairs, so its model must be a cross-encoder (type cross)",
                  "t.yaml:22:24: model 'ce' is a cross-encoder: distill stages train MLP students",
                  "t.yaml:22:37: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' is a table of features",
-                 "t.yaml:23:35: model 'ce' is a cross-encoder: kd exports it as safetensors only");
+                 "t.yaml:23:35: model 'ce' is a cross-encoder: a pipeline exports it as safetensors only");
 }
