@@ -138,33 +138,29 @@ static kd_status read_run(struct kd_store *st, int64_t run, struct kd_store_run_
     return KD_OK;
 }
 
-static kd_status read_stages(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+/* Fills one element from the current row of q; *oom set when a copy failed. */
+typedef void (*row_fill_fn)(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom);
+
+/* Runs sql (?1 = the run's id) and appends one element of size sz per row to
+ * *items (*n of them), each filled by fill. */
+static kd_status read_rows(struct kd_store *st, struct kd_store_run_record *r, const char *sql, const char *purpose,
+                           void **items, size_t *n, size_t sz, row_fill_fn fill, struct kd_error *err)
 {
-    const char *purpose = "reading a run's stages";
     sqlite3_stmt *q;
-    kd_status s = kd_store_impl_prepare(st,
-                                        "SELECT id, position, round, name, status, message, started_at, "
-                                        "finished_at FROM stages WHERE run_id = ?1 ORDER BY position, id",
-                                        purpose, &q, err);
+    kd_status s = kd_store_impl_prepare(st, sql, purpose, &q, err);
     if (s)
         return s;
     sqlite3_bind_int64(q, 1, r->id);
     size_t cap = 0;
     int rc = SQLITE_DONE, oom = 0;
     while (!oom && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&r->stages, &cap, r->n_stages, sizeof *r->stages)) {
+        if (grow(items, &cap, *n, sz)) {
             oom = 1;
             break;
         }
-        struct kd_store_run_stage *g = &r->stages[r->n_stages++];
-        g->id = sqlite3_column_int64(q, 0);
-        g->position = sqlite3_column_int64(q, 1);
-        g->round = int_or_minus1(q, 2);
-        g->name = text_dup(q, 3, &oom);
-        g->status = status_of((const char *)sqlite3_column_text(q, 4));
-        g->message = text_dup(q, 5, &oom);
-        g->started_at = real_or_nan(q, 6);
-        g->finished_at = real_or_nan(q, 7);
+        char *item = (char *)*items + (*n)++ * sz;
+        memset(item, 0, sz);
+        fill(q, r, item, &oom);
     }
     sqlite3_finalize(q);
     if (oom)
@@ -174,142 +170,104 @@ static kd_status read_stages(struct kd_store *st, struct kd_store_run_record *r,
     return KD_OK;
 }
 
-static kd_status read_metrics(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+static void fill_stage(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom)
 {
-    const char *purpose = "reading a run's metrics";
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_prepare(st,
-                                        "SELECT m.stage_id, m.step, m.name, m.value FROM metrics m "
-                                        "LEFT JOIN stages g ON g.id = m.stage_id WHERE m.run_id = ?1 "
-                                        "ORDER BY coalesce(g.position, -1), m.name, m.step, m.id",
-                                        purpose, &q, err);
-    if (s)
-        return s;
-    sqlite3_bind_int64(q, 1, r->id);
-    size_t cap = 0;
-    int rc = SQLITE_DONE, oom = 0;
-    while (!oom && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&r->metrics, &cap, r->n_metrics, sizeof *r->metrics)) {
-            oom = 1;
-            break;
-        }
-        struct kd_store_run_metric *m = &r->metrics[r->n_metrics++];
-        int64_t sid = int_or_minus1(q, 0);
-        m->stage = -1;
-        for (size_t i = 0; sid >= 0 && i < r->n_stages; i++)
-            if (r->stages[i].id == sid)
-                m->stage = (int64_t)i;
-        m->step = int_or_minus1(q, 1);
-        m->name = text_dup(q, 2, &oom);
-        m->value = real_or_nan(q, 3);
-    }
-    sqlite3_finalize(q);
-    if (oom)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
-    if (rc != SQLITE_DONE)
-        return kd_store_impl_fail(st, rc, purpose, err);
-    return KD_OK;
+    (void)r;
+    struct kd_store_run_stage *g = item;
+    g->id = sqlite3_column_int64(q, 0);
+    g->position = sqlite3_column_int64(q, 1);
+    g->round = int_or_minus1(q, 2);
+    g->name = text_dup(q, 3, oom);
+    g->status = status_of((const char *)sqlite3_column_text(q, 4));
+    g->message = text_dup(q, 5, oom);
+    g->started_at = real_or_nan(q, 6);
+    g->finished_at = real_or_nan(q, 7);
 }
 
-/* The teacher's class comes from any teacher's logits or probabilities
- * (kinds 0 and 1) for the same input: a primary-key lookup per teacher. */
-static kd_status read_picks(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+/* A metric's stage is the index of its stage in r->stages (-1: the run's). */
+static void fill_metric(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom)
 {
-    const char *purpose = "reading a run's selections";
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_prepare(
-        st,
-        "SELECT s.round, s.row, s.strategy, s.score, s.probability, s.weight, "
-        "(SELECT a.class FROM answers a WHERE a.teacher_id IN (SELECT id FROM teachers) "
-        "AND a.kind IN (0, 1) AND a.hash_hi = s.hash_hi AND a.hash_lo = s.hash_lo "
-        "AND a.class IS NOT NULL LIMIT 1), "
-        "(SELECT e.label FROM examples e WHERE e.hash_hi = s.hash_hi AND e.hash_lo = s.hash_lo "
-        "AND e.label IS NOT NULL LIMIT 1) "
-        "FROM selections s WHERE s.run_id = ?1 ORDER BY s.round, s.score DESC, s.hash_hi, s.hash_lo",
-        purpose, &q, err);
-    if (s)
-        return s;
-    sqlite3_bind_int64(q, 1, r->id);
-    size_t cap = 0;
-    int rc = SQLITE_DONE, oom = 0;
-    while (!oom && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&r->picks, &cap, r->n_picks, sizeof *r->picks)) {
-            oom = 1;
-            break;
-        }
-        struct kd_store_run_pick *p = &r->picks[r->n_picks++];
-        p->round = sqlite3_column_int64(q, 0);
-        p->row = int_or_minus1(q, 1);
-        p->strategy = text_dup(q, 2, &oom);
-        p->score = real_or_nan(q, 3);
-        p->probability = real_or_nan(q, 4);
-        p->weight = real_or_nan(q, 5);
-        p->teacher_class = int_or_minus1(q, 6);
-        p->label = int_or_minus1(q, 7);
-    }
-    sqlite3_finalize(q);
-    if (oom)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
-    if (rc != SQLITE_DONE)
-        return kd_store_impl_fail(st, rc, purpose, err);
-    return KD_OK;
+    struct kd_store_run_metric *m = item;
+    int64_t sid = int_or_minus1(q, 0);
+    m->stage = -1;
+    for (size_t i = 0; sid >= 0 && i < r->n_stages; i++)
+        if (r->stages[i].id == sid)
+            m->stage = (int64_t)i;
+    m->step = int_or_minus1(q, 1);
+    m->name = text_dup(q, 2, oom);
+    m->value = real_or_nan(q, 3);
 }
 
-static kd_status read_weights(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+static void fill_pick(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom)
 {
-    const char *purpose = "reading a run's example weights";
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_prepare(st,
-                                        "SELECT epoch, weight, noise FROM example_weights WHERE run_id = ?1 "
-                                        "ORDER BY epoch, hash_hi, hash_lo",
-                                        purpose, &q, err);
-    if (s)
-        return s;
-    sqlite3_bind_int64(q, 1, r->id);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&r->weights, &cap, r->n_weights, sizeof *r->weights)) {
-            sqlite3_finalize(q);
-            return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
-        }
-        struct kd_store_run_weight *w = &r->weights[r->n_weights++];
-        w->epoch = sqlite3_column_int64(q, 0);
-        w->weight = real_or_nan(q, 1);
-        w->noise = real_or_nan(q, 2);
-    }
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return kd_store_impl_fail(st, rc, purpose, err);
-    return KD_OK;
+    (void)r;
+    struct kd_store_run_pick *p = item;
+    p->round = sqlite3_column_int64(q, 0);
+    p->row = int_or_minus1(q, 1);
+    p->strategy = text_dup(q, 2, oom);
+    p->score = real_or_nan(q, 3);
+    p->probability = real_or_nan(q, 4);
+    p->weight = real_or_nan(q, 5);
+    p->teacher_class = int_or_minus1(q, 6);
+    p->label = int_or_minus1(q, 7);
 }
 
-static kd_status read_artefacts(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+static void fill_weight(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom)
 {
-    const char *purpose = "reading a run's artefacts";
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_prepare(st, "SELECT path, format FROM artefacts WHERE run_id = ?1 ORDER BY id",
-                                        purpose, &q, err);
-    if (s)
+    (void)r, (void)oom;
+    struct kd_store_run_weight *w = item;
+    w->epoch = sqlite3_column_int64(q, 0);
+    w->weight = real_or_nan(q, 1);
+    w->noise = real_or_nan(q, 2);
+}
+
+static void fill_artefact(sqlite3_stmt *q, const struct kd_store_run_record *r, void *item, int *oom)
+{
+    (void)r;
+    struct kd_store_run_artefact *a = item;
+    a->path = text_dup(q, 0, oom);
+    a->format = text_dup(q, 1, oom);
+}
+
+/* The stages first: the metrics name theirs by index. A pick's teacher class
+ * comes from any teacher's logits or probabilities (kinds 0 and 1) for the
+ * same input: a primary-key lookup per teacher. */
+static kd_status read_parts(struct kd_store *st, struct kd_store_run_record *r, struct kd_error *err)
+{
+    kd_status s;
+    if ((s = read_rows(st, r,
+                       "SELECT id, position, round, name, status, message, started_at, "
+                       "finished_at FROM stages WHERE run_id = ?1 ORDER BY position, id",
+                       "reading a run's stages", (void **)&r->stages, &r->n_stages, sizeof *r->stages, fill_stage,
+                       err)))
         return s;
-    sqlite3_bind_int64(q, 1, r->id);
-    size_t cap = 0;
-    int rc = SQLITE_DONE, oom = 0;
-    while (!oom && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)&r->artefacts, &cap, r->n_artefacts, sizeof *r->artefacts)) {
-            oom = 1;
-            break;
-        }
-        struct kd_store_run_artefact *a = &r->artefacts[r->n_artefacts++];
-        a->path = text_dup(q, 0, &oom);
-        a->format = text_dup(q, 1, &oom);
-    }
-    sqlite3_finalize(q);
-    if (oom)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
-    if (rc != SQLITE_DONE)
-        return kd_store_impl_fail(st, rc, purpose, err);
-    return KD_OK;
+    if ((s = read_rows(st, r,
+                       "SELECT m.stage_id, m.step, m.name, m.value FROM metrics m "
+                       "LEFT JOIN stages g ON g.id = m.stage_id WHERE m.run_id = ?1 "
+                       "ORDER BY coalesce(g.position, -1), m.name, m.step, m.id",
+                       "reading a run's metrics", (void **)&r->metrics, &r->n_metrics, sizeof *r->metrics,
+                       fill_metric, err)))
+        return s;
+    if ((s = read_rows(st, r,
+                       "SELECT s.round, s.row, s.strategy, s.score, s.probability, s.weight, "
+                       "(SELECT a.class FROM answers a WHERE a.teacher_id IN (SELECT id FROM teachers) "
+                       "AND a.kind IN (0, 1) AND a.hash_hi = s.hash_hi AND a.hash_lo = s.hash_lo "
+                       "AND a.class IS NOT NULL LIMIT 1), "
+                       "(SELECT e.label FROM examples e WHERE e.hash_hi = s.hash_hi AND e.hash_lo = s.hash_lo "
+                       "AND e.label IS NOT NULL LIMIT 1) "
+                       "FROM selections s WHERE s.run_id = ?1 ORDER BY s.round, s.score DESC, s.hash_hi, s.hash_lo",
+                       "reading a run's selections", (void **)&r->picks, &r->n_picks, sizeof *r->picks, fill_pick,
+                       err)))
+        return s;
+    if ((s = read_rows(st, r,
+                       "SELECT epoch, weight, noise FROM example_weights WHERE run_id = ?1 "
+                       "ORDER BY epoch, hash_hi, hash_lo",
+                       "reading a run's example weights", (void **)&r->weights, &r->n_weights, sizeof *r->weights,
+                       fill_weight, err)))
+        return s;
+    return read_rows(st, r, "SELECT path, format FROM artefacts WHERE run_id = ?1 ORDER BY id",
+                     "reading a run's artefacts", (void **)&r->artefacts, &r->n_artefacts, sizeof *r->artefacts,
+                     fill_artefact, err);
 }
 
 kd_status kd_store_run_read(struct kd_store *st, int64_t run, struct kd_store_run_record *out,
@@ -321,10 +279,8 @@ kd_status kd_store_run_read(struct kd_store *st, int64_t run, struct kd_store_ru
     kd_status s = kd_store_impl_begin_read(st, purpose, err);
     if (s)
         return s;
-    if (!(s = read_run(st, run, out, &found, err)) && found &&
-        !(s = read_stages(st, out, err)) && !(s = read_metrics(st, out, err)) &&
-        !(s = read_picks(st, out, err)) && !(s = read_weights(st, out, err)))
-        s = read_artefacts(st, out, err);
+    if (!(s = read_run(st, run, out, &found, err)) && found)
+        s = read_parts(st, out, err);
     if (!s && !found)
         s = not_found(st, run, err);
     if (s) {
