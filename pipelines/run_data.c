@@ -299,6 +299,25 @@ kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_m
     return kd_mlp_new(&cfg, seed, out, err);
 }
 
+void kd_run_optim_settings(const struct kd_pipe_stage *s, size_t n_examples, size_t batch, size_t epochs,
+                           struct kd_optim_config *optim, struct kd_schedule *sched)
+{
+    const struct kd_pipe_optim *o = &s->optim;
+    optim->kind = o->kind;
+    sched->kind = o->schedule;
+    if (o->lr > 0)
+        optim->lr = o->lr;
+    optim->momentum = o->momentum;
+    optim->weight_decay = o->weight_decay;
+    optim->clip_norm = o->clip;
+    sched->warmup_steps = o->warmup;
+    sched->step_size = o->step_size;
+    if (o->gamma > 0)
+        sched->gamma = o->gamma;
+    sched->min_lr = o->min_lr;
+    sched->total_steps = batch ? (n_examples + batch - 1) / batch * epochs : 0;
+}
+
 kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
                               struct kd_train_config *tc, struct kd_error *err)
 {
@@ -308,21 +327,7 @@ kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_
     tc->seed = p->seed;
     tc->label = s->name;
     (void)err;   /* nothing left to fail: validation parsed the optimizer and schedule */
-    const struct kd_pipe_optim *o = &s->optim;
-    tc->optim.kind = o->kind;
-    tc->sched.kind = o->schedule;
-    if (o->lr > 0)
-        tc->optim.lr = o->lr;
-    tc->optim.momentum = o->momentum;
-    tc->optim.weight_decay = o->weight_decay;
-    tc->optim.clip_norm = o->clip;
-    tc->sched.warmup_steps = o->warmup;
-    tc->sched.step_size = o->step_size;
-    if (o->gamma > 0)
-        tc->sched.gamma = o->gamma;
-    tc->sched.min_lr = o->min_lr;
-    size_t steps = (n_examples + tc->batch - 1) / tc->batch;
-    tc->sched.total_steps = steps * tc->epochs;
+    kd_run_optim_settings(s, n_examples, tc->batch, tc->epochs, &tc->optim, &tc->sched);
     return KD_OK;
 }
 

@@ -72,6 +72,10 @@ kd_status kd_run_build_model(const struct kd_pipeline *p, const struct kd_pipe_m
 void kd_run_note_steps(const struct kd_pipe_stage *s, size_t n_examples, size_t batch, size_t epochs);
 
 /* Training settings from a stage (epochs, batch, optimizer, schedule). */
+/* A stage's optimizer and learning-rate schedule (defaults kept where the
+ * stage leaves them unset), the schedule's length from n_examples per epoch. */
+void kd_run_optim_settings(const struct kd_pipe_stage *s, size_t n_examples, size_t batch, size_t epochs,
+                           struct kd_optim_config *optim, struct kd_schedule *sched);
 kd_status kd_run_train_config(const struct kd_pipeline *p, const struct kd_pipe_stage *s, size_t n_examples,
                               struct kd_train_config *tc, struct kd_error *err);
 

@@ -223,21 +223,11 @@ kd_status kd_run_stage_train_cross(struct runner *r, const struct kd_pipe_stage 
     tc.seed = r->p->seed;
     tc.label = s->name;
     tc.stop = r->opt->stop;
-    tc.optim.kind = s->optim.kind;
-    tc.optim.lr = s->optim.lr;
-    tc.optim.momentum = s->optim.momentum;
-    tc.optim.weight_decay = s->optim.weight_decay;
-    tc.optim.clip_norm = s->optim.clip;
     tc.table.lr = s->table_lr;
-    tc.sched.kind = s->optim.schedule;
-    tc.sched.warmup_steps = s->optim.warmup;
-    tc.sched.step_size = s->optim.step_size;
-    tc.sched.gamma = s->optim.gamma;
-    tc.sched.min_lr = s->optim.min_lr;
     size_t lists = 0;
     for (size_t i = 0; i < sp->offsets[sp->n]; i++)
         lists += sp->rel[i] > 0;
-    tc.sched.total_steps = (lists + tc.batch - 1) / tc.batch * tc.epochs;
+    kd_run_optim_settings(s, lists, tc.batch, tc.epochs, &tc.optim, &tc.sched);
     struct kd_train_result res;
     st = kd_retrieval_train_cross(m->cross, cd, sp, c, s->negatives, &tc, &res, err);
     cross_data_drop(cd, owned);
