@@ -2,8 +2,9 @@
  * cross-encoder trains and is evaluated on a retrieval data set, an MLP on
  * a table of features; a teacher of a retrieval data set scores (query,
  * document) pairs, so a model teacher there is a cross-encoder; BM25 ranks
- * a retrieval data set; and the retrieval keys (split, negatives,
- * table_lr, k) belong to retrieval work only. Every problem reported with
+ * a retrieval data set; a distill stage there trains a dual encoder from a
+ * pair teacher's scores with a retrieval loss; and the retrieval keys
+ * (split, negatives, table_lr, k) belong to retrieval work only. Every problem reported with
  * its position, like the rest of the file (pipelines/config.c). */
 #include "pipelines/pipeline_impl.h"
 
@@ -23,7 +24,7 @@ static const struct kd_pipe_model *model_of(const struct kd_cfg *v, const char *
 }
 
 /* Whether the dataset called name is a retrieval data set (split parts never are). */
-static int retrieval_data(const struct kd_cfg *v, const char *name)
+int kd_config_retrieval_data(const struct kd_cfg *v, const char *name)
 {
     size_t i;
     return name[0] && kd_names_find(&v->datasets, name, &i) && kd_pipe_dataset_is_retrieval(&v->p->datasets[i]);
@@ -164,10 +165,69 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
         s->k = (size_t)x;
 }
 
+/* distill: an MLP student learns from a classifier on a table of features
+ * (pipelines/config_stages.c); a dual encoder learns from a pair teacher's
+ * scores of BM25's top k on a retrieval data set, with a retrieval loss. */
+static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
+{
+    static const char *const rkeys[] = {"split", "k", "negatives", "table_lr"};
+    static const char *const mkeys[] = {"gold", "validation", "select", "reweight", "follow"};
+    static const char *const RLOSSES[] = {"mse", "margin_mse", "listwise_kl", "m3se"}; /* enum kd_rank_loss order */
+    const struct kd_pipe_model *m = model_of(v, s->model);
+    if (!retr) {
+        if (m && m->type == KD_MODEL_DUAL && s->data[0])
+            kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a dual encoder: it is distilled on a "
+                  "retrieval data set ('beir' or 'wordnet'), and '%s' is a table of features", m->name, s->data);
+        else if (m && m->type == KD_MODEL_CROSS)
+            kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a cross-encoder: distill stages train "
+                  "MLP students (on tables) and dual encoders (on retrieval data sets)", m->name);
+        if (s->data[0])
+            refuse_keys(v, map, rkeys, N(rkeys), "distilling into a dual encoder on a retrieval data set");
+        check_teacher_family(v, s, 0);
+        return;
+    }
+    if (m && m->type != KD_MODEL_DUAL)
+        kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a%s: on the retrieval data set '%s' a distill "
+              "stage trains a dual encoder (type dual) from a pair teacher's scores", m->name,
+              m->type == KD_MODEL_MLP ? "n MLP" : " cross-encoder", s->data);
+    refuse_keys(v, map, mkeys, N(mkeys), "distilling an MLP on a table of features");
+    check_teacher_family(v, s, 1);
+    s->split = KD_BEIR_TRAIN;
+    s->k = 100;
+    s->negatives = 0;
+    s->temperature = 1;
+    s->alpha = 1;
+    s->rank_loss = KD_RLOSS_LISTWISE_KL;
+    int e;
+    long long x;
+    double d;
+    if (kd_get_enum(v->c, map, "loss", RLOSSES, N(RLOSSES), &e, NULL) > 0)
+        s->rank_loss = (enum kd_rank_loss)e;
+    if (kd_get_enum(v->c, map, "split", SPLITS, N(SPLITS), &e, NULL) > 0)
+        s->split = (enum kd_beir_split)e;
+    if (kd_get_int(v->c, map, "k", 2, 10000, &x, NULL) > 0)
+        s->k = (size_t)x;
+    if (kd_get_num(v->c, map, "table_lr", KD_RANGE_POSITIVE, &d, NULL) > 0)
+        s->table_lr = (float)d;
+    if (kd_get_num(v->c, map, "alpha", KD_RANGE_UNIT, &d, NULL) > 0)
+        s->alpha = (float)d;
+    struct kd_ynode *key;
+    if (kd_get_num(v->c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
+        s->temperature = (float)d;
+    if (kd_ytree_get(map, "temperature", &key) && s->rank_loss != KD_RLOSS_LISTWISE_KL)
+        kd_at(v->c, key, "'temperature' is only for loss listwise_kl (this stage's loss is %s)",
+              RLOSSES[s->rank_loss]);
+    if (kd_get_int(v->c, map, "negatives", 0, 10000, &x, NULL) > 0)
+        s->negatives = (size_t)x;
+    if (kd_ytree_get(map, "negatives", &key) && s->rank_loss != KD_RLOSS_MARGIN_MSE)
+        kd_at(v->c, key, "'negatives' is only for loss margin_mse (this stage's loss is %s)",
+              RLOSSES[s->rank_loss]);
+}
+
 void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
 {
     const struct kd_ynode *dv = kd_ytree_get(map, "data", NULL);
-    int retr = retrieval_data(v, s->data);
+    int retr = kd_config_retrieval_data(v, s->data);
     const struct kd_pipe_model *m = model_of(v, s->model);
     switch (s->kind) {
     case KD_STAGE_TRAIN:
@@ -188,14 +248,7 @@ void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct
                   m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder");
         break;
     case KD_STAGE_DISTILL:
-        if (retr)
-            kd_at(v->c, dv, "dataset '%s' is a retrieval data set: distill stages take a table of features",
-                  s->data);
-        if (m && m->type != KD_MODEL_MLP)
-            kd_at(v->c, kd_ytree_get(map, "student", NULL), "model '%s' is a %s: distill stages train MLP students",
-                  m->name, m->type == KD_MODEL_DUAL ? "dual encoder" : "cross-encoder");
-        if (!retr)
-            check_teacher_family(v, s, 0);
+        check_distill(v, s, map, retr);
         break;
     case KD_STAGE_EXPORT:
         if (m && m->type != KD_MODEL_MLP && (s->format_c || s->format_onnx)) {

@@ -23,7 +23,7 @@ static const char *const LABEL_KEYS[] = {"name", "teacher", "data", "split", "k"
 static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
                                            "optimizer", "schedule", "validation", "select", "reweight",
-                                           "follow"};
+                                           "follow", "split", "k", "negatives", "table_lr"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher", "split", "k"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
@@ -215,12 +215,15 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
         kd_config_active(v, s, map, ns);
         int e;
         double d;
-        if (kd_get_enum(v->c, map, "loss", LOSSES, N(LOSSES), &e, NULL) > 0)
-            s->loss = (enum kd_distill_loss)e;
-        if (kd_get_num(v->c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
-            s->temperature = (float)d;
-        if (kd_get_num(v->c, map, "alpha", KD_RANGE_UNIT, &d, NULL) > 0)
-            s->alpha = (float)d;
+        /* on a retrieval data set the loss is a retrieval loss (pipelines/config_retrieval.c) */
+        if (!kd_config_retrieval_data(v, s->data)) {
+            if (kd_get_enum(v->c, map, "loss", LOSSES, N(LOSSES), &e, NULL) > 0)
+                s->loss = (enum kd_distill_loss)e;
+            if (kd_get_num(v->c, map, "temperature", KD_RANGE_POSITIVE, &d, NULL) > 0)
+                s->temperature = (float)d;
+            if (kd_get_num(v->c, map, "alpha", KD_RANGE_UNIT, &d, NULL) > 0)
+                s->alpha = (float)d;
+        }
     }
     if (s->kind == KD_STAGE_DIAGNOSE)
         kd_config_diagnose(v, s, kkey, map);

@@ -251,7 +251,9 @@ struct kd_pipe_stage {
     size_t epochs, batch;
     struct kd_pipe_optim optim;
     enum kd_distill_loss loss;
-    float temperature, alpha;
+    enum kd_rank_loss rank_loss;    /* distill on a retrieval data set: the retrieval loss */
+    float temperature, alpha;       /* on a retrieval data set: listwise_kl's temperature (default 1)
+                                       and the teacher's weight against gold (default 1) */
     char validation[KD_PIPE_NAME_MAX]; /* distill: gold-labelled data for reweight and rad */
     struct kd_pipe_select select;   /* distill: active distillation when select.on */
     struct kd_pipe_reweight reweight;
@@ -261,10 +263,12 @@ struct kd_pipe_stage {
     /* retrieval (a dual model or bm25 on a BEIR data set) */
     enum kd_beir_split split;       /* train: default train; evaluate: default test */
     size_t negatives;               /* train: BM25 hard negatives per pair (dual, default 0) or per
-                                       list (cross, default 31) */
+                                       list (cross, default 31); distill (dual): Margin-MSE's
+                                       negatives per positive (default 0: all) */
     float table_lr;                 /* train: the embedding tables' sparse Adam rate (default 1e-2) */
     size_t k;                       /* evaluate: depth of the ranking and the run file (default 100);
-                                       train (cross), label: BM25 candidates per query (default 100) */
+                                       train (cross), label, distill (dual): BM25 candidates per
+                                       query (default 100) */
     /* export */
     int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */

@@ -264,6 +264,8 @@ void kd_config_stages(struct kd_cfg *v);
  * the retrieval keys of train, label and evaluate stages (split,
  * negatives, table_lr, k; pipelines/config_retrieval.c). */
 void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
+/* Whether the dataset called name is a retrieval data set (beir or wordnet). */
+int kd_config_retrieval_data(const struct kd_cfg *v, const char *name);
 /* The active-distillation keys of a distill stage's map (select, reweight;
  * pipelines/config_active.c); dataset names may be parts of the first ns
  * splits; relative paths are resolved against the pipeline's folder. */

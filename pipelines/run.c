@@ -72,6 +72,8 @@ static kd_status run_stage(struct runner *r, const struct kd_pipe_stage *s, int6
             return kd_run_stage_train_dual(r, s, sid, err);
         case KD_STAGE_LABEL:
             return kd_run_stage_label_pairs(r, s, sid, err);
+        case KD_STAGE_DISTILL:
+            return kd_run_stage_distill_dual(r, s, sid, err);
         case KD_STAGE_EVALUATE:
             return kd_run_stage_evaluate_retrieval(r, s, sid, err);
         case KD_STAGE_EXPORT:

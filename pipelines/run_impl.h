@@ -209,7 +209,7 @@ void kd_run_plan_diagnose(struct runner *r, size_t i, const struct kd_pipe_stage
 /* ------------------------------- retrieval stages (pipelines/stage_retrieval.c) */
 
 /* Whether a stage works on a retrieval data set (a dual encoder, a
- * cross-encoder, bm25 or a pair teacher). */
+ * cross-encoder, bm25 or a pair teacher; a distill stage into a dual encoder). */
 int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s);
 /* The retrieval data set a stage names, read (and converted from WordNet)
  * on first use; with `index`, its corpus indexed in the store for BM25. */
@@ -220,6 +220,14 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
 kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
                                           struct kd_error *err);
 kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
+/* distill on a retrieval data set (pipelines/stage_retrieval_distill.c): a
+ * dual encoder from a pair teacher's scores of BM25's top k, through the store. */
+kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
+                                    struct kd_error *err);
+/* A dual encoder's weights into the run's models folder (the file --resume
+ * reads), recorded as an artefact. */
+kd_status kd_run_save_dual(struct runner *r, const char *model, const struct kd_dual *dual,
+                           const struct kd_text_settings *ts, struct kd_error *err);
 /* Dry run: the plan lines of a retrieval stage. */
 void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 /* --resume: a finished dual-encoder training stage's model back from its file. */

@@ -1,7 +1,8 @@
 /* The retrieval stages: train a dual encoder on a BEIR split's gold pairs
  * (in-batch negatives, BM25 hard negatives), evaluate dual encoders and the
  * BM25 baseline on a split (metrics in the store, a TREC run file in the
- * output folder), export a dual encoder with its featuriser settings. A
+ * output folder), export a dual encoder with its featuriser settings
+ * (distill on a retrieval data set: pipelines/stage_retrieval_distill.c). A
  * retrieval data set is read when a stage first needs it; a `wordnet:`
  * source is converted into its BEIR folder first when that has no corpus.
  * The work itself is pipelines/retrieval.c, which the CLI shares. */
@@ -35,7 +36,7 @@ int kd_run_is_retrieval(const struct runner *r, const struct kd_pipe_stage *s)
         const struct kd_pipe_model *m = kd_pipeline_model(p, s->model);
         return m && m->type != KD_MODEL_MLP;
     }
-    if (s->kind == KD_STAGE_EVALUATE || s->kind == KD_STAGE_LABEL)
+    if (s->kind == KD_STAGE_EVALUATE || s->kind == KD_STAGE_LABEL || s->kind == KD_STAGE_DISTILL)
         return kd_pipe_dataset_is_retrieval(dataset_def(p, s->data, NULL));
     return 0;
 }
@@ -167,10 +168,17 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
            res.seconds, res.last_loss);
     if ((st = kd_run_record_metric(r, sid, "train_loss", (int64_t)res.epochs_done, res.last_loss, err)))
         return st;
+    return kd_run_save_dual(r, s->model, m->dual, &m->def->text, err);
+}
+
+kd_status kd_run_save_dual(struct runner *r, const char *model, const struct kd_dual *dual,
+                           const struct kd_text_settings *ts, struct kd_error *err)
+{
     char path[1024], feat[KD_TEXT_SETTINGS_MAX];
-    kd_run_model_path(r, s->model, path, sizeof path);
-    kd_text_settings_format(&m->def->text, feat);
-    if ((st = kd_dual_save(m->dual, path, feat, err)))
+    kd_run_model_path(r, model, path, sizeof path);
+    kd_text_settings_format(ts, feat);
+    kd_status st = kd_dual_save(dual, path, feat, err);
+    if (st)
         return st;
     struct kd_hash h;
     char hex[KD_HASH_HEX_LEN + 1];
@@ -183,8 +191,8 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
 
 kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err)
 {
-    if (s->kind != KD_STAGE_TRAIN)
-        return KD_OK;   /* only train stages give retrieval models weights */
+    if (s->kind != KD_STAGE_TRAIN && s->kind != KD_STAGE_DISTILL)
+        return KD_OK;   /* only train and distill stages give retrieval models weights */
     if (kd_pipeline_model(r->p, s->model)->type == KD_MODEL_CROSS)
         return kd_run_restore_cross(r, s, err);
     char path[1024];
@@ -334,6 +342,13 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                              s->negatives, s->epochs, s->batch, feat);
         break;
     }
+    case KD_STAGE_DISTILL:
+        kd_run_plan_line(r, "%2zu. %s: distill dual encoder '%s' from teacher '%s' on '%s' (%s split of %s%s): "
+                         "BM25's top %zu of every query scored through the store, %s loss, %zu epochs, batch %zu "
+                         "lists", i + 1, s->name, s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
+                         convert ? ", converted from WordNet first" : "", s->k, kd_rank_loss_name(s->rank_loss),
+                         s->epochs, s->batch);
+        break;
     case KD_STAGE_LABEL:
         kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu of every query of '%s' (%s split of %s%s) "
                          "through the store", i + 1, s->name, s->teacher, s->k, s->data,

@@ -274,7 +274,75 @@ Test(pipelines, cross_encoders_and_pair_teachers_on_the_wrong_data_are_errors_at
                  "t.yaml:19:57: 'k' is only for labelling a retrieval data set",
                  "t.yaml:20:25: model 'ce' is a cross-encoder: it is evaluated on a retrieval data set, and 'fm' is a table of features",
                  "t.yaml:21:49: teacher 'tm' uses model 'm' (type mlp): on a retrieval data set a teacher scores (query, document) pairs, so its model must be a cross-encoder (type cross)",
-                 "t.yaml:22:24: model 'ce' is a cross-encoder: distill stages train MLP students",
+                 "t.yaml:22:24: model 'ce' is a cross-encoder: distill stages train MLP students (on tables) and dual "
+                 "encoders (on retrieval data sets)",
                  "t.yaml:22:37: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' is a table of features",
                  "t.yaml:23:35: model 'ce' is a cross-encoder: a pipeline exports it as safetensors only");
+}
+
+/* distill on a retrieval data set: a dual encoder from a pair teacher's scores */
+#define RDIST RETR "  ce: {type: cross}\nteachers:\n  t: {kind: model, model: ce}\n"
+
+Test(pipelines, a_retrieval_distill_stage_fills_its_loss_and_defaults)
+{
+    struct kd_pipeline p;
+    parse_ok(RDIST "stages:\n"
+                   "  - train: {model: ce, data: wn}\n"
+                   "  - distill: {student: de, teacher: t, data: wn}\n"
+                   "  - distill: {name: d2, student: de, teacher: t, data: wn, split: dev, k: 20, loss: margin_mse,\n"
+                   "              negatives: 3, alpha: 0.25, table_lr: 0.03, epochs: 2, batch: 8}\n"
+                   "  - distill: {name: d3, student: de, teacher: t, data: wn, loss: listwise_kl, temperature: 2}\n"
+                   "  - distill: {name: d4, student: de, teacher: t, data: wn, loss: m3se}\n",
+             "t.yaml", NULL, 0, &p);
+    const struct kd_pipe_stage *s = &p.stages[1];
+    cr_assert_eq(s->rank_loss, KD_RLOSS_LISTWISE_KL, "listwise_kl by default");
+    cr_assert_eq(s->split, KD_BEIR_TRAIN);
+    cr_assert_eq(s->k, 100);
+    cr_assert_float_eq(s->temperature, 1.0f, 1e-7);
+    cr_assert_float_eq(s->alpha, 1.0f, 1e-7, "the teacher alone by default");
+    cr_assert_eq(s->negatives, 0);
+    s = &p.stages[2];
+    cr_assert_eq(s->rank_loss, KD_RLOSS_MARGIN_MSE);
+    cr_assert_eq(s->split, KD_BEIR_DEV);
+    cr_assert_eq(s->k, 20);
+    cr_assert_eq(s->negatives, 3);
+    cr_assert_float_eq(s->alpha, 0.25f, 1e-7);
+    cr_assert_float_eq(s->table_lr, 0.03f, 1e-7);
+    cr_assert_eq(s->epochs, 2);
+    cr_assert_eq(s->batch, 8);
+    cr_assert_float_eq(p.stages[3].temperature, 2.0f, 1e-7);
+    cr_assert_eq(p.stages[4].rank_loss, KD_RLOSS_M3SE);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, retrieval_distill_keys_are_checked_with_positions_and_suggestions)
+{
+    EXPECT_PARSE(RDIST "stages:\n"
+                       "  - train: {model: ce, data: wn}\n"
+                       "  - distill: {student: de, teacher: t, data: wn, loss: margin_mes}\n"
+                       "  - distill: {name: a, student: de, teacher: t, data: wn, loss: mse, temperature: 2}\n"
+                       "  - distill: {name: b, student: de, teacher: t, data: wn, negatives: 2, k: 1}\n"
+                       "  - distill: {name: c, student: de, teacher: t, data: wn, gold: fm, select: {budget: 5}}\n"
+                       "  - distill: {name: d, student: m, teacher: t, data: wn, loss: hinton}\n"
+                       "  - distill: {name: e, student: de, teacher: t, data: fm}\n"
+                       "  - distill: {name: f, student: m, teacher: t, data: fm, split: dev, k: 5, table_lr: 1}\n",
+                 "t.yaml:14:56: 'loss' must be one of mse, margin_mse, listwise_kl, m3se, got 'margin_mes' (did you "
+                 "mean 'margin_mse'?)",
+                 "t.yaml:15:70: 'temperature' is only for loss listwise_kl (this stage's loss is mse)",
+                 "t.yaml:16:59: 'negatives' is only for loss margin_mse (this stage's loss is listwise_kl)",
+                 "t.yaml:16:76: 'k' must be in [2, 10000], got 1",
+                 "t.yaml:17:59: 'gold' is only for distilling an MLP on a table of features",
+                 "t.yaml:17:69: 'select' is only for distilling an MLP on a table of features",
+                 "t.yaml:18:33: model 'm' is an MLP: on the retrieval data set 'wn' a distill stage trains a dual "
+                 "encoder (type dual) from a pair teacher's scores",
+                 "t.yaml:18:64: 'loss' must be one of mse, margin_mse, listwise_kl, m3se, got 'hinton'",
+                 "t.yaml:19:33: model 'de' is a dual encoder: it is distilled on a retrieval data set ('beir' or "
+                 "'wordnet'), and 'fm' is a table of features",
+                 "t.yaml:19:46: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' "
+                 "is a table of features",
+                 "t.yaml:20:45: teacher 't' uses model 'ce', a cross-encoder: it scores retrieval data sets, and 'fm' "
+                 "is a table of features",
+                 "t.yaml:20:58: 'split' is only for distilling into a dual encoder on a retrieval data set",
+                 "t.yaml:20:70: 'k' is only for distilling into a dual encoder on a retrieval data set",
+                 "t.yaml:20:76: 'table_lr' is only for distilling into a dual encoder on a retrieval data set");
 }
