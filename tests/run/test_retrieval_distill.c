@@ -4,7 +4,9 @@
  * (read from the store: the distill stage asks the teacher nothing), then
  * evaluated; a second run asks the teacher nothing at all and trains the
  * same student. Without a label stage, the distill stage asks the teacher
- * itself, through the store; --resume reloads the distilled student. */
+ * itself, through the store; --resume reloads the distilled student;
+ * every loss trains from the same stored scores; a `k` longer than every
+ * query's BM25 list is an error. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -212,5 +214,70 @@ Test(run_rdistill, without_a_label_stage_the_distill_stage_asks_the_teacher_thro
     double by_ids = sql_value("select count(*) from pair_scores where teacher = 't' and corpus = 'wn'");
     cr_assert_eq(by_ids, (double)s->queries, "every pair asked once and stored (%g, %zu)", by_ids, s->queries);
     cr_assert_gt(stage_metric(1, "learn", "lists"), 0);
+    free(s);
+}
+
+/* The pipeline with `stages` after the teacher's training (no label stage). */
+static void write_stages(const char *stages)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: rdistill\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "models:\n"
+             "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16], featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
+             "  de: {type: dual, buckets: 12, dim: 16, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "teachers:\n"
+             "  t: {kind: model, model: ce}\n"
+             "stages:\n"
+             "  - train: {name: fit, model: ce, data: wn, negatives: 3, k: 10, epochs: 3, batch: 4}\n"
+             "%s",
+             dir, root(), stages);
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(run_rdistill, every_loss_trains_from_the_same_stored_scores)
+{
+    write_stages("  - distill: {name: l0, student: de, teacher: t, data: wn, k: 8, loss: mse, epochs: 2, batch: 4}\n"
+                 "  - distill: {name: l1, student: de, teacher: t, data: wn, k: 8, loss: margin_mse, negatives: 2,\n"
+                 "              alpha: 0.5, epochs: 2, batch: 4}\n"
+                 "  - distill: {name: l2, student: de, teacher: t, data: wn, k: 8, loss: listwise_kl,\n"
+                 "              temperature: 3, epochs: 2, batch: 4}\n"
+                 "  - distill: {name: l3, student: de, teacher: t, data: wn, k: 8, loss: m3se, epochs: 2, batch: 4}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->stages_run, 5);
+    /* the first distill stage asked every pair; the other three read them */
+    cr_assert_gt(s->queries, 0);
+    cr_assert_eq(s->cached, 3 * s->queries, "%zu cached, %zu asked", s->cached, s->queries);
+    const char *names[] = {"l0", "l1", "l2", "l3"};
+    double loss[4];
+    for (int i = 0; i < 4; i++) {
+        loss[i] = stage_metric(1, names[i], "train_loss");
+        cr_assert(isfinite(loss[i]) && loss[i] >= 0, "%s: loss %g", names[i], loss[i]);
+        cr_assert_eq(stage_metric(1, names[i], "lists"), stage_metric(1, "l0", "lists"));
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(loss[i], loss[j], "%s and %s learn different losses", names[i], names[j]);
+    }
+    free(s);
+}
+
+Test(run_rdistill, a_k_no_query_reaches_is_an_error_naming_the_stage)
+{
+    write_stages("  - distill: {name: deep, student: de, teacher: t, data: wn, k: 5000, epochs: 1}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_neq(run(0, s, &err), KD_OK);
+    char want[256];
+    snprintf(want, sizeof want, "stage 'deep': no query of 'wn' (train) has 5000 BM25 candidates to distill on (%zu "
+             "lists are shorter); lower 'k'", train_queries());
+    cr_assert_str_eq(err.msg, want);
     free(s);
 }
