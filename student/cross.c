@@ -3,6 +3,7 @@
  * one score; listwise training on gold lists with BM25 hard negatives, and
  * re-ranking of candidate lists. */
 #include "student/kd_student.h"
+#include "student/student_impl.h"
 
 #include "data/kd_data.h"
 #include "losses/kd_losses.h"
@@ -700,6 +701,10 @@ kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, cons
             }
             const float *s = kd_cross_forward(m, q, qi, d, di, b, B * L); /* (B * L) = (B, L) */
             double loss = kd_loss_inbatch_softmax(s, pos, NULL, B, L, ds);
+            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
+                kd_progress_end(&prog);
+                goto done;
+            }
             sum += loss * (double)B;
             kd_cross_backward(m, ds);
             float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
@@ -717,13 +722,7 @@ kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, cons
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:
-    if (result) {
-        result->last_loss = mean;
-        result->epochs_done = epoch;
-        result->epochs_resumed = 0;
-        result->seconds = kd_time_now() - t0;
-        result->examples_per_s = result->seconds > 0 && epoch ? (double)(epoch * N) / result->seconds : 0.0;
-    }
+    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
     kd_optim_release(&opt);
     kd_sparse_optim_release(&sopt[0]);
     kd_sparse_optim_release(&sopt[1]);

@@ -563,6 +563,10 @@ kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const s
             }
             const float *S = kd_dual_forward(m, fq, qidx, B, fd, didx, Bdoc); /* (B, Bdoc) */
             double loss = kd_loss_inbatch_softmax(S, NULL, NULL, B, Bdoc, dS);
+            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
+                kd_progress_end(&prog);
+                goto done;
+            }
             sum += loss * (double)B;
             kd_dual_backward(m, dS);
             float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
@@ -581,13 +585,7 @@ kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const s
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:
-    if (result) {
-        result->last_loss = mean;
-        result->epochs_done = epoch;
-        result->epochs_resumed = 0;
-        result->seconds = kd_time_now() - t0;
-        result->examples_per_s = result->seconds > 0 && epoch ? (double)(epoch * N) / result->seconds : 0.0;
-    }
+    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
     kd_optim_release(&opt);
     kd_sparse_optim_release(&sopt[0]);
     kd_sparse_optim_release(&sopt[1]);

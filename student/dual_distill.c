@@ -339,6 +339,10 @@ kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const
             if (match_q || match_d)
                 loss += embed_terms(m, c, &w, q, match_q ? B : 0, d, match_d ? Bd : 0, L, w.dout, w.dout + B * O);
             kd_dual_backward_outputs(m, w.dout);
+            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
+                kd_progress_end(&prog);
+                goto done;
+            }
             sum += loss * (double)B;
             float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
             float tlr = kd_schedule_lr(&tc->sched, tc->table.lr, step);
@@ -358,13 +362,7 @@ kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:
-    if (result) {
-        result->last_loss = mean;
-        result->epochs_done = epoch;
-        result->epochs_resumed = 0;
-        result->seconds = kd_time_now() - t0;
-        result->examples_per_s = result->seconds > 0 && epoch ? (double)(epoch * N) / result->seconds : 0.0;
-    }
+    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
     kd_optim_release(&opt);
     kd_optim_release(&popt);
     kd_sparse_optim_release(&sopt[0]);

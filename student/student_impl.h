@@ -10,6 +10,15 @@
 kd_status kd_dual_create(const struct kd_dual_config *cfg, uint64_t seed, int draw, struct kd_dual **out,
                          struct kd_error *err);
 
+/* Training loops (student/train.c). KD_ERR_DIVERGED when a step's loss is
+ * not finite: every loop checks it before the optimizer step. */
+kd_status kd_student_impl_check_loss(double loss, size_t epoch, uint64_t step, struct kd_error *err);
+/* The summary of a training run that ran `epochs` epochs in all, `resumed`
+ * of them restored from a checkpoint, over n examples since t0; mean is the
+ * last epoch's loss. r may be NULL. */
+void kd_student_impl_train_result(struct kd_train_result *r, double mean, size_t epochs, size_t resumed, size_t n,
+                                  double t0);
+
 /* Retrieval model metadata (student/io_meta.c): a decimal in [lo, hi] (the
  * whole string; 1 when it is one), a "0"/"1" flag, and a width list such as
  * "256,128" (at most max widths of 1 to 65536; errors name the file and the

@@ -2,6 +2,7 @@
 #include "student/kd_student.h"
 
 #include "losses/kd_losses.h"
+#include "student/student_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -127,6 +128,28 @@ done:
     return st;
 }
 
+kd_status kd_student_impl_check_loss(double loss, size_t epoch, uint64_t step, struct kd_error *err)
+{
+    if (isfinite(loss))
+        return KD_OK;
+    return kd_error_set(err, KD_ERR_DIVERGED,
+                        "training diverged: the loss is %g in epoch %zu, step %llu (lower the learning rate, or look "
+                        "for huge or non-finite input values)",
+                        loss, epoch + 1, (unsigned long long)step + 1);
+}
+
+void kd_student_impl_train_result(struct kd_train_result *r, double mean, size_t epochs, size_t resumed, size_t n,
+                                  double t0)
+{
+    if (!r)
+        return;
+    r->last_loss = mean;
+    r->epochs_done = epochs;
+    r->epochs_resumed = resumed;
+    r->seconds = kd_time_now() - t0;
+    r->examples_per_s = r->seconds > 0 && epochs > resumed ? (double)((epochs - resumed) * n) / r->seconds : 0.0;
+}
+
 kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_loss_fn fn, void *fn_ctx,
                        const struct kd_train_config *tc, struct kd_train_result *result,
                        struct kd_error *err)
@@ -233,13 +256,9 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
                 }
                 loss = (double)part[0] / (double)B;
             }
-            if (!isfinite(loss)) {
-                /* every rank sees the same reduced loss, so all stop here */
+            /* every rank sees the same reduced loss, so all stop here */
+            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
                 kd_progress_end(&prog);
-                st = kd_error_set(err, KD_ERR_DIVERGED,
-                                  "training diverged: the loss is %g in epoch %zu, step %zu (lower the learning "
-                                  "rate, or look for huge or non-finite input values)",
-                                  loss, epoch + 1, step + 1);
                 goto done;
             }
             sum += loss * (double)B;
@@ -269,13 +288,7 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
             goto done;
     }
 done:
-    if (result) {
-        result->last_loss = mean;
-        result->epochs_done = epoch;
-        result->epochs_resumed = first;
-        result->seconds = kd_time_now() - t0;
-        result->examples_per_s = result->seconds > 0 && epoch > first ? (double)((epoch - first) * N) / result->seconds : 0.0;
-    }
+    kd_student_impl_train_result(result, mean, epoch, first, N, t0);
     kd_optim_release(&opt);
     free(idx);
     kd_free(xb);
