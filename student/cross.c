@@ -719,6 +719,11 @@ kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, cons
         }
         kd_progress_end(&prog);
         mean = sum / (double)N;
+        if ((st = kd_student_impl_check_weights(m->head->params, m->head->n_params, epoch, err)))
+            goto done;
+        for (size_t t = 0; t < n_tables; t++)
+            if ((st = kd_student_impl_check_weights(m->bag[t].w, (size_t)m->cfg.buckets * m->cfg.E, epoch, err)))
+                goto done;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:

@@ -484,6 +484,17 @@ static kd_status rows_bound_topk(const struct kd_features *f, size_t B, uint32_t
     return KD_OK;
 }
 
+kd_status kd_student_impl_check_dual(const struct kd_dual *m, size_t epoch, struct kd_error *err)
+{
+    kd_status st = kd_student_impl_check_weights(m->params, m->n_params, epoch, err);
+    for (size_t t = 0; !st && t < (m->cfg.shared ? 1u : 2u); t++)
+        st = kd_student_impl_check_weights(m->tower[t].bag.w, (size_t)m->tower[t].bag.buckets * m->tower[t].bag.E,
+                                           epoch, err);
+    if (!st && m->proj)
+        st = kd_student_impl_check_weights(m->proj, m->proj_out * (m->dim + 1), epoch, err);
+    return st;
+}
+
 kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const struct kd_features *fd,
                         const struct kd_pairs *pairs, const struct kd_dual_train_config *tc,
                         struct kd_train_result *result, struct kd_error *err)
@@ -582,6 +593,8 @@ kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const s
         }
         kd_progress_end(&prog);
         mean = sum / (double)N;
+        if ((st = kd_student_impl_check_dual(m, epoch, err)))
+            goto done;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:

@@ -359,6 +359,8 @@ kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const
         }
         kd_progress_end(&prog);
         mean = sum / (double)N;
+        if ((st = kd_student_impl_check_dual(m, epoch, err)))
+            goto done;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
     }
 done:

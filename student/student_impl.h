@@ -13,6 +13,14 @@ kd_status kd_dual_create(const struct kd_dual_config *cfg, uint64_t seed, int dr
 /* Training loops (student/train.c). KD_ERR_DIVERGED when a step's loss is
  * not finite: every loop checks it before the optimizer step. */
 kd_status kd_student_impl_check_loss(double loss, size_t epoch, uint64_t step, struct kd_error *err);
+/* KD_ERR_DIVERGED when one of the n weights w is not finite after epoch
+ * (0-based). ReLU maps NaN to 0, so a loss can stay finite over weights that
+ * are not: every loop looks at its weights once an epoch too (O(n)). NULL w
+ * or n 0: nothing to check. */
+kd_status kd_student_impl_check_weights(const float *w, size_t n, size_t epoch, struct kd_error *err);
+/* The same over a dual encoder's dense layers, tables and projection
+ * (student/dual.c). */
+kd_status kd_student_impl_check_dual(const struct kd_dual *m, size_t epoch, struct kd_error *err);
 /* The summary of a training run that ran `epochs` epochs in all, `resumed`
  * of them restored from a checkpoint, over n examples since t0; mean is the
  * last epoch's loss. r may be NULL. */

@@ -138,6 +138,17 @@ kd_status kd_student_impl_check_loss(double loss, size_t epoch, uint64_t step, s
                         loss, epoch + 1, (unsigned long long)step + 1);
 }
 
+kd_status kd_student_impl_check_weights(const float *w, size_t n, size_t epoch, struct kd_error *err)
+{
+    for (size_t k = 0; w && k < n; k++)
+        if (!isfinite(w[k]))
+            return kd_error_set(err, KD_ERR_DIVERGED,
+                                "training diverged: a weight is %g after epoch %zu (lower the learning rate, or "
+                                "look for huge or non-finite input values)",
+                                (double)w[k], epoch + 1);
+    return KD_OK;
+}
+
 void kd_student_impl_train_result(struct kd_train_result *r, double mean, size_t epochs, size_t resumed, size_t n,
                                   double t0)
 {
@@ -270,16 +281,8 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
         }
         kd_progress_end(&prog);
         mean = sum / (double)N;
-        /* ReLU maps NaN to 0, so a loss can stay finite over weights that are
-         * not: look at the weights once an epoch too (O(params)) */
-        for (size_t k = 0; k < m->n_params; k++)
-            if (!isfinite(m->params[k])) {
-                st = kd_error_set(err, KD_ERR_DIVERGED,
-                                  "training diverged: a weight is %g after epoch %zu (lower the learning rate, "
-                                  "or look for huge or non-finite input values)",
-                                  (double)m->params[k], epoch + 1);
-                goto done;
-            }
+        if ((st = kd_student_impl_check_weights(m->params, m->n_params, epoch, err)))
+            goto done;
         kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", tc->label ? tc->label : "train", epoch + 1, mean);
         if (tc->checkpoint && tc->shard == 0 &&
             (st = checkpoint_save(tc->checkpoint, m, &opt, &rng, epoch + 1, step, err)) != KD_OK)

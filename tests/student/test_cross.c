@@ -293,7 +293,11 @@ static void toy_task(struct kd_features *qa, struct kd_features *qw, struct kd_f
     free(dt);
 }
 
-static void train_toy(uint64_t seed, struct kd_cross **out, double *mrr)
+/* Trains the toy model; poison fills the table with NaN first. The head's
+ * ReLU maps the NaN features to 0, so the loss stays finite: training must
+ * still stop with KD_ERR_DIVERGED after the first epoch, when the weights are
+ * looked at (*out is then NULL). */
+static void train_toy(uint64_t seed, int poison, struct kd_cross **out, double *mrr)
 {
     size_t n = 200, k = 10;
     struct kd_features qa, qw, da, dw;
@@ -330,8 +334,21 @@ static void train_toy(uint64_t seed, struct kd_cross **out, double *mrr)
     tc.seed = seed;
     tc.optim.lr = 3e-3f;
     struct kd_train_result res;
-    cr_assert_eq(kd_cross_train(m, &qs, &ds, &lists, &tc, &res, &err), KD_OK, "%s", err.msg);
-    cr_expect_eq(res.epochs_done, 8);
+    if (poison) {
+        for (size_t i = 0; i < (size_t)m->cfg.buckets * m->cfg.E; i++)
+            m->bag[0].w[i] = NAN;
+        cr_assert_eq(kd_cross_train(m, &qs, &ds, &lists, &tc, &res, &err), KD_ERR_DIVERGED);
+        cr_expect_str_eq(err.msg, "training diverged: a weight is nan after epoch 1 (lower the learning rate, or look "
+                                  "for huge or non-finite input values)");
+        cr_expect_eq(res.epochs_done, 0);
+        kd_cross_free(m);
+        m = NULL;
+    } else {
+        cr_assert_eq(kd_cross_train(m, &qs, &ds, &lists, &tc, &res, &err), KD_OK, "%s", err.msg);
+        cr_expect_eq(res.epochs_done, 8);
+    }
+    if (!m)
+        goto release;
     size_t *ranked = malloc(n * k * sizeof *ranked);
     float *scores = malloc(n * k * sizeof *scores);
     cr_assert_eq(kd_cross_rerank(m, &qs, queries, &ds, cand, NULL, n, k, ranked, scores, &err), KD_OK, "%s",
@@ -345,6 +362,7 @@ static void train_toy(uint64_t seed, struct kd_cross **out, double *mrr)
     kd_rank_metrics_release(&rm);
     free(ranked);
     free(scores);
+release:
     kd_cross_lists_release(&lists);
     free(off);
     free(doc);
@@ -364,8 +382,8 @@ Test(cross, training_learns_lexical_matching_and_is_seeded)
 {
     struct kd_cross *a, *b;
     double mrr_a, mrr_b;
-    train_toy(3, &a, &mrr_a);
-    train_toy(3, &b, &mrr_b);
+    train_toy(3, 0, &a, &mrr_a);
+    train_toy(3, 0, &b, &mrr_b);
     cr_expect_gt(mrr_a, 0.95, "MRR@10 %g after training", mrr_a);
     cr_expect_eq(mrr_a, mrr_b);
     cr_expect_eq(memcmp(a->head->params, b->head->params, a->head->n_params * sizeof(float)), 0,
@@ -373,6 +391,15 @@ Test(cross, training_learns_lexical_matching_and_is_seeded)
     cr_expect_eq(memcmp(a->bag[0].w, b->bag[0].w, (size_t)a->cfg.buckets * a->cfg.E * sizeof(float)), 0);
     kd_cross_free(a);
     kd_cross_free(b);
+}
+
+/* The cross-encoder's loop stops on weights that are not finite, as the MLP's does. */
+Test(cross, training_stops_with_a_message_when_a_weight_is_not_finite)
+{
+    struct kd_cross *m;
+    double mrr = 0;
+    train_toy(3, 1, &m, &mrr);
+    cr_expect_null(m);
 }
 
 Test(cross, rerank_sorts_scores_keeps_ties_in_candidate_order_and_pads)

@@ -315,3 +315,34 @@ Test(student, dual_train_refuses_pairs_naming_missing_texts)
     kd_features_release(&fd);
     kd_dual_free(m);
 }
+
+/* The dual encoder's loop stops on a loss that is not finite, as the MLP's
+ * does: a table of NaN makes the first step's scores, and so its loss, NaN. */
+Test(student, dual_train_stops_with_a_message_when_the_loss_is_not_finite)
+{
+    struct kd_error err = {0};
+    struct kd_rng r;
+    kd_rng_seed(&r, 3);
+    struct kd_features fq = {0}, fd = {0};
+    make_task(&fq, &fd, 8, 64, &r);
+    struct kd_dual_config cfg;
+    kd_dual_config_init(&cfg);
+    cfg.buckets = 64;
+    cfg.E = 4;
+    cfg.score = KD_SCORE_DOT;
+    struct kd_dual *m;
+    cr_assert_eq(kd_dual_new(&cfg, 1, &m, &err), KD_OK);
+    for (size_t i = 0; i < (size_t)cfg.buckets * cfg.E; i++)
+        m->tower[0].bag.w[i] = NAN;
+    size_t q[4] = {0, 1, 2, 3}, d[4] = {0, 1, 2, 3};
+    struct kd_pairs p = {q, d, 4, NULL, 0};
+    struct kd_dual_train_config tc;
+    kd_dual_train_config_init(&tc);
+    tc.batch = 4;
+    cr_assert_eq(kd_dual_train(m, &fq, &fd, &p, &tc, NULL, &err), KD_ERR_DIVERGED);
+    cr_expect_str_eq(err.msg, "training diverged: the loss is nan in epoch 1, step 1 (lower the learning rate, or "
+                              "look for huge or non-finite input values)");
+    kd_features_release(&fq);
+    kd_features_release(&fd);
+    kd_dual_free(m);
+}
