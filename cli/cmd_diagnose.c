@@ -163,7 +163,7 @@ int kd_cmd_diagnose(int argc, char **argv)
          .help = "--at-init: the initial weights' seed"},
         {.help = "targets:"},
         {.name = "--teacher", .kind = KD_CLI_CALL, .dest = &teachers, .parse = add_teacher, .arg = "MODEL",
-         .help = "a teacher MLP (safetensors) whose probabilities are targets;\nrepeat for several", .def = ""},
+         .help = "a teacher MLP (safetensors) whose probabilities are\ntargets; repeat for several", .def = ""},
         {.name = "--temperature", .kind = KD_CLI_CALL, .dest = &temps, .parse = add_temperatures, .arg = "T,T,...",
          .help = "teacher temperatures: softmax(logits / T)", .def = "1"},
         {.name = "--centre", .kind = KD_CLI_FLAG, .dest = &cc.centre, .help = "subtract 1/C from every target"},
@@ -171,7 +171,7 @@ int kd_cmd_diagnose(int argc, char **argv)
         {.name = "--eps", .kind = KD_CLI_DOUBLE, .dest = &cc.eps, .lo = 0, .hi = 1e12, .arg = "X",
          .help = "ridge: complexity = tr(Y^T (K + eps I)^-1 Y)"},
         {.name = "--method", .kind = KD_CLI_CALL, .dest = &cc.method, .parse = parse_method, .arg = "NAME",
-         .help = "auto (Cholesky up to --cholesky-max, CG beyond), cholesky, cg", .def = "auto"},
+         .help = "auto (Cholesky up to --cholesky-max, CG beyond),\ncholesky, cg", .def = "auto"},
         {.name = "--cholesky-max", .kind = KD_CLI_SIZE, .dest = &cc.cholesky_max_n, .lo = 1, .hi = 1e6, .arg = "N",
          .help = "auto: the largest n solved by Cholesky (K and its factor\ntake 16 n^2 bytes)"},
         {.name = "--cg-tol", .kind = KD_CLI_DOUBLE, .dest = &cc.cg_tol, .lo = 1e-16, .hi = 1, .arg = "X",
@@ -181,7 +181,7 @@ int kd_cmd_diagnose(int argc, char **argv)
         {.name = "--precision", .kind = KD_CLI_CALL, .dest = &cc.ntk.precision, .parse = parse_precision,
          .arg = "P", .help = "the kernel's Gram GEMMs: f64 or f32", .def = "f64"},
         {.name = "--store", .kind = KD_CLI_STRING, .dest = &store, .arg = "FILE",
-         .help = "also record the figures in this store, as a run 'kd diagnose'\n(metric names as in docs/pipeline.md)"},
+         .help = "also record the figures in this store, as a run\n'kd diagnose' (metric names as in docs/pipeline.md)"},
         {.name = "--threads", .kind = KD_CLI_INT, .dest = &threads, .lo = 1, .hi = 1024, .arg = "N",
          .help = "BLAS threads", .def = "KD_THREADS or all cores"},
         {0}};
@@ -194,8 +194,8 @@ int kd_cmd_diagnose(int argc, char **argv)
                  "adjusted = sqrt(complexity * tr K) / n. Without --data it uses Fashion-MNIST.\n",
         .options = opts,
         .max_args = 1,
-        .example = "kd diagnose student.safetensors --teacher teacher.safetensors --temperature 1,2,4\n"
-                   "kd diagnose student.safetensors --data x.npy --labels y.npy --n 500 --eps 1e-2 --centre\n",
+        .example = "kd diagnose student.safetensors --teacher teacher.safetensors \\\n    --temperature 1,2,4\n"
+                   "kd diagnose student.safetensors --data x.npy --labels y.npy --n 500 \\\n    --eps 1e-2 --centre\n",
     };
     int rc = kd_cli_parse(&cmd, argc, argv, args, &n_args);
     if (rc != KD_CLI_GO)
