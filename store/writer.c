@@ -33,6 +33,7 @@ struct kd_store_writer {
      * busy, stop, the result of its last put (bg_status, bg_err,
      * bg_added) and back itself while busy are guarded by mu. */
     int bg;
+    size_t hold_max; /* rows add gathers while the thread is busy */
     struct kd_store *bst;
     struct wbuf back;
     pthread_t thread;
@@ -175,6 +176,14 @@ static kd_status bg_wait(struct kd_store_writer *w, struct kd_error *err)
     return s;
 }
 
+static int bg_busy(struct kd_store_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = w->busy;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
+
 /* Hands what add gathered to the thread, once it is done with the last. */
 static kd_status bg_hand_off(struct kd_store_writer *w, struct kd_error *err)
 {
@@ -218,6 +227,17 @@ kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error 
         w->bst = NULL;
         return kd_error_set(err, KD_ERR_NOMEM, "cannot start a background store writer thread");
     }
+    /* While the thread stores, add goes on gathering, up to 8 times
+     * max_rows and 256 MiB of answers (at least max_rows): the next put is
+     * then bigger, and a put into a big store costs about the same whatever
+     * its size (every page of the teacher's answers is rewritten), so the
+     * writer keeps up with a teacher faster than single puts of max_rows. */
+    size_t cap_bytes = (size_t)256 << 20, per_row = w->d * sizeof(float);
+    w->hold_max = 8 * w->max_rows;
+    if (w->hold_max > cap_bytes / per_row)
+        w->hold_max = cap_bytes / per_row;
+    if (w->hold_max < w->max_rows)
+        w->hold_max = w->max_rows;
     w->bg = 1;
     return KD_OK;
 }
@@ -282,8 +302,11 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
     if (b->n == 0)
         w->t_first = now;
     b->n += n;
-    if (b->n >= w->max_rows || now - w->t_first >= w->max_seconds)
+    if (b->n >= w->max_rows || now - w->t_first >= w->max_seconds) {
+        if (w->bg && b->n < w->hold_max && bg_busy(w))
+            return KD_OK; /* the thread is storing: gather more meanwhile */
         return put_buffer(w, err);
+    }
     return KD_OK;
 }
 

@@ -257,7 +257,7 @@ Test(store_crash, a_background_writer_killed_mid_batch_loses_only_the_batches_it
     struct kd_store *st = open_ok(p);
     cr_assert_eq(teacher_ok(st, "t", "01"), 1);
     kd_store_close(st);
-    const int kill_after[3] = {2, 9, 17};
+    const int kill_after[3] = {2, 19, 37};
     const int delay_us[3] = {0, 3000, 11000};
     for (int r = 0; r < 3; r++) {
         int fd[2];
@@ -282,8 +282,9 @@ Test(store_crash, a_background_writer_killed_mid_batch_loses_only_the_batches_it
             n++;
         close(fd[0]);
 
-        /* sound; whole batches; a prefix of them: all before the last
-         * reported one, and at most the reported one and the next */
+        /* sound; whole batches; a prefix of them: at most the reported
+         * ones and the next, and at least all but those the writer may
+         * hold (the put in progress and up to 8 batches gathered) */
         st = open_ok(p);
         struct kd_store_check c;
         struct kd_error err = {0};
@@ -298,7 +299,7 @@ Test(store_crash, a_background_writer_killed_mid_batch_loses_only_the_batches_it
             m++;
         for (int x = m; x < nb; x++)
             cr_assert(!present[x], "region %d: batch %d present after a gap at %d", r, x, m);
-        cr_assert(m >= n - 1 && m <= n + 1, "region %d: %d adds returned, %d batches present", r, n, m);
+        cr_assert(m >= n - 16 && m <= n + 1, "region %d: %d adds returned, %d batches present", r, n, m);
         kd_store_close(st);
     }
 }

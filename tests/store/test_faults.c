@@ -517,13 +517,20 @@ Test(store_faults, a_background_writer_on_a_full_disk_reports_it_on_the_next_cal
     if (!s)
         s = kd_store_writer_flush(w, NULL, &err);
     cr_assert_eq(s, KD_ERR_STORE, "the cap was never reached");
+    /* the put's size is what was gathered: whole batches, up to 8 */
+    unsigned put_n = 0;
+    char tail[600];
+    const char *at = strstr(err.msg, "while storing a batch of ");
+    cr_assert_not_null(at, "%s", err.msg);
+    cr_assert_eq(sscanf(at + 25, "%u %599[^\n]", &put_n, tail), 2, "%s", err.msg);
+    cr_assert(put_n % B == 0 && put_n >= B && put_n <= 8 * B, "a put of %u", put_n);
     char want[600];
     snprintf(want, sizeof want,
-             "label store '%s' is full (database or disk is full) while storing a batch of 2000 "
+             "label store '%s' is full (database or disk is full) while storing a batch of %u "
              "logits: this batch was rolled back, everything stored before it is kept; free disk "
              "space (writing needs room for the write-ahead log '%s-wal' too, up to several times the "
              "store's size) or move the store, then run again (only what is missing is asked again)",
-             p, p);
+             p, put_n, p);
     cr_assert_str_eq(err.msg, want);
     kd_log_set_level(KD_LOG_ERROR); /* the add that failed still holds its batch */
     kd_store_writer_free(w);
