@@ -5,15 +5,18 @@
  * shuffled order; prints rows per second for each phase, repeated on a
  * fresh store (median and spread). Then shows what smaller batches cost
  * once the store is big: more answers stored into the full store in
- * batches of 10,000 and 1,000, and batches of 1,000 gathered by a
- * kd_store_writer.
+ * batches of 10,000 and 1,000, batches of 1,000 gathered by a
+ * kd_store_writer, and what a teacher of R answers/s (sleeping for each
+ * batch, as a remote model keeps it waiting) waits for the store when its
+ * writer stores in the teacher's thread and in the background.
  *
  *   build/bench/bench_store [--n N] [--batch B] [--lookup-batch L] [--repeat R]
- *                           [--cache-mb M] [--dir DIR]
+ *                           [--cache-mb M] [--teacher-rate R] [--dir DIR]
  *
  * Targets: >= 200,000 answers stored and >= 300,000 looked up per second
  * (issue 3); >= 500,000 of each (issue 15: lookups reach it, puts do not;
- * docs/store.md, "Speed", has what was tried). The process is pinned to one CPU. Rates are given per second of
+ * docs/store.md, "Speed", has what was tried). The process is pinned to one
+ * CPU (a background writer's thread too). Rates are given per second of
  * wall-clock time and per second of CPU time (user + system) of this
  * process: on a busy machine the second says what one core does.
  */
@@ -26,6 +29,7 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define D 10
@@ -139,10 +143,53 @@ static struct rate lookup_all(struct kd_store *st, int64_t teacher, const struct
     return rate;
 }
 
+/* A teacher that answers `rate` answers per second (it sleeps for each
+ * batch of 10,000, as a remote model would keep it waiting) and hands its
+ * answers to a kd_store_writer (puts of 100,000), in the caller's thread
+ * or in the background: keys[from, to). *wall is the whole time, *wait the
+ * time spent in the writer's calls: what the teacher waited for the store. */
+static void teacher_run(struct kd_store *st, int64_t teacher, const struct kd_hash *keys,
+                        const float *logits, size_t from, size_t to, double rate, int background,
+                        struct kd_store_origin *orig, double *wall, double *wait)
+{
+    struct kd_error err = {0};
+    struct kd_store_writer *w;
+    const size_t tb = 10000;
+    double t0 = kd_time_now(), waited = 0;
+    if (kd_store_writer_new(st, teacher, KD_STORE_LOGITS, D, 100000, 1e9, &w, &err) ||
+        (background && kd_store_writer_background(w, &err)))
+        die(&err);
+    for (size_t b = from; b < to; b += tb) {
+        size_t m = to - b < tb ? to - b : tb;
+        double s = (double)m / rate;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        nanosleep(&ts, NULL);
+        for (size_t i = 0; i < m; i++)
+            orig[i].row = (int64_t)(b + i);
+        double a0 = kd_time_now();
+        if (kd_store_writer_add(w, keys + b, m, logits + b * D, orig, &err))
+            die(&err);
+        waited += kd_time_now() - a0;
+    }
+    size_t added = 0;
+    double f0 = kd_time_now();
+    if (kd_store_writer_flush(w, &added, &err))
+        die(&err);
+    waited += kd_time_now() - f0;
+    kd_store_writer_free(w);
+    if (added != to - from) {
+        fprintf(stderr, "bench_store: the teacher's writer stored %zu of %zu\n", added, to - from);
+        exit(1);
+    }
+    *wall = kd_time_now() - t0;
+    *wait = waited;
+}
+
 int main(int argc, char **argv)
 {
     size_t n = 1000000, batch = 100000, lbatch = 10000;
     int repeat = 3, cache_mb = 0;
+    double teacher_rate = 500000;
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--n") && i + 1 < argc)
@@ -155,16 +202,18 @@ int main(int argc, char **argv)
             repeat = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cache-mb") && i + 1 < argc)
             cache_mb = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--teacher-rate") && i + 1 < argc)
+            teacher_rate = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else {
             fprintf(stderr,
                     "usage: bench_store [--n N] [--batch B] [--lookup-batch L] [--repeat R] "
-                    "[--cache-mb M] [--dir DIR]\n");
+                    "[--cache-mb M] [--teacher-rate R] [--dir DIR]\n");
             return 2;
         }
     }
-    if (n < 2 || batch < 1 || lbatch < 1 || repeat < 1 || repeat > 100) {
+    if (n < 2 || batch < 1 || lbatch < 1 || repeat < 1 || repeat > 100 || !(teacher_rate > 0)) {
         fprintf(stderr, "bench_store: bad arguments\n");
         return 2;
     }
@@ -208,6 +257,8 @@ int main(int argc, char **argv)
     printf("  SQLite page cache %d MiB; store in %s\n", opt.cache_mb, dir);
     struct rate put_r[100], hit_r[100], half_r[100], small_r[3] = {{0, 0}, {0, 0}, {0, 0}};
     int64_t file_bytes = 0, wal_bytes = 0;
+    double teach_wall[2] = {0, 0}, teach_wait[2] = {0, 0};
+    size_t teach_n = 0;
     for (int r = 0; r < repeat; r++) {
         struct kd_error err = {0};
         struct kd_store *st;
@@ -262,6 +313,19 @@ int main(int argc, char **argv)
                 small_r[2].wall = (double)extra / (kd_time_now() - t0);
                 small_r[2].cpu = (double)extra / (cpu_now() - c0);
             }
+            /* A teacher of teacher_rate answers/s through a writer, in the
+             * caller's thread and in the background: 400,000 answers each
+             * (fewer when n is small), new keys after the ones above. */
+            size_t t_from = n + 3 * extra, t_n = (2 * n - t_from) / 2;
+            if (t_n > 400000)
+                t_n = 400000;
+            if (t_n > 0) {
+                teacher_run(st, teacher, keys, logits, t_from, t_from + t_n, teacher_rate, 0, orig,
+                            &teach_wall[0], &teach_wait[0]);
+                teacher_run(st, teacher, keys, logits, t_from + t_n, t_from + 2 * t_n,
+                            teacher_rate, 1, orig, &teach_wall[1], &teach_wait[1]);
+                teach_n = t_n;
+            }
             struct kd_store_stats s;
             if (kd_store_stats(st, 0, &s, &err))
                 die(&err);
@@ -277,13 +341,21 @@ int main(int argc, char **argv)
     summary("store (put)", put_r, repeat);
     summary("lookup, all present", hit_r, repeat);
     summary("lookup, half missing", half_r, repeat);
+    size_t n_stored = n + (n / 20 < 50000 ? n / 20 : 50000) * 3 + 2 * teach_n;
     printf("  store file: %.1f MB (+ %.1f MB write-ahead log) for %zu answers, %.0f bytes each\n",
-           (double)file_bytes / 1e6, (double)wal_bytes / 1e6, n + (n / 20 < 50000 ? n / 20 : 50000) * 3,
-           (double)file_bytes / (double)(n + (n / 20 < 50000 ? n / 20 : 50000) * 3));
+           (double)file_bytes / 1e6, (double)wal_bytes / 1e6, n_stored,
+           (double)file_bytes / (double)n_stored);
     printf("  smaller batches, same teacher, into the full store (last run): %.0f rows/s in puts "
            "of 10,000, %.0f rows/s in puts of 1,000, %.0f rows/s in batches of 1,000 through a "
            "kd_store_writer\n",
            small_r[0].wall, small_r[1].wall, small_r[2].wall);
+    if (teach_n > 0)
+        for (int b = 0; b < 2; b++)
+            printf("  a teacher of %.0f answers/s, %zu answers through a kd_store_writer %s: "
+                   "%.2f s in all, %.2f s of it waiting for the store (%.0f answers/s end to "
+                   "end)\n",
+                   teacher_rate, teach_n, b ? "in the background" : "in the teacher's thread",
+                   teach_wall[b], teach_wait[b], (double)teach_n / teach_wall[b]);
     printf("  targets: >= 200000 stored/s, >= 300000 looked up/s (issue 3); >= 500000 of each "
            "(issue 15)\n");
     remove_store(path);

@@ -264,8 +264,22 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
 /* Stores what is buffered; *n_added (may be NULL) counts the new answers
  * stored by this writer since the last flush. */
 kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, struct kd_error *err);
-/* Frees the writer, dropping answers still buffered (flush first); accepts
- * NULL. */
+/* Makes the writer store in a thread of its own, through a second
+ * connection to the store's file (opened with the same options): an add
+ * that fills the buffer hands it to the thread and returns at once, so the
+ * caller computes its next batch while the last is being stored. While the
+ * thread is busy, adds go on gathering, up to 8 times max_rows (and at most
+ * 256 MiB of answers); only then does an add wait. Bigger puts cost about
+ * what small ones do in a big store, so the writer keeps pace with a fast
+ * teacher. A failed put of the thread is returned by the next add that
+ * hands over, or by flush (that put's answers are not stored; a resumed run
+ * asks for them again). A killed process loses at most the put in progress
+ * and what was gathered meanwhile. The caller's own handle sees answers
+ * once their put is committed; flush waits for that. Call before the first
+ * add. */
+kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error *err);
+/* Frees the writer, dropping answers still buffered (flush first; a
+ * background writer first finishes the put it is doing); accepts NULL. */
 void kd_store_writer_free(struct kd_store_writer *w);
 
 /* How many answers of this kind the teacher has in the store. */

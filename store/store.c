@@ -496,6 +496,7 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory opening label store '%s'", path);
     }
     st->read_only = o.read_only;
+    st->opt = o;
     st->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 0;
     /* A read-only open of a writable file still opens it read-write (with
      * query_only set) so that SQLite can use the WAL's shared memory. */

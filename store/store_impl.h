@@ -42,6 +42,7 @@ struct kd_store {
     char *path;
     int read_only;
     int busy_timeout_ms;
+    struct kd_store_options opt; /* as opened (a background writer opens the file again) */
     sqlite3_stmt *stmt[S_N_STMTS];
 };
 

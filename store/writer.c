@@ -1,10 +1,24 @@
 /* kd_store_writer: answers gathered from many small teacher batches and
  * stored in a few big transactions (a big put costs little more than a
- * small one into a big store; see kd_store_put). */
+ * small one into a big store; see kd_store_put), either by the caller or,
+ * after kd_store_writer_background, by a thread of the writer's own with
+ * its own connection to the file, while the caller computes its next
+ * batch. */
 #include "store/store_impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* Answers gathered for one put. */
+struct wbuf {
+    struct kd_hash *keys;         /* (cap) */
+    float *vec;                   /* (cap, d) */
+    struct kd_store_origin *orig; /* (cap); strings point into strings[] */
+    size_t n, cap;
+    char **strings; /* copies of the origins' strings */
+    size_t n_strings, cap_strings;
+};
 
 struct kd_store_writer {
     struct kd_store *st;
@@ -12,14 +26,23 @@ struct kd_store_writer {
     enum kd_store_kind kind;
     size_t d, max_rows;
     double max_seconds;
-    struct kd_hash *keys;           /* (cap) */
-    float *vec;                     /* (cap, d) */
-    struct kd_store_origin *orig;   /* (cap); strings point into strings[] */
-    size_t n, cap;
-    char **strings;                 /* copies of the origins' strings */
-    size_t n_strings, cap_strings;
-    double t_first;                 /* kd_time_now() of the oldest buffered answer */
-    size_t added;                   /* new answers stored since the last flush */
+    struct wbuf buf;  /* what add gathers */
+    double t_first;   /* kd_time_now() of the oldest buffered answer */
+    size_t added;     /* new answers stored since the last flush */
+    /* In the background (bg = 1), the thread stores `back` through bst;
+     * busy, stop, the result of its last put (bg_status, bg_err,
+     * bg_added) and back itself while busy are guarded by mu. */
+    int bg;
+    size_t hold_max; /* rows add gathers while the thread is busy */
+    struct kd_store *bst;
+    struct wbuf back;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy, stop;
+    kd_status bg_status;
+    struct kd_error bg_err;
+    size_t bg_added;
 };
 
 kd_status kd_store_writer_new(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
@@ -54,53 +77,186 @@ kd_status kd_store_writer_new(struct kd_store *st, int64_t teacher, enum kd_stor
     return KD_OK;
 }
 
-/* A copy of s owned by the writer (NULL for NULL); the same text is kept
- * once, since a batch's origins share their dataset and strategy. */
-static const char *intern(struct kd_store_writer *w, const char *s, int *failed)
+/* A copy of s owned by b (NULL for NULL); the same text is kept once,
+ * since a batch's origins share their dataset and strategy. */
+static const char *intern(struct wbuf *b, const char *s, int *failed)
 {
     if (!s)
         return NULL;
-    for (size_t i = w->n_strings; i-- > 0;)
-        if (!strcmp(w->strings[i], s))
-            return w->strings[i];
-    if (w->n_strings == w->cap_strings) {
-        size_t cap = w->cap_strings ? 2 * w->cap_strings : 8;
-        char **ns = realloc(w->strings, cap * sizeof *ns);
+    for (size_t i = b->n_strings; i-- > 0;)
+        if (!strcmp(b->strings[i], s))
+            return b->strings[i];
+    if (b->n_strings == b->cap_strings) {
+        size_t cap = b->cap_strings ? 2 * b->cap_strings : 8;
+        char **ns = realloc(b->strings, cap * sizeof *ns);
         if (!ns) {
             *failed = 1;
             return NULL;
         }
-        w->strings = ns;
-        w->cap_strings = cap;
+        b->strings = ns;
+        b->cap_strings = cap;
     }
     char *c = strdup(s);
     if (!c) {
         *failed = 1;
         return NULL;
     }
-    w->strings[w->n_strings++] = c;
+    b->strings[b->n_strings++] = c;
     return c;
 }
 
-static void drop_buffer(struct kd_store_writer *w)
+/* Empties b, keeping its memory. */
+static void buf_drop(struct wbuf *b)
 {
-    for (size_t i = 0; i < w->n_strings; i++)
-        free(w->strings[i]);
-    w->n_strings = 0;
-    w->n = 0;
+    for (size_t i = 0; i < b->n_strings; i++)
+        free(b->strings[i]);
+    b->n_strings = 0;
+    b->n = 0;
 }
 
+static void buf_free(struct wbuf *b)
+{
+    buf_drop(b);
+    free(b->strings);
+    free(b->keys);
+    free(b->vec);
+    free(b->orig);
+}
+
+static kd_status buf_put(struct kd_store_writer *w, struct kd_store *st, struct wbuf *b,
+                         size_t *got, struct kd_error *err)
+{
+    *got = 0;
+    return kd_store_put(st, w->teacher, w->kind, b->keys, b->n, w->d, b->vec, b->orig, got, err);
+}
+
+/* ------------------------------------------------------------ background */
+
+static void *bg_main(void *arg)
+{
+    struct kd_store_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->busy && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->busy)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        struct kd_error e = {0};
+        size_t got = 0;
+        kd_status s = buf_put(w, w->bst, &w->back, &got, &e);
+        buf_drop(&w->back);
+        pthread_mutex_lock(&w->mu);
+        if (s && !w->bg_status) {
+            w->bg_status = s;
+            w->bg_err = e;
+        }
+        w->bg_added += got;
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Waits until the thread has stored what it was given; returns the result
+ * of its puts since the last call (the first failure, in err). */
+static kd_status bg_wait(struct kd_store_writer *w, struct kd_error *err)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->busy)
+        pthread_cond_wait(&w->cv, &w->mu);
+    kd_status s = w->bg_status;
+    if (s)
+        kd_error_set(err, s, "%s", w->bg_err.msg);
+    w->bg_status = KD_OK;
+    w->added += w->bg_added;
+    w->bg_added = 0;
+    pthread_mutex_unlock(&w->mu);
+    return s;
+}
+
+static int bg_busy(struct kd_store_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = w->busy;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
+
+/* Hands what add gathered to the thread, once it is done with the last. */
+static kd_status bg_hand_off(struct kd_store_writer *w, struct kd_error *err)
+{
+    kd_status s = bg_wait(w, err);
+    if (s || w->buf.n == 0)
+        return s;
+    struct wbuf t = w->back;
+    pthread_mutex_lock(&w->mu);
+    w->back = w->buf;
+    w->busy = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->buf = t;
+    return KD_OK;
+}
+
+kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error *err)
+{
+    if (w->bg)
+        return KD_OK;
+    kd_status s = kd_store_impl_writable(w->st, "storing answers in the background", err);
+    if (s)
+        return s;
+    if ((s = kd_store_open(w->st->path, &w->st->opt, &w->bst, err)))
+        return s;
+    if (pthread_mutex_init(&w->mu, NULL)) {
+        kd_store_close(w->bst);
+        w->bst = NULL;
+        return kd_error_set(err, KD_ERR_NOMEM, "cannot start a background store writer");
+    }
+    if (pthread_cond_init(&w->cv, NULL)) {
+        pthread_mutex_destroy(&w->mu);
+        kd_store_close(w->bst);
+        w->bst = NULL;
+        return kd_error_set(err, KD_ERR_NOMEM, "cannot start a background store writer");
+    }
+    if (pthread_create(&w->thread, NULL, bg_main, w)) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        kd_store_close(w->bst);
+        w->bst = NULL;
+        return kd_error_set(err, KD_ERR_NOMEM, "cannot start a background store writer thread");
+    }
+    /* While the thread stores, add goes on gathering, up to 8 times
+     * max_rows and 256 MiB of answers (at least max_rows): the next put is
+     * then bigger, and a put into a big store costs about the same whatever
+     * its size (every page of the teacher's answers is rewritten), so the
+     * writer keeps up with a teacher faster than single puts of max_rows. */
+    size_t cap_bytes = (size_t)256 << 20, per_row = w->d * sizeof(float);
+    w->hold_max = 8 * w->max_rows;
+    if (w->hold_max > cap_bytes / per_row)
+        w->hold_max = cap_bytes / per_row;
+    if (w->hold_max < w->max_rows)
+        w->hold_max = w->max_rows;
+    w->bg = 1;
+    return KD_OK;
+}
+
+/* ------------------------------------------------------------------ common */
+
+/* Stores what add gathered: here, or in the background thread. */
 static kd_status put_buffer(struct kd_store_writer *w, struct kd_error *err)
 {
-    if (w->n == 0)
+    if (w->bg)
+        return bg_hand_off(w, err);
+    if (w->buf.n == 0)
         return KD_OK;
     size_t got = 0;
-    kd_status s = kd_store_put(w->st, w->teacher, w->kind, w->keys, w->n, w->d, w->vec, w->orig,
-                               &got, err);
+    kd_status s = buf_put(w, w->st, &w->buf, &got, err);
     if (s)
         return s;
     w->added += got;
-    drop_buffer(w);
+    buf_drop(&w->buf);
     return KD_OK;
 }
 
@@ -113,46 +269,52 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
     kd_status s = kd_store_impl_check_answers(w->kind, n, w->d, answers, err);
     if (s)
         return s;
-    if (w->n + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap < w->n + n)
+    struct wbuf *b = &w->buf;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n)
             cap *= 2;
-        struct kd_hash *k = realloc(w->keys, cap * sizeof *k);
+        struct kd_hash *k = realloc(b->keys, cap * sizeof *k);
         if (k)
-            w->keys = k;
-        float *v = realloc(w->vec, cap * w->d * sizeof *v);
+            b->keys = k;
+        float *v = realloc(b->vec, cap * w->d * sizeof *v);
         if (v)
-            w->vec = v;
-        struct kd_store_origin *o = realloc(w->orig, cap * sizeof *o);
+            b->vec = v;
+        struct kd_store_origin *o = realloc(b->orig, cap * sizeof *o);
         if (o)
-            w->orig = o;
+            b->orig = o;
         if (!k || !v || !o)
-            return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", w->n + n);
-        w->cap = cap;
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
+        b->cap = cap;
     }
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
         struct kd_store_origin o = origins ? origins[i] : kd_store_origin_none();
-        o.dataset = intern(w, o.dataset, &failed);
-        o.strategy = intern(w, o.strategy, &failed);
-        w->orig[w->n + i] = o;
+        o.dataset = intern(b, o.dataset, &failed);
+        o.strategy = intern(b, o.strategy, &failed);
+        b->orig[b->n + i] = o;
     }
     if (failed)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", w->n + n);
-    memcpy(w->keys + w->n, keys, n * sizeof *keys);
-    memcpy(w->vec + w->n * w->d, answers, n * w->d * sizeof(float));
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
+    memcpy(b->keys + b->n, keys, n * sizeof *keys);
+    memcpy(b->vec + b->n * w->d, answers, n * w->d * sizeof(float));
     double now = kd_time_now();
-    if (w->n == 0)
+    if (b->n == 0)
         w->t_first = now;
-    w->n += n;
-    if (w->n >= w->max_rows || now - w->t_first >= w->max_seconds)
+    b->n += n;
+    if (b->n >= w->max_rows || now - w->t_first >= w->max_seconds) {
+        if (w->bg && b->n < w->hold_max && bg_busy(w))
+            return KD_OK; /* the thread is storing: gather more meanwhile */
         return put_buffer(w, err);
+    }
     return KD_OK;
 }
 
 kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, struct kd_error *err)
 {
     kd_status s = put_buffer(w, err);
+    if (!s && w->bg)
+        s = bg_wait(w, err);
     if (s)
         return s;
     if (n_added)
@@ -165,13 +327,22 @@ void kd_store_writer_free(struct kd_store_writer *w)
 {
     if (!w)
         return;
-    if (w->n > 0)
+    if (w->bg) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+        if (w->bg_status)
+            kd_log(KD_LOG_WARN, "label store '%s': %s", kd_store_path(w->st), w->bg_err.msg);
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        kd_store_close(w->bst);
+    }
+    if (w->buf.n > 0)
         kd_log(KD_LOG_WARN, "label store '%s': %zu buffered answers were not stored",
-               kd_store_path(w->st), w->n);
-    drop_buffer(w);
-    free(w->strings);
-    free(w->keys);
-    free(w->vec);
-    free(w->orig);
+               kd_store_path(w->st), w->buf.n);
+    buf_free(&w->buf);
+    buf_free(&w->back);
     free(w);
 }

@@ -497,3 +497,78 @@ Test(store, a_writer_gathers_small_batches_into_big_puts)
     cr_assert_eq(kd_store_writer_new(st, t2, KD_STORE_LOGITS, 4, 1000, 1, &w, &err), KD_ERR_SHAPE);
     kd_store_close(st);
 }
+
+Test(store, a_background_writer_stores_what_a_writer_would_and_flush_waits_for_it)
+{
+    const char *p = tpath("kd.db");
+    struct kd_store *st = open_ok(p);
+    int64_t t = teacher_ok(st, "t", "01");
+    enum { N = 3000, M = 700 };
+    static struct kd_hash k[N];
+    static float a[N * 3], out[N * 3];
+    make_keys(k, N, 1);
+    make_answers(a, N, 3, 0);
+    struct kd_store_writer *w = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_writer_new(st, t, KD_STORE_LOGITS, 3, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "a second call changes nothing");
+    char name[16] = "train";
+    struct kd_store_origin o[M];
+    for (int i = 0; i < M; i++) {
+        o[i] = kd_store_origin_none();
+        o[i].dataset = name; /* copied by the writer */
+        o[i].row = i;
+    }
+    float bad[3] = {0, NAN, 0};
+    cr_assert_eq(kd_store_writer_add(w, k, 1, bad, NULL, &err), KD_ERR_ARG, "checked on add");
+    /* 700, 1400 (handed over), 700, 1400 (handed over), 700 held */
+    for (int b = 0; b * M < N; b++) {
+        size_t n = N - b * M < M ? N - b * M : M;
+        cr_assert_eq(kd_store_writer_add(w, k + b * M, n, a + b * M * 3, o, &err), KD_OK, "%s", err.msg);
+        strcpy(name, b % 2 ? "train" : "other");
+    }
+    size_t added = 0;
+    cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(added, N, "every answer counted once, whichever thread stored it");
+    cr_assert_eq(kd_store_lookup(st, t, KD_STORE_LOGITS, k, N, 3, out, NULL, NULL, NULL, &err), KD_OK);
+    cr_assert_eq(memcmp(out, a, sizeof out), 0, "the caller's handle sees every answer after flush");
+    struct row_numbers g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(kd_store_sql(st, "SELECT count(*) FROM answers WHERE dataset = 'train'", grab, &g, NULL,
+                              &err),
+                 KD_OK);
+    cr_assert_eq(g.v[0], 2 * M + (N - 4 * M), "the strings as they were at each add (adds 0, 2, 4)");
+    /* again: the same keys are not stored twice; the new ones are */
+    cr_assert_eq(kd_store_writer_add(w, k, 10, a, NULL, &err), KD_OK);
+    cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK);
+    cr_assert_eq(added, 0);
+    kd_store_writer_free(w);
+
+    /* free drops what is held and not handed over */
+    int64_t t2 = teacher_ok(st, "t2", "02");
+    cr_assert_eq(kd_store_writer_new(st, t2, KD_STORE_LOGITS, 3, 1000, 1e9, &w, &err), KD_OK);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_add(w, k, 1000, a, NULL, &err), KD_OK, "handed over");
+    cr_assert_eq(kd_store_writer_add(w, k + 1000, 10, a, NULL, &err), KD_OK, "held");
+    kd_log_set_level(KD_LOG_ERROR);
+    kd_store_writer_free(w);
+    kd_log_set_level(KD_LOG_INFO);
+    cr_assert_eq(missing_count(st, t2, k, 1000, 3), 0, "free finishes the put in progress");
+    cr_assert_eq(missing_count(st, t2, k + 1000, 10, 3), 10);
+    kd_store_close(st);
+
+    /* a store opened read-only cannot have one */
+    struct kd_store_options ro;
+    kd_store_options_init(&ro);
+    ro.read_only = 1;
+    cr_assert_eq(kd_store_open(p, &ro, &st, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_new(st, t, KD_STORE_LOGITS, 3, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_ERR_STORE);
+    char want[600];
+    snprintf(want, sizeof want,
+             "label store '%s' is open read-only: cannot write (storing answers in the background)", p);
+    cr_assert_str_eq(err.msg, want);
+    kd_store_writer_free(w);
+    kd_store_close(st);
+}

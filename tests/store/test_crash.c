@@ -225,3 +225,81 @@ Test(store_crash, two_processes_writing_at_once_both_finish_with_all_answers_sto
     kd_store_check_release(&c);
     kd_store_close(st);
 }
+
+/* The child of the next test: batches of region r through a background
+ * writer that hands over every batch; reports each add that returned (when
+ * add b returns, batches before b are committed and b is being stored). */
+static void background_writer(const char *path, int r, int fd)
+{
+    struct kd_store *st = NULL;
+    struct kd_store_writer *w = NULL;
+    struct kd_error err = {0};
+    if (kd_store_open(path, NULL, &st, &err) ||
+        kd_store_writer_new(st, 1, KD_STORE_LOGITS, D, B, 1e9, &w, &err) ||
+        kd_store_writer_background(w, &err))
+        _exit(10);
+    static struct kd_hash k[B];
+    static float a[B * D];
+    for (int b = 0; b < NB; b++) {
+        batch_data(r, b, k, a);
+        if (kd_store_writer_add(w, k, B, a, NULL, &err))
+            _exit(11);
+        if (write(fd, &b, sizeof b) != sizeof b)
+            _exit(12);
+    }
+    for (;;)
+        pause();
+}
+
+Test(store_crash, a_background_writer_killed_mid_batch_loses_only_the_batches_it_held)
+{
+    const char *p = tpath("kd.db");
+    struct kd_store *st = open_ok(p);
+    cr_assert_eq(teacher_ok(st, "t", "01"), 1);
+    kd_store_close(st);
+    const int kill_after[3] = {2, 19, 37};
+    const int delay_us[3] = {0, 3000, 11000};
+    for (int r = 0; r < 3; r++) {
+        int fd[2];
+        cr_assert_eq(pipe(fd), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            close(fd[0]);
+            background_writer(p, r, fd[1]);
+        }
+        close(fd[1]);
+        int b, n = 0;
+        while (n < kill_after[r] && read(fd[0], &b, sizeof b) == sizeof b)
+            n++;
+        cr_assert_eq(n, kill_after[r], "the writer stopped early");
+        usleep((useconds_t)delay_us[r]);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the writer failed (%d)", status);
+        while (read(fd[0], &b, sizeof b) == sizeof b)
+            n++;
+        close(fd[0]);
+
+        /* sound; whole batches; a prefix of them: at most the reported
+         * ones and the next, and at least all but those the writer may
+         * hold (the put in progress and up to 8 batches gathered) */
+        st = open_ok(p);
+        struct kd_store_check c;
+        struct kd_error err = {0};
+        cr_assert_eq(kd_store_check(st, &c, &err), KD_OK, "%s", err.msg);
+        cr_assert(c.ok, "after kill %d: %s", r, c.n_problems ? c.problems[0] : "");
+        kd_store_check_release(&c);
+        static int present[NB];
+        int nb = n + 3 < NB ? n + 3 : NB;
+        batches_present(st, r, nb, present);
+        int m = 0;
+        while (m < nb && present[m])
+            m++;
+        for (int x = m; x < nb; x++)
+            cr_assert(!present[x], "region %d: batch %d present after a gap at %d", r, x, m);
+        cr_assert(m >= n - 16 && m <= n + 1, "region %d: %d adds returned, %d batches present", r, n, m);
+        kd_store_close(st);
+    }
+}

@@ -491,6 +491,68 @@ Test(store_faults, a_full_disk_fails_the_batch_and_keeps_earlier_batches)
     kd_store_close(st);
 }
 
+Test(store_faults, a_background_writer_on_a_full_disk_reports_it_on_the_next_call)
+{
+    const char *p = tpath("kd.db");
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.max_pages = 40; /* the writer's own connection gets the same cap */
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
+    int64_t t = teacher_ok(st, "t", "ab");
+    enum { B = 2000, MAXB = 40 };
+    static struct kd_hash keys[B * MAXB];
+    static float a[B * MAXB * 4];
+    make_keys(keys, B * MAXB, 1);
+    make_answers(a, B * MAXB, 4, 0);
+    struct kd_store_writer *w = NULL;
+    cr_assert_eq(kd_store_writer_new(st, t, KD_STORE_LOGITS, 4, B, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    int handed = 0;
+    kd_status s = KD_OK;
+    for (int b = 0; b < MAXB && !s; b++)
+        if (!(s = kd_store_writer_add(w, keys + b * B, B, a + b * B * 4, NULL, &err)))
+            handed++;
+    if (!s)
+        s = kd_store_writer_flush(w, NULL, &err);
+    cr_assert_eq(s, KD_ERR_STORE, "the cap was never reached");
+    /* the put's size is what was gathered: whole batches, up to 8 */
+    unsigned put_n = 0;
+    char tail[600];
+    const char *at = strstr(err.msg, "while storing a batch of ");
+    cr_assert_not_null(at, "%s", err.msg);
+    cr_assert_eq(sscanf(at + 25, "%u %599[^\n]", &put_n, tail), 2, "%s", err.msg);
+    cr_assert(put_n % B == 0 && put_n >= B && put_n <= 8 * B, "a put of %u", put_n);
+    char want[600];
+    snprintf(want, sizeof want,
+             "label store '%s' is full (database or disk is full) while storing a batch of %u "
+             "logits: this batch was rolled back, everything stored before it is kept; free disk "
+             "space (writing needs room for the write-ahead log '%s-wal' too, up to several times the "
+             "store's size) or move the store, then run again (only what is missing is asked again)",
+             p, put_n, p);
+    cr_assert_str_eq(err.msg, want);
+    kd_log_set_level(KD_LOG_ERROR); /* the add that failed still holds its batch */
+    kd_store_writer_free(w);
+    kd_log_set_level(KD_LOG_INFO);
+    /* whole batches only: a prefix of the batches handed over, then none */
+    int stored = 0;
+    while (stored < handed && missing_count(st, t, keys + stored * B, B, 4) == 0)
+        stored++;
+    cr_assert_gt(stored, 0);
+    cr_assert_lt(stored, handed, "the batch that failed is not there");
+    for (int b = stored; b < MAXB; b++)
+        cr_assert_eq(missing_count(st, t, keys + b * B, B, 4), B, "batch %d", b);
+    kd_store_close(st);
+    st = open_ok(p);
+    struct kd_store_check c;
+    cr_assert_eq(kd_store_check(st, &c, &err), KD_OK, "%s", err.msg);
+    cr_assert(c.ok, "%s", c.n_problems ? c.problems[0] : "");
+    cr_assert_eq(c.answers, (int64_t)stored * B);
+    kd_store_check_release(&c);
+    kd_store_close(st);
+}
+
 Test(store_faults, a_store_locked_beyond_the_busy_timeout_says_so_and_loses_nothing)
 {
     const char *p = tpath("kd.db");
