@@ -40,6 +40,8 @@ Test(dist, one_rank_collectives_leave_buffers_as_they_are)
     cr_assert_eq(kd_dist_sum_doubles(g, 2, &err), KD_OK);
     cr_assert_eq(kd_dist_broadcast(b, 4, 0, &err), KD_OK);
     cr_assert_eq(kd_dist_barrier(&err), KD_OK);
+    size_t at[2] = {0, sizeof f};
+    cr_assert_eq(kd_dist_gather(f, at, 0, &err), KD_OK, "%s", err.msg);
     cr_assert(f[0] == 1.5f && f[1] == -2.0f && f[2] == 3.25f && g[0] == 0.1 && g[1] == 7.0 && !strcmp(b, "abc"));
     kd_dist_finalize();
 }
@@ -50,6 +52,9 @@ Test(dist, one_rank_refuses_other_ranks_with_a_message)
     char b[4] = "abc";
     cr_assert_eq(kd_dist_broadcast(b, 4, 1, &err), KD_ERR_ARG);
     cr_assert(strstr(err.msg, "broadcast from rank 1"), "%s", err.msg);
+    size_t at[2] = {0, 4};
+    cr_assert_eq(kd_dist_gather(b, at, 1, &err), KD_ERR_ARG);
+    cr_assert(strstr(err.msg, "gather at rank 1"), "%s", err.msg);
     cr_assert_neq(kd_dist_send(1, 3, b, 4, &err), KD_OK);
     cr_assert(strstr(err.msg, "rank 1") || strstr(err.msg, "no other rank"), "%s", err.msg);
     struct kd_dist_msg m;
