@@ -72,9 +72,13 @@ static kd_status farm_submit(void *ctx, size_t id, const size_t *rows, const flo
 /* Waits for a message from rank `from` (or any), looking at the stop flag
  * every 0.2 ms so that Ctrl-C (or mpirun's SIGTERM when a rank dies) is
  * heard, and sleeping in between rather than spinning in MPI: a waiting
- * rank leaves the core to the ranks that work. */
-static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m, struct kd_error *err)
+ * rank leaves the core to the ranks that work. With `patient`, the sleeps
+ * double up to 2 ms: for long waits (rank 0 training alone), where 5,000
+ * wake-ups a second would take from the rank that works. */
+static kd_status wait_message_every(struct runner *r, int from, int patient, struct kd_dist_msg *m,
+                                    struct kd_error *err)
 {
+    long pause = 200000;
     for (;;) {
         int got = 0;
         kd_status st = kd_dist_probe(from, KD_DIST_ANY, 0, m, &got, err);
@@ -82,9 +86,16 @@ static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m,
             return st;
         if (r->opt->stop && *r->opt->stop)
             return kd_error_set(err, KD_ERR_INTERRUPTED, "interrupted while waiting for the other ranks");
-        struct timespec ts = {0, 200000};
+        struct timespec ts = {0, pause};
         nanosleep(&ts, NULL);
+        if (patient && pause < 2000000)
+            pause *= 2;
     }
+}
+
+static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m, struct kd_error *err)
+{
+    return wait_message_every(r, from, 0, m, err);
 }
 
 static kd_status farm_collect(void *ctx, int block, int *got, size_t *id, float *out, size_t max_rows, size_t *n,
@@ -350,7 +361,7 @@ kd_status kd_run_dist_rank0_done(struct runner *r, kd_status st, struct kd_error
     } else {
         struct kd_dist_msg m;
         char none[1];
-        mst = wait_message(r, 0, &m, &merr);
+        mst = wait_message_every(r, 0, 1, &m, &merr);
         if (!mst && (m.tag != TAG_GO || m.bytes != 0))
             mst = kd_error_set(&merr, KD_ERR_ARG, "rank 0 sent a message with tag %d (%zu bytes) where it should "
                                "have said it was done", m.tag, m.bytes);
