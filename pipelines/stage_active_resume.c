@@ -1,6 +1,7 @@
 /* Active distillation: saving a finished round and restoring it on --resume. */
 #include "pipelines/active_impl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,8 @@
  * the student (<stage>-round.safetensors, and iwes-two's second student in
  * <stage>-round-second.safetensors) and the round's state
  * (<stage>-round-state.safetensors): the pool row of every teacher-labelled
- * example in the order it joined, its importance weight, weight, noise and
- * slam channel, and in the metadata the run, the round, the epochs trained
+ * example in the order it joined, its importance weight, weight, noise (-1
+ * where not estimated) and slam channel, and in the metadata the run, the round, the epochs trained
  * and the queries spent. The same picks and weights are in the store
  * (selections, example_weights), which has no column saying which stage
  * wrote them; the state file does. Each file is written atomically, the
@@ -67,7 +68,9 @@ kd_status kd_active_save_round(struct active *a, const size_t *pool_index, struc
         col[RS_ROW * n + j] = (float)pool_index[j];
         col[RS_IW * n + j] = ts->iw[i];
         col[RS_W * n + j] = ts->w[i];
-        col[RS_NOISE * n + j] = (float)ts->noise[i];
+        /* NaN (not estimated, as without reweight:) is saved as -1: the
+         * reader refuses tensors holding NaN */
+        col[RS_NOISE * n + j] = isnan(ts->noise[i]) ? -1.0f : (float)ts->noise[i];
         col[RS_ALPHA * n + j] = ts->alpha[i];
         col[RS_K * n + j] = (float)ts->k[i];
         j++;
@@ -208,7 +211,7 @@ decide:;
                          col[RS_IW * n + j], kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j],
                          ROW_POOL);
         a->ts.w[i] = col[RS_W * n + j];
-        a->ts.noise[i] = col[RS_NOISE * n + j];
+        a->ts.noise[i] = col[RS_NOISE * n + j] < 0.0f ? NAN : col[RS_NOISE * n + j];
         a->ts.alpha[i] = col[RS_ALPHA * n + j];
         a->ts.k[i] = (int32_t)col[RS_K * n + j];
         rs->pool_index[rs->n_chosen++] = (size_t)col[RS_ROW * n + j];
