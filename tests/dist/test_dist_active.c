@@ -166,7 +166,14 @@ static void same_picks(const char *strategy, const char *extra, int calibrated)
     cr_assert_eq(pids2, 2, "both ranks' teachers answered (%zu)", pids2);
     char *q = sql("two", "select count(*) from answers");
     cr_assert_eq(strtoul(strchr(q, '\n') + 1, NULL, 10), want, "%s", q);
-    /* helpers record nothing of the rounds in rank 0's store, and keep none */
+    /* the rounds' metrics (accuracies, queries, losses, calibration) as one
+     * process records them, once each */
+    const char *metrics = "select name, step, value from metrics order by name, step";
+    char *ma = sql("one", metrics), *mb = sql("two", metrics);
+    cr_assert(strstr(ma, "round_accuracy,3,") && strstr(ma, "train_loss,"), "%s", ma);
+    cr_assert_str_eq(ma, mb, "%s: 2 ranks recorded other metrics than 1 process", strategy);
+    free(ma), free(mb);
+    /* helpers keep no round files (rank 0 writes them) */
     char path[256];
     snprintf(path, sizeof path, "%s/two/ranks/rank-1/checkpoints/pick-round-state.safetensors", dir);
     cr_assert_neq(access(path, F_OK), 0, "rank 1 wrote round files");
@@ -212,6 +219,12 @@ static void same_weights(const char *method)
         /* rank 0 weighs from the same answers as one process: exactly alike */
         cr_assert_eq(d, 0.0, "%s: column %d differs by %g", method, col, d);
     }
+    /* the metrics (mean_noise_weight, train_loss, calibration) once each, alike */
+    const char *metrics = "select name, step, value from metrics order by name, step";
+    char *ma = sql("one", metrics), *mb = sql("two", metrics);
+    cr_assert(strstr(ma, "mean_noise_weight,") && strstr(ma, "calibration_error,"), "%s", ma);
+    cr_assert_str_eq(ma, mb, "%s: 2 ranks recorded other metrics than 1 process", method);
+    free(ma), free(mb);
     /* and the students they trained, rank 0's as one process's */
     struct kd_mlp *one, *two;
     struct kd_error err = {0};
