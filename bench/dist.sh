@@ -5,6 +5,12 @@
 #   bench/dist.sh train [EPOCHS]                      784-1024-1024-10 on 10,000 Fashion-MNIST
 #                                                     images: 1 process x 2 BLAS threads
 #                                                     against 2 ranks x 1 thread
+#   bench/dist.sh active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS]
+#                                                     an active (select: margin) stage over
+#                                                     Fashion-MNIST with the linear sleeping
+#                                                     teacher: 1 process, then 2 ranks, RUNS
+#                                                     times; stage times, speed-up, and how
+#                                                     many picks differ between the two
 # Each run starts from an empty output folder under ${KD_BENCH_DIR:-/tmp/kd-dist-bench};
 # the time of a stage is read from the store (stages.finished_at - started_at).
 set -eu
@@ -67,8 +73,40 @@ YAML
   s=$(stage_seconds "$work/out/kd.db" train)
   echo "2 ranks x 1 thread:    $s s, $(awk -v e="$epochs" -v s="$s" 'BEGIN{printf "%.0f", 10000 * e / s}') examples/s"
   ;;
+active)
+  pool=${2:-10000}; pause=${3:-0.05}; budget=${4:-4000}; rounds=${5:-4}; runs=${6:-1}
+  cat >"$work/active.yaml" <<YAML
+version: 1
+output: $work/out
+threads: 1
+datasets:
+  train: {features: $fm/train-images-idx3-ubyte.gz, labels: $fm/train-labels-idx1-ubyte.gz, scale: pixels, limit: $((pool + 1000))}
+splits:
+  - from: train
+    parts: {gold: 500, validation: 500, pool: rest}
+models:
+  small: {hidden: [128]}
+teachers:
+  slow: {kind: exec, command: [/usr/bin/python3, $root/bench/teacher_sleep.py, '$pause', '10', linear], batch: 100, timeout: 60}
+stages:
+  - distill: {name: pick, student: small, teacher: slow, data: pool, gold: gold, validation: validation,
+              epochs: 3, batch: 64, select: {strategy: margin, budget: $budget, rounds: $rounds}}
+YAML
+  echo "active: margin picks $budget of $pool Fashion-MNIST images in $rounds rounds, teacher sleeps $pause s per batch of 100, student 784-128-10, 3 epochs a round, 1 thread per rank"
+  picks="select round || ',' || row from selections order by round, row"
+  for run in $(seq "$runs"); do
+    rm -rf "$work/out" "$work/one"
+    "$kd" run "$work/active.yaml" --quiet >/dev/null
+    s1=$(stage_seconds "$work/out/kd.db" pick)
+    mv "$work/out" "$work/one"
+    $mpi -np 2 "$kd" run "$work/active.yaml" --quiet >/dev/null
+    s2=$(stage_seconds "$work/out/kd.db" pick)
+    differ=$(diff <(sqlite3 "$work/one/kd.db" "$picks") <(sqlite3 "$work/out/kd.db" "$picks") | grep -c '^>' || true)
+    echo "run $run: 1 process $s1 s, 2 ranks $s2 s, x$(awk -v a="$s1" -v b="$s2" 'BEGIN{printf "%.2f", a / b}'); picks that differ: $differ of $budget; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  done
+  ;;
 *)
-  echo "usage: bench/dist.sh label [ROWS] [SECONDS_PER_BATCH] | train [EPOCHS]" >&2
+  echo "usage: bench/dist.sh label [ROWS] [SECONDS_PER_BATCH] | train [EPOCHS] | active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS]" >&2
   exit 2
   ;;
 esac

@@ -53,6 +53,11 @@ kd_status kd_dist_sum_floats(float *buf, size_t n, struct kd_error *err);
 kd_status kd_dist_sum_doubles(double *buf, size_t n, struct kd_error *err);
 /* Every rank's buf (bytes) becomes root's. */
 kd_status kd_dist_broadcast(void *buf, size_t bytes, int root, struct kd_error *err);
+/* Gathers the parts of buf at root: rank k holds bytes [at[k], at[k + 1])
+ * of buf (at: kd_dist_size() + 1 offsets, the same on every rank) and root's
+ * buf receives every rank's part in place; the other ranks' buf is left as
+ * it is. The whole buffer is at most INT_MAX bytes (MPI counts are ints). */
+kd_status kd_dist_gather(void *buf, const size_t *at, int root, struct kd_error *err);
 
 /* A message waiting to be received. */
 struct kd_dist_msg {

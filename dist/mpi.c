@@ -158,6 +158,35 @@ kd_status kd_dist_broadcast(void *buf, size_t bytes, int root, struct kd_error *
     return KD_OK;
 }
 
+kd_status kd_dist_gather(void *buf, const size_t *at, int root, struct kd_error *err)
+{
+    if (root < 0 || root >= size)
+        return kd_error_set(err, KD_ERR_ARG, "gather at rank %d: the job has ranks 0 to %d", root, size - 1);
+    if (size == 1)
+        return KD_OK;
+    if (at[size] > INT_MAX)
+        return kd_error_set(err, KD_ERR_ARG, "a gather of %zu bytes: MPI gathers at most %d bytes at once", at[size],
+                            INT_MAX);
+    int *counts = malloc(2 * (size_t)size * sizeof *counts);
+    if (!counts)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for a gather over %d ranks", size);
+    int *displs = counts + size;
+    for (int k = 0; k < size; k++) {
+        if (at[k + 1] < at[k]) {
+            free(counts);
+            return kd_error_set(err, KD_ERR_ARG, "a gather whose part %d ends (%zu) before it starts (%zu)", k,
+                                at[k + 1], at[k]);
+        }
+        counts[k] = (int)(at[k + 1] - at[k]);
+        displs[k] = (int)at[k];
+    }
+    char *mine = (char *)buf + at[rank];
+    int rc = rank == root ? MPI_Gatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, counts, displs, MPI_BYTE, root, MPI_COMM_WORLD)
+                          : MPI_Gatherv(mine, counts[rank], MPI_BYTE, NULL, NULL, NULL, MPI_BYTE, root, MPI_COMM_WORLD);
+    free(counts);
+    return rc == MPI_SUCCESS ? KD_OK : mpi_failed(rc, "a gather", err);
+}
+
 static kd_status check_peer(int peer, struct kd_error *err)
 {
     if (peer < 0 || peer >= size || peer == rank)

@@ -46,6 +46,14 @@ kd_status kd_dist_broadcast(void *buf, size_t bytes, int root, struct kd_error *
     return KD_OK;
 }
 
+kd_status kd_dist_gather(void *buf, const size_t *at, int root, struct kd_error *err)
+{
+    (void)buf, (void)at;
+    if (root != 0)
+        return kd_error_set(err, KD_ERR_ARG, "gather at rank %d: this kd has one rank (built without MPI)", root);
+    return KD_OK;
+}
+
 static kd_status no_peers(struct kd_error *err)
 {
     return kd_error_set(err, KD_ERR_UNSUPPORTED,

@@ -98,4 +98,29 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
                                   size_t *done, struct kd_error *err);
 void kd_active_remove_round_files(const struct active *a);
 
+/* Over the ranks of an MPI job (pipelines/stage_active_dist.c; with one
+ * rank each does what one process does). Every rank calls each of them. */
+/* The student's probabilities (nc, C) of the candidate pool rows cand into
+ * p: with one rank through logits (the whole pool, N x C); with several,
+ * each rank predicts its share of the candidates and rank 0's p receives
+ * them all (the other ranks' p holds only their share). */
+kd_status kd_active_candidate_probs(struct active *a, struct kd_mlp *net, struct kd_tensor *logits, const size_t *cand,
+                                    size_t nc, float *p, struct kd_error *err);
+/* kd_select decided on rank 0 (p, q there) and its picks broadcast. */
+kd_status kd_active_select(struct active *a, const struct kd_select_config *sc, const float *p, const float *q,
+                           size_t nc, size_t C, struct kd_selection *out, size_t *n_out, struct kd_error *err);
+/* The teacher's answers vs (initialised) for the pool inputs xs (rows: their
+ * dataset rows), at most max_queries asked; over the ranks, one store writer
+ * (kd_run_dist_label) and rank 0's counts in ls on every rank. */
+kd_status kd_active_label(struct active *a, const struct kd_tensor *xs, const size_t *rows, size_t max_queries,
+                          struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err);
+/* Rank 0's weights, noise and slam channel of training rows [from, to) on
+ * every rank. */
+kd_status kd_active_share_weights(struct active *a, size_t from, size_t to, struct kd_error *err);
+/* Rank 0's parameters of m on every rank (after rank 0 trained it alone). */
+kd_status kd_active_share_student(struct active *a, struct kd_mlp *m, struct kd_error *err);
+/* On --resume: that every rank found the same finished round (*round) in
+ * rank 0's files at `where`. */
+kd_status kd_active_agree_round(struct active *a, size_t *round, const char *where, struct kd_error *err);
+
 #endif

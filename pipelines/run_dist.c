@@ -29,7 +29,7 @@
 
 #include "dist/kd_dist.h"
 
-enum { TAG_WORK = 1, TAG_ANSWER, TAG_FAIL, TAG_DONE, TAG_BYE };
+enum { TAG_WORK = 1, TAG_ANSWER, TAG_FAIL, TAG_DONE, TAG_BYE, TAG_GO };
 
 /* Batches out with each helper at once: two, so that a helper has the next
  * batch when it sends an answer while rank 0 is busy with its own. */
@@ -72,9 +72,13 @@ static kd_status farm_submit(void *ctx, size_t id, const size_t *rows, const flo
 /* Waits for a message from rank `from` (or any), looking at the stop flag
  * every 0.2 ms so that Ctrl-C (or mpirun's SIGTERM when a rank dies) is
  * heard, and sleeping in between rather than spinning in MPI: a waiting
- * rank leaves the core to the ranks that work. */
-static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m, struct kd_error *err)
+ * rank leaves the core to the ranks that work. With `patient`, the sleeps
+ * double up to 2 ms: for long waits (rank 0 training alone), where 5,000
+ * wake-ups a second would take from the rank that works. */
+static kd_status wait_message_every(struct runner *r, int from, int patient, struct kd_dist_msg *m,
+                                    struct kd_error *err)
 {
+    long pause = 200000;
     for (;;) {
         int got = 0;
         kd_status st = kd_dist_probe(from, KD_DIST_ANY, 0, m, &got, err);
@@ -82,9 +86,16 @@ static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m,
             return st;
         if (r->opt->stop && *r->opt->stop)
             return kd_error_set(err, KD_ERR_INTERRUPTED, "interrupted while waiting for the other ranks");
-        struct timespec ts = {0, 200000};
+        struct timespec ts = {0, pause};
         nanosleep(&ts, NULL);
+        if (patient && pause < 2000000)
+            pause *= 2;
     }
+}
+
+static kd_status wait_message(struct runner *r, int from, struct kd_dist_msg *m, struct kd_error *err)
+{
+    return wait_message_every(r, from, 0, m, err);
 }
 
 static kd_status farm_collect(void *ctx, int block, int *got, size_t *id, float *out, size_t max_rows, size_t *n,
@@ -211,13 +222,12 @@ struct agree {
     struct kd_hash data;         /* of the inputs' bytes: helpers get row numbers */
 };
 
-kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
-                              struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
+kd_status kd_run_dist_label(struct runner *r, struct run_teacher *t, const char *what, const struct kd_tensor *x,
+                            const char *dataset, const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                            struct kd_label_stats *ls, struct kd_error *err)
 {
-    /* what the teacher is sent: raw features for exec teachers and models that
-     * record their scaling, as kd_run_teacher_answers does on one process */
-    const struct kd_tensor *x = kd_run_teacher_x(t->t, d);
     size_t N = x->rows, D = x->cols, C = t->t->c;
+    *ls = (struct kd_label_stats){0, 0, 0};
     struct agree mine, theirs;
     memset(&mine, 0, sizeof mine); /* padding included: the bytes are compared */
     snprintf(mine.fingerprint, sizeof mine.fingerprint, "%s", t->t->fingerprint);
@@ -232,9 +242,9 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         return st;
     if (differ > 0)
         return kd_error_set(err, KD_ERR_TEACHER,
-                            "stage '%s': teacher '%s' or dataset '%s' on %.0f rank(s) differs from rank 0's: every "
-                            "rank must run the same teacher on the same data",
-                            s->name, t->def->name, d->name, differ);
+                            "teacher '%s' or %s on %.0f rank(s) differs from rank 0's: every rank must run the same "
+                            "teacher on the same data",
+                            t->def->name, what, differ);
     if ((st = kd_tensor_init(out, N, C, err)))
         return st;
     struct farm f = {r, D, C, t->t->batch ? t->t->batch : 1, calloc((size_t)r->ranks, sizeof(int)), NULL, 0};
@@ -246,38 +256,32 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         kd_tensor_release(out);
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for teacher batches");
     }
-    /* The outcome every rank returns: rank 0's. */
+    /* The outcome every rank returns: rank 0's, with its counts (the budget
+     * every rank keeps is charged by them). */
     struct {
         int32_t status;
+        uint64_t total, cached, queried;
         char msg[KD_ERROR_MSG_MAX];
-    } outcome = {0, ""};
+    } outcome;
+    memset(&outcome, 0, sizeof outcome);
     if (r->rank == 0) {
         struct kd_teacher_farm farm = {&f, (size_t)(r->ranks - 1) * DEPTH, farm_submit, farm_collect};
-        struct kd_label_stats ls = {0, 0, 0};
-        double t0 = kd_time_now();
-        st = kd_teacher_label_farm(t->t, x, d->root, d->ds.rows, SIZE_MAX, out, &ls, r->opt->stop, &farm, err);
+        st = kd_teacher_label_farm(t->t, x, dataset, rows, max_queries, out, ls, r->opt->stop, &farm, err);
         struct kd_error e2 = {0};
         kd_status st2 = release_helpers(&f, &e2);
         if (!st && st2)
             st = st2, *err = e2;
-        r->sum->queries += ls.queried;
-        r->sum->cached += ls.cached;
-        if (!st)
-            kd_log(KD_LOG_INFO, "  teacher '%s' on '%s' over %d ranks: %zu answers, %zu from the store, %zu asked "
-                   "(%.0f/s)", t->def->name, d->name, r->ranks, ls.total, ls.cached, ls.queried,
-                   ls.queried / (kd_time_now() - t0 + 1e-9));
         outcome.status = (int32_t)st;
+        outcome.total = ls->total, outcome.cached = ls->cached, outcome.queried = ls->queried;
         if (st)
             snprintf(outcome.msg, sizeof outcome.msg, "%s", err->msg);
     } else {
         st = serve(&f, t, x, err);
-        if (st)
-            outcome.status = (int32_t)st; /* this rank's own failure wins below */
     }
     free(f.out_with), free(f.buf);
     if (st && r->rank != 0) {
-        kd_tensor_release(out);
-        return kd_error_prefix(err, "stage '%s'", s->name);
+        kd_tensor_release(out); /* this rank's own failure: the CLI ends the job */
+        return st;
     }
     kd_status bst = kd_dist_broadcast(&outcome, sizeof outcome, 0, err);
     if (!bst && !outcome.status)
@@ -286,13 +290,89 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
         kd_tensor_release(out);
         return bst;
     }
+    ls->total = (size_t)outcome.total, ls->cached = (size_t)outcome.cached, ls->queried = (size_t)outcome.queried;
     if (outcome.status) {
         kd_tensor_release(out);
         if (r->rank != 0)
             kd_error_set(err, (kd_status)outcome.status, "%s", outcome.msg);
-        return kd_error_prefix(err, "stage '%s'", s->name);
+        return (kd_status)outcome.status;
     }
     return KD_OK;
+}
+
+kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
+                              struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err)
+{
+    /* what the teacher is sent: raw features for exec teachers and models that
+     * record their scaling, as kd_run_teacher_answers does on one process */
+    const struct kd_tensor *x = kd_run_teacher_x(t->t, d);
+    char what[300];
+    snprintf(what, sizeof what, "dataset '%s'", d->name);
+    struct kd_label_stats ls;
+    double t0 = kd_time_now();
+    kd_status st = kd_run_dist_label(r, t, what, x, d->root, d->ds.rows, SIZE_MAX, out, &ls, err);
+    if (r->rank == 0) {
+        r->sum->queries += ls.queried;
+        r->sum->cached += ls.cached;
+    }
+    if (st)
+        return kd_error_prefix(err, "stage '%s'", s->name);
+    kd_log(KD_LOG_INFO, "  teacher '%s' on '%s' over %d ranks: %zu answers, %zu from the store, %zu asked (%.0f/s)",
+           t->def->name, d->name, r->ranks, ls.total, ls.cached, ls.queried, ls.queried / (kd_time_now() - t0 + 1e-9));
+    return KD_OK;
+}
+
+/* A status and message of rank 0 for every rank: what rank 0 alone decided
+ * (a selection) and how it went. */
+kd_status kd_run_dist_outcome(struct runner *r, kd_status st, struct kd_error *err)
+{
+    if (r->ranks <= 1)
+        return st;
+    struct {
+        int32_t status;
+        char msg[KD_ERROR_MSG_MAX];
+    } outcome;
+    memset(&outcome, 0, sizeof outcome);
+    if (r->rank == 0) {
+        outcome.status = (int32_t)st;
+        if (st)
+            snprintf(outcome.msg, sizeof outcome.msg, "%s", err->msg);
+    }
+    kd_status bst = kd_dist_broadcast(&outcome, sizeof outcome, 0, err);
+    if (bst)
+        return bst;
+    if (outcome.status && r->rank != 0)
+        kd_error_set(err, (kd_status)outcome.status, "%s", outcome.msg);
+    return (kd_status)outcome.status;
+}
+
+kd_status kd_run_dist_rank0_done(struct runner *r, kd_status st, struct kd_error *err)
+{
+    if (r->ranks <= 1)
+        return st;
+    /* The helpers wait for a GO message sleeping between looks (as they
+     * wait for work), not in a collective, which would keep their cores
+     * busy while rank 0 works. */
+    kd_status mst = KD_OK;
+    struct kd_error merr = {0};
+    if (r->rank == 0) {
+        for (int k = 1; k < r->ranks && !mst; k++)
+            mst = kd_dist_send(k, TAG_GO, "", 0, &merr);
+    } else {
+        struct kd_dist_msg m;
+        char none[1];
+        mst = wait_message_every(r, 0, 1, &m, &merr);
+        if (!mst && (m.tag != TAG_GO || m.bytes != 0))
+            mst = kd_error_set(&merr, KD_ERR_ARG, "rank 0 sent a message with tag %d (%zu bytes) where it should "
+                               "have said it was done", m.tag, m.bytes);
+        if (!mst)
+            mst = kd_dist_recv(&m, none, &merr);
+    }
+    if (mst) {
+        *err = merr; /* the CLI ends the job */
+        return mst;
+    }
+    return kd_run_dist_outcome(r, st, err);
 }
 
 /* ------------------------------------------------- data-parallel training */

@@ -154,6 +154,23 @@ kd_status kd_run_teacher_answers(struct runner *r, const struct kd_pipe_stage *s
  * every rank gets all the answers. */
 kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,
                               struct kd_run_data *d, struct kd_tensor *out, struct kd_error *err);
+/* The teacher's logits (N, C) for the rows of x (what t is sent; rows in
+ * `dataset`, as kd_teacher_label records them) over the ranks of an MPI
+ * job: every rank calls it with the same x; rank 0 looks the store up,
+ * keeps to max_queries and stores, the others answer the batches it hands
+ * out, and every rank gets all the answers and rank 0's counts in ls.
+ * `what` names the inputs in messages ("dataset 'pool'"). Errors carry no
+ * stage name. out is initialised here. */
+kd_status kd_run_dist_label(struct runner *r, struct run_teacher *t, const char *what, const struct kd_tensor *x,
+                            const char *dataset, const size_t *rows, size_t max_queries, struct kd_tensor *out,
+                            struct kd_label_stats *ls, struct kd_error *err);
+/* Rank 0's status st (and its message in err) on every rank of an MPI job,
+ * for what rank 0 alone did; st itself with one rank. */
+kd_status kd_run_dist_outcome(struct runner *r, kd_status st, struct kd_error *err);
+/* As kd_run_dist_outcome after work that rank 0 did alone (training an
+ * active stage's student): the other ranks wait for it sleeping, leaving
+ * their cores to rank 0. */
+kd_status kd_run_dist_rank0_done(struct runner *r, kd_status st, struct kd_error *err);
 /* Makes tc data-parallel over the ranks of an MPI job (nothing with one). */
 void kd_run_dist_train(struct runner *r, struct kd_train_config *tc);
 kd_status kd_run_record_metric(struct runner *r, int64_t stage, const char *name, int64_t step, double value,

@@ -110,33 +110,40 @@ static kd_status weigh_rows(struct active *a, const struct kd_tensor *zref, size
     if (!nw)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     kd_status st = KD_OK;
-    switch (rw->method) {
-    case KD_REWEIGHT_CONFIDENCE:
-        kd_reweight_confidence(&a->cal, &v, nw, ts->noise + from);
-        break;
-    case KD_REWEIGHT_DEBIASED:
-        if ((st = kd_reweight(&a->cal, &v, zref, rw->temperature, nw, ts->noise + from, err)))
-            kd_error_prefix(err, "stage '%s'", a->s->name);
-        break;
-    case KD_REWEIGHT_SLAM:
-        kd_slam_channel(&a->cal, &v, ts->alpha + from, ts->k + from, ts->noise + from);
-        for (size_t i = 0; i < n; i++)
-            nw[i] = 1.0f;
-        break;
-    }
-    if (!st) {
-        for (size_t i = from; i < to; i++) {
-            if (ts->kind[i] == ROW_GOLD) {
-                ts->noise[i] = NAN;
-                ts->alpha[i] = 1.0f;
-                ts->w[i] = ts->iw[i];
-                nw[i - from] = 1.0f;
-            } else {
-                ts->w[i] = ts->iw[i] * nw[i - from];
-            }
+    /* Over the ranks of an MPI job rank 0 alone weighs and records; the
+     * others receive its weights below. */
+    if (a->r->rank == 0) {
+        switch (rw->method) {
+        case KD_REWEIGHT_CONFIDENCE:
+            kd_reweight_confidence(&a->cal, &v, nw, ts->noise + from);
+            break;
+        case KD_REWEIGHT_DEBIASED:
+            if ((st = kd_reweight(&a->cal, &v, zref, rw->temperature, nw, ts->noise + from, err)))
+                kd_error_prefix(err, "stage '%s'", a->s->name);
+            break;
+        case KD_REWEIGHT_SLAM:
+            kd_slam_channel(&a->cal, &v, ts->alpha + from, ts->k + from, ts->noise + from);
+            for (size_t i = 0; i < n; i++)
+                nw[i] = 1.0f;
+            break;
         }
-        st = store_weights(a, nw, from, to, epoch, err);
+        if (!st) {
+            for (size_t i = from; i < to; i++) {
+                if (ts->kind[i] == ROW_GOLD) {
+                    ts->noise[i] = NAN;
+                    ts->alpha[i] = 1.0f;
+                    ts->w[i] = ts->iw[i];
+                    nw[i - from] = 1.0f;
+                } else {
+                    ts->w[i] = ts->iw[i] * nw[i - from];
+                }
+            }
+            st = store_weights(a, nw, from, to, epoch, err);
+        }
     }
+    st = kd_run_dist_rank0_done(a->r, st, err);
+    if (!st)
+        st = kd_active_share_weights(a, from, to, err);
     free(nw);
     return st;
 }
@@ -150,13 +157,15 @@ static kd_status weigh_new(struct active *a, struct kd_mlp *ref, size_t first, s
         return KD_OK;
     struct kd_tensor z = {0};
     kd_status st = KD_OK;
-    if (rw->method == KD_REWEIGHT_DEBIASED) {
+    if (rw->method == KD_REWEIGHT_DEBIASED && a->r->rank == 0) {
         struct kd_tensor x = kd_tensor_view(a->ts.x + first * a->ts.D, a->ts.n - first, a->ts.D);
         if (!(st = kd_tensor_init(&z, a->ts.n - first, a->ts.C, err)))
             st = kd_mlp_predict(ref, &x, &z, err);
     }
     if (!st)
         st = weigh_rows(a, &z, first, a->ts.n, a->epoch + 1, err);
+    else if (a->r->ranks > 1) /* rank 0's failure, for every rank */
+        st = kd_run_dist_rank0_done(a->r, st, err);
     kd_tensor_release(&z);
     return st;
 }
@@ -168,11 +177,11 @@ static kd_status on_epoch(void *ctx, struct kd_mlp *m, size_t epoch, double loss
 }
 
 /* Trains m on the first n rows of ts for `epochs` epochs (batch order
- * seeded by `round`). The main student's epochs are logged (train_loss,
- * counted across rounds); other students
- * (iwes-two's second, debiased's reference) only train. */
-static kd_status train_rows(struct active *a, const struct train_set *ts, size_t n, struct kd_mlp *m, size_t round,
-                            size_t epochs, int main_student, const char *what, struct kd_error *err)
+ * seeded by `round`), in this process alone. The main student's epochs are
+ * logged (train_loss, counted across rounds); other students (iwes-two's
+ * second, debiased's reference) only train. */
+static kd_status train_rows_here(struct active *a, const struct train_set *ts, size_t n, struct kd_mlp *m,
+                                 size_t round, size_t epochs, int main_student, const char *what, struct kd_error *err)
 {
     const struct kd_pipe_stage *s = a->s;
     struct kd_train_config tc;
@@ -212,9 +221,29 @@ static kd_status train_rows(struct active *a, const struct train_set *ts, size_t
     free(lc.v), free(lc.w), free(lc.y), free(lc.alpha), free(lc.k);
     if (st)
         return kd_error_prefix(err, "stage '%s', %s %zu", s->name, what, round);
-    if (main_student)
-        a->epoch += epochs;
     return KD_OK;
+}
+
+/* train_rows_here on every rank of an MPI job at once: rank 0 trains, as
+ * one process would, and its parameters go to every rank (the other ranks
+ * only score the pool with them). Rank 0 alone rather than data-parallel:
+ * the picks of the next round then come from exactly one process's
+ * student, so 2 ranks pick what 1 process picks, and on 2 shared cores
+ * data-parallel rounds were slower (docs/scale.md). */
+static kd_status train_rows(struct active *a, const struct train_set *ts, size_t n, struct kd_mlp *m, size_t round,
+                            size_t epochs, int main_student, const char *what, struct kd_error *err)
+{
+    struct runner *r = a->r;
+    kd_status st = KD_OK;
+    if (r->rank == 0)
+        st = train_rows_here(a, ts, n, m, round, epochs, main_student, what, err);
+    else if (main_student)
+        a->round_epochs = epochs;
+    if (r->ranks > 1 && !(st = kd_run_dist_rank0_done(r, st, err)))
+        st = kd_active_share_student(a, m, err);
+    if (!st && main_student)
+        a->epoch += epochs;
+    return st;
 }
 
 /* Trains m on the training set for `epochs` epochs (seeded per round). */
@@ -323,17 +352,9 @@ static kd_status calibrate(struct active *a, struct kd_error *err)
     return st;
 }
 
-/* Softmax rows of logits for the listed rows: p (n, C). */
-static void gather_probs(const struct kd_tensor *logits, const size_t *rows, size_t n, float *p)
-{
-    size_t C = logits->cols;
-    for (size_t i = 0; i < n; i++)
-        kd_softmax(kd_tensor_row(logits, rows[i]), 1, C, 1.0f, p + i * C);
-}
-
 static kd_status evaluate_round(struct active *a, struct kd_mlp *m, size_t round, struct kd_error *err)
 {
-    if (!a->val)
+    if (!a->val || a->r->rank != 0) /* over the ranks: rank 0 records it */
         return KD_OK;
     struct kd_eval ev = {0};
     kd_status st = kd_mlp_evaluate(m, &a->val->ds.x, a->val->ds.y, &ev, err);
@@ -376,7 +397,7 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         rs->rows[i] = d->ds.rows[row];
     }
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label(a->t->t, &xs, d->root, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
+    st = kd_active_label(a, &xs, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, err);
     if ((st = kd_active_charge(a, &rs->budget, &ls, st, round, err)))
         goto done;
     if ((st = kd_active_ts_reserve(&a->ts, n_sel, err)))
@@ -393,7 +414,8 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
         rs->pool_index[rs->n_chosen + i] = row;
     }
     rs->n_chosen += n_sel;
-    st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_sel, err);
+    if (a->r->rank == 0) /* the picks are recorded once, in rank 0's store */
+        st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_sel, err);
     kd_log(KD_LOG_INFO, "    %zu picked by %s: %zu asked, %zu from the store", n_sel, strategy, ls.queried, ls.cached);
 done:
     kd_tensor_release(&xs);
@@ -487,14 +509,11 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
             if (!rs.chosen[i])
                 rs.cand[nc++] = i;
         if (kind != KD_SELECT_RANDOM) {
-            if ((st = kd_mlp_predict(m->net, &d->ds.x, &rs.logits, err)))
+            /* over the ranks: each scores its share, rank 0 gets them all */
+            if ((st = kd_active_candidate_probs(a, m->net, &rs.logits, rs.cand, nc, rs.p, err)))
                 goto done;
-            gather_probs(&rs.logits, rs.cand, nc, rs.p);
-            if (two) {
-                if ((st = kd_mlp_predict(second, &d->ds.x, &rs.logits2, err)))
-                    goto done;
-                gather_probs(&rs.logits2, rs.cand, nc, rs.q);
-            }
+            if (two && (st = kd_active_candidate_probs(a, second, &rs.logits2, rs.cand, nc, rs.q, err)))
+                goto done;
         }
         struct kd_select_config sc;
         kd_select_config_init(&sc);
@@ -504,7 +523,7 @@ static kd_status run_rounds(struct active *a, struct run_model *m, struct kd_err
         sc.teacher_error = isnan(a->teacher_error) ? 0.0 : a->teacher_error;
         sc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_SELECT, round);
         size_t n_sel = 0;
-        if ((st = kd_select(&sc, rs.p, two ? rs.q : NULL, nc, C, rs.sel, &n_sel, err))) {
+        if ((st = kd_active_select(a, &sc, rs.p, two ? rs.q : NULL, nc, C, rs.sel, &n_sel, err))) {
             kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
             goto done;
         }
@@ -562,11 +581,14 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
     const struct kd_pipe_reweight *rw = &a->s->reweight;
     if (!rw->on || rw->method != KD_REWEIGHT_DEBIASED)
         return weigh_new(a, NULL, first, err);
+    if (a->r->rank != 0) /* over the ranks: rank 0 weighs alone, the others receive its weights */
+        return weigh_rows(a, NULL, first, a->ts.n, a->epoch + 1, err);
     struct train_set *ts = &a->ts;
     size_t n = ts->n - first, K = rw->folds ? rw->folds : 1, D = ts->D, C = ts->C;
     struct kd_tensor z = {0}, xf = {0}, zf = {0};
     struct train_set sub = {0};
     struct kd_mlp *ref = NULL;
+    int weighed = 0;
     size_t *rows = malloc((n + 1) * sizeof *rows);
     kd_status st = rows ? kd_tensor_init(&z, n, C, err) : kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     if (st)
@@ -580,7 +602,7 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
             goto done;
         size_t nf = 0;
         if (!rw->folds) {
-            if ((st = train_rows(a, ts, first, ref, 0, a->round_epochs, 0, "reference on gold", err)))
+            if ((st = train_rows_here(a, ts, first, ref, 0, a->round_epochs, 0, "reference on gold", err)))
                 goto done;
             for (size_t j = 0; j < n; j++)
                 rows[nf++] = j;
@@ -596,7 +618,7 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
                 else
                     kd_active_ts_copy_row(&sub, ts, i);
             }
-            if ((st = train_rows(a, &sub, sub.n, ref, 0, a->round_epochs, 0, "reference for fold", err)))
+            if ((st = train_rows_here(a, &sub, sub.n, ref, 0, a->round_epochs, 0, "reference for fold", err)))
                 goto done;
         }
         kd_tensor_release(&xf);
@@ -619,7 +641,10 @@ static kd_status weigh_whole_pool(struct active *a, struct run_model *m, size_t 
         kd_log(KD_LOG_INFO, "  debiased weights from a reference student trained on the %zu gold rows (%.1f s)",
                first, kd_time_now() - t0);
     st = weigh_rows(a, &z, first, ts->n, a->epoch + 1, err);
+    weighed = 1;
 done:
+    if (st && !weighed && a->r->ranks > 1) /* rank 0's failure, for every rank */
+        st = kd_run_dist_rank0_done(a->r, st, err);
     free(rows);
     kd_mlp_free(ref);
     kd_active_ts_release(&sub);
@@ -725,7 +750,7 @@ kd_status kd_run_stage_active(struct runner *r, const struct kd_pipe_stage *s, i
            s->model, m->net->n_params, a.ts.n, a.gold ? kd_dataset_n(&a.gold->ds) : 0, kd_distill_loss_name(s->loss),
            (double)s->temperature, kd_time_now() - t0);
     st = kd_run_save_model(r, s->model, m->net, err);
-    if (!st && s->select.on)
+    if (!st && s->select.on && r->rank == 0)
         kd_active_remove_round_files(&a); /* the stage is done: its rounds have served */
 done:
     kd_active_ts_release(&a.ts);

@@ -1,6 +1,7 @@
 /* Active distillation: saving a finished round and restoring it on --resume. */
 #include "pipelines/active_impl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,8 @@
  * the student (<stage>-round.safetensors, and iwes-two's second student in
  * <stage>-round-second.safetensors) and the round's state
  * (<stage>-round-state.safetensors): the pool row of every teacher-labelled
- * example in the order it joined, its importance weight, weight, noise and
- * slam channel, and in the metadata the run, the round, the epochs trained
+ * example in the order it joined, its importance weight, weight, noise (-1
+ * where not estimated) and slam channel, and in the metadata the run, the round, the epochs trained
  * and the queries spent. The same picks and weights are in the store
  * (selections, example_weights), which has no column saying which stage
  * wrote them; the state file does. Each file is written atomically, the
@@ -26,7 +27,9 @@ struct round_file {
 
 static void round_files(const struct active *a, struct round_file *f)
 {
-    const char *out = a->r->p->output, *name = a->s->name;
+    /* rank 0's files on every rank of an MPI job: rank 0 writes them, and on
+     * --resume every rank reads them */
+    const char *out = a->r->home, *name = a->s->name;
     snprintf(f->student, sizeof f->student, "%s/checkpoints/%s-round.safetensors", out, name);
     snprintf(f->second, sizeof f->second, "%s/checkpoints/%s-round-second.safetensors", out, name);
     snprintf(f->state, sizeof f->state, "%s/checkpoints/%s-round-state.safetensors", out, name);
@@ -47,6 +50,8 @@ kd_status kd_active_save_round(struct active *a, const size_t *pool_index, struc
                                size_t round, size_t spent, struct kd_error *err)
 {
     const struct train_set *ts = &a->ts;
+    if (a->r->rank != 0)
+        return KD_OK; /* one writer: every rank holds the same round */
     struct round_file f;
     round_files(a, &f);
     size_t n = 0;
@@ -63,7 +68,9 @@ kd_status kd_active_save_round(struct active *a, const size_t *pool_index, struc
         col[RS_ROW * n + j] = (float)pool_index[j];
         col[RS_IW * n + j] = ts->iw[i];
         col[RS_W * n + j] = ts->w[i];
-        col[RS_NOISE * n + j] = (float)ts->noise[i];
+        /* NaN (not estimated, as without reweight:) is saved as -1: the
+         * reader refuses tensors holding NaN */
+        col[RS_NOISE * n + j] = isnan(ts->noise[i]) ? -1.0f : (float)ts->noise[i];
         col[RS_ALPHA * n + j] = ts->alpha[i];
         col[RS_K * n + j] = (float)ts->k[i];
         j++;
@@ -125,8 +132,6 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
         return KD_OK;
     struct round_file f;
     round_files(a, &f);
-    if (access(f.state, R_OK) != 0 || access(f.student, R_OK) != 0)
-        return KD_OK;
     struct kd_safetensors state = {0}, stud = {0};
     struct kd_error ignored = {0};
     struct kd_mlp *net = NULL, *net2 = NULL;
@@ -134,33 +139,51 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
     float *col = NULL;
     size_t *rows = NULL;
     kd_status st = KD_OK;
+    /* Anything unusable leaves round at 0: the stage starts afresh. Over the
+     * ranks of an MPI job every rank reads rank 0's files and they check
+     * that they found the same round before asking the teacher together. */
+    size_t round = 0, n = 0, N = kd_dataset_n(&a->pool->ds), D = a->ts.D, C = a->ts.C;
+    if (access(f.state, R_OK) != 0 || access(f.student, R_OK) != 0)
+        goto decide;
     if (kd_safetensors_read(f.state, &state, &ignored) || kd_safetensors_read(f.student, &stud, &ignored))
-        goto done;
-    size_t round = file_round(a, &state);
-    if (round == 0 || file_round(a, &stud) != round)
-        goto done;
+        goto decide;
+    round = file_round(a, &state);
+    if (round == 0 || file_round(a, &stud) != round) {
+        round = 0;
+        goto decide;
+    }
     const struct kd_st_tensor *t0 = kd_safetensors_find(&state, RS_NAMES[0]);
-    if (!t0 || t0->ndim != 1)
-        goto done;
-    size_t n = (size_t)t0->shape[0], N = kd_dataset_n(&a->pool->ds), D = a->ts.D, C = a->ts.C;
+    if (!t0 || t0->ndim != 1) {
+        round = 0;
+        goto decide;
+    }
+    n = (size_t)t0->shape[0];
     col = malloc((RS_N * n + 1) * sizeof *col);
     rows = malloc((n + 1) * sizeof *rows);
     if (!col || !rows) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
-        goto done;
+        round = 0;
+        goto decide;
     }
-    for (int c = 0; c < RS_N; c++)
+    for (int c = 0; c < RS_N && round; c++)
         if (kd_safetensors_copy_f32(&state, RS_NAMES[c], col + (size_t)c * n, n, 0, NULL, &ignored))
-            goto done;
-    for (size_t j = 0; j < n; j++) {
+            round = 0;
+    for (size_t j = 0; j < n && round; j++) {
         float r = col[RS_ROW * n + j];
         if (!(r >= 0.0f) || (size_t)r >= N || rs->chosen[(size_t)r])
-            goto done;   /* not this pool's state */
-        rs->chosen[(size_t)r] = 1;
+            round = 0;   /* not this pool's state */
+        else
+            rs->chosen[(size_t)r] = 1;
     }
-    if (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params)
-        goto done;
-    if (*second && (kd_mlp_load(f.second, &net2, &ignored) || net2->n_params != (*second)->n_params))
+    if (round && (kd_mlp_load(f.student, &net, &ignored) || net->n_params != m->net->n_params))
+        round = 0;
+    if (round && *second && (kd_mlp_load(f.second, &net2, &ignored) || net2->n_params != (*second)->n_params))
+        round = 0;
+decide:;
+    char where[1100];
+    snprintf(where, sizeof where, "%s/checkpoints", a->r->home);
+    kd_status agreed = kd_active_agree_round(a, &round, where, err);
+    if (st || (st = agreed) || !round)
         goto done;
     /* The picks' answers, from the store. */
     if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
@@ -173,7 +196,7 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
         rows[j] = d->ds.rows[r];
     }
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label(a->t->t, &xs, d->root, rows, kd_budget_left(&rs->budget), &vs, &ls, a->r->opt->stop, err);
+    st = kd_active_label(a, &xs, rows, kd_budget_left(&rs->budget), &vs, &ls, err);
     a->r->sum->queries += ls.queried;
     a->r->sum->cached += ls.cached;
     if (st) {
@@ -188,7 +211,7 @@ kd_status kd_active_restore_round(struct active *a, struct round_state *rs, stru
                          col[RS_IW * n + j], kd_store_input_hash(kd_tensor_row(&xs, j), D), (int64_t)rows[j],
                          ROW_POOL);
         a->ts.w[i] = col[RS_W * n + j];
-        a->ts.noise[i] = col[RS_NOISE * n + j];
+        a->ts.noise[i] = col[RS_NOISE * n + j] < 0.0f ? NAN : col[RS_NOISE * n + j];
         a->ts.alpha[i] = col[RS_ALPHA * n + j];
         a->ts.k[i] = (int32_t)col[RS_K * n + j];
         rs->pool_index[rs->n_chosen++] = (size_t)col[RS_ROW * n + j];

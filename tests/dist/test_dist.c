@@ -1,7 +1,8 @@
 /* dist: the one-rank collectives in process, and `mpirun --oversubscribe
  * -np 2 kd run` end to end: labelling shared over two ranks' teachers with
  * one store writer, a rank killed mid-labelling and --resume, data-parallel
- * training equal to one process, and the stages that refuse several ranks.
+ * training equal to one process, and the commands that refuse several ranks
+ * (active stages over ranks: test_dist_active.c).
  * The mpirun tests skip, saying why, when kd was built without MPI (make
  * MPI=0) or mpirun is missing. */
 #include <criterion/criterion.h>
@@ -18,27 +19,11 @@
 #include "dist/kd_dist.h"
 #include "store/kd_store.h"
 #include "student/kd_student.h"
+#include "tests/dist/dist_util.h"
 
 #define FM KD_FASHION_MNIST_DIR
 
-static char dir[64];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/kd-dist-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0] && !getenv("KD_TEST_KEEP_TMP"))
-        (void)!system(cmd);
-}
-
-TestSuite(dist, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(dist, .init = dist_setup, .fini = dist_teardown, .timeout = 300);
 
 /* ------------------------------------------------------------- one rank */
 
@@ -55,6 +40,8 @@ Test(dist, one_rank_collectives_leave_buffers_as_they_are)
     cr_assert_eq(kd_dist_sum_doubles(g, 2, &err), KD_OK);
     cr_assert_eq(kd_dist_broadcast(b, 4, 0, &err), KD_OK);
     cr_assert_eq(kd_dist_barrier(&err), KD_OK);
+    size_t at[2] = {0, sizeof f};
+    cr_assert_eq(kd_dist_gather(f, at, 0, &err), KD_OK, "%s", err.msg);
     cr_assert(f[0] == 1.5f && f[1] == -2.0f && f[2] == 3.25f && g[0] == 0.1 && g[1] == 7.0 && !strcmp(b, "abc"));
     kd_dist_finalize();
 }
@@ -65,6 +52,9 @@ Test(dist, one_rank_refuses_other_ranks_with_a_message)
     char b[4] = "abc";
     cr_assert_eq(kd_dist_broadcast(b, 4, 1, &err), KD_ERR_ARG);
     cr_assert(strstr(err.msg, "broadcast from rank 1"), "%s", err.msg);
+    size_t at[2] = {0, 4};
+    cr_assert_eq(kd_dist_gather(b, at, 1, &err), KD_ERR_ARG);
+    cr_assert(strstr(err.msg, "gather at rank 1"), "%s", err.msg);
     cr_assert_neq(kd_dist_send(1, 3, b, 4, &err), KD_OK);
     cr_assert(strstr(err.msg, "rank 1") || strstr(err.msg, "no other rank"), "%s", err.msg);
     struct kd_dist_msg m;
@@ -89,106 +79,6 @@ Test(dist, the_launchers_process_count_is_read_without_starting_mpi)
 }
 
 /* ------------------------------------------------------------ under mpirun */
-
-static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
-
-/* Skips unless kd has MPI, mpirun exists, Fashion-MNIST is there and
- * $KD_BIN names the kd to run. */
-static const char *need_mpirun(void)
-{
-    if (!kd_dist_built_with_mpi())
-        cr_skip_test("kd was built without MPI (make MPI=0): the mpirun tests do not apply");
-    if (system("command -v mpirun >/dev/null 2>&1") != 0)
-        cr_skip_test("mpirun is not installed (apt-get install openmpi-bin)");
-    if (access(FM "/train-images-idx3-ubyte.gz", R_OK) != 0)
-        cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    const char *kd = getenv("KD_BIN");
-    if (!kd || access(kd, X_OK) != 0)
-        cr_skip_test("KD_BIN does not name the kd binary (scripts/run-tests.sh sets it)");
-    /* as root, Open MPI wants to be told twice */
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    /* no network probing on a test machine: shared memory and loopback */
-    setenv("OMPI_MCA_btl", "self,vader,tcp", 1);
-    setenv("OMPI_MCA_btl_tcp_if_include", "lo", 1);
-    setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
-    /* a session directory of its own: Criterion runs two tests at once, and two
-     * mpiruns sharing /tmp/ompi.HOST.UID race when one cleans up (orte_init
-     * then fails in session_dir.c) */
-    setenv("OMPI_MCA_orte_tmpdir_base", dir, 1);
-    /* the sanitizer build: whole malloc stacks, so that Open MPI's own
-     * allocations kept until exit are named by its libraries (scripts/lsan.supp) */
-    if (getenv("KD_SAN") && !strcmp(getenv("KD_SAN"), "1")) {
-        char opts[512];
-        snprintf(opts, sizeof opts, "%s%sfast_unwind_on_malloc=0", getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "",
-                 getenv("ASAN_OPTIONS") ? ":" : "");
-        setenv("ASAN_OPTIONS", opts, 1);
-    }
-    return kd;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* The command line of `mpirun -np ranks kd run dir/yaml extra`, output to dir/out.txt. */
-static void mpirun_cmd(char *cmd, size_t n, int ranks, const char *yaml, const char *extra)
-{
-    snprintf(cmd, n, "mpirun --oversubscribe%s -np %d %s run %s/%s --quiet %s >%s/out.txt 2>&1",
-             getuid() == 0 ? " --allow-run-as-root" : "", ranks, getenv("KD_BIN"), dir, yaml, extra, dir);
-}
-
-static int run_mpi(int ranks, const char *yaml, const char *extra)
-{
-    char cmd[1024];
-    mpirun_cmd(cmd, sizeof cmd, ranks, yaml, extra);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static char *slurp(const char *name)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc((size_t)n + 1, 1);
-    cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    return s;
-}
-
-/* The teacher log ("PID ROWS" per batch): rows in all, and distinct pids. */
-static void teacher_log(size_t *rows, size_t *pids)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/teacher.log", dir);
-    FILE *f = fopen(path, "r");
-    long seen[64];
-    *rows = *pids = 0;
-    if (!f)
-        return;
-    long pid, n;
-    while (fscanf(f, "%ld %ld", &pid, &n) == 2) {
-        *rows += (size_t)n;
-        size_t k = 0;
-        while (k < *pids && seen[k] != pid)
-            k++;
-        if (k == *pids && *pids < 64)
-            seen[(*pids)++] = pid;
-    }
-    fclose(f);
-}
 
 static size_t stored_answers(void)
 {
@@ -253,47 +143,6 @@ Test(dist, two_ranks_share_the_queries_and_one_writer_stores_each_answer_once)
 
 /* The pid of rank `rank`'s kd of this test's job, told apart by the
  * variable `marker` ("NAME=VALUE") in its environment; 0 if none. */
-static pid_t find_rank(int rank, const char *marker)
-{
-    char want_rank[64], want_dir[300];
-    snprintf(want_rank, sizeof want_rank, "OMPI_COMM_WORLD_RANK=%d", rank);
-    snprintf(want_dir, sizeof want_dir, "%s", marker);
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    pid_t found = 0;
-    while (d && !found && (e = readdir(d))) {
-        char path[300], env[65536];
-        pid_t pid = (pid_t)atol(e->d_name);
-        if (pid <= 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        char comm[64] = "";
-        (void)!fgets(comm, sizeof comm, f);
-        fclose(f);
-        if (strncmp(comm, "kd\n", 3))
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
-        if (!(f = fopen(path, "r")))
-            continue;
-        size_t n = fread(env, 1, sizeof env - 1, f);
-        fclose(f);
-        int has_rank = 0, has_dir = 0;
-        for (size_t at = 0; at < n; at += strlen(env + at) + 1) {
-            env[n] = '\0';
-            has_rank |= !strcmp(env + at, want_rank);
-            has_dir |= !strcmp(env + at, want_dir);
-        }
-        if (has_rank && has_dir)
-            found = pid;
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
 Test(dist, a_rank_killed_mid_labelling_loses_only_batches_in_flight_and_resume_asks_the_rest)
 {
     need_mpirun();
@@ -382,35 +231,6 @@ Test(dist, two_ranks_train_the_same_network_as_one_process)
     cr_assert_eq(kd_mlp_load(path, &helper, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(memcmp(helper->params, two->params, two->n_params * sizeof(float)), 0);
     kd_mlp_free(one), kd_mlp_free(two), kd_mlp_free(helper);
-}
-
-Test(dist, an_active_stage_refuses_several_ranks_with_a_message)
-{
-    need_mpirun();
-    char text[2048];
-    snprintf(text, sizeof text,
-             "version: 1\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
-             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 300}\n"
-             "models:\n"
-             "  big: {hidden: [32]}\n"
-             "  small: {hidden: [16]}\n"
-             "teachers:\n"
-             "  t: {kind: model, model: big}\n"
-             "stages:\n"
-             "  - train: {name: teach, model: big, data: pool, epochs: 1}\n"
-             "  - distill: {name: pick, student: small, teacher: t, data: pool, epochs: 1,\n"
-             "              select: {strategy: margin, budget: 100, rounds: 2}}\n",
-             dir);
-    write_file("active.yaml", text);
-    cr_assert_neq(run_mpi(2, "active.yaml", ""), 0);
-    char *out = slurp("out.txt");
-    cr_assert(strstr(out, "stage 'pick' is a distill stage with select: or reweight:, which does not run over 2 MPI "
-                          "ranks yet: run this pipeline without mpirun (docs/scale.md)"),
-              "%s", out);
-    free(out);
 }
 
 /* The accuracy of `model` in the summary table of dir/out.txt. */

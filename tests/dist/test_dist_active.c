@@ -1,0 +1,417 @@
+/* dist, active stages over `mpirun --oversubscribe -np 2`: the pool
+ * scored in shards, the selection decided once on rank 0, the picks
+ * labelled through the one store writer, the student trained by rank 0 and
+ * its parameters sent to every rank (pipelines/stage_active_dist.c). Two
+ * ranks must pick exactly the examples one process picks in every round,
+ * record them once, ask each query once, resume after the last finished
+ * round, and weigh as one process does; the strategies that make inputs,
+ * and the retrieval stages, refuse with their message. Skips as
+ * tests/dist/test_dist.c does without MPI. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/kd_data.h"
+#include "student/kd_student.h"
+#include "tests/dist/dist_util.h"
+
+#define FM KD_FASHION_MNIST_DIR
+
+TestSuite(dist_active, .init = dist_setup, .fini = dist_teardown, .timeout = 600);
+
+/* An active pipeline into dir/<out>: 2,000 Fashion-MNIST images split into
+ * gold (200), validation (300) and pool (1,500); the exec teacher with a
+ * fixed linear map (bench/teacher_sleep.py, `pause` s per batch of 50); a
+ * student 784-32-10 distilled in `rounds` rounds of `budget` queries in all
+ * by `strategy`, with `extra` keys in the stage. */
+static const char *teacher_command; /* NULL: bench/teacher_sleep.py as above */
+
+static void active_pipeline(const char *yaml, const char *out, const char *strategy, size_t budget, size_t rounds,
+                            double pause, const char *extra)
+{
+    char text[4096], sel[256], cmd[512];
+    if (teacher_command)
+        snprintf(cmd, sizeof cmd, "%s", teacher_command);
+    else
+        snprintf(cmd, sizeof cmd, "[/usr/bin/python3, %s/bench/teacher_sleep.py, '%g', '10', linear]", root(), pause);
+    if (strategy)
+        snprintf(sel, sizeof sel, ",\n              select: {strategy: %s, budget: %zu, rounds: %zu}", strategy, budget,
+                 rounds);
+    else
+        sel[0] = '\0';
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/%s\n"
+             "threads: 1\n"
+             "datasets:\n"
+             "  train: {features: " FM "/train-images-idx3-ubyte.gz, labels: " FM
+             "/train-labels-idx1-ubyte.gz, scale: pixels, limit: 2000}\n"
+             "splits:\n"
+             "  - from: train\n"
+             "    parts: {gold: 200, validation: 300, pool: rest}\n"
+             "models:\n"
+             "  small: {hidden: [32]}\n"
+             "teachers:\n"
+             "  t: {kind: exec, command: %s, batch: 50, timeout: 60}\n"
+             "stages:\n"
+             "  - distill: {name: pick, student: small, teacher: t, data: pool, gold: gold, validation: validation,\n"
+             "              epochs: 3, batch: 50%s%s}\n",
+             dir, out, cmd, sel, extra);
+    write_file(yaml, text);
+}
+
+/* The rows of `query` on the store dir/<out>/kd.db, as CSV (the caller frees). */
+static char *sql(const char *out, const char *query)
+{
+    char cmd[1024], name[64];
+    snprintf(name, sizeof name, "sql-%s.csv", out);
+    snprintf(cmd, sizeof cmd, "%s store sql %s/%s/kd.db \"%s\" --csv >%s/%s 2>&1", getenv("KD_BIN"), dir, out, query,
+             dir, name);
+    int rc = system(cmd);
+    char *text = slurp(name);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s: %s", cmd, text);
+    return text;
+}
+
+static size_t lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* `kd run` of one process (no mpirun) on dir/yaml; the exit status. */
+static int run_one(const char *yaml, const char *extra)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s run %s/%s --quiet %s >%s/out.txt 2>&1", getenv("KD_BIN"), dir, yaml, extra, dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Reads the CSV numbers of column `col` (0-based) of every line after the
+ * header into v (at most max); returns how many. */
+static size_t column(const char *csv, int col, double *v, size_t max)
+{
+    size_t n = 0;
+    const char *line = strchr(csv, '\n');
+    while (line && line[1] && n < max) {
+        const char *at = line + 1;
+        for (int c = 0; c < col && at; c++) {
+            at = strchr(at, ',');
+            at = at ? at + 1 : NULL;
+        }
+        if (at)
+            v[n++] = strtod(at, NULL);
+        line = strchr(line + 1, '\n');
+    }
+    return n;
+}
+
+static double max_diff(const double *a, const double *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(a[i] - b[i]));
+    return worst;
+}
+
+/* One strategy: 1 process into dir/one, 2 ranks into dir/two; the same
+ * rows in every round, the same scores, each pick asked once (by both
+ * ranks' teachers), one selection row per pick. */
+static void same_picks(const char *strategy, const char *extra, int calibrated)
+{
+    need_mpirun();
+    char log[128];
+    snprintf(log, sizeof log, "%s/teacher.log", dir);
+    setenv("SLEEP_TEACHER_LOG", log, 1);
+    active_pipeline("one.yaml", "one", strategy, 600, 3, 0.0, extra);
+    active_pipeline("two.yaml", "two", strategy, 600, 3, 0.0, extra);
+    cr_assert_eq(run_one("one.yaml", ""), 0, "%s", slurp("out.txt"));
+    size_t rows1, pids1, rows2, pids2;
+    teacher_log(&rows1, &pids1);
+    remove(log);
+    cr_assert_eq(run_mpi(2, "two.yaml", ""), 0, "%s", slurp("out.txt"));
+    teacher_log(&rows2, &pids2);
+    const char *picks = "select round, row from selections order by round, row";
+    char *a = sql("one", picks), *b = sql("two", picks);
+    cr_assert_eq(lines(a), 601, "600 picks and a header: %s", a);
+    cr_assert_str_eq(a, b, "%s: 2 ranks picked other rows than 1 process", strategy);
+    /* the scores and weights: rank 0 trains the student as one process does,
+     * and the ranks' shares of the pool are scored by the same network (a
+     * BLAS kernel may order a row's sums by the rows around it: 1e-6) */
+    const char *scores = "select round, row, score, weight from selections order by round, row";
+    char *sa = sql("one", scores), *sb = sql("two", scores);
+    double x[600], y[600];
+    for (int col = 2; col <= 3; col++) {
+        size_t n = column(sa, col, x, 600);
+        cr_assert_eq(column(sb, col, y, 600), n);
+        cr_assert_eq(n, 600);
+        double d = max_diff(x, y, n);
+        cr_log_info("%s: 1 process vs 2 ranks, max |difference| of %s %.3g", strategy, col == 2 ? "score" : "weight",
+                    d);
+        cr_assert_lt(d, 1e-6, "%s %s differ by %g", strategy, col == 2 ? "scores" : "weights", d);
+    }
+    /* the validation (300) once when the stage calibrates, then each pick
+     * once; both ranks' teachers worked, and the store holds each answer once */
+    size_t want = 600 + (calibrated ? 300 : 0);
+    cr_assert_eq(rows1, want, "1 process asked %zu", rows1);
+    cr_assert_eq(rows2, want, "2 ranks asked %zu", rows2);
+    cr_assert_eq(pids2, 2, "both ranks' teachers answered (%zu)", pids2);
+    char *q = sql("two", "select count(*) from answers");
+    cr_assert_eq(strtoul(strchr(q, '\n') + 1, NULL, 10), want, "%s", q);
+    /* the rounds' metrics (accuracies, queries, losses, calibration) as one
+     * process records them, once each */
+    const char *metrics = "select name, step, value from metrics order by name, step";
+    char *ma = sql("one", metrics), *mb = sql("two", metrics);
+    cr_assert(strstr(ma, "round_accuracy,3,") && strstr(ma, "train_loss,"), "%s", ma);
+    cr_assert_str_eq(ma, mb, "%s: 2 ranks recorded other metrics than 1 process", strategy);
+    free(ma), free(mb);
+    /* helpers keep no round files (rank 0 writes them) */
+    char path[256];
+    snprintf(path, sizeof path, "%s/two/ranks/rank-1/checkpoints/pick-round-state.safetensors", dir);
+    cr_assert_neq(access(path, F_OK), 0, "rank 1 wrote round files");
+    free(a), free(b), free(sa), free(sb), free(q);
+}
+
+Test(dist_active, two_ranks_pick_what_one_process_picks_by_margin)
+{
+    same_picks("margin", "", 0);
+}
+
+Test(dist_active, two_ranks_pick_what_one_process_picks_by_rad_with_confidence_weights)
+{
+    same_picks("rad", ",\n              reweight: {method: confidence}", 1);
+}
+
+Test(dist_active, two_ranks_pick_what_one_process_picks_by_iwes_two)
+{
+    same_picks("iwes-two", "", 0);
+}
+
+/* Reweighting alone (the whole pool, one round): the weights of 2 ranks
+ * and the student trained on them are one process's, for each method. */
+static void same_weights(const char *method)
+{
+    need_mpirun();
+    char extra[128];
+    snprintf(extra, sizeof extra, ",\n              reweight: {method: %s}", method);
+    active_pipeline("one.yaml", "one", NULL, 0, 0, 0.0, extra);
+    active_pipeline("two.yaml", "two", NULL, 0, 0, 0.0, extra);
+    cr_assert_eq(run_one("one.yaml", ""), 0, "%s", slurp("out.txt"));
+    cr_assert_eq(run_mpi(2, "two.yaml", ""), 0, "%s", slurp("out.txt"));
+    const char *q = "select row, weight, noise from example_weights order by dataset, row";
+    char *a = sql("one", q), *b = sql("two", q);
+    cr_assert_eq(lines(a), 1501, "1,500 pool rows and a header: %.300s", a);
+    cr_assert_eq(lines(b), lines(a));
+    static double x[1500], y[1500];
+    for (int col = 0; col <= 2; col++) {
+        size_t n = column(a, col, x, 1500);
+        cr_assert_eq(column(b, col, y, 1500), n);
+        double d = max_diff(x, y, n);
+        cr_log_info("%s: 1 process vs 2 ranks, max |difference| of column %d: %.3g", method, col, d);
+        /* rank 0 weighs from the same answers as one process: exactly alike */
+        cr_assert_eq(d, 0.0, "%s: column %d differs by %g", method, col, d);
+    }
+    /* the metrics (mean_noise_weight, train_loss, calibration) once each, alike */
+    const char *metrics = "select name, step, value from metrics order by name, step";
+    char *ma = sql("one", metrics), *mb = sql("two", metrics);
+    cr_assert(strstr(ma, "mean_noise_weight,") && strstr(ma, "calibration_error,"), "%s", ma);
+    cr_assert_str_eq(ma, mb, "%s: 2 ranks recorded other metrics than 1 process", method);
+    free(ma), free(mb);
+    /* and the students they trained, rank 0's as one process's */
+    struct kd_mlp *one, *two;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/one/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &one, &err), KD_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/two/models/small.safetensors", dir);
+    cr_assert_eq(kd_mlp_load(path, &two, &err), KD_OK, "%s", err.msg);
+    double worst = 0.0;
+    for (size_t i = 0; i < one->n_params; i++)
+        worst = fmax(worst, fabs((double)one->params[i] - (double)two->params[i]));
+    cr_log_info("%s: 1 process vs 2 ranks, max |parameter difference| %.3g", method, worst);
+    cr_assert_eq(one->n_params, two->n_params);
+    cr_assert_eq(memcmp(one->params, two->params, one->n_params * sizeof(float)), 0,
+                 "%s: the students differ by up to %g", method, worst);
+    kd_mlp_free(one), kd_mlp_free(two);
+    free(a), free(b);
+}
+
+Test(dist_active, reweighting_by_confidence_over_two_ranks_weighs_as_one_process)
+{
+    same_weights("confidence");
+}
+
+Test(dist_active, reweighting_by_debiased_folds_over_two_ranks_weighs_as_one_process)
+{
+    same_weights("debiased, folds: 2");
+}
+
+Test(dist_active, reweighting_by_slam_over_two_ranks_weighs_as_one_process)
+{
+    same_weights("slam");
+}
+
+/* Killed after its first finished round, a 2-rank stage resumes over 2
+ * ranks after the last finished round, asks only what the store lacks, and
+ * ends with the picks of an uninterrupted run. */
+Test(dist_active, a_stage_killed_after_a_round_resumes_over_two_ranks_with_the_same_picks)
+{
+    need_mpirun();
+    char log[128], state[256], marker[300];
+    snprintf(log, sizeof log, "%s/teacher.log", dir);
+    active_pipeline("ref.yaml", "ref", "margin", 800, 4, 0.0, "");
+    cr_assert_eq(run_one("ref.yaml", ""), 0, "%s", slurp("out.txt"));
+    /* 0.1 s per batch of 50: about 0.4 s of asking per round over 2 ranks */
+    active_pipeline("cut.yaml", "out", "margin", 800, 4, 0.1, "");
+    snprintf(state, sizeof state, "%s/out/checkpoints/pick-round-state.safetensors", dir);
+    setenv("SLEEP_TEACHER_LOG", log, 1);
+    char cmd[1024];
+    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 6000 && access(state, R_OK) != 0; i++)
+        usleep(10 * 1000);
+    cr_assert_eq(access(state, R_OK), 0, "no round finished: %s", slurp("out.txt"));
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", log);
+    pid_t victim = 0;
+    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
+        usleep(20 * 1000);
+    cr_assert_gt(victim, 0, "rank 1 not found");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies: %s",
+              slurp("out.txt"));
+    char *stored = sql("out", "select count(*) from answers");
+    size_t before = (size_t)strtoul(strchr(stored, '\n') + 1, NULL, 10);
+    size_t asked_before, pids;
+    teacher_log(&asked_before, &pids);
+    remove(log);
+    cr_assert_eq(run_mpi(2, "cut.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    char *out = slurp("out.txt");
+    cr_assert(!strstr(out, "rror"), "%s", out);
+    size_t asked_after;
+    teacher_log(&asked_after, &pids);
+    cr_log_info("killed after round 1: %zu asked, %zu stored; the resumed run asked %zu", asked_before, before,
+                asked_after);
+    /* 800 picks in all: the resumed run asks only what the store lacked */
+    cr_assert_eq(before + asked_after, 800, "%zu stored, %zu asked on resume", before, asked_after);
+    const char *picks = "select round, row from selections order by round, row";
+    char *a = sql("ref", picks), *b = sql("out", picks);
+    cr_assert_eq(lines(a), 801);
+    cr_assert_str_eq(a, b, "the resumed 2-rank run picked other rows than 1 uninterrupted process");
+    char *log2 = sql("out", "select count(*) from answers");
+    cr_assert(strstr(log2, "\n800"), "%s", log2);
+    /* it went on after the finished round: round 1 was not redone (a redone
+     * round 1 would find its picks in the store and record 0 queries; the
+     * kill may lose the first run's uncommitted metrics), and each round is
+     * recorded once */
+    char *acc = sql("out", "select count(*) - count(distinct step), sum(step = 1 and value = 0) from metrics "
+                           "where name = 'round_queries'");
+    cr_assert(strstr(acc, "\n0,0"), "%s", acc);
+    free(stored), free(out), free(a), free(b), free(log2), free(acc);
+}
+
+/* The strategies that make inputs during the rounds refuse several ranks,
+ * before anything is asked. */
+Test(dist_active, stages_that_make_inputs_refuse_several_ranks_with_a_message)
+{
+    need_mpirun();
+    const char *strategy[2] = {"augment", "tgt"};
+    for (int k = 0; k < 2; k++) {
+        active_pipeline("gen.yaml", "out", strategy[k], 300, 2, 0.0, "");
+        cr_assert_neq(run_mpi(2, "gen.yaml", ""), 0);
+        char *out = slurp("out.txt"), want[300];
+        snprintf(want, sizeof want,
+                 "stage 'pick' is a distill stage whose select: makes inputs with %s, which does not run over 2 "
+                 "MPI ranks yet: run this pipeline without mpirun (docs/scale.md)",
+                 strategy[k]);
+        cr_assert(strstr(out, want), "%s", out);
+        free(out);
+    }
+}
+
+/* A teacher that dies in round 2 on a rank: the job stops with its
+ * message naming the round, keeps every answer given, and a healthy
+ * --resume over 2 ranks goes on after round 1, asking only the rest. */
+Test(dist_active, a_teacher_crash_in_a_round_stops_the_job_with_its_message_and_resume_asks_the_rest)
+{
+    need_mpirun();
+    char cmd[512], log[128];
+    snprintf(cmd, sizeof cmd, "[/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, env, 10, 4]", root());
+    teacher_command = cmd;
+    /* 200 picks a round: 4 batches of 50, so each rank's teacher meets its
+     * 4th batch in round 2 */
+    active_pipeline("crash.yaml", "out", "margin", 600, 3, 0.0, "");
+    teacher_command = NULL;
+    snprintf(log, sizeof log, "%s/fake.log", dir);
+    setenv("FAKE_TEACHER_LOG", log, 1);
+    setenv("FAKE_MODE", "crash", 1);
+    cr_assert_neq(run_mpi(2, "crash.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round 2: "), "%s", out);
+    cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch"), "%s", out);
+    free(out);
+    char *q = sql("out", "select count(*) from answers");
+    size_t stored = (size_t)strtoul(strchr(q, '\n') + 1, NULL, 10);
+    free(q);
+    char *given = slurp("fake.log");
+    size_t answered = 0, n;
+    for (char *at = given; (at = strstr(at, "rows ")); at += 5)
+        answered += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
+    free(given);
+    cr_log_info("active crash: %zu answered, %zu stored", answered, stored);
+    cr_assert_geq(stored, 200, "round 1's answers are stored (%zu)", stored);
+    cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
+    remove(log);
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    char *rerun = slurp("fake.log");
+    size_t asked = 0;
+    for (char *at = rerun; (at = strstr(at, "rows ")); at += 5)
+        asked += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
+    free(rerun);
+    cr_assert_eq(asked, 600 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
+                 asked, stored);
+    /* round 1 was not redone (it would have found its picks in the store and
+     * recorded 0 queries), and each round is recorded once */
+    char *acc = sql("out", "select count(*) - count(distinct step), sum(step = 1 and value = 0) from metrics "
+                           "where name = 'round_queries'");
+    cr_assert(strstr(acc, "\n0,0"), "each round recorded once, round 1 not redone: %s", acc);
+    free(acc);
+}
+
+Test(dist_active, retrieval_stages_refuse_several_ranks_with_a_message)
+{
+    need_mpirun();
+    char text[2048];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "models:\n"
+             "  de: {type: dual, buckets: 12, dim: 16, featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
+             "stages:\n"
+             "  - train: {name: fit, model: de, data: wn, split: train, negatives: 2, epochs: 1, batch: 4}\n",
+             dir, root());
+    write_file("retrieval.yaml", text);
+    cr_assert_neq(run_mpi(2, "retrieval.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "stage 'fit' is a retrieval stage, which does not run over 2 MPI ranks yet: run this "
+                          "pipeline without mpirun (docs/scale.md)"),
+              "%s", out);
+    free(out);
+}
