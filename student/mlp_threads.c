@@ -13,6 +13,8 @@
 
 /* Gradient ranges start on 64-byte lines: no two threads write one line. */
 #define RANGE_ALIGN 16
+/* KD_SPLIT_AUTO: kd's pool from this many multiply-adds a forward pass */
+#define AUTO_MIN_WORK 4194304.0
 
 /* Rows of the slice of worker w: [ceil(B w / T), ceil(B (w + 1) / T)), so
  * that worker 0 always has one when B >= 1. */
@@ -35,8 +37,10 @@ int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows)
     case KD_SPLIT_AUTO:
         break;
     }
-    (void)m;
-    return 1;
+    /* Waking the threads costs some tens of microseconds a phase: below
+     * about 2^22 multiply-adds a pass (8 MFLOP) OpenBLAS's threads, which
+     * do not split small GEMMs at all, lose less. */
+    return (double)rows * (double)m->n_params >= AUTO_MIN_WORK;
 }
 
 kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
