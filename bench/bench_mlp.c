@@ -5,6 +5,7 @@
  *     build/bench/bench_mlp                 5 repeats, threads 1 and 2
  *     build/bench/bench_mlp --quick         1 repeat, fewer examples (smoke run)
  *     build/bench/bench_mlp --repeats 9 --threads 2 --no-peer
+ *     build/bench/bench_mlp --threads 2 --no-peer --compare-split
  *
  * For each network and BLAS thread count it measures
  *   - kd: kd_mlp_train_ce (Adam 1e-3, batch 256, float32) on Fashion-MNIST
@@ -14,7 +15,10 @@
  *     input gradient dY W, at batch 256) in a loop through kd_sgemm: GFLOP/s;
  *   - PyTorch: bench/peer_torch_mlp.py under Debian's /usr/bin/python3 trains
  *     the same network the same way, at its best thread setting;
- * then prints one table. kd's GFLOP/s count only the GEMM work
+ * then prints one table. --compare-split adds, each round, kd's training
+ * and inference (kd_mlp_predict) with kd's thread pool and with OpenBLAS's
+ * threads (kd_threads_set_split), in alternating order, and a second table
+ * of the two and their paired ratio. kd's GFLOP/s count only the GEMM work
  * (2 B in out per GEMM), so kd/sgemm says how much of the training time is
  * spent outside the GEMMs. docs/benchmarks.md explains the method.
  *
@@ -96,6 +100,8 @@ struct options {
     const char *python;
     const char *peer_script;        /* NULL: look next to this program's source */
     double sgemm_seconds;           /* per sgemm measurement */
+    enum kd_threads_split split;    /* who runs kd's threads (--split) */
+    int compare_split;              /* also kd's pool against OpenBLAS's threads, round by round */
 };
 
 static void usage(FILE *f)
@@ -110,7 +116,11 @@ static void usage(FILE *f)
             "  --python PATH    interpreter for the peer (default /usr/bin/python3)\n"
             "  --peer PATH      the peer script (default bench/peer_torch_mlp.py)\n"
             "  --data DIR       Fashion-MNIST IDX files (default %s)\n"
-            "  --random-data    uniform random inputs and labels instead of Fashion-MNIST\n",
+            "  --random-data    uniform random inputs and labels instead of Fashion-MNIST\n"
+            "  --split WHO      who runs kd's threads: kd (its pool, a slice of the batch each, OpenBLAS at\n"
+            "                   one thread), blas (OpenBLAS's threads in each GEMM), auto (default: by size)\n"
+            "  --compare-split  also train with kd and blas each round (alternating which goes first) and\n"
+            "                   print their paired ratio\n",
             KD_FASHION_MNIST_DIR);
 }
 
@@ -193,6 +203,20 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->peer = 0;
         } else if (strcmp(a, "--random-data") == 0) {
             o->random_data = 1;
+        } else if (strcmp(a, "--compare-split") == 0) {
+            o->compare_split = 1;
+        } else if (strcmp(a, "--split") == 0) {
+            if (val && strcmp(val, "kd") == 0)
+                o->split = KD_SPLIT_KD;
+            else if (val && strcmp(val, "blas") == 0)
+                o->split = KD_SPLIT_BLAS;
+            else if (val && strcmp(val, "auto") == 0)
+                o->split = KD_SPLIT_AUTO;
+            else {
+                fprintf(stderr, "bench_mlp: --split wants kd, blas or auto; got '%s'\n", val ? val : "");
+                return -1;
+            }
+            i++;
         } else if (strcmp(a, "--net") == 0) {
             if (!val || parse_nets(val, o)) {
                 fprintf(stderr, "bench_mlp: --net wants network sizes among");
@@ -312,6 +336,35 @@ static double kd_train_once(const struct net *n, const struct kd_dataset *ds, si
     return dt > 0.0 ? (double)(examples * epochs) / dt : 0.0;
 }
 
+/* Inference: kd_mlp_predict over the first `examples` rows, 3 times (a fresh
+ * network; the workspace is reserved by the first). Examples per second,
+ * or a negative value on error. */
+static double kd_predict_once(const struct net *n, const struct kd_dataset *ds, size_t examples,
+                              struct kd_error *err)
+{
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    if (kd_mlp_config_set_sizes(&cfg, n->sizes, n->n_sizes, err))
+        return -1.0;
+    struct kd_mlp *m = NULL;
+    struct kd_tensor z = {0};
+    if (kd_mlp_new(&cfg, 42, &m, err) || kd_tensor_init(&z, examples, n->sizes[n->n_sizes - 1], err)) {
+        kd_mlp_free(m);
+        return -1.0;
+    }
+    struct kd_tensor x = kd_tensor_view(ds->x.data, examples, ds->x.cols);
+    kd_status st = kd_mlp_predict(m, &x, &z, err);
+    double t0 = kd_time_now();
+    for (int k = 0; k < 3 && !st; k++)
+        st = kd_mlp_predict(m, &x, &z, err);
+    double dt = kd_time_now() - t0;
+    kd_tensor_release(&z);
+    kd_mlp_free(m);
+    if (st)
+        return -1.0;
+    return dt > 0.0 ? 3.0 * (double)examples / dt : 0.0;
+}
+
 /* ------------------------------------------------------------------- sgemm */
 
 struct gemm_bufs {
@@ -405,6 +458,8 @@ struct row {
     const struct net *net;
     int threads;
     struct stats kd, sgemm;
+    struct stats kd_pool, kd_blas;  /* --compare-split: training */
+    struct stats in_pool, in_blas;  /* and inference */
     struct peer_result torch;
     int kd_ok, sgemm_ok;
     double other_load;          /* other processes' share of the CPU time, < 0 unknown */
@@ -479,6 +534,36 @@ static void print_table(const struct row *rows, size_t n_rows, int peer)
     }
 }
 
+/* kd's pool against OpenBLAS's threads, measured in the same rounds. */
+static void print_split_table(const struct row *rows, size_t n_rows)
+{
+    printf("\n| %-21s | %3s | %-9s | %-26s | %-26s | %-18s | %10s |\n", "network", "thr", "work",
+           "split kd ex/s [min-max]", "split blas ex/s [min-max]", "kd/blas [range]", "other load");
+    printf("|-----------------------|----:|-----------|----------------------------|----------------------------|"
+           "--------------------|-----------:|\n");
+    for (size_t i = 0; i < n_rows; i++)
+        for (int inf = 0; inf < 2; inf++) {
+            const struct row *r = &rows[i];
+            const struct stats *sp = inf ? &r->in_pool : &r->kd_pool, *sb = inf ? &r->in_blas : &r->kd_blas;
+            char a[64] = "-", b[64] = "-", q[48] = "-", load[16] = "?";
+            struct stats ratio;
+            if (sp->n)
+                fmt_range(a, sizeof a, sp);
+            if (sb->n)
+                fmt_range(b, sizeof b, sb);
+            if (paired_ratio(sp, sb, 1.0, &ratio))
+                snprintf(q, sizeof q, "%.2f [%.2f-%.2f]", ratio.median, ratio.min, ratio.max);
+            if (r->other_load >= 0.0)
+                snprintf(load, sizeof load, "%.0f%%", 100.0 * r->other_load);
+            printf("| %-21s | %3d | %-9s | %-26s | %-26s | %-18s | %10s |\n", r->net->name, r->threads,
+                   inf ? "inference" : "training", a, b, q, load);
+        }
+    printf("\nsplit kd: kd's thread pool, each thread a slice of the batch with OpenBLAS at one thread;\n"
+           "  split blas: OpenBLAS's threads inside each GEMM, the element-wise work on one. kd/blas: the\n"
+           "  median [range] of the ratios within each round (which ran first alternates). Inference:\n"
+           "  kd_mlp_predict over the same examples, 3 passes a measurement (dropout off).\n");
+}
+
 /* -------------------------------------------------------------------- main */
 
 /* Measures one network at one thread count: R rounds of (kd, sgemm, every
@@ -532,6 +617,35 @@ static int measure(const struct options *o, const struct net *n, const struct kd
                 printf("    kd                           %10.0f ex/s\n", v);
             }
         }
+        for (int h = 0; o->compare_split && r->kd_ok && h < 2; h++) {
+            /* alternate which goes first, so that neither always follows the other */
+            int pool = (h == 0) == (k % 2 == 0);
+            kd_threads_set_split(pool ? KD_SPLIT_KD : KD_SPLIT_BLAS);
+            double v = kd_train_once(n, ds, examples, epochs, 1 + k, &err);
+            kd_threads_set_split(o->split);
+            if (v < 0.0) {
+                fprintf(stderr, "bench_mlp: kd training %s failed: %s\n", n->name, err.msg);
+                r->kd_ok = 0;
+                rc = -1;
+            } else {
+                stats_add(pool ? &r->kd_pool : &r->kd_blas, v);
+                printf("    kd, %-4s split                %10.0f ex/s\n", pool ? "kd" : "blas", v);
+            }
+        }
+        for (int h = 0; o->compare_split && r->kd_ok && h < 2; h++) {
+            int pool = (h == 0) == (k % 2 == 0);
+            kd_threads_set_split(pool ? KD_SPLIT_KD : KD_SPLIT_BLAS);
+            double v = kd_predict_once(n, ds, examples, &err);
+            kd_threads_set_split(o->split);
+            if (v < 0.0) {
+                fprintf(stderr, "bench_mlp: kd inference %s failed: %s\n", n->name, err.msg);
+                r->kd_ok = 0;
+                rc = -1;
+            } else {
+                stats_add(pool ? &r->in_pool : &r->in_blas, v);
+                printf("    kd predict, %-4s split        %10.0f ex/s\n", pool ? "kd" : "blas", v);
+            }
+        }
         if (r->sgemm_ok) {
             double v = sgemm_rate_once(n, &g, o->sgemm_seconds);
             stats_add(&r->sgemm, v);
@@ -547,6 +661,10 @@ static int measure(const struct options *o, const struct net *n, const struct kd
     }
     stats_finish(&r->kd);
     stats_finish(&r->sgemm);
+    stats_finish(&r->kd_pool);
+    stats_finish(&r->kd_blas);
+    stats_finish(&r->in_pool);
+    stats_finish(&r->in_blas);
     gemm_bufs_release(&g);
     if (peer.pid >= 0) {
         int status = peer_finish(&peer, &r->torch);
@@ -572,6 +690,7 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o))
         return 2;
     kd_progress_set_quiet(1);
+    kd_threads_set_split(o.split);
     /* A peer that dies must show up as an error, not kill us on write. */
     signal(SIGPIPE, SIG_IGN);
     int failed = 0;
@@ -679,6 +798,8 @@ int main(int argc, char **argv)
     }
 
     print_table(rows, n_rows, peer);
+    if (o.compare_split)
+        print_split_table(rows, n_rows);
     printf("\nkd GF/s: GEMM FLOPs of one training step (2 B in out per GEMM: forward and dW for every layer, dX\n"
            "  for all but the first) times kd's median steps per second. sgemm GF/s: the same GEMMs alone,\n"
            "  through kd_sgemm. kd/torch and kd/sgemm: the median [range] of the ratios within each round\n"

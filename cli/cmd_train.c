@@ -150,7 +150,7 @@ int kd_cmd_train(int argc, char **argv)
         {.name = "--out", .kind = KD_CLI_STRING, .dest = &out, .arg = "FILE",
          .help = "save the weights as safetensors (PyTorch names)"},
         {.name = "--threads", .kind = KD_CLI_INT, .dest = &threads, .lo = 1, .hi = 1024, .arg = "N",
-         .help = "BLAS threads", .def = "KD_THREADS or all cores"},
+         .help = "threads (kd's pool for the MLP, OpenBLAS's elsewhere)", .def = "KD_THREADS or all cores"},
         {.name = "--quiet", .kind = KD_CLI_FLAG, .dest = &quiet, .help = "no progress bars or per-epoch lines"},
         {0}};
     const struct kd_cli_command cmd = {
@@ -220,7 +220,7 @@ int kd_cmd_train(int argc, char **argv)
         memset(&applied, 0, sizeof applied);
         printf("kd train: %zu examples of %zu features, %zu classes; network %s (%s, dropout %g), %zu parameters\n",
                kd_dataset_n(&train), kd_dataset_d(&train), C, sizes, kd_act_name(cfg.act), dropout, m->n_params);
-        printf("          %s lr %g, batch %zu, %zu epochs, seed %llu, %d BLAS threads\n",
+        printf("          %s lr %g, batch %zu, %zu epochs, seed %llu, %d threads\n",
                kd_optim_name(tc.optim.kind), (double)tc.optim.lr, tc.batch, tc.epochs,
                (unsigned long long)tc.seed, kd_blas_get_threads());
         fflush(stdout);

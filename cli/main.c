@@ -34,7 +34,7 @@ static const char usage[] =
     "  version    print kd's version\n"
     "\n"
     "`kd <command> --help` describes each command.\n"
-    "environment: KD_THREADS (BLAS threads), KD_PROGRESS=0 (no progress bars)\n";
+    "environment: KD_THREADS (threads: kd's and BLAS's), KD_PROGRESS=0 (no progress bars)\n";
 
 int main(int argc, char **argv)
 {

@@ -2,6 +2,7 @@
 #include "core/kd_core.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 void kd_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
@@ -71,13 +72,47 @@ double kd_sdot(size_t n, const float *x, const float *y)
     return acc;
 }
 
+/* kd_blas_hold_single's count of holds and the thread count to restore */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static int hold_depth, hold_saved;
+
 void kd_blas_set_threads(int n)
 {
-    if (n > 0)
+    if (n <= 0)
+        return;
+    pthread_mutex_lock(&hold_mu);
+    if (hold_depth)
+        hold_saved = n;
+    else
         openblas_set_num_threads(n);
+    pthread_mutex_unlock(&hold_mu);
 }
 
-int kd_blas_get_threads(void) { return openblas_get_num_threads(); }
+int kd_blas_get_threads(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    int n = hold_depth ? hold_saved : openblas_get_num_threads();
+    pthread_mutex_unlock(&hold_mu);
+    return n;
+}
+
+void kd_blas_hold_single(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    if (hold_depth++ == 0) {
+        hold_saved = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&hold_mu);
+}
+
+void kd_blas_release_single(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    if (hold_depth > 0 && --hold_depth == 0)
+        openblas_set_num_threads(hold_saved);
+    pthread_mutex_unlock(&hold_mu);
+}
 
 void kd_blas_init_threads(int n)
 {

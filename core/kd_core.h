@@ -165,6 +165,44 @@ void kd_dgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, double alp
 void kd_blas_set_threads(int n);
 int kd_blas_get_threads(void);
 void kd_blas_init_threads(int n);
+/* OpenBLAS at one thread while kd's own pool (below) runs the GEMMs on
+ * each of its threads; release restores the count. Nested and concurrent
+ * holds count: the count comes back when the last is released, and in
+ * between kd_blas_get_threads returns (and kd_blas_set_threads changes) the
+ * count to come back to. */
+void kd_blas_hold_single(void);
+void kd_blas_release_single(void);
+
+/* ------------------------------------------------------------ thread pool */
+
+/* n persistent threads that run one function together (core/pool.c): the
+ * caller is worker 0, n - 1 threads wait on a condition variable between
+ * runs (they never spin). */
+#define KD_POOL_MAX 1024
+struct kd_pool;
+typedef void (*kd_pool_fn)(void *ctx, size_t worker, size_t n_workers);
+/* KD_ERR_ARG when n is 0 or above KD_POOL_MAX; KD_ERR_NOMEM when a thread
+ * cannot start. n = 1 starts no thread. */
+kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err);
+/* fn(ctx, w, n) on every worker w in [0, n) at once; returns when all
+ * have returned. A NULL pool runs fn(ctx, 0, 1) on the caller. One run at a
+ * time per pool. */
+void kd_pool_run(struct kd_pool *p, kd_pool_fn fn, void *ctx);
+size_t kd_pool_size(const struct kd_pool *p); /* 1 for NULL */
+/* Stops and joins the threads; accepts NULL. */
+void kd_pool_free(struct kd_pool *p);
+/* Worker w's share [lo, hi) of n items in blocks of `align` (contiguous,
+ * in order, sizes differing by at most one block; empty when n is small). */
+void kd_pool_range(size_t n, size_t align, size_t worker, size_t n_workers, size_t *lo, size_t *hi);
+
+/* Who runs the threads of a network's training and inference (student/):
+ * KD_SPLIT_KD      kd's pool, each thread a slice of the batch with
+ *                  OpenBLAS at one thread;
+ * KD_SPLIT_BLAS    OpenBLAS's threads inside each GEMM, the rest on one;
+ * KD_SPLIT_AUTO    by network size (student/mlp_threads.c). Process-wide. */
+enum kd_threads_split { KD_SPLIT_AUTO = 0, KD_SPLIT_KD, KD_SPLIT_BLAS };
+void kd_threads_set_split(enum kd_threads_split s);
+enum kd_threads_split kd_threads_get_split(void);
 
 /* ------------------------------------------------------------------ LAPACK */
 
@@ -217,7 +255,8 @@ enum kd_rng_purpose {
     KD_RNG_AUTOENCODER_DECODER,  /* initial weights of an autoencoder's decoder (index 0) */
     KD_RNG_AUGMENT,              /* shifts and noise of the augmented inputs of active round `index` */
     KD_RNG_CROSS_NEGATIVES,      /* random negatives topping up a cross-encoder's training lists (index 0) */
-    KD_RNG_PROJECTION            /* initial weights of a dual encoder's EmbedDistill projection (index 0) */
+    KD_RNG_PROJECTION,           /* initial weights of a dual encoder's EmbedDistill projection (index 0) */
+    KD_RNG_DROPOUT               /* an MLP's dropout masks of training step `index` */
 };
 
 /* The seed of sub-stream `index` of `purpose` under a run's seed: every

@@ -22,7 +22,13 @@
  * Every batch goes through the network as GEMMs (core's kd_sgemm); the
  * workspaces are allocated once for the largest batch. A linear layer's
  * weight is stored (out, in) row-major, PyTorch's layout, so y = x W^T + b.
- * Same seed and BLAS thread count give the same weights, bit for bit.
+ * Training and kd_mlp_predict use kd_blas_get_threads() threads: kd's own
+ * pool, each thread a slice of the batch rows (OpenBLAS held at one thread
+ * meanwhile), or OpenBLAS's threads inside each GEMM, whichever
+ * kd_threads_get_split (core) picks (student/mlp_threads.c). Same seed,
+ * thread count and split give the same weights, bit for bit; another count
+ * or split gives the same up to the order of float sums (dropout masks do
+ * not depend on either).
  */
 #ifndef KD_STUDENT_H
 #define KD_STUDENT_H
@@ -300,7 +306,7 @@ struct kd_train_config {
     size_t epochs, batch;
     struct kd_optim_config optim;
     struct kd_schedule sched;
-    uint64_t seed;                   /* shuffling and dropout */
+    uint64_t seed;                   /* shuffling and dropout (masks: KD_RNG_DROPOUT of the step) */
     const char *label;               /* progress bar text */
     volatile sig_atomic_t *stop;     /* set to non-zero (e.g. by SIGINT) to stop at a batch boundary */
     kd_epoch_fn on_epoch;            /* may be NULL */
@@ -318,9 +324,9 @@ struct kd_train_config {
      * gradient scaled by its share of B so that `reduce` (which sums a buffer
      * over the processes, in place) gives the global batch's mean gradient;
      * every process then takes the same optimizer step. The result is one
-     * process's at the same batch and seed up to the order of float sums.
-     * Dropout masks come from a generator of each shard's own; only shard 0
-     * saves the checkpoint. shards 0 or 1: one process, as without them. */
+     * process's at the same batch and seed up to the order of float sums,
+     * dropout included: a row's masks depend only on the seed, the step and
+     * its row of the global batch. Only shard 0 saves the checkpoint. shards 0 or 1: one process, as without them. */
     size_t shard, shards;
     kd_status (*reduce)(void *ctx, float *buf, size_t n, struct kd_error *err);
     void *reduce_ctx;

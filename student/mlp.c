@@ -1,6 +1,9 @@
 /* MLP classifiers: configuration, construction, batched forward/backward. */
 #include "student/kd_student.h"
 
+#include "student/mlp_threads.h"
+#include "student/student_impl.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -186,31 +189,60 @@ nomem:
     return kd_error_set(err, KD_ERR_NOMEM, "out of memory allocating the workspace for batches of %zu", B);
 }
 
+/* Dropout: survivors are scaled by 1/(1-p) (inverted dropout, so
+ * evaluation needs no change). The masks of rows [lo, lo + n) of layer l
+ * come from rng in order (kd_mlp_forward), or, with a key, each row's from
+ * a generator of its own (kd_mlp_impl_forward_rows). */
+static void dropout_rows(struct kd_mlp *m, size_t l, size_t lo, size_t n, struct kd_rng *rng,
+                         const struct kd_mlp_impl_drop *key)
+{
+    size_t w = m->layers[l].out;
+    float p = m->cfg.dropout, keep_scale = 1.0f / (1.0f - p);
+    float *mk = m->mask[l] + lo * w, *a = m->act[l] + lo * w;
+    struct kd_rng row_rng;
+    for (size_t r = 0; r < n; r++) {
+        if (key)
+            kd_rng_seed(&row_rng, kd_rng_derive(key->step_seed, KD_RNG_DROPOUT,
+                                                ((uint64_t)l << 40) + (uint64_t)(key->row0 + lo + r)));
+        struct kd_rng *g = key ? &row_rng : rng;
+        for (size_t i = r * w; i < (r + 1) * w; i++) {
+            mk[i] = kd_rng_uniform(g) < (double)p ? 0.0f : keep_scale;
+            a[i] *= mk[i];
+        }
+    }
+}
+
+/* Rows [lo, lo + n) of the batch through every layer: x holds their inputs
+ * (n, D); the workspace's rows lo.. are written. Dropout from rng or key
+ * (both NULL: none). */
+static void forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n, struct kd_rng *rng,
+                         const struct kd_mlp_impl_drop *key)
+{
+    const float *in = x;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const struct kd_dense *L = &m->layers[l];
+        kd_dense_forward(L, in, n, m->pre[l] + lo * L->out); /* (n, out_l) */
+        if (l + 1 == m->n_layers)
+            break;
+        kd_act_forward(m->cfg.act, m->pre[l] + lo * L->out, m->act[l] + lo * L->out, n * L->out);
+        if (rng || key)
+            dropout_rows(m, l, lo, n, rng, key);
+        in = m->act[l] + lo * L->out;
+    }
+}
+
+void kd_mlp_impl_forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n,
+                              const struct kd_mlp_impl_drop *key)
+{
+    forward_rows(m, x, lo, n, NULL, key && m->cfg.dropout > 0.0f ? key : NULL);
+}
+
 const float *kd_mlp_forward(struct kd_mlp *m, const float *x, size_t B, int train, struct kd_rng *rng)
 {
     if (kd_mlp_reserve(m, B, NULL) != KD_OK)
         return NULL;
-    float p = m->cfg.dropout;
-    int drop = train && p > 0.0f && rng;
-    float keep_scale = drop ? 1.0f / (1.0f - p) : 1.0f;
-    const float *in = x;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const struct kd_dense *L = &m->layers[l];
-        kd_dense_forward(L, in, B, m->pre[l]); /* (B, out_l) */
-        if (l + 1 == m->n_layers)
-            break;
-        size_t n = B * L->out;
-        kd_act_forward(m->cfg.act, m->pre[l], m->act[l], n);
-        if (drop) {
-            /* Inverted dropout: survivors are scaled so evaluation needs no change. */
-            float *mk = m->mask[l], *a = m->act[l];
-            for (size_t i = 0; i < n; i++) {
-                mk[i] = kd_rng_uniform(rng) < (double)p ? 0.0f : keep_scale;
-                a[i] *= mk[i];
-            }
-        }
-        in = m->act[l];
-    }
+    int drop = train && m->cfg.dropout > 0.0f && rng;
+    forward_rows(m, x, 0, B, drop ? rng : NULL, NULL);
     m->input = x;
     m->last_batch = B;
     m->last_train = drop;
@@ -222,28 +254,37 @@ void kd_mlp_backward(struct kd_mlp *m, const float *dlogits, size_t B)
     kd_mlp_backward_input(m, dlogits, B, NULL);
 }
 
-void kd_mlp_backward_input(struct kd_mlp *m, const float *dlogits, size_t B, float *dinput)
+void kd_mlp_impl_backward_rows(struct kd_mlp *m, const float *x, const float *dlogits, size_t lo, size_t n,
+                               float *grads, float *dinput)
 {
     const float *d = dlogits;
     int which = 0;
     for (size_t l = m->n_layers; l-- > 0;) {
-        const struct kd_dense *L = &m->layers[l];
-        const float *in = l == 0 ? m->input : m->act[l - 1];
-        /* The first layer's input gradient dlayer0_pre W0 (B, D) costs one more GEMM: only when asked. */
-        float *dx = l == 0 ? dinput : m->dbuf[which];
-        kd_dense_backward(L, in, d, B, dx);
+        struct kd_dense L = m->layers[l];
+        /* this slice's gradients go to grads, laid out as m->grads */
+        L.gw = grads + (m->layers[l].gw - m->grads);
+        L.gb = grads + (m->layers[l].gb - m->grads);
+        const float *in = l == 0 ? x : m->act[l - 1] + lo * L.in;
+        /* The first layer's input gradient dlayer0_pre W0 (n, D) costs one more GEMM: only when asked. */
+        float *dx = l == 0 ? dinput : m->dbuf[which] + lo * L.in;
+        kd_dense_backward(&L, in, d, n, dx);
         if (l == 0)
             break;
-        size_t n = B * L->in;
+        size_t k = n * L.in;
         if (m->last_train) {
-            const float *mk = m->mask[l - 1];
-            for (size_t i = 0; i < n; i++)
+            const float *mk = m->mask[l - 1] + lo * L.in;
+            for (size_t i = 0; i < k; i++)
                 dx[i] *= mk[i];
         }
-        kd_act_backward(m->cfg.act, m->pre[l - 1], dx, dx, n);
+        kd_act_backward(m->cfg.act, m->pre[l - 1] + lo * L.in, dx, dx, k);
         d = dx;
         which ^= 1;
     }
+}
+
+void kd_mlp_backward_input(struct kd_mlp *m, const float *dlogits, size_t B, float *dinput)
+{
+    kd_mlp_impl_backward_rows(m, m->input, dlogits, 0, B, m->grads, dinput);
 }
 
 kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_tensor *out,
@@ -260,6 +301,20 @@ kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_
     kd_status st = kd_mlp_reserve(m, bs < N ? bs : (N ? N : 1), err);
     if (st)
         return st;
+    /* over kd's threads, each through its own rows of the workspace */
+    struct kd_mlp_threads th;
+    if ((st = kd_mlp_threads_begin(&th, m, N < m->max_batch ? N : m->max_batch, 0, err)) != KD_OK)
+        return st;
+    if (th.T > 1 && m->max_batch < th.T && (st = kd_mlp_reserve(m, th.T, err)) != KD_OK) {
+        kd_mlp_threads_end(&th);
+        return st;
+    }
+    if (th.T > 1) {
+        kd_mlp_threads_predict(&th, m, x, out);
+        kd_mlp_threads_end(&th);
+        return KD_OK;
+    }
+    kd_mlp_threads_end(&th);
     bs = m->max_batch;
     for (size_t i = 0; i < N; i += bs) {
         size_t B = N - i < bs ? N - i : bs;

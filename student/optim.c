@@ -1,6 +1,8 @@
 /* Optimizers (PyTorch's update rules) and learning-rate schedules. */
 #include "student/kd_student.h"
 
+#include "student/student_impl.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -82,15 +84,20 @@ double kd_grad_clip(float *grads, size_t n, double max_norm)
 
 void kd_optim_step(struct kd_optim *o, float *params, float *grads, float lr)
 {
-    const struct kd_optim_config *c = &o->cfg;
-    size_t n = o->n;
-    if (c->clip_norm > 0.0f)
-        kd_grad_clip(grads, n, c->clip_norm);
+    if (o->cfg.clip_norm > 0.0f)
+        kd_grad_clip(grads, o->n, o->cfg.clip_norm);
     o->t++;
+    kd_student_impl_optim_range(o, params, grads, lr, 0, o->n);
+}
+
+void kd_student_impl_optim_range(struct kd_optim *o, float *params, const float *grads, float lr, size_t lo,
+                                 size_t hi)
+{
+    const struct kd_optim_config *c = &o->cfg;
     float wd = c->weight_decay;
     if (c->kind == KD_OPTIM_SGD) {
         /* buf = momentum * buf + g;  p -= lr * buf  (torch.optim.SGD, dampening 0) */
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = lo; i < hi; i++) {
             float g = grads[i] + wd * params[i];
             if (o->m) {
                 o->m[i] = o->t == 1 ? g : c->momentum * o->m[i] + g;
@@ -105,10 +112,11 @@ void kd_optim_step(struct kd_optim *o, float *params, float *grads, float lr)
     float bc2 = (float)(1.0 - pow((double)b2, (double)o->t));
     float step = lr / bc1, inv_sqrt_bc2 = 1.0f / sqrtf(bc2), eps = c->eps;
     /* Separate arrays (restrict) and no branch in the loop: it vectorises. */
-    float *restrict p = params, *restrict m = o->m, *restrict v = o->v;
-    const float *restrict gr = grads;
+    float *restrict p = params + lo, *restrict m = o->m + lo, *restrict v = o->v + lo;
+    const float *restrict gr = grads + lo;
     float decay = c->kind == KD_OPTIM_ADAMW ? 1.0f - lr * wd : 1.0f;
     float l2 = c->kind == KD_OPTIM_ADAMW ? 0.0f : wd;
+    size_t n = hi - lo;
     /* p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), as torch.optim.Adam/AdamW. */
     for (size_t i = 0; i < n; i++) {
         float g = gr[i] + l2 * p[i];

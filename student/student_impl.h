@@ -37,4 +37,32 @@ void kd_student_impl_meta_widths_format(const size_t *w, size_t n, char *buf, si
 kd_status kd_student_impl_meta_widths(const char *path, const char *s, size_t max, const char *example, size_t *w,
                                       size_t *n, struct kd_error *err);
 
+/* The MLP's batch by slices of rows (student/mlp.c), for kd's thread pool
+ * (student/mlp_threads.c). Dropout masks keyed by where they fall: row r
+ * of a slice is row row0 + lo + r of the global batch of the step whose
+ * seed is step_seed, and its mask in layer l comes from a generator seeded
+ * from (step_seed, l, that row): the same for any split of the batch over
+ * threads or processes. */
+struct kd_mlp_impl_drop {
+    uint64_t step_seed;
+    size_t row0;
+};
+/* Rows [lo, lo + n) through every layer: x holds their inputs (n, D), the
+ * workspace's rows lo.. (reserved before) are written; dropout when key is
+ * not NULL and the network has any. The caller sets m->input, last_batch
+ * and last_train (1 when key was given and the network has dropout). */
+void kd_mlp_impl_forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n,
+                              const struct kd_mlp_impl_drop *key);
+/* Their backward pass from dlogits (n, C) of those rows, x their inputs:
+ * the slice's weight and bias gradients into grads (laid out as m->grads,
+ * overwritten), dL/dx into dinput (n, D) unless NULL. */
+void kd_mlp_impl_backward_rows(struct kd_mlp *m, const float *x, const float *dlogits, size_t lo, size_t n,
+                               float *grads, float *dinput);
+
+/* The optimizer's update of parameters [lo, hi) (student/optim.c), after
+ * the step count o->t was advanced (and the gradients clipped) for this
+ * step: kd_optim_step is kd_grad_clip, o->t++ and this over [0, n). */
+void kd_student_impl_optim_range(struct kd_optim *o, float *params, const float *grads, float lr, size_t lo,
+                                 size_t hi);
+
 #endif

@@ -2,6 +2,7 @@
 #include "student/kd_student.h"
 
 #include "losses/kd_losses.h"
+#include "student/mlp_threads.h"
 #include "student/student_impl.h"
 
 #include <errno.h>
@@ -188,6 +189,7 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     st = kd_optim_init(&opt, &tc->optim, m->n_params, err);
     if (st)
         return st;
+    struct kd_mlp_threads th = {.T = 1};
     size_t *idx = malloc(N * sizeof *idx);
     float *xb = kd_alloc(bs * D, sizeof(float));
     float *grad = kd_alloc(bs * C, sizeof(float));
@@ -197,12 +199,14 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     }
     for (size_t i = 0; i < N; i++)
         idx[i] = i;
-    struct kd_rng rng, drop_rng;
+    struct kd_rng rng;
     kd_rng_seed(&rng, tc->seed);
-    /* Shards draw their dropout masks apart, so that rng (the shuffle) stays
-     * the same on every shard whatever each one's rows. */
-    kd_rng_seed(&drop_rng, tc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(tc->shard + 1)));
-    struct kd_rng *mask_rng = shards > 1 ? &drop_rng : &rng;
+    /* The threads of this process (kd's pool, or OpenBLAS's inside the
+     * GEMMs: student/mlp_threads.c). Dropout masks are keyed by step and
+     * row of the global batch, so neither the threads nor the shards change
+     * them, and rng draws the shuffle only. */
+    if ((st = kd_mlp_threads_begin(&th, m, bs, 1, err)) != KD_OK)
+        goto done;
     uint64_t step = 0;
     if (tc->checkpoint && tc->resume) {
         int found;
@@ -238,9 +242,9 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
                 lo = 0, Bs = B;
             double loss = 0.0;
             if (Bs) {
-                for (size_t i = 0; i < Bs; i++)
-                    memcpy(xb + i * D, kd_tensor_row(x, idx[off + lo + i]), D * sizeof(float));
-                const float *z = kd_mlp_forward(m, xb, Bs, 1, mask_rng); /* (Bs, C) */
+                struct kd_mlp_impl_drop key = {kd_rng_derive(tc->seed, KD_RNG_DROPOUT, step), lo};
+                /* (Bs, C); each thread gathers its rows of xb */
+                const float *z = kd_mlp_threads_forward(&th, m, x, idx + off + lo, xb, Bs, &key);
                 loss = fn(fn_ctx, z, idx + off + lo, Bs, C, grad);
                 if (shards > 1) {
                     /* the loss is a mean over Bs rows; the batch's is over B */
@@ -248,10 +252,16 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
                     for (size_t i = 0; i < Bs * C; i++)
                         grad[i] *= share;
                 }
-                kd_mlp_backward(m, grad, Bs);
+                kd_mlp_threads_backward(&th, m, grad, Bs);
             } else {
                 memset(m->grads, 0, m->n_params * sizeof(float));
+                th.summed = 1;
             }
+            /* the gradient of the whole batch first when it is needed before
+             * the step: for the other shards, or for its norm */
+            int clip = tc->optim.clip_norm > 0.0f;
+            if (shards > 1 || clip)
+                kd_mlp_threads_sum(&th, m, NULL, 0.0f);
             if (shards > 1) {
                 /* the loss, and whether any shard was asked to stop */
                 float part[2] = {(float)(loss * (double)Bs), tc->stop && *tc->stop ? 1.0f : 0.0f};
@@ -273,7 +283,12 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
                 goto done;
             }
             sum += loss * (double)B;
-            kd_optim_step(&opt, m->params, m->grads, kd_schedule_lr(&tc->sched, tc->optim.lr, step));
+            /* kd_optim_step, its update split over the threads (and fused
+             * with the sum of their gradients when not done above) */
+            if (clip)
+                kd_grad_clip(m->grads, m->n_params, tc->optim.clip_norm);
+            opt.t++;
+            kd_mlp_threads_sum(&th, m, &opt, kd_schedule_lr(&tc->sched, tc->optim.lr, step));
             step++;
             char status[48];
             snprintf(status, sizeof status, "loss %.4f", loss);
@@ -292,6 +307,7 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     }
 done:
     kd_student_impl_train_result(result, mean, epoch, first, N, t0);
+    kd_mlp_threads_end(&th);
     kd_optim_release(&opt);
     free(idx);
     kd_free(xb);

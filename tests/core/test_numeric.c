@@ -210,7 +210,7 @@ Test(core, rng_derive_gives_every_purpose_its_own_stream_in_the_same_round)
     /* Selection and TGT once drew the same stream in the same round (both
      * seed * 1000003 + round): every pair of purposes must differ. */
     enum kd_rng_purpose all[] = {KD_RNG_TRAIN_ROUND, KD_RNG_SELECT, KD_RNG_TGT, KD_RNG_SECOND_STUDENT,
-                                 KD_RNG_AUTOENCODER_DECODER};
+                                 KD_RNG_AUTOENCODER_DECODER, KD_RNG_DROPOUT};
     size_t n = sizeof all / sizeof all[0];
     for (uint64_t seed = 0; seed < 64; seed++)
         for (uint64_t index = 0; index < 64; index++)

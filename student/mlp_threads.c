@@ -1,0 +1,226 @@
+/* An MLP's batch over kd's thread pool: each thread runs the forward and
+ * backward passes of a slice of the batch rows with its own GEMMs (OpenBLAS
+ * held at one thread), then the threads sum the slices' gradients and take
+ * the optimizer step, each over a range of the parameters. One pool only:
+ * OpenBLAS's threads are not used meanwhile, and kd's wait on a condition
+ * variable between the phases of a step. */
+#include "student/mlp_threads.h"
+
+#include "student/student_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Gradient ranges start on 64-byte lines: no two threads write one line. */
+#define RANGE_ALIGN 16
+/* KD_SPLIT_AUTO: kd's pool from this many multiply-adds a forward pass */
+#define AUTO_MIN_WORK 4194304.0
+
+/* Rows of the slice of worker w: [ceil(B w / T), ceil(B (w + 1) / T)), so
+ * that worker 0 always has one when B >= 1. */
+static void slice(size_t B, size_t w, size_t T, size_t *lo, size_t *n)
+{
+    size_t a = (B * w + T - 1) / T, b = (B * (w + 1) + T - 1) / T;
+    *lo = a;
+    *n = b - a;
+}
+
+int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows)
+{
+    if (threads < 2 || rows < 2)
+        return 0;
+    switch (kd_threads_get_split()) {
+    case KD_SPLIT_KD:
+        return 1;
+    case KD_SPLIT_BLAS:
+        return 0;
+    case KD_SPLIT_AUTO:
+        break;
+    }
+    /* Waking the threads costs some tens of microseconds a phase: below
+     * about 2^22 multiply-adds a pass (8 MFLOP) OpenBLAS's threads, which
+     * do not split small GEMMs at all, lose less. */
+    return (double)rows * (double)m->n_params >= AUTO_MIN_WORK;
+}
+
+kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
+                               struct kd_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->T = 1;
+    int blas = kd_blas_get_threads();
+    size_t T = blas > 1 ? (size_t)blas : 1;
+    if (!kd_mlp_threads_choose(m, T, rows))
+        return KD_OK;
+    if (T > KD_POOL_MAX)
+        T = KD_POOL_MAX;
+    kd_status st = kd_pool_new(T, &t->pool, err);
+    if (st)
+        return st;
+    t->T = T;
+    if (train) {
+        t->gbuf = calloc(T, sizeof *t->gbuf);
+        t->used = calloc(T, sizeof *t->used);
+        if (!t->gbuf || !t->used) {
+            kd_mlp_threads_end(t);
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the threads' gradients");
+        }
+        for (size_t w = 1; w < T; w++)
+            if (!(t->gbuf[w] = kd_alloc(m->n_params, sizeof(float)))) {
+                kd_mlp_threads_end(t);
+                return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu threads' gradients of %zu values",
+                                    T - 1, m->n_params);
+            }
+    }
+    kd_blas_hold_single();
+    t->held = 1;
+    return KD_OK;
+}
+
+void kd_mlp_threads_end(struct kd_mlp_threads *t)
+{
+    if (t->held)
+        kd_blas_release_single();
+    kd_pool_free(t->pool);
+    for (size_t w = 1; t->gbuf && w < t->T; w++)
+        kd_free(t->gbuf[w]);
+    free(t->gbuf);
+    free(t->used);
+    memset(t, 0, sizeof *t);
+    t->T = 1;
+}
+
+/* ------------------------------------------------------------- training */
+
+struct step_job {
+    struct kd_mlp_threads *t;
+    struct kd_mlp *m;
+    const float *x, *dlogits; /* (B, D), (B, C) */
+    const struct kd_tensor *src; /* when set, x is gathered from its rows idx */
+    const size_t *idx;
+    size_t B;
+    int sum;                  /* the sum's phase adds the slices' gradients */
+    const struct kd_mlp_impl_drop *key;
+    struct kd_optim *opt;     /* the sum's phase also steps when set */
+    float lr;
+};
+
+static void forward_job(void *ctx, size_t w, size_t T)
+{
+    struct step_job *j = ctx;
+    size_t lo, n;
+    slice(j->B, w, T, &lo, &n);
+    size_t D = kd_mlp_in(j->m);
+    float *xs = (float *)j->x + lo * D;
+    for (size_t i = 0; j->src && i < n; i++)
+        memcpy(xs + i * D, kd_tensor_row(j->src, j->idx[lo + i]), D * sizeof(float));
+    if (n)
+        kd_mlp_impl_forward_rows(j->m, xs, lo, n, j->key);
+}
+
+const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *src,
+                                    const size_t *idx, float *x, size_t B, const struct kd_mlp_impl_drop *key)
+{
+    struct step_job j = {.t = t, .m = m, .x = x, .src = src, .idx = idx, .B = B, .key = key};
+    kd_pool_run(t->pool, forward_job, &j);
+    m->input = x;
+    m->last_batch = B;
+    m->last_train = key && m->cfg.dropout > 0.0f;
+    return m->pre[m->n_layers - 1];
+}
+
+static void backward_job(void *ctx, size_t w, size_t T)
+{
+    struct step_job *j = ctx;
+    size_t lo, n;
+    slice(j->B, w, T, &lo, &n);
+    j->t->used[w] = n > 0;
+    if (n)
+        kd_mlp_impl_backward_rows(j->m, j->x + lo * kd_mlp_in(j->m), j->dlogits + lo * kd_mlp_out(j->m), lo, n,
+                                  w ? j->t->gbuf[w] : j->m->grads, NULL);
+}
+
+/* m->grads += the other slices' gradients over this worker's range, and
+ * the optimizer's update of that range when asked. */
+static void sum_job(void *ctx, size_t w, size_t T)
+{
+    struct step_job *j = ctx;
+    struct kd_mlp_threads *t = j->t;
+    size_t lo, hi;
+    kd_pool_range(j->m->n_params, RANGE_ALIGN, w, T, &lo, &hi);
+    float *g = j->m->grads;
+    /* in blocks, so that the update reads the sums from the cache */
+    for (size_t b = lo; b < hi; b += 4096) {
+        size_t e = hi - b < 4096 ? hi : b + 4096;
+        for (size_t u = 1; j->sum && u < T; u++) {
+            if (!t->used[u])
+                continue;
+            const float *restrict src = t->gbuf[u];
+            float *restrict dst = g;
+            for (size_t k = b; k < e; k++)
+                dst[k] += src[k];
+        }
+        if (j->opt)
+            kd_student_impl_optim_range(j->opt, j->m->params, g, j->lr, b, e);
+    }
+}
+
+void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B)
+{
+    struct step_job j = {.t = t, .m = m, .x = m->input, .dlogits = dlogits, .B = B};
+    if (t->T == 1) {
+        kd_mlp_impl_backward_rows(m, m->input, dlogits, 0, B, m->grads, NULL);
+        return;
+    }
+    kd_pool_run(t->pool, backward_job, &j);
+    /* B >= 1 gives worker 0 rows; B = 0 leaves the gradient zero */
+    if (!t->used[0])
+        memset(m->grads, 0, m->n_params * sizeof(float));
+    t->summed = 0;
+}
+
+void kd_mlp_threads_sum(struct kd_mlp_threads *t, struct kd_mlp *m, struct kd_optim *opt, float lr)
+{
+    if (t->T == 1) {
+        if (opt)
+            kd_student_impl_optim_range(opt, m->params, m->grads, lr, 0, m->n_params);
+        return;
+    }
+    if (t->summed && !opt)
+        return;
+    struct step_job j = {.t = t, .m = m, .opt = opt, .lr = lr, .sum = !t->summed};
+    kd_pool_run(t->pool, sum_job, &j);
+    t->summed = 1;
+}
+
+/* ------------------------------------------------------------ inference */
+
+struct predict_job {
+    struct kd_mlp *m;
+    const struct kd_tensor *x;
+    struct kd_tensor *out;
+    size_t cap; /* workspace rows per worker */
+};
+
+/* Worker w: its share of the data set's rows, in pieces of cap rows through
+ * its own rows of the workspace. */
+static void predict_job(void *ctx, size_t w, size_t T)
+{
+    struct predict_job *j = ctx;
+    size_t lo, hi, C = kd_mlp_out(j->m), base = w * j->cap;
+    kd_pool_range(j->x->rows, 1, w, T, &lo, &hi);
+    for (size_t i = lo; i < hi; i += j->cap) {
+        size_t n = hi - i < j->cap ? hi - i : j->cap;
+        kd_mlp_impl_forward_rows(j->m, kd_tensor_row(j->x, i), base, n, NULL);
+        memcpy(kd_tensor_row(j->out, i), j->m->pre[j->m->n_layers - 1] + base * C, n * C * sizeof(float));
+    }
+}
+
+void kd_mlp_threads_predict(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *x,
+                            struct kd_tensor *out)
+{
+    struct predict_job j = {.m = m, .x = x, .out = out, .cap = m->max_batch / t->T};
+    if (j.cap == 0)
+        j.cap = 1;
+    kd_pool_run(t->pool, predict_job, &j);
+}

@@ -1,0 +1,46 @@
+/* student/ internals: an MLP's batch over kd's thread pool
+ * (student/mlp_threads.c), for the training loop and kd_mlp_predict. */
+#ifndef KD_STUDENT_MLP_THREADS_H
+#define KD_STUDENT_MLP_THREADS_H
+
+#include "student/kd_student.h"
+#include "student/student_impl.h"
+
+/* T threads (1: no pool, everything on the caller). */
+struct kd_mlp_threads {
+    struct kd_pool *pool;
+    size_t T;
+    float **gbuf;   /* [1, T): each worker's gradient (n_params); worker 0 uses m->grads */
+    int *used;      /* worker w's slice of the last backward pass had rows */
+    int summed;     /* the slices' gradients are summed into m->grads */
+    int held;       /* OpenBLAS held at one thread */
+};
+
+/* 1 when kd's pool should run a network's batches of `rows` rows over
+ * `threads` threads (kd_threads_get_split; by size when automatic). */
+int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows);
+/* Starts a pool of kd_blas_get_threads() threads when
+ * kd_mlp_threads_choose says so (else T = 1), holding OpenBLAS at one
+ * thread until kd_mlp_threads_end; train = 1 also allocates the
+ * per-thread gradients. */
+kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
+                               struct kd_error *err);
+void kd_mlp_threads_end(struct kd_mlp_threads *t);
+/* kd_mlp_forward of x (B, D) over the threads (workspace reserved for B
+ * before), with dropout keyed by key (NULL: none); the logits (B, C). With
+ * src, each thread first gathers its rows of x: row i is src's row idx[i]. */
+const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *src,
+                                    const size_t *idx, float *x, size_t B, const struct kd_mlp_impl_drop *key);
+/* kd_mlp_backward over the threads: each slice's gradient in its own buffer
+ * (m->grads holds worker 0's until kd_mlp_threads_sum). */
+void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B);
+/* m->grads becomes the batch's gradient (the slices' sum); with opt, also
+ * the update of m->params at lr (o->t advanced and the gradient clipped
+ * before, the sum done or not: done once only). */
+void kd_mlp_threads_sum(struct kd_mlp_threads *t, struct kd_mlp *m, struct kd_optim *opt, float lr);
+/* kd_mlp_predict's forward passes over the threads (shapes checked and the
+ * workspace reserved before). */
+void kd_mlp_threads_predict(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *x,
+                            struct kd_tensor *out);
+
+#endif
