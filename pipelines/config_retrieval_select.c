@@ -35,7 +35,7 @@ void kd_config_retrieval_select(struct kd_cfg *v, struct kd_pipe_stage *s, const
     sel->strategy = KD_SELECT_MARGIN;
     sel->rounds = 4;
     sel->list_temperature = 1;
-    kd_check_keys(c, sm, KEYS, N(KEYS), "in 'select' (on a retrieval data set)");
+    kd_check_keys(c, sm, KEYS, N(KEYS), "in 'select'");
     int e;
     long long x;
     double d;
