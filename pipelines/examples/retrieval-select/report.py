@@ -7,7 +7,7 @@
 Writes retrieval-select-table.md (test nDCG@10, MRR@10, Recall@100 per
 strategy: every seed, the mean and the sample standard deviation; the
 difference to random per seed) and retrieval-select.svg (test nDCG@10 per
-seed and strategy; dev nDCG@10 after each round, mean over seeds).
+seed and strategy).
 Standard library only.
 """
 import csv
@@ -53,28 +53,18 @@ for st in order:
              if s in by[st] and s in by["random"] else "-" for s in seeds]
     lines.append("| %s | %s | %s |" % (st, " | ".join(cells), ms(ds).replace("±", "±") if ds else "-"))
 lines.append("")
-lines.append("**Dev nDCG@10 after each round** (mean over the seeds that ran; the student ranks the whole corpus)\n")
-nr = max(len(r["dev_ndcg10_by_round"].split(",")) for r in rows)
-lines.append("| strategy | " + " | ".join("round %d" % (i + 1) for i in range(nr)) + " |")
-lines.append("|---|" + "---|" * nr)
-dev = {}
-for st in order:
-    per = [[float(x) for x in by[st][s]["dev_ndcg10_by_round"].split(",")] for s in seeds if s in by[st]]
-    dev[st] = [statistics.mean(p[i] for p in per) for i in range(nr)]
-    lines.append("| %s | %s |" % (st, " | ".join("%.4f" % v for v in dev[st])))
-lines.append("")
-lines.append("Queries labelled per run: %s; pairs the teacher was asked in these runs: %s (the scores came from "
-             "the store); seconds per run: %s." % (
+lines.append("Queries labelled per run: %s; pairs the teacher was asked, per run: %s (fewer when an earlier run "
+             "had scored them); wall seconds per run (CPU seconds): %s." % (
                  ", ".join(sorted({r["queries"] for r in rows})),
                  ", ".join(sorted({r["pairs_asked"] for r in rows})),
-                 ", ".join("%.0f" % float(r["seconds"]) for r in rows)))
+                 ", ".join("%s (%s CPU)" % (r["seconds"], r["cpu_seconds"]) for r in rows)))
 open(outdir + "/retrieval-select-table.md", "w").write("\n".join(lines) + "\n")
 
-# the plot: left, test nDCG@10 per seed (dots) and mean (bar); right, dev nDCG@10 by round
-W, H = 760, 340
+# the plot: test nDCG@10 per seed (dots) and its mean (bar) per strategy
+W, H = 420, 340
 colors = {"random": "#777777", "margin": "#1f77b4", "entropy": "#d62728"}
-allv = [float(r["ndcg10"]) for r in rows] + [v for st in dev for v in dev[st]]
-lo, hi = min(allv) - 0.01, max(allv) + 0.01
+allv = [float(r["ndcg10"]) for r in rows]
+lo, hi = min(allv) - 0.005, max(allv) + 0.005
 
 
 def y(v):
@@ -83,32 +73,24 @@ def y(v):
 
 svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">'
        % (W, H), '<rect width="100%" height="100%" fill="white"/>']
-for px in (60, 440):
-    svg.append('<line x1="%d" y1="50" x2="%d" y2="290" stroke="black"/>' % (px, px))
-    svg.append('<line x1="%d" y1="290" x2="%d" y2="290" stroke="black"/>' % (px, px + 300))
-    steps = 5
-    for i in range(steps + 1):
-        v = lo + (hi - lo) * i / steps
-        svg.append('<text x="%d" y="%.1f" text-anchor="end">%.3f</text>' % (px - 4, y(v) + 4, v))
-        svg.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eeeeee"/>' % (px + 1, y(v), px + 300, y(v)))
-svg.append('<text x="210" y="30" text-anchor="middle">test nDCG@10 (dots: seeds, bar: mean)</text>')
-svg.append('<text x="590" y="30" text-anchor="middle">dev nDCG@10 after each round (mean over seeds)</text>')
+px = 70
+svg.append('<line x1="%d" y1="50" x2="%d" y2="290" stroke="black"/>' % (px, px))
+svg.append('<line x1="%d" y1="290" x2="%d" y2="290" stroke="black"/>' % (px, px + 320))
+for i in range(6):
+    v = lo + (hi - lo) * i / 5
+    svg.append('<text x="%d" y="%.1f" text-anchor="end">%.3f</text>' % (px - 4, y(v) + 4, v))
+    svg.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eeeeee"/>' % (px + 1, y(v), px + 320, y(v)))
+svg.append('<text x="%d" y="24" text-anchor="middle">WordNet test nDCG@10, a quarter of the training queries</text>'
+           % (W // 2))
+svg.append('<text x="%d" y="40" text-anchor="middle">(dots: seeds; bar: mean)</text>' % (W // 2))
 for i, st in enumerate(order):
-    cx = 60 + 50 + i * 100
+    cx = px + 60 + i * 100
     vs = [float(by[st][s]["ndcg10"]) for s in seeds if s in by[st]]
     m = statistics.mean(vs)
     svg.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="3"/>'
                % (cx - 25, y(m), cx + 25, y(m), colors[st]))
     for j, v in enumerate(vs):
         svg.append('<circle cx="%d" cy="%.1f" r="4" fill="%s"/>' % (cx - 10 + 10 * j, y(v), colors[st]))
-    svg.append('<text x="%d" y="308" text-anchor="middle">%s</text>' % (cx, st))
-for st in order:
-    pts = " ".join("%.1f,%.1f" % (440 + 30 + i * (240 / max(nr - 1, 1)), y(v)) for i, v in enumerate(dev[st]))
-    svg.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>' % (pts, colors[st]))
-for i in range(nr):
-    svg.append('<text x="%.1f" y="308" text-anchor="middle">round %d</text>' % (440 + 30 + i * (240 / max(nr - 1, 1)), i + 1))
-for k, st in enumerate(order):
-    svg.append('<rect x="%d" y="322" width="12" height="8" fill="%s"/><text x="%d" y="331">%s</text>'
-               % (300 + k * 90, colors[st], 316 + k * 90, st))
+    svg.append('<text x="%d" y="310" text-anchor="middle">%s</text>' % (cx, st))
 svg.append("</svg>")
 open(outdir + "/retrieval-select.svg", "w").write("\n".join(svg) + "\n")
