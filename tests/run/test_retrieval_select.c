@@ -252,3 +252,31 @@ Test(run_rselect, a_run_cut_short_resumes_after_its_last_finished_round)
     cr_assert_str_eq(resumed, whole, "the resumed stage picks what an uninterrupted one picks");
     free(resumed), free(whole), free(s), free(t);
 }
+
+Test(run_rselect, a_dry_run_says_what_the_rounds_would_choose_and_ask)
+{
+    write_pipeline("p.yaml", "out", "", "{strategy: entropy, temperature: 2, budget: 6, rounds: 3, validation: dev}");
+    char path[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
+    kd_diag_release(&diag);
+    struct kd_run_options o = {0, 1, 1, NULL, NULL, 0};
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_pipeline_run(&p, &o, s, &err), KD_OK, "%s", err.msg);
+    kd_pipeline_release(&p);
+    int found = 0, dev = 0;
+    for (size_t i = 0; i < s->n_lines; i++) {
+        found |= strcmp(s->lines[i], "    select: 6 queries of the train split in 3 rounds of about 2, round 1 at "
+                                     "random, then by entropy (softmax temperature 2); the teacher scores at most 24 "
+                                     "pairs (BM25's top 4 of each), fewer when the store has them") == 0;
+        dev |= strcmp(s->lines[i], "    after each round the student ranks the whole corpus for the dev split's "
+                                   "queries") == 0;
+    }
+    cr_assert(found && dev, "the plan: %s", s->n_lines > 3 ? s->lines[3] : "(short)");
+    cr_assert_eq(s->queries, 0, "a dry run asks nothing");
+    free(s);
+}

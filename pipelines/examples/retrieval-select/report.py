@@ -7,7 +7,8 @@
 Writes retrieval-select-table.md (test nDCG@10, MRR@10, Recall@100 per
 strategy: every seed, the mean and the sample standard deviation; the
 difference to random per seed) and retrieval-select.svg (test nDCG@10 per
-seed and strategy).
+seed and strategy). With runs/retrieval-select/reference.tsv beside the
+results (BM25 and the teacher, run.sh writes it), a table of those too.
 Standard library only.
 """
 import csv
@@ -53,6 +54,19 @@ for st in order:
              if s in by[st] and s in by["random"] else "-" for s in seeds]
     lines.append("| %s | %s | %s |" % (st, " | ".join(cells), ms(ds).replace("±", "±") if ds else "-"))
 lines.append("")
+ref = results.rsplit("/", 1)[0] + "/reference.tsv"
+try:
+    refs = list(csv.DictReader(open(ref), delimiter="\t"))
+except OSError:
+    refs = []
+if refs:
+    lines.append("**References** (test split; the teacher re-ranks BM25's top 100, so its Recall@100 is BM25's)\n")
+    lines.append("| ranker | nDCG@10 | MRR@10 | Recall@100 |")
+    lines.append("|---|---|---|---|")
+    for r in refs:
+        lines.append("| %s | %.4f | %.4f | %.4f |" % (r["ranker"], float(r["ndcg10"]), float(r["mrr10"]),
+                                                   float(r["recall100"])))
+    lines.append("")
 lines.append("Queries labelled per run: %s; pairs the teacher was asked, per run: %s (fewer when an earlier run "
              "had scored them); wall seconds per run (CPU seconds): %s." % (
                  ", ".join(sorted({r["queries"] for r in rows})),
