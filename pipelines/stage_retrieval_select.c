@@ -51,6 +51,7 @@ struct rsel {
     struct kd_budget budget;
     size_t asked, cached;      /* pairs */
     size_t epochs_done;
+    size_t saved;              /* the last round saved under checkpoints/ (0: none) */
     struct run_pair_teacher pt;
     int pt_open;
 };
@@ -262,19 +263,21 @@ static kd_status save_round(struct rsel *a, size_t round, struct kd_error *err)
         st = kd_st_writer_save(&w, state, err);
     kd_st_writer_release(&w);
     free(col);
-    if (!st && round > 1) {
-        round_paths(a, round - 1, prev, NULL, sizeof prev);
+    if (!st && a->saved && a->saved != round) {
+        round_paths(a, a->saved, prev, NULL, sizeof prev);
         remove(prev);
     }
+    if (!st)
+        a->saved = round;
     if (st)
         kd_error_prefix(err, "stage '%s', round %zu: saving the round", a->s->name, round);
     return st;
 }
 
-static void remove_round_files(const struct rsel *a, size_t last)
+static void remove_round_files(const struct rsel *a)
 {
     char student[1024], state[1024];
-    round_paths(a, last, student, state, sizeof student);
+    round_paths(a, a->saved, student, state, sizeof student);
     remove(student);
     remove(state);
 }
@@ -336,6 +339,7 @@ static kd_status restore_round(struct rsel *a, size_t *done, struct kd_error *er
     a->m->dual = net;
     net = NULL;
     *done = round;
+    a->saved = round;
     kd_log(KD_LOG_INFO, "  resuming after round %zu: %zu queries restored, %zu pairs asked again; student from %s",
            round, n, again, student);
 done:
@@ -526,7 +530,7 @@ kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pip
         (st = kd_run_record_metric(r, sid, "lists_short", -1, (double)a.short_lists, err)))
         goto done;
     if (!(st = kd_run_save_dual(r, s->model, a.m->dual, &a.m->def->text, err)))
-        remove_round_files(&a, s->select.rounds);
+        remove_round_files(&a);
 done:
     rsel_release(&a);
     return st;

@@ -207,6 +207,14 @@ Test(run_rselect, entropy_and_random_are_recorded_by_name_and_the_budget_caps_at
     free(rows);
     cr_assert_eq(metric("ou2", 1, "queries", -1), 9);
     cr_assert_eq(metric("ou2", 1, "lists_short", -1), 2);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/ou2/checkpoints | grep -c learn-round", dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    int left = -1;
+    cr_assert_eq(fscanf(f, "%d", &left), 1);
+    pclose(f);
+    cr_assert_eq(left, 0, "no round file is left behind");
     free(s);
 }
 
