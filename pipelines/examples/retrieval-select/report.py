@@ -52,7 +52,7 @@ for st in order:
     ds = [float(by[st][s]["ndcg10"]) - float(by["random"][s]["ndcg10"]) for s in seeds if s in by[st] and s in by["random"]]
     cells = ["%+.4f" % (float(by[st][s]["ndcg10"]) - float(by["random"][s]["ndcg10"]))
              if s in by[st] and s in by["random"] else "-" for s in seeds]
-    lines.append("| %s | %s | %s |" % (st, " | ".join(cells), ms(ds).replace("±", "±") if ds else "-"))
+    lines.append("| %s | %s | %s |" % (st, " | ".join(cells), ("%+.4f ± %.4f" % (statistics.mean(ds), statistics.stdev(ds) if len(ds) > 1 else 0.0)) if ds else "-"))
 lines.append("")
 ref = results.rsplit("/", 1)[0] + "/reference.tsv"
 try:
@@ -67,11 +67,13 @@ if refs:
         lines.append("| %s | %.4f | %.4f | %.4f |" % (r["ranker"], float(r["ndcg10"]), float(r["mrr10"]),
                                                    float(r["recall100"])))
     lines.append("")
-lines.append("Queries labelled per run: %s; pairs the teacher was asked, per run: %s (fewer when an earlier run "
-             "had scored them); wall seconds per run (CPU seconds): %s." % (
-                 ", ".join(sorted({r["queries"] for r in rows})),
-                 ", ".join(sorted({r["pairs_asked"] for r in rows})),
-                 ", ".join("%s (%s CPU)" % (r["seconds"], r["cpu_seconds"]) for r in rows)))
+lines.append("Per run (in the order they ran, one store for all): queries labelled, pairs the teacher was "
+             "asked (fewer when an earlier run had scored them), wall and CPU seconds:\n")
+lines.append("| run | queries | pairs asked | wall s | CPU s |")
+lines.append("|---|---|---|---|---|")
+for r in rows:
+    lines.append("| %s, seed %s | %d | %d | %s | %s |" % (r["strategy"], r["seed"], float(r["queries"]),
+                                                       float(r["pairs_asked"]), r["seconds"], r["cpu_seconds"]))
 open(outdir + "/retrieval-select-table.md", "w").write("\n".join(lines) + "\n")
 
 # the plot: test nDCG@10 per seed (dots) and its mean (bar) per strategy

@@ -5,7 +5,8 @@
 # student's margin between its top two candidates, or by the entropy of its
 # softmax over the list, 3 seeds. Writes runs/retrieval-select/results.tsv
 # (one line per run; an interrupted experiment continues where it stopped),
-# then docs/experiments/retrieval-select-results.tsv, -table.md and .svg.
+# then docs/experiments/retrieval-select-results.tsv, -reference.tsv,
+# -table.md and .svg.
 #
 #   pipelines/examples/retrieval-select/run.sh
 #   pipelines/examples/retrieval-select/run.sh --seeds 1 --strategies "random margin"
@@ -60,5 +61,21 @@ for seed in $seeds; do
     one $strategy $seed
   done
 done
+if [ ! -f $out/reference.tsv ]; then
+  echo "== references: BM25 and the teacher (re-ranking BM25's top 100) on the test split"
+  nice -n 5 $kd run $here/reference.yaml > $out/log-reference.txt 2>&1 || { tail -20 $out/log-reference.txt; exit 1; }
+  run=$(sqlite3 $out/kd.db "SELECT max(id) FROM runs")
+  {
+    printf 'ranker\tndcg10\tmrr10\trecall100\n'
+    for who in bm25 teacher/ce; do
+      printf '%s' "$who"
+      for m in ndcg@10 mrr@10 recall@100; do
+        printf '\t%s' "$(sqlite3 $out/kd.db "SELECT value FROM metrics WHERE run_id=$run AND name='$who/test/$m'")"
+      done
+      printf '\n'
+    done
+  } > $out/reference.tsv
+fi
 cp $results docs/experiments/retrieval-select-results.tsv
+cp $out/reference.tsv docs/experiments/retrieval-select-reference.tsv
 /usr/bin/python3 $here/report.py $results docs/experiments
