@@ -171,7 +171,7 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
 static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
     static const char *const rkeys[] = {"split", "k", "negatives", "table_lr"};
-    static const char *const mkeys[] = {"gold", "validation", "select", "reweight", "follow"};
+    static const char *const mkeys[] = {"gold", "validation", "reweight", "follow"};
     static const char *const RLOSSES[] = {"mse", "margin_mse", "listwise_kl", "m3se"}; /* enum kd_rank_loss order */
     const struct kd_pipe_model *m = model_of(v, s->model);
     if (!retr) {
@@ -222,6 +222,7 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
     if (kd_ytree_get(map, "negatives", &key) && s->rank_loss != KD_RLOSS_MARGIN_MSE)
         kd_at(v->c, key, "'negatives' is only for loss margin_mse (this stage's loss is %s)",
               RLOSSES[s->rank_loss]);
+    kd_config_retrieval_select(v, s, map);   /* queries for the teacher, in rounds */
 }
 
 void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)

@@ -212,7 +212,9 @@ static void check_stage_body(struct kd_cfg *v, size_t i, const struct kd_ynode *
         kd_ytree_get(map, "validation", &k);
         s->validation_pos = kd_pos_of(k);
         kd_cfg_get_ref(v, map, "validation", KD_REF_DATASET, ns, s->validation, &vn);
-        kd_config_active(v, s, map, ns);
+        /* on a retrieval data set `select:` chooses queries (pipelines/config_retrieval_select.c) */
+        if (!kd_config_retrieval_data(v, s->data))
+            kd_config_active(v, s, map, ns);
         int e;
         double d;
         /* on a retrieval data set the loss is a retrieval loss (pipelines/config_retrieval.c) */

@@ -191,6 +191,11 @@ struct kd_pipe_select {
     double aug_noise;                  /* pixel noise sd (default 0.1) */
     size_t aug_shift, aug_width;       /* largest shift in pixels (default 2); image width (0: square) */
     struct kd_pos aug_pos;
+    /* On a retrieval data set (pipelines/config_retrieval_select.c): the
+     * budget and quotas count queries; strategy random, margin or entropy */
+    double list_temperature;           /* entropy: softmax(s / T) over a list (default 1) */
+    int has_dev;                       /* validation: a held-out split measured after each round */
+    enum kd_beir_split dev;
 };
 
 /* distill: reweight: {method, ...}: noise-aware weights (or a noise channel) from the

@@ -270,6 +270,9 @@ int kd_config_retrieval_data(const struct kd_cfg *v, const char *name);
  * pipelines/config_active.c); dataset names may be parts of the first ns
  * splits; relative paths are resolved against the pipeline's folder. */
 void kd_config_active(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, size_t ns);
+/* `select:` of a distill stage on a retrieval data set, after its split
+ * (queries chosen for the pair teacher; pipelines/config_retrieval_select.c). */
+void kd_config_retrieval_select(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
 /* The keys of a diagnose stage beyond model and data (n, seed, eps, centre,
  * method, at, targets; pipelines/config_diagnose.c). */
 extern const char *const KD_DIAGNOSE_KEYS[];

@@ -241,6 +241,13 @@ kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage 
  * dual encoder from a pair teacher's scores of BM25's top k, through the store. */
 kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
                                     struct kd_error *err);
+/* The same with `select:` (pipelines/stage_retrieval_select.c): the
+ * queries whose lists the teacher scores are chosen in rounds by the
+ * student being trained, within a budget of queries. */
+kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pipe_stage *s, int64_t sid,
+                                           struct kd_error *err);
+/* Dry run: what such a stage would choose and ask. */
+void kd_run_plan_retrieval_select(struct runner *r, const struct kd_pipe_stage *s);
 /* A dual encoder's weights into the run's models folder (the file --resume
  * reads), recorded as an artefact. */
 kd_status kd_run_save_dual(struct runner *r, const char *model, const struct kd_dual *dual,

@@ -62,8 +62,11 @@ static unsigned wanted_splits(const struct kd_pipeline *p, const char *name)
 {
     unsigned want = 0;
     for (size_t i = 0; i < p->n_stages; i++)
-        if (strcmp(p->stages[i].data, name) == 0)
+        if (strcmp(p->stages[i].data, name) == 0) {
             want |= KD_BEIR_WANT(p->stages[i].split);
+            if (p->stages[i].select.on && p->stages[i].select.has_dev)   /* measured after every round */
+                want |= KD_BEIR_WANT(p->stages[i].select.dev);
+        }
     return want;
 }
 
@@ -348,6 +351,8 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                          "lists", i + 1, s->name, s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
                          convert ? ", converted from WordNet first" : "", s->k, kd_rank_loss_name(s->rank_loss),
                          s->epochs, s->batch);
+        if (s->select.on)
+            kd_run_plan_retrieval_select(r, s);
         break;
     case KD_STAGE_LABEL:
         kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu of every query of '%s' (%s split of %s%s) "

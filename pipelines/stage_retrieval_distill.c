@@ -98,6 +98,8 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     struct dlists dl = {0};
     struct kd_features fq = {0}, fd = {0};
     const char *split = kd_beir_split_name(s->split);
+    if (s->select.on)   /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
+        return kd_run_stage_distill_dual_select(r, s, sid, err);
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);

@@ -25,6 +25,10 @@
  *     sc.budget = 1000;
  *     kd_select(&sc, probs, NULL, N, C, picks, &n_picked, &err);
  *
+ *   retrieval queries (retrieval_select.c) which queries' candidate lists
+ *                          a pair teacher scores: the student's margin
+ *                          between its top two candidates or the entropy
+ *                          of its softmax over the list
  *   label budget (budget.c) the teacher queries an active stage may
  *                          spend, its quota per round and the ledger
  *
@@ -125,6 +129,29 @@ void kd_rad_distribution(const double *g, size_t n, size_t b, double k, double *
  * included with probability pi_i. The rows are visited in an order
  * shuffled by rng, so which rows fall together is random. */
 size_t kd_sample_systematic(const double *pi, size_t n, struct kd_rng *rng, size_t *out);
+
+/* ---------------------------------------------- choosing retrieval queries */
+
+/* Which queries' candidate lists go to a pair teacher (sampling/retrieval_select.c),
+ * from the student's scores s (n, L) of each query's L candidates:
+ *   KD_SELECT_MARGIN   score -(s1 - s2), s1 >= s2 the list's two highest
+ *                      scores (a small gap: an uncertain student ranks high)
+ *   KD_SELECT_ENTROPY  score H(softmax(s_i / T)) over the list, natural log
+ *   KD_SELECT_RANDOM   score 0
+ * A list of fewer than 2 candidates scores 0. Other kinds score 0 (they do
+ * not choose queries: kd_retrieval_select_supported). */
+void kd_retrieval_select_scores(enum kd_select_kind kind, const float *s, size_t n, size_t L, double T,
+                                double *score);
+/* 1 for random, margin and entropy. */
+int kd_retrieval_select_supported(enum kd_select_kind kind);
+/* Chooses min(budget, n) of n queries into out (budget entries), *n_out
+ * set: random draws uniformly without replacement (seeded, probability
+ * budget / n, as kd_select); margin and entropy take the highest scores
+ * above, ties to the lower index, probability 1. Weights are 1. s may be
+ * NULL for random. KD_ERR_ARG for another kind, a temperature <= 0 for
+ * entropy, or L = 0. */
+kd_status kd_retrieval_select(enum kd_select_kind kind, size_t budget, double T, uint64_t seed, const float *s,
+                              size_t n, size_t L, struct kd_selection *out, size_t *n_out, struct kd_error *err);
 
 /* ---------------------------------------------------------- label budget */
 

@@ -338,7 +338,6 @@ Test(pipelines, retrieval_distill_keys_are_checked_with_positions_and_suggestion
                  "t.yaml:16:59: 'negatives' is only for loss margin_mse (this stage's loss is listwise_kl)",
                  "t.yaml:16:76: 'k' must be in [2, 10000], got 1",
                  "t.yaml:17:59: 'gold' is only for distilling an MLP on a table of features",
-                 "t.yaml:17:69: 'select' is only for distilling an MLP on a table of features",
                  "t.yaml:18:33: model 'm' is an MLP: on the retrieval data set 'wn' a distill stage trains a dual "
                  "encoder (type dual) from a pair teacher's scores",
                  "t.yaml:18:64: 'loss' must be one of mse, margin_mse, listwise_kl, m3se, got 'hinton'",
