@@ -31,7 +31,14 @@
  * its own featuriser, since documents never pass through it), lambda (1:
  * lambda_q = lambda_d), out,
  * only (comma list of models to run; default all; the cross-encoder runs
- * whenever a model that learns from it does).
+ * whenever a model that learns from it does),
+ * split (test, or dev: the split evaluated on; tune on dev),
+ * de_epochs, de_alpha, de_T (the dual teacher's; default epochs, alpha, T),
+ * ed_loss (m3se), ed_alpha, ed_T (the EmbedDistill students' score loss),
+ * cache (a directory: the cross-encoder's scores of the lists and the dual
+ * teacher's embeddings are kept there, named by the settings that make them,
+ * and read back instead of training again, unless only= names
+ * cross-encoder), tag (appended to every model name in the rows).
  */
 #include "core/kd_core.h"
 #include "data/kd_data.h"
@@ -554,7 +561,8 @@ static void run_seed(struct run *r, uint64_t seed)
     if (wanted(r, "dual-gold"))
         gold_dual(r, seed);
     if (!wanted(r, "cross-encoder") && !wanted(r, "distill-mse") && !wanted(r, "distill-margin-mse") &&
-        !wanted(r, "distill-listwise-kl") && !wanted(r, "distill-m3se") && !wanted(r, "dual-teacher"))
+        !wanted(r, "distill-listwise-kl") && !wanted(r, "distill-m3se") && !wanted(r, "dual-teacher") &&
+        !wanted(r, "embeddistill-sym") && !wanted(r, "embeddistill-asym"))
         return;
     /* the distillation lists: each (training query, relevant document), that
      * document first, then the first L - 1 non-relevant BM25 candidates */
@@ -602,7 +610,7 @@ static void run_seed(struct run *r, uint64_t seed)
         kd_tensor_release(&D);
         kd_dual_free(m);
     }
-    if (!wanted(r, "dual-teacher")) {
+    if (!wanted(r, "dual-teacher") && !wanted(r, "embeddistill-sym") && !wanted(r, "embeddistill-asym")) {
         free(t);
         free(tde);
         free(rel);
@@ -641,7 +649,8 @@ static void run_seed(struct run *r, uint64_t seed)
     }
     free(temb);
     size_t teacher_q_params = tower_params(teacher);
-    eval_dual(r, "dual-teacher", seed, &TQ, &TD, secs, teacher_q_params);
+    if (wanted(r, "dual-teacher"))
+        eval_dual(r, "dual-teacher", seed, &TQ, &TD, secs, teacher_q_params);
     /* EmbedDistill scores: the dual teacher's on the same lists */
     dual_list_scores(&TQ, &TD, 1.0 / teacher->cfg.temperature, &cl, tde);
     struct kd_cand_lists cle = cl;
