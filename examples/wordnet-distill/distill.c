@@ -31,7 +31,14 @@
  * its own featuriser, since documents never pass through it), lambda (1:
  * lambda_q = lambda_d), out,
  * only (comma list of models to run; default all; the cross-encoder runs
- * whenever a model that learns from it does).
+ * whenever a model that learns from it does),
+ * split (test, or dev: the split evaluated on; tune on dev),
+ * de_epochs, de_alpha, de_T (the dual teacher's; default epochs, alpha, T),
+ * ed_loss (m3se), ed_alpha, ed_T (the EmbedDistill students' score loss),
+ * cache (a directory: the cross-encoder's scores of the lists and the dual
+ * teacher's embeddings are kept there, named by the settings that make them,
+ * and read back instead of training again, unless only= names
+ * cross-encoder), tag (appended to every model name in the rows).
  */
 #include "core/kd_core.h"
 #include "data/kd_data.h"
@@ -45,12 +52,12 @@
 #include <string.h>
 
 struct opts {
-    const char *dir, *store, *out, *only;
+    const char *dir, *store, *out, *only, *split, *cache, *tag;
     uint64_t seeds[8];
     size_t n_seeds, k, L, epochs, batch, E, hard, negatives;
-    size_t ce_epochs, ce_E, ce_L, de_E, de_hidden, asym_E, asym_buckets;
-    float alpha, T, lambda;
-    enum kd_rank_loss de_loss;
+    size_t ce_epochs, ce_E, ce_L, de_E, de_hidden, de_epochs, asym_E, asym_buckets;
+    float alpha, T, lambda, de_alpha, de_T, ed_alpha, ed_T;
+    enum kd_rank_loss de_loss, ed_loss;
 };
 
 static void die(const struct kd_error *err)
@@ -127,7 +134,8 @@ static void emit(struct run *r, const char *model, uint64_t seed, const char *mo
     if (kd_rank_evaluate(ranked, k, &r->te.view, &rm, &err))
         die(&err);
     char line[512];
-    snprintf(line, sizeof line, "%s\t%llu\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t%zu\n", model, (unsigned long long)seed,
+    snprintf(line, sizeof line, "%s%s\t%llu\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t%zu\n", model,
+             r->o.tag && strcmp(model, "bm25") ? r->o.tag : "", (unsigned long long)seed,
              mode, rm.mean[KD_RM_NDCG10], rm.mean[KD_RM_MRR10], rm.mean[KD_RM_RECALL10], rm.mean[KD_RM_RECALL100],
              seconds, qparams);
     fputs(line, stdout);
@@ -228,16 +236,42 @@ static struct kd_dual *new_dual(size_t E, size_t hidden, uint64_t seed)
     return new_dual_buckets(E, hidden, 1u << 18, seed);
 }
 
-static void distill_cfg(const struct run *r, uint64_t seed, enum kd_rank_loss loss, struct kd_dual_distill_config *c)
+static void distill_cfg(const struct run *r, uint64_t seed, enum kd_rank_loss loss, size_t epochs, float alpha,
+                        float T, struct kd_dual_distill_config *c)
 {
     kd_dual_distill_config_init(c);
-    c->train.epochs = r->o.epochs;
+    c->train.epochs = epochs;
     c->train.batch = r->o.batch;
     c->train.seed = seed;
     c->loss.loss = loss;
-    c->loss.T = r->o.T;
-    c->loss.alpha = r->o.alpha;
+    c->loss.T = T;
+    c->loss.alpha = alpha;
     c->loss.negatives = r->o.negatives;
+}
+
+/* A cache file of n floats after a double (the seconds it took to make):
+ * 1 when read whole. */
+static int cache_read(const char *path, float *x, size_t n, double *secs)
+{
+    FILE *f = path[0] ? fopen(path, "rb") : NULL;
+    int ok = f && fread(secs, sizeof *secs, 1, f) == 1 && fread(x, sizeof *x, n, f) == n;
+    if (f)
+        fclose(f);
+    return ok;
+}
+
+/* Written under another name, then renamed: a run reading the cache at the
+ * same time sees the whole file or none. */
+static void cache_write(const char *path, const float *x, size_t n, double secs)
+{
+    char tmp[640];
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    FILE *f = path[0] ? fopen(tmp, "wb") : NULL;
+    if (f) {
+        int ok = fwrite(&secs, sizeof secs, 1, f) == 1 && fwrite(x, sizeof *x, n, f) == n;
+        if (fclose(f) == 0 && ok)
+            rename(tmp, path);
+    }
 }
 
 /* The students' scores of the lists' pairs under a dual encoder's embeddings. */
@@ -259,7 +293,7 @@ static void load_candidates(struct run *r)
     r->str = malloc(ntr * k * sizeof *r->str);
     r->ste = malloc(nte * k * sizeof *r->ste);
     char cache[512];
-    snprintf(cache, sizeof cache, "%s.cand%zu", r->o.store, k);
+    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "");
     FILE *cf = fopen(cache, "rb");
     int cached = cf && fread(r->ctr, sizeof *r->ctr, ntr * k, cf) == ntr * k &&
                  fread(r->str, sizeof *r->str, ntr * k, cf) == ntr * k &&
@@ -269,6 +303,15 @@ static void load_candidates(struct run *r)
         fclose(cf);
     if (cached)
         return;
+    /* the training queries' candidates do not depend on the split evaluated:
+     * take them from the other split's cache when it is there */
+    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? "" : ".dev");
+    cf = fopen(cache, "rb");
+    int have_train = cf && fread(r->ctr, sizeof *r->ctr, ntr * k, cf) == ntr * k &&
+                     fread(r->str, sizeof *r->str, ntr * k, cf) == ntr * k;
+    if (cf)
+        fclose(cf);
+    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "");
     struct kd_store *st;
     size_t nmax = ntr > nte ? ntr : nte, *cnt = malloc(nmax * sizeof *cnt);
     const char **qt = malloc(nmax * sizeof *qt);
@@ -278,7 +321,7 @@ static void load_candidates(struct run *r)
         die(&err);
     for (size_t i = 0; i < ntr; i++)
         qt[i] = r->b.query_texts[r->tr.qtext[i]];
-    if (kd_store_corpus_search(st, "wordnet", qt, ntr, k, r->ctr, r->str, cnt, &err))
+    if (!have_train && kd_store_corpus_search(st, "wordnet", qt, ntr, k, r->ctr, r->str, cnt, &err))
         die(&err);
     for (size_t i = 0; i < nte; i++)
         qt[i] = r->b.query_texts[r->te.qtext[i]];
@@ -407,6 +450,9 @@ static void parse(int argc, char **argv, struct opts *o)
     o->de_E = 128;
     o->de_hidden = 128;
     o->de_loss = KD_RLOSS_M3SE;
+    o->ed_loss = KD_RLOSS_M3SE;
+    o->de_alpha = o->de_T = o->ed_alpha = o->ed_T = -1.0f; /* -1: alpha, T */
+    o->split = "test";
     o->asym_E = 12;
     o->lambda = 1.0f;
     if (argc < 2) {
@@ -428,8 +474,10 @@ static void parse(int argc, char **argv, struct opts *o)
                    : !strcmp(k, "negatives") ? &o->negatives : !strcmp(k, "ce_epochs") ? &o->ce_epochs
                    : !strcmp(k, "ce_E") ? &o->ce_E : !strcmp(k, "ce_L") ? &o->ce_L : !strcmp(k, "de_E") ? &o->de_E
                    : !strcmp(k, "de_hidden") ? &o->de_hidden : !strcmp(k, "asym_E") ? &o->asym_E
-                   : !strcmp(k, "asym_buckets") ? &o->asym_buckets : NULL;
-        float *fl = !strcmp(k, "alpha") ? &o->alpha : !strcmp(k, "T") ? &o->T : !strcmp(k, "lambda") ? &o->lambda : NULL;
+                   : !strcmp(k, "asym_buckets") ? &o->asym_buckets : !strcmp(k, "de_epochs") ? &o->de_epochs : NULL;
+        float *fl = !strcmp(k, "alpha") ? &o->alpha : !strcmp(k, "T") ? &o->T : !strcmp(k, "lambda") ? &o->lambda
+                  : !strcmp(k, "de_alpha") ? &o->de_alpha : !strcmp(k, "de_T") ? &o->de_T
+                  : !strcmp(k, "ed_alpha") ? &o->ed_alpha : !strcmp(k, "ed_T") ? &o->ed_T : NULL;
         if (sz)
             *sz = strtoul(v, NULL, 10);
         else if (fl)
@@ -445,16 +493,32 @@ static void parse(int argc, char **argv, struct opts *o)
             o->store = v;
         else if (!strcmp(k, "out"))
             o->out = v;
+        else if (!strcmp(k, "tag"))
+            o->tag = v;
         else if (!strcmp(k, "only"))
             o->only = v;
-        else if (!strcmp(k, "de_loss")) {
-            if (kd_rank_loss_parse(v, &o->de_loss, &err))
+        else if (!strcmp(k, "split")) {
+            if (strcmp(v, "test") && strcmp(v, "dev")) {
+                fprintf(stderr, "wordnet-distill: split must be dev or test, got '%s'\n", v);
+                exit(2);
+            }
+            o->split = v;
+        } else if (!strcmp(k, "cache"))
+            o->cache = v;
+        else if (!strcmp(k, "de_loss") || !strcmp(k, "ed_loss")) {
+            if (kd_rank_loss_parse(v, !strcmp(k, "de_loss") ? &o->de_loss : &o->ed_loss, &err))
                 die(&err);
         } else {
             fprintf(stderr, "wordnet-distill: unknown option '%s'\n", k);
             exit(2);
         }
     }
+    if (!o->de_epochs)
+        o->de_epochs = o->epochs;
+    o->de_alpha = o->de_alpha < 0.0f ? o->alpha : o->de_alpha;
+    o->de_T = o->de_T < 0.0f ? o->T : o->de_T;
+    o->ed_alpha = o->ed_alpha < 0.0f ? o->alpha : o->ed_alpha;
+    o->ed_T = o->ed_T < 0.0f ? o->T : o->ed_T;
 }
 
 static void featurize(struct run *r)
@@ -497,7 +561,8 @@ static void run_seed(struct run *r, uint64_t seed)
     if (wanted(r, "dual-gold"))
         gold_dual(r, seed);
     if (!wanted(r, "cross-encoder") && !wanted(r, "distill-mse") && !wanted(r, "distill-margin-mse") &&
-        !wanted(r, "distill-listwise-kl") && !wanted(r, "distill-m3se") && !wanted(r, "dual-teacher"))
+        !wanted(r, "distill-listwise-kl") && !wanted(r, "distill-m3se") && !wanted(r, "dual-teacher") &&
+        !wanted(r, "embeddistill-sym") && !wanted(r, "embeddistill-asym"))
         return;
     /* the distillation lists: each (training query, relevant document), that
      * document first, then the first L - 1 non-relevant BM25 candidates */
@@ -512,7 +577,20 @@ static void run_seed(struct run *r, uint64_t seed)
     for (size_t i = 0; i < dl.n; i++)
         rel[i * dl.L] = 1;
     struct kd_cand_lists cl = {dl.n, dl.L, dl.query, dl.docs, t, rel, NULL};
-    cross_teacher(r, seed, &dl, t);
+    /* the cross-encoder's scores of the lists, cached under cache= (the
+     * cross-encoder is then neither trained nor evaluated again) */
+    char path[600] = "";
+    double secs;
+    if (o->cache)
+        snprintf(path, sizeof path, "%s/ce-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu.f32", o->cache, (unsigned long long)seed,
+                 o->k, o->L, o->ce_epochs, o->ce_E, o->ce_L);
+    /* a run that names the cross-encoder in only= trains and evaluates it */
+    int named = r->o.only && wanted(r, "cross-encoder");
+    if (named || !cache_read(path, t, n, &secs)) {
+        double t0 = kd_time_now();
+        cross_teacher(r, seed, &dl, t);
+        cache_write(path, t, n, kd_time_now() - t0);
+    }
 
     static const char *names[KD_RLOSS_COUNT] = {"distill-mse", "distill-margin-mse", "distill-listwise-kl",
                                                 "distill-m3se"};
@@ -522,7 +600,7 @@ static void run_seed(struct run *r, uint64_t seed)
         double t0 = kd_time_now();
         struct kd_dual *m = new_dual(o->E, 0, seed);
         struct kd_dual_distill_config c;
-        distill_cfg(r, seed, (enum kd_rank_loss)l, &c);
+        distill_cfg(r, seed, (enum kd_rank_loss)l, o->epochs, o->alpha, o->T, &c);
         if (kd_dual_distill(m, &r->q_all, &r->d_all, &cl, &c, NULL, &err))
             die(&err);
         struct kd_tensor Q, D;
@@ -532,7 +610,7 @@ static void run_seed(struct run *r, uint64_t seed)
         kd_tensor_release(&D);
         kd_dual_free(m);
     }
-    if (!wanted(r, "dual-teacher")) {
+    if (!wanted(r, "dual-teacher") && !wanted(r, "embeddistill-sym") && !wanted(r, "embeddistill-asym")) {
         free(t);
         free(tde);
         free(rel);
@@ -543,13 +621,36 @@ static void run_seed(struct run *r, uint64_t seed)
     double t0 = kd_time_now();
     struct kd_dual *teacher = new_dual(o->de_E, o->de_hidden, seed);
     struct kd_dual_distill_config c;
-    distill_cfg(r, seed, o->de_loss, &c);
-    if (kd_dual_distill(teacher, &r->q_all, &r->d_all, &cl, &c, NULL, &err))
-        die(&err);
     struct kd_tensor TQ, TD;
-    encode_both(r, teacher, &TQ, &TD);
+    if (kd_tensor_init(&TQ, r->b.n_queries, kd_dual_dim(teacher), &err) ||
+        kd_tensor_init(&TD, r->b.n_docs, kd_dual_dim(teacher), &err))
+        die(&err);
+    /* its embeddings, cached under cache= like the cross-encoder's scores */
+    size_t nq = TQ.rows * TQ.cols, nd = TD.rows * TD.cols;
+    float *temb = malloc((nq + nd) * sizeof *temb);
+    path[0] = '\0';
+    if (o->cache)
+        snprintf(path, sizeof path, "%s/de-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu-dE%zu-h%zu-%s-de%zu-a%g-T%g.f32", o->cache,
+                 (unsigned long long)seed, o->k, o->L, o->ce_epochs, o->ce_E, o->ce_L, o->de_E, o->de_hidden,
+                 kd_rank_loss_name(o->de_loss), o->de_epochs, (double)o->de_alpha, (double)o->de_T);
+    if (cache_read(path, temb, nq + nd, &secs)) {
+        memcpy(TQ.data, temb, nq * sizeof *temb);
+        memcpy(TD.data, temb + nq, nd * sizeof *temb);
+    } else {
+        distill_cfg(r, seed, o->de_loss, o->de_epochs, o->de_alpha, o->de_T, &c);
+        if (kd_dual_distill(teacher, &r->q_all, &r->d_all, &cl, &c, NULL, &err) ||
+            kd_dual_encode(teacher, KD_SIDE_QUERY, &r->q_all, &TQ, &err) ||
+            kd_dual_encode(teacher, KD_SIDE_DOC, &r->d_all, &TD, &err))
+            die(&err);
+        secs = kd_time_now() - t0;
+        memcpy(temb, TQ.data, nq * sizeof *temb);
+        memcpy(temb + nq, TD.data, nd * sizeof *temb);
+        cache_write(path, temb, nq + nd, secs);
+    }
+    free(temb);
     size_t teacher_q_params = tower_params(teacher);
-    eval_dual(r, "dual-teacher", seed, &TQ, &TD, kd_time_now() - t0, teacher_q_params);
+    if (wanted(r, "dual-teacher"))
+        eval_dual(r, "dual-teacher", seed, &TQ, &TD, secs, teacher_q_params);
     /* EmbedDistill scores: the dual teacher's on the same lists */
     dual_list_scores(&TQ, &TD, 1.0 / teacher->cfg.temperature, &cl, tde);
     struct kd_cand_lists cle = cl;
@@ -557,7 +658,7 @@ static void run_seed(struct run *r, uint64_t seed)
     if (wanted(r, "embeddistill-sym")) {
         t0 = kd_time_now();
         struct kd_dual *m = new_dual(o->E, 0, seed);
-        distill_cfg(r, seed, o->de_loss, &c);
+        distill_cfg(r, seed, o->ed_loss, o->epochs, o->ed_alpha, o->ed_T, &c);
         c.teacher_q = &TQ;
         c.teacher_d = &TD;
         c.lambda_q = c.lambda_d = o->lambda;
@@ -577,7 +678,7 @@ static void run_seed(struct run *r, uint64_t seed)
         const struct kd_features *fq = o->asym_buckets ? &r->q_small : &r->q_all;
         struct kd_dual *m = new_dual_buckets(o->asym_E, kd_dual_dim(teacher),
                                              o->asym_buckets ? 1u << o->asym_buckets : 1u << 18, seed);
-        distill_cfg(r, seed, o->de_loss, &c);
+        distill_cfg(r, seed, o->ed_loss, o->epochs, o->ed_alpha, o->ed_T, &c);
         c.teacher_q = &TQ;
         c.lambda_q = o->lambda;
         c.frozen_docs = &TD; /* the teacher's document embeddings, computed once above */
@@ -610,11 +711,12 @@ int main(int argc, char **argv)
     kd_blas_init_threads(0);
     kd_progress_set_quiet(1);
     double t0 = kd_time_now();
-    if (kd_beir_load(r.o.dir, KD_BEIR_WANT(KD_BEIR_TRAIN) | KD_BEIR_WANT(KD_BEIR_TEST), &r.b, NULL, &err))
+    enum kd_beir_split ev = strcmp(r.o.split, "test") ? KD_BEIR_DEV : KD_BEIR_TEST;
+    if (kd_beir_load(r.o.dir, KD_BEIR_WANT(KD_BEIR_TRAIN) | KD_BEIR_WANT(ev), &r.b, NULL, &err))
         die(&err);
     featurize(&r);
     split_init(&r.b.qrels[KD_BEIR_TRAIN], &r.tr);
-    split_init(&r.b.qrels[KD_BEIR_TEST], &r.te);
+    split_init(&r.b.qrels[ev], &r.te); /* te: the split evaluated on, dev or test */
     load_candidates(&r);
     r.ranked = malloc(r.te.n * r.o.k * sizeof *r.ranked);
     r.full = malloc(r.te.n * 100 * sizeof *r.full);
@@ -625,12 +727,15 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("# %zu documents, %zu train / %zu test queries; data ready in %.1f s\n", r.b.n_docs, r.tr.n, r.te.n,
-           kd_time_now() - t0);
-    printf("# k %zu L %zu epochs %zu batch %zu E %zu alpha %g T %g ce_epochs %zu de_E %zu de_hidden %zu de_loss %s "
-           "asym_E %zu asym_buckets %zu lambda %g\n",
-           r.o.k, r.o.L, r.o.epochs, r.o.batch, r.o.E, (double)r.o.alpha, (double)r.o.T, r.o.ce_epochs, r.o.de_E,
-           r.o.de_hidden, kd_rank_loss_name(r.o.de_loss), r.o.asym_E, r.o.asym_buckets, (double)r.o.lambda);
+    printf("# %zu documents, %zu train / %zu %s queries; data ready in %.1f s\n", r.b.n_docs, r.tr.n, r.te.n,
+           r.o.split, kd_time_now() - t0);
+    printf("# split %s k %zu L %zu epochs %zu batch %zu E %zu alpha %g T %g ce_epochs %zu de_E %zu de_hidden %zu "
+           "de_loss %s de_epochs %zu de_alpha %g de_T %g ed_loss %s ed_alpha %g ed_T %g asym_E %zu asym_buckets %zu "
+           "lambda %g\n",
+           r.o.split, r.o.k, r.o.L, r.o.epochs, r.o.batch, r.o.E, (double)r.o.alpha, (double)r.o.T, r.o.ce_epochs,
+           r.o.de_E, r.o.de_hidden, kd_rank_loss_name(r.o.de_loss), r.o.de_epochs, (double)r.o.de_alpha,
+           (double)r.o.de_T, kd_rank_loss_name(r.o.ed_loss), (double)r.o.ed_alpha, (double)r.o.ed_T, r.o.asym_E,
+           r.o.asym_buckets, (double)r.o.lambda);
     printf("# model\tseed\tmode\tndcg@10\tmrr@10\trecall@10\trecall@100\tseconds\tquery_tower_params\n");
     for (size_t i = 0; i < r.te.n * r.o.k; i++)
         r.ranked[i] = r.cte[i] < 0 ? SIZE_MAX : (size_t)r.cte[i];
