@@ -269,6 +269,13 @@ struct kd_pipe_stage {
     size_t k;                       /* evaluate: depth of the ranking and the run file (default 100);
                                        train (cross), label, distill (dual): BM25 candidates per
                                        query (default 100) */
+    /* distill, label (retrieval): `candidates:` beyond BM25's top k, appended
+     * to each query's list: `random` documents of the corpus drawn per query
+     * from the pipeline's seed, and the first `from_model` documents dual
+     * encoder `cand_model` (trained by an earlier stage) retrieves that BM25's
+     * top k lacks. 0 and "" when absent. */
+    size_t cand_random, cand_from_model;
+    char cand_model[KD_PIPE_NAME_MAX];
     /* export */
     int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */

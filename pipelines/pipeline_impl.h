@@ -217,6 +217,7 @@ struct kd_stage_refs {
     const struct kd_ynode *model;       /* train: model; distill: student; export: model */
     const struct kd_ynode *teacher;
     const struct kd_ynode *models[KD_PIPE_MAX_LIST];   /* evaluate */
+    const struct kd_ynode *cand_model;  /* distill, label: `candidates: {model: ...}` */
 };
 
 /* The validator's state. */

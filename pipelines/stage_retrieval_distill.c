@@ -1,7 +1,8 @@
 /* distill on a retrieval data set: a dual encoder learns from a pair
- * teacher's scores of BM25's top k candidates of every query of a split
+ * teacher's scores of BM25's top k candidates of every query of a split,
+ * plus the `candidates:` a dual encoder retrieves and random documents
  * (docs/retrieval.md, "Distilling a dual encoder in a pipeline"). The
- * candidate lists and the teacher's scores come from kd_run_retrieval_lists:
+ * candidate lists and the teacher's scores come from kd_run_stage_lists:
  * a pair the teacher has scored before (a label stage with the same teacher,
  * split and k, or an earlier run) is read from the store; a pair it has not
  * scored is asked once, through the store, as a label stage asks it. The
@@ -95,6 +96,8 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     struct run_beir *rb;
     const struct kd_retrieval_split *sp;
     struct kd_retrieval_lists lists = {0};
+    struct kd_retrieval_candidates own = {0};
+    struct kd_label_stats ls;
     struct dlists dl = {0};
     struct kd_features fq = {0}, fd = {0};
     const char *split = kd_beir_split_name(s->split);
@@ -102,7 +105,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);
     if (!st)
-        st = kd_run_retrieval_lists(r, s, s->teacher, s->split, s->k, &lists, err);
+        st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
     if (st)
         return st;
     if ((st = build_lists(&rb->b, sp, &lists, &dl, err))) {
@@ -165,5 +168,6 @@ done:
     kd_features_release(&fd);
     dlists_release(&dl);
     kd_retrieval_lists_release(&lists);
+    kd_retrieval_candidates_release(&own);
     return st;
 }
