@@ -40,7 +40,7 @@ kd_status kd_run_split(struct run_beir *rb, enum kd_beir_split split, const stru
  * "kd-bm25-candidates 2 N K", then docs (N, K) int64 and scores (N, K)
  * float32, little-endian as in memory; written to a temporary name and
  * renamed, so a reader never sees half of one. A file that does not match
- * is ignored; a search deeper than the file's replaces it. */
+ * is searched again and replaced, and so is a shallower one. */
 #define CACHE_MAGIC "kd-bm25-candidates 2"
 
 static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, char *path,
@@ -129,21 +129,6 @@ static int cache_read(const char *path, const struct kd_retrieval_split *sp, siz
     return ok;
 }
 
-/* The depth K of the file's search, 0 when there is none that matches. */
-static size_t cache_depth(const char *path, const struct kd_retrieval_split *sp)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    char want[96], line[96];
-    snprintf(want, sizeof want, CACHE_MAGIC " %zu ", sp->n);
-    size_t K = 0;
-    if (fgets(line, sizeof line, f) && strncmp(line, want, strlen(want)) == 0)
-        K = (size_t)strtoull(line + strlen(want), NULL, 10);
-    fclose(f);
-    return K;
-}
-
 static kd_status cache_write(struct runner *r, const char *path, const struct kd_retrieval_candidates *c,
                              struct kd_error *err)
 {
@@ -197,7 +182,7 @@ kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_
                 return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, kd_beir_split_name(split));
             kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name,
                    kd_beir_split_name(split), kd_time_now() - t0);
-            if (cache_depth(path, sp) < k && (st = cache_write(r, path, c, err)))
+            if ((st = cache_write(r, path, c, err)))   /* none, a damaged one or a shallower one */
                 return st;
         }
     }
