@@ -316,8 +316,22 @@ kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage 
 
 /* ------------------------------------------------------------------ dry run */
 
+/* ", 30 from model 'dual' and 20 random documents", or "". */
+static void plan_candidates(const struct kd_pipe_stage *s, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (s->cand_model[0] && s->cand_from_model && s->cand_random)
+        snprintf(buf, n, ", %zu from model '%s' and %zu random documents", s->cand_from_model, s->cand_model,
+                 s->cand_random);
+    else if (s->cand_model[0] && s->cand_from_model)
+        snprintf(buf, n, " and %zu from model '%s'", s->cand_from_model, s->cand_model);
+    else if (s->cand_random)
+        snprintf(buf, n, " and %zu random documents", s->cand_random);
+}
+
 void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s)
 {
+    char cand[KD_PIPE_NAME_MAX + 96];
     const struct kd_pipe_dataset *def = dataset_def(r->p, s->data, NULL);
     const char *src = def ? def->beir : "?";
     int convert = def && def->wordnet && !has_corpus(def->beir);
@@ -343,15 +357,17 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
         break;
     }
     case KD_STAGE_DISTILL:
+        plan_candidates(s, cand, sizeof cand);
         kd_run_plan_line(r, "%2zu. %s: distill dual encoder '%s' from teacher '%s' on '%s' (%s split of %s%s): "
-                         "BM25's top %zu of every query scored through the store, %s loss, %zu epochs, batch %zu "
+                         "BM25's top %zu%s of every query scored through the store, %s loss, %zu epochs, batch %zu "
                          "lists", i + 1, s->name, s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
-                         convert ? ", converted from WordNet first" : "", s->k, kd_rank_loss_name(s->rank_loss),
-                         s->epochs, s->batch);
+                         convert ? ", converted from WordNet first" : "", s->k, cand,
+                         kd_rank_loss_name(s->rank_loss), s->epochs, s->batch);
         break;
     case KD_STAGE_LABEL:
-        kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu of every query of '%s' (%s split of %s%s) "
-                         "through the store", i + 1, s->name, s->teacher, s->k, s->data,
+        plan_candidates(s, cand, sizeof cand);
+        kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu%s of every query of '%s' (%s split of "
+                         "%s%s) through the store", i + 1, s->name, s->teacher, s->k, cand, s->data,
                          kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "");
         break;
     case KD_STAGE_EVALUATE: {
