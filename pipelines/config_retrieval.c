@@ -50,6 +50,8 @@ static void check_teacher_family(struct kd_cfg *v, const struct kd_pipe_stage *s
     const struct kd_ynode *at = v->refs[s - v->p->stages].teacher;
     if (!tm || !at)
         return;
+    if (retr && tm->type == KD_MODEL_DUAL && s->kind == KD_STAGE_DISTILL)
+        return;   /* EmbedDistill: a dual-encoder teacher's scores and embeddings */
     if (retr && tm->type != KD_MODEL_CROSS)
         kd_at(v->c, at, "teacher '%s' uses model '%s' (type %s): on a retrieval data set a teacher scores (query, "
               "document) pairs, so its model must be a cross-encoder (type cross)", s->teacher, tm->name,
@@ -192,6 +194,56 @@ static void check_candidates(struct kd_cfg *v, struct kd_pipe_stage *s, const st
     }
 }
 
+static size_t dual_width(const struct kd_pipe_model *m)
+{
+    return m->dual.n_layers ? m->dual.hidden[m->dual.n_layers - 1] : m->dual.E;
+}
+
+/* EmbedDistill's keys: match_queries, match_documents, frozen_documents,
+ * for a distill stage whose teacher's model is a dual encoder. */
+static void check_embed(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
+{
+    static const char *const keys[] = {"match_queries", "match_documents", "frozen_documents"};
+    const struct kd_pipe_model *tm = teacher_model(v, s);
+    s->match_q = s->match_d = 1;
+    s->frozen_docs = 0;
+    if (!tm || tm->type != KD_MODEL_DUAL) {
+        struct kd_ynode *k;
+        for (size_t i = 0; i < N(keys); i++)
+            if (kd_ytree_get(map, keys[i], &k))
+                kd_at(v->c, k, "'%s' is only for a teacher whose model is a dual encoder (EmbedDistill); teacher '%s' "
+                      "%s%s%s", keys[i], s->teacher, tm ? "uses model '" : "is not a kd model", tm ? tm->name : "",
+                      tm ? (tm->type == KD_MODEL_CROSS ? "', a cross-encoder" : "', an MLP") : "");
+        return;
+    }
+    double d;
+    int b;
+    const struct kd_ynode *fv = NULL, *dv = NULL;
+    if (kd_get_num(v->c, map, "match_queries", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
+        s->match_q = (float)d;
+    if (kd_get_num(v->c, map, "match_documents", KD_RANGE_NONNEGATIVE, &d, &dv) > 0)
+        s->match_d = (float)d;
+    if (kd_get_bool(v, map, "frozen_documents", &b) > 0)
+        s->frozen_docs = b;
+    fv = kd_ytree_get(map, "frozen_documents", NULL);
+    const struct kd_pipe_model *m = model_of(v, s->model);
+    if (!s->frozen_docs || !m || m->type != KD_MODEL_DUAL)
+        return;
+    if (dv)
+        kd_at(v->c, dv, "'match_documents' has nothing to match with 'frozen_documents: true': the student's "
+              "documents are the teacher's own embeddings");
+    if (!m->dual.shared)
+        kd_at(v->c, fv, "'frozen_documents: true' trains the student's one tower as the query tower: model '%s' has "
+              "two (shared: false)", m->name);
+    if (dual_width(m) != dual_width(tm))
+        kd_at(v->c, fv, "'frozen_documents: true' scores the student's queries against the teacher's document "
+              "embeddings: model '%s' gives %zu numbers and the teacher's model '%s' %zu (make its last 'hidden' "
+              "width or 'dim' %zu)", m->name, dual_width(m), tm->name, dual_width(tm), dual_width(tm));
+    if (m->dual.score != tm->dual.score)
+        kd_at(v->c, fv, "'frozen_documents: true' needs the student's score (%s) to be the teacher's (%s)",
+              kd_dual_score_name(m->dual.score), kd_dual_score_name(tm->dual.score));
+}
+
 static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
     static const char *const keys[] = {"split", "k", "candidates"};
@@ -218,7 +270,8 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
  * scores of BM25's top k on a retrieval data set, with a retrieval loss. */
 static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
-    static const char *const rkeys[] = {"split", "k", "negatives", "table_lr", "candidates"};
+    static const char *const rkeys[] = {"split", "k", "negatives", "table_lr", "candidates", "match_queries",
+                                        "match_documents", "frozen_documents"};
     static const char *const mkeys[] = {"gold", "validation", "select", "reweight", "follow"};
     static const char *const RLOSSES[] = {"mse", "margin_mse", "listwise_kl", "m3se"}; /* enum kd_rank_loss order */
     const struct kd_pipe_model *m = model_of(v, s->model);
@@ -256,6 +309,7 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
     if (kd_get_int(v->c, map, "k", 2, 10000, &x, NULL) > 0)
         s->k = (size_t)x;
     check_candidates(v, s, map);
+    check_embed(v, s, map);
     struct kd_ynode *ck;
     if (s->k + s->cand_random + s->cand_from_model < 2 && kd_ytree_get(map, "candidates", &ck))
         kd_at(v->c, ck, "a list of %zu candidate: distilling needs at least 2 per query (BM25's, 'random' and "

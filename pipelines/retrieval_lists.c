@@ -129,28 +129,41 @@ static kd_status extend(struct runner *r, const struct kd_pipe_stage *s, struct 
     return KD_OK;
 }
 
-kd_status kd_run_stage_lists(struct runner *r, const struct kd_pipe_stage *s, struct kd_retrieval_candidates *own,
-                             struct kd_retrieval_lists *lists, struct kd_label_stats *ls, struct kd_error *err)
+kd_status kd_run_stage_candidates(struct runner *r, const struct kd_pipe_stage *s,
+                                  struct kd_retrieval_candidates *own, const struct kd_retrieval_candidates **bm,
+                                  const struct kd_retrieval_candidates **c, struct kd_error *err)
 {
     struct run_beir *rb;
     const struct kd_retrieval_split *sp;
-    const struct kd_retrieval_candidates *bm;
     memset(own, 0, sizeof *own);
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);
     if (!st)
-        st = kd_run_candidates(r, rb, s->split, s->k, &bm, err);
+        st = kd_run_candidates(r, rb, s->split, s->k, bm, err);
     if (st)
         return st;
-    const struct kd_retrieval_candidates *c = bm;
+    *c = *bm;
     if (s->cand_random || (s->cand_model[0] && s->cand_from_model)) {
-        if ((st = extend(r, s, rb, sp, bm, own, err))) {
+        if ((st = extend(r, s, rb, sp, *bm, own, err))) {
             kd_retrieval_candidates_release(own);
             return st;
         }
-        c = own;
+        *c = own;
     }
+    return KD_OK;
+}
+
+kd_status kd_run_stage_lists(struct runner *r, const struct kd_pipe_stage *s, struct kd_retrieval_candidates *own,
+                             struct kd_retrieval_lists *lists, struct kd_label_stats *ls, struct kd_error *err)
+{
+    struct run_beir *rb;
+    const struct kd_retrieval_candidates *bm, *c;
+    kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
+    if (!st)
+        st = kd_run_stage_candidates(r, s, own, &bm, &c, err);
+    if (st)
+        return st;
     struct run_pair_teacher pt;
     if ((st = kd_run_pair_teacher_open(r, s, s->teacher, rb, bm, &pt, err))) {
         kd_retrieval_candidates_release(own);
@@ -166,4 +179,13 @@ kd_status kd_run_stage_lists(struct runner *r, const struct kd_pipe_stage *s, st
         kd_error_prefix(err, "stage '%s', teacher '%s' on '%s'", s->name, s->teacher, rb->name);
     }
     return st;
+}
+
+struct run_model *kd_run_dual_teacher(struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_teacher *t = kd_pipeline_teacher(r->p, s->teacher);
+    if (!t || t->kind != KD_TEACHER_MODEL || !t->model[0])
+        return NULL;
+    struct run_model *m = kd_run_find_model(r, t->model);
+    return m && m->def->type == KD_MODEL_DUAL ? m : NULL;
 }

@@ -144,6 +144,7 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
         return st;
     kd_dual_free(m->dual);
     m->dual = NULL;
+    m->docs_from = NULL;
     if ((st = kd_dual_new(&m->def->dual, r->p->seed, &m->dual, err)))
         return kd_error_prefix(err, "stage '%s': model '%s'", s->name, s->model);
     struct kd_dual_train_config tc;
@@ -203,6 +204,8 @@ kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, s
     kd_status st = kd_dual_load(path, &m->dual, NULL, err);
     if (st)
         kd_error_prefix(err, "cannot resume stage '%s' (remove --resume to start afresh)", s->name);
+    /* a query tower distilled over a teacher's frozen documents is served with them */
+    m->docs_from = s->kind == KD_STAGE_DISTILL && s->frozen_docs ? kd_run_dual_teacher(r, s) : NULL;
     return st;
 }
 
@@ -251,7 +254,9 @@ kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe
         } else {
             if (!m || !m->dual)
                 return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, name);
-            st = kd_retrieval_eval_dual(m->dual, &m->def->text, b, s->split, s->k, path, name, &rm, err);
+            st = kd_retrieval_eval_dual_docs(m->dual, &m->def->text, m->docs_from ? m->docs_from->dual : NULL,
+                                             m->docs_from ? &m->docs_from->def->text : NULL, b, s->split, s->k,
+                                             path, name, &rm, err);
         }
         if (st)
             return kd_error_prefix(err, "stage '%s', %s '%s' on '%s' (%s)", s->name, teacher ? "teacher" : "model",
