@@ -361,14 +361,24 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                              s->negatives, s->epochs, s->batch, feat);
         break;
     }
-    case KD_STAGE_DISTILL:
+    case KD_STAGE_DISTILL: {
         plan_candidates(s, cand, sizeof cand);
+        char how[160];
+        if (!kd_run_dual_teacher(r, s))
+            snprintf(how, sizeof how, "scored through the store");
+        else if (s->frozen_docs)
+            snprintf(how, sizeof how, "scored by the dual-encoder teacher, query embeddings matched (weight %g), "
+                     "its document embeddings frozen", s->match_q);
+        else
+            snprintf(how, sizeof how, "scored by the dual-encoder teacher, embeddings matched (queries %g, "
+                     "documents %g)", s->match_q, s->match_d);
         kd_run_plan_line(r, "%2zu. %s: distill dual encoder '%s' from teacher '%s' on '%s' (%s split of %s%s): "
-                         "BM25's top %zu%s of every query scored through the store, %s loss, %zu epochs, batch %zu "
-                         "lists", i + 1, s->name, s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
-                         convert ? ", converted from WordNet first" : "", s->k, cand,
+                         "BM25's top %zu%s of every query %s, %s loss, %zu epochs, batch %zu lists", i + 1, s->name,
+                         s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
+                         convert ? ", converted from WordNet first" : "", s->k, cand, how,
                          kd_rank_loss_name(s->rank_loss), s->epochs, s->batch);
         break;
+    }
     case KD_STAGE_LABEL:
         plan_candidates(s, cand, sizeof cand);
         kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu%s of every query of '%s' (%s split of "

@@ -94,3 +94,80 @@ Test(pipelines, a_candidates_model_is_trained_before_the_stage_that_asks_it)
                  "line 16)",
                  "t.yaml:17:55: model 'm2' is asked for candidates before it is trained (by stage 'late' at line 18)");
 }
+
+/* EmbedDistill: a distill stage whose teacher's model is a dual encoder */
+#define EMBED                                                                                                \
+    "output: out\n"                                                                                          \
+    "datasets:\n"                                                                                            \
+    "  wn: {beir: data/wn}\n"                                                                                \
+    "models:\n"                                                                                              \
+    "  big: {type: dual, buckets: 12, dim: 64, hidden: [48], shared: true, score: cosine}\n"                 \
+    "  de: {type: dual, buckets: 12, dim: 32}\n"                                                             \
+    "  q: {type: dual, buckets: 10, dim: 8, hidden: [48], shared: true, score: cosine}\n"                    \
+    "  q2: {type: dual, buckets: 10, dim: 8, hidden: [48], score: cosine}\n"                                 \
+    "  q3: {type: dual, buckets: 10, dim: 8, hidden: [40], shared: true}\n"                                  \
+    "teachers:\n"                                                                                            \
+    "  tb: {kind: model, model: big}\n"                                                                      \
+    "stages:\n"                                                                                              \
+    "  - train: {model: big, data: wn}\n"
+
+Test(pipelines, embed_distill_keys_fill_the_stage)
+{
+    struct kd_pipeline p;
+    parse_ok(EMBED "  - distill: {student: de, teacher: tb, data: wn}\n"
+                   "  - distill: {name: s2, student: de, teacher: tb, data: wn, match_queries: 0.5, match_documents: 0}\n"
+                   "  - distill: {name: a, student: q, teacher: tb, data: wn, frozen_documents: true, match_queries: 2}\n",
+             "t.yaml", NULL, 0, &p);
+    const struct kd_pipe_stage *s = &p.stages[1];
+    cr_assert_float_eq(s->match_q, 1.0f, 1e-7, "both matchings at weight 1 by default");
+    cr_assert_float_eq(s->match_d, 1.0f, 1e-7);
+    cr_assert_eq(s->frozen_docs, 0);
+    s = &p.stages[2];
+    cr_assert_float_eq(s->match_q, 0.5f, 1e-7);
+    cr_assert_float_eq(s->match_d, 0.0f, 1e-7);
+    s = &p.stages[3];
+    cr_assert_eq(s->frozen_docs, 1);
+    cr_assert_float_eq(s->match_q, 2.0f, 1e-7);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, embed_distill_keys_are_checked_with_positions)
+{
+    EXPECT_PARSE(EMBED "  - distill: {student: de, teacher: tb, data: wn, match_queries: -1, frozen_documents: 1}\n"
+                       "  - distill: {name: a, student: q, teacher: tb, data: wn, frozen_documents: true,\n"
+                       "              match_documents: 1}\n"
+                       "  - distill: {name: b, student: q2, teacher: tb, data: wn, frozen_documents: true}\n"
+                       "  - distill: {name: c, student: q3, teacher: tb, data: wn, frozen_documents: true}\n"
+                       "  - distill: {name: d, student: de, teacher: tb, data: wn, frozen_documents: true}\n"
+                       "  - label: {teacher: tb, data: wn}\n"
+                       "  - evaluate: {models: [de], teacher: tb, data: wn}\n",
+                 "t.yaml:14:66: 'match_queries' must be >= 0, got -1",
+                 "t.yaml:14:88: 'frozen_documents' must be true or false, got integer 1",
+                 "t.yaml:16:32: 'match_documents' has nothing to match with 'frozen_documents: true': the student's "
+                 "documents are the teacher's own embeddings",
+                 "t.yaml:17:78: 'frozen_documents: true' trains the student's one tower as the query tower: model "
+                 "'q2' has two (shared: false)",
+                 "t.yaml:18:78: 'frozen_documents: true' scores the student's queries against the teacher's "
+                 "document embeddings: model 'q3' gives 40 numbers and the teacher's model 'big' 48 (make its last "
+                 "'hidden' width or 'dim' 48)",
+                 "t.yaml:18:78: 'frozen_documents: true' needs the student's score (dot) to be the teacher's (cosine)",
+                 "t.yaml:19:78: 'frozen_documents: true' trains the student's one tower as the query tower: model "
+                 "'de' has two (shared: false)",
+                 "t.yaml:19:78: 'frozen_documents: true' scores the student's queries against the teacher's "
+                 "document embeddings: model 'de' gives 32 numbers and the teacher's model 'big' 48 (make its last "
+                 "'hidden' width or 'dim' 48)",
+                 "t.yaml:19:78: 'frozen_documents: true' needs the student's score (dot) to be the teacher's (cosine)",
+                 "t.yaml:20:22: teacher 'tb' uses model 'big' (type dual): on a retrieval data set a teacher scores "
+                 "(query, document) pairs, so its model must be a cross-encoder (type cross)",
+                 "t.yaml:21:39: teacher 'tb' uses model 'big' (type dual): on a retrieval data set a teacher scores "
+                 "(query, document) pairs, so its model must be a cross-encoder (type cross)");
+}
+
+Test(pipelines, embed_distill_keys_are_refused_without_a_dual_teacher)
+{
+    EXPECT_PARSE(CRETR "  - distill: {student: de, teacher: t, data: wn, match_queries: 2, frozen_documents: true}\n",
+                 "t.yaml:16:50: 'match_queries' is only for a teacher whose model is a dual encoder (EmbedDistill); "
+                 "teacher 't' uses model 'ce', a cross-encoder",
+                 "t.yaml:16:68: 'frozen_documents' is only for a teacher whose model is a dual encoder "
+                 "(EmbedDistill); teacher 't' uses model 'ce', a cross-encoder");
+}

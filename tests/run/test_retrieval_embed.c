@@ -162,22 +162,3 @@ Test(run_embed, a_resumed_run_serves_the_asymmetric_student_with_the_teachers_do
     cr_assert_eq(s->rows[s->n_rows - 1].rank[KD_RM_NDCG10], first, "restored with the teacher's documents");
     free(s);
 }
-
-Test(run_embed, embedding_keys_are_refused_without_a_dual_teacher)
-{
-    write_pipeline("p.yaml", "name: x\noutput: out\ndatasets:\n  wn: {beir: data/wn}\nmodels:\n"
-                             "  de: {type: dual}\n  ce: {type: cross}\nteachers:\n  t: {kind: model, model: ce}\n"
-                             "stages:\n  - train: {model: ce, data: wn}\n"
-                             "  - distill: {student: de, teacher: t, data: wn, match_queries: 2}\n");
-    char path[256];
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    struct kd_pipeline p;
-    struct kd_diag diag;
-    kd_diag_init(&diag);
-    cr_assert_neq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
-    cr_assert_eq(diag.n, 1);
-    cr_assert(strstr(diag.items[0].text, ":12:50: 'match_queries' is only for a teacher whose model is a dual "
-                                         "encoder (EmbedDistill); teacher 't' uses model 'ce', a cross-encoder"),
-              "%s", diag.items[0].text);
-    kd_diag_release(&diag);
-}
