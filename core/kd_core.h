@@ -256,7 +256,8 @@ enum kd_rng_purpose {
     KD_RNG_AUGMENT,              /* shifts and noise of the augmented inputs of active round `index` */
     KD_RNG_CROSS_NEGATIVES,      /* random negatives topping up a cross-encoder's training lists (index 0) */
     KD_RNG_PROJECTION,           /* initial weights of a dual encoder's EmbedDistill projection (index 0) */
-    KD_RNG_DROPOUT               /* an MLP's dropout masks of training step `index` */
+    KD_RNG_DROPOUT,              /* an MLP's dropout masks of training step `index` */
+    KD_RNG_LIST_RANDOM           /* random corpus documents in query `index`'s distillation list */
 };
 
 /* The seed of sub-stream `index` of `purpose` under a run's seed: every

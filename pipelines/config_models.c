@@ -92,24 +92,6 @@ static void check_params(struct kd_cfg *v, const struct kd_pipe_model *m, const 
               "smaller", m->name, m->inputs && m->classes ? "" : "at least ", n, KD_PIPE_MAX_PARAMS);
 }
 
-/* A YAML boolean (true/false): 1 set, 0 absent, -1 reported. */
-static int get_bool(struct kd_cfg *v, const struct kd_ynode *map, const char *key, int *out)
-{
-    const struct kd_ynode *vn = kd_ytree_get(map, key, NULL);
-    if (!vn)
-        return 0;
-    if (vn->kind == KD_Y_SCALAR && vn->type == KD_YT_BOOL) {
-        *out = vn->text[0] == 't' || vn->text[0] == 'T';
-        return 1;
-    }
-    if (vn->kind != KD_Y_BAD) {
-        char got[96];
-        kd_describe(vn, got, sizeof got);
-        kd_at(v->c, vn, "'%s' must be true or false, got %s", key, got);
-    }
-    return -1;
-}
-
 /* featurizer: {words: N, chars: MIN-MAX | N | 0, seed: S} */
 static void check_featurizer(struct kd_cfg *v, struct kd_pipe_model *m, const struct kd_ynode *node)
 {
@@ -162,9 +144,9 @@ static void check_dual(struct kd_cfg *v, struct kd_pipe_model *m, const struct k
     m->dual.buckets = 1u << m->text.log2_buckets;
     if (kd_get_int(v->c, map, "dim", 1, KD_CFG_MAX_WIDTH, &x, NULL) > 0)
         m->dual.E = (size_t)x;
-    if (get_bool(v, map, "shared", &b) > 0)
+    if (kd_get_bool(v, map, "shared", &b) > 0)
         m->dual.shared = b;
-    if (get_bool(v, map, "normalise", &b) > 0)
+    if (kd_get_bool(v, map, "normalise", &b) > 0)
         m->dual.normalize = b;
     const struct kd_ynode *sv = NULL, *vn;
     if (kd_get_enum(v->c, map, "score", SCORES, N(SCORES), &e, &sv) > 0)
@@ -206,9 +188,9 @@ static void check_cross(struct kd_cfg *v, struct kd_pipe_model *m, const struct 
     m->cross.buckets = 1u << m->text.log2_buckets;
     if (kd_get_int(v->c, map, "dim", 1, KD_CFG_MAX_WIDTH, &x, NULL) > 0)
         m->cross.E = (size_t)x;
-    if (get_bool(v, map, "shared", &b) > 0)
+    if (kd_get_bool(v, map, "shared", &b) > 0)
         m->cross.shared = b;
-    if (get_bool(v, map, "bm25", &b) > 0)
+    if (kd_get_bool(v, map, "bm25", &b) > 0)
         m->cross.use_bm25 = b;
     const struct kd_ynode *vn;
     if ((vn = kd_ytree_get(map, "featurizer", NULL)))

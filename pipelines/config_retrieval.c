@@ -4,7 +4,8 @@
  * document) pairs, so a model teacher there is a cross-encoder; BM25 ranks
  * a retrieval data set; a distill stage there trains a dual encoder from a
  * pair teacher's scores with a retrieval loss; and the retrieval keys
- * (split, negatives, table_lr, k) belong to retrieval work only. Every problem reported with
+ * (split, negatives, table_lr, k, candidates) belong to retrieval work
+ * only. Every problem reported with
  * its position, like the rest of the file (pipelines/config.c). */
 #include "pipelines/pipeline_impl.h"
 
@@ -49,6 +50,8 @@ static void check_teacher_family(struct kd_cfg *v, const struct kd_pipe_stage *s
     const struct kd_ynode *at = v->refs[s - v->p->stages].teacher;
     if (!tm || !at)
         return;
+    if (retr && tm->type == KD_MODEL_DUAL && s->kind == KD_STAGE_DISTILL)
+        return;   /* EmbedDistill: a dual-encoder teacher's scores and embeddings */
     if (retr && tm->type != KD_MODEL_CROSS)
         kd_at(v->c, at, "teacher '%s' uses model '%s' (type %s): on a retrieval data set a teacher scores (query, "
               "document) pairs, so its model must be a cross-encoder (type cross)", s->teacher, tm->name,
@@ -145,9 +148,105 @@ static void check_evaluate(struct kd_cfg *v, struct kd_pipe_stage *s, const stru
     }
 }
 
+/* `candidates:` of a label or distill stage on a retrieval data set:
+ * {bm25: N, random: N, model: NAME, from_model: N}. bm25 is the stage's k
+ * (one of the two); the list of a query is BM25's top k, then the first
+ * from_model documents model NAME (a dual encoder) retrieves that BM25
+ * did not, then `random` documents of the corpus. */
+static void check_candidates(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
+{
+    static const char *const KEYS[] = {"bm25", "random", "model", "from_model"};
+    struct kd_ynode *key, *kk;
+    if (!kd_ytree_get(map, "candidates", &key))
+        return;
+    const struct kd_ynode *cm = kd_as_map(v->c, kd_ytree_get(map, "candidates", NULL), "'candidates'");
+    if (!cm)
+        return;
+    kd_check_keys(v->c, cm, KEYS, N(KEYS), "in 'candidates'");
+    long long x;
+    const struct kd_ynode *vn;
+    if (kd_get_int(v->c, cm, "bm25", 1, 10000, &x, &vn) > 0) {
+        s->k = (size_t)x;
+        if (kd_ytree_get(map, "k", &kk))
+            kd_at(v->c, vn, "'candidates.bm25' and 'k' both give the number of BM25 candidates; keep one");
+    }
+    if (kd_get_int(v->c, cm, "random", 0, 10000, &x, NULL) > 0)
+        s->cand_random = (size_t)x;
+    const struct kd_ynode *mv = NULL, *fv = NULL;
+    int has_model = kd_cfg_get_ref(v, cm, "model", KD_REF_MODEL, 0, s->cand_model, &mv);
+    if (mv)
+        v->refs[s - v->p->stages].cand_model = mv;
+    int has_from = kd_get_int(v->c, cm, "from_model", 1, 10000, &x, &fv);
+    if (has_from > 0)
+        s->cand_from_model = (size_t)x;
+    if (has_model > 0) {
+        const struct kd_pipe_model *m = model_of(v, s->cand_model);
+        if (m && m->type != KD_MODEL_DUAL)
+            kd_at(v->c, mv, "model '%s' is a%s: the candidates of 'candidates.model' are what a dual encoder "
+                  "(type dual) retrieves from the whole corpus", m->name,
+                  m->type == KD_MODEL_MLP ? "n MLP" : " cross-encoder");
+        if (!has_from)
+            kd_at(v->c, mv, "'candidates.model' needs 'from_model': how many of the documents it retrieves to add "
+                  "to each list");
+    } else if (!has_model && has_from > 0) {
+        kd_at(v->c, fv, "'candidates.from_model' needs 'model': the dual encoder whose retrieved documents are "
+              "added");
+    }
+}
+
+static size_t dual_width(const struct kd_pipe_model *m)
+{
+    return m->dual.n_layers ? m->dual.hidden[m->dual.n_layers - 1] : m->dual.E;
+}
+
+/* EmbedDistill's keys: match_queries, match_documents, frozen_documents,
+ * for a distill stage whose teacher's model is a dual encoder. */
+static void check_embed(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)
+{
+    static const char *const keys[] = {"match_queries", "match_documents", "frozen_documents"};
+    const struct kd_pipe_model *tm = teacher_model(v, s);
+    s->match_q = s->match_d = 1;
+    s->frozen_docs = 0;
+    if (!tm || tm->type != KD_MODEL_DUAL) {
+        struct kd_ynode *k;
+        for (size_t i = 0; i < N(keys); i++)
+            if (kd_ytree_get(map, keys[i], &k))
+                kd_at(v->c, k, "'%s' is only for a teacher whose model is a dual encoder (EmbedDistill); teacher '%s' "
+                      "%s%s%s", keys[i], s->teacher, tm ? "uses model '" : "is not a kd model", tm ? tm->name : "",
+                      tm ? (tm->type == KD_MODEL_CROSS ? "', a cross-encoder" : "', an MLP") : "");
+        return;
+    }
+    double d;
+    int b;
+    const struct kd_ynode *fv = NULL, *dv = NULL;
+    if (kd_get_num(v->c, map, "match_queries", KD_RANGE_NONNEGATIVE, &d, NULL) > 0)
+        s->match_q = (float)d;
+    if (kd_get_num(v->c, map, "match_documents", KD_RANGE_NONNEGATIVE, &d, &dv) > 0)
+        s->match_d = (float)d;
+    if (kd_get_bool(v, map, "frozen_documents", &b) > 0)
+        s->frozen_docs = b;
+    fv = kd_ytree_get(map, "frozen_documents", NULL);
+    const struct kd_pipe_model *m = model_of(v, s->model);
+    if (!s->frozen_docs || !m || m->type != KD_MODEL_DUAL)
+        return;
+    if (dv)
+        kd_at(v->c, dv, "'match_documents' has nothing to match with 'frozen_documents: true': the student's "
+              "documents are the teacher's own embeddings");
+    if (!m->dual.shared)
+        kd_at(v->c, fv, "'frozen_documents: true' trains the student's one tower as the query tower: model '%s' has "
+              "two (shared: false)", m->name);
+    if (dual_width(m) != dual_width(tm))
+        kd_at(v->c, fv, "'frozen_documents: true' scores the student's queries against the teacher's document "
+              "embeddings: model '%s' gives %zu numbers and the teacher's model '%s' %zu (make its last 'hidden' "
+              "width or 'dim' %zu)", m->name, dual_width(m), tm->name, dual_width(tm), dual_width(tm));
+    if (m->dual.score != tm->dual.score)
+        kd_at(v->c, fv, "'frozen_documents: true' needs the student's score (%s) to be the teacher's (%s)",
+              kd_dual_score_name(m->dual.score), kd_dual_score_name(tm->dual.score));
+}
+
 static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
-    static const char *const keys[] = {"split", "k"};
+    static const char *const keys[] = {"split", "k", "candidates"};
     s->split = KD_BEIR_TRAIN;
     s->k = 100;
     if (!s->data[0])
@@ -163,6 +262,7 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
         s->split = (enum kd_beir_split)e;
     if (kd_get_int(v->c, map, "k", 1, 10000, &x, NULL) > 0)
         s->k = (size_t)x;
+    check_candidates(v, s, map);
 }
 
 /* distill: an MLP student learns from a classifier on a table of features
@@ -170,7 +270,8 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
  * scores of BM25's top k on a retrieval data set, with a retrieval loss. */
 static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
-    static const char *const rkeys[] = {"split", "k", "negatives", "table_lr"};
+    static const char *const rkeys[] = {"split", "k", "negatives", "table_lr", "candidates", "match_queries",
+                                        "match_documents", "frozen_documents"};
     static const char *const mkeys[] = {"gold", "validation", "reweight", "follow"};
     static const char *const RLOSSES[] = {"mse", "margin_mse", "listwise_kl", "m3se"}; /* enum kd_rank_loss order */
     const struct kd_pipe_model *m = model_of(v, s->model);
@@ -207,6 +308,12 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
         s->split = (enum kd_beir_split)e;
     if (kd_get_int(v->c, map, "k", 2, 10000, &x, NULL) > 0)
         s->k = (size_t)x;
+    check_candidates(v, s, map);
+    check_embed(v, s, map);
+    struct kd_ynode *ck;
+    if (s->k + s->cand_random + s->cand_from_model < 2 && kd_ytree_get(map, "candidates", &ck))
+        kd_at(v->c, ck, "a list of %zu candidate: distilling needs at least 2 per query (BM25's, 'random' and "
+              "'from_model' together)", s->k + s->cand_random + s->cand_from_model);
     if (kd_get_num(v->c, map, "table_lr", KD_RANGE_POSITIVE, &d, NULL) > 0)
         s->table_lr = (float)d;
     if (kd_get_num(v->c, map, "alpha", KD_RANGE_UNIT, &d, NULL) > 0)
@@ -223,6 +330,12 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
         kd_at(v->c, key, "'negatives' is only for loss margin_mse (this stage's loss is %s)",
               RLOSSES[s->rank_loss]);
     kd_config_retrieval_select(v, s, map);   /* queries for the teacher, in rounds */
+    const struct kd_pipe_model *tm = teacher_model(v, s);
+    struct kd_ynode *sel;
+    if (s->select.on && kd_ytree_get(map, "select", &sel) &&
+        (kd_ytree_get(map, "candidates", NULL) || (tm && tm->type == KD_MODEL_DUAL)))
+        kd_at(v->c, sel, "'select' chooses queries whose BM25 lists a pair teacher scores; it does not combine with "
+              "%s yet", kd_ytree_get(map, "candidates", NULL) ? "'candidates'" : "a dual-encoder teacher (EmbedDistill)");
 }
 
 void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)

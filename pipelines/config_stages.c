@@ -19,11 +19,12 @@ static const char *const STAGE_KINDS[] = {"train", "label", "distill", "evaluate
                                            "diagnose"}; /* enum order */
 static const char *const TRAIN_KEYS[] = {"name",     "model",    "data",  "epochs",    "batch",    "optimizer",
                                          "schedule", "checkpoints", "split", "negatives", "table_lr", "k"};
-static const char *const LABEL_KEYS[] = {"name", "teacher", "data", "split", "k"};
+static const char *const LABEL_KEYS[] = {"name", "teacher", "data", "split", "k", "candidates"};
 static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "data",   "gold",
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
                                            "optimizer", "schedule", "validation", "select", "reweight",
-                                           "follow", "split", "k", "negatives", "table_lr"};
+                                           "follow", "split", "k", "negatives", "table_lr", "candidates",
+                                           "match_queries", "match_documents", "frozen_documents"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher", "split", "k"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};
@@ -465,7 +466,12 @@ static void check_order(struct kd_cfg *v)
             models[n] = r->model;
             names[n++] = s->model;
         }
-        const char *verb = s->kind == KD_STAGE_EVALUATE ? "evaluated" : "exported";
+        if ((s->kind == KD_STAGE_DISTILL || s->kind == KD_STAGE_LABEL) && r->cand_model && s->cand_model[0]) {
+            models[n] = r->cand_model;
+            names[n++] = s->cand_model;
+        }
+        const char *verb = s->kind == KD_STAGE_EVALUATE ? "evaluated"
+                           : s->kind == KD_STAGE_EXPORT ? "exported" : "asked for candidates";
         for (size_t m = 0; m < n; m++) {
             if (strcmp(names[m], KD_PIPE_BM25) == 0)
                 continue;   /* needs no training: the store's index */
@@ -473,7 +479,7 @@ static void check_order(struct kd_cfg *v)
             if (j == p->n_stages)
                 kd_at(v->c, models[m], "model '%s' is %s but never trained: no train or distill stage names it",
                       names[m], verb);
-            else if (j > i)
+            else if (j > i || (j == i && s->kind == KD_STAGE_DISTILL))
                 kd_at(v->c, models[m], "model '%s' is %s before it is trained (by stage '%s' %s)", names[m], verb,
                       p->stages[j].name, kd_at_line(p->stages[j].pos, where, sizeof where));
         }

@@ -187,3 +187,21 @@ int kd_cfg_get_path(struct kd_cfg *v, const struct kd_ynode *map, const char *ke
     *out = kd_cfg_join_path(v, base, s);
     return *out ? 1 : -1;
 }
+
+/* A YAML boolean (true/false): 1 set, 0 absent, -1 reported. */
+int kd_get_bool(struct kd_cfg *v, const struct kd_ynode *map, const char *key, int *out)
+{
+    const struct kd_ynode *vn = kd_ytree_get(map, key, NULL);
+    if (!vn)
+        return 0;
+    if (vn->kind == KD_Y_SCALAR && vn->type == KD_YT_BOOL) {
+        *out = vn->text[0] == 't' || vn->text[0] == 'T';
+        return 1;
+    }
+    if (vn->kind != KD_Y_BAD) {
+        char got[96];
+        kd_describe(vn, got, sizeof got);
+        kd_at(v->c, vn, "'%s' must be true or false, got %s", key, got);
+    }
+    return -1;
+}

@@ -274,6 +274,19 @@ struct kd_pipe_stage {
     size_t k;                       /* evaluate: depth of the ranking and the run file (default 100);
                                        train (cross), label, distill (dual): BM25 candidates per
                                        query (default 100) */
+    /* distill, label (retrieval): `candidates:` beyond BM25's top k, appended
+     * to each query's list: `random` documents of the corpus drawn per query
+     * from the pipeline's seed, and the first `from_model` documents dual
+     * encoder `cand_model` (trained by an earlier stage) retrieves that BM25's
+     * top k lacks. 0 and "" when absent. */
+    size_t cand_random, cand_from_model;
+    char cand_model[KD_PIPE_NAME_MAX];
+    /* distill from a teacher whose model is a dual encoder (EmbedDistill):
+     * the weights of the query and document embedding matching (default 1
+     * each), and frozen_docs: the student is a query tower over the
+     * teacher's own document embeddings (asymmetric mode). */
+    float match_q, match_d;
+    int frozen_docs;
     /* export */
     int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */
@@ -422,6 +435,13 @@ void kd_retrieval_split_release(struct kd_retrieval_split *s);
 kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_settings *ts, const struct kd_beir *b,
                                  enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
                                  struct kd_rank_metrics *out, struct kd_error *err);
+/* The same with the documents encoded by dm's document tower (features by
+ * dts): a query tower served with another model's document index
+ * (asymmetric EmbedDistill); dm NULL is kd_retrieval_eval_dual. */
+kd_status kd_retrieval_eval_dual_docs(struct kd_dual *m, const struct kd_text_settings *ts, struct kd_dual *dm,
+                                      const struct kd_text_settings *dts, const struct kd_beir *b,
+                                      enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
+                                      struct kd_rank_metrics *out, struct kd_error *err);
 /* Metrics (kd_rank_evaluate) of ranked (sp->n, k) lists of the split's
  * queries (document indices, SIZE_MAX past the end) into *out, and with
  * run_path a TREC run file of them (scores (n, k), tag). */

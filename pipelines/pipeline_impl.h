@@ -217,6 +217,7 @@ struct kd_stage_refs {
     const struct kd_ynode *model;       /* train: model; distill: student; export: model */
     const struct kd_ynode *teacher;
     const struct kd_ynode *models[KD_PIPE_MAX_LIST];   /* evaluate */
+    const struct kd_ynode *cand_model;  /* distill, label: `candidates: {model: ...}` */
 };
 
 /* The validator's state. */
@@ -251,6 +252,8 @@ int kd_cfg_check_ref(struct kd_cfg *v, const struct kd_ynode *node, enum kd_ref_
 /* map[key] as a reference, copied into out: 1 valid, 0 absent, -1 invalid (reported). */
 int kd_cfg_get_ref(struct kd_cfg *v, const struct kd_ynode *map, const char *key, enum kd_ref_kind kind,
                    size_t n_splits, char out[KD_PIPE_NAME_MAX], const struct kd_ynode **vn);
+/* A YAML boolean (true/false): 1 set, 0 absent, -1 reported. */
+int kd_get_bool(struct kd_cfg *v, const struct kd_ynode *map, const char *key, int *out);
 /* map[key] as a path; relative paths are joined to base. */
 int kd_cfg_get_path(struct kd_cfg *v, const struct kd_ynode *map, const char *key, const char *base, char **out);
 

@@ -127,6 +127,21 @@ kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_setting
                                  enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
                                  struct kd_rank_metrics *out, struct kd_error *err)
 {
+    return kd_retrieval_eval_dual_docs(m, ts, NULL, NULL, b, split, k, run_path, tag, out, err);
+}
+
+kd_status kd_retrieval_eval_dual_docs(struct kd_dual *m, const struct kd_text_settings *ts, struct kd_dual *dm,
+                                      const struct kd_text_settings *dts, const struct kd_beir *b,
+                                      enum kd_beir_split split, size_t k, const char *run_path, const char *tag,
+                                      struct kd_rank_metrics *out, struct kd_error *err)
+{
+    if (!dm) {
+        dm = m;
+        dts = ts;
+    }
+    if (kd_dual_dim(dm) != kd_dual_dim(m))
+        return kd_error_set(err, KD_ERR_ARG, "queries of %zu numbers cannot be scored against documents of %zu",
+                            kd_dual_dim(m), kd_dual_dim(dm));
     memset(out, 0, sizeof *out);
     struct kd_retrieval_split sp;
     struct kd_features fd = {0}, fq = {0};
@@ -151,10 +166,10 @@ kd_status kd_retrieval_eval_dual(struct kd_dual *m, const struct kd_text_setting
                           sp.n, kd_beir_split_name(split));
         goto done;
     }
-    if ((st = kd_retrieval_featurize_docs(ts, b, &fd, err)) || (st = kd_featurize(ts, qt, NULL, sp.n, 0, &fq, err)) ||
+    if ((st = kd_retrieval_featurize_docs(dts, b, &fd, err)) || (st = kd_featurize(ts, qt, NULL, sp.n, 0, &fq, err)) ||
         (st = kd_tensor_init(&ed, b->n_docs, kd_dual_dim(m), err)) ||
         (st = kd_tensor_init(&eq, sp.n, kd_dual_dim(m), err)) ||
-        (st = kd_dual_encode(m, KD_SIDE_DOC, &fd, &ed, err)) || (st = kd_dual_encode(m, KD_SIDE_QUERY, &fq, &eq, err)))
+        (st = kd_dual_encode(dm, KD_SIDE_DOC, &fd, &ed, err)) || (st = kd_dual_encode(m, KD_SIDE_QUERY, &fq, &eq, err)))
         goto done;
     if ((st = kd_search_topk(&eq, &ed, k, ranked, scores, err)))
         goto done;

@@ -86,6 +86,8 @@ struct run_model {
     struct kd_mlp *net;          /* NULL until a stage trains it */
     struct kd_dual *dual;        /* type dual: NULL until a stage trains it */
     struct kd_cross *cross;      /* type cross: NULL until a stage trains it */
+    struct run_model *docs_from; /* dual distilled with frozen_documents: the teacher whose
+                                    document tower serves its queries; else NULL */
 };
 
 /* A retrieval data set of the pipeline, loaded when a stage first needs it
@@ -281,14 +283,26 @@ kd_status kd_run_pair_teacher_open(struct runner *r, const struct kd_pipe_stage 
                                    struct run_beir *rb, const struct kd_retrieval_candidates *c,
                                    struct run_pair_teacher *out, struct kd_error *err);
 void kd_run_pair_teacher_close(struct run_pair_teacher *pt);
-/* Labelled candidate lists for retrieval distillation: BM25's top k of the
- * split's queries (kept for the run) scored by pair teacher `teacher`
- * through the store (answers stored by an earlier label stage, or an
- * earlier run, are read, not asked). lists->c points into the run's cache;
- * release lists with kd_retrieval_lists_release. */
-kd_status kd_run_retrieval_lists(struct runner *r, const struct kd_pipe_stage *s, const char *teacher,
-                                 enum kd_beir_split split, size_t k, struct kd_retrieval_lists *lists,
-                                 struct kd_error *err);
+/* The lists stage s (label or distill) has its teacher score: BM25's top
+ * s->k of its split, plus `candidates:`'s model and random documents (then
+ * in *own, released by the caller with kd_retrieval_candidates_release
+ * after lists), scored by the stage's teacher through the store
+ * (pipelines/retrieval_lists.c). */
+kd_status kd_run_stage_lists(struct runner *r, const struct kd_pipe_stage *s, struct kd_retrieval_candidates *own,
+                             struct kd_retrieval_lists *lists, struct kd_label_stats *ls, struct kd_error *err);
+/* The candidates alone: *bm BM25's (the run's), *c the lists (bm or own). */
+kd_status kd_run_stage_candidates(struct runner *r, const struct kd_pipe_stage *s,
+                                  struct kd_retrieval_candidates *own, const struct kd_retrieval_candidates **bm,
+                                  const struct kd_retrieval_candidates **c, struct kd_error *err);
+/* EmbedDistill's dual-encoder teacher tm on the lists c of split sp: its
+ * document embeddings ed (n_docs, Et), query embeddings eq (sp->n, Et) and
+ * its scores of the lists (lists->c = c) (pipelines/retrieval_embed.c). */
+kd_status kd_run_embed_teacher(const struct kd_pipe_stage *s, struct run_model *tm,
+                               struct run_beir *rb, const struct kd_retrieval_split *sp,
+                               const struct kd_retrieval_candidates *c, struct kd_retrieval_lists *lists,
+                               struct kd_tensor *eq, struct kd_tensor *ed, struct kd_error *err);
+/* The dual encoder a distill stage's teacher uses (EmbedDistill), or NULL. */
+struct run_model *kd_run_dual_teacher(struct runner *r, const struct kd_pipe_stage *s);
 kd_status kd_run_stage_train_cross(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);
 /* label on a retrieval data set: the teacher scores BM25's top k of every query of the split. */
 kd_status kd_run_stage_label_pairs(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);

@@ -32,16 +32,19 @@ kd_status kd_run_split(struct run_beir *rb, enum kd_beir_split split, const stru
 
 /* BM25's candidates are a pure function of the corpus's index (its
  * fingerprint covers the tokenizer, every id and text), the query texts
- * and k: OUTPUT/cache/bm25-<XXH3-128 of those>.bin keeps them for the next
- * run of the pipeline (another seed, a resume), which then reads them
- * instead of searching again. The file: the line "kd-bm25-candidates 1 N
- * K", then docs (N, K) int64 and scores (N, K) float32, little-endian as
- * in memory; written to a temporary name and renamed, so a reader never
- * sees half of one. A file that does not match is ignored. */
-#define CACHE_MAGIC "kd-bm25-candidates 1"
+ * and k, and the top k of a query is the first k of its top K for K > k:
+ * OUTPUT/cache/bm25-<XXH3-128 of the index and the queries>.bin keeps the
+ * deepest search of a split for the next stage or run of the pipeline
+ * (another seed, a resume, a smaller k), which then reads it, or its
+ * prefix, instead of searching again. The file: the line
+ * "kd-bm25-candidates 2 N K", then docs (N, K) int64 and scores (N, K)
+ * float32, little-endian as in memory; written to a temporary name and
+ * renamed, so a reader never sees half of one. A file that does not match
+ * is searched again and replaced, and so is a shallower one. */
+#define CACHE_MAGIC "kd-bm25-candidates 2"
 
-static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
-                            char *path, size_t n, struct kd_error *err)
+static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, char *path,
+                            size_t n, struct kd_error *err)
 {
     struct kd_store_corpus c;
     kd_status st = kd_store_corpus_find(r->store, rb->name, &c, err);
@@ -51,8 +54,7 @@ static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct 
     if ((st = kd_hasher_init(&h, err)))
         return st;
     kd_hasher_update(&h, c.fingerprint, strlen(c.fingerprint) + 1);
-    uint64_t kk = k, nq = sp->n;
-    kd_hasher_update(&h, &kk, sizeof kk);
+    uint64_t nq = sp->n;
     kd_hasher_update(&h, &nq, sizeof nq);
     for (size_t i = 0; i < sp->n; i++) {
         const char *q = rb->b.query_texts[sp->queries[i]];
@@ -65,6 +67,29 @@ static kd_status cache_path(struct runner *r, struct run_beir *rb, const struct 
     return KD_OK;
 }
 
+/* c = the first k candidates of each query of src (src->k >= k). 0 when out of memory. */
+static int take_prefix(const struct kd_retrieval_candidates *src, size_t k, struct kd_retrieval_candidates *c)
+{
+    size_t n = src->n;
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->k = k;
+    c->queries = malloc((n ? n : 1) * sizeof *c->queries);
+    c->docs = malloc((n ? n : 1) * k * sizeof *c->docs);
+    c->bm25 = malloc((n ? n : 1) * k * sizeof *c->bm25);
+    if (!c->queries || !c->docs || !c->bm25) {
+        kd_retrieval_candidates_release(c);
+        return 0;
+    }
+    memcpy(c->queries, src->queries, n * sizeof *c->queries);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->docs + i * k, src->docs + i * src->k, k * sizeof *c->docs);
+        memcpy(c->bm25 + i * k, src->bm25 + i * src->k, k * sizeof *c->bm25);
+    }
+    return 1;
+}
+
+/* The file's candidates when it holds at least k per query: its first k. */
 static int cache_read(const char *path, const struct kd_retrieval_split *sp, size_t k,
                       struct kd_retrieval_candidates *c)
 {
@@ -72,25 +97,36 @@ static int cache_read(const char *path, const struct kd_retrieval_split *sp, siz
     if (!f)
         return 0;
     char want[96], line[96];
-    snprintf(want, sizeof want, CACHE_MAGIC " %zu %zu\n", sp->n, k);
-    int ok = fgets(line, sizeof line, f) && strcmp(line, want) == 0;
-    memset(c, 0, sizeof *c);
-    c->n = sp->n;
-    c->k = k;
-    c->queries = malloc((sp->n ? sp->n : 1) * sizeof *c->queries);
-    c->docs = malloc((sp->n ? sp->n : 1) * k * sizeof *c->docs);
-    c->bm25 = malloc((sp->n ? sp->n : 1) * k * sizeof *c->bm25);
-    ok = ok && c->queries && c->docs && c->bm25 && fread(c->docs, sizeof *c->docs, sp->n * k, f) == sp->n * k &&
-         fread(c->bm25, sizeof *c->bm25, sp->n * k, f) == sp->n * k && fgetc(f) == EOF;
-    fclose(f);
-    for (size_t i = 0; ok && i < sp->n * k; i++)
-        ok = c->docs[i] >= -1;
-    if (!ok) {
-        kd_retrieval_candidates_release(c);
-        return 0;
+    size_t K = 0;
+    snprintf(want, sizeof want, CACHE_MAGIC " %zu ", sp->n);
+    int ok = fgets(line, sizeof line, f) && strncmp(line, want, strlen(want)) == 0;
+    if (ok) {
+        char tail[96];
+        snprintf(tail, sizeof tail, "%s", line + strlen(want));
+        char *end;
+        unsigned long long kk = strtoull(tail, &end, 10);
+        ok = end != tail && strcmp(end, "\n") == 0 && kk >= k && kk > 0 && kk <= 1000000;
+        K = (size_t)kk;
     }
-    memcpy(c->queries, sp->queries, sp->n * sizeof *c->queries);
-    return 1;
+    struct kd_retrieval_candidates all = {0};
+    all.n = sp->n;
+    all.k = K;
+    if (ok) {
+        all.queries = malloc((sp->n ? sp->n : 1) * sizeof *all.queries);
+        all.docs = malloc((sp->n ? sp->n : 1) * K * sizeof *all.docs);
+        all.bm25 = malloc((sp->n ? sp->n : 1) * K * sizeof *all.bm25);
+        ok = all.queries && all.docs && all.bm25 && fread(all.docs, sizeof *all.docs, sp->n * K, f) == sp->n * K &&
+             fread(all.bm25, sizeof *all.bm25, sp->n * K, f) == sp->n * K && fgetc(f) == EOF;
+    }
+    fclose(f);
+    for (size_t i = 0; ok && i < sp->n * K; i++)
+        ok = all.docs[i] >= -1;
+    if (ok)
+        memcpy(all.queries, sp->queries, sp->n * sizeof *all.queries);
+    ok = ok && (K == k ? (*c = all, 1) : take_prefix(&all, k, c));
+    if (!ok || K != k)
+        kd_retrieval_candidates_release(&all);
+    return ok;
 }
 
 static kd_status cache_write(struct runner *r, const char *path, const struct kd_retrieval_candidates *c,
@@ -125,10 +161,17 @@ kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_
     if (st)
         return st;
     struct kd_retrieval_candidates *c = &rb->cand[split];
+    if (c->docs && c->k > k) {   /* a deeper search of this run: its prefix */
+        struct kd_retrieval_candidates p;
+        if (!take_prefix(c, k, &p))
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        kd_retrieval_candidates_release(c);
+        *c = p;
+    }
     if (!c->docs || c->k != k) {
         kd_retrieval_candidates_release(c);
         char path[1200];
-        if ((st = cache_path(r, rb, sp, k, path, sizeof path, err)))
+        if ((st = cache_path(r, rb, sp, path, sizeof path, err)))
             return st;
         if (cache_read(path, sp, k, c)) {
             kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) read from %s", k, c->n, rb->name,
@@ -139,7 +182,7 @@ kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_
                 return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, kd_beir_split_name(split));
             kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name,
                    kd_beir_split_name(split), kd_time_now() - t0);
-            if ((st = cache_write(r, path, c, err)))
+            if ((st = cache_write(r, path, c, err)))   /* none, a damaged one or a shallower one */
                 return st;
         }
     }
@@ -397,38 +440,26 @@ static kd_status teacher_lists(struct runner *r, const struct kd_pipe_stage *s, 
     return st;
 }
 
-kd_status kd_run_retrieval_lists(struct runner *r, const struct kd_pipe_stage *s, const char *teacher,
-                                 enum kd_beir_split split, size_t k, struct kd_retrieval_lists *lists,
-                                 struct kd_error *err)
-{
-    struct run_beir *rb;
-    const struct kd_retrieval_candidates *c;
-    struct kd_label_stats ls;
-    kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
-    if (!st)
-        st = kd_run_candidates(r, rb, split, k, &c, err);
-    if (!st)
-        st = teacher_lists(r, s, teacher, rb, c, lists, &ls, err);
-    return st;
-}
-
 kd_status kd_run_stage_label_pairs(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err)
 {
     struct kd_retrieval_lists lists;
+    struct kd_retrieval_candidates own;
     struct kd_label_stats ls;
-    struct run_beir *rb;
-    const struct kd_retrieval_candidates *c;
-    kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
-    if (!st)
-        st = kd_run_candidates(r, rb, s->split, s->k, &c, err);
-    if (!st)
-        st = teacher_lists(r, s, s->teacher, rb, c, &lists, &ls, err);
+    kd_status st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
     if (st)
         return st;
-    kd_log(KD_LOG_INFO, "  teacher '%s' on BM25's top %zu of %zu queries of '%s' (%s): %zu pairs, %zu from the "
-           "store, %zu asked", s->teacher, c->k, c->n, s->data, kd_beir_split_name(s->split), ls.total, ls.cached,
-           ls.queried);
+    const struct kd_retrieval_candidates *c = lists.c;
+    if (c == &own)
+        kd_log(KD_LOG_INFO, "  teacher '%s' on BM25's top %zu, %zu from model '%s' and %zu random documents of %zu "
+               "queries of '%s' (%s): %zu pairs, %zu from the store, %zu asked", s->teacher, s->k,
+               s->cand_model[0] ? s->cand_from_model : 0, s->cand_model[0] ? s->cand_model : "-", s->cand_random,
+               c->n, s->data, kd_beir_split_name(s->split), ls.total, ls.cached, ls.queried);
+    else
+        kd_log(KD_LOG_INFO, "  teacher '%s' on BM25's top %zu of %zu queries of '%s' (%s): %zu pairs, %zu from the "
+               "store, %zu asked", s->teacher, c->k, c->n, s->data, kd_beir_split_name(s->split), ls.total,
+               ls.cached, ls.queried);
     kd_retrieval_lists_release(&lists);
+    kd_retrieval_candidates_release(&own);
     if ((st = kd_run_record_metric(r, sid, "pairs", -1, (double)ls.total, err)) ||
         (st = kd_run_record_metric(r, sid, "cached", -1, (double)ls.cached, err)))
         return st;

@@ -147,6 +147,7 @@ kd_status kd_run_stage_train_dual(struct runner *r, const struct kd_pipe_stage *
         return st;
     kd_dual_free(m->dual);
     m->dual = NULL;
+    m->docs_from = NULL;
     if ((st = kd_dual_new(&m->def->dual, r->p->seed, &m->dual, err)))
         return kd_error_prefix(err, "stage '%s': model '%s'", s->name, s->model);
     struct kd_dual_train_config tc;
@@ -206,6 +207,8 @@ kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, s
     kd_status st = kd_dual_load(path, &m->dual, NULL, err);
     if (st)
         kd_error_prefix(err, "cannot resume stage '%s' (remove --resume to start afresh)", s->name);
+    /* a query tower distilled over a teacher's frozen documents is served with them */
+    m->docs_from = s->kind == KD_STAGE_DISTILL && s->frozen_docs ? kd_run_dual_teacher(r, s) : NULL;
     return st;
 }
 
@@ -254,7 +257,9 @@ kd_status kd_run_stage_evaluate_retrieval(struct runner *r, const struct kd_pipe
         } else {
             if (!m || !m->dual)
                 return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': model '%s' is not trained", s->name, name);
-            st = kd_retrieval_eval_dual(m->dual, &m->def->text, b, s->split, s->k, path, name, &rm, err);
+            st = kd_retrieval_eval_dual_docs(m->dual, &m->def->text, m->docs_from ? m->docs_from->dual : NULL,
+                                             m->docs_from ? &m->docs_from->def->text : NULL, b, s->split, s->k,
+                                             path, name, &rm, err);
         }
         if (st)
             return kd_error_prefix(err, "stage '%s', %s '%s' on '%s' (%s)", s->name, teacher ? "teacher" : "model",
@@ -319,8 +324,22 @@ kd_status kd_run_stage_export_dual(struct runner *r, const struct kd_pipe_stage 
 
 /* ------------------------------------------------------------------ dry run */
 
+/* ", 30 from model 'dual' and 20 random documents", or "". */
+static void plan_candidates(const struct kd_pipe_stage *s, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (s->cand_model[0] && s->cand_from_model && s->cand_random)
+        snprintf(buf, n, ", %zu from model '%s' and %zu random documents", s->cand_from_model, s->cand_model,
+                 s->cand_random);
+    else if (s->cand_model[0] && s->cand_from_model)
+        snprintf(buf, n, " and %zu from model '%s'", s->cand_from_model, s->cand_model);
+    else if (s->cand_random)
+        snprintf(buf, n, " and %zu random documents", s->cand_random);
+}
+
 void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s)
 {
+    char cand[KD_PIPE_NAME_MAX + 96];
     const struct kd_pipe_dataset *def = dataset_def(r->p, s->data, NULL);
     const char *src = def ? def->beir : "?";
     int convert = def && def->wordnet && !has_corpus(def->beir);
@@ -345,18 +364,30 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                              s->negatives, s->epochs, s->batch, feat);
         break;
     }
-    case KD_STAGE_DISTILL:
+    case KD_STAGE_DISTILL: {
+        plan_candidates(s, cand, sizeof cand);
+        char how[160];
+        if (!kd_run_dual_teacher(r, s))
+            snprintf(how, sizeof how, "scored through the store");
+        else if (s->frozen_docs)
+            snprintf(how, sizeof how, "scored by the dual-encoder teacher, query embeddings matched (weight %g), "
+                     "its document embeddings frozen", s->match_q);
+        else
+            snprintf(how, sizeof how, "scored by the dual-encoder teacher, embeddings matched (queries %g, "
+                     "documents %g)", s->match_q, s->match_d);
         kd_run_plan_line(r, "%2zu. %s: distill dual encoder '%s' from teacher '%s' on '%s' (%s split of %s%s): "
-                         "BM25's top %zu of every query scored through the store, %s loss, %zu epochs, batch %zu "
-                         "lists", i + 1, s->name, s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
-                         convert ? ", converted from WordNet first" : "", s->k, kd_rank_loss_name(s->rank_loss),
-                         s->epochs, s->batch);
+                         "BM25's top %zu%s of every query %s, %s loss, %zu epochs, batch %zu lists", i + 1, s->name,
+                         s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
+                         convert ? ", converted from WordNet first" : "", s->k, cand, how,
+                         kd_rank_loss_name(s->rank_loss), s->epochs, s->batch);
         if (s->select.on)
             kd_run_plan_retrieval_select(r, s);
         break;
+    }
     case KD_STAGE_LABEL:
-        kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu of every query of '%s' (%s split of %s%s) "
-                         "through the store", i + 1, s->name, s->teacher, s->k, s->data,
+        plan_candidates(s, cand, sizeof cand);
+        kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu%s of every query of '%s' (%s split of "
+                         "%s%s) through the store", i + 1, s->name, s->teacher, s->k, cand, s->data,
                          kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "");
         break;
     case KD_STAGE_EVALUATE: {

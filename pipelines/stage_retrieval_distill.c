@@ -1,13 +1,16 @@
 /* distill on a retrieval data set: a dual encoder learns from a pair
- * teacher's scores of BM25's top k candidates of every query of a split
+ * teacher's scores of BM25's top k candidates of every query of a split,
+ * plus the `candidates:` a dual encoder retrieves and random documents
  * (docs/retrieval.md, "Distilling a dual encoder in a pipeline"). The
- * candidate lists and the teacher's scores come from kd_run_retrieval_lists:
+ * candidate lists and the teacher's scores come from kd_run_stage_lists:
  * a pair the teacher has scored before (a label stage with the same teacher,
  * split and k, or an earlier run) is read from the store; a pair it has not
  * scored is asked once, through the store, as a label stage asks it. The
  * model is trained by kd_dual_distill with the stage's loss and saved like
  * a dual-encoder train stage's, so evaluate, export and --resume treat both
- * alike. */
+ * alike. A teacher whose model is a dual encoder (EmbedDistill) scores the
+ * lists itself and gives its embeddings to match (kd_run_embed_teacher);
+ * with frozen_documents its document embeddings are the student's. */
 #include "pipelines/run_impl.h"
 
 #include <math.h>
@@ -23,6 +26,7 @@
 struct dlists {
     size_t n, L;
     size_t *q;          /* (n) rows of the query features */
+    size_t *src;        /* (n) the list's row in the split */
     size_t *doc;        /* (n, L) */
     float *t;           /* (n, L) */
     int8_t *rel;        /* (n, L) */
@@ -33,6 +37,7 @@ struct dlists {
 static void dlists_release(struct dlists *d)
 {
     free(d->q);
+    free(d->src);
     free(d->doc);
     free(d->t);
     free(d->rel);
@@ -60,11 +65,12 @@ static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_
                             sp->n);
     size_t cap = c->n ? c->n : 1;
     out->q = malloc(cap * sizeof *out->q);
+    out->src = malloc(cap * sizeof *out->src);
     out->qt = malloc(cap * sizeof *out->qt);
     out->doc = malloc(cap * L * sizeof *out->doc);
     out->t = malloc(cap * L * sizeof *out->t);
     out->rel = malloc(cap * L * sizeof *out->rel);
-    if (!out->q || !out->qt || !out->doc || !out->t || !out->rel)
+    if (!out->q || !out->src || !out->qt || !out->doc || !out->t || !out->rel)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++) {
         if (c->queries[i] != sp->queries[i])
@@ -82,6 +88,7 @@ static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_
             out->rel[n * L + j] = (int8_t)judged_relevant(sp, i, c->docs[i * L + j]);
         }
         out->q[n] = n;
+        out->src[n] = i;
         out->qt[n++] = b->query_texts[c->queries[i]];
     }
     out->n = n;
@@ -95,16 +102,31 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     struct run_beir *rb;
     const struct kd_retrieval_split *sp;
     struct kd_retrieval_lists lists = {0};
+    struct kd_retrieval_candidates own = {0};
+    struct kd_label_stats ls;
     struct dlists dl = {0};
     struct kd_features fq = {0}, fd = {0};
+    /* EmbedDistill: the dual-encoder teacher's embeddings of the split's
+     * queries and of the corpus, and of the lists' queries (rows of fq) */
+    struct run_model *tm = kd_run_dual_teacher(r, s);
+    struct kd_tensor teq = {0}, ted = {0}, tq = {0};
     const char *split = kd_beir_split_name(s->split);
     if (s->select.on)   /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
         return kd_run_stage_distill_dual_select(r, s, sid, err);
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);
-    if (!st)
-        st = kd_run_retrieval_lists(r, s, s->teacher, s->split, s->k, &lists, err);
+    if (!st && !tm) {
+        st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
+    } else if (!st) {
+        const struct kd_retrieval_candidates *bm, *c;
+        if (!tm->dual)
+            return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': teacher '%s': model '%s' is not trained yet",
+                                s->name, s->teacher, tm->def->name);
+        if (!(st = kd_run_stage_candidates(r, s, &own, &bm, &c, err)) &&
+            (st = kd_run_embed_teacher(s, tm, rb, sp, c, &lists, &teq, &ted, err)))
+            kd_retrieval_candidates_release(&own);
+    }
     if (st)
         return st;
     if ((st = build_lists(&rb->b, sp, &lists, &dl, err))) {
@@ -146,16 +168,33 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     dc.loss.T = s->temperature;
     dc.loss.negatives = s->negatives;
     dc.loss.alpha = s->alpha;
+    if (tm) {
+        size_t Et = teq.cols;
+        if ((st = kd_tensor_init(&tq, dl.n, Et, err)))
+            goto done;
+        for (size_t i = 0; i < dl.n; i++)
+            memcpy(tq.data + i * Et, teq.data + dl.src[i] * Et, Et * sizeof *tq.data);
+        dc.teacher_q = &tq;
+        dc.lambda_q = s->match_q;
+        if (s->frozen_docs) {
+            dc.frozen_docs = &ted;
+        } else {
+            dc.teacher_d = &ted;
+            dc.lambda_d = s->match_d;
+        }
+    }
     struct kd_cand_lists cl = {dl.n, dl.L, dl.q, dl.doc, dl.t, dl.rel, NULL};
     struct kd_train_result res;
     if ((st = kd_dual_distill(m->dual, &fq, &fd, &cl, &dc, &res, err))) {
         kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, s->model, s->data, split);
         goto done;
     }
+    m->docs_from = tm && s->frozen_docs ? tm : NULL;
     kd_log(KD_LOG_INFO, "  dual encoder '%s' distilled from teacher '%s' on '%s' (%s: %zu lists of %zu candidates, "
-           "%zu with a relevant one, %zu shorter lists left out), %s loss: %zu epochs in %.1f s, loss %.4f", s->model,
-           s->teacher, s->data, split, dl.n, dl.L, golds, dl.short_lists, kd_rank_loss_name(s->rank_loss),
-           res.epochs_done, res.seconds, res.last_loss);
+           "%zu with a relevant one, %zu shorter lists left out), %s loss%s: %zu epochs in %.1f s, loss %.4f",
+           s->model, s->teacher, s->data, split, dl.n, dl.L, golds, dl.short_lists, kd_rank_loss_name(s->rank_loss),
+           !tm ? "" : s->frozen_docs ? " and query embedding matching, the teacher's documents frozen"
+                                     : " and embedding matching", res.epochs_done, res.seconds, res.last_loss);
     if ((st = kd_run_record_metric(r, sid, "train_loss", (int64_t)res.epochs_done, res.last_loss, err)) ||
         (st = kd_run_record_metric(r, sid, "lists", -1, (double)dl.n, err)) ||
         (st = kd_run_record_metric(r, sid, "lists_with_gold", -1, (double)golds, err)) ||
@@ -165,7 +204,11 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
 done:
     kd_features_release(&fq);
     kd_features_release(&fd);
+    kd_tensor_release(&teq);
+    kd_tensor_release(&ted);
+    kd_tensor_release(&tq);
     dlists_release(&dl);
     kd_retrieval_lists_release(&lists);
+    kd_retrieval_candidates_release(&own);
     return st;
 }

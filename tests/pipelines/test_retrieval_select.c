@@ -84,3 +84,30 @@ Test(pipelines, retrieval_select_on_a_table_keeps_the_classification_strategies)
                  "t.yaml:9:69: unknown key 'validation' in 'select' (allowed: strategy, budget, rounds, schedule, epochs, "
                  "weight_cap, tgt, augment)");
 }
+
+/* select: scores BM25 lists through a pair teacher: lists grown by
+ * candidates: and a dual-encoder teacher (EmbedDistill) are refused with it,
+ * at the select key, rather than silently left out. */
+Test(pipelines, retrieval_select_refuses_candidates_and_a_dual_encoder_teacher)
+{
+    EXPECT_PARSE("output: out\n"
+                 "datasets:\n"
+                 "  wn: {beir: data/wn}\n"
+                 "models:\n"
+                 "  de: {type: dual}\n"
+                 "  big: {type: dual}\n"
+                 "  ce: {type: cross}\n"
+                 "teachers:\n"
+                 "  t: {kind: model, model: ce}\n"
+                 "  td: {kind: model, model: big}\n"
+                 "stages:\n"
+                 "  - train: {model: ce, data: wn}\n"
+                 "  - train: {name: tb, model: big, data: wn}\n"
+                 "  - distill: {name: a, student: de, teacher: t, data: wn, candidates: {random: 5},\n"
+                 "              select: {budget: 5}}\n"
+                 "  - distill: {name: b, student: de, teacher: td, data: wn, select: {budget: 5}}\n",
+                 "t.yaml:15:15: 'select' chooses queries whose BM25 lists a pair teacher scores; it does not combine "
+                 "with 'candidates' yet",
+                 "t.yaml:16:60: 'select' chooses queries whose BM25 lists a pair teacher scores; it does not combine "
+                 "with a dual-encoder teacher (EmbedDistill) yet");
+}

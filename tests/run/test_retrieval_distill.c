@@ -281,3 +281,96 @@ Test(run_rdistill, a_k_no_query_reaches_is_an_error_naming_the_stage)
     cr_assert_str_eq(err.msg, want);
     free(s);
 }
+
+/* The pipeline text with `models` added to ce and de, then `stages` after the teacher's training. */
+static void write_with_models(const char *models, const char *stages)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: rdistill\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "models:\n"
+             "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16], featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
+             "  de: {type: dual, buckets: 12, dim: 16, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "%s"
+             "teachers:\n"
+             "  t: {kind: model, model: ce}\n"
+             "stages:\n"
+             "  - train: {name: fit, model: ce, data: wn, negatives: 3, k: 10, epochs: 3, batch: 4}\n"
+             "%s",
+             dir, root(), models, stages);
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The first line of the only BM25 cache file of the run. */
+static void cache_header(char *line, size_t n)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/out/cache/bm25-*.bin | wc -l; head -1 %s/out/cache/bm25-*.bin", dir, dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    int files = 0;
+    cr_assert_eq(fscanf(f, "%d\n", &files), 1);
+    cr_assert_eq(files, 1, "one cache file for the training split (%d)", files);
+    cr_assert(fgets(line, (int)n, f));
+    pclose(f);
+}
+
+Test(run_rdistill, lists_with_model_and_random_candidates_ask_each_new_pair_once)
+{
+    write_with_models("  d2: {type: dual, buckets: 12, dim: 16, featurizer: {words: 1, chars: 3-4, seed: 3}}\n",
+                      "  - train: {name: gold, model: de, data: wn, epochs: 2, batch: 4}\n"
+                      "  - label: {name: bm, teacher: t, data: wn, k: 8}\n"
+                      "  - label: {name: more, teacher: t, data: wn,\n"
+                      "            candidates: {bm25: 8, model: de, from_model: 2, random: 3}}\n"
+                      "  - distill: {name: learn, student: d2, teacher: t, data: wn, k: 8,\n"
+                      "              candidates: {model: de, from_model: 2, random: 3}, epochs: 2, batch: 4}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    size_t nq = train_queries();
+    double bm = stage_metric(1, "bm", "pairs"), more = stage_metric(1, "more", "pairs");
+    cr_assert_gt(bm, 0);
+    cr_assert_eq(more, bm + 5 * (double)nq, "each query's list grows by 2 model and 3 random documents (%g, %g)",
+                 bm, more);
+    cr_assert_eq(stage_metric(1, "more", "cached"), bm, "BM25's pairs read back");
+    cr_assert_eq(stage_metric(1, "more", "queries"), 5 * (double)nq, "only the new pairs asked");
+    double stored = sql_value("select count(*) from pair_scores where teacher = 't' and corpus = 'wn'");
+    cr_assert_eq(stored, more, "every pair distinct and stored once (%g stored, %g pairs)", stored, more);
+    cr_assert_eq((double)s->queries, more, "nothing asked twice (%zu)", s->queries);
+    double lists = stage_metric(1, "learn", "lists");
+    cr_assert_gt(lists, 0);
+    cr_assert_eq(lists + stage_metric(1, "learn", "lists_short"), (double)nq);
+    char line[128];
+    cache_header(line, sizeof line);
+    char want[128];
+    snprintf(want, sizeof want, "kd-bm25-candidates 2 %zu 10\n", nq);
+    cr_assert_str_eq(line, want, "BM25's top 8 read from the top 10 the teacher's training searched");
+    /* the same seed draws the same random documents: a second run asks nothing */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "%zu asked", s->queries);
+    cr_assert_eq(stage_metric(2, "learn", "train_loss"), stage_metric(1, "learn", "train_loss"));
+    free(s);
+}
+
+Test(run_rdistill, more_random_candidates_than_documents_is_an_error_naming_the_stage)
+{
+    write_with_models("", "  - train: {name: gold, model: de, data: wn, epochs: 1, batch: 4}\n"
+                          "  - distill: {name: learn, student: de, teacher: t, data: wn, k: 4,\n"
+                          "              candidates: {random: 10000}, epochs: 1, batch: 4}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_neq(run(0, s, &err), KD_OK);
+    cr_assert(strstr(err.msg, "stage 'learn': lists of 10004 candidates (10000 random) need more documents than "
+                              "the "),
+              "%s", err.msg);
+    cr_assert(strstr(err.msg, " of 'wn'"), "%s", err.msg);
+    free(s);
+}
