@@ -83,7 +83,7 @@ int kd_cmd_convert(int argc, char **argv)
     const struct kd_cli_command cmd = {
         .name = "convert",
         .synopsis = "wordnet [--wordnet DIR] [--seed N] --out DIR\n"
-                    "       kd convert dictd --index FILE --dict FILE [--seed N] --out DIR",
+                    "       kd convert dictd --index FILE --dict FILE [--min-words N] [--seed N] --out DIR",
         .about = "Turns WordNet (Debian's wordnet-base) into a BEIR retrieval data set for\n"
                  "word-sense retrieval: a document is one sense of a word (its synonyms as\n"
                  "the title, its definition as the text); a query is a usage example\n"
