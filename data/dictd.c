@@ -368,17 +368,18 @@ static kd_status make_entries(struct dd *d, const char *index_path, const char *
     }
     if (!(d->ent = calloc(cap, sizeof *d->ent)))
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    size_t title = 0; /* the current entry's title, ", " after every headword */
     for (size_t i = 0; i < d->n_hw; i++) {
         struct headword *w = &d->hw[i];
-        if (!i || w->off != d->hw[i - 1].off)
+        if (!i || w->off != d->hw[i - 1].off) {
             d->ent[d->n_ent++] = (struct entry){.off = w->off, .len = w->len_data, .first = i};
+            title = 0;
+        }
         struct entry *e = &d->ent[d->n_ent - 1];
         e->n++;
         if (e->n > most)
             most = e->n;
-        size_t title = 0;
-        for (size_t h = 0; h < e->n; h++)
-            title += d->hw[e->first + h].len + 2;
+        title += w->len + 2;
         if (title > longest)
             longest = title;
         if (e->len + 1 > longest)
