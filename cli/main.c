@@ -27,7 +27,7 @@ static const char usage[] =
     "             vacuum, check)\n"
     "  report     one HTML page (inline SVG plots) about runs of a label store:\n"
     "             stages, times, teacher queries, rounds, calibration, selections\n"
-    "  convert    turn WordNet into a BEIR retrieval data set (queries, senses)\n"
+    "  convert    turn WordNet or a dictd dictionary into a BEIR retrieval data set\n"
     "  search     rank a BEIR corpus with a dual encoder or BM25: metrics, run\n"
     "             file, or one query's top documents\n"
     "  encode     embed texts with a dual encoder into an NPY file\n"

@@ -389,6 +389,64 @@ struct kd_wordnet_stats {
 kd_status kd_wordnet_convert(const struct kd_wordnet_options *o, struct kd_wordnet_stats *stats,
                              struct kd_error *err);
 
+/* ------------------------------------------ dictd dictionaries as BEIR data */
+
+/* A "reverse dictionary" task from a dictionary in the dictd format (Debian's
+ * dict-foldoc, dict-gcide, dict-jargon, ...: NAME.index and NAME.dict.dz).
+ * The index has one line per headword, "headword TAB offset TAB length" with
+ * an optional fourth field, the headword as shown (dictfmt's
+ * --index-keep-orig); offset and length locate the entry in the uncompressed
+ * .dict data and are numbers in dictd's base64 digits
+ * (A-Z a-z 0-9 + /, worth 0 to 63, the most significant first). Headwords
+ * starting with "00-database-" or "00database" are the database's own
+ * information and are skipped. The .dict file is read raw or gzip (dictzip
+ * is gzip).
+ *
+ * entry = the text at one offset (several headwords may share it);
+ * document = one entry: _id "e" and the decimal offset, title = its
+ * headwords (as shown, index order, joined by ", "), text = the entry's
+ * paragraphs after the first (whitespace runs made one space, paragraphs
+ * joined by a space). The entry's leading lines up to its first blank line
+ * are dropped when the first of them is one of its headwords (dictfmt writes
+ * the headwords there), ignoring ASCII case.
+ * query = the entry's first paragraph (its definition) with every
+ * occurrence of its headwords removed (whole words, ASCII case ignored, the
+ * longest first), when it keeps at least min_words words (a word: a run of
+ * ASCII letters and digits and non-ASCII bytes); _id "q" and the offset, an
+ * extra key "word" naming the entry's first headword. relevant = the entry
+ * (score 1). Definitions that become the same query text are one query with
+ * all their entries relevant. Queries are shuffled with the seed and cut
+ * into test, dev and train, as for WordNet. */
+struct kd_dictd_options {
+    const char *index_path;     /* NAME.index */
+    const char *dict_path;      /* NAME.dict.dz or NAME.dict */
+    const char *out_dir;        /* created when missing, with qrels/ */
+    uint64_t seed;              /* the split's shuffle */
+    double dev_frac, test_frac; /* shares of the queries (floor); train gets the rest */
+    size_t min_words;           /* words a query needs once its headwords are removed */
+};
+/* No paths, seed 1, 0.1 and 0.1, min_words 3. */
+void kd_dictd_options_init(struct kd_dictd_options *o);
+
+struct kd_dictd_stats {
+    size_t headwords;                   /* index lines read, but the database's own */
+    size_t docs;                        /* entries (distinct offsets) */
+    size_t short_defs;                  /* entries without a query: too few words left */
+    size_t merged;                      /* definitions merged into an identical query */
+    size_t queries;                     /* written */
+    size_t split[KD_BEIR_N_SPLITS];     /* queries per split */
+    double query_words;                 /* words per query, mean */
+    double doc_words;                   /* words per document text, mean */
+};
+
+/* Reads the index and the dictionary and writes out_dir/corpus.jsonl,
+ * queries.jsonl and qrels/{train,dev,test}.tsv (each atomically). stats may
+ * be NULL. A malformed index line is KD_ERR_FORMAT with index_path:line; an
+ * entry past the end of the data or not valid UTF-8 names its headword and
+ * index line. */
+kd_status kd_dictd_convert(const struct kd_dictd_options *o, struct kd_dictd_stats *stats,
+                           struct kd_error *err);
+
 /* The Fashion-MNIST files shipped by Debian's dataset-fashion-mnist. */
 #define KD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 

@@ -32,8 +32,8 @@ static void check_dataset(struct kd_cfg *v, struct kd_pipe_dataset *ds, const st
     kd_check_keys(v->c, map, DATASET_KEYS, N(DATASET_KEYS), where);
     struct kd_ynode *fk = NULL, *bk = NULL, *wk = NULL, *k;
     kd_ytree_get(map, "features", &fk);
-    kd_ytree_get(map, "beir", &bk);
-    kd_ytree_get(map, "wordnet", &wk);
+    const struct kd_ynode *bv = kd_ytree_get(map, "beir", &bk);
+    const struct kd_ynode *wv = kd_ytree_get(map, "wordnet", &wk);
     if (bk || wk) {
         /* a retrieval data set: a BEIR folder, made from WordNet when missing */
         if (fk)
@@ -45,7 +45,12 @@ static void check_dataset(struct kd_cfg *v, struct kd_pipe_dataset *ds, const st
                       TABLE_KEYS[i], ds->name);
         ds->wordnet_seed = 1;
         const char *s;
-        if (wk && kd_get_str(v->c, map, "wordnet", &s, NULL) > 0)
+        /* `--set datasets.NAME.beir=DIR` on a file that converts WordNet
+         * points the pipeline at another data set: DIR is read as it is,
+         * never filled with WordNet (a mistyped DIR is an error, not a
+         * WordNet conversion in an unexpected place). */
+        int beir_overrides_wordnet = bv && bv->set && wv && !wv->set;
+        if (wk && !beir_overrides_wordnet && kd_get_str(v->c, map, "wordnet", &s, NULL) > 0)
             ds->wordnet = strcmp(s, "default") == 0 ? kd_cfg_strdup(v, KD_WORDNET_DIR)
                                                     : kd_cfg_join_path(v, v->p->dir, s);
         if (kd_ytree_get(map, "seed", &k) && !wk)

@@ -494,6 +494,64 @@ def wordnets():
     w("duplicate-offset", n="00001000 06 n 01 bank 0 000 | a; \"the bank\"\n00001000 06 n 01 bank 1 000 | b; \"a bank\"\n")
 
 
+# --------------------------------------------------------------------- dictd
+def dictds():
+    clear_seeds("dictd")
+    # the index, KDFZ, the dictionary data (fuzz/fuzz_dictd.c)
+    fx = os.path.join(ROOT, "tests", "data", "fixtures", "dictd")
+    with open(os.path.join(fx, "tiny.index"), "rb") as f:
+        index = f.read()
+    with open(os.path.join(fx, "tiny.dict"), "rb") as f:
+        data = f.read()
+    def d(name, i, t):
+        put("dictd", name, (i if isinstance(i, bytes) else i.encode()) + SEP +
+            (t if isinstance(t, bytes) else t.encode()))
+    e = "word\n\n   A short made-up definition.\n"  # 37 bytes: "l"
+    d("fixture", index, data)
+    d("crlf", index.replace(b"\n", b"\r\n"), data)
+    d("no-final-newline", index.rstrip(b"\n"), data)
+    d("shared", "00-database-url\tA\tB\nword\tA\tl\nwords\tA\tl\tWords\nother\tBl\tB\n", e + "x\n")
+    def b64(v):
+        digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        out = digits[v % 64]
+        while v >= 64:
+            v //= 64
+            out = digits[v % 64] + out
+        return out
+    def entries(name, *items):
+        # items: (headword, shown or None, entry text); the index in that order
+        idx, dat = "", b""
+        for hw, shown, text in items:
+            t = text.encode()
+            idx += "%s\t%s\t%s%s\n" % (hw, b64(len(dat)), b64(len(t)), "\t" + shown if shown else "")
+            dat += t
+        d(name, idx, dat)
+    entries("four-fields", ("att", "AT&T", "AT&T\n\n   AT&T is a company, at&t too.\n"))
+    d("big-offset", "w\t+/\tp\n", "." * 4031 + "word\n\n   Nine digits: 0 1 2 3 4 5 6 7 8.\n")
+    entries("no-heading", ("widget", None, "Widget, n. A small gadget\nthat is a widget.\n"))
+    entries("same-definition", ("a", None, "a\n\n   The same text, twice.\n\n"),
+            ("b", None, "b\n\n   The same text, twice.\n\n"))
+    entries("utf8", ("café", None, "café\n\n   Un CAFÉ, un café noir, où?\n\n   naïve\n"))
+    d("zero-length", "z\tA\tA\nw\tA\tl\n", e)
+    d("overlap", "a\tA\tl\nb\tB\tk\n", e)
+    d("empty", "", "")
+    # malformed input as tests/data/test_dictd.c checks it
+    d("two-fields", "word\tA\tl\nother\tA\n", e)
+    d("five-fields", "word\tA\tl\tw\tx\n", e)
+    d("bad-digit", "word\tA!\tl\n", e)
+    d("empty-length", "word\tA\t\n", e)
+    d("long-number", "word\tAAAAAAAAAAA\tl\n", e)
+    d("past-end", "word\tA\tm\n", e)
+    d("huge-offset", "word\t//////////\tA\n", e)
+    d("empty-headword", "\tA\tl\n", e)
+    d("empty-shown", "word\tA\tl\t\n", e)
+    d("bad-utf8-headword", b"w\xc3(rd\tA\tl\n", e)
+    d("nul", b"word\tA\tl\nwor\0d\tA\tl\n", e)
+    d("two-lengths", "word\tA\tl\nwords\tA\tk\n", e)
+    d("only-database", "00-database-short\tA\tl\n00databaseurl\tA\tB\n", e)
+    d("bad-utf8-entry", "word\tA\tJ\n", b"word\n\xff\n\n\n\n")
+
+
 # ---------------------------------------------------------------- texts_file
 def texts_files():
     clear_seeds("texts_file")
@@ -601,8 +659,8 @@ def model_metas():
 
 
 def main():
-    # python3 scripts/fuzz-seeds.py beir text exec_text pairs wordnet texts_file model_meta: only those (no bin/kd needed)
-    only = {"beir": beirs, "text": texts, "exec_text": exec_texts, "pairs": pairs, "wordnet": wordnets,
+    # python3 scripts/fuzz-seeds.py beir text exec_text pairs wordnet dictd texts_file model_meta: only those (no bin/kd needed)
+    only = {"beir": beirs, "text": texts, "exec_text": exec_texts, "pairs": pairs, "wordnet": wordnets, "dictd": dictds,
             "texts_file": texts_files, "model_meta": model_metas}
     if len(sys.argv) > 1:
         for name in sys.argv[1:]:
@@ -614,7 +672,7 @@ def main():
         sys.exit("fuzz-seeds: build bin/kd first (make)")
     tmp = tempfile.mkdtemp(prefix="kd-seeds-")
     try:
-        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts(); pairs(); wordnets(); texts_files(); model_metas()
+        pipelines(); safetensors(tmp); npys(); idxs(); csvs(); execs(); exec_texts(); stores(tmp); beirs(); texts(); pairs(); wordnets(); dictds(); texts_files(); model_metas()
     finally:
         shutil.rmtree(tmp)
 

@@ -189,8 +189,21 @@ Test(pipelines, the_wordnet_retrieval_example_validates_and_one_set_points_it_at
     const char *sets[] = {"datasets.wn.beir=/data/beir/scifact", "seed=3"};
     cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", sets, 2, &p, &d), KD_OK);
     cr_assert_str_eq(p.datasets[0].beir, "/data/beir/scifact");
+    cr_assert_null(p.datasets[0].wordnet, "a folder given by --set is read, never filled with WordNet");
     cr_assert_eq(p.seed, 3);
     cr_assert_eq(p.datasets[0].wordnet_seed, 1, "the query split does not follow the pipeline's seed");
+    kd_pipeline_release(&p);
+    /* A relative folder is relative to the pipeline's folder, like every
+     * path of the file; both keys set on the command line still convert. */
+    const char *rel[] = {"datasets.wn.beir=data/foldoc"};
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", rel, 1, &p, &d), KD_OK);
+    cr_assert_str_eq(p.datasets[0].beir, "pipelines/examples/data/foldoc");
+    cr_assert_null(p.datasets[0].wordnet);
+    kd_pipeline_release(&p);
+    const char *both[] = {"datasets.wn.beir=/tmp/wn", "datasets.wn.wordnet=wn3"};
+    cr_assert_eq(kd_pipeline_load("pipelines/examples/wordnet-retrieval.yaml", both, 2, &p, &d), KD_OK);
+    cr_assert_str_eq(p.datasets[0].beir, "/tmp/wn");
+    cr_assert_str_eq(p.datasets[0].wordnet, "pipelines/examples/wn3");
     kd_pipeline_release(&p);
     kd_diag_release(&d);
 }
