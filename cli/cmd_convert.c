@@ -26,7 +26,8 @@ static int convert_dictd(int argc, char **argv)
         {0}};
     const struct kd_cli_command cmd = {
         .name = "convert dictd",
-        .synopsis = "--index FILE --dict FILE [--min-words N] [--seed N] --out DIR",
+        .synopsis = "--index FILE --dict FILE [--min-words N] [--seed N]\n"
+                    "                        --out DIR",
         .about = "Turns a dictionary in the dictd format (Debian's dict-foldoc, dict-gcide,\n"
                  "dict-jargon, ...) into a BEIR retrieval data set for reverse-dictionary\n"
                  "retrieval: a document is one entry (its headwords as the title, its\n"
@@ -83,7 +84,8 @@ int kd_cmd_convert(int argc, char **argv)
     const struct kd_cli_command cmd = {
         .name = "convert",
         .synopsis = "wordnet [--wordnet DIR] [--seed N] --out DIR\n"
-                    "       kd convert dictd --index FILE --dict FILE [--min-words N] [--seed N] --out DIR",
+                    "       kd convert dictd --index FILE --dict FILE [--min-words N] [--seed N]\n"
+                    "                        --out DIR",
         .about = "Turns WordNet (Debian's wordnet-base) into a BEIR retrieval data set for\n"
                  "word-sense retrieval: a document is one sense of a word (its synonyms as\n"
                  "the title, its definition as the text); a query is a usage example\n"
