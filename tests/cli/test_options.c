@@ -18,8 +18,8 @@ Test(cli, every_help_lists_its_options_with_defaults_and_an_example)
     const char *cmds[][2] = {{"train", NULL},    {"eval", NULL},    {"predict", NULL},  {"export", NULL},
                              {"run", NULL},      {"validate", NULL}, {"store", "stats"}, {"store", "sql"},
                              {"store", "export"}, {"store", "import"}, {"store", "vacuum"}, {"store", "check"},
-                             {"report", NULL},   {"diagnose", NULL}, {"convert", "wordnet"}, {"convert", "dictd"}, {"search", NULL},
-                             {"encode", NULL}};
+                             {"report", NULL},   {"diagnose", NULL}, {"convert", "wordnet"}, {"convert", "dictd"},
+                             {"search", NULL},   {"encode", NULL}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out;
         int st = cmds[i][1] ? kd(&out, cmds[i][0], cmds[i][1], "--help", NULL) : kd(&out, cmds[i][0], "--help", NULL);
