@@ -31,7 +31,7 @@ def sd(vs):
 
 def pm(m, vs, f):
     """mean ± sample sd in format f; a single seed has no spread to show."""
-    return (f + " ± " + f) % (m, sd(vs)) if len(vs) > 1 else (f + " (one seed)") % m
+    return (f + " ± " + f.replace("+", "")) % (m, sd(vs)) if len(vs) > 1 else (f + " (one seed)") % m
 
 
 def key(r):
