@@ -188,7 +188,7 @@ for gi, s in enumerate(groups):
     svg.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x0 + gw * 0.4, H - bottom + 30, loss))
     svg.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x0 + gw * 0.4, H - bottom + 44, t))
 for mi, m in enumerate(meths):
-    svg.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/>' % (left + mi * 160, H - 30, colors[m]))
-    svg.append('<text x="%d" y="%d">%s</text>' % (left + mi * 160 + 14, H - 21, LABELS[m]))
+    svg.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/>' % (left + mi * 230, H - 30, colors[m]))
+    svg.append('<text x="%d" y="%d">%s</text>' % (left + mi * 230 + 14, H - 21, LABELS[m]))
 svg.append("</svg>")
 open(sys.argv[4], "w").write("\n".join(svg) + "\n")
