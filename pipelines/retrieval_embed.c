@@ -30,10 +30,11 @@ kd_status kd_run_embed_teacher(const struct kd_pipe_stage *s, struct run_model *
     for (size_t i = 0; !st && i < sp->n; i++)
         qt[i] = b->query_texts[sp->queries[i]];
     double t0 = kd_time_now();
-    if (!st && !((st = kd_retrieval_featurize_docs(&tm->def->text, b, &fd, err)) ||
+    const struct run_model *dm = kd_run_doc_model(tm); /* frozen_documents: the teacher's teacher's documents */
+    if (!st && !((st = kd_retrieval_featurize_docs(&dm->def->text, b, &fd, err)) ||
                  (st = kd_featurize(&tm->def->text, qt, NULL, sp->n, 0, &fq, err)) ||
                  (st = kd_tensor_init(ed, b->n_docs, Et, err)) || (st = kd_tensor_init(eq, sp->n, Et, err)) ||
-                 (st = kd_dual_encode(tm->dual, KD_SIDE_DOC, &fd, ed, err))))
+                 (st = kd_dual_encode(dm->dual, KD_SIDE_DOC, &fd, ed, err))))
         st = kd_dual_encode(tm->dual, KD_SIDE_QUERY, &fq, eq, err);
     if (!st && c->n != sp->n)
         st = kd_error_set(err, KD_ERR_ARG, "the candidates of %zu queries do not match the split's %zu", c->n, sp->n);

@@ -44,11 +44,14 @@ static kd_status model_ranking(struct runner *r, const struct kd_pipe_stage *s, 
     for (size_t i = 0; !st && i < sp->n; i++)
         qt[i] = b->query_texts[sp->queries[i]];
     double t0 = kd_time_now();
-    if (!st && !((st = kd_retrieval_featurize_docs(&m->def->text, b, &fd, err)) ||
+    /* a student distilled with frozen_documents has no document tower of its
+     * own: its documents are its teacher's */
+    const struct run_model *dm = kd_run_doc_model(m);
+    if (!st && !((st = kd_retrieval_featurize_docs(&dm->def->text, b, &fd, err)) ||
                  (st = kd_featurize(&m->def->text, qt, NULL, sp->n, 0, &fq, err)) ||
                  (st = kd_tensor_init(&ed, b->n_docs, kd_dual_dim(m->dual), err)) ||
                  (st = kd_tensor_init(&eq, sp->n, kd_dual_dim(m->dual), err)) ||
-                 (st = kd_dual_encode(m->dual, KD_SIDE_DOC, &fd, &ed, err)) ||
+                 (st = kd_dual_encode(dm->dual, KD_SIDE_DOC, &fd, &ed, err)) ||
                  (st = kd_dual_encode(m->dual, KD_SIDE_QUERY, &fq, &eq, err))))
         st = kd_search_topk(&eq, &ed, depth, *ranked, scores, err);
     if (!st)

@@ -90,6 +90,20 @@ struct run_model {
                                     document tower serves its queries; else NULL */
 };
 
+/* The model whose document tower encodes m's documents: m's docs_from (set
+ * to a model with a document tower of its own, kd_run_docs_from), else m. */
+static inline const struct run_model *kd_run_doc_model(const struct run_model *m)
+{
+    return m->docs_from ? m->docs_from : m;
+}
+/* What docs_from becomes for a student distilled from teacher tm with
+ * frozen_documents: the model whose document tower tm itself serves with,
+ * so that docs_from never names a model without one. */
+static inline struct run_model *kd_run_docs_from(struct run_model *tm)
+{
+    return tm && tm->docs_from ? tm->docs_from : tm;
+}
+
 /* A retrieval data set of the pipeline, loaded when a stage first needs it
  * (pipelines/stage_retrieval.c). */
 struct run_beir {

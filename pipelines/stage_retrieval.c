@@ -208,7 +208,7 @@ kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, s
     if (st)
         kd_error_prefix(err, "cannot resume stage '%s' (remove --resume to start afresh)", s->name);
     /* a query tower distilled over a teacher's frozen documents is served with them */
-    m->docs_from = s->kind == KD_STAGE_DISTILL && s->frozen_docs ? kd_run_dual_teacher(r, s) : NULL;
+    m->docs_from = s->kind == KD_STAGE_DISTILL && s->frozen_docs ? kd_run_docs_from(kd_run_dual_teacher(r, s)) : NULL;
     return st;
 }
 

@@ -111,8 +111,13 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     struct run_model *tm = kd_run_dual_teacher(r, s);
     struct kd_tensor teq = {0}, ted = {0}, tq = {0};
     const char *split = kd_beir_split_name(s->split);
-    if (s->select.on)   /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
+    if (s->select.on) { /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
+        if (tm || s->cand_random || s->cand_from_model) /* refused at the select key when read from YAML */
+            return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': 'select' chooses queries whose BM25 lists a pair "
+                                "teacher scores; it does not combine with %s yet", s->name,
+                                tm ? "a dual-encoder teacher (EmbedDistill)" : "'candidates'");
         return kd_run_stage_distill_dual_select(r, s, sid, err);
+    }
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);
@@ -148,6 +153,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     }
     kd_dual_free(m->dual);
     m->dual = NULL;
+    m->docs_from = NULL; /* set again below if this student's documents are its teacher's */
     if ((st = kd_dual_new(&m->def->dual, r->p->seed, &m->dual, err))) {
         kd_error_prefix(err, "stage '%s': model '%s'", s->name, s->model);
         goto done;
@@ -189,7 +195,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
         kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, s->model, s->data, split);
         goto done;
     }
-    m->docs_from = tm && s->frozen_docs ? tm : NULL;
+    m->docs_from = tm && s->frozen_docs ? kd_run_docs_from(tm) : NULL;
     kd_log(KD_LOG_INFO, "  dual encoder '%s' distilled from teacher '%s' on '%s' (%s: %zu lists of %zu candidates, "
            "%zu with a relevant one, %zu shorter lists left out), %s loss%s: %zu epochs in %.1f s, loss %.4f",
            s->model, s->teacher, s->data, split, dl.n, dl.L, golds, dl.short_lists, kd_rank_loss_name(s->rank_loss),

@@ -499,6 +499,7 @@ kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pip
     a.pt_open = 1;
     kd_dual_free(a.m->dual);
     a.m->dual = NULL;
+    a.m->docs_from = NULL; /* a new student with document and query towers of its own */
     if ((st = kd_dual_new(&a.m->def->dual, r->p->seed, &a.m->dual, err))) {
         kd_error_prefix(err, "stage '%s': model '%s'", s->name, s->model);
         goto done;

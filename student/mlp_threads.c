@@ -54,9 +54,14 @@ kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m,
         return KD_OK;
     if (T > KD_POOL_MAX)
         T = KD_POOL_MAX;
-    kd_status st = kd_pool_new(T, &t->pool, err);
-    if (st)
-        return st;
+    struct kd_error perr = {0};
+    if (kd_pool_new(T, &t->pool, &perr)) {
+        /* no threads to be had (a process limit, a container's pids.max):
+         * the calling thread does the work, as OpenBLAS's threads would */
+        kd_log(KD_LOG_WARN, "running on one thread: %s", perr.msg);
+        t->pool = NULL;
+        return KD_OK;
+    }
     t->T = T;
     if (train) {
         t->gbuf = calloc(T, sizeof *t->gbuf);
