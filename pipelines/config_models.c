@@ -23,12 +23,14 @@ static const char *const DUAL_KEYS[] = {"buckets", "dim", "shared", "normalise",
 static const char *const CROSS_KEYS[] = {"buckets", "dim", "shared", "bm25", "featurizer"};
 static const char *const FEATURIZER_KEYS[] = {"words", "chars", "seed"};
 static const char *const SCORES[] = {"dot", "cosine"};      /* enum kd_dual_score order */
-static const char *const TEACHER_KEYS[] = {"kind", "model", "weights", "command", "batch", "timeout", "table"};
+static const char *const TEACHER_KEYS[] = {"kind", "model", "weights", "command", "batch", "timeout", "table",
+                                            "answers"};
 /* Which teacher keys belong to which kind (besides `kind`). */
 static const char *const TEACHER_KIND_OF_KEY[][2] = {
     {"model", "model"}, {"weights", "model"}, {"command", "exec"}, {"batch", "exec"},
-    {"timeout", "exec"}, {"table", "table"},
+    {"timeout", "exec"}, {"table", "table"}, {"answers", "exec"},
 };
+static const char *const ANSWERS[] = {"scores", "embeddings"};
 
 /* The owners' parsers and names behind struct kd_vocab. */
 static int act_from_name(const char *s, int *out)
@@ -440,6 +442,8 @@ static void check_teacher(struct kd_cfg *v, size_t ti, const struct kd_ynode *ke
             t->batch = (size_t)x;
         if (kd_get_num(v->c, map, "timeout", KD_RANGE_POSITIVE, &d, NULL) > 0)
             t->timeout = d;
+        if (kd_get_enum(v->c, map, "answers", ANSWERS, N(ANSWERS), &kind, NULL) > 0)
+            t->embeds = kind == 1;
         break;
     case KD_TEACHER_TABLE:
         kd_get_name(v->c, map, "table", "table name", t->table, NULL);

@@ -42,12 +42,26 @@ static const struct kd_pipe_model *teacher_model(const struct kd_cfg *v, const s
     return t->kind == KD_TEACHER_MODEL ? model_of(v, t->model) : NULL;
 }
 
+/* 1 when the stage's teacher is an exec program that embeds texts
+ * (`answers: embeddings`). */
+static int teacher_embeds(const struct kd_cfg *v, const struct kd_pipe_stage *s)
+{
+    size_t i;
+    if (!s->teacher[0] || !kd_names_find(&v->teachers, s->teacher, &i))
+        return 0;
+    return v->p->teachers[i].kind == KD_TEACHER_EXEC && v->p->teachers[i].embeds;
+}
+
 /* The stage's teacher against its data: a pair-scoring model on retrieval
  * data, a classifier on tables. */
 static void check_teacher_family(struct kd_cfg *v, const struct kd_pipe_stage *s, int retr)
 {
     const struct kd_pipe_model *tm = teacher_model(v, s);
     const struct kd_ynode *at = v->refs[s - v->p->stages].teacher;
+    if (at && teacher_embeds(v, s) && !(retr && s->kind == KD_STAGE_DISTILL))
+        kd_at(v->c, at, "teacher '%s' embeds texts ('answers: embeddings'): only a distill stage on a retrieval data "
+              "set learns from embeddings (EmbedDistill); a %s stage on '%s' needs a teacher that %s", s->teacher,
+              kd_stage_kind_name(s->kind), s->data, retr ? "scores (query, document) pairs" : "labels its rows");
     if (!tm || !at)
         return;
     if (retr && tm->type == KD_MODEL_DUAL && s->kind == KD_STAGE_DISTILL)
@@ -205,14 +219,16 @@ static void check_embed(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
 {
     static const char *const keys[] = {"match_queries", "match_documents", "frozen_documents"};
     const struct kd_pipe_model *tm = teacher_model(v, s);
+    int ex = teacher_embeds(v, s);
     s->match_q = s->match_d = 1;
     s->frozen_docs = 0;
-    if (!tm || tm->type != KD_MODEL_DUAL) {
+    if (!ex && (!tm || tm->type != KD_MODEL_DUAL)) {
         struct kd_ynode *k;
         for (size_t i = 0; i < N(keys); i++)
             if (kd_ytree_get(map, keys[i], &k))
-                kd_at(v->c, k, "'%s' is only for a teacher whose model is a dual encoder (EmbedDistill); teacher '%s' "
-                      "%s%s%s", keys[i], s->teacher, tm ? "uses model '" : "is not a kd model", tm ? tm->name : "",
+                kd_at(v->c, k, "'%s' is only for a teacher whose model is a dual encoder or an exec teacher with "
+                      "'answers: embeddings' (EmbedDistill); teacher '%s' %s%s%s", keys[i], s->teacher,
+                      tm ? "uses model '" : "is neither", tm ? tm->name : "",
                       tm ? (tm->type == KD_MODEL_CROSS ? "', a cross-encoder" : "', an MLP") : "");
         return;
     }
@@ -226,6 +242,14 @@ static void check_embed(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
     if (kd_get_bool(v, map, "frozen_documents", &b) > 0)
         s->frozen_docs = b;
     fv = kd_ytree_get(map, "frozen_documents", NULL);
+    if (ex && s->frozen_docs) {
+        /* the student's documents would be the program's embeddings, which
+         * evaluation and search could not compute for it */
+        kd_at(v->c, fv, "'frozen_documents: true' needs a teacher whose model is a dual encoder, whose document "
+              "tower evaluation then uses; teacher '%s' is an exec program: let the student learn its documents "
+              "(drop the key, 'match_documents' matches them)", s->teacher);
+        return;
+    }
     const struct kd_pipe_model *m = model_of(v, s->model);
     if (!s->frozen_docs || !m || m->type != KD_MODEL_DUAL)
         return;
@@ -333,9 +357,10 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
     const struct kd_pipe_model *tm = teacher_model(v, s);
     struct kd_ynode *sel;
     if (s->select.on && kd_ytree_get(map, "select", &sel) &&
-        (kd_ytree_get(map, "candidates", NULL) || (tm && tm->type == KD_MODEL_DUAL)))
+        (kd_ytree_get(map, "candidates", NULL) || (tm && tm->type == KD_MODEL_DUAL) || teacher_embeds(v, s)))
         kd_at(v->c, sel, "'select' chooses queries whose BM25 lists a pair teacher scores; it does not combine with "
-              "%s yet", kd_ytree_get(map, "candidates", NULL) ? "'candidates'" : "a dual-encoder teacher (EmbedDistill)");
+              "%s yet", kd_ytree_get(map, "candidates", NULL) ? "'candidates'"
+              : teacher_embeds(v, s) ? "an embedding teacher (EmbedDistill)" : "a dual-encoder teacher (EmbedDistill)");
 }
 
 void kd_config_retrieval(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map)

@@ -125,7 +125,7 @@ struct kd_pipe_model {
     struct kd_pos inputs_pos, classes_pos;
 };
 
-/* teachers: NAME: {kind: model, model | weights} | {kind: exec, command, batch, timeout}
+/* teachers: NAME: {kind: model, model | weights} | {kind: exec, command, batch, timeout, answers}
  *                 | {kind: table, table} */
 struct kd_pipe_teacher {
     char name[KD_PIPE_NAME_MAX];
@@ -137,6 +137,8 @@ struct kd_pipe_teacher {
     size_t n_command;
     size_t batch;                   /* kind exec: examples per request (default 256) */
     double timeout;                 /* kind exec: seconds per request (default 60) */
+    int embeds;                     /* kind exec: `answers: embeddings`, a text teacher (EmbedDistill);
+                                       0 (`answers: scores`, the default): it answers what the stage asks */
     char table[KD_PIPE_NAME_MAX];   /* kind table: teacher name in the store (default: NAME) */
     struct kd_pos model_pos;
 };

@@ -315,6 +315,16 @@ kd_status kd_run_embed_teacher(const struct kd_pipe_stage *s, struct run_model *
                                struct run_beir *rb, const struct kd_retrieval_split *sp,
                                const struct kd_retrieval_candidates *c, struct kd_retrieval_lists *lists,
                                struct kd_tensor *eq, struct kd_tensor *ed, struct kd_error *err);
+/* EmbedDistill's exec teacher (kind exec, `answers: embeddings`): as
+ * kd_run_embed_teacher, its embeddings of the corpus (ed) and of the split's
+ * queries (eq) through the store (kd_text_teacher_embed: a rerun asks
+ * nothing), and its scores of the lists, the dot products of the two. */
+kd_status kd_run_embed_exec(struct runner *r, const struct kd_pipe_stage *s, struct run_beir *rb,
+                            const struct kd_retrieval_split *sp, const struct kd_retrieval_candidates *c,
+                            struct kd_retrieval_lists *lists, struct kd_tensor *eq, struct kd_tensor *ed,
+                            struct kd_error *err);
+/* The stage's teacher when it is an exec teacher that embeds texts, or NULL. */
+const struct kd_pipe_teacher *kd_run_embed_exec_def(const struct runner *r, const struct kd_pipe_stage *s);
 /* The dual encoder a distill stage's teacher uses (EmbedDistill), or NULL. */
 struct run_model *kd_run_dual_teacher(struct runner *r, const struct kd_pipe_stage *s);
 kd_status kd_run_stage_train_cross(struct runner *r, const struct kd_pipe_stage *s, int64_t sid, struct kd_error *err);

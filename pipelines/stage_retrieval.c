@@ -367,7 +367,10 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
     case KD_STAGE_DISTILL: {
         plan_candidates(s, cand, sizeof cand);
         char how[160];
-        if (!kd_run_dual_teacher(r, s))
+        if (kd_run_embed_exec_def(r, s))
+            snprintf(how, sizeof how, "scored by the embedding teacher's dot products through the store, "
+                     "embeddings matched (queries %g, documents %g)", s->match_q, s->match_d);
+        else if (!kd_run_dual_teacher(r, s))
             snprintf(how, sizeof how, "scored through the store");
         else if (s->frozen_docs)
             snprintf(how, sizeof how, "scored by the dual-encoder teacher, query embeddings matched (weight %g), "

@@ -10,7 +10,9 @@
  * a dual-encoder train stage's, so evaluate, export and --resume treat both
  * alike. A teacher whose model is a dual encoder (EmbedDistill) scores the
  * lists itself and gives its embeddings to match (kd_run_embed_teacher);
- * with frozen_documents its document embeddings are the student's. */
+ * with frozen_documents its document embeddings are the student's. An exec
+ * teacher that embeds texts does the same through the store
+ * (kd_run_embed_exec), without frozen_documents. */
 #include "pipelines/run_impl.h"
 
 #include <math.h>
@@ -109,20 +111,26 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     /* EmbedDistill: the dual-encoder teacher's embeddings of the split's
      * queries and of the corpus, and of the lists' queries (rows of fq) */
     struct run_model *tm = kd_run_dual_teacher(r, s);
+    int ex = kd_run_embed_exec_def(r, s) != NULL; /* or an exec program's */
     struct kd_tensor teq = {0}, ted = {0}, tq = {0};
     const char *split = kd_beir_split_name(s->split);
     if (s->select.on) { /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
-        if (tm || s->cand_random || s->cand_from_model) /* refused at the select key when read from YAML */
+        if (tm || ex || s->cand_random || s->cand_from_model) /* refused at the select key when read from YAML */
             return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': 'select' chooses queries whose BM25 lists a pair "
                                 "teacher scores; it does not combine with %s yet", s->name,
-                                tm ? "a dual-encoder teacher (EmbedDistill)" : "'candidates'");
+                                tm || ex ? "an embedding teacher (EmbedDistill)" : "'candidates'");
         return kd_run_stage_distill_dual_select(r, s, sid, err);
     }
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
         st = kd_run_split(rb, s->split, &sp, err);
-    if (!st && !tm) {
+    if (!st && !tm && !ex) {
         st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
+    } else if (!st && ex) {
+        const struct kd_retrieval_candidates *bm, *c;
+        if (!(st = kd_run_stage_candidates(r, s, &own, &bm, &c, err)) &&
+            (st = kd_run_embed_exec(r, s, rb, sp, c, &lists, &teq, &ted, err)))
+            kd_retrieval_candidates_release(&own);
     } else if (!st) {
         const struct kd_retrieval_candidates *bm, *c;
         if (!tm->dual)
@@ -174,7 +182,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     dc.loss.T = s->temperature;
     dc.loss.negatives = s->negatives;
     dc.loss.alpha = s->alpha;
-    if (tm) {
+    if (tm || ex) {
         size_t Et = teq.cols;
         if ((st = kd_tensor_init(&tq, dl.n, Et, err)))
             goto done;
@@ -199,7 +207,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     kd_log(KD_LOG_INFO, "  dual encoder '%s' distilled from teacher '%s' on '%s' (%s: %zu lists of %zu candidates, "
            "%zu with a relevant one, %zu shorter lists left out), %s loss%s: %zu epochs in %.1f s, loss %.4f",
            s->model, s->teacher, s->data, split, dl.n, dl.L, golds, dl.short_lists, kd_rank_loss_name(s->rank_loss),
-           !tm ? "" : s->frozen_docs ? " and query embedding matching, the teacher's documents frozen"
+           !tm && !ex ? "" : s->frozen_docs ? " and query embedding matching, the teacher's documents frozen"
                                      : " and embedding matching", res.epochs_done, res.seconds, res.last_loss);
     if ((st = kd_run_record_metric(r, sid, "train_loss", (int64_t)res.epochs_done, res.last_loss, err)) ||
         (st = kd_run_record_metric(r, sid, "lists", -1, (double)dl.n, err)) ||

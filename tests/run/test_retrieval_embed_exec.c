@@ -1,0 +1,137 @@
+/* EmbedDistill from an exec teacher that embeds texts (`answers:
+ * embeddings`), end to end on WordNet's test fixture: the program's
+ * embeddings of the corpus and of the split's queries go through the store
+ * (a second run asks it nothing and trains the same student), its scores of
+ * the lists are their dot products, and the student matches them through a
+ * learned projection (the program gives 3 numbers, the student 8). */
+#include <math.h>
+#include <string.h>
+
+#include "run_test.h"
+#include "store/kd_store.h"
+
+static void x_setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    kd_progress_set_quiet(1);
+    kd_log_set_level(KD_LOG_WARN);
+}
+
+TestSuite(run_embed_exec, .init = x_setup, .fini = teardown, .timeout = 120);
+
+static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+
+/* The fake text teacher in `mode` (tests/teacher/fixtures/fake_pair_teacher.py, E = 3) teaching 'de'. */
+static void write_exec(const char *mode)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: embex\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "models:\n"
+             "  de: {type: dual, buckets: 12, dim: 8, shared: true, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "teachers:\n"
+             "  te: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_pair_teacher.py, %s, 3],\n"
+             "       answers: embeddings}\n"
+             "stages:\n"
+             "  - distill: {name: learn, student: de, teacher: te, data: wn, k: 6, candidates: {random: 2},\n"
+             "              match_documents: 0.5, temperature: 100, epochs: 2, batch: 4}\n"
+             "  - evaluate: {name: test, models: [de], data: wn, split: test, k: 10}\n",
+             dir, root(), root(), mode);
+    write_pipeline("p.yaml", text);
+}
+
+static int first_double(void *ctx, const struct kd_sql_row *row)
+{
+    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
+    return 1;
+}
+
+static double sql_value(const char *sql)
+{
+    struct kd_store *st;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    double v = NAN;
+    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return v;
+}
+
+/* The bytes of the student's file (malloc'ed, *n its size). */
+static char *student_bytes(size_t *n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/models/de.safetensors", dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len);
+    cr_assert(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+Test(run_embed_exec, the_programs_embeddings_go_through_the_store_and_a_rerun_asks_nothing)
+{
+    write_exec("ok");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    size_t asked = s->queries;
+    cr_assert(asked > 0);
+    /* every text asked once, stored as an embedding of 3 numbers */
+    double stored = sql_value("select count(*) from teacher_answers where teacher = 'te' and kind_name = 'embedding'");
+    cr_assert_eq(stored, (double)asked, "%g stored, %zu asked", stored, asked);
+    cr_assert_eq(sql_value("select count(*) from answers a join teachers t on t.id = a.teacher_id "
+                           "where t.name = 'te' and a.kind != 3"), 0, "nothing but embeddings");
+    cr_assert_eq(s->n_rows, 1);
+    double ndcg = s->rows[0].rank[KD_RM_NDCG10];
+    cr_assert(ndcg >= 0 && ndcg <= 1);
+    size_t n1, n2;
+    char *first = student_bytes(&n1);
+    /* the projection 8 -> 3 is learned and saved with the student */
+    char path[256];
+    struct kd_dual *m = NULL;
+    snprintf(path, sizeof path, "%s/out/models/de.safetensors", dir);
+    cr_assert_eq(kd_dual_load(path, &m, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(m->proj_out, 3);
+    kd_dual_free(m);
+
+    /* a second run: every embedding from the store, the same student bit for bit */
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(s->queries, 0, "the program is asked nothing (%zu)", s->queries);
+    cr_assert(s->cached >= asked, "%zu texts from the store", s->cached);
+    cr_assert_eq(sql_value("select count(*) from teacher_answers where teacher = 'te'"), stored);
+    char *second = student_bytes(&n2);
+    cr_assert_eq(n1, n2);
+    cr_assert_eq(memcmp(first, second, n1), 0, "the same student");
+    cr_assert_eq(s->rows[0].rank[KD_RM_NDCG10], ndcg);
+    free(first);
+    free(second);
+    free(s);
+}
+
+Test(run_embed_exec, a_program_that_scores_pairs_is_refused_where_embeddings_are_needed)
+{
+    write_exec("wrongkind");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_neq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/p.yaml:11:41: stage 'learn', teacher 'te': teacher 'te' answers 'score', kd "
+             "asked it for text embeddings ('kd-teacher 1 texts'); expected 'ready E embedding [version]' "
+             "(docs/teacher-protocol.md)", dir);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(s->queries, 0);
+    free(s);
+}
