@@ -60,7 +60,7 @@ static void check_teacher_family(struct kd_cfg *v, const struct kd_pipe_stage *s
     const struct kd_ynode *at = v->refs[s - v->p->stages].teacher;
     if (at && teacher_embeds(v, s) && !(retr && s->kind == KD_STAGE_DISTILL))
         kd_at(v->c, at, "teacher '%s' embeds texts ('answers: embeddings'): only a distill stage on a retrieval data "
-              "set learns from embeddings (EmbedDistill); a %s stage on '%s' needs a teacher that %s", s->teacher,
+              "set learns from embeddings (EmbedDistill); this %s stage on '%s' needs a teacher that %s", s->teacher,
               kd_stage_kind_name(s->kind), s->data, retr ? "scores (query, document) pairs" : "labels its rows");
     if (!tm || !at)
         return;

@@ -166,8 +166,71 @@ Test(pipelines, embed_distill_keys_are_checked_with_positions)
 Test(pipelines, embed_distill_keys_are_refused_without_a_dual_teacher)
 {
     EXPECT_PARSE(CRETR "  - distill: {student: de, teacher: t, data: wn, match_queries: 2, frozen_documents: true}\n",
-                 "t.yaml:16:50: 'match_queries' is only for a teacher whose model is a dual encoder (EmbedDistill); "
-                 "teacher 't' uses model 'ce', a cross-encoder",
-                 "t.yaml:16:68: 'frozen_documents' is only for a teacher whose model is a dual encoder "
-                 "(EmbedDistill); teacher 't' uses model 'ce', a cross-encoder");
+                 "t.yaml:16:50: 'match_queries' is only for a teacher whose model is a dual encoder or an exec "
+                 "teacher with 'answers: embeddings' (EmbedDistill); teacher 't' uses model 'ce', a cross-encoder",
+                 "t.yaml:16:68: 'frozen_documents' is only for a teacher whose model is a dual encoder or an exec "
+                 "teacher with 'answers: embeddings' (EmbedDistill); teacher 't' uses model 'ce', a cross-encoder");
+}
+
+/* An exec teacher that embeds texts: EmbedDistill's keys but frozen_documents, and nothing else. */
+#define XRETR                                                                                                \
+    "output: out\n"                                                                                          \
+    "datasets:\n"                                                                                            \
+    "  wn: {beir: data/wn}\n"                                                                                \
+    "  fm: {features: d.idx, labels: l.idx}\n"                                                               \
+    "models:\n"                                                                                              \
+    "  de: {type: dual, buckets: 12, dim: 32}\n"                                                             \
+    "  m: {}\n"                                                                                              \
+    "teachers:\n"                                                                                            \
+    "  te: {kind: exec, command: [prog], answers: embeddings}\n"                                             \
+    "  tp: {kind: exec, command: [prog]}\n"                                                                  \
+    "stages:\n"
+
+Test(pipelines, an_exec_embedding_teacher_takes_embed_distill_keys)
+{
+    struct kd_pipeline p;
+    parse_ok(XRETR "  - distill: {student: de, teacher: te, data: wn, match_queries: 2, match_documents: 0.5}\n"
+                   "  - distill: {name: p, student: de, teacher: tp, data: wn}\n",
+             "t.yaml", NULL, 0, &p);
+    cr_assert(p.teachers[0].embeds);
+    cr_assert(!p.teachers[1].embeds, "a program answers scores by default");
+    cr_assert_eq(p.stages[0].match_q, 2);
+    cr_assert_eq(p.stages[0].match_d, 0.5f);
+    cr_assert(!p.stages[0].frozen_docs);
+    kd_pipeline_release(&p);
+}
+
+Test(pipelines, an_exec_embedding_teacher_is_refused_where_it_cannot_teach)
+{
+    EXPECT_PARSE("output: out\n"
+                 "datasets:\n"
+                 "  wn: {beir: data/wn}\n"
+                 "  fm: {features: d.idx, labels: l.idx}\n"
+                 "models:\n"
+                 "  de: {type: dual, buckets: 12, dim: 32}\n"
+                 "  m: {}\n"
+                 "teachers:\n"
+                 "  te: {kind: exec, command: [prog], answers: embeddings}\n"
+                 "  tp: {kind: exec, command: [prog]}\n"
+                 "  tt: {kind: table, answers: embeddings}\n"
+                 "  tv: {kind: exec, command: [prog], answers: vectors}\n"
+                 "stages:\n"
+                 "  - distill: {name: f, student: de, teacher: te, data: wn, frozen_documents: true}\n"
+                 "  - label: {teacher: te, data: wn}\n"
+                 "  - distill: {name: m, student: m, teacher: te, data: fm}\n"
+                 "  - distill: {name: p, student: de, teacher: tp, data: wn, match_queries: 1}\n"
+                 "  - evaluate: {models: [de], teacher: te, data: wn}\n",
+                 "t.yaml:11:21: 'answers' is only for teachers of kind exec",
+                 "t.yaml:12:46: 'answers' must be one of scores, embeddings, got 'vectors'",
+                 "t.yaml:14:78: 'frozen_documents: true' needs a teacher whose model is a dual encoder, whose document "
+                 "tower evaluation then uses; teacher 'te' is an exec program: let the student learn its documents "
+                 "(drop the key, 'match_documents' matches them)",
+                 "t.yaml:15:22: teacher 'te' embeds texts ('answers: embeddings'): only a distill stage on a retrieval data set learns "
+                 "from embeddings (EmbedDistill); this label stage on 'wn' needs a teacher that scores (query, document) pairs",
+                 "t.yaml:16:45: teacher 'te' embeds texts ('answers: embeddings'): only a distill stage on a retrieval data set learns "
+                 "from embeddings (EmbedDistill); this distill stage on 'fm' needs a teacher that labels its rows",
+                 "t.yaml:17:60: 'match_queries' is only for a teacher whose model is a dual encoder or an exec teacher "
+                 "with 'answers: embeddings' (EmbedDistill); teacher 'tp' is neither",
+                 "t.yaml:18:39: teacher 'te' embeds texts ('answers: embeddings'): only a distill stage on a retrieval data set learns "
+                 "from embeddings (EmbedDistill); this evaluate stage on 'wn' needs a teacher that scores (query, document) pairs");
 }
