@@ -33,7 +33,7 @@ Test(pipelines, unknown_key_in_each_section_names_the_section)
                  "limit, beir, wordnet, seed)",
                  "t.yaml:4:7: unknown key 'hiden' in model 'm', did you mean 'hidden'?",
                  "t.yaml:6:31: unknown key 'retries' in teacher 't' (allowed: kind, model, weights, command, batch, "
-                 "timeout, table)",
+                 "timeout, table, answers)",
                  "t.yaml:8:33: unknown key 'shuffle' in a split (allowed: from, seed, parts)",
                  "t.yaml:10:53: unknown key 'beta' in 'optimizer' (allowed: kind, lr, momentum, weight_decay, clip)",
                  "t.yaml:10:76: unknown key 'warmups' in 'schedule', did you mean 'warmup'?");
