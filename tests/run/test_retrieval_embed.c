@@ -3,8 +3,9 @@
  * (symmetric: its scores of the lists and both embeddings to match, through
  * a learned projection saved with the student) and a query tower over its
  * own frozen document embeddings (asymmetric: the student is evaluated, and
- * resumed, with the teacher's document tower). The teacher's embeddings do
- * not go through the store. */
+ * resumed, with the teacher's document tower, and gives a later stage's
+ * `candidates:` from it). The teacher's embeddings do not go through the
+ * store. */
 #include <math.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ static void write_embed(const char *name, const char *stages)
              "          featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
              "teachers:\n"
              "  tb: {kind: model, model: big}\n"
+             "  tp: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_pair_teacher.py, ok]}\n"
              "stages:\n"
              "  - train: {name: teach, model: big, data: wn, epochs: 3, batch: 4}\n"
              "  - distill: {name: sym, student: de, teacher: tb, data: wn, k: 6, candidates: {random: 2},\n"
@@ -49,7 +51,7 @@ static void write_embed(const char *name, const char *stages)
              "  - distill: {name: asym, student: small, teacher: tb, data: wn, k: 6, frozen_documents: true,\n"
              "              epochs: 2, batch: 4}\n"
              "%s",
-             dir, root(), stages);
+             dir, root(), root(), stages);
     write_pipeline(name, text);
 }
 
@@ -58,8 +60,9 @@ static void model_path(const char *name, char *path, size_t n)
     snprintf(path, n, "%s/out/models/%s.safetensors", dir, name);
 }
 
-/* nDCG@10 of model q's queries against model d's documents on the fixture's test split, from their files. */
-static double served(const char *q, const char *d)
+/* nDCG@10 of model q's queries against model d's documents on a split of the fixture, from their files
+ * (their top 10 written to `run` when not NULL); served: on the test split. */
+static double served_run(const char *q, const char *d, enum kd_beir_split split, const char *run)
 {
     char pq[256], pd[256];
     model_path(q, pq, sizeof pq);
@@ -77,7 +80,7 @@ static double served(const char *q, const char *d)
     snprintf(data, sizeof data, "%s/out/data/wn", dir);
     cr_assert_eq(kd_beir_load(data, KD_BEIR_ALL, &b, NULL, &err), KD_OK, "%s", err.msg);
     struct kd_rank_metrics rm;
-    cr_assert_eq(kd_retrieval_eval_dual_docs(mq, &tq, md, &td, &b, KD_BEIR_TEST, 10, NULL, "x", &rm, &err), KD_OK,
+    cr_assert_eq(kd_retrieval_eval_dual_docs(mq, &tq, md, &td, &b, split, 10, run, "x", &rm, &err), KD_OK,
                  "%s", err.msg);
     double v = rm.mean[KD_RM_NDCG10];
     kd_rank_metrics_release(&rm);
@@ -87,6 +90,57 @@ static double served(const char *q, const char *d)
     free(fq);
     free(fd);
     return v;
+}
+
+static double served(const char *q, const char *d) { return served_run(q, d, KD_BEIR_TEST, NULL); }
+
+static int first_double(void *ctx, const struct kd_sql_row *row)
+{
+    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
+    return 1;
+}
+
+static double sql_value(const char *sql)
+{
+    struct kd_store *st;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    double v = NAN;
+    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return v;
+}
+
+/* How many queries of TREC run `run` have a document among their first `top` that the pair teacher 'tp' was
+ * not asked about (with the query); *queries, how many queries the run has. */
+static size_t unasked(const char *run, int top, size_t *queries)
+{
+    FILE *f = fopen(run, "r");
+    cr_assert(f, "%s", run);
+    char qid[128], doc[128], last[128] = "", sql[512];
+    int rank;
+    size_t missing_queries = 0;
+    int counted = 0;
+    *queries = 0;
+    while (fscanf(f, "%127s Q0 %127s %d %*s %*s", qid, doc, &rank) == 3) {
+        if (strcmp(qid, last) != 0) {
+            snprintf(last, sizeof last, "%s", qid);
+            ++*queries;
+            counted = 0;
+        }
+        if (rank > top || counted)
+            continue;
+        snprintf(sql, sizeof sql, "select count(*) from pair_scores where teacher = 'tp' and corpus = 'wn' and "
+                 "query_id = '%s' and doc_id = '%s'", qid, doc);
+        if (sql_value(sql) == 0) {
+            missing_queries++;
+            counted = 1;
+        }
+    }
+    fclose(f);
+    return missing_queries;
 }
 
 Test(run_embed, symmetric_and_asymmetric_students_learn_from_a_dual_teacher_without_the_store)
@@ -160,5 +214,30 @@ Test(run_embed, a_resumed_run_serves_the_asymmetric_student_with_the_teachers_do
     cr_assert_eq(load_and_run("p.yaml", NULL, 0, 1, s, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(first, served("small", "big"));
     cr_assert_eq(s->rows[s->n_rows - 1].rank[KD_RM_NDCG10], first, "restored with the teacher's documents");
+    free(s);
+}
+
+Test(run_embed, a_student_over_frozen_documents_gives_candidates_from_its_teachers_documents)
+{
+    /* the asymmetric student's 3 best documents of every training query join BM25's best one */
+    write_embed("p.yaml", "  - label: {name: more, teacher: tp, data: wn, split: train,\n"
+                          "            candidates: {bm25: 1, model: small, from_model: 3}}\n");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    char run[256], own[256];
+    snprintf(run, sizeof run, "%s/served.trec", dir);
+    snprintf(own, sizeof own, "%s/own.trec", dir);
+    served_run("small", "big", KD_BEIR_TRAIN, run); /* as evaluate and search serve it */
+    served_run("small", "small", KD_BEIR_TRAIN, own); /* its own tower over the documents, what the candidates were before */
+    size_t nq, nq2;
+    size_t off = unasked(run, 3, &nq);
+    cr_assert(nq > 0);
+    cr_assert_eq(off, 0, "%zu of %zu queries were given candidates the student served does not rank first", off, nq);
+    size_t own_off = unasked(own, 3, &nq2);
+    cr_assert(own_off > 0, "the student's own document tower would give other candidates (%zu of %zu queries)",
+              own_off, nq2);
+    double asked = sql_value("select count(*) from pair_scores where teacher = 'tp' and corpus = 'wn'");
+    cr_assert(asked <= 4.0 * (double)nq, "%g pairs for %zu queries", asked, nq);
     free(s);
 }
