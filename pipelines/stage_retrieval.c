@@ -368,7 +368,7 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
         plan_candidates(s, cand, sizeof cand);
         char how[160];
         if (kd_run_embed_exec_def(r, s))
-            snprintf(how, sizeof how, "scored by the embedding teacher's dot products through the store, "
+            snprintf(how, sizeof how, "scored by the embedding teacher (dot products, stored), "
                      "embeddings matched (queries %g, documents %g)", s->match_q, s->match_d);
         else if (!kd_run_dual_teacher(r, s))
             snprintf(how, sizeof how, "scored through the store");
