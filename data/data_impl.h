@@ -133,4 +133,28 @@ void kd_str_index_release(struct kd_str_index *ix);
  * valid): no overlong forms, no surrogates, nothing above U+10FFFF. */
 size_t kd_utf8_valid_prefix(const char *s, size_t len);
 
+/* ------------------------------------------ converters' output (data/beir_write.c) */
+
+/* The split of each of nq queries: shuffled by seed, the first test_frac
+ * of them test, the next dev_frac dev, the rest train. *split (nq values of
+ * enum kd_beir_split, free with free()); counts: queries per split. */
+kd_status kd_beir_assign_splits(size_t nq, uint64_t seed, double dev_frac, double test_frac, unsigned char **split,
+                                size_t counts[KD_BEIR_N_SPLITS], struct kd_error *err);
+/* What a converter writes, read through callbacks over its own tables:
+ * document i's id, title and text; query q's id (written into idbuf when it
+ * is made on the fly), text and word; judgement k (of n_judged), which may
+ * be skipped (0) or names query *q and document *d (relevance 1). */
+struct kd_beir_rows {
+    size_t n_docs, n_queries, n_judged;
+    void *ctx;
+    void (*doc)(void *ctx, size_t i, const char *v[3]);
+    void (*query)(void *ctx, size_t q, char *idbuf, size_t idcap, const char *v[3]);
+    int (*judged)(void *ctx, size_t k, size_t *q, size_t *d);
+};
+/* Creates out and out/qrels when missing and writes corpus.jsonl,
+ * queries.jsonl and qrels/{train,dev,test}.tsv (judgements of the queries
+ * whose split[q] is that split), each replaced whole (kd_line_writer). */
+kd_status kd_beir_write_dir(const char *out, const struct kd_beir_rows *rows, const unsigned char *split,
+                            struct kd_error *err);
+
 #endif /* KD_DATA_IMPL_H */

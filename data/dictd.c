@@ -434,75 +434,34 @@ static kd_status make_queries(struct dd *d, size_t min_words, struct kd_dictd_st
     return KD_OK;
 }
 
-static kd_status make_dir(const char *path, struct kd_error *err)
+/* The rows kd_beir_write_dir writes: a document per entry; a query per
+ * distinct definition, named by its first entry's offset; a judgement per
+ * entry that has a query, in offset order (a merged query's judgements
+ * follow its entries' order). */
+static void dd_doc(void *ctx, size_t i, const char *v[3])
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return kd_error_set(err, KD_ERR_IO, "%s: cannot create the directory: %s", path,
-                            strerror(errno));
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return kd_error_set(err, KD_ERR_IO, "%s: not a directory", path);
-    return KD_OK;
+    const struct dd *d = ctx;
+    v[0] = d->ent[i].id;
+    v[1] = d->ent[i].title;
+    v[2] = d->ent[i].text;
 }
 
-static kd_status write_files(const struct dd *d, const char *out, const unsigned char *split,
-                             struct kd_error *err)
+static void dd_query(void *ctx, size_t q, char *idbuf, size_t idcap, const char *v[3])
 {
-    kd_status st = KD_OK;
-    struct kd_line_writer lw = {0};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/corpus.jsonl", out);
-    if ((st = kd_line_writer_open(&lw, path, err)))
-        goto done;
-    static const char *const ckeys[] = {"_id", "title", "text"};
-    for (size_t i = 0; i < d->n_ent && !st; i++) {
-        const char *v[] = {d->ent[i].id, d->ent[i].title, d->ent[i].text};
-        st = kd_line_writer_json(&lw, 3, ckeys, v, err);
-    }
-    if (st || (st = kd_line_writer_commit(&lw, err)))
-        goto done;
-    kd_line_writer_close(&lw);
+    const struct dd *d = ctx;
+    const struct entry *e = &d->ent[d->query_entry[q]];
+    snprintf(idbuf, idcap, "q%llu", (unsigned long long)e->off);
+    v[0] = idbuf;
+    v[1] = d->query_texts[q];
+    v[2] = d->hw[e->first].text;
+}
 
-    snprintf(path, sizeof path, "%s/queries.jsonl", out);
-    if ((st = kd_line_writer_open(&lw, path, err)))
-        goto done;
-    static const char *const qkeys[] = {"_id", "text", "word"};
-    for (size_t q = 0; q < d->n_queries && !st; q++) {
-        const struct entry *e = &d->ent[d->query_entry[q]];
-        char id[32];
-        snprintf(id, sizeof id, "q%llu", (unsigned long long)e->off);
-        const char *v[] = {id, d->query_texts[q], d->hw[e->first].text};
-        st = kd_line_writer_json(&lw, 3, qkeys, v, err);
-    }
-    if (st || (st = kd_line_writer_commit(&lw, err)))
-        goto done;
-    kd_line_writer_close(&lw);
-
-    for (int s = 0; s < KD_BEIR_N_SPLITS; s++) {
-        snprintf(path, sizeof path, "%s/qrels/%s.tsv", out,
-                 kd_beir_split_name((enum kd_beir_split)s));
-        if ((st = kd_line_writer_open(&lw, path, err)))
-            goto done;
-        static const char *const header[] = {"query-id", "corpus-id", "score"};
-        st = kd_line_writer_tsv(&lw, 3, header, err);
-        /* Entries in offset order: a merged query's judgements follow its
-         * entries' order. */
-        for (size_t i = 0; i < d->n_ent && !st; i++) {
-            size_t q = d->entry_query[i];
-            if (q == KD_STR_INDEX_NONE || split[q] != s)
-                continue;
-            char qid[32];
-            snprintf(qid, sizeof qid, "q%llu", (unsigned long long)d->ent[d->query_entry[q]].off);
-            const char *f[] = {qid, d->ent[i].id, "1"};
-            st = kd_line_writer_tsv(&lw, 3, f, err);
-        }
-        if (st || (st = kd_line_writer_commit(&lw, err)))
-            goto done;
-        kd_line_writer_close(&lw);
-    }
-done:
-    kd_line_writer_close(&lw);
-    return st;
+static int dd_judged(void *ctx, size_t k, size_t *q, size_t *doc)
+{
+    const struct dd *d = ctx;
+    *q = d->entry_query[k];
+    *doc = k;
+    return *q != KD_STR_INDEX_NONE;
 }
 
 static void dd_release(struct dd *d)
@@ -524,7 +483,6 @@ kd_status kd_dictd_convert(const struct kd_dictd_options *o, struct kd_dictd_sta
     kd_status st = KD_OK;
     struct dd d = {0};
     struct kd_dictd_stats local;
-    size_t *order = NULL;
     unsigned char *split = NULL;
     if (!stats)
         stats = &local;
@@ -546,38 +504,20 @@ kd_status kd_dictd_convert(const struct kd_dictd_options *o, struct kd_dictd_sta
 
     /* The split: shuffle, then test, dev, and the rest for train. */
     size_t nq = d.n_queries;
-    order = malloc((nq + 1) * sizeof *order);
-    split = malloc(nq + 1);
-    if (!order || !split) {
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    if ((st = kd_beir_assign_splits(nq, o->seed, o->dev_frac, o->test_frac, &split, stats->split, err)))
         goto done;
-    }
-    for (size_t q = 0; q < nq; q++)
-        order[q] = q;
-    struct kd_rng rng;
-    kd_rng_seed(&rng, o->seed);
-    kd_rng_shuffle(&rng, order, nq);
-    size_t n_test = (size_t)(o->test_frac * (double)nq), n_dev = (size_t)(o->dev_frac * (double)nq);
     double qwords = 0, dwords = 0;
-    for (size_t k = 0; k < nq; k++) {
-        size_t q = order[k];
-        split[q] = k < n_test ? KD_BEIR_TEST : k < n_test + n_dev ? KD_BEIR_DEV : KD_BEIR_TRAIN;
-        stats->split[split[q]]++;
+    for (size_t q = 0; q < nq; q++)
         qwords += (double)count_words(d.query_texts[q]);
-    }
     for (size_t i = 0; i < d.n_ent; i++)
         dwords += (double)count_words(d.ent[i].text);
     stats->queries = nq;
     stats->query_words = nq ? qwords / (double)nq : 0.0;
     stats->doc_words = d.n_ent ? dwords / (double)d.n_ent : 0.0;
 
-    char qdir[4096];
-    snprintf(qdir, sizeof qdir, "%s/qrels", o->out_dir);
-    if ((st = make_dir(o->out_dir, err)) || (st = make_dir(qdir, err)))
-        goto done;
-    st = write_files(&d, o->out_dir, split, err);
+    struct kd_beir_rows rows = {d.n_ent, nq, d.n_ent, &d, dd_doc, dd_query, dd_judged};
+    st = kd_beir_write_dir(o->out_dir, &rows, split, err);
 done:
-    free(order);
     free(split);
     dd_release(&d);
     return st;

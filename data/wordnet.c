@@ -473,66 +473,31 @@ static int pair_cmp(const void *pa, const void *pb)
     return a->synset < b->synset ? -1 : a->synset > b->synset;
 }
 
-static kd_status make_dir(const char *path, struct kd_error *err)
+/* The rows kd_beir_write_dir writes: a document per synset, a query per
+ * example text, a judgement per (query, synset) pair. */
+static void wn_doc(void *ctx, size_t i, const char *v[3])
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return kd_error_set(err, KD_ERR_IO, "%s: cannot create the directory: %s", path,
-                            strerror(errno));
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return kd_error_set(err, KD_ERR_IO, "%s: not a directory", path);
-    return KD_OK;
+    const struct wn *w = ctx;
+    v[0] = w->syn[i].id;
+    v[1] = w->syn[i].title;
+    v[2] = w->syn[i].def;
 }
 
-static kd_status write_files(const struct wn *w, const char *out, const unsigned char *split,
-                             struct kd_error *err)
+static void wn_query(void *ctx, size_t q, char *idbuf, size_t idcap, const char *v[3])
 {
-    kd_status st = KD_OK;
-    struct kd_line_writer lw = {0};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/corpus.jsonl", out);
-    if ((st = kd_line_writer_open(&lw, path, err)))
-        goto done;
-    static const char *const ckeys[] = {"_id", "title", "text"};
-    for (size_t i = 0; i < w->n_syn && !st; i++) {
-        const char *v[] = {w->syn[i].id, w->syn[i].title, w->syn[i].def};
-        st = kd_line_writer_json(&lw, 3, ckeys, v, err);
-    }
-    if (st || (st = kd_line_writer_commit(&lw, err)))
-        goto done;
-    kd_line_writer_close(&lw);
+    const struct wn *w = ctx;
+    (void)idbuf, (void)idcap;
+    v[0] = w->query_ids[q];
+    v[1] = w->query_texts[q];
+    v[2] = w->query_words[q];
+}
 
-    snprintf(path, sizeof path, "%s/queries.jsonl", out);
-    if ((st = kd_line_writer_open(&lw, path, err)))
-        goto done;
-    static const char *const qkeys[] = {"_id", "text", "word"};
-    for (size_t q = 0; q < w->n_queries && !st; q++) {
-        const char *v[] = {w->query_ids[q], w->query_texts[q], w->query_words[q]};
-        st = kd_line_writer_json(&lw, 3, qkeys, v, err);
-    }
-    if (st || (st = kd_line_writer_commit(&lw, err)))
-        goto done;
-    kd_line_writer_close(&lw);
-
-    for (int s = 0; s < KD_BEIR_N_SPLITS; s++) {
-        snprintf(path, sizeof path, "%s/qrels/%s.tsv", out, kd_beir_split_name((enum kd_beir_split)s));
-        if ((st = kd_line_writer_open(&lw, path, err)))
-            goto done;
-        static const char *const header[] = {"query-id", "corpus-id", "score"};
-        st = kd_line_writer_tsv(&lw, 3, header, err);
-        for (size_t k = 0; k < w->n_pairs && !st; k++) {
-            if (split[w->pairs[k].query] != s)
-                continue;
-            const char *f[] = {w->query_ids[w->pairs[k].query], w->syn[w->pairs[k].synset].id, "1"};
-            st = kd_line_writer_tsv(&lw, 3, f, err);
-        }
-        if (st || (st = kd_line_writer_commit(&lw, err)))
-            goto done;
-        kd_line_writer_close(&lw);
-    }
-done:
-    kd_line_writer_close(&lw);
-    return st;
+static int wn_judged(void *ctx, size_t k, size_t *q, size_t *d)
+{
+    const struct wn *w = ctx;
+    *q = w->pairs[k].query;
+    *d = w->pairs[k].synset;
+    return 1;
 }
 
 static void wn_release(struct wn *w)
@@ -558,7 +523,6 @@ kd_status kd_wordnet_convert(const struct kd_wordnet_options *o, struct kd_wordn
     kd_status st = KD_OK;
     struct wn w = {0};
     struct kd_wordnet_stats local;
-    size_t *order = NULL;
     unsigned char *split = NULL;
     if (!stats)
         stats = &local;
@@ -585,35 +549,17 @@ kd_status kd_wordnet_convert(const struct kd_wordnet_options *o, struct kd_wordn
 
     /* The split: shuffle, then test, dev, and the rest for train. */
     size_t nq = w.n_queries;
-    order = malloc((nq + 1) * sizeof *order);
-    split = malloc(nq + 1);
-    if (!order || !split) {
-        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+    if ((st = kd_beir_assign_splits(nq, o->seed, o->dev_frac, o->test_frac, &split, stats->split, err)))
         goto done;
-    }
-    for (size_t q = 0; q < nq; q++)
-        order[q] = q;
-    struct kd_rng rng;
-    kd_rng_seed(&rng, o->seed);
-    kd_rng_shuffle(&rng, order, nq);
-    size_t n_test = (size_t)(o->test_frac * (double)nq), n_dev = (size_t)(o->dev_frac * (double)nq);
     double senses = 0;
-    for (size_t k = 0; k < nq; k++) {
-        size_t q = order[k];
-        split[q] = k < n_test ? KD_BEIR_TEST : k < n_test + n_dev ? KD_BEIR_DEV : KD_BEIR_TRAIN;
-        stats->split[split[q]]++;
+    for (size_t q = 0; q < nq; q++)
         senses += (double)w.query_senses[q];
-    }
     stats->queries = nq;
     stats->mean_senses = nq ? senses / (double)nq : 0.0;
 
-    char qdir[4096];
-    snprintf(qdir, sizeof qdir, "%s/qrels", o->out_dir);
-    if ((st = make_dir(o->out_dir, err)) || (st = make_dir(qdir, err)))
-        goto done;
-    st = write_files(&w, o->out_dir, split, err);
+    struct kd_beir_rows rows = {w.n_syn, nq, w.n_pairs, &w, wn_doc, wn_query, wn_judged};
+    st = kd_beir_write_dir(o->out_dir, &rows, split, err);
 done:
-    free(order);
     free(split);
     wn_release(&w);
     return st;
