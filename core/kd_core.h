@@ -386,6 +386,12 @@ void kd_st_writer_release(struct kd_st_writer *w);
 
 /* ------------------------------------------------------------------- misc */
 
+/* Room for element n of an array *arr of *cap elements of size sz: when n
+ * reaches *cap, doubles *cap (16 at first) and reallocates. 1 when there
+ * is room, 0 when out of memory (then *arr and *cap are unchanged). */
+int kd_grow(void **arr, size_t *cap, size_t n, size_t sz);
+#define KD_GROW(arr, cap, n) kd_grow((void **)&(arr), &(cap), (n), sizeof *(arr))
+
 /* Reads a whole file into a NUL-terminated heap buffer (free with free()). */
 kd_status kd_read_file(const char *path, char **out, size_t *len, struct kd_error *err);
 /* Formats a double so that it round-trips (%.17g, C locale independent of

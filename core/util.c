@@ -2,8 +2,26 @@
 #include "core/kd_core.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+int kd_grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap)
+        return 1;
+    size_t c = *cap ? 2 * *cap : 16;
+    if (c < n + 1)
+        c = n + 1;
+    if (sz && c > SIZE_MAX / sz)
+        return 0;
+    void *p = realloc(*arr, c * sz);
+    if (!p)
+        return 0;
+    *arr = p;
+    *cap = c;
+    return 1;
+}
 
 kd_status kd_read_file(const char *path, char **out, size_t *len, struct kd_error *err)
 {

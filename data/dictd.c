@@ -55,19 +55,6 @@ struct dd {
     struct kd_str_index queries;
 };
 
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 1;
-    size_t nc = *cap ? *cap * 2 : 256;
-    void *p = realloc(*arr, nc * sz);
-    if (!p)
-        return 0;
-    *arr = p;
-    *cap = nc;
-    return 1;
-}
-#define GROW(arr, cap, n) grow((void **)&(arr), &(cap), (n), sizeof *(arr))
 
 static int is_word(unsigned char c)
 {
@@ -187,7 +174,7 @@ static kd_status read_index(struct dd *d, const char *path, const char *dict_pat
                                 path, line, shown, (unsigned long long)off,
                                 (unsigned long long)off + (unsigned long long)dlen, dict_path,
                                 d->data_len);
-        if (!GROW(d->hw, d->cap_hw, d->n_hw))
+        if (!KD_GROW(d->hw, d->cap_hw, d->n_hw))
             return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
         d->hw[d->n_hw++] = (struct headword){shown, n, off, dlen, line};
     }

@@ -68,20 +68,6 @@ struct wn {
     size_t n_pairs, cap_pairs;
 };
 
-/* Makes room for one more element in *arr (of *cap elements of size sz). */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 1;
-    size_t nc = *cap ? *cap * 2 : 256;
-    void *p = realloc(*arr, nc * sz);
-    if (!p)
-        return 0;
-    *arr = p;
-    *cap = nc;
-    return 1;
-}
-#define GROW(arr, cap, n) grow((void **)&(arr), &(cap), (n), sizeof *(arr))
 
 static char *next_token(char **p)
 {
@@ -185,7 +171,7 @@ static kd_status split_gloss(struct wn *w, char *g, size_t syn, char **def, stru
             p = semi ? semi + 1 : end;
             trim(&s, &e);
             if (e > s) {
-                if (!GROW(w->ex, w->cap_ex, w->n_ex))
+                if (!KD_GROW(w->ex, w->cap_ex, w->n_ex))
                     goto nomem;
                 char *t = kd_arena_strndup(&w->strings, s, (size_t)(e - s));
                 if (!t)
@@ -213,7 +199,7 @@ static kd_status split_gloss(struct wn *w, char *g, size_t syn, char **def, stru
                 char *xs = open + 1, *xe = e - 1;
                 trim(&xs, &xe);
                 if (xe > xs) {
-                    if (!GROW(w->ex, w->cap_ex, w->n_ex))
+                    if (!KD_GROW(w->ex, w->cap_ex, w->n_ex))
                         goto nomem;
                     char *t = kd_arena_strndup(&w->strings, xs, (size_t)(xe - xs));
                     if (!t)
@@ -302,7 +288,7 @@ static kd_status read_data(struct wn *w, const char *dir, const char *name, char
         }
         memcpy(prev_off, off, sizeof prev_off);
         size_t nw = strtoul(wcnt, NULL, 16);
-        if (!GROW(w->syn, w->cap_syn, w->n_syn))
+        if (!KD_GROW(w->syn, w->cap_syn, w->n_syn))
             goto nomem;
         size_t si = w->n_syn;
         struct synset *sy = &w->syn[si];
@@ -328,7 +314,7 @@ static kd_status read_data(struct wn *w, const char *dir, const char *name, char
             for (char *c = word; *c; c++)
                 if (*c == '_')
                     *c = ' ';
-            if (!GROW(w->words, w->cap_words, w->n_words))
+            if (!KD_GROW(w->words, w->cap_words, w->n_words))
                 goto nomem;
             struct word *wd = &w->words[w->n_words];
             if (!(wd->text = kd_arena_strndup(&w->strings, word, strlen(word))))
@@ -458,7 +444,7 @@ static kd_status make_queries(struct wn *w, struct kd_wordnet_stats *stats, stru
             w->n_queries++;
             stats->unmatched += !matched;
         }
-        if (!GROW(w->pairs, w->cap_pairs, w->n_pairs))
+        if (!KD_GROW(w->pairs, w->cap_pairs, w->n_pairs))
             return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
         w->pairs[w->n_pairs++] = (struct pair){q, ex->synset};
     }

@@ -37,20 +37,6 @@ static enum kd_store_status status_of(const char *s)
     return KD_STORE_FAILED;
 }
 
-/* Room for one more element of size sz in *arr holding *n of *cap. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? 2 * *cap : 16;
-    void *p = realloc(*arr, c * sz);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = c;
-    return 0;
-}
-
 kd_status kd_store_run_ids(struct kd_store *st, int64_t **ids, size_t *n, struct kd_error *err)
 {
     const char *purpose = "listing the runs";
@@ -63,7 +49,7 @@ kd_status kd_store_run_ids(struct kd_store *st, int64_t **ids, size_t *n, struct
     size_t cap = 0;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow((void **)ids, &cap, *n, sizeof **ids)) {
+        if (!kd_grow((void **)ids, &cap, *n, sizeof **ids)) {
             sqlite3_finalize(q);
             free(*ids);
             *ids = NULL;
@@ -154,7 +140,7 @@ static kd_status read_rows(struct kd_store *st, struct kd_store_run_record *r, c
     size_t cap = 0;
     int rc = SQLITE_DONE, oom = 0;
     while (!oom && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (grow(items, &cap, *n, sz)) {
+        if (!kd_grow(items, &cap, *n, sz)) {
             oom = 1;
             break;
         }

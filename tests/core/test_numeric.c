@@ -235,3 +235,28 @@ Test(core, rng_derive_is_deterministic_and_moves_with_seed_and_index)
     cr_assert_eq(kd_rng_derive(1, KD_RNG_TRAIN_ROUND, 0), 1);
     cr_assert_eq(kd_rng_derive(1, KD_RNG_TRAIN_ROUND, 5), 1 + 5 * 7919);
 }
+
+/* kd_grow: room for element n, doubling from 16, contents kept. */
+Test(core, grow_makes_room_for_the_next_element_and_keeps_the_contents)
+{
+    int *a = NULL;
+    size_t cap = 0;
+    for (size_t n = 0; n < 100; n++) {
+        cr_assert_eq(KD_GROW(a, cap, n), 1);
+        cr_assert_gt(cap, n);
+        a[n] = (int)n * 3;
+    }
+    cr_expect_eq(cap, 128, "16, 32, 64, 128");
+    for (size_t n = 0; n < 100; n++)
+        cr_assert_eq(a[n], (int)n * 3);
+    size_t before = cap;
+    cr_assert_eq(KD_GROW(a, cap, 5), 1, "room already");
+    cr_expect_eq(cap, before);
+    free(a);
+    /* a size that cannot be allocated leaves the array as it was */
+    char *b = NULL;
+    size_t bc = 0;
+    cr_assert_eq(kd_grow((void **)&b, &bc, 0, SIZE_MAX / 2), 0);
+    cr_expect_null(b);
+    cr_expect_eq(bc, 0);
+}
