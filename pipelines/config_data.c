@@ -19,6 +19,23 @@ static const char *const SPLIT_KEYS[] = {"from", "seed", "parts"};
 
 /* ---------------------------------------------------------------- datasets */
 
+/* The seed of a WordNet conversion that `--set datasets.NAME.beir=DIR`
+ * replaced: said through the logger with the key's position, so that the
+ * user sees the split they asked for is not the one DIR holds. */
+static void warn_unused_seed(struct kd_cfg *v, const struct kd_pipe_dataset *ds, const struct kd_ynode *k,
+                             const struct kd_ynode *val)
+{
+    char where[300];
+    if (val && val->set > 0 && (size_t)val->set <= v->c->n_sets)   /* the key keeps its place in the file */
+        snprintf(where, sizeof where, "--set %s", v->c->sets[val->set - 1]);
+    else
+        snprintf(where, sizeof where, "%s:%d:%d", v->c->diag->path, k->line, k->col);
+    kd_log(KD_LOG_WARN,
+           "%s: 'seed' of dataset '%s' is not used: 'beir' given by --set replaces its 'wordnet' source, and "
+           "the folder is read as it is, with its own split of the queries",
+           where, ds->name);
+}
+
 static void check_dataset(struct kd_cfg *v, struct kd_pipe_dataset *ds, const struct kd_ynode *key,
                           const struct kd_ynode *node)
 {
@@ -57,6 +74,11 @@ static void check_dataset(struct kd_cfg *v, struct kd_pipe_dataset *ds, const st
             kd_at(v->c, k, "'seed' is only for a dataset converted from 'wordnet'");
         else if (kd_get_int(v->c, map, "seed", 0, LLONG_MAX, &x0, NULL) > 0)
             ds->wordnet_seed = (uint64_t)x0;
+        /* A warning, not an error: the file is meant to run unchanged on
+         * any BEIR folder given by --set, and its seed still matters to the
+         * runs that convert WordNet. */
+        if (k && wk && beir_overrides_wordnet)
+            warn_unused_seed(v, ds, k, kd_ytree_get(map, "seed", NULL));
         if (bk) {
             kd_cfg_get_path(v, map, "beir", v->p->dir, &ds->beir);
         } else if (v->p->output) {

@@ -3,6 +3,8 @@
  * problem with the exact message a user sees. */
 #include "pipe_test.h"
 
+#include <criterion/redirect.h>
+
 /* A valid retrieval pipeline that the tests below break one key at a time. */
 #define RETR                                                                                                 \
     "output: out\n"                                                                                          \
@@ -86,6 +88,37 @@ Test(pipelines, a_wordnet_source_converts_into_the_output_folder_unless_beir_is_
     parse_ok(text, "dir/t.yaml", LIST("datasets.wn.beir=/data/scifact"), 1, &p);
     cr_assert_str_eq(p.datasets[0].beir, "/data/scifact");
     kd_pipeline_release(&p);
+}
+
+/* A seed for the WordNet conversion that --set datasets.NAME.beir makes
+ * unused is said in the log, at its position; the file still loads, since it
+ * is meant to run unchanged on any BEIR folder. */
+Test(pipelines, a_wordnet_seed_unused_under_a_beir_override_is_warned_about_at_its_position,
+     .init = cr_redirect_stderr)
+{
+    const char *text = "output: runs/x\ndatasets:\n  wn:\n    wordnet: default\n    seed: 4\n"
+                       "models:\n  de: {type: dual}\nstages:\n  - train: {model: de, data: wn}\n";
+    struct kd_pipeline p;
+    parse_ok(text, "dir/t.yaml", NULL, 0, &p);   /* converting: the seed is used, nothing said */
+    kd_pipeline_release(&p);
+    parse_ok(text, "dir/t.yaml", LIST("datasets.wn.beir=/data/scifact", "datasets.wn.wordnet=wn3"), 2, &p);
+    kd_pipeline_release(&p);                      /* both keys by --set: converts, the seed is used */
+    parse_ok(text, "dir/t.yaml", LIST("datasets.wn.beir=/data/scifact"), 1, &p);
+    cr_assert_null(p.datasets[0].wordnet);
+    kd_pipeline_release(&p);
+    parse_ok(text, "dir/t.yaml", LIST("datasets.wn.beir=/data/scifact", "datasets.wn.seed=9"), 2, &p);
+    kd_pipeline_release(&p);
+    fflush(stderr);
+    char got[2048];
+    size_t n = fread(got, 1, sizeof got - 1, cr_get_redirected_stderr());
+    got[n] = '\0';
+    cr_assert_str_eq(got,
+                     "kd: warning: dir/t.yaml:5:5: 'seed' of dataset 'wn' is not used: 'beir' given by --set "
+                     "replaces its 'wordnet' source, and the folder is read as it is, with its own split of the "
+                     "queries\n"
+                     "kd: warning: --set datasets.wn.seed=9: 'seed' of dataset 'wn' is not used: 'beir' given by "
+                     "--set replaces its 'wordnet' source, and the folder is read as it is, with its own split of "
+                     "the queries\n");
 }
 
 Test(pipelines, retrieval_datasets_refuse_table_keys_and_features)
