@@ -47,6 +47,26 @@ static void check_temperatures(struct kd_cfg *v, struct kd_pipe_diag_target *t, 
     }
 }
 
+/* A target is the teacher's class probabilities on the stage's rows: a
+ * teacher that embeds texts, or whose model scores (query, document) pairs
+ * or embeds them, has none, and would fail only when the stage runs. */
+static void check_target_teacher(struct kd_cfg *v, const char *name, const struct kd_ynode *at)
+{
+    static const char *const TYPES[] = {"mlp", "dual encoder", "cross-encoder"}; /* enum kd_pipe_model_type order */
+    size_t i, m;
+    if (!kd_names_find(&v->teachers, name, &i))
+        return;
+    const struct kd_pipe_teacher *t = &v->p->teachers[i];
+    if (t->kind == KD_TEACHER_EXEC && t->embeds)
+        kd_at(v->c, at, "teacher '%s' embeds texts ('answers: embeddings'): a diagnose target needs a teacher that "
+              "gives class probabilities for the rows of the stage's data", name);
+    else if (t->kind == KD_TEACHER_MODEL && t->model[0] && kd_names_find(&v->models, t->model, &m) &&
+             v->p->models[m].type != KD_MODEL_MLP)
+        kd_at(v->c, at, "teacher '%s' uses model '%s', a %s: a diagnose target needs a teacher that gives class "
+              "probabilities for the rows of the stage's data (a model of type mlp, an exec program or a table)",
+              name, t->model, TYPES[v->p->models[m].type]);
+}
+
 static void check_target(struct kd_cfg *v, struct kd_pipe_diagnose *dg, const struct kd_ynode *item)
 {
     struct kd_pipe_diag_target *t = &dg->targets[dg->n_targets];
@@ -72,6 +92,7 @@ static void check_target(struct kd_cfg *v, struct kd_pipe_diagnose *dg, const st
     if (kd_cfg_get_ref(v, item, "teacher", KD_REF_TEACHER, v->p->n_splits, t->teacher, &vn) <= 0)
         return;
     t->pos = kd_pos_of(vn);
+    check_target_teacher(v, t->teacher, vn);
     t->temps[0] = 1;
     t->n_temps = 1;
     if ((vn = kd_ytree_get(item, "temperature", NULL)))

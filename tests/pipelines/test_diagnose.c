@@ -144,3 +144,31 @@ Test(pipelines, following_checkpoints_needs_a_train_stage_that_saves_them)
                  "t.yaml:14:73: 'reweight: true' must name its method: reweight: {method: confidence | debiased | "
                  "slam} (kd has no default method)");
 }
+
+Test(pipelines, diagnose_refuses_teachers_without_class_probabilities)
+{
+    EXPECT_PARSE("datasets:\n"
+                 "  d: {features: d.idx, labels: l.idx}\n"
+                 "  wn: {beir: wn}\n"
+                 "models:\n"
+                 "  m: {}\n"
+                 "  de: {type: dual}\n"
+                 "  ce: {type: cross}\n"
+                 "teachers:\n"
+                 "  e: {kind: exec, command: [python3, e.py], answers: embeddings}\n"
+                 "  td: {kind: model, model: de}\n"
+                 "  tc: {kind: model, model: ce}\n"
+                 "stages:\n"
+                 "  - train: {model: de, data: wn}\n"
+                 "  - train: {model: ce, data: wn}\n"
+                 "  - diagnose: {model: m, data: d, at: init, targets: [gold, {teacher: e}, {teacher: td},\n"
+                 "               {teacher: tc}]}\n",
+                 "t.yaml:15:71: teacher 'e' embeds texts ('answers: embeddings'): a diagnose target needs a "
+                 "teacher that gives class probabilities for the rows of the stage's data",
+                 "t.yaml:15:85: teacher 'td' uses model 'de', a dual encoder: a diagnose target needs a teacher "
+                 "that gives class probabilities for the rows of the stage's data (a model of type mlp, an exec "
+                 "program or a table)",
+                 "t.yaml:16:26: teacher 'tc' uses model 'ce', a cross-encoder: a diagnose target needs a teacher "
+                 "that gives class probabilities for the rows of the stage's data (a model of type mlp, an exec "
+                 "program or a table)");
+}
