@@ -270,6 +270,15 @@ kd_status kd_run_save_dual(struct runner *r, const char *model, const struct kd_
                            const struct kd_text_settings *ts, struct kd_error *err);
 /* Dry run: the plan lines of a retrieval stage. */
 void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s);
+/* Dry run (pipelines/plan_retrieval.c): the plan lines of what the teacher
+ * of a label or distill stage on a retrieval data set would be asked, added
+ * to the summary's counts. */
+void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage *s);
+/* Dry run: BM25's top k of the split as this run or an earlier one kept
+ * them (OUTPUT/cache), into out (release it); 0 when none is kept. Never
+ * searches nor writes. */
+int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
+                           struct kd_retrieval_candidates *out);
 /* --resume: a finished dual-encoder training stage's model back from its file. */
 kd_status kd_run_restore_dual(struct runner *r, const struct kd_pipe_stage *s, struct kd_error *err);
 void kd_run_beir_release(struct runner *r);

@@ -153,6 +153,21 @@ static kd_status cache_write(struct runner *r, const char *path, const struct kd
     return KD_OK;
 }
 
+int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
+                           struct kd_retrieval_candidates *out)
+{
+    const struct kd_retrieval_split *sp;
+    struct kd_error err = {0};
+    char path[1200];
+    memset(out, 0, sizeof *out);
+    if (kd_run_split(rb, split, &sp, &err))
+        return 0;
+    const struct kd_retrieval_candidates *c = &rb->cand[split];
+    if (c->docs && c->k >= k)
+        return take_prefix(c, k, out);
+    return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK && cache_read(path, sp, k, out);
+}
+
 kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                             const struct kd_retrieval_candidates **out, struct kd_error *err)
 {

@@ -385,6 +385,8 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                          kd_rank_loss_name(s->rank_loss), s->epochs, s->batch);
         if (s->select.on)
             kd_run_plan_retrieval_select(r, s);
+        else
+            kd_run_plan_retrieval_queries(r, s);
         break;
     }
     case KD_STAGE_LABEL:
@@ -392,6 +394,7 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
         kd_run_plan_line(r, "%2zu. %s: teacher '%s' scores BM25's top %zu%s of every query of '%s' (%s split of "
                          "%s%s) through the store", i + 1, s->name, s->teacher, s->k, cand, s->data,
                          kd_beir_split_name(s->split), src, convert ? ", converted from WordNet first" : "");
+        kd_run_plan_retrieval_queries(r, s);
         break;
     case KD_STAGE_EVALUATE: {
         char list[KD_PIPE_MAX_LIST * (KD_PIPE_NAME_MAX + 2)];

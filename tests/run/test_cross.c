@@ -320,3 +320,86 @@ Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_
         cr_assert_eq(s->rows[0].rank[j], first[0][j]);
     free(s);
 }
+
+/* ------------------------------------------------- a dry run's questions */
+
+/* A label stage of the exec pair teacher `name` on `split`, top 10 (p.yaml). */
+static void write_label(const char *name, const char *split)
+{
+    char path[256], text[4096];
+    snprintf(text, sizeof text,
+             "name: plan\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "teachers:\n"
+             "  %s: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
+             "stages:\n"
+             "  - label: {name: scores, teacher: %s, data: wn, split: %s, k: 10}\n",
+             dir, root(), name, root(), name, split);
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static kd_status plan(struct kd_run_summary *sum, struct kd_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
+    kd_diag_release(&diag);
+    struct kd_run_options o = {0, 1, 1, NULL, NULL, 0};
+    kd_status st = kd_pipeline_run(&p, &o, sum, err);
+    kd_pipeline_release(&p);
+    return st;
+}
+
+Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_then_asks)
+{
+    struct kd_run_summary *s = calloc(1, sizeof *s), *pl = calloc(1, sizeof *pl);
+    struct kd_error err = {0};
+    write_label("overlap", "train");
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    size_t asked = s->queries;
+    cr_assert_gt(asked, 10);
+    /* the same questions again: all stored */
+    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(pl->n_lines, 2);
+    size_t n = 0, cached = 0, new = 0;
+    const char *form = "    teacher 'overlap' on 'wn': %zu pairs of BM25's top 10, %zu cached, %zu new queries (if "
+                       "the teacher's version is unchanged)";
+    cr_assert_eq(sscanf(pl->lines[1], form, &n, &cached, &new), 3, "%s", pl->lines[1]);
+    cr_assert_eq(new, 0);
+    cr_assert_eq(cached, n);
+    cr_assert_geq(n, asked, "every pair, %zu distinct ones asked", asked);
+    cr_assert_eq(pl->queries, 0);
+    cr_assert_eq(pl->cached, n);
+    /* another teacher: every distinct pair is new, as many as the run then asks */
+    write_label("fresh", "train");
+    memset(pl, 0, sizeof *pl);
+    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    char want[256];
+    snprintf(want, sizeof want, "    teacher 'fresh' on 'wn': %zu pairs of BM25's top 10, 0 cached, %zu new queries",
+             n, asked);
+    cr_assert_str_eq(pl->lines[1], want);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(pl->queries, s->queries, "planned %zu, asked %zu", pl->queries, s->queries);
+    cr_assert_eq(pl->queries, asked, "the same pairs as the first teacher's");
+    /* a split no run has ranked: at most its queries x 10 pairs */
+    write_label("overlap", "dev");
+    memset(pl, 0, sizeof *pl);
+    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_str_eq(pl->lines[1], "    teacher 'overlap' on 'wn': at most 10 pairs (1 query x 10 candidates); which "
+                     "ones, and how many are stored, is known once BM25 has ranked the dev split (no earlier run "
+                     "kept its top 10)");
+    cr_assert_eq(pl->queries, 10);
+    cr_assert_eq(pl->cached, 0);
+    free(s);
+    free(pl);
+}

@@ -135,3 +135,77 @@ Test(run_embed_exec, a_program_that_scores_pairs_is_refused_where_embeddings_are
     cr_assert_eq(s->queries, 0);
     free(s);
 }
+
+/* Plans p.yaml with the overrides sets (kd run --dry-run --set ...). */
+static kd_status dry_run_with(const char *const *sets, size_t n_sets, struct kd_run_summary *sum,
+                              struct kd_error *err)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    struct kd_pipeline p;
+    struct kd_diag diag;
+    kd_diag_init(&diag);
+    cr_assert_eq(kd_pipeline_load(path, sets, n_sets, &p, &diag), KD_OK);
+    kd_diag_release(&diag);
+    struct kd_run_options o = {0, 1, 1, NULL, sets, n_sets};
+    kd_status st = kd_pipeline_run(&p, &o, sum, err);
+    kd_pipeline_release(&p);
+    return st;
+}
+
+/* The plan's line about teacher 'te', or NULL. */
+static const char *teacher_line(const struct kd_run_summary *s)
+{
+    for (size_t i = 0; i < s->n_lines; i++)
+        if (strncmp(s->lines[i], "    teacher 'te'", 16) == 0)
+            return s->lines[i];
+    return NULL;
+}
+
+Test(run_embed_exec, a_dry_run_counts_the_texts_the_program_would_embed_as_the_run_then_asks)
+{
+    write_exec("ok");
+    struct kd_run_summary *s = calloc(1, sizeof *s), *plan = calloc(1, sizeof *plan);
+    struct kd_error err = {0};
+    char want[512];
+    /* no data set yet: nothing to count, and said so */
+    cr_assert_eq(dry_run_with(NULL, 0, plan, &err), KD_OK, "%s", err.msg);
+    snprintf(want, sizeof want, "    teacher 'te' on 'wn': its questions are counted once %s/out/data/wn holds the "
+             "data set (the run converts WordNet into it first)", dir);
+    cr_assert_str_eq(teacher_line(plan), want);
+    cr_assert_eq(plan->queries, 0);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert(s->queries > 0);
+    /* the train split's texts are all stored now */
+    memset(plan, 0, sizeof *plan);
+    cr_assert_eq(dry_run_with(NULL, 0, plan, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(plan->queries, 0, "%s", teacher_line(plan));
+    size_t docs = 0, queries = 0, texts = 0, cached = 0, asked = 0;
+    const char *form = "    teacher 'te' on 'wn': %zu texts (%zu documents, %zu queries), %zu cached, %zu new queries "
+                       "(if the teacher's version is unchanged)";
+    cr_assert_eq(sscanf(teacher_line(plan), form, &texts, &docs, &queries, &cached, &asked), 5, "%s",
+                 teacher_line(plan));
+    cr_assert_eq(texts, docs + queries);
+    cr_assert_eq(cached, texts);
+    cr_assert_eq(asked, 0);
+    cr_assert_eq(plan->cached, texts);
+    /* the dev split: its queries are new, the corpus is stored; the plan says how many the run asks */
+    const char *dev[] = {"stages.0.distill.split=dev"};
+    memset(plan, 0, sizeof *plan);
+    cr_assert_eq(dry_run_with(dev, 1, plan, &err), KD_OK, "%s", err.msg);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", dev, 1, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert(s->queries > 0);
+    cr_assert_eq(plan->queries, s->queries, "planned %zu, asked %zu: %s", plan->queries, s->queries,
+                 teacher_line(plan));
+    cr_assert_eq(plan->cached, s->cached, "planned %zu, found %zu", plan->cached, s->cached);
+    size_t dev_docs = 0;
+    cr_assert_eq(sscanf(teacher_line(plan), form, &texts, &dev_docs, &queries, &cached, &asked), 5, "%s",
+                 teacher_line(plan));
+    cr_assert_eq(dev_docs, docs);
+    cr_assert_eq(texts, docs + queries);
+    cr_assert_eq(asked, s->queries);
+    cr_assert_eq(cached, texts - asked, "no query of dev is a train query's or a document's text");
+    free(s);
+    free(plan);
+}

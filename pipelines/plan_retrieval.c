@@ -1,0 +1,206 @@
+/* A dry run's count of what the teacher of a label or distill stage on a
+ * retrieval data set would be asked (docs/pipeline.md, "label"):
+ * an embedding teacher (exec, `answers: embeddings`) embeds every document
+ * of the corpus and every query of the split; a pair teacher (a
+ * cross-encoder, an exec program or a table) scores BM25's top k of every
+ * query of the split, plus the stage's extra candidates. Each question is
+ * looked up in the store under the teacher registered last with its name,
+ * as a classification stage's plan does, and each distinct missing text or
+ * pair counts once, as the run sends it. Nothing is written: the BEIR folder
+ * is read as it is (a folder still to be converted from WordNet cannot be
+ * counted), the corpus is not indexed, and BM25's lists are those an
+ * earlier run kept (OUTPUT/cache), never searched here. */
+#include "pipelines/run_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/kd_store.h"
+
+static int cmp_hash(const void *a, const void *b) { return memcmp(a, b, sizeof(struct kd_hash)); }
+
+/* The number of distinct keys among keys[idx[i]] for i < n. */
+static size_t distinct(const struct kd_hash *keys, const size_t *idx, size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct kd_hash *k = malloc(n * sizeof *k);
+    if (!k)
+        return n;   /* out of memory: every one counted, an upper bound */
+    for (size_t i = 0; i < n; i++)
+        k[i] = keys[idx ? idx[i] : i];
+    qsort(k, n, sizeof *k, cmp_hash);
+    size_t u = 1;
+    for (size_t i = 1; i < n; i++)
+        u += memcmp(&k[i], &k[i - 1], sizeof *k) != 0;
+    free(k);
+    return u;
+}
+
+/* The teacher registered last under name in the run's store; 0 when none. */
+static int64_t stored_teacher(const struct runner *r, const char *name)
+{
+    struct kd_store_teacher found;
+    struct kd_error err = {0};
+    if (!r->store || kd_store_teacher_find(r->store, name, NULL, &found, &err) != KD_OK)
+        return 0;
+    return found.id;
+}
+
+/* 1 when an earlier stage of the plan asks the same teacher the same questions
+ * (key), else 0 and key is remembered. */
+static int planned_before(struct runner *r, const char *key)
+{
+    for (size_t i = 0; i < r->n_planned; i++)
+        if (strcmp(r->planned[i], key) == 0)
+            return 1;
+    if (r->n_planned < KD_RUN_MAX_LINES)
+        snprintf(r->planned[r->n_planned++], sizeof r->planned[0], "%s", key);
+    return 0;
+}
+
+static void count(struct runner *r, size_t asked, size_t cached)
+{
+    r->sum->queries += asked;
+    r->sum->cached += cached;
+}
+
+/* Every document and the split's queries, through the store as embeddings. */
+static void plan_texts(struct runner *r, const struct kd_pipe_stage *s, const struct run_beir *rb,
+                       const struct kd_retrieval_split *sp, const char *key)
+{
+    const struct kd_beir *b = &rb->b;
+    size_t nd = b->n_docs, n = nd + sp->n, missing = n, new = n;
+    if (planned_before(r, key)) {
+        kd_run_plan_line(r, "    teacher '%s' on '%s': %zu texts (%zu documents, %zu queries), all stored by an "
+                         "earlier stage", s->teacher, s->data, n, nd, sp->n);
+        count(r, 0, n);
+        return;
+    }
+    struct kd_hash *keys = malloc((n ? n : 1) * sizeof *keys);
+    size_t *miss = malloc((n ? n : 1) * sizeof *miss);
+    char **dt = kd_retrieval_doc_texts(b);
+    const char *why = r->store ? "" : " (no store yet)";
+    if (keys && miss && dt) {
+        for (size_t i = 0; i < nd; i++)
+            keys[i] = kd_hash_text(dt[i], strlen(dt[i]));
+        for (size_t i = 0; i < sp->n; i++) {
+            const char *q = b->query_texts[sp->queries[i]];
+            keys[nd + i] = kd_hash_text(q, strlen(q));
+        }
+        int64_t id = stored_teacher(r, s->teacher);
+        size_t E = 0;
+        struct kd_error err = {0};
+        if (id && kd_store_width(r->store, id, KD_STORE_EMBEDDING, &E, &err) == KD_OK && E &&
+            kd_store_lookup(r->store, id, KD_STORE_EMBEDDING, keys, n, E, NULL, NULL, miss, &missing, &err) == KD_OK)
+            why = " (if the teacher's version is unchanged)";
+        else
+            for (size_t i = 0; i < n; i++)
+                miss[i] = i, missing = n;
+        new = distinct(keys, miss, missing);
+    }
+    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu texts (%zu documents, %zu queries), %zu cached, %zu new "
+                     "queries%s", s->teacher, s->data, n, nd, sp->n, n - missing, new, why);
+    count(r, new, n - missing);
+    kd_retrieval_texts_free(dt, nd);
+    free(keys);
+    free(miss);
+}
+
+/* BM25's lists (as an earlier run kept them) of the split, scored as pairs. */
+static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct run_beir *rb,
+                       const struct kd_retrieval_split *sp, const char *key)
+{
+    const struct kd_beir *b = &rb->b;
+    size_t extra = s->cand_random + (s->cand_model[0] ? s->cand_from_model : 0);
+    char more[160] = "";
+    if (extra)
+        snprintf(more, sizeof more, "; and at most %zu pairs of the %zu extra candidates of each query", sp->n * extra,
+                 extra);
+    struct kd_retrieval_candidates c = {0};
+    if (!kd_run_candidates_kept(r, rb, s->split, s->k, &c)) {
+        size_t most = sp->n * (s->k + extra);
+        kd_run_plan_line(r, "    teacher '%s' on '%s': at most %zu pairs (%zu quer%s x %zu candidates); which ones, "
+                         "and how many are stored, is known once BM25 has ranked the %s split (no earlier run kept "
+                         "its top %zu)", s->teacher, s->data, most, sp->n, sp->n == 1 ? "y" : "ies", s->k + extra,
+                         kd_beir_split_name(s->split), s->k);
+        count(r, most, 0);
+        return;
+    }
+    size_t n = kd_retrieval_candidates_count(&c), missing = n, new = n;
+    if (planned_before(r, key)) {
+        kd_run_plan_line(r, "    teacher '%s' on '%s': %zu pairs of BM25's top %zu, all stored by an earlier stage%s",
+                         s->teacher, s->data, n, s->k, more);
+        count(r, sp->n * extra, n);
+        kd_retrieval_candidates_release(&c);
+        return;
+    }
+    struct kd_store_pair *pairs = malloc((n ? n : 1) * sizeof *pairs);
+    struct kd_hash *keys = malloc((n ? n : 1) * sizeof *keys);
+    size_t *miss = malloc((n ? n : 1) * sizeof *miss);
+    char **dt = kd_retrieval_doc_texts(b);
+    const char *why = r->store ? "" : " (no store yet)";
+    const struct kd_pipe_teacher *def = kd_pipeline_teacher(r->p, s->teacher);
+    const char *name = def && def->kind == KD_TEACHER_TABLE && def->table[0] ? def->table : s->teacher;
+    if (pairs && keys && miss && dt) {
+        size_t p = 0;
+        for (size_t i = 0; i < c.n; i++)
+            for (size_t j = 0; j < c.k && c.docs[i * c.k + j] >= 0; j++, p++) {
+                size_t d = (size_t)c.docs[i * c.k + j], q = c.queries[i];
+                pairs[p] = (struct kd_store_pair){b->query_ids[q], b->doc_ids[d], b->query_texts[q], dt[d]};
+                keys[p] = kd_store_pair_key(&pairs[p]);
+            }
+        int64_t id = stored_teacher(r, name);
+        struct kd_error err = {0};
+        if (id && kd_store_lookup_pair_scores(r->store, id, pairs, n, NULL, NULL, miss, &missing, &err) == KD_OK)
+            why = " (if the teacher's version is unchanged)";
+        else
+            for (size_t i = 0; i < n; i++)
+                miss[i] = i, missing = n;
+        new = distinct(keys, miss, missing);
+    }
+    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu pairs of BM25's top %zu, %zu cached, %zu new queries%s%s",
+                     s->teacher, s->data, n, s->k, n - missing, new, why, more);
+    count(r, new + sp->n * extra, n - missing);
+    kd_retrieval_texts_free(dt, b->n_docs);
+    free(pairs);
+    free(keys);
+    free(miss);
+    kd_retrieval_candidates_release(&c);
+}
+
+void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage *s)
+{
+    const struct kd_pipe_dataset *def = NULL;
+    for (size_t i = 0; i < r->p->n_datasets; i++)
+        if (strcmp(r->p->datasets[i].name, s->data) == 0)
+            def = &r->p->datasets[i];
+    struct run_model *tm = kd_run_dual_teacher(r, s);
+    if (tm) {
+        kd_run_plan_line(r, "    teacher '%s' (dual encoder '%s') embeds the corpus and the queries itself: no "
+                         "questions through the store", s->teacher, tm->def->name);
+        return;
+    }
+    char corpus[1100];
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", def && def->beir ? def->beir : "");
+    struct run_beir *rb;
+    const struct kd_retrieval_split *sp;
+    struct kd_error err = {0};
+    if (!def || !def->beir || access(corpus, F_OK) != 0 || kd_run_stage_beir(r, s, 0, &rb, &err) != KD_OK ||
+        kd_run_split(rb, s->split, &sp, &err) != KD_OK) {
+        kd_run_plan_line(r, "    teacher '%s' on '%s': its questions are counted once %s holds the data set%s%s",
+                         s->teacher, s->data, def && def->beir ? def->beir : "its folder",
+                         err.msg[0] ? ": " : def && def->wordnet ? " (the run converts WordNet into it first)" : "",
+                         err.msg);
+        return;
+    }
+    char key[sizeof r->planned[0]];
+    if (snprintf(key, sizeof key, "%s/%s/%s/%zu", s->teacher, s->data, kd_beir_split_name(s->split), s->k) < 0)
+        key[0] = '\0';   /* a long key is cut: two stages then share it only if their names do */
+    if (kd_run_embed_exec_def(r, s))
+        plan_texts(r, s, rb, sp, key);
+    else
+        plan_pairs(r, s, rb, sp, key);
+}
