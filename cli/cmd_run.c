@@ -221,12 +221,18 @@ int kd_cmd_run(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (st && ranks > 1) {
-        /* the other ranks may be waiting for this one: end them all */
         fprintf(stderr, "kd: rank %d of %d: %s\n", rank, ranks, err.msg);
         if (rank == 0 && st == KD_ERR_INTERRUPTED)
             fprintf(stderr, "kd: interrupted; everything stored so far is kept. Continue with: mpirun ... kd run %s "
                     "--resume\n", file);
-        kd_dist_abort(st == KD_ERR_INTERRUPTED ? 130 : 1);
+        /* the other ranks may be waiting for this one: end them all, unless
+         * the failure reached every rank and each returns it */
+        if (!s || !s->failed_everywhere)
+            kd_dist_abort(st == KD_ERR_INTERRUPTED ? 130 : 1);
+        free(s);
+        kd_pipeline_release(&p);
+        kd_dist_finalize();
+        return st == KD_ERR_INTERRUPTED ? 130 : 1;
     }
     if (rank > 0) {
         /* a helper rank: rank 0 prints the summary */

@@ -111,9 +111,11 @@ kd_status kd_active_select(struct active *a, const struct kd_select_config *sc, 
                            size_t nc, size_t C, struct kd_selection *out, size_t *n_out, struct kd_error *err);
 /* The teacher's answers vs (initialised) for the pool inputs xs (rows: their
  * dataset rows), at most max_queries asked; over the ranks, one store writer
- * (kd_run_dist_label) and rank 0's counts in ls on every rank. */
-kd_status kd_active_label(struct active *a, const struct kd_tensor *xs, const size_t *rows, size_t max_queries,
-                          struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err);
+ * (kd_run_dist_label) and rank 0's counts in ls on every rank. before: how
+ * the caller's preparation went (KD_OK, or its failure, message in err):
+ * a failure on any rank fails every rank here, none waiting for another. */
+kd_status kd_active_label(struct active *a, kd_status before, const struct kd_tensor *xs, const size_t *rows,
+                          size_t max_queries, struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err);
 /* Rank 0's weights, noise and slam channel of training rows [from, to) on
  * every rank. */
 kd_status kd_active_share_weights(struct active *a, size_t from, size_t to, struct kd_error *err);

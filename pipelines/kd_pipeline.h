@@ -386,6 +386,7 @@ struct kd_run_summary {
     size_t n_artefacts;
     char lines[KD_RUN_MAX_LINES][256];  /* dry run: the plan, one line each */
     size_t n_lines;
+    int failed_everywhere;          /* MPI: the failure reached every rank, each returns it (no rank waits) */
 };
 
 /* Runs (or, with dry_run, plans) a validated pipeline: loads its data, opens

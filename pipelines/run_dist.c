@@ -222,19 +222,23 @@ struct agree {
     struct kd_hash data;         /* of the inputs' bytes: helpers get row numbers */
 };
 
-kd_status kd_run_dist_label(struct runner *r, struct run_teacher *t, const char *what, const struct kd_tensor *x,
-                            const char *dataset, const size_t *rows, size_t max_queries, struct kd_tensor *out,
-                            struct kd_label_stats *ls, struct kd_error *err)
+kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                            const struct kd_tensor *x, const char *dataset, const size_t *rows, size_t max_queries,
+                            struct kd_tensor *out, struct kd_label_stats *ls, struct kd_error *err)
 {
-    size_t N = x->rows, D = x->cols, C = t->t->c;
     *ls = (struct kd_label_stats){0, 0, 0};
+    /* the hand-shake: a rank that failed on its way here says so first */
+    kd_status st = kd_run_dist_agree(r, before, err);
+    if (st)
+        return st;
+    size_t N = x->rows, D = x->cols, C = t->t->c;
     struct agree mine, theirs;
     memset(&mine, 0, sizeof mine); /* padding included: the bytes are compared */
     snprintf(mine.fingerprint, sizeof mine.fingerprint, "%s", t->t->fingerprint);
     mine.n = N, mine.d = D, mine.c = C, mine.batch = t->t->batch;
     mine.data = kd_hash_bytes(x->data, N * D * sizeof(float));
     theirs = mine;
-    kd_status st = kd_dist_broadcast(&theirs, sizeof theirs, 0, err);
+    st = kd_dist_broadcast(&theirs, sizeof theirs, 0, err);
     if (st)
         return st;
     double differ = memcmp(&mine, &theirs, sizeof mine) != 0;
@@ -310,7 +314,7 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
     snprintf(what, sizeof what, "dataset '%s'", d->name);
     struct kd_label_stats ls;
     double t0 = kd_time_now();
-    kd_status st = kd_run_dist_label(r, t, what, x, d->root, d->ds.rows, SIZE_MAX, out, &ls, err);
+    kd_status st = kd_run_dist_label(r, KD_OK, t, what, x, d->root, d->ds.rows, SIZE_MAX, out, &ls, err);
     if (r->rank == 0) {
         r->sum->queries += ls.queried;
         r->sum->cached += ls.cached;
@@ -344,6 +348,28 @@ kd_status kd_run_dist_outcome(struct runner *r, kd_status st, struct kd_error *e
     if (outcome.status && r->rank != 0)
         kd_error_set(err, (kd_status)outcome.status, "%s", outcome.msg);
     return (kd_status)outcome.status;
+}
+
+kd_status kd_run_dist_agree(struct runner *r, kd_status st, struct kd_error *err)
+{
+    if (r->ranks <= 1)
+        return st;
+    /* how many ranks failed, and whether rank 0 is one of them */
+    double failed[2] = {st != KD_OK, r->rank == 0 && st != KD_OK};
+    struct kd_error e2 = {0};
+    kd_status bst = kd_dist_sum_doubles(failed, 2, &e2);
+    if (bst) {
+        *err = e2;
+        return bst;
+    }
+    if (failed[0] == 0)
+        return KD_OK;
+    r->sum->failed_everywhere = 1;
+    if (failed[1] > 0)   /* rank 0's message on every rank */
+        return kd_run_dist_outcome(r, st, err);
+    if (st)
+        return st;
+    return kd_error_set(err, KD_ERR_IO, "%.0f other rank(s) failed (each prints its message)", failed[0]);
 }
 
 kd_status kd_run_dist_rank0_done(struct runner *r, kd_status st, struct kd_error *err)

@@ -176,10 +176,21 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
  * keeps to max_queries and stores, the others answer the batches it hands
  * out, and every rank gets all the answers and rank 0's counts in ls.
  * `what` names the inputs in messages ("dataset 'pool'"). Errors carry no
- * stage name. out is initialised here. */
-kd_status kd_run_dist_label(struct runner *r, struct run_teacher *t, const char *what, const struct kd_tensor *x,
-                            const char *dataset, const size_t *rows, size_t max_queries, struct kd_tensor *out,
-                            struct kd_label_stats *ls, struct kd_error *err);
+ * stage name. out is initialised here. before is the caller's status on its
+ * way here (KD_OK, or a failure with its message in err; x, t and rows are
+ * then not read): every rank returns an error when any of them failed
+ * (kd_run_dist_agree). */
+kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                            const struct kd_tensor *x, const char *dataset, const size_t *rows, size_t max_queries,
+                            struct kd_tensor *out, struct kd_label_stats *ls, struct kd_error *err);
+/* The hand-shake of every rank of an MPI job at a point all of them reach:
+ * st is how this rank's work up to here went (its message in err). KD_OK
+ * on every rank when it went well everywhere; otherwise an error on every
+ * rank, so that none waits for a failed one: rank 0's status and message
+ * when rank 0 failed, else each failed rank its own and the others
+ * KD_ERR_IO ("N other rank(s) failed"); r->sum->failed_everywhere is
+ * then set. st itself with one rank. */
+kd_status kd_run_dist_agree(struct runner *r, kd_status st, struct kd_error *err);
 /* Rank 0's status st (and its message in err) on every rank of an MPI job,
  * for what rank 0 alone did; st itself with one rank. */
 kd_status kd_run_dist_outcome(struct runner *r, kd_status st, struct kd_error *err);

@@ -101,8 +101,19 @@ kd_status kd_run_save_model(struct runner *r, const char *name, struct kd_mlp *n
 
 /* ------------------------------------------------------------------ teachers */
 
-/* Opens the teacher for inputs of width d (its model must be trained). */
+static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
+                              struct run_teacher **out, struct kd_error *err);
+
+/* Opens the teacher for inputs of width d (its model must be trained). In
+ * an MPI job every rank opens its own, then they agree: a teacher that did
+ * not start on one rank fails the stage on all (none waits for it). */
 kd_status kd_run_open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
+                              struct run_teacher **out, struct kd_error *err)
+{
+    return kd_run_dist_agree(r, open_teacher(r, s, name, d, out, err), err);
+}
+
+static kd_status open_teacher(struct runner *r, const struct kd_pipe_stage *s, const char *name, size_t d,
                               struct run_teacher **out, struct kd_error *err)
 {
     char where[400];

@@ -386,18 +386,17 @@ static kd_status label_picks(struct active *a, struct round_state *rs, size_t ro
     kd_status st = kd_tensor_init(&xs, n_sel, D, err);
     if (!st)
         st = kd_tensor_init(&vs, n_sel, C, err);
-    if (st)
-        goto done;
     /* The teacher is asked about the rows as it takes them (raw, for any
      * teacher but an old model file); the student trains on d's scaled rows. */
     const struct kd_tensor *tx = kd_run_teacher_x(a->t->t, d);
-    for (size_t i = 0; i < n_sel; i++) {
+    for (size_t i = 0; !st && i < n_sel; i++) {
         size_t row = rs->cand[rs->sel[i].index];
         memcpy(kd_tensor_row(&xs, i), kd_tensor_row(tx, row), D * sizeof(float));
         rs->rows[i] = d->ds.rows[row];
     }
     struct kd_label_stats ls = {0};
-    st = kd_active_label(a, &xs, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, err);
+    /* a failure above goes to the hand-shake, where the other ranks wait */
+    st = kd_active_label(a, st, &xs, rs->rows, kd_budget_left(&rs->budget), &vs, &ls, err);
     if ((st = kd_active_charge(a, &rs->budget, &ls, st, round, err)))
         goto done;
     if ((st = kd_active_ts_reserve(&a->ts, n_sel, err)))

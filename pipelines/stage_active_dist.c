@@ -63,7 +63,8 @@ kd_status kd_active_candidate_probs(struct active *a, struct kd_mlp *net, struct
     }
     kd_tensor_release(&xs);
     kd_tensor_release(&zs);
-    /* a rank that failed ends the job (the CLI aborts every rank) */
+    /* a rank that failed fails every rank, before the gather it would miss */
+    st = kd_run_dist_agree(r, st, err);
     if (!st) {
         for (size_t j = 0; j <= R; j++)
             at[j] = nc * j / R * C * sizeof(float);
@@ -95,16 +96,17 @@ kd_status kd_active_select(struct active *a, const struct kd_select_config *sc, 
     return kd_dist_broadcast(out, *n_out * sizeof *out, 0, err);
 }
 
-kd_status kd_active_label(struct active *a, const struct kd_tensor *xs, const size_t *rows, size_t max_queries,
-                          struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err)
+kd_status kd_active_label(struct active *a, kd_status before, const struct kd_tensor *xs, const size_t *rows,
+                          size_t max_queries, struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err)
 {
     struct runner *r = a->r;
     if (r->ranks <= 1)
-        return kd_teacher_label(a->t->t, xs, a->pool->root, rows, max_queries, vs, ls, r->opt->stop, err);
+        return before ? before : kd_teacher_label(a->t->t, xs, a->pool->root, rows, max_queries, vs, ls, r->opt->stop,
+                                                  err);
     char what[300];
     snprintf(what, sizeof what, "the %zu picks from '%s'", xs->rows, a->pool->name);
     kd_tensor_release(vs); /* kd_run_dist_label makes it */
-    return kd_run_dist_label(r, a->t, what, xs, a->pool->root, rows, max_queries, vs, ls, err);
+    return kd_run_dist_label(r, before, a->t, what, xs, a->pool->root, rows, max_queries, vs, ls, err);
 }
 
 kd_status kd_active_share_weights(struct active *a, size_t from, size_t to, struct kd_error *err)

@@ -185,18 +185,19 @@ decide:;
     kd_status agreed = kd_active_agree_round(a, &round, where, err);
     if (st || (st = agreed) || !round)
         goto done;
-    /* The picks' answers, from the store. */
-    if ((st = kd_tensor_init(&xs, n, D, err)) || (st = kd_tensor_init(&vs, n, C, err)))
-        goto done;
+    /* The picks' answers, from the store (a failure here goes to the
+     * hand-shake of kd_active_label, where the other ranks wait). */
+    if (!(st = kd_tensor_init(&xs, n, D, err)))
+        st = kd_tensor_init(&vs, n, C, err);
     const struct kd_run_data *d = a->pool;
     const struct kd_tensor *tx = kd_run_teacher_x(a->t->t, d);   /* what the teacher was asked */
-    for (size_t j = 0; j < n; j++) {
+    for (size_t j = 0; !st && j < n; j++) {
         size_t r = (size_t)col[RS_ROW * n + j];
         memcpy(kd_tensor_row(&xs, j), kd_tensor_row(tx, r), D * sizeof(float));
         rows[j] = d->ds.rows[r];
     }
     struct kd_label_stats ls = {0};
-    st = kd_active_label(a, &xs, rows, kd_budget_left(&rs->budget), &vs, &ls, err);
+    st = kd_active_label(a, st, &xs, rows, kd_budget_left(&rs->budget), &vs, &ls, err);
     a->r->sum->queries += ls.queried;
     a->r->sum->cached += ls.cached;
     if (st) {

@@ -425,3 +425,36 @@ Test(dist, commands_other_than_run_refuse_several_ranks_with_a_message)
               "%s", out);
     free(out);
 }
+
+Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_message_and_none_waits)
+{
+    need_mpirun();
+    char text[2048];
+    /* rank 0's teacher exits before its ready line; rank 1's starts and would
+     * wait at the labelling hand-shake for rank 0, which never comes */
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 200}\n"
+             "teachers:\n"
+             "  t: {kind: exec, command: [/bin/sh, -c, 'test \"$OMPI_COMM_WORLD_RANK\" = 0 && exit 3; exec "
+             "/usr/bin/python3 %s/tests/teacher/fixtures/fake_teacher.py ok 10'], batch: 50, timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: t, data: pool}\n",
+             dir, root());
+    write_file("start.yaml", text);
+    cr_assert_eq(run_mpi(2, "start.yaml", ""), 1);
+    char *out = slurp("out.txt");
+    /* rank 1 returns rank 0's error itself: the job ends without MPI_Abort */
+    const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
+    cr_assert(r0 && r1, "%s", out);
+    size_t len = strcspn(r0 + 17, "\n");
+    cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
+    char want[512];
+    snprintf(want, sizeof want, "kd: rank 1 of 2: %s/start.yaml:8:26: stage 'label': teacher 't' exited with status 3 "
+             "before it was ready\n", dir);
+    cr_assert(strstr(out, want), "%s", out);
+    cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
+    free(out);
+}
