@@ -191,6 +191,11 @@ void kd_pool_run(struct kd_pool *p, kd_pool_fn fn, void *ctx);
 size_t kd_pool_size(const struct kd_pool *p); /* 1 for NULL */
 /* Stops and joins the threads; accepts NULL. */
 void kd_pool_free(struct kd_pool *p);
+/* For tests of the fallbacks: from now on at most n threads of a pool start
+ * (0: no limit), later ones fail as pthread_create does under a process
+ * limit (KD_ERR_NOMEM from kd_pool_new). Not thread-safe; set it before
+ * starting pools. */
+void kd_pool_limit_threads(size_t n);
 /* Worker w's share [lo, hi) of n items in blocks of `align` (contiguous,
  * in order, sizes differing by at most one block; empty when n is small). */
 void kd_pool_range(size_t n, size_t align, size_t worker, size_t n_workers, size_t *lo, size_t *hi);

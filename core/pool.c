@@ -49,6 +49,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* kd_pool_limit_threads: threads that may still start (0: no limit) */
+static size_t thread_limit;
+
+void kd_pool_limit_threads(size_t n) { thread_limit = n; }
+
 kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err)
 {
     *out = NULL;
@@ -77,7 +82,7 @@ kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err)
             a->p = p;
             a->id = i;
         }
-        if (!a || pthread_create(&p->threads[i - 1], NULL, worker, a)) {
+        if (!a || (thread_limit && i > thread_limit) || pthread_create(&p->threads[i - 1], NULL, worker, a)) {
             free(a);
             kd_pool_free(p);
             return kd_error_set(err, KD_ERR_NOMEM, "cannot start thread %zu of a pool of %zu", i + 1, n);

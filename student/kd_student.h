@@ -167,6 +167,13 @@ struct kd_mlp {
      * kd eval, kd predict and model teachers); last, so that the fields
      * above keep their offsets for programs built against kd 0.2. */
     struct kd_input_scale scale;
+    /* kd_mlp_predict's threads, started by its first call that uses kd's
+     * pool and kept for the next ones (a model teacher predicts a batch at
+     * a time); stopped by kd_mlp_free, or replaced when the thread count
+     * changes. pool_failed: the thread count at which they could not start
+     * (the calls then run on the caller's thread without trying again). */
+    struct kd_pool *pool;
+    size_t pool_failed;
 };
 
 /* Allocates a network with initial weights drawn from `seed` (He: N(0, 2/in),
@@ -186,7 +193,8 @@ void kd_mlp_backward(struct kd_mlp *m, const float *dlogits, size_t B);
 /* As kd_mlp_backward, and also dL/dx (B, D) for the last forward's input into dx (may be NULL: then it is
  * kd_mlp_backward). dx is overwritten and must not overlap the workspace, dlogits or the forward's input. */
 void kd_mlp_backward_input(struct kd_mlp *m, const float *dlogits, size_t B, float *dx);
-/* Logits for a whole dataset, in batches: out must be (N, C). */
+/* Logits for a whole dataset, in batches: out must be (N, C). Over kd's
+ * pool, its threads are kept in m for the next call (m->pool). */
 kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_tensor *out,
                          struct kd_error *err);
 static inline size_t kd_mlp_in(const struct kd_mlp *m) { return m->cfg.sizes[0]; }

@@ -155,6 +155,7 @@ void kd_mlp_free(struct kd_mlp *m)
     if (!m)
         return;
     free_workspace(m);
+    kd_pool_free(m->pool);
     kd_input_scale_release(&m->scale);
     kd_free(m->params);
     kd_free(m->grads);
@@ -303,7 +304,7 @@ kd_status kd_mlp_predict(struct kd_mlp *m, const struct kd_tensor *x, struct kd_
         return st;
     /* over kd's threads, each through its own rows of the workspace */
     struct kd_mlp_threads th;
-    if ((st = kd_mlp_threads_begin(&th, m, N < m->max_batch ? N : m->max_batch, 0, err)) != KD_OK)
+    if ((st = kd_mlp_threads_begin_kept(&th, m, N < m->max_batch ? N : m->max_batch, err)) != KD_OK)
         return st;
     if (th.T > 1 && m->max_batch < th.T && (st = kd_mlp_reserve(m, th.T, err)) != KD_OK) {
         kd_mlp_threads_end(&th);

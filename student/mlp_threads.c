@@ -82,11 +82,48 @@ kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m,
     return KD_OK;
 }
 
+kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, size_t rows, struct kd_error *err)
+{
+    (void)err; /* nothing to allocate but the pool, whose failure is not an error */
+    memset(t, 0, sizeof *t);
+    t->T = 1;
+    int blas = kd_blas_get_threads();
+    size_t T = blas > 1 ? (size_t)blas : 1;
+    if (!kd_mlp_threads_choose(m, T, rows))
+        return KD_OK;
+    if (T > KD_POOL_MAX)
+        T = KD_POOL_MAX;
+    if (m->pool && kd_pool_size(m->pool) != T) {
+        kd_pool_free(m->pool);
+        m->pool = NULL;
+    }
+    if (!m->pool) {
+        if (m->pool_failed == T)
+            return KD_OK;   /* said once already, below */
+        struct kd_error perr = {0};
+        if (kd_pool_new(T, &m->pool, &perr)) {
+            /* as kd_mlp_threads_begin: the calling thread does the work */
+            kd_log(KD_LOG_WARN, "running on one thread: %s", perr.msg);
+            m->pool = NULL;
+            m->pool_failed = T;
+            return KD_OK;
+        }
+        m->pool_failed = 0;
+    }
+    t->pool = m->pool;
+    t->kept = 1;
+    t->T = T;
+    kd_blas_hold_single();
+    t->held = 1;
+    return KD_OK;
+}
+
 void kd_mlp_threads_end(struct kd_mlp_threads *t)
 {
     if (t->held)
         kd_blas_release_single();
-    kd_pool_free(t->pool);
+    if (!t->kept)
+        kd_pool_free(t->pool);
     for (size_t w = 1; t->gbuf && w < t->T; w++)
         kd_free(t->gbuf[w]);
     free(t->gbuf);

@@ -14,6 +14,7 @@ struct kd_mlp_threads {
     int *used;      /* worker w's slice of the last backward pass had rows */
     int summed;     /* the slices' gradients are summed into m->grads */
     int held;       /* OpenBLAS held at one thread */
+    int kept;       /* pool is the model's (m->pool): kd_mlp_threads_end leaves it running */
 };
 
 /* 1 when kd's pool should run a network's batches of `rows` rows over
@@ -25,6 +26,11 @@ int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows);
  * per-thread gradients. */
 kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
                                struct kd_error *err);
+/* As kd_mlp_threads_begin for inference (train = 0), through the pool the
+ * model keeps (m->pool, started here on first use or when the thread
+ * count changed): a caller that predicts batch after batch starts its
+ * threads once. */
+kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, size_t rows, struct kd_error *err);
 void kd_mlp_threads_end(struct kd_mlp_threads *t);
 /* kd_mlp_forward of x (B, D) over the threads (workspace reserved for B
  * before), with dropout keyed by key (NULL: none); the logits (B, C). With
