@@ -4,47 +4,21 @@
  * candidates through the store (a second run asks nothing), evaluation
  * re-ranking BM25 with the model and with the teacher; and the re-ranking
  * metrics against a computation by hand. */
-#include <criterion/criterion.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "pipelines/kd_pipeline.h"
 #include "store/kd_store.h"
+#include "wordnet_test.h"
 
-static char dir[64];
-
-static void cross_setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_progress_set_quiet(1);
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-static void cross_teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0] && !getenv("KD_TEST_KEEP_TMP"))
-        (void)!system(cmd);
-}
-
-TestSuite(run_cross, .init = cross_setup, .fini = cross_teardown, .timeout = 120);
-
-static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+TestSuite(run_cross, .init = wn_setup, .fini = teardown, .timeout = 120);
 
 /* The pipeline, with `data` added to its datasets and `stage` to its stages. */
-static void write_pipeline(const char *data, const char *stage)
+static void write_cross(const char *data, const char *stage)
 {
-    char path[256], text[4096];
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "cross", "out");
     snprintf(text, sizeof text,
-             "name: cross\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "%s"
              "models:\n"
              "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16], featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
@@ -56,12 +30,8 @@ static void write_pipeline(const char *data, const char *stage)
              "  - evaluate: {name: test, models: [bm25, ce], teacher: t, data: wn, split: test, k: 10}\n"
              "  - export: {name: out, model: ce}\n"
              "%s",
-             dir, root(), data, stage);
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+             head, data, stage);
+    write_pipeline("p.yaml", text);
 }
 
 static kd_status run(int resume, struct kd_run_summary *sum, struct kd_error *err)
@@ -101,7 +71,7 @@ static double sql_value(const char *sql)
 
 Test(run_cross, a_cross_encoder_trains_labels_through_the_store_and_a_rerun_asks_nothing)
 {
-    write_pipeline("", "");
+    write_cross("", "");
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
@@ -163,7 +133,7 @@ Test(run_cross, a_resumed_run_reloads_the_trained_cross_encoder)
              bad, bad, dir);
     cr_assert_eq(system(cmd), 0);
     snprintf(data, sizeof data, "  bad: {beir: %s}\n", bad);
-    write_pipeline(data, "  - evaluate: {name: other, models: [ce], teacher: t, data: bad, split: test, k: 10}\n");
+    write_cross(data, "  - evaluate: {name: other, models: [ce], teacher: t, data: bad, split: test, k: 10}\n");
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_neq(run(0, s, &err), KD_OK);
@@ -234,23 +204,17 @@ Test(run_cross, rerank_metrics_equal_a_computation_by_hand)
 
 Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
 {
-    char path[256], text[4096];
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "exec", "out");
     snprintf(text, sizeof text,
-             "name: exec\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "teachers:\n"
              "  overlap: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
              "stages:\n"
              "  - label: {name: scores, teacher: overlap, data: wn, k: 10}\n"
              "  - evaluate: {name: test, models: [bm25], teacher: overlap, data: wn, k: 10}\n",
-             dir, root(), root());
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+             head, root());
+    write_pipeline("p.yaml", text);
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
@@ -288,7 +252,7 @@ static long cache_sizes(long *sizes, int max)
 
 Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_searched_again)
 {
-    write_pipeline("", "");
+    write_cross("", "");
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
@@ -326,37 +290,16 @@ Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_
 /* A label stage of the exec pair teacher `name` on `split`, top 10 (p.yaml). */
 static void write_label(const char *name, const char *split)
 {
-    char path[256], text[4096];
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "plan", "out");
     snprintf(text, sizeof text,
-             "name: plan\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "teachers:\n"
              "  %s: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
              "stages:\n"
              "  - label: {name: scores, teacher: %s, data: wn, split: %s, k: 10}\n",
-             dir, root(), name, root(), name, split);
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static kd_status plan(struct kd_run_summary *sum, struct kd_error *err)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/p.yaml", dir);
-    struct kd_pipeline p;
-    struct kd_diag diag;
-    kd_diag_init(&diag);
-    cr_assert_eq(kd_pipeline_load(path, NULL, 0, &p, &diag), KD_OK);
-    kd_diag_release(&diag);
-    struct kd_run_options o = {0, 1, 1, NULL, NULL, 0};
-    kd_status st = kd_pipeline_run(&p, &o, sum, err);
-    kd_pipeline_release(&p);
-    return st;
+             head, name, root(), name, split);
+    write_pipeline("p.yaml", text);
 }
 
 Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_then_asks)
@@ -368,7 +311,7 @@ Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_th
     size_t asked = s->queries;
     cr_assert_gt(asked, 10);
     /* the same questions again: all stored */
-    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(pl->n_lines, 2);
     size_t n = 0, cached = 0, new = 0;
     const char *form = "    teacher 'overlap' on 'wn': %zu pairs of BM25's top 10, %zu cached, %zu new queries (if "
@@ -382,7 +325,7 @@ Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_th
     /* another teacher: every distinct pair is new, as many as the run then asks */
     write_label("fresh", "train");
     memset(pl, 0, sizeof *pl);
-    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
     char want[256];
     snprintf(want, sizeof want, "    teacher 'fresh' on 'wn': %zu pairs of BM25's top 10, 0 cached, %zu new queries",
              n, asked);
@@ -394,7 +337,7 @@ Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_th
     /* a split no run has ranked: at most its queries x 10 pairs */
     write_label("overlap", "dev");
     memset(pl, 0, sizeof *pl);
-    cr_assert_eq(plan(pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
     cr_assert_str_eq(pl->lines[1], "    teacher 'overlap' on 'wn': at most 10 pairs (1 query x 10 candidates); which "
                      "ones, and how many are stored, is known once BM25 has ranked the dev split (no earlier run "
                      "kept its top 10)");

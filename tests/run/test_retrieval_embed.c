@@ -9,31 +9,19 @@
 #include <math.h>
 #include <string.h>
 
-#include "run_test.h"
 #include "store/kd_store.h"
+#include "wordnet_test.h"
 
-static void e_setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_progress_set_quiet(1);
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-TestSuite(run_embed, .init = e_setup, .fini = teardown, .timeout = 120);
-
-static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+TestSuite(run_embed, .init = wn_setup, .fini = teardown, .timeout = 120);
 
 /* The teacher 'big' (E 32, a 32 -> 24 layer), the symmetric student 'de' (E 16: a 16 -> 24
  * projection) and the asymmetric one 'small' (E 8, a 8 -> 24 layer), then `stages`. */
 static void write_embed(const char *name, const char *stages)
 {
-    char text[4096];
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "embed", "out");
     snprintf(text, sizeof text,
-             "name: embed\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "models:\n"
              "  big: {type: dual, buckets: 12, dim: 32, hidden: [24], shared: true, score: cosine, temperature: 0.1,\n"
              "        featurizer: {words: 2, chars: 3-4, seed: 5}}\n"
@@ -51,7 +39,7 @@ static void write_embed(const char *name, const char *stages)
              "  - distill: {name: asym, student: small, teacher: tb, data: wn, k: 6, frozen_documents: true,\n"
              "              epochs: 2, batch: 4}\n"
              "%s",
-             dir, root(), root(), stages);
+             head, root(), stages);
     write_pipeline(name, text);
 }
 

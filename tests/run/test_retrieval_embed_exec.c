@@ -7,30 +7,18 @@
 #include <math.h>
 #include <string.h>
 
-#include "run_test.h"
 #include "store/kd_store.h"
+#include "wordnet_test.h"
 
-static void x_setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_progress_set_quiet(1);
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-TestSuite(run_embed_exec, .init = x_setup, .fini = teardown, .timeout = 120);
-
-static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+TestSuite(run_embed_exec, .init = wn_setup, .fini = teardown, .timeout = 120);
 
 /* The fake text teacher in `mode` (tests/teacher/fixtures/fake_pair_teacher.py, E = 3) teaching 'de'. */
 static void write_exec(const char *mode)
 {
-    char text[4096];
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "embex", "out");
     snprintf(text, sizeof text,
-             "name: embex\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "models:\n"
              "  de: {type: dual, buckets: 12, dim: 8, shared: true, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
              "teachers:\n"
@@ -40,7 +28,7 @@ static void write_exec(const char *mode)
              "  - distill: {name: learn, student: de, teacher: te, data: wn, k: 6, candidates: {random: 2},\n"
              "              match_documents: 0.5, temperature: 100, epochs: 2, batch: 4}\n"
              "  - evaluate: {name: test, models: [de], data: wn, split: test, k: 10}\n",
-             dir, root(), root(), mode);
+             head, root(), mode);
     write_pipeline("p.yaml", text);
 }
 

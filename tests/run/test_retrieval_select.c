@@ -6,53 +6,27 @@
  * queries, and a run cut short by its teacher resumes after its last
  * finished round, asking only for the rounds that were not finished and
  * picking what an uninterrupted run picks. */
-#include <criterion/criterion.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "pipelines/kd_pipeline.h"
 #include "store/kd_store.h"
+#include "wordnet_test.h"
 
-static char dir[64];
-
-static void rs_setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/kd-test-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    kd_progress_set_quiet(1);
-    kd_log_set_level(KD_LOG_WARN);
-}
-
-static void rs_teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0] && !getenv("KD_TEST_KEEP_TMP"))
-        (void)!system(cmd);
-}
-
-TestSuite(run_rselect, .init = rs_setup, .fini = rs_teardown, .timeout = 120);
-
-static const char *root(void) { return getenv("KD_ROOT") ? getenv("KD_ROOT") : "."; }
+TestSuite(run_rselect, .init = wn_setup, .fini = teardown, .timeout = 120);
 
 /* A cross-encoder teacher trained first (teacher "") or the exec teacher
  * given; a dual encoder distilled with `select` (the mapping's text) into
  * output folder out; a test evaluation. */
-static void write_pipeline(const char *file, const char *out, const char *teacher, const char *select)
+static void write_select(const char *file, const char *out, const char *teacher, const char *select)
 {
-    char path[256], text[4096], teachers[1024];
+    char head[512], text[4096], teachers[1024];
+    wn_head(head, sizeof head, "rselect", out);
     if (teacher[0])
         snprintf(teachers, sizeof teachers, "teachers:\n  t: %s\n", teacher);
     else
         snprintf(teachers, sizeof teachers, "teachers:\n  t: {kind: model, model: ce}\n");
     snprintf(text, sizeof text,
-             "name: rselect\n"
-             "output: %s/%s\n"
-             "datasets:\n"
-             "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n"
+             "%s"
              "models:\n"
              "  ce: {type: cross, buckets: 12, dim: 8, hidden: [16], featurizer: {words: 2, chars: 3-4, seed: 3}}\n"
              "  de: {type: dual, buckets: 12, dim: 16, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
@@ -62,14 +36,10 @@ static void write_pipeline(const char *file, const char *out, const char *teache
              "  - distill: {name: learn, student: de, teacher: t, data: wn, k: 4, loss: listwise_kl,\n"
              "              alpha: 0.5, epochs: 2, batch: 2, select: %s}\n"
              "  - evaluate: {name: test, models: [de], data: wn, split: test, k: 10}\n",
-             dir, out, root(), teachers,
+             head, teachers,
              teacher[0] ? "" : "  - train: {name: fit, model: ce, data: wn, negatives: 3, k: 10, epochs: 2, batch: 4}\n",
              select);
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+    write_pipeline(file, text);
 }
 
 static kd_status run(const char *file, int resume, struct kd_run_summary *sum, struct kd_error *err)
@@ -142,7 +112,7 @@ static double metric(const char *out, int run_id, const char *name, int step)
 
 Test(run_rselect, margin_spends_the_budget_in_rounds_and_records_every_pick)
 {
-    write_pipeline("p.yaml", "out", "", "{strategy: margin, budget: 6, rounds: 3, validation: dev}");
+    write_select("p.yaml", "out", "", "{strategy: margin, budget: 6, rounds: 3, validation: dev}");
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run("p.yaml", 0, s, &err), KD_OK, "%s", err.msg);
@@ -187,7 +157,7 @@ Test(run_rselect, margin_spends_the_budget_in_rounds_and_records_every_pick)
 
 Test(run_rselect, entropy_and_random_are_recorded_by_name_and_the_budget_caps_at_the_pool)
 {
-    write_pipeline("e.yaml", "out", "", "{strategy: entropy, temperature: 0.5, budget: 4, rounds: 2}");
+    write_select("e.yaml", "out", "", "{strategy: entropy, temperature: 0.5, budget: 4, rounds: 2}");
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run("e.yaml", 0, s, &err), KD_OK, "%s", err.msg);
@@ -200,7 +170,7 @@ Test(run_rselect, entropy_and_random_are_recorded_by_name_and_the_budget_caps_at
     cr_assert(isnan(metric("out", 1, "round_ndcg@10", 1)), "no validation split, no round metric");
 
     /* random, a budget beyond the 9 queries with full lists: all 9 */
-    write_pipeline("r.yaml", "ou2", "", "{strategy: random, budget: 50, rounds: 2}");
+    write_select("r.yaml", "ou2", "", "{strategy: random, budget: 50, rounds: 2}");
     cr_assert_eq(run("r.yaml", 0, s, &err), KD_OK, "%s", err.msg);
     rows = sql_rows("ou2", "select round, strategy, count(*) from selections group by 1, 2 order by 1");
     cr_assert_str_eq(rows, "1 random 5 \n2 random 4 \n");
@@ -230,7 +200,7 @@ Test(run_rselect, a_run_cut_short_resumes_after_its_last_finished_round)
              "{kind: exec, command: [/usr/bin/python3, %s/tests/run/fixtures/pair_teacher_stops.py, %s, 2], "
              "batch: 100}", root(), flag);
     const char *select = "{strategy: margin, budget: 6, rounds: 3}";
-    write_pipeline("c.yaml", "out", teacher, select);
+    write_select("c.yaml", "out", teacher, select);
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_neq(run("c.yaml", 0, s, &err), KD_OK, "the teacher died in round 3");
@@ -253,7 +223,7 @@ Test(run_rselect, a_run_cut_short_resumes_after_its_last_finished_round)
     char *resumed = sql_rows("out", "select round, row, strategy from selections order by 1, 2");
 
     /* the same pipeline uninterrupted picks the same queries */
-    write_pipeline("d.yaml", "ou2", teacher, select);
+    write_select("d.yaml", "ou2", teacher, select);
     struct kd_run_summary *t = calloc(1, sizeof *t);
     cr_assert_eq(run("d.yaml", 0, t, &err), KD_OK, "%s", err.msg);
     char *whole = sql_rows("ou2", "select round, row, strategy from selections order by 1, 2");
@@ -263,7 +233,7 @@ Test(run_rselect, a_run_cut_short_resumes_after_its_last_finished_round)
 
 Test(run_rselect, a_dry_run_says_what_the_rounds_would_choose_and_ask)
 {
-    write_pipeline("p.yaml", "out", "", "{strategy: entropy, temperature: 2, budget: 6, rounds: 3, validation: dev}");
+    write_select("p.yaml", "out", "", "{strategy: entropy, temperature: 2, budget: 6, rounds: 3, validation: dev}");
     char path[256];
     snprintf(path, sizeof path, "%s/p.yaml", dir);
     struct kd_pipeline p;
