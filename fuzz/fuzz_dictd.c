@@ -16,60 +16,29 @@
  * every entry a query, merged into one or too short. A refused input leaves
  * a message. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
-#include <sys/stat.h>
-
+#include "fuzz/fuzz_scratch.h"
 #include "fuzz/fuzz_split.h"
 
-static char base[200];
+static struct kd_fuzz_scratch sc;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     kd_fuzz_quiet();
-    const char *tmp = getenv("TMPDIR");
-    struct stat sb;
-    if (!tmp || !tmp[0])
-        tmp = stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(base, sizeof base, "%s/kd-fuzz-dictd.XXXXXX", tmp);
-    return 0;
-}
-
-static void put(const char *path, const uint8_t *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) {
-        perror(path);
-        abort();
-    }
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) != 0) {
-        perror(path);
-        abort();
-    }
+    kd_fuzz_scratch_init(&sc, "dictd");
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char dir[sizeof base], index[sizeof base + 16], dict[sizeof base + 16], out[sizeof base + 8];
-    memcpy(dir, base, sizeof base);
-    if (!mkdtemp(dir)) {
-        perror(dir);
-        abort();
-    }
+    char index[sizeof sc.dir + 64], dict[sizeof sc.dir + 64], out[sizeof sc.dir + 8];
+    kd_fuzz_scratch_make(&sc);
     size_t n1, n2;
     const uint8_t *second;
     kd_fuzz_split(data, size, &n1, &second, &n2);
-    snprintf(index, sizeof index, "%s/x.index", dir);
-    snprintf(dict, sizeof dict, "%s/x.dict", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    put(index, data, n1);
-    put(dict, second, n2);
+    kd_fuzz_scratch_put(&sc, "x.index", data, n1, index, sizeof index);
+    kd_fuzz_scratch_put(&sc, "x.dict", second, n2, dict, sizeof dict);
+    snprintf(out, sizeof out, "%s/out", sc.dir);
 
     struct kd_dictd_options o;
     kd_dictd_options_init(&o);
@@ -96,9 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!err.msg[0]) {
         abort();
     }
-    if (nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS) != 0) {
-        perror(dir);
-        abort();
-    }
+    kd_fuzz_scratch_remove(&sc);
     return 0;
 }

@@ -14,55 +14,24 @@
  * kept examples no more than the examples found. A refused input leaves a
  * message. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
-#include <sys/stat.h>
-
+#include "fuzz/fuzz_scratch.h"
 #include "fuzz/fuzz_split.h"
 
-static char base[200];
+static struct kd_fuzz_scratch sc;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     kd_fuzz_quiet();
-    const char *tmp = getenv("TMPDIR");
-    struct stat sb;
-    if (!tmp || !tmp[0])
-        tmp = stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(base, sizeof base, "%s/kd-fuzz-wordnet.XXXXXX", tmp);
-    return 0;
-}
-
-static void put(const char *dir, const char *name, const uint8_t *data, size_t n)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) {
-        perror(path);
-        abort();
-    }
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) != 0) {
-        perror(path);
-        abort();
-    }
+    kd_fuzz_scratch_init(&sc, "wordnet");
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const names[] = {"data.noun", "data.verb", "data.adj", "data.adv"};
-    char dir[sizeof base], out[sizeof base + 8];
-    memcpy(dir, base, sizeof base);
-    if (!mkdtemp(dir)) {
-        perror(dir);
-        abort();
-    }
+    char out[sizeof sc.dir + 8];
+    kd_fuzz_scratch_make(&sc);
     const uint8_t *rest = data;
     size_t left = size;
     for (int i = 0; i < 4; i++) {
@@ -72,15 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             kd_fuzz_split(rest, left, &n1, &next, &n2);
         else
             n1 = left, next = NULL, n2 = 0;
-        put(dir, names[i], rest, n1);
+        kd_fuzz_scratch_put(&sc, names[i], rest, n1, NULL, 0);
         rest = next ? next : rest + n1;
         left = next ? n2 : 0;
     }
-    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(out, sizeof out, "%s/out", sc.dir);
 
     struct kd_wordnet_options o;
     kd_wordnet_options_init(&o);
-    o.wordnet_dir = dir;
+    o.wordnet_dir = sc.dir;
     o.out_dir = out;
     struct kd_wordnet_stats s;
     struct kd_error err = {0};
@@ -101,9 +70,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!err.msg[0]) {
         abort();
     }
-    if (nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS) != 0) {
-        perror(dir);
-        abort();
-    }
+    kd_fuzz_scratch_remove(&sc);
     return 0;
 }
