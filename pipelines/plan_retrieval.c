@@ -1,5 +1,5 @@
-/* A dry run's count of what the teacher of a label or distill stage on a
- * retrieval data set would be asked (docs/pipeline.md, "label"):
+/* A dry run's count of what the teacher of a label, distill or evaluate
+ * stage on a retrieval data set would be asked (docs/pipeline.md, "label"):
  * an embedding teacher (exec, `answers: embeddings`) embeds every document
  * of the corpus and every query of the split; a pair teacher (a
  * cross-encoder, an exec program or a table) scores BM25's top k of every

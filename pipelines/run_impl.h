@@ -282,7 +282,7 @@ kd_status kd_run_save_dual(struct runner *r, const char *model, const struct kd_
 /* Dry run: the plan lines of a retrieval stage. */
 void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stage *s);
 /* Dry run (pipelines/plan_retrieval.c): the plan lines of what the teacher
- * of a label or distill stage on a retrieval data set would be asked, added
+ * of a label, distill or evaluate stage on a retrieval data set would be asked, added
  * to the summary's counts. */
 void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage *s);
 /* Dry run: BM25's top k of the split as this run or an earlier one kept

@@ -413,6 +413,8 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
         kd_run_plan_line(r, "%2zu. %s: rank '%s' (%s split of %s%s) with %s: top %zu, nDCG@10, MRR@10, Recall@10, "
                          "Recall@100, run files in %s/runs", i + 1, s->name, s->data, kd_beir_split_name(s->split),
                          src, convert ? ", converted from WordNet first" : "", list, s->k, r->p->output);
+        if (s->teacher[0])
+            kd_run_plan_retrieval_queries(r, s);
         break;
     }
     case KD_STAGE_EXPORT:

@@ -232,6 +232,14 @@ Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
     cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(s->queries, 0, "the program is asked nothing the second time (%zu)", s->queries);
     cr_assert_eq(s->cached, asked);
+    /* the plan of the label and the re-ranking evaluate stage: every pair stored, as the run found them */
+    struct kd_run_summary *pl = calloc(1, sizeof *pl);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(pl->n_lines, 4);
+    cr_assert(strstr(pl->lines[3], "    teacher 'overlap' on 'wn': "), "%s", pl->lines[3]);
+    cr_assert_eq(pl->queries, 0);
+    cr_assert_eq(pl->cached, s->cached, "planned %zu, found %zu", pl->cached, s->cached);
+    free(pl);
     free(s);
 }
 
