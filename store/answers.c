@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 /* Answers wider than this are refused: 16M floats is 64 MiB per row. */
+/* Rows a put gathers before it writes them (see kd_store_put). */
+#define STORE_PUT_CHUNK 64
 #define STORE_MAX_DIM ((size_t)1 << 24)
 
 static const char *const kind_names[KD_STORE_N_KINDS] = {"logits", "probabilities", "score",
@@ -120,17 +122,70 @@ static int keyed_cmp(const void *pa, const void *pb)
     return a->i < b->i ? -1 : a->i > b->i;
 }
 
+/* A key's top `bits` bits as a bucket number, in signed key order. */
+static size_t key_bucket(int64_t hi, int bits)
+{
+    return (size_t)((store_u64(hi) ^ ((uint64_t)1 << 63)) >> (64 - bits));
+}
+
+static void insertion_sort(struct keyed *k, size_t n)
+{
+    for (size_t a = 1; a < n; a++) {
+        struct keyed x = k[a];
+        size_t b = a;
+        for (; b > 0 && keyed_cmp(&k[b - 1], &x) > 0; b--)
+            k[b] = k[b - 1];
+        k[b] = x;
+    }
+}
+
+/* The keys with their input positions, in keyed_cmp order. Content hashes
+ * are uniform, so a counting sort on the top bits (about one bucket per two
+ * keys, at most 2^16 buckets; stable: input order kept within a bucket)
+ * leaves a handful of keys per bucket to sort by comparison, a fraction of
+ * qsort's time. Keys that are not uniform only make buckets bigger. */
 static struct keyed *sorted_keys(const struct kd_hash *keys, size_t n)
 {
     struct keyed *k = malloc((n ? n : 1) * sizeof *k);
     if (!k)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        k[i].hi = store_i64(keys[i].hi);
-        k[i].lo = store_i64(keys[i].lo);
-        k[i].i = i;
+    int bits = 8;
+    while (bits < 16 && ((size_t)2 << bits) < n)
+        bits++;
+    if (n < 512) {
+        for (size_t i = 0; i < n; i++) {
+            k[i].hi = store_i64(keys[i].hi);
+            k[i].lo = store_i64(keys[i].lo);
+            k[i].i = i;
+        }
+        qsort(k, n, sizeof *k, keyed_cmp);
+        return k;
     }
-    qsort(k, n, sizeof *k, keyed_cmp);
+    size_t nb = (size_t)1 << bits;
+    size_t *start = calloc(nb + 1, sizeof *start);
+    if (!start) {
+        free(k);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        start[key_bucket(store_i64(keys[i].hi), bits) + 1]++;
+    for (size_t b = 0; b < nb; b++)
+        start[b + 1] += start[b];
+    for (size_t i = 0; i < n; i++) {
+        struct keyed *e = &k[start[key_bucket(store_i64(keys[i].hi), bits)]++];
+        e->hi = store_i64(keys[i].hi);
+        e->lo = store_i64(keys[i].lo);
+        e->i = i;
+    }
+    /* start[b] is now the end of bucket b, the start of bucket b + 1 */
+    for (size_t b = 0, from = 0; b < nb; from = start[b], b++) {
+        size_t m = start[b] - from;
+        if (m > 32)
+            qsort(k + from, m, sizeof *k, keyed_cmp);
+        else if (m > 1)
+            insertion_sort(k + from, m);
+    }
+    free(start);
     return k;
 }
 
@@ -320,38 +375,60 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
     sqlite3_bind_int64(q, 3, (int64_t)d);
     sqlite3_bind_int64(q, 4, (int64_t)kd_store_impl_now());
     sqlite3_int64 changes0 = sqlite3_total_changes64(st->db);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = order[k].i;
-        const float *v = answers + i * d;
-        struct scalars sc;
-        compute_scalars(kind, v, d, &sc);
-        sqlite3_bind_int64(q, 5, order[k].hi);
-        sqlite3_bind_int64(q, 6, order[k].lo);
-        if (le) {
-            kd_store_impl_vec_to_le(v, d, le);
-            sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
-        } else {
-            sqlite3_bind_blob(q, 7, v, (int)(d * sizeof(float)), SQLITE_STATIC);
+    /* Rows go in key order, a random order over the caller's arrays. A
+     * short gather pass per chunk (the scalars and origins of the next
+     * STORE_PUT_CHUNK rows, with prefetches ahead) takes the cache misses
+     * in a tight loop, where the CPU overlaps them, instead of one by one
+     * between SQLite calls (store_impl.h, STORE_PREFETCH). */
+    struct scalars sc[STORE_PUT_CHUNK];
+    struct kd_store_origin og[STORE_PUT_CHUNK];
+    for (size_t k0 = 0; k0 < n; k0 += STORE_PUT_CHUNK) {
+        size_t m = n - k0 < STORE_PUT_CHUNK ? n - k0 : STORE_PUT_CHUNK;
+        for (size_t j = 0; j < m; j++) {
+            size_t k = k0 + j;
+            if (k + STORE_PREFETCH_AHEAD < n) {
+                size_t ia = order[k + STORE_PREFETCH_AHEAD].i;
+                STORE_PREFETCH(answers + ia * d);
+                STORE_PREFETCH(answers + ia * d + d - 1);
+                if (origins)
+                    STORE_PREFETCH(origins + ia);
+            }
+            size_t i = order[k].i;
+            compute_scalars(kind, answers + i * d, d, &sc[j]);
+            if (origins)
+                og[j] = origins[i];
         }
-        bind_opt_int(q, 8, sc.class_, sc.class_ >= 0);
-        bind_opt_real(q, 9, sc.confidence);
-        bind_opt_real(q, 10, sc.entropy);
-        bind_opt_real(q, 11, sc.margin);
-        bind_opt_real(q, 12, sc.score);
-        bind_opt_real(q, 13, sc.norm);
-        const struct kd_store_origin *o = origins ? origins + i : NULL;
-        bind_opt_text(q, 14, o ? o->dataset : NULL);
-        bind_opt_int(q, 15, o ? o->row : 0, o && o->row >= 0);
-        bind_opt_int(q, 16, o ? store_i64(o->source.hi) : 0, o && o->has_source);
-        bind_opt_int(q, 17, o ? store_i64(o->source.lo) : 0, o && o->has_source);
-        bind_opt_int(q, 18, o ? o->source_row : 0, o && o->has_source && o->source_row >= 0);
-        bind_opt_text(q, 19, o ? o->strategy : NULL);
-        bind_opt_int(q, 20, o ? o->round : 0, o && o->round >= 0);
-        rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            s = kd_store_impl_fail(st, rc, purpose, err);
-            goto fail;
+        for (size_t j = 0; j < m; j++) {
+            size_t k = k0 + j, i = order[k].i;
+            const float *v = answers + i * d;
+            sqlite3_bind_int64(q, 5, order[k].hi);
+            sqlite3_bind_int64(q, 6, order[k].lo);
+            if (le) {
+                kd_store_impl_vec_to_le(v, d, le);
+                sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
+            } else {
+                sqlite3_bind_blob(q, 7, v, (int)(d * sizeof(float)), SQLITE_STATIC);
+            }
+            bind_opt_int(q, 8, sc[j].class_, sc[j].class_ >= 0);
+            bind_opt_real(q, 9, sc[j].confidence);
+            bind_opt_real(q, 10, sc[j].entropy);
+            bind_opt_real(q, 11, sc[j].margin);
+            bind_opt_real(q, 12, sc[j].score);
+            bind_opt_real(q, 13, sc[j].norm);
+            const struct kd_store_origin *o = origins ? &og[j] : NULL;
+            bind_opt_text(q, 14, o ? o->dataset : NULL);
+            bind_opt_int(q, 15, o ? o->row : 0, o && o->row >= 0);
+            bind_opt_int(q, 16, o ? store_i64(o->source.hi) : 0, o && o->has_source);
+            bind_opt_int(q, 17, o ? store_i64(o->source.lo) : 0, o && o->has_source);
+            bind_opt_int(q, 18, o ? o->source_row : 0, o && o->has_source && o->source_row >= 0);
+            bind_opt_text(q, 19, o ? o->strategy : NULL);
+            bind_opt_int(q, 20, o ? o->round : 0, o && o->round >= 0);
+            rc = sqlite3_step(q);
+            sqlite3_reset(q);
+            if (rc != SQLITE_DONE) {
+                s = kd_store_impl_fail(st, rc, purpose, err);
+                goto fail;
+            }
         }
     }
     size_t added = (size_t)(sqlite3_total_changes64(st->db) - changes0);
@@ -420,6 +497,8 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         sqlite3_bind_int64(q, 1, teacher);
         sqlite3_bind_int(q, 2, (int)kind);
         for (size_t k = 0; k < n; k++) {
+            if (out && k + STORE_PREFETCH_AHEAD < n)
+                STORE_PREFETCH(out + order[k + STORE_PREFETCH_AHEAD].i * d);
             sqlite3_bind_int64(q, 3, order[k].hi);
             sqlite3_bind_int64(q, 4, order[k].lo);
             int rc = sqlite3_step(q);

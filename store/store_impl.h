@@ -111,6 +111,19 @@ static inline int store_host_is_le(void)
     memcpy(&b, &one, 1);
     return b == 1;
 }
+/* Hints the CPU to load the cache line at p soon. A batch is written (or
+ * read) in key order, which is a random order over the caller's arrays, so
+ * each row's answer and origin are cache misses (kd_store_put's own
+ * waiting on them was a fifth of a put's CPU time in a profile of
+ * bench_store's puts). */
+#if defined(__GNUC__) || defined(__clang__)
+#define STORE_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define STORE_PREFETCH(p) ((void)(p))
+#endif
+/* How many rows ahead of the one being written the prefetch looks. */
+#define STORE_PREFETCH_AHEAD 8
+
 /* n floats to/from little-endian bytes (a copy on little-endian hosts). */
 void kd_store_impl_vec_to_le(const float *src, size_t n, unsigned char *dst);
 void kd_store_impl_vec_from_le(const void *src, size_t n, float *dst);

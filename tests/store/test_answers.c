@@ -572,3 +572,80 @@ Test(store, a_background_writer_stores_what_a_writer_would_and_flush_waits_for_i
     kd_store_writer_free(w);
     kd_store_close(st);
 }
+
+/* A batch big enough for the put's bucket sort (512 keys and more) and
+ * its gather in chunks of 64 rows: keys of every sign and keys that share
+ * their top bits (one big bucket), each key twice, the second time with
+ * another answer. */
+#define BIG_N 1500
+#define BIG_D 3
+struct big_batch {
+    struct kd_hash keys[2 * BIG_N];
+    float answers[2 * BIG_N * BIG_D];
+    size_t seen;
+    int bad;
+};
+
+static int check_big_answer(void *ctx, const struct kd_store_answer *a)
+{
+    struct big_batch *b = ctx;
+    size_t r = (size_t)a->origin.row;
+    /* ordered by row: the first occurrence of each key, rows 0 .. BIG_N-1 */
+    if (a->origin.row != (int64_t)b->seen || r >= BIG_N || a->key.hi != b->keys[r].hi ||
+        a->key.lo != b->keys[r].lo || memcmp(a->vec, b->answers + r * BIG_D, sizeof(float) * BIG_D))
+        b->bad++;
+    size_t top = 0; /* the class is the arg max of this row's own answer */
+    for (size_t j = 1; j < BIG_D; j++)
+        if (a->vec[j] > a->vec[top])
+            top = j;
+    if (a->class_ != (int64_t)top)
+        b->bad++;
+    b->seen++;
+    return 0;
+}
+
+Test(store, a_big_batch_keeps_the_first_answer_and_origin_of_every_key)
+{
+    static struct big_batch b;
+    memset(&b, 0, sizeof b);
+    make_keys(b.keys, BIG_N, 900);
+    for (size_t i = 0; i < 200; i++) { /* one bucket: same hi, both signs */
+        b.keys[i].hi = i < 100 ? UINT64_C(0x8000000000000000) : UINT64_C(0x7fffffffffffffff);
+        b.keys[i].lo = UINT64_C(0xfedcba9876543210) * (i + 1);
+    }
+    for (size_t i = 0; i < BIG_N; i++) /* then every key again, reversed */
+        b.keys[BIG_N + i] = b.keys[BIG_N - 1 - i];
+    for (size_t i = 0; i < 2 * BIG_N; i++)
+        for (size_t j = 0; j < BIG_D; j++)
+            b.answers[i * BIG_D + j] = (float)((i * 7 + j * 5) % 11) - (float)i * 0.001f;
+    static struct kd_store_origin o[2 * BIG_N];
+    for (size_t i = 0; i < 2 * BIG_N; i++) {
+        o[i] = kd_store_origin_none();
+        o[i].dataset = "big";
+        o[i].row = (int64_t)i;
+    }
+    struct kd_store *st = open_ok(tpath("kd.db"));
+    int64_t t = teacher_ok(st, "t", "b16");
+    struct kd_error err = {0};
+    size_t added = 0;
+    cr_assert_eq(kd_store_put(st, t, KD_STORE_LOGITS, b.keys, 2 * BIG_N, BIG_D, b.answers, o, &added,
+                              &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_eq(added, BIG_N);
+    static float out[2 * BIG_N * BIG_D];
+    size_t nm = 99;
+    cr_assert_eq(kd_store_lookup(st, t, KD_STORE_LOGITS, b.keys, 2 * BIG_N, BIG_D, out, NULL, NULL,
+                                 &nm, &err),
+                 KD_OK, "%s", err.msg);
+    cr_assert_eq(nm, 0);
+    for (size_t i = 0; i < 2 * BIG_N; i++) {
+        size_t first = i < BIG_N ? i : 2 * BIG_N - 1 - i;
+        cr_assert_eq(memcmp(out + i * BIG_D, b.answers + first * BIG_D, sizeof(float) * BIG_D), 0,
+                     "key %zu: not the answer first given for it (row %zu)", i, first);
+    }
+    cr_assert_eq(kd_store_each_answer(st, t, KD_STORE_LOGITS, check_big_answer, &b, &err), KD_OK,
+                 "%s", err.msg);
+    cr_assert_eq(b.seen, BIG_N);
+    cr_assert_eq(b.bad, 0, "%d stored answers have the wrong key, answer, origin or class", b.bad);
+    kd_store_close(st);
+}
