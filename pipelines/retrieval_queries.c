@@ -232,9 +232,11 @@ kd_status kd_run_stage_bm25(struct runner *r, struct run_beir *rb, const struct 
     kd_status st = kd_run_stage_split(r, rb, s, &sp, NULL, err);
     if (!st)
         st = kd_run_candidates(r, rb, s->split, k, &lab, err);
-    if (st || !s->unlabelled) {
-        *c = lab;
+    if (st)
         return st;
+    if (!s->unlabelled) {
+        *c = lab;
+        return KD_OK;
     }
     struct kd_retrieval_candidates *mc = &rb->mixed_cand[s->split];
     if (mc->docs && mc->k == k && mc->n == sp->n) {
