@@ -292,7 +292,7 @@ static int row_cmp(const void *pa, const void *pb)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-static kd_status read_qrels(const char *path, struct kd_beir *b, struct kd_beir_qrels *out,
+static kd_status read_qrels(const char *path, struct kd_beir *b, struct kd_beir_qrels *out, unsigned bit,
                             size_t *n_rows, size_t *n_skipped, size_t *n_dups,
                             struct kd_error *err)
 {
@@ -393,6 +393,8 @@ static kd_status read_qrels(const char *path, struct kd_beir *b, struct kd_beir_
         goto done;
     }
     *n_rows = n;
+    for (size_t i = 0; i < n; i++)   /* named by this file, whatever its score */
+        b->query_judged[rows[i].query] |= (uint8_t)bit;
     if (n)
         qsort(rows, n, sizeof *rows, row_cmp);
     /* Keep the last row of each pair, then drop queries without a score
@@ -444,6 +446,7 @@ void kd_beir_release(struct kd_beir *b)
     free(b->doc_texts);
     free(b->query_ids);
     free(b->query_texts);
+    free(b->query_judged);
     for (int s = 0; s < KD_BEIR_N_SPLITS; s++)
         free(b->qrels[s].rows);
     if (b->impl) {
@@ -511,6 +514,8 @@ kd_status kd_beir_load(const char *dir, unsigned splits, struct kd_beir *out,
     queries.cols[0] = queries.cols[1] = NULL;
     stats->docs = out->n_docs;
     stats->queries = out->n_queries;
+    if (!(out->query_judged = calloc(out->n_queries ? out->n_queries : 1, 1)))
+        goto nomem;
 
     for (int s = 0; s < KD_BEIR_N_SPLITS; s++) {
         if (!(splits & KD_BEIR_WANT(s)))
@@ -520,7 +525,7 @@ kd_status kd_beir_load(const char *dir, unsigned splits, struct kd_beir *out,
         free(path);
         if (!(path = join(dir, name)))
             goto nomem;
-        if ((st = read_qrels(path, out, &out->qrels[s], &stats->rows[s], &stats->skipped[s],
+        if ((st = read_qrels(path, out, &out->qrels[s], KD_BEIR_WANT(s), &stats->rows[s], &stats->skipped[s],
                              &stats->duplicates[s], err)))
             goto done;
     }

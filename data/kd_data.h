@@ -201,6 +201,10 @@ struct kd_beir {
     size_t n_queries;           /* Q */
     char **query_ids;           /* (Q) */
     char **query_texts;         /* (Q) */
+    /* (Q) KD_BEIR_WANT bits of the loaded splits whose qrels file names the
+     * query in any row (a score <= 0, a dropped or repeated row too): 0 for
+     * a query no loaded qrels file mentions */
+    uint8_t *query_judged;
     struct kd_beir_qrels qrels[KD_BEIR_N_SPLITS];
     struct kd_beir_impl *impl;  /* the strings and the id indices, owned */
 };

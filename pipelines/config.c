@@ -133,6 +133,7 @@ void kd_pipeline_release(struct kd_pipeline *p)
     free(p->teachers);
     for (size_t i = 0; i < p->n_stages; i++) {
         free(p->stages[i].path);
+        free(p->stages[i].weight_file);
         free(p->stages[i].select.tgt_autoencoder);
     }
     free(p->stages);

@@ -295,7 +295,7 @@ static void check_label(struct kd_cfg *v, struct kd_pipe_stage *s, const struct 
 static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, int retr)
 {
     static const char *const rkeys[] = {"split", "k", "negatives", "table_lr", "candidates", "match_queries",
-                                        "match_documents", "frozen_documents"};
+                                        "match_documents", "frozen_documents", "unlabelled", "query_weights"};
     static const char *const mkeys[] = {"gold", "validation", "reweight", "follow"};
     static const char *const RLOSSES[] = {"mse", "margin_mse", "listwise_kl", "m3se"}; /* enum kd_rank_loss order */
     const struct kd_pipe_model *m = model_of(v, s->model);
@@ -353,6 +353,7 @@ static void check_distill(struct kd_cfg *v, struct kd_pipe_stage *s, const struc
     if (kd_ytree_get(map, "negatives", &key) && s->rank_loss != KD_RLOSS_MARGIN_MSE)
         kd_at(v->c, key, "'negatives' is only for loss margin_mse (this stage's loss is %s)",
               RLOSSES[s->rank_loss]);
+    kd_config_retrieval_queries(v, s, map);  /* unlabelled queries, per-query weights */
     kd_config_retrieval_select(v, s, map);   /* queries for the teacher, in rounds */
     const struct kd_pipe_model *tm = teacher_model(v, s);
     struct kd_ynode *sel;

@@ -24,7 +24,8 @@ static const char *const DISTILL_KEYS[] = {"name",   "student",  "teacher",    "
                                            "loss",   "temperature", "alpha",   "epochs", "batch",
                                            "optimizer", "schedule", "validation", "select", "reweight",
                                            "follow", "split", "k", "negatives", "table_lr", "candidates",
-                                           "match_queries", "match_documents", "frozen_documents"};
+                                           "match_queries", "match_documents", "frozen_documents",
+                                           "unlabelled", "query_weights"};
 static const char *const EVALUATE_KEYS[] = {"name", "models", "data", "teacher", "split", "k"};
 static const char *const EXPORT_KEYS[] = {"name", "model", "formats", "path"};
 static const char *const OPTIM_KEYS[] = {"kind", "lr", "momentum", "weight_decay", "clip"};

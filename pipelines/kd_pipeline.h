@@ -289,6 +289,17 @@ struct kd_pipe_stage {
      * teacher's own document embeddings (asymmetric mode). */
     float match_q, match_d;
     int frozen_docs;
+    /* distill (retrieval), pipelines/retrieval_queries.c: `unlabelled:
+     * unjudged` adds the data set's queries that no qrels file mentions,
+     * which learn from the teacher's scores alone (unlabelled_pos: the key's
+     * value); `query_weights:` weighs each query's list: weight_file's
+     * weight of the query (1 when the file gives none, or without a file),
+     * times weight_unlabelled for an unlabelled query. weighted: the stage
+     * has `query_weights`. */
+    int unlabelled, weighted;
+    struct kd_pos unlabelled_pos;
+    float weight_unlabelled;
+    char *weight_file;
     /* export */
     int format_safetensors, format_c, format_onnx;
     char *path;                     /* export: output base path (default: output/<model>) */
@@ -430,6 +441,25 @@ struct kd_retrieval_split {
 kd_status kd_retrieval_split_init(const struct kd_beir *b, enum kd_beir_split split, struct kd_retrieval_split *out,
                                   struct kd_error *err);
 void kd_retrieval_split_release(struct kd_retrieval_split *s);
+/* Unlabelled queries (pipelines/retrieval_queries.c): the queries of b that
+ * no loaded qrels file mentions (b->query_judged 0), in b's order, as a
+ * split whose rows hold no judgement (marked `split`). Release as above. */
+kd_status kd_retrieval_split_unjudged(const struct kd_beir *b, enum kd_beir_split split,
+                                      struct kd_retrieval_split *out, struct kd_error *err);
+/* a's queries with their judgements, then b's: out (a->n + b->n), marked
+ * as a's split. */
+kd_status kd_retrieval_split_concat(const struct kd_retrieval_split *a, const struct kd_retrieval_split *b,
+                                    struct kd_retrieval_split *out, struct kd_error *err);
+/* The weight of each query of sp into w (sp->n): `unlabelled` for rows
+ * i >= n_labelled and 1 for the others, times the weight that the file at
+ * path (NULL: none) gives the query. The file: one `query-id<TAB>weight`
+ * per line, an optional first line `query-id<TAB>weight`, blank lines
+ * skipped, `\r\n` accepted; a weight is a finite number >= 0; a query not
+ * in it keeps its weight. Errors name the file, line and column: a line
+ * without two fields, a weight that is not such a number, an id
+ * queries.jsonl lacks or that is not among sp's queries, an id given twice. */
+kd_status kd_retrieval_query_weights(const char *path, const struct kd_beir *b, const struct kd_retrieval_split *sp,
+                                     size_t n_labelled, float unlabelled, float *w, struct kd_error *err);
 
 /* The dual encoder on a split: documents and the split's queries encoded
  * (features by ts), exact top k (0: 100), the metrics into *out (release

@@ -275,6 +275,9 @@ int kd_config_retrieval_data(const struct kd_cfg *v, const char *name);
 void kd_config_active(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map, size_t ns);
 /* `select:` of a distill stage on a retrieval data set, after its split
  * (queries chosen for the pair teacher; pipelines/config_retrieval_select.c). */
+/* `unlabelled` and `query_weights` of a distill stage on a retrieval data
+ * set, after its alpha (pipelines/config_retrieval_queries.c). */
+void kd_config_retrieval_queries(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
 void kd_config_retrieval_select(struct kd_cfg *v, struct kd_pipe_stage *s, const struct kd_ynode *map);
 /* The keys of a diagnose stage beyond model and data (n, seed, eps, centre,
  * method, at, targets; pipelines/config_diagnose.c). */

@@ -141,9 +141,9 @@ kd_status kd_run_stage_candidates(struct runner *r, const struct kd_pipe_stage *
     memset(own, 0, sizeof *own);
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
-        st = kd_run_split(rb, s->split, &sp, err);
+        st = kd_run_stage_split(r, rb, s, &sp, NULL, err);
     if (!st)
-        st = kd_run_candidates(r, rb, s->split, s->k, bm, err);
+        st = kd_run_stage_bm25(r, rb, s, s->k, bm, err);
     if (st)
         return st;
     *c = *bm;

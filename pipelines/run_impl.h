@@ -117,6 +117,12 @@ struct run_beir {
     struct kd_retrieval_split sp[KD_BEIR_N_SPLITS];
     struct kd_retrieval_candidates cand[KD_BEIR_N_SPLITS];
     struct kd_retrieval_cross_data *cd;
+    /* `unlabelled: unjudged` (pipelines/retrieval_queries.c): the queries
+     * no qrels file names, and each split's judged queries followed by
+     * them, with their BM25 candidates (mixed_cand: of mixed_k) */
+    int has_unjudged, has_mixed[KD_BEIR_N_SPLITS];
+    struct kd_retrieval_split unjudged, mixed[KD_BEIR_N_SPLITS];
+    struct kd_retrieval_candidates unjudged_cand, mixed_cand[KD_BEIR_N_SPLITS];
 };
 
 struct run_teacher {
@@ -303,6 +309,39 @@ kd_status kd_run_split(struct run_beir *rb, enum kd_beir_split split, const stru
  * first stage that needs them) and kept for the later stages. */
 kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                             const struct kd_retrieval_candidates **out, struct kd_error *err);
+/* The same for the queries of sp into *c (kept by the caller: searched again
+ * only when c holds another k; the file cache as above); label names sp in
+ * the log. */
+kd_status kd_run_candidates_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp,
+                               const char *label, size_t k, struct kd_retrieval_candidates *c, struct kd_error *err);
+/* The queries a retrieval distill (or label) stage works on
+ * (pipelines/retrieval_queries.c): its split's judged queries, then with
+ * `unlabelled: unjudged` the data set's queries no qrels file mentions
+ * (rows without judgements); *n_labelled = the split's. Kept in rb. */
+kd_status kd_run_stage_split(struct runner *r, struct run_beir *rb, const struct kd_pipe_stage *s,
+                             const struct kd_retrieval_split **sp, size_t *n_labelled, struct kd_error *err);
+/* BM25's top k of those queries, row i for row i of the stage's split. */
+kd_status kd_run_stage_bm25(struct runner *r, struct run_beir *rb, const struct kd_pipe_stage *s, size_t k,
+                            const struct kd_retrieval_candidates **c, struct kd_error *err);
+/* A stage's queries before any work: KD_ERR_CONFIG when the split has none
+ * to learn from (with `unlabelled`, neither judged nor unjudged ones), or
+ * `unlabelled: unjudged` finds none. */
+kd_status kd_run_check_queries(const struct kd_pipe_stage *s, const struct run_beir *rb,
+                               const struct kd_retrieval_split *sp, size_t n_labelled, struct kd_error *err);
+/* The lists a stage trains on: KD_ERR_CONFIG when alpha < 1 asks for gold
+ * that no list has (only unlabelled queries, or none of their candidates
+ * judged relevant) in a stage with `unlabelled`, or every weight is 0.
+ * w (n) or NULL. */
+kd_status kd_run_check_lists(const struct kd_pipe_stage *s, size_t n, size_t unlabelled, size_t golds,
+                             const float *w, struct kd_error *err);
+/* Dry run: the plan line counting a distill stage's labelled and
+ * unlabelled queries (the data set is read when beir_dir holds it). */
+void kd_run_plan_stage_queries(struct runner *r, const struct kd_pipe_stage *s, const char *beir_dir);
+/* The weight of each row of the stage's split sp (`query_weights`), in
+ * *w (sp->n, free() it); *w NULL when the stage has no query_weights. */
+kd_status kd_run_stage_weights(const struct kd_pipe_stage *s, const struct run_beir *rb,
+                               const struct kd_retrieval_split *sp, size_t n_labelled, float **w,
+                               struct kd_error *err);
 /* A pair teacher of the pipeline opened for a stage on rb, with the
  * candidates c it will score (a kd cross-encoder reads its BM25 signal
  * from them); closed by kd_run_pair_teacher_close. */

@@ -168,14 +168,10 @@ int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_s
     return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK && cache_read(path, sp, k, out);
 }
 
-kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
-                            const struct kd_retrieval_candidates **out, struct kd_error *err)
+kd_status kd_run_candidates_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp,
+                               const char *label, size_t k, struct kd_retrieval_candidates *c, struct kd_error *err)
 {
-    const struct kd_retrieval_split *sp;
-    kd_status st = kd_run_split(rb, split, &sp, err);
-    if (st)
-        return st;
-    struct kd_retrieval_candidates *c = &rb->cand[split];
+    kd_status st;
     if (c->docs && c->k > k) {   /* a deeper search of this run: its prefix */
         struct kd_retrieval_candidates p;
         if (!take_prefix(c, k, &p))
@@ -189,20 +185,31 @@ kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_
         if ((st = cache_path(r, rb, sp, path, sizeof path, err)))
             return st;
         if (cache_read(path, sp, k, c)) {
-            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) read from %s", k, c->n, rb->name,
-                   kd_beir_split_name(split), path);
+            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) read from %s", k, c->n, rb->name, label,
+                   path);
         } else {
             double t0 = kd_time_now();
             if ((st = kd_retrieval_candidates_init(r->store, rb->name, &rb->b, sp, k, r->opt->stop, c, err)))
-                return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, kd_beir_split_name(split));
-            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name,
-                   kd_beir_split_name(split), kd_time_now() - t0);
+                return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, label);
+            kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) in %.1f s", k, c->n, rb->name, label,
+                   kd_time_now() - t0);
             if ((st = cache_write(r, path, c, err)))   /* none, a damaged one or a shallower one */
                 return st;
         }
     }
-    *out = c;
     return KD_OK;
+}
+
+kd_status kd_run_candidates(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
+                            const struct kd_retrieval_candidates **out, struct kd_error *err)
+{
+    const struct kd_retrieval_split *sp;
+    kd_status st = kd_run_split(rb, split, &sp, err);
+    if (!st)
+        st = kd_run_candidates_of(r, rb, sp, kd_beir_split_name(split), k, &rb->cand[split], err);
+    if (!st)
+        *out = &rb->cand[split];
+    return st;
 }
 
 static int same_text(const struct kd_text_settings *a, const struct kd_text_settings *b)

@@ -48,7 +48,11 @@ void kd_run_beir_release(struct runner *r)
         for (int j = 0; j < KD_BEIR_N_SPLITS; j++) {
             kd_retrieval_split_release(&rb->sp[j]);
             kd_retrieval_candidates_release(&rb->cand[j]);
+            kd_retrieval_split_release(&rb->mixed[j]);
+            kd_retrieval_candidates_release(&rb->mixed_cand[j]);
         }
+        kd_retrieval_split_release(&rb->unjudged);
+        kd_retrieval_candidates_release(&rb->unjudged_cand);
         kd_retrieval_cross_data_release(rb->cd);
         free(rb->cd);
         kd_beir_release(&rb->b);
@@ -57,13 +61,21 @@ void kd_run_beir_release(struct runner *r)
     r->beir = NULL;
 }
 
-/* The splits the stages of the pipeline ask of dataset `name`. */
-static unsigned wanted_splits(const struct kd_pipeline *p, const char *name)
+/* The splits the stages of the pipeline ask of dataset `name` in folder
+ * dir; with `unlabelled: unjudged` every split whose qrels file exists, so
+ * that the queries none of them mentions are known. */
+static unsigned wanted_splits(const struct kd_pipeline *p, const char *name, const char *dir)
 {
     unsigned want = 0;
     for (size_t i = 0; i < p->n_stages; i++)
         if (strcmp(p->stages[i].data, name) == 0) {
             want |= KD_BEIR_WANT(p->stages[i].split);
+            for (int j = 0; p->stages[i].unlabelled && j < KD_BEIR_N_SPLITS; j++) {
+                char path[1100];
+                snprintf(path, sizeof path, "%s/qrels/%s.tsv", dir, kd_beir_split_name((enum kd_beir_split)j));
+                if (access(path, F_OK) == 0)
+                    want |= KD_BEIR_WANT(j);
+            }
             if (p->stages[i].select.on && p->stages[i].select.has_dev)   /* measured after every round */
                 want |= KD_BEIR_WANT(p->stages[i].select.dev);
         }
@@ -107,7 +119,7 @@ kd_status kd_run_stage_beir(struct runner *r, const struct kd_pipe_stage *s, int
                    ws.split[KD_BEIR_TRAIN], ws.split[KD_BEIR_DEV], ws.split[KD_BEIR_TEST]);
         }
         struct kd_beir_stats bs;
-        if ((st = kd_beir_load(def->beir, wanted_splits(r->p, def->name), &rb->b, &bs, err)))
+        if ((st = kd_beir_load(def->beir, wanted_splits(r->p, def->name, def->beir), &rb->b, &bs, err)))
             return kd_error_prefix(err, "%sdataset '%s'", where, def->name);
         rb->loaded = 1;
         snprintf(rb->name, sizeof rb->name, "%s", def->name);
@@ -383,6 +395,11 @@ void kd_run_plan_retrieval(struct runner *r, size_t i, const struct kd_pipe_stag
                          s->model, s->teacher, s->data, kd_beir_split_name(s->split), src,
                          convert ? ", converted from WordNet first" : "", s->k, cand, how,
                          kd_rank_loss_name(s->rank_loss), s->epochs, s->batch);
+        if (def && !convert)
+            kd_run_plan_stage_queries(r, s, def->beir);
+        else
+            kd_run_plan_line(r, "    queries: the %s split's judged ones%s, counted once WordNet is converted",
+                             kd_beir_split_name(s->split), s->unlabelled ? " and the unjudged ones" : "");
         if (s->select.on)
             kd_run_plan_retrieval_select(r, s);
         else

@@ -33,7 +33,9 @@ struct dlists {
     float *t;           /* (n, L) */
     int8_t *rel;        /* (n, L) */
     const char **qt;    /* (n) the query texts, for the features */
+    float *w;           /* (n) the lists' weights (query_weights), or NULL */
     size_t short_lists; /* queries left out: fewer than k candidates */
+    size_t unlabelled;  /* lists of queries without judgements (src >= n_labelled) */
 };
 
 static void dlists_release(struct dlists *d)
@@ -44,6 +46,7 @@ static void dlists_release(struct dlists *d)
     free(d->t);
     free(d->rel);
     free(d->qt);
+    free(d->w);
     memset(d, 0, sizeof *d);
 }
 
@@ -55,8 +58,11 @@ static int judged_relevant(const struct kd_retrieval_split *sp, size_t i, int64_
     return 0;
 }
 
-static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_split *sp,
-                             const struct kd_retrieval_lists *l, struct dlists *out, struct kd_error *err)
+/* w (sp->n) the weight of each query of the split, or NULL; rows from
+ * n_labelled on are unlabelled queries. */
+static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_split *sp, size_t n_labelled,
+                             const float *w, const struct kd_retrieval_lists *l, struct dlists *out,
+                             struct kd_error *err)
 {
     const struct kd_retrieval_candidates *c = l->c;
     size_t L = c->k, n = 0;
@@ -72,7 +78,8 @@ static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_
     out->doc = malloc(cap * L * sizeof *out->doc);
     out->t = malloc(cap * L * sizeof *out->t);
     out->rel = malloc(cap * L * sizeof *out->rel);
-    if (!out->q || !out->src || !out->qt || !out->doc || !out->t || !out->rel)
+    out->w = w ? malloc(cap * sizeof *out->w) : NULL;
+    if (!out->q || !out->src || !out->qt || !out->doc || !out->t || !out->rel || (w && !out->w))
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++) {
         if (c->queries[i] != sp->queries[i])
@@ -89,6 +96,9 @@ static kd_status build_lists(const struct kd_beir *b, const struct kd_retrieval_
             out->t[n * L + j] = l->teacher[i * L + j];
             out->rel[n * L + j] = (int8_t)judged_relevant(sp, i, c->docs[i * L + j]);
         }
+        if (w)
+            out->w[n] = w[i];
+        out->unlabelled += i >= n_labelled;
         out->q[n] = n;
         out->src[n] = i;
         out->qt[n++] = b->query_texts[c->queries[i]];
@@ -114,6 +124,8 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     int ex = kd_run_embed_exec_def(r, s) != NULL; /* or an exec program's */
     struct kd_tensor teq = {0}, ted = {0}, tq = {0};
     const char *split = kd_beir_split_name(s->split);
+    size_t n_lab = 0;
+    float *qw = NULL;
     if (s->select.on) { /* queries chosen in rounds (pipelines/stage_retrieval_select.c) */
         if (tm || ex || s->cand_random || s->cand_from_model) /* refused at the select key when read from YAML */
             return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': 'select' chooses queries whose BM25 lists a pair "
@@ -123,7 +135,11 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     }
     kd_status st = kd_run_stage_beir(r, s, 1, &rb, err);
     if (!st)
-        st = kd_run_split(rb, s->split, &sp, err);
+        st = kd_run_stage_split(r, rb, s, &sp, &n_lab, err);
+    if (!st)
+        st = kd_run_check_queries(s, rb, sp, n_lab, err);
+    if (!st)
+        st = kd_run_stage_weights(s, rb, sp, n_lab, &qw, err);
     if (!st && !tm && !ex) {
         st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
     } else if (!st && ex) {
@@ -134,15 +150,17 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     } else if (!st) {
         const struct kd_retrieval_candidates *bm, *c;
         if (!tm->dual)
-            return kd_error_set(err, KD_ERR_CONFIG, "stage '%s': teacher '%s': model '%s' is not trained yet",
-                                s->name, s->teacher, tm->def->name);
-        if (!(st = kd_run_stage_candidates(r, s, &own, &bm, &c, err)) &&
+            st = kd_error_set(err, KD_ERR_CONFIG, "stage '%s': teacher '%s': model '%s' is not trained yet",
+                              s->name, s->teacher, tm->def->name);
+        else if (!(st = kd_run_stage_candidates(r, s, &own, &bm, &c, err)) &&
             (st = kd_run_embed_teacher(s, tm, rb, sp, c, &lists, &teq, &ted, err)))
             kd_retrieval_candidates_release(&own);
     }
-    if (st)
+    if (st) {
+        free(qw);
         return st;
-    if ((st = build_lists(&rb->b, sp, &lists, &dl, err))) {
+    }
+    if ((st = build_lists(&rb->b, sp, n_lab, qw, &lists, &dl, err))) {
         kd_error_prefix(err, "stage '%s' on '%s' (%s)", s->name, s->data, split);
         goto done;
     }
@@ -159,6 +177,8 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
             any |= dl.rel[i * dl.L + j];
         golds += (size_t)any;
     }
+    if ((st = kd_run_check_lists(s, dl.n, dl.unlabelled, golds, dl.w, err)))
+        goto done;
     kd_dual_free(m->dual);
     m->dual = NULL;
     m->docs_from = NULL; /* set again below if this student's documents are its teacher's */
@@ -197,7 +217,7 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
             dc.lambda_d = s->match_d;
         }
     }
-    struct kd_cand_lists cl = {dl.n, dl.L, dl.q, dl.doc, dl.t, dl.rel, NULL};
+    struct kd_cand_lists cl = {dl.n, dl.L, dl.q, dl.doc, dl.t, dl.rel, dl.w};
     struct kd_train_result res;
     if ((st = kd_dual_distill(m->dual, &fq, &fd, &cl, &dc, &res, err))) {
         kd_error_prefix(err, "stage '%s', model '%s' on '%s' (%s)", s->name, s->model, s->data, split);
@@ -205,17 +225,20 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
     }
     m->docs_from = tm && s->frozen_docs ? kd_run_docs_from(tm) : NULL;
     kd_log(KD_LOG_INFO, "  dual encoder '%s' distilled from teacher '%s' on '%s' (%s: %zu lists of %zu candidates, "
-           "%zu with a relevant one, %zu shorter lists left out), %s loss%s: %zu epochs in %.1f s, loss %.4f",
-           s->model, s->teacher, s->data, split, dl.n, dl.L, golds, dl.short_lists, kd_rank_loss_name(s->rank_loss),
+           "%zu of unlabelled queries, %zu with a relevant one, %zu shorter lists left out), %s loss%s: %zu epochs in "
+           "%.1f s, loss %.4f", s->model, s->teacher, s->data, split, dl.n, dl.L, dl.unlabelled, golds,
+           dl.short_lists, kd_rank_loss_name(s->rank_loss),
            !tm && !ex ? "" : s->frozen_docs ? " and query embedding matching, the teacher's documents frozen"
                                      : " and embedding matching", res.epochs_done, res.seconds, res.last_loss);
     if ((st = kd_run_record_metric(r, sid, "train_loss", (int64_t)res.epochs_done, res.last_loss, err)) ||
         (st = kd_run_record_metric(r, sid, "lists", -1, (double)dl.n, err)) ||
         (st = kd_run_record_metric(r, sid, "lists_with_gold", -1, (double)golds, err)) ||
+        (st = kd_run_record_metric(r, sid, "lists_unlabelled", -1, (double)dl.unlabelled, err)) ||
         (st = kd_run_record_metric(r, sid, "lists_short", -1, (double)dl.short_lists, err)))
         goto done;
     st = kd_run_save_dual(r, s->model, m->dual, &m->def->text, err);
 done:
+    free(qw);
     kd_features_release(&fq);
     kd_features_release(&fd);
     kd_tensor_release(&teq);

@@ -38,6 +38,9 @@ struct rsel {
     const struct kd_retrieval_split *sp;
     const struct kd_retrieval_candidates *c;
     size_t N, L, short_lists;
+    size_t n_labelled;         /* rows of c from this on are unlabelled queries */
+    float *qw;                 /* (c->n) each row's weight (query_weights), or NULL */
+    float *w;                  /* (N) the chosen lists' weights, in order, with qw */
     size_t *pool;              /* (N) row of c (the split's query number) of each pool query */
     const char **qt;           /* (N) their texts */
     struct kd_features fq, fd; /* the pool's queries, every document */
@@ -58,6 +61,7 @@ struct rsel {
 
 static void rsel_release(struct rsel *a)
 {
+    free(a->qw), free(a->w);
     free(a->pool), free(a->qt), free(a->chosen), free(a->order), free(a->doc), free(a->t), free(a->rel);
     kd_features_release(&a->fq);
     kd_features_release(&a->fd);
@@ -85,7 +89,8 @@ static kd_status build_pool(struct rsel *a, struct kd_error *err)
     a->doc = malloc(n * L * sizeof *a->doc);
     a->t = malloc(n * L * sizeof *a->t);
     a->rel = malloc(n * L * sizeof *a->rel);
-    if (!a->pool || !a->qt || !a->chosen || !a->order || !a->doc || !a->t || !a->rel)
+    a->w = a->qw ? malloc(n * sizeof *a->w) : NULL;
+    if (!a->pool || !a->qt || !a->chosen || !a->order || !a->doc || !a->t || !a->rel || (a->qw && !a->w))
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the %zu queries of the pool", c->n);
     for (size_t i = 0; i < c->n; i++) {
         int full = 1;
@@ -147,6 +152,8 @@ static kd_status label_picks(struct rsel *a, const size_t *picks, size_t n, stru
             a->t[at * L + j] = t;
             a->rel[at * L + j] = (int8_t)relevant(a->sp, i, c->docs[i * L + j]);
         }
+        if (a->w)
+            a->w[at] = a->qw[i];
         a->order[at] = picks[p];
         a->chosen[picks[p]] = 1;
         a->n_chosen++;
@@ -210,7 +217,7 @@ static kd_status train_round(struct rsel *a, size_t round, size_t epochs, struct
     dc.loss.T = s->temperature;
     dc.loss.negatives = s->negatives;
     dc.loss.alpha = s->alpha;
-    struct kd_cand_lists cl = {a->n_chosen, a->L, a->order, a->doc, a->t, a->rel, NULL};
+    struct kd_cand_lists cl = {a->n_chosen, a->L, a->order, a->doc, a->t, a->rel, a->w};
     kd_status st = kd_dual_distill(a->m->dual, &a->fq, &a->fd, &cl, &dc, res, err);
     if (st)
         return kd_error_prefix(err, "stage '%s', round %zu", s->name, round);
@@ -476,9 +483,13 @@ kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pip
     const char *split = kd_beir_split_name(s->split);
     kd_status st = kd_run_stage_beir(r, s, 1, &a.rb, err);
     if (!st)
-        st = kd_run_split(a.rb, s->split, &a.sp, err);
+        st = kd_run_stage_split(r, a.rb, s, &a.sp, &a.n_labelled, err);
     if (!st)
-        st = kd_run_candidates(r, a.rb, s->split, s->k, &a.c, err);
+        st = kd_run_check_queries(s, a.rb, a.sp, a.n_labelled, err);
+    if (!st)
+        st = kd_run_stage_weights(s, a.rb, a.sp, a.n_labelled, &a.qw, err);
+    if (!st)
+        st = kd_run_stage_bm25(r, a.rb, s, s->k, &a.c, err);
     if (!st)
         st = build_pool(&a, err);
     if (st)
@@ -507,27 +518,46 @@ kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pip
     if ((st = kd_retrieval_featurize_docs(&a.m->def->text, &a.rb->b, &a.fd, err)) ||
         (st = kd_featurize(&a.m->def->text, a.qt, NULL, a.N, 0, &a.fq, err)))
         goto done;
-    kd_log(KD_LOG_INFO, "  select: %s, %zu queries of %zu in %zu rounds (%zu lists shorter than %zu left out)",
-           kd_select_name(s->select.strategy), s->select.budget < a.N ? s->select.budget : a.N, a.N,
-           s->select.rounds, a.short_lists, a.L);
+    size_t pool_unl = 0;
+    float *pw = a.qw ? malloc(a.N * sizeof *pw) : NULL;
+    if (a.qw && !pw) {
+        st = kd_error_set(err, KD_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < a.N; i++) {
+        pool_unl += a.pool[i] >= a.n_labelled;
+        if (pw)
+            pw[i] = a.qw[a.pool[i]];
+    }
+    /* before any teacher call: labelled queries may bring gold (whether their
+     * lists hold it is known once picked), weights must leave something */
+    st = kd_run_check_lists(s, a.N, pool_unl, a.N - pool_unl, pw, err);
+    free(pw);
+    if (st)
+        goto done;
+    kd_log(KD_LOG_INFO, "  select: %s, %zu queries of %zu (%zu unlabelled) in %zu rounds (%zu lists shorter than %zu "
+           "left out)", kd_select_name(s->select.strategy), s->select.budget < a.N ? s->select.budget : a.N, a.N,
+           pool_unl, s->select.rounds, a.short_lists, a.L);
     double t0 = kd_time_now();
     if ((st = run_rounds(&a, err)))
         goto done;
-    size_t golds = 0;
+    size_t golds = 0, unl = 0;
     for (size_t i = 0; i < a.n_chosen; i++) {
         int any = 0;
         for (size_t j = 0; j < a.L; j++)
             any |= a.rel[i * a.L + j];
         golds += (size_t)any;
+        unl += a.pool[a.order[i]] >= a.n_labelled;
     }
     kd_log(KD_LOG_INFO, "  dual encoder '%s' distilled from teacher '%s' on the lists of %zu chosen queries of '%s' "
-           "(%s, %zu with a relevant candidate), %s loss: %zu pairs asked, %zu from the store, %.1f s", s->model,
-           s->teacher, a.n_chosen, s->data, split, golds, kd_rank_loss_name(s->rank_loss), a.asked, a.cached,
+           "(%s, %zu unlabelled, %zu with a relevant candidate), %s loss: %zu pairs asked, %zu from the store, %.1f s",
+           s->model, s->teacher, a.n_chosen, s->data, split, unl, golds, kd_rank_loss_name(s->rank_loss), a.asked, a.cached,
            kd_time_now() - t0);
     if ((st = kd_run_record_metric(r, sid, "queries", -1, (double)a.budget.spent, err)) ||
         (st = kd_run_record_metric(r, sid, "pairs_asked", -1, (double)a.asked, err)) ||
         (st = kd_run_record_metric(r, sid, "lists", -1, (double)a.n_chosen, err)) ||
         (st = kd_run_record_metric(r, sid, "lists_with_gold", -1, (double)golds, err)) ||
+        (st = kd_run_record_metric(r, sid, "lists_unlabelled", -1, (double)unl, err)) ||
         (st = kd_run_record_metric(r, sid, "lists_short", -1, (double)a.short_lists, err)))
         goto done;
     if (!(st = kd_run_save_dual(r, s->model, a.m->dual, &a.m->def->text, err)))

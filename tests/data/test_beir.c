@@ -240,3 +240,24 @@ Test(data, beir_many_ids_load_and_resolve, .init = beir_setup, .fini = beir_tear
     }
     kd_beir_release(&b);
 }
+
+Test(data, beir_marks_each_query_with_the_loaded_splits_whose_qrels_name_it)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tests/data/fixtures/beir-mini", kd_root());
+    struct kd_error err = {0};
+    struct kd_beir b;
+    cr_assert_eq(kd_beir_load(dir, KD_BEIR_ALL, &b, NULL, &err), KD_OK, "%s", err.msg);
+    /* q1 train; q2 train and test; q3 train with scores 0 only (its rows
+     * are dropped, but the file names it); q4 dev */
+    const uint8_t want[4] = {KD_BEIR_WANT(KD_BEIR_TRAIN), KD_BEIR_WANT(KD_BEIR_TRAIN) | KD_BEIR_WANT(KD_BEIR_TEST),
+                             KD_BEIR_WANT(KD_BEIR_TRAIN), KD_BEIR_WANT(KD_BEIR_DEV)};
+    for (size_t q = 0; q < 4; q++)
+        cr_assert_eq(b.query_judged[q], want[q], "query %s: %u", b.query_ids[q], b.query_judged[q]);
+    kd_beir_release(&b);
+    /* a split that is not loaded marks nothing */
+    cr_assert_eq(kd_beir_load(dir, KD_BEIR_WANT(KD_BEIR_TRAIN), &b, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(b.query_judged[1], KD_BEIR_WANT(KD_BEIR_TRAIN));
+    cr_assert_eq(b.query_judged[3], 0, "q4 is named by dev.tsv only, which was not read");
+    kd_beir_release(&b);
+}

@@ -327,3 +327,41 @@ Test(losses, rank_distill_agrees_with_torch)
                       kd_rank_loss_name(c.loss), i, g[i], want[1 + i]);
     }
 }
+
+Test(losses, rank_inbatch_weight_zero_removes_a_query_and_weight_two_doubles_it)
+{
+    /* 3 queries, L = 2, S (3, 6); alpha 0.5. Query 0 has gold (column 0),
+     * query 1 is unlabelled (no relevant candidate: teacher only, a = 1),
+     * query 2 has gold (column 5). A pipeline's query_weights reach the
+     * loss as w: weight 0 must remove query 1's term exactly (loss and
+     * gradient), weight 2 must double query 2's. */
+    float S[18] = {1, 0, 3, 1, 0.5f, -1, 5, 5, 0, 2, 1, 1, -2, 0.25f, 1, 0, 2, 3};
+    float t[6] = {2, 1, 0, 3, -1, 1};
+    int8_t rel[6] = {1, 0, 0, 0, 0, 1};
+    int32_t gold[3] = {0, -1, 5};
+    struct kd_rank_distill c = cfg(KD_RLOSS_LISTWISE_KL, 2, 0, 0.5f);
+    float g1[18], gw[18];
+    double l1 = kd_loss_rank_distill_inbatch(&c, S, 6, t, rel, gold, NULL, 3, 2, g1);
+    /* each query's own term, by hand: a_i Ldistill + (1 - a_i) (lse(S_i) - S_i,gold) */
+    double li[3];
+    for (size_t i = 0; i < 3; i++) {
+        const float *row = S + i * 6, *s = row + i * 2, *ti = t + i * 2;
+        double T = 2, ls = log(exp(s[0] / T) + exp(s[1] / T)), lt = log(exp(ti[0] / T) + exp(ti[1] / T)), kl = 0;
+        for (size_t j = 0; j < 2; j++)
+            kl += exp(ti[j] / T - lt) * ((ti[j] / T - lt) - (s[j] / T - ls));
+        double a = gold[i] >= 0 ? 0.5 : 1.0, lz = 0;
+        for (size_t j = 0; j < 6; j++)
+            lz += exp(row[j]);
+        li[i] = a * T * T * kl + (gold[i] >= 0 ? (1 - a) * (log(lz) - row[gold[i] % 6]) : 0.0);
+    }
+    cr_assert_float_eq(l1, (li[0] + li[1] + li[2]) / 3, 1e-6);
+    float w[3] = {1, 0, 2};
+    double lw = kd_loss_rank_distill_inbatch(&c, S, 6, t, rel, gold, w, 3, 2, gw);
+    cr_assert_float_eq(lw, (li[0] + 2 * li[2]) / 3, 1e-6);
+    cr_assert_float_eq(lw, l1 + (li[2] - li[1]) / 3, 1e-6, "the batch mean still divides by B = 3");
+    for (size_t j = 0; j < 6; j++) {
+        cr_assert_eq(gw[j], g1[j], "query 0 (weight 1) keeps its gradient exactly");
+        cr_assert_eq(gw[6 + j], 0.0f, "query 1 (weight 0) has no gradient at all");
+        cr_assert_eq(gw[12 + j], 2.0f * g1[12 + j], "query 2 (weight 2) has exactly twice its gradient");
+    }
+}
