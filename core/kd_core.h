@@ -243,6 +243,11 @@ uint64_t kd_rng_below(struct kd_rng *r, uint64_t n);
 double kd_rng_normal(struct kd_rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */
 void kd_rng_shuffle(struct kd_rng *r, size_t *idx, size_t n);
+/* A dropout mask: mask[i] = 0 when draw i, kd_rng_uniform(r) < p, falls
+ * below p, else keep, for i in [0, n) in order. The same draws and the same
+ * final state as n calls of kd_rng_uniform, without a call per value (the
+ * generator stays in registers). */
+void kd_rng_dropout_mask(struct kd_rng *r, double p, float keep, float *mask, size_t n);
 
 /* What a derived seed is for. Each sub-stream of a run has its own purpose,
  * so no two of them draw the same numbers. Values are appended, never
