@@ -189,6 +189,12 @@ kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err);
  * time per pool. */
 void kd_pool_run(struct kd_pool *p, kd_pool_fn fn, void *ctx);
 size_t kd_pool_size(const struct kd_pool *p); /* 1 for NULL */
+/* Inside a run of p: returns once every worker of the run has called it,
+ * so that work after it sees everything written before it by any worker.
+ * Every worker must call it the same number of times in a run; waits on a
+ * condition variable (one wake-up instead of the two of ending the run and
+ * starting another). A NULL pool or a pool of 1 returns at once. */
+void kd_pool_barrier(struct kd_pool *p);
 /* Stops and joins the threads; accepts NULL. */
 void kd_pool_free(struct kd_pool *p);
 /* Worker w's share [lo, hi) of n items in blocks of `align` (contiguous,
