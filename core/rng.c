@@ -63,6 +63,11 @@ void kd_rng_dropout_mask(struct kd_rng *r, double p, float keep, float *mask, si
      * registers (one call per value cost 4% of a training step of
      * 784-1024-1024-10 with dropout) */
     uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+    /* kd_rng_uniform(r) < p is k 2^-53 < p for k the top 53 bits, that is
+     * k < p 2^53 (scaling by a power of two is exact), that is k < ceil(p
+     * 2^53) for the integer k: one integer compare a value */
+    double scaled = ceil(p * 0x1.0p53);
+    uint64_t below = scaled > 0.0 ? (scaled < 0x1.0p53 ? (uint64_t)scaled : (uint64_t)1 << 53) : 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t x = rotl(s1 * 5, 7) * 9;
         uint64_t t = s1 << 17;
@@ -72,8 +77,7 @@ void kd_rng_dropout_mask(struct kd_rng *r, double p, float keep, float *mask, si
         s0 ^= s3;
         s2 ^= t;
         s3 = rotl(s3, 45);
-        /* kd_rng_uniform's value, compared as it compares */
-        mask[i] = (double)(x >> 11) * 0x1.0p-53 < p ? 0.0f : keep;
+        mask[i] = (x >> 11) < below ? 0.0f : keep;
     }
     r->s[0] = s0;
     r->s[1] = s1;

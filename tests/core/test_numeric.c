@@ -109,7 +109,9 @@ Test(core, rng_uniform_and_normal_have_the_right_moments)
  * leaves the generator where they leave it. */
 Test(core, rng_dropout_mask_matches_a_uniform_draw_per_value)
 {
-    double ps[] = {0.0, 0.25, 0.5, 0.999};
+    /* exact binary fractions and not, the ends, and a p between two
+     * values of the 2^-53 grid */
+    double ps[] = {0.0, 0.25, 0.3, 0.5, 0.999, 1.0, 0x1.8p-53, -0.5};
     size_t ns[] = {0, 1, 7, 1000};
     float mask[1000];
     for (size_t a = 0; a < sizeof ps / sizeof *ps; a++)
@@ -117,7 +119,7 @@ Test(core, rng_dropout_mask_matches_a_uniform_draw_per_value)
             struct kd_rng fast, ref;
             kd_rng_seed(&fast, 31 + a);
             kd_rng_seed(&ref, 31 + a);
-            float keep = (float)(1.0 / (1.0 - ps[a]));
+            float keep = ps[a] < 1.0 ? (float)(1.0 / (1.0 - ps[a])) : 0.0f;
             kd_rng_dropout_mask(&fast, ps[a], keep, mask, ns[b]);
             size_t dropped = 0;
             for (size_t i = 0; i < ns[b]; i++) {
@@ -128,8 +130,9 @@ Test(core, rng_dropout_mask_matches_a_uniform_draw_per_value)
             }
             for (int i = 0; i < 4; i++)
                 cr_assert_eq(fast.s[i], ref.s[i], "p %g, n %zu: state word %d differs", ps[a], ns[b], i);
+            double share = ps[a] < 0.0 ? 0.0 : ps[a];
             if (ns[b] == 1000)
-                cr_assert(fabs((double)dropped / 1000.0 - ps[a]) < 0.05, "p %g: %zu of 1000 dropped", ps[a],
+                cr_assert(fabs((double)dropped / 1000.0 - share) < 0.05, "p %g: %zu of 1000 dropped", ps[a],
                           dropped);
         }
 }
