@@ -189,6 +189,12 @@ kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err);
  * time per pool. */
 void kd_pool_run(struct kd_pool *p, kd_pool_fn fn, void *ctx);
 size_t kd_pool_size(const struct kd_pool *p); /* 1 for NULL */
+/* Inside a run of p: returns once every worker of the run has called it,
+ * so that work after it sees everything written before it by any worker.
+ * Every worker must call it the same number of times in a run; waits on a
+ * condition variable (one wake-up instead of the two of ending the run and
+ * starting another). A NULL pool or a pool of 1 returns at once. */
+void kd_pool_barrier(struct kd_pool *p);
 /* Stops and joins the threads; accepts NULL. */
 void kd_pool_free(struct kd_pool *p);
 /* For tests of the fallbacks: from now on at most n threads of a pool start
@@ -248,6 +254,11 @@ uint64_t kd_rng_below(struct kd_rng *r, uint64_t n);
 double kd_rng_normal(struct kd_rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */
 void kd_rng_shuffle(struct kd_rng *r, size_t *idx, size_t n);
+/* A dropout mask: mask[i] = 0 when draw i, kd_rng_uniform(r) < p, falls
+ * below p, else keep, for i in [0, n) in order. The same draws and the same
+ * final state as n calls of kd_rng_uniform, without a call per value (the
+ * generator stays in registers). */
+void kd_rng_dropout_mask(struct kd_rng *r, double p, float keep, float *mask, size_t n);
 
 /* What a derived seed is for. Each sub-stream of a run has its own purpose,
  * so no two of them draw the same numbers. Values are appended, never

@@ -8,12 +8,14 @@
 
 struct kd_pool {
     pthread_mutex_t mu;
-    pthread_cond_t go, done;
+    pthread_cond_t go, done, bar;
     pthread_t *threads;     /* n - 1 of them: the caller is worker 0 */
     size_t n, started;
     uint64_t gen;           /* bumped by each kd_pool_run */
     size_t pending;         /* workers of this generation still running */
     int quit;
+    size_t bar_waiting;     /* workers in kd_pool_barrier */
+    uint64_t bar_gen;       /* bumped each time all of them have arrived */
     kd_pool_fn fn;
     void *ctx;
 };
@@ -67,7 +69,14 @@ kd_status kd_pool_new(size_t n, struct kd_pool **out, struct kd_error *err)
         free(p);
         return kd_error_set(err, KD_ERR_NOMEM, "cannot create a mutex for a thread pool");
     }
-    if (pthread_cond_init(&p->go, NULL) || pthread_cond_init(&p->done, NULL)) {
+    int go = pthread_cond_init(&p->go, NULL) == 0;
+    int done = go && pthread_cond_init(&p->done, NULL) == 0;
+    int bar = done && pthread_cond_init(&p->bar, NULL) == 0;
+    if (!bar) {
+        if (done)
+            pthread_cond_destroy(&p->done);
+        if (go)
+            pthread_cond_destroy(&p->go);
         pthread_mutex_destroy(&p->mu);
         free(p);
         return kd_error_set(err, KD_ERR_NOMEM, "cannot create condition variables for a thread pool");
@@ -115,6 +124,24 @@ void kd_pool_run(struct kd_pool *p, kd_pool_fn fn, void *ctx)
     pthread_mutex_unlock(&p->mu);
 }
 
+void kd_pool_barrier(struct kd_pool *p)
+{
+    if (!p || p->n == 1)
+        return;
+    pthread_mutex_lock(&p->mu);
+    uint64_t gen = p->bar_gen;
+    if (++p->bar_waiting == p->n) {
+        /* the last to arrive lets the others go */
+        p->bar_waiting = 0;
+        p->bar_gen++;
+        pthread_cond_broadcast(&p->bar);
+    } else {
+        while (p->bar_gen == gen)
+            pthread_cond_wait(&p->bar, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void kd_pool_free(struct kd_pool *p)
 {
     if (!p)
@@ -128,6 +155,7 @@ void kd_pool_free(struct kd_pool *p)
     free(p->threads);
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->bar);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -1,6 +1,8 @@
 /* Activations and their derivatives, elementwise over a whole batch. */
 #include "student/kd_student.h"
 
+#include "student/student_impl.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -85,4 +87,44 @@ void kd_act_backward(enum kd_act act, const float *x, const float *dy, float *dx
         }
         break;
     }
+}
+
+void kd_student_impl_act_forward_masked(enum kd_act act, const float *x, const float *mask, float *y, size_t n)
+{
+    if (act == KD_ACT_RELU) {
+        /* one pass instead of two over (B, H): the same products */
+        for (size_t i = 0; i < n; i++) {
+            float a = x[i] > 0.0f ? x[i] : 0.0f;
+            y[i] = a * mask[i];
+        }
+        return;
+    }
+    kd_act_forward(act, x, y, n);
+    for (size_t i = 0; i < n; i++)
+        y[i] *= mask[i];
+}
+
+void kd_student_impl_act_backward_masked(enum kd_act act, const float *x, const float *dy, const float *mask,
+                                         float *dx, size_t n)
+{
+    if (act == KD_ACT_RELU) {
+        /* In pieces that stay in L1: GCC keeps a product inside the
+         * select's branch (it might trap) and then vectorises neither, so
+         * the products are taken in a loop of their own, then selected
+         * branch-free as in kd_act_backward. */
+        float g[256];
+        for (size_t b = 0; b < n; b += 256) {
+            size_t k = n - b < 256 ? n - b : 256;
+            for (size_t i = 0; i < k; i++)
+                g[i] = dy[b + i] * mask[b + i];
+            for (size_t i = 0; i < k; i++) {
+                float gi = g[i];
+                dx[b + i] = x[b + i] > 0.0f ? gi : 0.0f;
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * mask[i];
+    kd_act_backward(act, x, dx, dx, n);
 }

@@ -194,22 +194,18 @@ nomem:
  * evaluation needs no change). The masks of rows [lo, lo + n) of layer l
  * come from rng in order (kd_mlp_forward), or, with a key, each row's from
  * a generator of its own (kd_mlp_impl_forward_rows). */
-static void dropout_rows(struct kd_mlp *m, size_t l, size_t lo, size_t n, struct kd_rng *rng,
-                         const struct kd_mlp_impl_drop *key)
+static void dropout_masks(struct kd_mlp *m, size_t l, size_t lo, size_t n, struct kd_rng *rng,
+                          const struct kd_mlp_impl_drop *key)
 {
     size_t w = m->layers[l].out;
     float p = m->cfg.dropout, keep_scale = 1.0f / (1.0f - p);
-    float *mk = m->mask[l] + lo * w, *a = m->act[l] + lo * w;
+    float *mk = m->mask[l] + lo * w;
     struct kd_rng row_rng;
     for (size_t r = 0; r < n; r++) {
         if (key)
             kd_rng_seed(&row_rng, kd_rng_derive(key->step_seed, KD_RNG_DROPOUT,
                                                 ((uint64_t)l << 40) + (uint64_t)(key->row0 + lo + r)));
-        struct kd_rng *g = key ? &row_rng : rng;
-        for (size_t i = r * w; i < (r + 1) * w; i++) {
-            mk[i] = kd_rng_uniform(g) < (double)p ? 0.0f : keep_scale;
-            a[i] *= mk[i];
-        }
+        kd_rng_dropout_mask(key ? &row_rng : rng, (double)p, keep_scale, mk + r * w, w);
     }
 }
 
@@ -222,13 +218,18 @@ static void forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n, 
     const float *in = x;
     for (size_t l = 0; l < m->n_layers; l++) {
         const struct kd_dense *L = &m->layers[l];
-        kd_dense_forward(L, in, n, m->pre[l] + lo * L->out); /* (n, out_l) */
+        float *pre = m->pre[l] + lo * L->out, *act = m->act[l] + lo * L->out; /* (n, out_l) */
+        kd_dense_forward(L, in, n, pre);
         if (l + 1 == m->n_layers)
             break;
-        kd_act_forward(m->cfg.act, m->pre[l] + lo * L->out, m->act[l] + lo * L->out, n * L->out);
-        if (rng || key)
-            dropout_rows(m, l, lo, n, rng, key);
-        in = m->act[l] + lo * L->out;
+        if (rng || key) {
+            /* the masks first, then activation and mask in one pass */
+            dropout_masks(m, l, lo, n, rng, key);
+            kd_student_impl_act_forward_masked(m->cfg.act, pre, m->mask[l] + lo * L->out, act, n * L->out);
+        } else {
+            kd_act_forward(m->cfg.act, pre, act, n * L->out);
+        }
+        in = act;
     }
 }
 
@@ -272,12 +273,11 @@ void kd_mlp_impl_backward_rows(struct kd_mlp *m, const float *x, const float *dl
         if (l == 0)
             break;
         size_t k = n * L.in;
-        if (m->last_train) {
-            const float *mk = m->mask[l - 1] + lo * L.in;
-            for (size_t i = 0; i < k; i++)
-                dx[i] *= mk[i];
-        }
-        kd_act_backward(m->cfg.act, m->pre[l - 1] + lo * L.in, dx, dx, k);
+        const float *pre = m->pre[l - 1] + lo * L.in;
+        if (m->last_train)
+            kd_student_impl_act_backward_masked(m->cfg.act, pre, dx, m->mask[l - 1] + lo * L.in, dx, k);
+        else
+            kd_act_backward(m->cfg.act, pre, dx, dx, k);
         d = dx;
         which ^= 1;
     }

@@ -171,30 +171,16 @@ const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, 
     return m->pre[m->n_layers - 1];
 }
 
-static void backward_job(void *ctx, size_t w, size_t T)
+/* m->grads += the other slices' gradients over [lo, hi) of the
+ * parameters, and the optimizer's update of that range when asked. */
+static void sum_range(struct step_job *j, size_t lo, size_t hi)
 {
-    struct step_job *j = ctx;
-    size_t lo, n;
-    slice(j->B, w, T, &lo, &n);
-    j->t->used[w] = n > 0;
-    if (n)
-        kd_mlp_impl_backward_rows(j->m, j->x + lo * kd_mlp_in(j->m), j->dlogits + lo * kd_mlp_out(j->m), lo, n,
-                                  w ? j->t->gbuf[w] : j->m->grads, NULL);
-}
-
-/* m->grads += the other slices' gradients over this worker's range, and
- * the optimizer's update of that range when asked. */
-static void sum_job(void *ctx, size_t w, size_t T)
-{
-    struct step_job *j = ctx;
     struct kd_mlp_threads *t = j->t;
-    size_t lo, hi;
-    kd_pool_range(j->m->n_params, RANGE_ALIGN, w, T, &lo, &hi);
     float *g = j->m->grads;
     /* in blocks, so that the update reads the sums from the cache */
     for (size_t b = lo; b < hi; b += 4096) {
         size_t e = hi - b < 4096 ? hi : b + 4096;
-        for (size_t u = 1; j->sum && u < T; u++) {
+        for (size_t u = 1; j->sum && u < t->T; u++) {
             if (!t->used[u])
                 continue;
             const float *restrict src = t->gbuf[u];
@@ -207,17 +193,44 @@ static void sum_job(void *ctx, size_t w, size_t T)
     }
 }
 
+/* The sum and the update alone (the backward pass ran before). */
+static void sum_job(void *ctx, size_t w, size_t T)
+{
+    struct step_job *j = ctx;
+    size_t lo, hi;
+    kd_pool_range(j->m->n_params, RANGE_ALIGN, w, T, &lo, &hi);
+    sum_range(j, lo, hi);
+}
+
+/* The backward pass of this worker's slice (its gradients into its own
+ * buffer), then, once every worker is done, sum_job's work: one run of the
+ * pool with a barrier between the two, one wake-up fewer than two runs. */
+static void backward_sum_job(void *ctx, size_t w, size_t T)
+{
+    struct step_job *j = ctx;
+    struct kd_mlp_threads *t = j->t;
+    size_t lo, n;
+    slice(j->B, w, T, &lo, &n);
+    t->used[w] = n > 0;
+    if (n)
+        kd_mlp_impl_backward_rows(j->m, j->x + lo * kd_mlp_in(j->m), j->dlogits + lo * kd_mlp_out(j->m), lo, n,
+                                  w ? t->gbuf[w] : j->m->grads, NULL);
+    else if (w == 0) /* B >= 1 gives worker 0 rows; B = 0 leaves the gradient zero */
+        memset(j->m->grads, 0, j->m->n_params * sizeof(float));
+    kd_pool_barrier(t->pool);
+    sum_job(ctx, w, T);
+}
+
 void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B)
 {
-    struct step_job j = {.t = t, .m = m, .x = m->input, .dlogits = dlogits, .B = B};
     if (t->T == 1) {
         kd_mlp_impl_backward_rows(m, m->input, dlogits, 0, B, m->grads, NULL);
         return;
     }
-    kd_pool_run(t->pool, backward_job, &j);
-    /* B >= 1 gives worker 0 rows; B = 0 leaves the gradient zero */
-    if (!t->used[0])
-        memset(m->grads, 0, m->n_params * sizeof(float));
+    /* run by kd_mlp_threads_sum, in the same run of the pool as the sum */
+    t->dlogits = dlogits;
+    t->B = B;
+    t->pending = 1;
     t->summed = 0;
 }
 
@@ -230,8 +243,10 @@ void kd_mlp_threads_sum(struct kd_mlp_threads *t, struct kd_mlp *m, struct kd_op
     }
     if (t->summed && !opt)
         return;
-    struct step_job j = {.t = t, .m = m, .opt = opt, .lr = lr, .sum = !t->summed};
-    kd_pool_run(t->pool, sum_job, &j);
+    struct step_job j = {.t = t, .m = m, .x = m->input, .dlogits = t->dlogits, .B = t->pending ? t->B : 0,
+                         .opt = opt, .lr = lr, .sum = !t->summed};
+    kd_pool_run(t->pool, t->pending ? backward_sum_job : sum_job, &j);
+    t->pending = 0;
     t->summed = 1;
 }
 

@@ -13,6 +13,9 @@ struct kd_mlp_threads {
     float **gbuf;   /* [1, T): each worker's gradient (n_params); worker 0 uses m->grads */
     int *used;      /* worker w's slice of the last backward pass had rows */
     int summed;     /* the slices' gradients are summed into m->grads */
+    int pending;    /* a backward pass of dlogits (B, C) waits for kd_mlp_threads_sum */
+    const float *dlogits;
+    size_t B;
     int held;       /* OpenBLAS held at one thread */
     int kept;       /* pool is the model's (m->pool): kd_mlp_threads_end leaves it running */
 };
@@ -38,7 +41,10 @@ void kd_mlp_threads_end(struct kd_mlp_threads *t);
 const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *src,
                                     const size_t *idx, float *x, size_t B, const struct kd_mlp_impl_drop *key);
 /* kd_mlp_backward over the threads: each slice's gradient in its own buffer
- * (m->grads holds worker 0's until kd_mlp_threads_sum). */
+ * (m->grads holds worker 0's until kd_mlp_threads_sum). With T > 1 the
+ * pass runs in kd_mlp_threads_sum's run of the pool (one wake-up fewer a
+ * step), so dlogits must stay as it is until then; m->grads is the batch's
+ * gradient only after kd_mlp_threads_sum in any case. */
 void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B);
 /* m->grads becomes the batch's gradient (the slices' sum); with opt, also
  * the update of m->params at lr (o->t advanced and the gradient clipped

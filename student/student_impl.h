@@ -59,6 +59,15 @@ void kd_mlp_impl_forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_
 void kd_mlp_impl_backward_rows(struct kd_mlp *m, const float *x, const float *dlogits, size_t lo, size_t n,
                                float *grads, float *dinput);
 
+/* Activations with dropout's mask (student/activation.c), each one pass
+ * over the batch for ReLU and the same values as the two steps:
+ * y = act(x) * mask, that is kd_act_forward then the product (y may be x);
+ * dx = act'(x) * (dy * mask), that is the product then kd_act_backward
+ * (dx may be dy). All (n) values. */
+void kd_student_impl_act_forward_masked(enum kd_act act, const float *x, const float *mask, float *y, size_t n);
+void kd_student_impl_act_backward_masked(enum kd_act act, const float *x, const float *dy, const float *mask,
+                                         float *dx, size_t n);
+
 /* The optimizer's update of parameters [lo, hi) (student/optim.c), after
  * the step count o->t was advanced (and the gradients clipped) for this
  * step: kd_optim_step is kd_grad_clip, o->t++ and this over [0, n). */

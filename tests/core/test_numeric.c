@@ -105,6 +105,38 @@ Test(core, rng_uniform_and_normal_have_the_right_moments)
     cr_assert(fabs(u / n - 0.5) < 0.005, "uniform mean %g", u / n);
 }
 
+/* The bulk mask draws what n calls of kd_rng_uniform draw, in order, and
+ * leaves the generator where they leave it. */
+Test(core, rng_dropout_mask_matches_a_uniform_draw_per_value)
+{
+    /* exact binary fractions and not, the ends, and a p between two
+     * values of the 2^-53 grid */
+    double ps[] = {0.0, 0.25, 0.3, 0.5, 0.999, 1.0, 0x1.8p-53, -0.5};
+    size_t ns[] = {0, 1, 7, 1000};
+    float mask[1000];
+    for (size_t a = 0; a < sizeof ps / sizeof *ps; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+            struct kd_rng fast, ref;
+            kd_rng_seed(&fast, 31 + a);
+            kd_rng_seed(&ref, 31 + a);
+            float keep = ps[a] < 1.0 ? (float)(1.0 / (1.0 - ps[a])) : 0.0f;
+            kd_rng_dropout_mask(&fast, ps[a], keep, mask, ns[b]);
+            size_t dropped = 0;
+            for (size_t i = 0; i < ns[b]; i++) {
+                float want = kd_rng_uniform(&ref) < ps[a] ? 0.0f : keep;
+                cr_assert(memcmp(&mask[i], &want, sizeof want) == 0, "p %g, value %zu of %zu: %g, expected %g",
+                          ps[a], i, ns[b], (double)mask[i], (double)want);
+                dropped += mask[i] == 0.0f;
+            }
+            for (int i = 0; i < 4; i++)
+                cr_assert_eq(fast.s[i], ref.s[i], "p %g, n %zu: state word %d differs", ps[a], ns[b], i);
+            double share = ps[a] < 0.0 ? 0.0 : ps[a];
+            if (ns[b] == 1000)
+                cr_assert(fabs((double)dropped / 1000.0 - share) < 0.05, "p %g: %zu of 1000 dropped", ps[a],
+                          dropped);
+        }
+}
+
 Test(core, rng_below_is_in_range_and_covers_it)
 {
     struct kd_rng r;

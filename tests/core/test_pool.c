@@ -58,6 +58,46 @@ Test(core, a_pool_runs_every_worker_once_per_run_and_stops_cleanly)
     cr_assert_eq(kd_pool_size(NULL), 1);
 }
 
+/* Each worker writes its slot, waits at the barrier, then reads every
+ * slot: the values of this round, never the last one's. */
+struct rounds {
+    struct kd_pool *p;
+    size_t round;
+    size_t slot[16];
+    size_t wrong[16];
+};
+
+static void write_wait_read(void *ctx, size_t w, size_t n)
+{
+    struct rounds *r = ctx;
+    for (size_t phase = 0; phase < 3; phase++) {
+        size_t want = r->round * 3 + phase + 1;
+        r->slot[w] = want;
+        kd_pool_barrier(r->p);
+        for (size_t u = 0; u < n; u++)
+            r->wrong[w] += r->slot[u] != want;
+        /* nobody writes the next phase's value before all have read */
+        kd_pool_barrier(r->p);
+    }
+}
+
+Test(core, a_pool_barrier_lets_no_worker_past_before_all_arrive)
+{
+    struct kd_error err = {0};
+    for (size_t n = 1; n <= 5; n += 2) {
+        struct rounds r;
+        memset(&r, 0, sizeof r);
+        cr_assert_eq(kd_pool_new(n, &r.p, &err), KD_OK, "%s", err.msg);
+        for (r.round = 0; r.round < 300; r.round++)
+            kd_pool_run(r.p, write_wait_read, &r);
+        for (size_t w = 0; w < n; w++)
+            cr_assert_eq(r.wrong[w], 0, "pool of %zu: worker %zu read %zu stale slots", n, w, r.wrong[w]);
+        kd_pool_free(r.p);
+    }
+    /* no pool: returns at once */
+    kd_pool_barrier(NULL);
+}
+
 Test(core, pool_ranges_are_aligned_contiguous_and_in_order)
 {
     for (size_t n = 0; n < 300; n += 7)
