@@ -150,7 +150,21 @@ struct runner {
     /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
     char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
     size_t n_planned;
+    /* dry run on retrieval data: the texts or pairs earlier stages will have
+     * stored, a set per teacher (pipelines/plan_retrieval.c) */
+    struct run_plan_set *plan_sets;
+    size_t n_plan_sets;
 };
+
+/* A dry run's questions to one teacher (ns: "embed/T", or "pairs/T/DATA",
+ * with "/k" when the teacher's version depends on BM25's depth): their keys,
+ * sorted. */
+struct run_plan_set {
+    char ns[2 * KD_PIPE_NAME_MAX + 40];
+    struct kd_hash *keys;
+    size_t n;
+};
+void kd_run_plan_sets_free(struct runner *r);
 
 struct run_model *kd_run_find_model(struct runner *r, const char *name);
 struct run_teacher *kd_run_find_teacher(struct runner *r, const char *name);

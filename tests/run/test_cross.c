@@ -354,3 +354,48 @@ Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_th
     free(s);
     free(pl);
 }
+
+/* Two label stages of the exec pair teacher `name` on the train split, BM25's
+ * top 20 and then its top 10 (p.yaml): the second's pairs are among the first's. */
+static void write_two_depths(const char *name)
+{
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "plan", "out");
+    snprintf(text, sizeof text,
+             "%s"
+             "teachers:\n"
+             "  %s: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
+             "stages:\n"
+             "  - label: {name: s20, teacher: %s, data: wn, split: train, k: 20}\n"
+             "  - label: {name: s10, teacher: %s, data: wn, split: train, k: 10}\n",
+             head, name, root(), name, name);
+    write_pipeline("p.yaml", text);
+}
+
+Test(run_cross, a_dry_run_counts_pairs_an_earlier_stage_at_another_depth_stores_once)
+{
+    struct kd_run_summary *s = calloc(1, sizeof *s), *pl = calloc(1, sizeof *pl);
+    struct kd_error err = {0};
+    write_two_depths("warm");   /* keeps BM25's lists of both depths */
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    write_two_depths("cold");
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_gt(s->queries, 10);
+    cr_assert_eq(pl->queries, s->queries, "planned %zu, asked %zu", pl->queries, s->queries);
+    /* the second stage's pairs, all stored by the first */
+    size_t n = 0, cached = 0, earlier = 0;
+    const char *form = "    teacher 'cold' on 'wn': %zu pairs of BM25's top 10, %zu cached (%zu of them stored by an "
+                       "earlier stage), 0 new queries";
+    int line = -1;
+    for (size_t i = 0; i < pl->n_lines; i++)
+        if (strstr(pl->lines[i], "top 10"))
+            line = (int)i;
+    cr_assert_geq(line, 0);
+    cr_assert_eq(sscanf(pl->lines[line], form, &n, &cached, &earlier), 3, "%s", pl->lines[line]);
+    cr_assert_eq(cached, n);
+    cr_assert_eq(earlier, n);
+    free(s);
+    free(pl);
+}
