@@ -190,7 +190,12 @@ static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct r
         count(r, most, 0);
         return;
     }
-    size_t n = kd_retrieval_candidates_count(&c), missing = n, new = n, earlier = 0;
+    /* each query's candidates up to its first -1, as they are filled below */
+    size_t n = 0;
+    for (size_t i = 0; i < c.n; i++)
+        for (size_t j = 0; j < c.k && c.docs[i * c.k + j] >= 0; j++)
+            n++;
+    size_t missing = n, new = n, earlier = 0;
     struct kd_store_pair *pairs = malloc((n ? n : 1) * sizeof *pairs);
     struct kd_hash *keys = malloc((n ? n : 1) * sizeof *keys);
     size_t *miss = malloc((n ? n : 1) * sizeof *miss);

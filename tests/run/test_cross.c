@@ -293,6 +293,92 @@ Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_
     free(s);
 }
 
+/* The bytes of a file (malloc'ed, *n its size). */
+static char *file_bytes(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    cr_assert(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* Writes v over the document index of row `row`, column `col` of the cache
+ * file (after its header line: n x K int64 indices, then their scores). */
+static void damage_index(const char *path, size_t row, size_t col, int64_t v)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f, "%s", path);
+    char line[128];
+    size_t n = 0, K = 0;
+    cr_assert(fgets(line, sizeof line, f) && sscanf(line, "kd-bm25-candidates %zu %zu", &n, &K) == 2, "%s", line);
+    cr_assert(row < n && col < K);
+    long at = ftell(f) + (long)((row * K + col) * sizeof v);
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&v, sizeof v, 1, f), 1);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(run_cross, a_cache_with_an_index_past_the_corpus_or_after_the_padding_is_searched_again)
+{
+    write_cross("", "");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    double first[3][KD_RM_COUNT];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            first[i][j] = s->rows[i].rank[j];
+    char cmd[512], paths[2][512];
+    snprintf(cmd, sizeof cmd, "ls %s/out/cache/bm25-*.bin", dir);
+    FILE *ls = popen(cmd, "r");
+    cr_assert(ls);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(fgets(paths[i], sizeof paths[i], ls), "two cache files");
+        paths[i][strcspn(paths[i], "\n")] = '\0';
+    }
+    pclose(ls);
+    size_t len[2];
+    char *was[2] = {file_bytes(paths[0], &len[0]), file_bytes(paths[1], &len[1])};
+    /* one index far past the corpus's documents; one -1 before valid ones
+     * (every query of the fixture has at least 2 candidates) */
+    damage_index(paths[0], 0, 1, 1000000);
+    damage_index(paths[1], 0, 0, -1);
+    /* a dry run reads them as absent, and so does the run, which says so */
+    struct kd_run_summary *pl = calloc(1, sizeof *pl);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
+    free(pl);
+    char logpath[512];
+    snprintf(logpath, sizeof logpath, "%s/stderr.txt", dir);
+    cr_assert(freopen(logpath, "w", stderr));
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    fflush(stderr);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            cr_assert_eq(s->rows[i].rank[j], first[i][j], "row %d metric %d", i, j);
+    size_t n;
+    char *log = file_bytes(logpath, &n);
+    log[n] = '\0';
+    for (int i = 0; i < 2; i++) {
+        char want[700];
+        snprintf(want, sizeof want, "in %s are damaged: searching again", paths[i]);
+        cr_assert(strstr(log, want), "%s", log);
+        size_t m;
+        char *now = file_bytes(paths[i], &m);
+        cr_assert(m == len[i] && memcmp(now, was[i], m) == 0, "%s searched again and written as before", paths[i]);
+        free(now);
+        free(was[i]);
+    }
+    free(log);
+    free(s);
+}
+
 /* ------------------------------------------------- a dry run's questions */
 
 /* A label stage of the exec pair teacher `name` on `split`, top 10 (p.yaml). */
