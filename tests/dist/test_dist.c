@@ -492,6 +492,32 @@ Test(dist, a_teacher_that_fails_to_start_on_rank_1_fails_every_rank_and_rank_0_s
     free(out);
 }
 
+Test(dist, a_loaders_warning_is_said_once_by_rank_0_not_by_every_rank)
+{
+    need_mpirun();
+    char text[1024];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: default, seed: 4}\n"
+             "models:\n"
+             "  de: {type: dual}\n"
+             "stages:\n"
+             "  - train: {model: de, data: wn}\n",
+             dir);
+    write_file("seed.yaml", text);
+    char extra[512];
+    snprintf(extra, sizeof extra, "--set datasets.wn.beir=%s/none", dir);
+    run_mpi(2, "seed.yaml", extra);   /* the folder does not exist: the run fails after loading */
+    char *out = slurp("out.txt");
+    size_t said = 0;
+    for (const char *at = out; (at = strstr(at, "'seed' of dataset 'wn' is not used")); at++)
+        said++;
+    cr_assert_eq(said, 1, "%s", out);
+    free(out);
+}
+
 Test(dist, a_teacher_that_fails_mid_labelling_fails_every_rank_with_rank_0s_message_and_none_aborts)
 {
     need_mpirun();
