@@ -180,8 +180,20 @@ static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct r
     if (extra)
         snprintf(more, sizeof more, "; and at most %zu pairs of the %zu extra candidates of each query", sp->n * extra,
                  extra);
-    struct kd_retrieval_candidates c = {0};
-    if (!kd_run_candidates_kept(r, rb, s->split, s->k, &c)) {
+    struct kd_retrieval_candidates c = {0}, unj = {0};
+    int kept = kd_run_candidates_kept(r, rb, s->split, s->k, &c);
+    if (kept && s->unlabelled) {
+        /* `unlabelled: unjudged`: the unjudged queries' lists too, as the run asks them */
+        struct kd_error err = {0};
+        struct kd_retrieval_candidates both = {0};
+        kept = kd_run_candidates_kept_of(r, rb, &rb->unjudged, s->k, &unj) &&
+               kd_run_concat_candidates(&c, &unj, &both, &err) == KD_OK;
+        kd_retrieval_candidates_release(&unj);
+        kd_retrieval_candidates_release(&c);
+        c = both;
+    }
+    if (!kept) {
+        kd_retrieval_candidates_release(&c);
         size_t most = sp->n * (s->k + extra);
         kd_run_plan_line(r, "    teacher '%s' on '%s': at most %zu pairs (%zu quer%s x %zu candidates); which ones, "
                          "and how many are stored, is known once BM25 has ranked the %s split (no earlier run kept "
@@ -252,7 +264,7 @@ void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage 
     const struct kd_retrieval_split *sp;
     struct kd_error err = {0};
     if (!def || !def->beir || access(corpus, F_OK) != 0 || kd_run_stage_beir(r, s, 0, &rb, &err) != KD_OK ||
-        kd_run_split(rb, s->split, &sp, &err) != KD_OK) {
+        kd_run_stage_split(r, rb, s, &sp, NULL, &err) != KD_OK) {
         kd_run_plan_line(r, "    teacher '%s' on '%s': its questions are counted once %s holds the data set%s%s",
                          s->teacher, s->data, def && def->beir ? def->beir : "its folder",
                          err.msg[0] ? ": " : def && def->wordnet ? " (the run converts WordNet into it first)" : "",

@@ -308,6 +308,13 @@ void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage 
 /* Dry run: BM25's top k of the split as this run or an earlier one kept
  * them (OUTPUT/cache), into out (release it); 0 when none is kept. Never
  * searches nor writes. */
+/* As kd_run_candidates_kept for any list of queries sp (the unjudged ones):
+ * only what an earlier run kept on disk. */
+int kd_run_candidates_kept_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
+                              struct kd_retrieval_candidates *out);
+/* out = a's candidates, then b's (same k); out's earlier contents released. */
+kd_status kd_run_concat_candidates(const struct kd_retrieval_candidates *a, const struct kd_retrieval_candidates *b,
+                                   struct kd_retrieval_candidates *out, struct kd_error *err);
 int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                            struct kd_retrieval_candidates *out);
 /* --resume: a finished dual-encoder training stage's model back from its file. */

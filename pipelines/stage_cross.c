@@ -179,6 +179,16 @@ static kd_status cache_write(struct runner *r, const char *path, const struct kd
     return KD_OK;
 }
 
+int kd_run_candidates_kept_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
+                              struct kd_retrieval_candidates *out)
+{
+    struct kd_error err = {0};
+    char path[1200];
+    memset(out, 0, sizeof *out);
+    return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK &&
+           cache_read(path, sp, rb->b.n_docs, k, out) > 0;
+}
+
 int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                            struct kd_retrieval_candidates *out)
 {
