@@ -202,7 +202,14 @@ int kd_cmd_run(int argc, char **argv)
         return kd_cli_fail(&err);
     int rank = kd_dist_rank(), ranks = kd_dist_size();
     struct kd_pipeline p;
-    if (load(file, sets.items, sets.n, &p)) {
+    /* the loader's warnings (an unused seed) are the same on every rank:
+     * rank 0 says them once; errors still come from every rank */
+    enum kd_log_level level = kd_log_get_level();
+    if (rank > 0)
+        kd_log_set_level(KD_LOG_ERROR);
+    int bad = load(file, sets.items, sets.n, &p);
+    kd_log_set_level(level);
+    if (bad) {
         if (ranks > 1)
             kd_dist_abort(1);
         kd_dist_finalize();

@@ -6,7 +6,10 @@
  * query of the split, plus the stage's extra candidates. Each question is
  * looked up in the store under the teacher registered last with its name,
  * as a classification stage's plan does, and each distinct missing text or
- * pair counts once, as the run sends it. Nothing is written: the BEIR folder
+ * pair counts once, as the run sends it: once in the whole plan, since the
+ * first stage that asks it stores it for the later ones (per teacher: an
+ * embedding per text; a pair per data set, and per BM25 depth for a
+ * cross-encoder whose version includes it). Nothing is written: the BEIR folder
  * is read as it is (a folder still to be converted from WordNet cannot be
  * counted), the corpus is not indexed, and BM25's lists are those an
  * earlier run kept (OUTPUT/cache), never searched here. */
@@ -49,16 +52,55 @@ static int64_t stored_teacher(const struct runner *r, const char *name)
     return found.id;
 }
 
-/* 1 when an earlier stage of the plan asks the same teacher the same questions
- * (key), else 0 and key is remembered. */
-static int planned_before(struct runner *r, const char *key)
+/* The set of questions earlier stages of the plan ask the teacher of
+ * namespace ns; NULL when out of memory (then nothing is subtracted). */
+static struct run_plan_set *plan_set(struct runner *r, const char *ns)
 {
-    for (size_t i = 0; i < r->n_planned; i++)
-        if (strcmp(r->planned[i], key) == 0)
-            return 1;
-    if (r->n_planned < KD_RUN_MAX_LINES)
-        snprintf(r->planned[r->n_planned++], sizeof r->planned[0], "%s", key);
-    return 0;
+    for (size_t i = 0; i < r->n_plan_sets; i++)
+        if (strcmp(r->plan_sets[i].ns, ns) == 0)
+            return &r->plan_sets[i];
+    struct run_plan_set *g = realloc(r->plan_sets, (r->n_plan_sets + 1) * sizeof *g);
+    if (!g)
+        return NULL;
+    r->plan_sets = g;
+    g = &r->plan_sets[r->n_plan_sets++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->ns, sizeof g->ns, "%s", ns);
+    return g;
+}
+
+void kd_run_plan_sets_free(struct runner *r)
+{
+    for (size_t i = 0; i < r->n_plan_sets; i++)
+        free(r->plan_sets[i].keys);
+    free(r->plan_sets);
+    r->plan_sets = NULL;
+    r->n_plan_sets = 0;
+}
+
+/* Takes out of miss[0..*missing) the questions an earlier stage asks (in
+ * set: stored by the time this stage runs), then adds the rest to set, so
+ * that a later stage does not count them again. Returns how many were
+ * taken out. */
+static size_t subtract_planned(struct run_plan_set *set, const struct kd_hash *keys, size_t *miss,
+                               size_t *missing)
+{
+    if (!set)
+        return 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < *missing; i++)
+        if (!set->n || !bsearch(&keys[miss[i]], set->keys, set->n, sizeof *set->keys, cmp_hash))
+            miss[kept++] = miss[i];
+    size_t taken = *missing - kept;
+    *missing = kept;
+    struct kd_hash *g = kept ? realloc(set->keys, (set->n + kept) * sizeof *g) : NULL;
+    if (g) {
+        set->keys = g;
+        for (size_t i = 0; i < kept; i++)
+            g[set->n++] = keys[miss[i]];
+        qsort(g, set->n, sizeof *g, cmp_hash);
+    }
+    return taken;
 }
 
 static void count(struct runner *r, size_t asked, size_t cached)
@@ -69,16 +111,10 @@ static void count(struct runner *r, size_t asked, size_t cached)
 
 /* Every document and the split's queries, through the store as embeddings. */
 static void plan_texts(struct runner *r, const struct kd_pipe_stage *s, const struct run_beir *rb,
-                       const struct kd_retrieval_split *sp, const char *key)
+                       const struct kd_retrieval_split *sp, const char *ns)
 {
     const struct kd_beir *b = &rb->b;
-    size_t nd = b->n_docs, n = nd + sp->n, missing = n, new = n;
-    if (planned_before(r, key)) {
-        kd_run_plan_line(r, "    teacher '%s' on '%s': %zu texts (%zu documents, %zu queries), all stored by an "
-                         "earlier stage", s->teacher, s->data, n, nd, sp->n);
-        count(r, 0, n);
-        return;
-    }
+    size_t nd = b->n_docs, n = nd + sp->n, missing = n, new = n, earlier = 0;
     struct kd_hash *keys = malloc((n ? n : 1) * sizeof *keys);
     size_t *miss = malloc((n ? n : 1) * sizeof *miss);
     char **dt = kd_retrieval_doc_texts(b);
@@ -99,19 +135,44 @@ static void plan_texts(struct runner *r, const struct kd_pipe_stage *s, const st
         else
             for (size_t i = 0; i < n; i++)
                 miss[i] = i, missing = n;
+        /* an embedding is the text's, whatever the split or the data set */
+        earlier = subtract_planned(plan_set(r, ns), keys, miss, &missing);
         new = distinct(keys, miss, missing);
     }
-    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu texts (%zu documents, %zu queries), %zu cached, %zu new "
-                     "queries%s", s->teacher, s->data, n, nd, sp->n, n - missing, new, why);
+    char also[64] = "";
+    if (earlier)
+        snprintf(also, sizeof also, " (%zu of them stored by an earlier stage)", earlier);
+    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu texts (%zu documents, %zu queries), %zu cached%s, %zu new "
+                     "queries%s", s->teacher, s->data, n, nd, sp->n, n - missing, also, new, why);
     count(r, new, n - missing);
     kd_retrieval_texts_free(dt, nd);
     free(keys);
     free(miss);
 }
 
+/* The namespace of a pair teacher's questions: the store's teacher (a
+ * table's own name) and the data set, and BM25's depth when the teacher's
+ * version depends on it (kd's cross-encoder reading BM25; one loaded from
+ * weights is not read by the plan, so its depth counts too: at worst its
+ * pairs are counted again). */
+static void pairs_ns(const struct runner *r, const struct kd_pipe_stage *s, char *ns, size_t n)
+{
+    const struct kd_pipe_teacher *def = kd_pipeline_teacher(r->p, s->teacher);
+    const char *name = def && def->kind == KD_TEACHER_TABLE && def->table[0] ? def->table : s->teacher;
+    int depth = 0;
+    if (def && def->kind == KD_TEACHER_MODEL) {
+        const struct kd_pipe_model *m = def->model[0] ? kd_pipeline_model(r->p, def->model) : NULL;
+        depth = !def->model[0] || !m || m->cross.use_bm25;
+    }
+    if (depth)
+        snprintf(ns, n, "pairs/%s/%s/%zu", name, s->data, s->k);
+    else
+        snprintf(ns, n, "pairs/%s/%s", name, s->data);
+}
+
 /* BM25's lists (as an earlier run kept them) of the split, scored as pairs. */
 static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct run_beir *rb,
-                       const struct kd_retrieval_split *sp, const char *key)
+                       const struct kd_retrieval_split *sp, const char *ns)
 {
     const struct kd_beir *b = &rb->b;
     size_t extra = s->cand_random + (s->cand_model[0] ? s->cand_from_model : 0);
@@ -119,8 +180,20 @@ static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct r
     if (extra)
         snprintf(more, sizeof more, "; and at most %zu pairs of the %zu extra candidates of each query", sp->n * extra,
                  extra);
-    struct kd_retrieval_candidates c = {0};
-    if (!kd_run_candidates_kept(r, rb, s->split, s->k, &c)) {
+    struct kd_retrieval_candidates c = {0}, unj = {0};
+    int kept = kd_run_candidates_kept(r, rb, s->split, s->k, &c);
+    if (kept && s->unlabelled) {
+        /* `unlabelled: unjudged`: the unjudged queries' lists too, as the run asks them */
+        struct kd_error err = {0};
+        struct kd_retrieval_candidates both = {0};
+        kept = kd_run_candidates_kept_of(r, rb, &rb->unjudged, s->k, &unj) &&
+               kd_run_concat_candidates(&c, &unj, &both, &err) == KD_OK;
+        kd_retrieval_candidates_release(&unj);
+        kd_retrieval_candidates_release(&c);
+        c = both;
+    }
+    if (!kept) {
+        kd_retrieval_candidates_release(&c);
         size_t most = sp->n * (s->k + extra);
         kd_run_plan_line(r, "    teacher '%s' on '%s': at most %zu pairs (%zu quer%s x %zu candidates); which ones, "
                          "and how many are stored, is known once BM25 has ranked the %s split (no earlier run kept "
@@ -129,14 +202,12 @@ static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct r
         count(r, most, 0);
         return;
     }
-    size_t n = kd_retrieval_candidates_count(&c), missing = n, new = n;
-    if (planned_before(r, key)) {
-        kd_run_plan_line(r, "    teacher '%s' on '%s': %zu pairs of BM25's top %zu, all stored by an earlier stage%s",
-                         s->teacher, s->data, n, s->k, more);
-        count(r, sp->n * extra, n);
-        kd_retrieval_candidates_release(&c);
-        return;
-    }
+    /* each query's candidates up to its first -1, as they are filled below */
+    size_t n = 0;
+    for (size_t i = 0; i < c.n; i++)
+        for (size_t j = 0; j < c.k && c.docs[i * c.k + j] >= 0; j++)
+            n++;
+    size_t missing = n, new = n, earlier = 0;
     struct kd_store_pair *pairs = malloc((n ? n : 1) * sizeof *pairs);
     struct kd_hash *keys = malloc((n ? n : 1) * sizeof *keys);
     size_t *miss = malloc((n ? n : 1) * sizeof *miss);
@@ -159,10 +230,14 @@ static void plan_pairs(struct runner *r, const struct kd_pipe_stage *s, struct r
         else
             for (size_t i = 0; i < n; i++)
                 miss[i] = i, missing = n;
+        earlier = subtract_planned(plan_set(r, ns), keys, miss, &missing);
         new = distinct(keys, miss, missing);
     }
-    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu pairs of BM25's top %zu, %zu cached, %zu new queries%s%s",
-                     s->teacher, s->data, n, s->k, n - missing, new, why, more);
+    char also[64] = "";
+    if (earlier)
+        snprintf(also, sizeof also, " (%zu of them stored by an earlier stage)", earlier);
+    kd_run_plan_line(r, "    teacher '%s' on '%s': %zu pairs of BM25's top %zu, %zu cached%s, %zu new queries%s%s",
+                     s->teacher, s->data, n, s->k, n - missing, also, new, why, more);
     count(r, new + sp->n * extra, n - missing);
     kd_retrieval_texts_free(dt, b->n_docs);
     free(pairs);
@@ -189,18 +264,20 @@ void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage 
     const struct kd_retrieval_split *sp;
     struct kd_error err = {0};
     if (!def || !def->beir || access(corpus, F_OK) != 0 || kd_run_stage_beir(r, s, 0, &rb, &err) != KD_OK ||
-        kd_run_split(rb, s->split, &sp, &err) != KD_OK) {
+        kd_run_stage_split(r, rb, s, &sp, NULL, &err) != KD_OK) {
         kd_run_plan_line(r, "    teacher '%s' on '%s': its questions are counted once %s holds the data set%s%s",
                          s->teacher, s->data, def && def->beir ? def->beir : "its folder",
                          err.msg[0] ? ": " : def && def->wordnet ? " (the run converts WordNet into it first)" : "",
                          err.msg);
         return;
     }
-    char key[sizeof r->planned[0]];
-    if (snprintf(key, sizeof key, "%s/%s/%s/%zu", s->teacher, s->data, kd_beir_split_name(s->split), s->k) < 0)
-        key[0] = '\0';   /* a long key is cut: two stages then share it only if their names do */
-    if (kd_run_embed_exec_def(r, s))
-        plan_texts(r, s, rb, sp, key);
-    else
-        plan_pairs(r, s, rb, sp, key);
+    if (kd_run_embed_exec_def(r, s)) {
+        char ns[sizeof r->plan_sets[0].ns];
+        snprintf(ns, sizeof ns, "embed/%s", s->teacher);
+        plan_texts(r, s, rb, sp, ns);
+    } else {
+        char ns[sizeof r->plan_sets[0].ns];
+        pairs_ns(r, s, ns, sizeof ns);
+        plan_pairs(r, s, rb, sp, ns);
+    }
 }

@@ -201,7 +201,7 @@ kd_status kd_run_stage_split(struct runner *r, struct run_beir *rb, const struct
     return KD_OK;
 }
 
-static kd_status concat_candidates(const struct kd_retrieval_candidates *a, const struct kd_retrieval_candidates *b,
+kd_status kd_run_concat_candidates(const struct kd_retrieval_candidates *a, const struct kd_retrieval_candidates *b,
                                    struct kd_retrieval_candidates *out, struct kd_error *err)
 {
     size_t n = a->n + b->n, k = a->k;
@@ -247,7 +247,7 @@ kd_status kd_run_stage_bm25(struct runner *r, struct run_beir *rb, const struct 
      * stage on it and cached on disk); the unjudged ones are searched (or
      * read from the cache) once */
     if ((st = kd_run_candidates_of(r, rb, &rb->unjudged, "unlabelled queries", k, &rb->unjudged_cand, err)) ||
-        (st = concat_candidates(lab, &rb->unjudged_cand, mc, err)))
+        (st = kd_run_concat_candidates(lab, &rb->unjudged_cand, mc, err)))
         return st;
     *c = mc;
     return KD_OK;

@@ -309,6 +309,7 @@ done:
         kd_cross_free(r.models[i].cross);
     }
     kd_run_beir_release(&r);
+    kd_run_plan_sets_free(&r);
     free(r.models);
     free(r.teachers);
     kd_run_datasets_release(&r.data);

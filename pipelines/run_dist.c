@@ -244,11 +244,13 @@ kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teach
     double differ = memcmp(&mine, &theirs, sizeof mine) != 0;
     if ((st = kd_dist_sum_doubles(&differ, 1, err)))
         return st;
-    if (differ > 0)
+    if (differ > 0) {
+        r->sum->failed_everywhere = 1;   /* every rank has the sum: each returns */
         return kd_error_set(err, KD_ERR_TEACHER,
                             "teacher '%s' or %s on %.0f rank(s) differs from rank 0's: every rank must run the same "
                             "teacher on the same data",
                             t->def->name, what, differ);
+    }
     if ((st = kd_tensor_init(out, N, C, err)))
         return st;
     struct farm f = {r, D, C, t->t->batch ? t->t->batch : 1, calloc((size_t)r->ranks, sizeof(int)), NULL, 0};
@@ -296,6 +298,10 @@ kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teach
     }
     ls->total = (size_t)outcome.total, ls->cached = (size_t)outcome.cached, ls->queried = (size_t)outcome.queried;
     if (outcome.status) {
+        /* rank 0's failure, broadcast: every rank returns it, none waits
+         * (a helper whose own serve() failed returned above, before the
+         * broadcast, and ends the job through the CLI) */
+        r->sum->failed_everywhere = 1;
         kd_tensor_release(out);
         if (r->rank != 0)
             kd_error_set(err, (kd_status)outcome.status, "%s", outcome.msg);
@@ -345,6 +351,8 @@ kd_status kd_run_dist_outcome(struct runner *r, kd_status st, struct kd_error *e
     kd_status bst = kd_dist_broadcast(&outcome, sizeof outcome, 0, err);
     if (bst)
         return bst;
+    if (outcome.status)
+        r->sum->failed_everywhere = 1;   /* every rank has it and returns it */
     if (outcome.status && r->rank != 0)
         kd_error_set(err, (kd_status)outcome.status, "%s", outcome.msg);
     return (kd_status)outcome.status;

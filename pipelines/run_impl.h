@@ -150,7 +150,21 @@ struct runner {
     /* dry run: "teacher/dataset" pairs an earlier stage of the plan asks about */
     char planned[KD_RUN_MAX_LINES][2 * KD_PIPE_NAME_MAX + 2];
     size_t n_planned;
+    /* dry run on retrieval data: the texts or pairs earlier stages will have
+     * stored, a set per teacher (pipelines/plan_retrieval.c) */
+    struct run_plan_set *plan_sets;
+    size_t n_plan_sets;
 };
+
+/* A dry run's questions to one teacher (ns: "embed/T", or "pairs/T/DATA",
+ * with "/k" when the teacher's version depends on BM25's depth): their keys,
+ * sorted. */
+struct run_plan_set {
+    char ns[2 * KD_PIPE_NAME_MAX + 40];
+    struct kd_hash *keys;
+    size_t n;
+};
+void kd_run_plan_sets_free(struct runner *r);
 
 struct run_model *kd_run_find_model(struct runner *r, const char *name);
 struct run_teacher *kd_run_find_teacher(struct runner *r, const char *name);
@@ -294,6 +308,13 @@ void kd_run_plan_retrieval_queries(struct runner *r, const struct kd_pipe_stage 
 /* Dry run: BM25's top k of the split as this run or an earlier one kept
  * them (OUTPUT/cache), into out (release it); 0 when none is kept. Never
  * searches nor writes. */
+/* As kd_run_candidates_kept for any list of queries sp (the unjudged ones):
+ * only what an earlier run kept on disk. */
+int kd_run_candidates_kept_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
+                              struct kd_retrieval_candidates *out);
+/* out = a's candidates, then b's (same k); out's earlier contents released. */
+kd_status kd_run_concat_candidates(const struct kd_retrieval_candidates *a, const struct kd_retrieval_candidates *b,
+                                   struct kd_retrieval_candidates *out, struct kd_error *err);
 int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                            struct kd_retrieval_candidates *out);
 /* --resume: a finished dual-encoder training stage's model back from its file. */

@@ -89,8 +89,28 @@ static int take_prefix(const struct kd_retrieval_candidates *src, size_t k, stru
     return 1;
 }
 
-/* The file's candidates when it holds at least k per query: its first k. */
-static int cache_read(const char *path, const struct kd_retrieval_split *sp, size_t k,
+/* 1 when every row of docs (n rows of K) holds document indices below
+ * n_docs, then only -1 (the padding of a query with fewer matches). */
+static int rows_valid(const int64_t *docs, size_t n, size_t K, size_t n_docs)
+{
+    for (size_t i = 0; i < n; i++) {
+        int padding = 0;
+        for (size_t j = 0; j < K; j++) {
+            int64_t d = docs[i * K + j];
+            if (d == -1)
+                padding = 1;
+            else if (d < 0 || padding || (size_t)d >= n_docs)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* The file's candidates when it holds at least k per query: its first k
+ * (1). 0 when there is no file or a shallower one; -1 when it is damaged
+ * (its size, its header, or a document index out of the corpus's n_docs or
+ * after a row's padding: read as is, it would send readers out of bounds). */
+static int cache_read(const char *path, const struct kd_retrieval_split *sp, size_t n_docs, size_t k,
                       struct kd_retrieval_candidates *c)
 {
     FILE *f = fopen(path, "rb");
@@ -105,7 +125,11 @@ static int cache_read(const char *path, const struct kd_retrieval_split *sp, siz
         snprintf(tail, sizeof tail, "%s", line + strlen(want));
         char *end;
         unsigned long long kk = strtoull(tail, &end, 10);
-        ok = end != tail && strcmp(end, "\n") == 0 && kk >= k && kk > 0 && kk <= 1000000;
+        ok = end != tail && strcmp(end, "\n") == 0 && kk > 0 && kk <= 1000000;
+        if (ok && kk < k) {
+            fclose(f);
+            return 0;   /* shallower: searched again, deeper */
+        }
         K = (size_t)kk;
     }
     struct kd_retrieval_candidates all = {0};
@@ -119,14 +143,16 @@ static int cache_read(const char *path, const struct kd_retrieval_split *sp, siz
              fread(all.bm25, sizeof *all.bm25, sp->n * K, f) == sp->n * K && fgetc(f) == EOF;
     }
     fclose(f);
-    for (size_t i = 0; ok && i < sp->n * K; i++)
-        ok = all.docs[i] >= -1;
-    if (ok)
-        memcpy(all.queries, sp->queries, sp->n * sizeof *all.queries);
-    ok = ok && (K == k ? (*c = all, 1) : take_prefix(&all, k, c));
+    ok = ok && rows_valid(all.docs, sp->n, K, n_docs);
+    if (!ok) {
+        kd_retrieval_candidates_release(&all);
+        return -1;
+    }
+    memcpy(all.queries, sp->queries, sp->n * sizeof *all.queries);
+    ok = K == k ? (*c = all, 1) : take_prefix(&all, k, c);
     if (!ok || K != k)
         kd_retrieval_candidates_release(&all);
-    return ok;
+    return ok;   /* 0: out of memory, searched again */
 }
 
 static kd_status cache_write(struct runner *r, const char *path, const struct kd_retrieval_candidates *c,
@@ -153,6 +179,16 @@ static kd_status cache_write(struct runner *r, const char *path, const struct kd
     return KD_OK;
 }
 
+int kd_run_candidates_kept_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp, size_t k,
+                              struct kd_retrieval_candidates *out)
+{
+    struct kd_error err = {0};
+    char path[1200];
+    memset(out, 0, sizeof *out);
+    return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK &&
+           cache_read(path, sp, rb->b.n_docs, k, out) > 0;
+}
+
 int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_split split, size_t k,
                            struct kd_retrieval_candidates *out)
 {
@@ -165,7 +201,7 @@ int kd_run_candidates_kept(struct runner *r, struct run_beir *rb, enum kd_beir_s
     const struct kd_retrieval_candidates *c = &rb->cand[split];
     if (c->docs && c->k >= k)
         return take_prefix(c, k, out);
-    return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK && cache_read(path, sp, k, out);
+    return r->store && cache_path(r, rb, sp, path, sizeof path, &err) == KD_OK && cache_read(path, sp, rb->b.n_docs, k, out) > 0;
 }
 
 kd_status kd_run_candidates_of(struct runner *r, struct run_beir *rb, const struct kd_retrieval_split *sp,
@@ -184,10 +220,14 @@ kd_status kd_run_candidates_of(struct runner *r, struct run_beir *rb, const stru
         char path[1200];
         if ((st = cache_path(r, rb, sp, path, sizeof path, err)))
             return st;
-        if (cache_read(path, sp, k, c)) {
+        int got = cache_read(path, sp, rb->b.n_docs, k, c);
+        if (got > 0) {
             kd_log(KD_LOG_INFO, "  BM25 top %zu of %zu queries of '%s' (%s) read from %s", k, c->n, rb->name, label,
                    path);
         } else {
+            if (got < 0)
+                kd_log(KD_LOG_WARN, "BM25 candidates of '%s' (%s) in %s are damaged: searching again", rb->name,
+                       label, path);
             double t0 = kd_time_now();
             if ((st = kd_retrieval_candidates_init(r->store, rb->name, &rb->b, sp, k, r->opt->stop, c, err)))
                 return kd_error_prefix(err, "BM25 candidates of '%s' (%s)", rb->name, label);

@@ -171,9 +171,12 @@ struct kd_mlp {
      * pool and kept for the next ones (a model teacher predicts a batch at
      * a time); stopped by kd_mlp_free, or replaced when the thread count
      * changes. pool_failed: the thread count at which they could not start
-     * (the calls then run on the caller's thread without trying again). */
+     * (the calls then run on the caller's thread without trying again).
+     * pool_pid: the process that started them; a child forked since does
+     * not have them and starts its own (student/mlp_threads.c). */
     struct kd_pool *pool;
     size_t pool_failed;
+    long pool_pid;
 };
 
 /* Allocates a network with initial weights drawn from `seed` (He: N(0, 2/in),

@@ -155,6 +155,7 @@ void kd_mlp_free(struct kd_mlp *m)
     if (!m)
         return;
     free_workspace(m);
+    kd_mlp_threads_forget_forked(m);
     kd_pool_free(m->pool);
     kd_input_scale_release(&m->scale);
     kd_free(m->params);

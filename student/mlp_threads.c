@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Gradient ranges start on 64-byte lines: no two threads write one line. */
 #define RANGE_ALIGN 16
@@ -93,6 +94,7 @@ kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, 
         return KD_OK;
     if (T > KD_POOL_MAX)
         T = KD_POOL_MAX;
+    kd_mlp_threads_forget_forked(m);
     if (m->pool && kd_pool_size(m->pool) != T) {
         kd_pool_free(m->pool);
         m->pool = NULL;
@@ -109,6 +111,7 @@ kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, 
             return KD_OK;
         }
         m->pool_failed = 0;
+        m->pool_pid = (long)getpid();
     }
     t->pool = m->pool;
     t->kept = 1;
@@ -116,6 +119,18 @@ kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, 
     kd_blas_hold_single();
     t->held = 1;
     return KD_OK;
+}
+
+void kd_mlp_threads_forget_forked(struct kd_mlp *m)
+{
+    if (!m->pool || m->pool_pid == (long)getpid())
+        return;
+    /* A child of fork() has the pool's memory but none of its threads:
+     * waking or joining them would wait forever, and its mutexes may have
+     * been copied locked. The pool is dropped unfreed (its memory leaks in
+     * the child, a few hundred bytes once) and the next call starts one. */
+    m->pool = NULL;
+    m->pool_failed = 0;
 }
 
 void kd_mlp_threads_end(struct kd_mlp_threads *t)

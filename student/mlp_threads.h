@@ -34,6 +34,10 @@ kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m,
  * count changed): a caller that predicts batch after batch starts its
  * threads once. */
 kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, size_t rows, struct kd_error *err);
+/* Drops m->pool unfreed when it was started by another process (this is a
+ * child of fork(), without the pool's threads): the next call starts its
+ * own, and kd_mlp_free does not join threads that do not exist here. */
+void kd_mlp_threads_forget_forked(struct kd_mlp *m);
 void kd_mlp_threads_end(struct kd_mlp_threads *t);
 /* kd_mlp_forward of x (B, D) over the threads (workspace reserved for B
  * before), with dropout keyed by key (NULL: none); the logits (B, C). With

@@ -458,3 +458,93 @@ Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_mes
     cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
     free(out);
 }
+
+Test(dist, a_teacher_that_fails_to_start_on_rank_1_fails_every_rank_and_rank_0_says_so)
+{
+    need_mpirun();
+    char text[2048];
+    /* rank 1's teacher exits before its ready line; rank 0's starts and
+     * learns of rank 1's failure at the labelling hand-shake */
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 200}\n"
+             "teachers:\n"
+             "  t: {kind: exec, command: [/bin/sh, -c, 'test \"$OMPI_COMM_WORLD_RANK\" = 1 && exit 3; exec "
+             "/usr/bin/python3 %s/tests/teacher/fixtures/fake_teacher.py ok 10'], batch: 50, timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: t, data: pool}\n",
+             dir, root());
+    write_file("start1.yaml", text);
+    cr_assert_eq(run_mpi(2, "start1.yaml", ""), 1);
+    char *out = slurp("out.txt");
+    char want[512];
+    snprintf(want, sizeof want, "kd: rank 1 of 2: %s/start1.yaml:8:26: stage 'label': teacher 't' exited with status 3 "
+             "before it was ready\n", dir);
+    cr_assert(strstr(out, want), "%s", out);
+    const char *r0 = strstr(out, "kd: rank 0 of 2: ");
+    cr_assert(r0, "%s", out);
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(r0, "\n"), r0);
+    cr_assert(strstr(line, "1 other rank(s) failed (each prints its message)"), "%s", out);
+    cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
+    free(out);
+}
+
+Test(dist, a_loaders_warning_is_said_once_by_rank_0_not_by_every_rank)
+{
+    need_mpirun();
+    char text[1024];
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  wn: {wordnet: default, seed: 4}\n"
+             "models:\n"
+             "  de: {type: dual}\n"
+             "stages:\n"
+             "  - train: {model: de, data: wn}\n",
+             dir);
+    write_file("seed.yaml", text);
+    char extra[512];
+    snprintf(extra, sizeof extra, "--set datasets.wn.beir=%s/none", dir);
+    run_mpi(2, "seed.yaml", extra);   /* the folder does not exist: the run fails after loading */
+    char *out = slurp("out.txt");
+    size_t said = 0;
+    for (const char *at = out; (at = strstr(at, "'seed' of dataset 'wn' is not used")); at++)
+        said++;
+    cr_assert_eq(said, 1, "%s", out);
+    free(out);
+}
+
+Test(dist, a_teacher_that_fails_mid_labelling_fails_every_rank_with_rank_0s_message_and_none_aborts)
+{
+    need_mpirun();
+    char text[2048];
+    /* both ranks' teachers start; each crashes at its second batch: rank 0
+     * ends the labelling and tells every rank */
+    snprintf(text, sizeof text,
+             "version: 1\n"
+             "output: %s/out\n"
+             "datasets:\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 400}\n"
+             "teachers:\n"
+             "  t: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, crash, 10, 2],\n"
+             "      batch: 50, timeout: 30}\n"
+             "stages:\n"
+             "  - label: {name: label, teacher: t, data: pool}\n",
+             dir, root());
+    write_file("crash.yaml", text);
+    cr_assert_eq(run_mpi(2, "crash.yaml", ""), 1);
+    char *out = slurp("out.txt");
+    const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
+    cr_assert(r0 && r1, "%s", out);
+    size_t len = strcspn(r0 + 17, "\n");
+    cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)len, r0 + 17);
+    cr_assert(strstr(line, "teacher 't'"), "%s", out);
+    cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
+    free(out);
+}

@@ -293,6 +293,92 @@ Test(run_cross, bm25_candidates_are_kept_for_the_next_run_and_a_damaged_file_is_
     free(s);
 }
 
+/* The bytes of a file (malloc'ed, *n its size). */
+static char *file_bytes(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    cr_assert(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* Writes v over the document index of row `row`, column `col` of the cache
+ * file (after its header line: n x K int64 indices, then their scores). */
+static void damage_index(const char *path, size_t row, size_t col, int64_t v)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f, "%s", path);
+    char line[128];
+    size_t n = 0, K = 0;
+    cr_assert(fgets(line, sizeof line, f) && sscanf(line, "kd-bm25-candidates %zu %zu", &n, &K) == 2, "%s", line);
+    cr_assert(row < n && col < K);
+    long at = ftell(f) + (long)((row * K + col) * sizeof v);
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&v, sizeof v, 1, f), 1);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(run_cross, a_cache_with_an_index_past_the_corpus_or_after_the_padding_is_searched_again)
+{
+    write_cross("", "");
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    double first[3][KD_RM_COUNT];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            first[i][j] = s->rows[i].rank[j];
+    char cmd[512], paths[2][512];
+    snprintf(cmd, sizeof cmd, "ls %s/out/cache/bm25-*.bin", dir);
+    FILE *ls = popen(cmd, "r");
+    cr_assert(ls);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(fgets(paths[i], sizeof paths[i], ls), "two cache files");
+        paths[i][strcspn(paths[i], "\n")] = '\0';
+    }
+    pclose(ls);
+    size_t len[2];
+    char *was[2] = {file_bytes(paths[0], &len[0]), file_bytes(paths[1], &len[1])};
+    /* one index far past the corpus's documents; one -1 before valid ones
+     * (every query of the fixture has at least 2 candidates) */
+    damage_index(paths[0], 0, 1, 1000000);
+    damage_index(paths[1], 0, 0, -1);
+    /* a dry run reads them as absent, and so does the run, which says so */
+    struct kd_run_summary *pl = calloc(1, sizeof *pl);
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
+    free(pl);
+    char logpath[512];
+    snprintf(logpath, sizeof logpath, "%s/stderr.txt", dir);
+    cr_assert(freopen(logpath, "w", stderr));
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    fflush(stderr);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < KD_RM_COUNT; j++)
+            cr_assert_eq(s->rows[i].rank[j], first[i][j], "row %d metric %d", i, j);
+    size_t n;
+    char *log = file_bytes(logpath, &n);
+    log[n] = '\0';
+    for (int i = 0; i < 2; i++) {
+        char want[700];
+        snprintf(want, sizeof want, "in %s are damaged: searching again", paths[i]);
+        cr_assert(strstr(log, want), "%s", log);
+        size_t m;
+        char *now = file_bytes(paths[i], &m);
+        cr_assert(m == len[i] && memcmp(now, was[i], m) == 0, "%s searched again and written as before", paths[i]);
+        free(now);
+        free(was[i]);
+    }
+    free(log);
+    free(s);
+}
+
 /* ------------------------------------------------- a dry run's questions */
 
 /* A label stage of the exec pair teacher `name` on `split`, top 10 (p.yaml). */
@@ -351,6 +437,51 @@ Test(run_cross, a_dry_run_counts_the_pairs_a_label_stage_would_ask_as_the_run_th
                      "kept its top 10)");
     cr_assert_eq(pl->queries, 10);
     cr_assert_eq(pl->cached, 0);
+    free(s);
+    free(pl);
+}
+
+/* Two label stages of the exec pair teacher `name` on the train split, BM25's
+ * top 20 and then its top 10 (p.yaml): the second's pairs are among the first's. */
+static void write_two_depths(const char *name)
+{
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "plan", "out");
+    snprintf(text, sizeof text,
+             "%s"
+             "teachers:\n"
+             "  %s: {kind: exec, command: [/usr/bin/python3, %s/examples/pair_teacher_numpy.py], batch: 7}\n"
+             "stages:\n"
+             "  - label: {name: s20, teacher: %s, data: wn, split: train, k: 20}\n"
+             "  - label: {name: s10, teacher: %s, data: wn, split: train, k: 10}\n",
+             head, name, root(), name, name);
+    write_pipeline("p.yaml", text);
+}
+
+Test(run_cross, a_dry_run_counts_pairs_an_earlier_stage_at_another_depth_stores_once)
+{
+    struct kd_run_summary *s = calloc(1, sizeof *s), *pl = calloc(1, sizeof *pl);
+    struct kd_error err = {0};
+    write_two_depths("warm");   /* keeps BM25's lists of both depths */
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    write_two_depths("cold");
+    cr_assert_eq(dry_run("p.yaml", pl, &err), KD_OK, "%s", err.msg);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_gt(s->queries, 10);
+    cr_assert_eq(pl->queries, s->queries, "planned %zu, asked %zu", pl->queries, s->queries);
+    /* the second stage's pairs, all stored by the first */
+    size_t n = 0, cached = 0, earlier = 0;
+    const char *form = "    teacher 'cold' on 'wn': %zu pairs of BM25's top 10, %zu cached (%zu of them stored by an "
+                       "earlier stage), 0 new queries";
+    int line = -1;
+    for (size_t i = 0; i < pl->n_lines; i++)
+        if (strstr(pl->lines[i], "top 10"))
+            line = (int)i;
+    cr_assert_geq(line, 0);
+    cr_assert_eq(sscanf(pl->lines[line], form, &n, &cached, &earlier), 3, "%s", pl->lines[line]);
+    cr_assert_eq(cached, n);
+    cr_assert_eq(earlier, n);
     free(s);
     free(pl);
 }

@@ -197,3 +197,54 @@ Test(run_embed_exec, a_dry_run_counts_the_texts_the_program_would_embed_as_the_r
     free(s);
     free(plan);
 }
+
+/* Three distill stages of teacher `name` (p.yaml): train at depths 6 and 4, then dev. */
+static void write_three(const char *name)
+{
+    char head[512], text[4096];
+    wn_head(head, sizeof head, "embex", "out");
+    snprintf(text, sizeof text,
+             "%s"
+             "models:\n"
+             "  de: {type: dual, buckets: 12, dim: 8, shared: true, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "  de2: {type: dual, buckets: 12, dim: 8, shared: true, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "  de3: {type: dual, buckets: 12, dim: 8, shared: true, featurizer: {words: 1, chars: 3-4, seed: 3}}\n"
+             "teachers:\n"
+             "  %s: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_pair_teacher.py, ok, 3],\n"
+             "       answers: embeddings}\n"
+             "stages:\n"
+             "  - distill: {name: a, student: de, teacher: %s, data: wn, k: 6, temperature: 100, epochs: 1, batch: 4}\n"
+             "  - distill: {name: b, student: de2, teacher: %s, data: wn, k: 4, temperature: 100, epochs: 1, batch: 4}\n"
+             "  - distill: {name: c, student: de3, teacher: %s, data: wn, split: dev, k: 4, temperature: 100,\n"
+             "              epochs: 1, batch: 4}\n",
+             head, name, root(), name, name, name);
+    write_pipeline("p.yaml", text);
+}
+
+Test(run_embed_exec, a_dry_run_counts_each_text_once_across_stages_of_other_depths_and_splits)
+{
+    struct kd_run_summary *s = calloc(1, sizeof *s), *plan = calloc(1, sizeof *plan);
+    struct kd_error err = {0};
+    write_three("warm");   /* converts WordNet, so that the plan can read it */
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    write_three("te");
+    cr_assert_eq(dry_run_with(NULL, 0, plan, &err), KD_OK, "%s", err.msg);
+    memset(s, 0, sizeof *s);
+    cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert(s->queries > 0);
+    cr_assert_eq(plan->queries, s->queries, "planned %zu, asked %zu", plan->queries, s->queries);
+    cr_assert_eq(plan->cached, s->cached, "planned %zu, found %zu", plan->cached, s->cached);
+    /* the second stage: every text stored by the first */
+    size_t lines = 0, texts = 0, docs = 0, queries = 0, cached = 0, earlier = 0, asked = 1;
+    const char *form = "    teacher 'te' on 'wn': %zu texts (%zu documents, %zu queries), %zu cached (%zu of them "
+                       "stored by an earlier stage), %zu new queries";
+    for (size_t i = 0; i < plan->n_lines; i++)
+        if (strncmp(plan->lines[i], "    teacher 'te'", 16) == 0 && ++lines == 2)
+            cr_assert_eq(sscanf(plan->lines[i], form, &texts, &docs, &queries, &cached, &earlier, &asked), 6, "%s",
+                         plan->lines[i]);
+    cr_assert_eq(lines, 3);
+    cr_assert_eq(earlier, texts);
+    cr_assert_eq(asked, 0);
+    free(s);
+    free(plan);
+}

@@ -221,7 +221,18 @@ Test(run_runlabelled, a_dry_run_counts_labelled_and_unlabelled_queries)
                                        "no qrels file: the teacher's scores alone); each list weighs 1, times 0.5 "
                                        "for an unlabelled query") == 0;
     cr_assert(found, "the plan: %s", sum->n_lines > 3 ? sum->lines[3] : "(short)");
+    /* no BM25 lists kept yet: at most every one of the 11 queries' 4 candidates */
+    cr_assert_eq(sum->queries, 44);
+    /* after the run, the plan finds every pair it asked stored: the
+     * unjudged queries' ones too */
+    struct kd_run_summary *s = calloc(1, sizeof *s);
+    cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
+    cr_assert_gt(s->queries, 16, "more than the judged queries' pairs");
+    memset(sum, 0, sizeof *sum);
+    cr_assert_eq(run(1, sum, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(sum->queries, 0);
+    cr_assert_eq(sum->cached, s->queries, "planned %zu stored, the run asked %zu", sum->cached, s->queries);
+    free(s);
     free(sum);
 }
 

@@ -4,10 +4,14 @@
  * every thread count; a changed thread count gets a new pool; and when the
  * threads cannot start (core's kd_pool_limit_threads plays a process limit)
  * it predicts on the caller's thread, saying so once, bit for bit as one
- * thread does. */
+ * thread does; a child forked from a process whose model has threads starts
+ * its own (the parent's do not exist in it) and frees the model. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "student/kd_student.h"
 
@@ -142,4 +146,47 @@ Test(student_predict_pool, threads_that_cannot_start_leave_the_caller_predicting
     size_t n = fread(got, 1, sizeof got - 1, cr_get_redirected_stderr());
     got[n] = '\0';
     cr_assert_str_eq(got, "kd: warning: running on one thread: cannot start thread 3 of a pool of 3\n");
+}
+
+Test(student_predict_pool, a_forked_child_predicts_on_threads_of_its_own_and_frees_the_model)
+{
+    data();
+    kd_threads_set_split(KD_SPLIT_KD);
+    kd_blas_set_threads(2);
+    struct kd_mlp *m = net();
+    struct kd_tensor z;
+    predict_rows(m, 0, N, &z);
+    cr_assert_not_null(m->pool);
+    struct kd_pool *parents = m->pool;
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork");
+    if (pid == 0) {
+        /* before the fix the child waited forever on the parent's threads */
+        alarm(20);
+        struct kd_tensor zc;
+        struct kd_error err = {0};
+        if (kd_tensor_init(&zc, N, C, &err) || kd_mlp_predict(m, &x, &zc, &err))
+            _exit(2);
+        if (!m->pool || m->pool == parents || m->pool_pid != (long)getpid())
+            _exit(3);
+        if (memcmp(zc.data, z.data, N * C * sizeof(float)))
+            _exit(4);
+        kd_mlp_free(m);
+        kd_tensor_release(&zc);
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child ended by signal %d (SIGALRM %d: it hung)",
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0, SIGALRM);
+    cr_assert_eq(WEXITSTATUS(status), 0, "child: 2 predict failed, 3 no pool of its own, 4 other outputs");
+    /* the parent's threads still serve it */
+    struct kd_tensor z2;
+    predict_rows(m, 0, N, &z2);
+    cr_assert_eq(m->pool, parents);
+    cr_assert_eq(memcmp(z2.data, z.data, N * C * sizeof(float)), 0);
+    kd_tensor_release(&z);
+    kd_tensor_release(&z2);
+    kd_mlp_free(m);
 }
