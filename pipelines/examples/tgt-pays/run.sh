@@ -16,10 +16,17 @@
 # shift are tuned on seed 1 by the accuracy on the 5,000 validation images; every seed
 # then runs with the chosen value. Writes runs/tgt-pays/results.tsv and
 # tuning.tsv (one line per run; an interrupted experiment continues where it
-# stopped), then the table and the plot in docs/experiments/.
+# stopped), then the table and the plot in docs/experiments/. The tuning runs
+# of every pool come first, then the other runs pool by pool.
+#
+# --jobs N runs up to N kd runs at once (default 1), each in a store of its
+# own (runs/tgt-pays/POOL-jK, K the job's slot); a run's line is appended
+# under a lock (flock), whole. The run that trains the autoencoder on U (and
+# the larger one) runs alone: the runs after it load the saved file.
 #
 #   pipelines/examples/tgt-pays/run.sh                              # everything
 #   pipelines/examples/tgt-pays/run.sh --seeds "1 2" --pools "100 300" --methods "kd-pool tgt-random"
+#   pipelines/examples/tgt-pays/run.sh --jobs 2                     # two runs at once
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 seeds="1 2 3 4 5"
@@ -28,6 +35,7 @@ methods="kd-pool augment tgt-random tgt-gradient oracle ablation-random ablation
 sigmas="0.1 0.25 0.5 1 2"
 step_sizes="0.05 0.1 0.25 0.5 1 2"
 augments="0/1 0/2 0.02/1 0.02/2 0.05/1 0.05/2 0.1/1 0.1/2"   # noise/shift
+jobs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
@@ -36,10 +44,12 @@ while [ $# -gt 0 ]; do
     --sigmas) sigmas="$2"; shift 2 ;;
     --step-sizes) step_sizes="$2"; shift 2 ;;
     --augments) augments="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --jobs takes a positive whole number, not '$jobs'" >&2; exit 2; }
 kd=bin/kd
 here=pipelines/examples/tgt-pays
 out=runs/tgt-pays
@@ -61,16 +71,25 @@ ae_big=$PWD/$out/autoencoder-unlabelled-big.safetensors
 
 pool_size() { case "$1" in lt*) echo "${1#lt}" ;; *) echo "$1" ;; esac; }
 
+# append LINE FILE: one whole line, under a lock (runs in parallel append to the same file)
+append() { { flock 9; printf '%s\n' "$1" >> "$2"; } 9> "$2.lock"; }
+
+# done_already FILE METHOD POOL SEED PARAMETER: FILE holds that run's line
+done_already() {
+  [ "$1" != /dev/null ] && awk -F'\t' -v m="$2" -v p="$3" -v s="$4" -v x="$5" \
+    '$1==m && $2==p && $3==s && $4==x {f=1} END {exit !f}' "$1"
+}
+
 # run FILE METHOD POOL SEED PARAMETER: one kd run, one line appended to FILE
 run() {
   local file=$1 method=$2 pool=$3 seed=$4 param=$5
   shift 5   # the rest: more kd options
-  if [ "$file" != /dev/null ] && awk -F'\t' -v m="$method" -v p="$pool" -v s="$seed" -v x="$param" \
-       '$1==m && $2==p && $3==s && $4==x {f=1} END {exit !f}' "$file"; then
+  if done_already "$file" "$method" "$pool" "$seed" "$param"; then
     return
   fi
   local n=$(pool_size "$pool") q select ae_src dir=$out/$pool
   [[ $method != *-big ]] || dir=$out/$pool-big   # its own store: it may run beside the others
+  dir=$dir${slot:+-j$slot}                         # with --jobs: the slot's own store
   q=$((5 * n))
   # the autoencoder on U: trained by the first TGT run (tgt.data), loaded by the others
   if [ -f "$ae" ]; then ae_src="autoencoder: $ae"; else ae_src="data: unlabelled"; fi
@@ -102,13 +121,52 @@ run() {
   val=$(sqlite3 $db "SELECT value FROM metrics WHERE run_id=$run AND name='round_accuracy' ORDER BY step DESC LIMIT 1")
   labelled=$(sqlite3 $db "SELECT value FROM metrics WHERE run_id=$run AND name='round_examples' ORDER BY step DESC LIMIT 1")
   local secs=$(awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.1f", b - a}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$method" "$pool" "$seed" "$param" "$val" "$acc" "$labelled" "$secs" >> "$file"
+  append "$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$method" "$pool" "$seed" "$param" "$val" "$acc" "$labelled" "$secs")" "$file"
   printf '%-18s pool %-6s seed %s %-5s: validation %s, test %s (%s teacher-labelled, %s s)\n' "$method" "$pool" "$seed" \
     "$param" "$val" "$acc" "$labelled" "$secs"
   if [ "$method" = tgt-random-big ] && [ ! -f "$ae_big" ] && [ -f $dir/models/active-autoencoder.safetensors ]; then
-    cp $dir/models/active-autoencoder.safetensors "$ae_big"
+    cp $dir/models/active-autoencoder.safetensors "$ae_big.tmp" && mv "$ae_big.tmp" "$ae_big"
   elif [ ! -f "$ae" ] && [ -f $dir/models/active-autoencoder.safetensors ] && [[ $method == tgt-* ]]; then
-    cp $dir/models/active-autoencoder.safetensors "$ae"
+    cp $dir/models/active-autoencoder.safetensors "$ae.tmp" && mv "$ae.tmp" "$ae"
+  fi
+}
+
+# --jobs: slot_pid[K] is the process of the run in slot K
+declare -A slot_pid=()
+slot=
+
+# reap: waits for one background run to end; a failed run stops the experiment
+reap() {
+  local pid k
+  if ! wait -n -p pid; then
+    echo "run.sh: a run failed; waiting for the others to end" >&2
+    wait || true
+    exit 1
+  fi
+  for k in "${!slot_pid[@]}"; do
+    [ "${slot_pid[$k]}" != "$pid" ] || unset "slot_pid[$k]"
+  done
+}
+
+drain() { while [ ${#slot_pid[@]} -gt 0 ]; do reap; done; }
+
+# launch FILE METHOD POOL SEED PARAMETER [kd options]: run, in the background in a free slot with --jobs;
+# a run that would train the autoencoder on U (or the larger one) runs alone, the others then load it
+launch() {
+  done_already "$1" "$2" "$3" "$4" "$5" && return
+  if [ "$jobs" -gt 1 ]; then
+    if { [[ $2 == tgt-random || $2 == tgt-gradient ]] && [ ! -f "$ae" ]; } ||
+       { [ "$2" = tgt-random-big ] && [ ! -f "$ae_big" ]; }; then
+      drain
+      slot=1; run "$@"; slot=
+      return
+    fi
+    while [ ${#slot_pid[@]} -ge "$jobs" ]; do reap; done
+    local k=1
+    while [ -n "${slot_pid[$k]:-}" ]; do k=$((k + 1)); done
+    slot=$k; run "$@" & slot_pid[$k]=$!; slot=
+  else
+    run "$@"
   fi
 }
 
@@ -121,9 +179,16 @@ has() { [[ " $methods " == *" $1 "* ]]; }
 
 for pool in $pools; do
   # tuning: seed 1, validation accuracy only
-  has augment && for v in $augments; do run $tuning augment $pool 1 $v; done
-  { has tgt-random || has ablation-random; } && for v in $sigmas; do run $tuning tgt-random $pool 1 $v; done
-  { has tgt-gradient || has ablation-gradient; } && for v in $step_sizes; do run $tuning tgt-gradient $pool 1 $v; done
+  if has augment; then for v in $augments; do launch $tuning augment $pool 1 $v; done; fi
+  if has tgt-random || has ablation-random; then
+    for v in $sigmas; do launch $tuning tgt-random $pool 1 $v; done
+  fi
+  if has tgt-gradient || has ablation-gradient; then
+    for v in $step_sizes; do launch $tuning tgt-gradient $pool 1 $v; done
+  fi
+done
+drain   # every pool's choice is known from here on
+for pool in $pools; do
   for seed in $seeds; do
     for method in $methods; do
       case "$method" in
@@ -137,14 +202,15 @@ for pool in $pools; do
         awk -F'\t' -v m="$method" -v p="$pool" -v x="$param" '$1==m && $2==p && $3==1 && $4==x' $tuning |
           while IFS= read -r line; do
             awk -F'\t' -v m="$method" -v p="$pool" '$1==m && $2==p && $3==1 {f=1} END {exit !f}' $results ||
-              printf '%s\n' "$line" >> $results
+              append "$line" $results
           done
         continue
       fi
-      run $results $method $pool $seed $param
+      launch $results $method $pool $seed $param
     done
   done
 done
+drain
 # what each method shows the teacher: pool 100, seed 1, the chosen values (a picture, no results)
 if [[ " $pools " == *" 100 "* ]] && [[ " $seeds " == *" 1 "* ]] && [ ! -f docs/experiments/tgt-pays-samples.png ]; then
   pics=("P=$data/pool-100-s1.npy")
