@@ -77,6 +77,9 @@ sym="ed_loss=listwise_kl ed_T=2 lambda=1"
 # the asymmetric student (chosen on dev): its own 2^15-row table, E 96,
 # a dense layer 96 -> 128
 asym="asym_buckets=15 asym_E=96 ed_loss=listwise_kl ed_T=2 lambda=1"
+# the same student at the second dev round's choice (dev.sh, S5): 10 epochs,
+# its table's Adam rate 0.03, alpha 0.25
+asym_tuned="ed_epochs=10 ed_table_lr=0.03 ed_alpha=0.25"
 
 run() { # seed, name of the log, then options
     s=$1 name=$2
@@ -100,6 +103,7 @@ seed() {
     # the dual teacher (its embeddings cached), then EmbedDistill from it
     run $s sym only=dual-teacher,embeddistill-sym $teacher $sym
     run $s asym only=embeddistill-asym $teacher $asym
+    run $s asym-tuned only=embeddistill-asym $teacher $asym $asym_tuned tag=-tuned
 }
 
 # the BM25 index and every query's candidates, once, before the seeds run
