@@ -150,7 +150,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/fuzz_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined $< $(LIB) $(LDLIBS) -o $@
 
-tests: $(TEST_BINS) $(KD)
+tests: $(TEST_BINS) $(KD) $(BUILD)/examples/wordnet-distill
 
 fuzz-bins: $(FUZZ_BINS)
 

@@ -43,4 +43,26 @@ dv A2 only=embeddistill-asym $teacher asym_buckets=15 asym_E=96 ed_loss=m3se lam
 dv A3 only=embeddistill-asym $teacher asym_buckets=16 asym_E=48 ed_loss=listwise_kl ed_T=2 lambda=1 tag=-A3 &
 dv A4 only=embeddistill-asym $teacher asym_buckets=15 asym_E=96 ed_loss=listwise_kl ed_T=2 lambda=4 tag=-A4 &
 wait
+# second round (2026-12-02), the asymmetric student only, from A1: one
+# change at a time (R), then together (S); R0 is A1 again
+a1="only=embeddistill-asym $teacher asym_buckets=15 asym_E=96 ed_loss=listwise_kl ed_T=2 lambda=1"
+dv R0 $a1 tag=-R0 &
+dv R1 $a1 ed_epochs=10 tag=-R1 &
+dv R2 $a1 ed_table_lr=0.03 tag=-R2 &
+dv R3 $a1 ed_lr=0.003 tag=-R3 &
+wait
+dv R4 $a1 ed_alpha=0.25 tag=-R4 &
+dv R5 $a1 lambda=0.25 tag=-R5 &
+dv R6 $a1 ed_T=1 tag=-R6 &
+dv R7 $a1 asym_buckets=14 asym_E=192 tag=-R7 &
+wait
+dv S1 $a1 ed_epochs=20 tag=-S1 &
+dv S2 $a1 ed_epochs=10 ed_table_lr=0.03 tag=-S2 &
+dv S3 $a1 ed_epochs=10 ed_alpha=0.25 tag=-S3 &
+dv S4 $a1 ed_epochs=10 lambda=2 tag=-S4 &
+wait
+# S5 was chosen (run.sh's embeddistill-asym-tuned)
+dv S5 $a1 ed_epochs=10 ed_table_lr=0.03 ed_alpha=0.25 tag=-S5 &
+dv S6 $a1 ed_epochs=20 ed_table_lr=0.03 ed_alpha=0.25 tag=-S6 &
+wait
 cat "$work"/dev-*.tsv | grep -v '^bm25'

@@ -38,7 +38,14 @@
  * cache (a directory: the cross-encoder's scores of the lists and the dual
  * teacher's embeddings are kept there, named by the settings that make them,
  * and read back instead of training again, unless only= names
- * cross-encoder), tag (appended to every model name in the rows).
+ * cross-encoder), tag (appended to every model name in the rows),
+ * ed_epochs, ed_lr, ed_table_lr (the EmbedDistill students' epochs and the
+ * Adam rates of their layers and table; default epochs, 1e-3 and 1e-2),
+ * train_queries, eval_queries (0: all; N: only the first N queries of the
+ * train split and of the split evaluated, for a quick run of the whole
+ * script; the BM25 candidates and the cache files are then named by N).
+ * only=bm25 runs no model: it makes the BM25 candidates (and their cache)
+ * and writes BM25's row.
  */
 #include "core/kd_core.h"
 #include "data/kd_data.h"
@@ -56,7 +63,8 @@ struct opts {
     uint64_t seeds[8];
     size_t n_seeds, k, L, epochs, batch, E, hard, negatives;
     size_t ce_epochs, ce_E, ce_L, de_E, de_hidden, de_epochs, asym_E, asym_buckets;
-    float alpha, T, lambda, de_alpha, de_T, ed_alpha, ed_T;
+    size_t ed_epochs, train_queries, eval_queries;
+    float alpha, T, lambda, de_alpha, de_T, ed_alpha, ed_T, ed_lr, ed_table_lr;
     enum kd_rank_loss de_loss, ed_loss;
 };
 
@@ -73,7 +81,8 @@ struct split {
     struct kd_qrels_view view;
 };
 
-static void split_init(const struct kd_beir_qrels *qr, struct split *s)
+/* limit: 0, or keep only the first `limit` queries (in the qrels' order). */
+static void split_init(const struct kd_beir_qrels *qr, size_t limit, struct split *s)
 {
     s->qtext = malloc((qr->n_queries + 1) * sizeof *s->qtext);
     s->offsets = malloc((qr->n_queries + 1) * sizeof *s->offsets);
@@ -89,6 +98,8 @@ static void split_init(const struct kd_beir_qrels *qr, struct split *s)
         s->rel[r] = qr->rows[r].score;
     }
     s->offsets[n] = qr->n;
+    if (limit && limit < n)
+        n = limit; /* offsets[limit] is where query `limit` starts: the end of the last one kept */
     s->n = n;
     struct kd_qrels_view v = {n, s->offsets, s->doc, s->rel};
     s->view = v;
@@ -249,6 +260,15 @@ static void distill_cfg(const struct run *r, uint64_t seed, enum kd_rank_loss lo
     c->loss.negatives = r->o.negatives;
 }
 
+/* The EmbedDistill students' learning rates, when given. */
+static void ed_rates(const struct opts *o, struct kd_dual_distill_config *c)
+{
+    if (o->ed_lr > 0.0f)
+        c->train.optim.lr = o->ed_lr;
+    if (o->ed_table_lr > 0.0f)
+        c->train.table.lr = o->ed_table_lr;
+}
+
 /* A cache file of n floats after a double (the seconds it took to make):
  * 1 when read whole. */
 static int cache_read(const char *path, float *x, size_t n, double *secs)
@@ -292,8 +312,10 @@ static void load_candidates(struct run *r)
     r->cte = malloc(nte * k * sizeof *r->cte);
     r->str = malloc(ntr * k * sizeof *r->str);
     r->ste = malloc(nte * k * sizeof *r->ste);
-    char cache[512];
-    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "");
+    char cache[512], lim[64] = "";
+    if (r->o.train_queries || r->o.eval_queries)
+        snprintf(lim, sizeof lim, ".q%zu-%zu", r->o.train_queries, r->o.eval_queries);
+    snprintf(cache, sizeof cache, "%s.cand%zu%s%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "", lim);
     FILE *cf = fopen(cache, "rb");
     int cached = cf && fread(r->ctr, sizeof *r->ctr, ntr * k, cf) == ntr * k &&
                  fread(r->str, sizeof *r->str, ntr * k, cf) == ntr * k &&
@@ -305,13 +327,13 @@ static void load_candidates(struct run *r)
         return;
     /* the training queries' candidates do not depend on the split evaluated:
      * take them from the other split's cache when it is there */
-    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? "" : ".dev");
+    snprintf(cache, sizeof cache, "%s.cand%zu%s%s", r->o.store, k, strcmp(r->o.split, "test") ? "" : ".dev", lim);
     cf = fopen(cache, "rb");
     int have_train = cf && fread(r->ctr, sizeof *r->ctr, ntr * k, cf) == ntr * k &&
                      fread(r->str, sizeof *r->str, ntr * k, cf) == ntr * k;
     if (cf)
         fclose(cf);
-    snprintf(cache, sizeof cache, "%s.cand%zu%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "");
+    snprintf(cache, sizeof cache, "%s.cand%zu%s%s", r->o.store, k, strcmp(r->o.split, "test") ? ".dev" : "", lim);
     struct kd_store *st;
     size_t nmax = ntr > nte ? ntr : nte, *cnt = malloc(nmax * sizeof *cnt);
     const char **qt = malloc(nmax * sizeof *qt);
@@ -474,10 +496,13 @@ static void parse(int argc, char **argv, struct opts *o)
                    : !strcmp(k, "negatives") ? &o->negatives : !strcmp(k, "ce_epochs") ? &o->ce_epochs
                    : !strcmp(k, "ce_E") ? &o->ce_E : !strcmp(k, "ce_L") ? &o->ce_L : !strcmp(k, "de_E") ? &o->de_E
                    : !strcmp(k, "de_hidden") ? &o->de_hidden : !strcmp(k, "asym_E") ? &o->asym_E
-                   : !strcmp(k, "asym_buckets") ? &o->asym_buckets : !strcmp(k, "de_epochs") ? &o->de_epochs : NULL;
+                   : !strcmp(k, "asym_buckets") ? &o->asym_buckets : !strcmp(k, "de_epochs") ? &o->de_epochs
+                   : !strcmp(k, "ed_epochs") ? &o->ed_epochs : !strcmp(k, "train_queries") ? &o->train_queries
+                   : !strcmp(k, "eval_queries") ? &o->eval_queries : NULL;
         float *fl = !strcmp(k, "alpha") ? &o->alpha : !strcmp(k, "T") ? &o->T : !strcmp(k, "lambda") ? &o->lambda
                   : !strcmp(k, "de_alpha") ? &o->de_alpha : !strcmp(k, "de_T") ? &o->de_T
-                  : !strcmp(k, "ed_alpha") ? &o->ed_alpha : !strcmp(k, "ed_T") ? &o->ed_T : NULL;
+                  : !strcmp(k, "ed_alpha") ? &o->ed_alpha : !strcmp(k, "ed_T") ? &o->ed_T
+                  : !strcmp(k, "ed_lr") ? &o->ed_lr : !strcmp(k, "ed_table_lr") ? &o->ed_table_lr : NULL;
         if (sz)
             *sz = strtoul(v, NULL, 10);
         else if (fl)
@@ -515,6 +540,8 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (!o->de_epochs)
         o->de_epochs = o->epochs;
+    if (!o->ed_epochs)
+        o->ed_epochs = o->epochs;
     o->de_alpha = o->de_alpha < 0.0f ? o->alpha : o->de_alpha;
     o->de_T = o->de_T < 0.0f ? o->T : o->de_T;
     o->ed_alpha = o->ed_alpha < 0.0f ? o->alpha : o->ed_alpha;
@@ -579,11 +606,13 @@ static void run_seed(struct run *r, uint64_t seed)
     struct kd_cand_lists cl = {dl.n, dl.L, dl.query, dl.docs, t, rel, NULL};
     /* the cross-encoder's scores of the lists, cached under cache= (the
      * cross-encoder is then neither trained nor evaluated again) */
-    char path[600] = "";
+    char path[600] = "", lim[32] = ""; /* lim: the lists depend on the training queries kept */
     double secs;
+    if (o->train_queries)
+        snprintf(lim, sizeof lim, "-q%zu", o->train_queries);
     if (o->cache)
-        snprintf(path, sizeof path, "%s/ce-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu.f32", o->cache, (unsigned long long)seed,
-                 o->k, o->L, o->ce_epochs, o->ce_E, o->ce_L);
+        snprintf(path, sizeof path, "%s/ce-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu%s.f32", o->cache, (unsigned long long)seed,
+                 o->k, o->L, o->ce_epochs, o->ce_E, o->ce_L, lim);
     /* a run that names the cross-encoder in only= trains and evaluates it */
     int named = r->o.only && wanted(r, "cross-encoder");
     if (named || !cache_read(path, t, n, &secs)) {
@@ -630,9 +659,9 @@ static void run_seed(struct run *r, uint64_t seed)
     float *temb = malloc((nq + nd) * sizeof *temb);
     path[0] = '\0';
     if (o->cache)
-        snprintf(path, sizeof path, "%s/de-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu-dE%zu-h%zu-%s-de%zu-a%g-T%g.f32", o->cache,
+        snprintf(path, sizeof path, "%s/de-s%llu-k%zu-L%zu-e%zu-E%zu-cL%zu-dE%zu-h%zu-%s-de%zu-a%g-T%g%s.f32", o->cache,
                  (unsigned long long)seed, o->k, o->L, o->ce_epochs, o->ce_E, o->ce_L, o->de_E, o->de_hidden,
-                 kd_rank_loss_name(o->de_loss), o->de_epochs, (double)o->de_alpha, (double)o->de_T);
+                 kd_rank_loss_name(o->de_loss), o->de_epochs, (double)o->de_alpha, (double)o->de_T, lim);
     if (cache_read(path, temb, nq + nd, &secs)) {
         memcpy(TQ.data, temb, nq * sizeof *temb);
         memcpy(TD.data, temb + nq, nd * sizeof *temb);
@@ -658,7 +687,8 @@ static void run_seed(struct run *r, uint64_t seed)
     if (wanted(r, "embeddistill-sym")) {
         t0 = kd_time_now();
         struct kd_dual *m = new_dual(o->E, 0, seed);
-        distill_cfg(r, seed, o->ed_loss, o->epochs, o->ed_alpha, o->ed_T, &c);
+        distill_cfg(r, seed, o->ed_loss, o->ed_epochs, o->ed_alpha, o->ed_T, &c);
+        ed_rates(o, &c);
         c.teacher_q = &TQ;
         c.teacher_d = &TD;
         c.lambda_q = c.lambda_d = o->lambda;
@@ -678,7 +708,8 @@ static void run_seed(struct run *r, uint64_t seed)
         const struct kd_features *fq = o->asym_buckets ? &r->q_small : &r->q_all;
         struct kd_dual *m = new_dual_buckets(o->asym_E, kd_dual_dim(teacher),
                                              o->asym_buckets ? 1u << o->asym_buckets : 1u << 18, seed);
-        distill_cfg(r, seed, o->ed_loss, o->epochs, o->ed_alpha, o->ed_T, &c);
+        distill_cfg(r, seed, o->ed_loss, o->ed_epochs, o->ed_alpha, o->ed_T, &c);
+        ed_rates(o, &c);
         c.teacher_q = &TQ;
         c.lambda_q = o->lambda;
         c.frozen_docs = &TD; /* the teacher's document embeddings, computed once above */
@@ -715,8 +746,8 @@ int main(int argc, char **argv)
     if (kd_beir_load(r.o.dir, KD_BEIR_WANT(KD_BEIR_TRAIN) | KD_BEIR_WANT(ev), &r.b, NULL, &err))
         die(&err);
     featurize(&r);
-    split_init(&r.b.qrels[KD_BEIR_TRAIN], &r.tr);
-    split_init(&r.b.qrels[ev], &r.te); /* te: the split evaluated on, dev or test */
+    split_init(&r.b.qrels[KD_BEIR_TRAIN], r.o.train_queries, &r.tr);
+    split_init(&r.b.qrels[ev], r.o.eval_queries, &r.te); /* te: the split evaluated on, dev or test */
     load_candidates(&r);
     r.ranked = malloc(r.te.n * r.o.k * sizeof *r.ranked);
     r.full = malloc(r.te.n * 100 * sizeof *r.full);
@@ -731,11 +762,12 @@ int main(int argc, char **argv)
            r.o.split, kd_time_now() - t0);
     printf("# split %s k %zu L %zu epochs %zu batch %zu E %zu alpha %g T %g ce_epochs %zu de_E %zu de_hidden %zu "
            "de_loss %s de_epochs %zu de_alpha %g de_T %g ed_loss %s ed_alpha %g ed_T %g asym_E %zu asym_buckets %zu "
-           "lambda %g\n",
+           "lambda %g ed_epochs %zu ed_lr %g ed_table_lr %g train_queries %zu eval_queries %zu\n",
            r.o.split, r.o.k, r.o.L, r.o.epochs, r.o.batch, r.o.E, (double)r.o.alpha, (double)r.o.T, r.o.ce_epochs,
            r.o.de_E, r.o.de_hidden, kd_rank_loss_name(r.o.de_loss), r.o.de_epochs, (double)r.o.de_alpha,
            (double)r.o.de_T, kd_rank_loss_name(r.o.ed_loss), (double)r.o.ed_alpha, (double)r.o.ed_T, r.o.asym_E,
-           r.o.asym_buckets, (double)r.o.lambda);
+           r.o.asym_buckets, (double)r.o.lambda, r.o.ed_epochs, (double)r.o.ed_lr, (double)r.o.ed_table_lr,
+           r.o.train_queries, r.o.eval_queries);
     printf("# model\tseed\tmode\tndcg@10\tmrr@10\trecall@10\trecall@100\tseconds\tquery_tower_params\n");
     for (size_t i = 0; i < r.te.n * r.o.k; i++)
         r.ranked[i] = r.cte[i] < 0 ? SIZE_MAX : (size_t)r.cte[i];
