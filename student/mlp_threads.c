@@ -44,17 +44,25 @@ int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows)
     return (double)rows * (double)m->n_params >= AUTO_MIN_WORK;
 }
 
+/* How many threads a pass of rows rows over m should use: the BLAS
+ * setting, capped at the pool's limit, or 1 when threads would not pay. */
+static size_t wanted_threads(const struct kd_mlp *m, size_t rows)
+{
+    int blas = kd_blas_get_threads();
+    size_t T = blas > 1 ? (size_t)blas : 1;
+    if (!kd_mlp_threads_choose(m, T, rows))
+        return 1;
+    return T > KD_POOL_MAX ? KD_POOL_MAX : T;
+}
+
 kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
                                struct kd_error *err)
 {
     memset(t, 0, sizeof *t);
     t->T = 1;
-    int blas = kd_blas_get_threads();
-    size_t T = blas > 1 ? (size_t)blas : 1;
-    if (!kd_mlp_threads_choose(m, T, rows))
+    size_t T = wanted_threads(m, rows);
+    if (T == 1)
         return KD_OK;
-    if (T > KD_POOL_MAX)
-        T = KD_POOL_MAX;
     struct kd_error perr = {0};
     if (kd_pool_new(T, &t->pool, &perr)) {
         /* no threads to be had (a process limit, a container's pids.max):
@@ -88,12 +96,9 @@ kd_status kd_mlp_threads_begin_kept(struct kd_mlp_threads *t, struct kd_mlp *m, 
     (void)err; /* nothing to allocate but the pool, whose failure is not an error */
     memset(t, 0, sizeof *t);
     t->T = 1;
-    int blas = kd_blas_get_threads();
-    size_t T = blas > 1 ? (size_t)blas : 1;
-    if (!kd_mlp_threads_choose(m, T, rows))
+    size_t T = wanted_threads(m, rows);
+    if (T == 1)
         return KD_OK;
-    if (T > KD_POOL_MAX)
-        T = KD_POOL_MAX;
     kd_mlp_threads_forget_forked(m);
     if (m->pool && kd_pool_size(m->pool) != T) {
         kd_pool_free(m->pool);
