@@ -11,6 +11,7 @@
  * with its position (pipelines/config.c). */
 #include "pipelines/pipeline_impl.h"
 
+#include <float.h>
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof *(a))
@@ -45,7 +46,11 @@ void kd_config_retrieval_queries(struct kd_cfg *v, struct kd_pipe_stage *s, cons
     double d;
     const struct kd_ynode *wu = NULL;
     if (kd_get_num(c, wm, "unlabelled", KD_RANGE_NONNEGATIVE, &d, &wu) > 0) {
-        s->weight_unlabelled = (float)d;
+        if (d > FLT_MAX)
+            kd_at(c, wu, "'unlabelled' in 'query_weights' is %g, above the largest weight a float holds (%g)", d,
+                  (double)FLT_MAX);
+        else
+            s->weight_unlabelled = (float)d;
         if (!s->unlabelled)
             kd_at(c, wu, "'unlabelled' in 'query_weights' weighs the queries that 'unlabelled: unjudged' adds, and "
                   "this stage has none (add 'unlabelled: unjudged' to the stage)");

@@ -10,6 +10,7 @@
 #include "pipelines/run_impl.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +133,7 @@ kd_status kd_retrieval_query_weights(const char *path, const struct kd_beir *b, 
         size_t col = (size_t)(val - line) + 1, q;
         errno = 0;
         double v = strtod(val, &end);
-        if (!*val || *end || errno == ERANGE || !isfinite(v) || v < 0.0 || v > 3.4e38) {
+        if (!*val || *end || errno == ERANGE || !isfinite(v) || v < 0.0 || v > FLT_MAX) {
             st = kd_error_set(err, KD_ERR_FORMAT, "%s:%zu:%zu: expected a weight >= 0 (a finite number), found '%s'",
                               path, no, col, val);
             goto done;
@@ -160,6 +161,12 @@ kd_status kd_retrieval_query_weights(const char *path, const struct kd_beir *b, 
         }
         seen[i] = no;
         w[i] *= (float)v;
+        if (!isfinite(w[i])) {
+            st = kd_error_set(err, KD_ERR_FORMAT, "%s:%zu: unlabelled query '%s' weighs %g times %g (its "
+                              "'unlabelled' weight), above the largest weight a float holds (%g)", path, no, id, v,
+                              (double)unlabelled, (double)FLT_MAX);
+            goto done;
+        }
     }
     if (ferror(f))
         st = kd_error_set(err, KD_ERR_IO, "%s: read error: %s", path, strerror(errno));

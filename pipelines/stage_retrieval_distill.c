@@ -140,6 +140,10 @@ kd_status kd_run_stage_distill_dual(struct runner *r, const struct kd_pipe_stage
         st = kd_run_check_queries(s, rb, sp, n_lab, err);
     if (!st)
         st = kd_run_stage_weights(s, rb, sp, n_lab, &qw, err);
+    /* before any teacher call: labelled queries may bring gold (whether their
+     * lists hold it is known once built), weights must leave something */
+    if (!st)
+        st = kd_run_check_lists(s, sp->n, sp->n - n_lab, n_lab, qw, err);
     if (!st && !tm && !ex) {
         st = kd_run_stage_lists(r, s, &own, &lists, &ls, err);
     } else if (!st && ex) {

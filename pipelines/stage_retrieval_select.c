@@ -77,7 +77,8 @@ static int relevant(const struct kd_retrieval_split *sp, size_t i, int64_t doc)
     return 0;
 }
 
-/* The pool: the split's queries with a full list of k candidates. */
+/* The pool: the split's queries with a full list of k candidates and a
+ * weight above 0 (a weight-0 query would spend budget and teach nothing). */
 static kd_status build_pool(struct rsel *a, struct kd_error *err)
 {
     const struct kd_retrieval_candidates *c = a->c;
@@ -93,6 +94,8 @@ static kd_status build_pool(struct rsel *a, struct kd_error *err)
     if (!a->pool || !a->qt || !a->chosen || !a->order || !a->doc || !a->t || !a->rel || (a->qw && !a->w))
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the %zu queries of the pool", c->n);
     for (size_t i = 0; i < c->n; i++) {
+        if (a->qw && !(a->qw[i] > 0.0f))
+            continue;
         int full = 1;
         for (size_t j = 0; j < L; j++)
             full &= c->docs[i * L + j] >= 0;
@@ -488,6 +491,8 @@ kd_status kd_run_stage_distill_dual_select(struct runner *r, const struct kd_pip
         st = kd_run_check_queries(s, a.rb, a.sp, a.n_labelled, err);
     if (!st)
         st = kd_run_stage_weights(s, a.rb, a.sp, a.n_labelled, &a.qw, err);
+    if (!st) /* every weight 0 leaves no pool: say why */
+        st = kd_run_check_lists(s, a.sp->n, a.sp->n - a.n_labelled, a.n_labelled, a.qw, err);
     if (!st)
         st = kd_run_stage_bm25(r, a.rb, s, s->k, &a.c, err);
     if (!st)

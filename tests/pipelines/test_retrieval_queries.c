@@ -81,6 +81,14 @@ Test(pipelines, unlabelled_and_query_weights_are_checked_with_positions)
                  "t.yaml:21:15: 'query_weights' is only for distilling into a dual encoder on a retrieval data set");
 }
 
+Test(pipelines, an_unlabelled_weight_above_a_float_is_refused_at_its_position)
+{
+    EXPECT_PARSE(RQ "  - distill: {name: a, student: de, teacher: t, data: wn, unlabelled: unjudged,\n"
+                    "              query_weights: {unlabelled: 1e39}}\n",
+                 "t.yaml:14:43: 'unlabelled' in 'query_weights' is 1e+39, above the largest weight a float holds "
+                 "(3.40282e+38)");
+}
+
 /* ------------------------------------------- the queries and their weights */
 
 static char qdir[64];
@@ -217,6 +225,8 @@ Test(pipelines, a_bad_weights_file_names_its_line_and_column, .init = q_setup, .
                          "'heavy'");
     expect_weights_error(&b, &sp, "u2\t-0.5\n", ":1:4: expected a weight >= 0 (a finite number), found '-0.5'");
     expect_weights_error(&b, &sp, "u2\tinf\n", ":1:4: expected a weight >= 0 (a finite number), found 'inf'");
+    expect_weights_error(&b, &sp, "u2\t3.5e38\n", ":1:4: expected a weight >= 0 (a finite number), found "
+                         "'3.5e38'");
     expect_weights_error(&b, &sp, "u2\t\n", ":1:4: expected a weight >= 0 (a finite number), found ''");
     expect_weights_error(&b, &sp, "\t1\n", ":1:1: empty query-id");
     expect_weights_error(&b, &sp, "q1\t1\nq9\t1\n", ":2:1: unknown query-id 'q9' (not in queries.jsonl)");
@@ -225,6 +235,11 @@ Test(pipelines, a_bad_weights_file_names_its_line_and_column, .init = q_setup, .
     expect_weights_error(&b, &sp, "u1\t1\nq1\t2\nu1\t3\n", ":3:1: query 'u1' given again (first on line 1)");
     struct kd_error err = {0};
     float w[3];
+    char want[512];
+    snprintf(want, sizeof want, "%s/w.tsv:2: unlabelled query 'u2' weighs 1e+38 times 10 (its 'unlabelled' weight), "
+             "above the largest weight a float holds (3.40282e+38)", qdir);
+    cr_assert_neq(weights(&b, &sp, "q1\t3e38\nu2\t1e38\n", 10, w, &err), KD_OK, "an infinite weight was accepted");
+    cr_assert_str_eq(err.msg, want);
     cr_assert_eq(kd_retrieval_query_weights("/nonexistent/w.tsv", &b, &sp, 1, 1, w, &err), KD_ERR_IO);
     cr_assert_str_eq(err.msg, "/nonexistent/w.tsv: cannot open: No such file or directory");
     kd_retrieval_split_release(&sp);

@@ -7,7 +7,9 @@
  * picks among labelled and unlabelled queries within one budget; a dry run
  * counts both; and each input that cannot work is refused with its
  * reason: a split without queries, nothing unjudged, gold asked of
- * unlabelled lists, a bad weights file (file:line:col), every weight 0. */
+ * unlabelled lists, a bad weights file (file:line:col), every weight 0
+ * (before any teacher call). query_weights reach the training: weight 1
+ * trains the unweighted student bit for bit, weight 2 another one. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -260,7 +262,9 @@ Test(run_runlabelled, each_input_that_cannot_work_is_refused_with_its_reason)
     expect_error(", unlabelled: unjudged, query_weights: {unlabelled: 0, file: w0.tsv}", want);
     write_file("w0.tsv", "n00001000-1\t0\nn00001000-2\t0\nn00002000-1\t0\nn00002000-2\t0\n");
     snprintf(extra, sizeof extra, ", unlabelled: unjudged, query_weights: {unlabelled: 0, file: %s/w0.tsv}", dir);
-    expect_error(extra, "stage 'learn': every one of its 9 lists weighs 0 ('query_weights'): nothing to learn from");
+    expect_error(extra, "stage 'learn': every one of its 11 lists weighs 0 ('query_weights'): nothing to learn from");
+    /* refused before the teacher scored anything */
+    cr_assert_eq(sql_value("out", "select count(*) from pair_scores"), 0);
     /* every query judged somewhere: nothing for 'unlabelled' to add */
     write_file("wn/qrels/train.tsv", TRAIN4 "n00004000-1\tn00004000\t1\nn00005000-1\tn00005000\t1\n"
                "v00010000-1\tv00010000\t1\nv00010000-2\tv00010000\t1\nv00020000-1\tv00020000\t1\n"
@@ -275,6 +279,71 @@ Test(run_runlabelled, each_input_that_cannot_work_is_refused_with_its_reason)
                  "relevant); 'unlabelled: unjudged' adds the queries no qrels file mentions");
     /* only unlabelled queries: the teacher alone, so alpha below 1 has no gold */
     expect_error(", unlabelled: unjudged, alpha: 0.5",
-                 "stage 'learn': alpha 0.5 mixes in the gold in-batch loss, but none of its 9 lists has a candidate "
-                 "judged relevant (9 of them are unlabelled queries): give alpha: 1 to learn from the teacher alone");
+                 "stage 'learn': alpha 0.5 mixes in the gold in-batch loss, but none of its 11 lists has a candidate "
+                 "judged relevant (11 of them are unlabelled queries): give alpha: 1 to learn from the teacher alone");
+    cr_assert_eq(sql_value("out", "select count(*) from pair_scores"), 0, "refused before any teacher call");
+}
+
+Test(run_runlabelled, select_leaves_weight_0_queries_out_of_its_pool)
+{
+    char extra[512];
+    write_file("wz.tsv", "n00001000-1\t0\nn00001000-2\t0\n");
+    snprintf(extra, sizeof extra, ", alpha: 0.5, unlabelled: unjudged, query_weights: {file: %s/wz.tsv}, "
+             "select: {strategy: margin, budget: 100, rounds: 2}", dir);
+    write_pipeline("out", extra);
+    struct kd_run_summary *sum = calloc(1, sizeof *sum);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, sum, &err), KD_OK, "%s", err.msg);
+    double lists = metric("out", 1, "lists"), shorter = metric("out", 1, "lists_short");
+    cr_assert_eq(lists + shorter, 9, "the 11 queries but the 2 of weight 0 (%g lists, %g shorter)", lists, shorter);
+    cr_assert_eq(metric("out", 1, "queries"), lists);
+    cr_assert_eq(sum->queries, (size_t)lists * 4, "the teacher scored the chosen lists alone");
+    free(sum);
+}
+
+/* The student the stage `extra` trains into out (its saved file, malloc'ed). */
+static char *student_of(const char *out, const char *extra, size_t *n)
+{
+    write_pipeline(out, extra);
+    struct kd_run_summary *sum = calloc(1, sizeof *sum);
+    struct kd_error err = {0};
+    cr_assert_eq(run(0, sum, &err), KD_OK, "%s", err.msg);
+    free(sum);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/models/de.safetensors", dir, out);
+    return slurp(path, n);
+}
+
+/* Weight 1 for every unlabelled query trains the student no weights do,
+ * bit for bit; weight 2 (or a weights file) trains another one: the
+ * weights reach the loss. `base` the stage's keys without query_weights. */
+static void weights_reach_training(const char *base)
+{
+    char extra[512];
+    size_t n0, n1, n2, n3;
+    char *plain = student_of("out0", base, &n0);
+    snprintf(extra, sizeof extra, "%s, query_weights: {unlabelled: 1}", base);
+    char *one = student_of("out1", extra, &n1);
+    cr_assert(n0 == n1 && memcmp(plain, one, n0) == 0, "weight 1 trains the unweighted student");
+    snprintf(extra, sizeof extra, "%s, query_weights: {unlabelled: 2}", base);
+    char *two = student_of("out2", extra, &n2);
+    cr_assert(n0 != n2 || memcmp(plain, two, n0) != 0, "weight 2 for unlabelled queries trains another student");
+    write_file("w3.tsv", "query-id\tweight\nn00001000-1\t3\nn00002000-2\t0.25\n");
+    snprintf(extra, sizeof extra, "%s, query_weights: {file: %s/w3.tsv}", base, dir);
+    char *file = student_of("out3", extra, &n3);
+    cr_assert(n0 != n3 || memcmp(plain, file, n0) != 0, "a weights file trains another student");
+    free(plain);
+    free(one);
+    free(two);
+    free(file);
+}
+
+Test(run_runlabelled, query_weights_reach_the_training_of_the_plain_path)
+{
+    weights_reach_training(", alpha: 0.5, unlabelled: unjudged");
+}
+
+Test(run_runlabelled, query_weights_reach_the_training_of_the_select_path)
+{
+    weights_reach_training(", alpha: 0.5, unlabelled: unjudged, select: {strategy: margin, budget: 100, rounds: 2}");
 }
