@@ -219,10 +219,11 @@ static void forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n, 
     const float *in = x;
     for (size_t l = 0; l < m->n_layers; l++) {
         const struct kd_dense *L = &m->layers[l];
-        float *pre = m->pre[l] + lo * L->out, *act = m->act[l] + lo * L->out; /* (n, out_l) */
+        float *pre = m->pre[l] + lo * L->out; /* (n, out_l) */
         kd_dense_forward(L, in, n, pre);
         if (l + 1 == m->n_layers)
-            break;
+            break;   /* the last layer has no activation buffer */
+        float *act = m->act[l] + lo * L->out;
         if (rng || key) {
             /* the masks first, then activation and mask in one pass */
             dropout_masks(m, l, lo, n, rng, key);
