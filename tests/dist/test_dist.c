@@ -426,31 +426,58 @@ Test(dist, commands_other_than_run_refuse_several_ranks_with_a_message)
     free(out);
 }
 
-Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_message_and_none_waits)
+/* A label stage over the first limit pool images, asking teacher t given
+ * by its YAML flow mapping, written to name (the stage is on line 8). */
+static void write_label_pipeline(const char *name, int limit, const char *teacher)
 {
-    need_mpirun();
     char text[2048];
-    /* rank 0's teacher exits before its ready line; rank 1's starts and would
-     * wait at the labelling hand-shake for rank 0, which never comes */
     snprintf(text, sizeof text,
              "version: 1\n"
              "output: %s/out\n"
              "datasets:\n"
-             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 200}\n"
+             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: %d}\n"
              "teachers:\n"
-             "  t: {kind: exec, command: [/bin/sh, -c, 'test \"$OMPI_COMM_WORLD_RANK\" = 0 && exit 3; exec "
-             "/usr/bin/python3 %s/tests/teacher/fixtures/fake_teacher.py ok 10'], batch: 50, timeout: 30}\n"
+             "  t: %s\n"
              "stages:\n"
              "  - label: {name: label, teacher: t, data: pool}\n",
-             dir, root());
-    write_file("start.yaml", text);
-    cr_assert_eq(run_mpi(2, "start.yaml", ""), 1);
-    char *out = slurp("out.txt");
-    /* rank 1 returns rank 0's error itself: the job ends without MPI_Abort */
+             dir, limit, teacher);
+    write_file(name, text);
+}
+
+/* Writes name: a label stage whose teacher exits with status 3 before its
+ * ready line on rank `rank` and starts on the other. */
+static void write_failing_start(const char *name, int rank)
+{
+    char teacher[1024];
+    snprintf(teacher, sizeof teacher,
+             "{kind: exec, command: [/bin/sh, -c, 'test \"$OMPI_COMM_WORLD_RANK\" = %d && exit 3; exec "
+             "/usr/bin/python3 %s/tests/teacher/fixtures/fake_teacher.py ok 10'], batch: 50, timeout: 30}",
+             rank, root());
+    write_label_pipeline(name, 200, teacher);
+}
+
+/* Both ranks printed one message, the same: its text after "kd: rank R of
+ * 2: " on rank 0's line, into line. */
+static void same_message_on_both_ranks(const char *out, char *line, size_t n)
+{
     const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
     cr_assert(r0 && r1, "%s", out);
     size_t len = strcspn(r0 + 17, "\n");
     cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
+    snprintf(line, n, "%.*s", (int)len, r0 + 17);
+}
+
+Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_message_and_none_waits)
+{
+    need_mpirun();
+    /* rank 0's teacher exits before its ready line; rank 1's starts and would
+     * wait at the labelling hand-shake for rank 0, which never comes */
+    write_failing_start("start.yaml", 0);
+    cr_assert_eq(run_mpi(2, "start.yaml", ""), 1);
+    char *out = slurp("out.txt");
+    /* rank 1 returns rank 0's error itself: the job ends without MPI_Abort */
+    char line[1024];
+    same_message_on_both_ranks(out, line, sizeof line);
     char want[512];
     snprintf(want, sizeof want, "kd: rank 1 of 2: %s/start.yaml:8:26: stage 'label': teacher 't' exited with status 3 "
              "before it was ready\n", dir);
@@ -462,21 +489,9 @@ Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_mes
 Test(dist, a_teacher_that_fails_to_start_on_rank_1_fails_every_rank_and_rank_0_says_so)
 {
     need_mpirun();
-    char text[2048];
     /* rank 1's teacher exits before its ready line; rank 0's starts and
      * learns of rank 1's failure at the labelling hand-shake */
-    snprintf(text, sizeof text,
-             "version: 1\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 200}\n"
-             "teachers:\n"
-             "  t: {kind: exec, command: [/bin/sh, -c, 'test \"$OMPI_COMM_WORLD_RANK\" = 1 && exit 3; exec "
-             "/usr/bin/python3 %s/tests/teacher/fixtures/fake_teacher.py ok 10'], batch: 50, timeout: 30}\n"
-             "stages:\n"
-             "  - label: {name: label, teacher: t, data: pool}\n",
-             dir, root());
-    write_file("start1.yaml", text);
+    write_failing_start("start1.yaml", 1);
     cr_assert_eq(run_mpi(2, "start1.yaml", ""), 1);
     char *out = slurp("out.txt");
     char want[512];
@@ -521,29 +536,17 @@ Test(dist, a_loaders_warning_is_said_once_by_rank_0_not_by_every_rank)
 Test(dist, a_teacher_that_fails_mid_labelling_fails_every_rank_with_rank_0s_message_and_none_aborts)
 {
     need_mpirun();
-    char text[2048];
     /* both ranks' teachers start; each crashes at its second batch: rank 0
      * ends the labelling and tells every rank */
-    snprintf(text, sizeof text,
-             "version: 1\n"
-             "output: %s/out\n"
-             "datasets:\n"
-             "  pool: {features: " FM "/train-images-idx3-ubyte.gz, scale: pixels, limit: 400}\n"
-             "teachers:\n"
-             "  t: {kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, crash, 10, 2],\n"
-             "      batch: 50, timeout: 30}\n"
-             "stages:\n"
-             "  - label: {name: label, teacher: t, data: pool}\n",
-             dir, root());
-    write_file("crash.yaml", text);
+    char teacher[512];
+    snprintf(teacher, sizeof teacher,
+             "{kind: exec, command: [/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, crash, 10, 2], "
+             "batch: 50, timeout: 30}", root());
+    write_label_pipeline("crash.yaml", 400, teacher);
     cr_assert_eq(run_mpi(2, "crash.yaml", ""), 1);
     char *out = slurp("out.txt");
-    const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
-    cr_assert(r0 && r1, "%s", out);
-    size_t len = strcspn(r0 + 17, "\n");
-    cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
     char line[1024];
-    snprintf(line, sizeof line, "%.*s", (int)len, r0 + 17);
+    same_message_on_both_ranks(out, line, sizeof line);
     cr_assert(strstr(line, "teacher 't'"), "%s", out);
     cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
     free(out);

@@ -50,25 +50,6 @@ static kd_status run(int resume, struct kd_run_summary *sum, struct kd_error *er
     return st;
 }
 
-static int first_double(void *ctx, const struct kd_sql_row *row)
-{
-    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
-    return 1;
-}
-
-static double sql_value(const char *sql)
-{
-    struct kd_store *st;
-    struct kd_error err = {0};
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/kd.db", dir);
-    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
-    double v = NAN;
-    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
-    kd_store_close(st);
-    return v;
-}
-
 Test(run_cross, a_cross_encoder_trains_labels_through_the_store_and_a_rerun_asks_nothing)
 {
     write_cross("", "");
@@ -78,12 +59,12 @@ Test(run_cross, a_cross_encoder_trains_labels_through_the_store_and_a_rerun_asks
     cr_assert_eq(s->stages_run, 4);
     cr_assert_gt(s->queries, 0);
     cr_assert_eq(s->cached, 0, "a first run finds nothing in the store");
-    double pairs = sql_value("select value from metrics where name = 'pairs'");
-    double asked = sql_value("select value from metrics where name = 'queries'");
+    double pairs = wn_store_value("select value from metrics where name = 'pairs'");
+    double asked = wn_store_value("select value from metrics where name = 'queries'");
     cr_assert_gt(pairs, 10, "BM25's top 10 of the training queries (%g pairs)", pairs);
     cr_assert_eq(asked, pairs, "every distinct pair asked once (%g of %g)", asked, pairs);
     /* the teacher's scores by ids, for SQL and for distillation */
-    double by_ids = sql_value("select count(*) from pair_scores where teacher = 't' and corpus = 'wn'");
+    double by_ids = wn_store_value("select count(*) from pair_scores where teacher = 't' and corpus = 'wn'");
     cr_assert_geq(by_ids, pairs);
     /* evaluation: BM25, the model re-ranking BM25, the teacher (the same
      * model through the store) re-ranking BM25: the same figures */
@@ -108,7 +89,7 @@ Test(run_cross, a_cross_encoder_trains_labels_through_the_store_and_a_rerun_asks
     cr_assert_eq(s->queries, 0, "nothing asked twice (%zu asked)", s->queries);
     cr_assert_eq(s->cached, first_queries, "%zu served from the store, %zu asked the first time", s->cached,
                  first_queries);
-    cr_assert_eq(sql_value("select value from metrics m join stages s on s.id = m.stage_id where m.name = 'queries' "
+    cr_assert_eq(wn_store_value("select value from metrics m join stages s on s.id = m.stage_id where m.name = 'queries' "
                            "and s.run_id = 2"),
                  0);
 
@@ -218,14 +199,14 @@ Test(run_cross, an_exec_pair_teacher_labels_and_reranks_through_the_store)
     struct kd_run_summary *s = calloc(1, sizeof *s);
     struct kd_error err = {0};
     cr_assert_eq(run(0, s, &err), KD_OK, "%s", err.msg);
-    double pairs = sql_value("select value from metrics where name = 'pairs'");
+    double pairs = wn_store_value("select value from metrics where name = 'pairs'");
     cr_assert_gt(pairs, 10);
-    cr_assert_eq(sql_value("select value from metrics where name = 'queries'"), pairs);
+    cr_assert_eq(wn_store_value("select value from metrics where name = 'queries'"), pairs);
     cr_assert_eq(s->n_rows, 2);
     cr_assert_str_eq(s->rows[1].model, "teacher/overlap");
     /* the teacher's best document for a training query, by SQL, is one of
      * its candidates with the highest word overlap */
-    double best = sql_value("select max(score) from pair_scores where teacher = 'overlap' and corpus = 'wn'");
+    double best = wn_store_value("select max(score) from pair_scores where teacher = 'overlap' and corpus = 'wn'");
     cr_assert(best > 0 && best <= 1.0 + 1e-6, "cosine of word sets: %g", best);
     size_t asked = s->queries;
     memset(s, 0, sizeof *s);

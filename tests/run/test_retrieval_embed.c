@@ -82,25 +82,6 @@ static double served_run(const char *q, const char *d, enum kd_beir_split split,
 
 static double served(const char *q, const char *d) { return served_run(q, d, KD_BEIR_TEST, NULL); }
 
-static int first_double(void *ctx, const struct kd_sql_row *row)
-{
-    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
-    return 1;
-}
-
-static double sql_value(const char *sql)
-{
-    struct kd_store *st;
-    struct kd_error err = {0};
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/kd.db", dir);
-    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
-    double v = NAN;
-    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
-    kd_store_close(st);
-    return v;
-}
-
 /* How many queries of TREC run `run` have a document among their first `top` that the pair teacher 'tp' was
  * not asked about (with the query); *queries, how many queries the run has. */
 static size_t unasked(const char *run, int top, size_t *queries)
@@ -122,7 +103,7 @@ static size_t unasked(const char *run, int top, size_t *queries)
             continue;
         snprintf(sql, sizeof sql, "select count(*) from pair_scores where teacher = 'tp' and corpus = 'wn' and "
                  "query_id = '%s' and doc_id = '%s'", qid, doc);
-        if (sql_value(sql) == 0) {
+        if (wn_store_value(sql) == 0) {
             missing_queries++;
             counted = 1;
         }
@@ -225,7 +206,7 @@ Test(run_embed, a_student_over_frozen_documents_gives_candidates_from_its_teache
     size_t own_off = unasked(own, 3, &nq2);
     cr_assert(own_off > 0, "the student's own document tower would give other candidates (%zu of %zu queries)",
               own_off, nq2);
-    double asked = sql_value("select count(*) from pair_scores where teacher = 'tp' and corpus = 'wn'");
+    double asked = wn_store_value("select count(*) from pair_scores where teacher = 'tp' and corpus = 'wn'");
     cr_assert(asked <= 4.0 * (double)nq, "%g pairs for %zu queries", asked, nq);
     free(s);
 }

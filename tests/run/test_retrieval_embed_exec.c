@@ -32,25 +32,6 @@ static void write_exec(const char *mode)
     write_pipeline("p.yaml", text);
 }
 
-static int first_double(void *ctx, const struct kd_sql_row *row)
-{
-    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
-    return 1;
-}
-
-static double sql_value(const char *sql)
-{
-    struct kd_store *st;
-    struct kd_error err = {0};
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/kd.db", dir);
-    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
-    double v = NAN;
-    cr_assert_eq(kd_store_sql(st, sql, first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
-    kd_store_close(st);
-    return v;
-}
-
 /* The bytes of the student's file (malloc'ed, *n its size). */
 static char *student_bytes(size_t *n)
 {
@@ -77,9 +58,9 @@ Test(run_embed_exec, the_programs_embeddings_go_through_the_store_and_a_rerun_as
     size_t asked = s->queries;
     cr_assert(asked > 0);
     /* every text asked once, stored as an embedding of 3 numbers */
-    double stored = sql_value("select count(*) from teacher_answers where teacher = 'te' and kind_name = 'embedding'");
+    double stored = wn_store_value("select count(*) from teacher_answers where teacher = 'te' and kind_name = 'embedding'");
     cr_assert_eq(stored, (double)asked, "%g stored, %zu asked", stored, asked);
-    cr_assert_eq(sql_value("select count(*) from answers a join teachers t on t.id = a.teacher_id "
+    cr_assert_eq(wn_store_value("select count(*) from answers a join teachers t on t.id = a.teacher_id "
                            "where t.name = 'te' and a.kind != 3"), 0, "nothing but embeddings");
     cr_assert_eq(s->n_rows, 1);
     double ndcg = s->rows[0].rank[KD_RM_NDCG10];
@@ -99,7 +80,7 @@ Test(run_embed_exec, the_programs_embeddings_go_through_the_store_and_a_rerun_as
     cr_assert_eq(load_and_run("p.yaml", NULL, 0, 0, s, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(s->queries, 0, "the program is asked nothing (%zu)", s->queries);
     cr_assert(s->cached >= asked, "%zu texts from the store", s->cached);
-    cr_assert_eq(sql_value("select count(*) from teacher_answers where teacher = 'te'"), stored);
+    cr_assert_eq(wn_store_value("select count(*) from teacher_answers where teacher = 'te'"), stored);
     char *second = student_bytes(&n2);
     cr_assert_eq(n1, n2);
     cr_assert_eq(memcmp(first, second, n1), 0, "the same student");

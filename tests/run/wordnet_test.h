@@ -2,11 +2,14 @@
  * (tests/data/fixtures/wordnet: test_cross.c, test_retrieval_select.c,
  * test_retrieval_embed.c, test_retrieval_embed_exec.c): run_test.h's folder
  * and runner without its need for Fashion-MNIST, and the head every one of
- * their pipelines starts with. */
+ * their pipelines starts with, and one value read from the run's store. */
 #ifndef KD_RUN_WORDNET_TEST_H
 #define KD_RUN_WORDNET_TEST_H
 
+#include <math.h>
+
 #include "run_test.h"
+#include "store/kd_store.h"
 
 /* The test's folder (run_test.h's dir, removed by its teardown); no
  * progress bars, warnings only. */
@@ -34,6 +37,27 @@ static inline void wn_head(char *buf, size_t n, const char *name, const char *ou
              "datasets:\n"
              "  wn: {wordnet: %s/tests/data/fixtures/wordnet, seed: 1}\n",
              name, dir, out, root());
+}
+
+static inline int wn_first_double(void *ctx, const struct kd_sql_row *row)
+{
+    *(double *)ctx = row->values[0].type == KD_SQL_INTEGER ? (double)row->values[0].i : row->values[0].r;
+    return 1;
+}
+
+/* The first column of sql's first row in the store dir/out/kd.db (NAN: no
+ * row). */
+static inline double wn_store_value(const char *sql)
+{
+    struct kd_store *st;
+    struct kd_error err = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    cr_assert_eq(kd_store_open(path, NULL, &st, &err), KD_OK, "%s", err.msg);
+    double v = NAN;
+    cr_assert_eq(kd_store_sql(st, sql, wn_first_double, &v, NULL, &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    return v;
 }
 
 #endif
