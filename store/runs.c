@@ -202,6 +202,107 @@ static kd_status batch_fail(struct kd_store *st, int rc, int64_t run, const char
     return kd_store_impl_fail(st, rc, purpose, err);
 }
 
+/* The row binders of the batch writes below: each binds every column of
+ * row i of its batch (bindings stay from row to row, so a NULL is bound
+ * explicitly). */
+struct metric_rows {
+    int64_t run, stage;
+    double now;
+    const struct kd_store_metric *m;
+};
+
+static void bind_metric(sqlite3_stmt *q, const void *ctx, size_t i)
+{
+    const struct metric_rows *b = ctx;
+    sqlite3_bind_int64(q, 1, b->run);
+    if (b->stage > 0)
+        sqlite3_bind_int64(q, 2, b->stage);
+    else
+        sqlite3_bind_null(q, 2);
+    if (b->m[i].step >= 0)
+        sqlite3_bind_int64(q, 3, b->m[i].step);
+    else
+        sqlite3_bind_null(q, 3);
+    sqlite3_bind_text(q, 4, b->m[i].name, -1, SQLITE_STATIC);
+    bind_real_or_null(q, 5, b->m[i].value);
+    sqlite3_bind_double(q, 6, b->now);
+}
+
+/* Columns 1-6 of a selection or a weight row: the run, the round or epoch,
+ * then the example's key, dataset and row (a negative row is NULL). */
+static void bind_example(sqlite3_stmt *q, int64_t run, int64_t when, struct kd_hash key,
+                         const char *dataset, int64_t row)
+{
+    sqlite3_bind_int64(q, 1, run);
+    sqlite3_bind_int64(q, 2, when);
+    sqlite3_bind_int64(q, 3, store_i64(key.hi));
+    sqlite3_bind_int64(q, 4, store_i64(key.lo));
+    bind_text_or_null(q, 5, dataset);
+    if (row >= 0)
+        sqlite3_bind_int64(q, 6, row);
+    else
+        sqlite3_bind_null(q, 6);
+}
+
+struct selection_rows {
+    int64_t run, round;
+    const struct kd_store_selection *sel;
+};
+
+static void bind_selection(sqlite3_stmt *q, const void *ctx, size_t i)
+{
+    const struct selection_rows *b = ctx;
+    const struct kd_store_selection *e = &b->sel[i];
+    bind_example(q, b->run, b->round, e->key, e->dataset, e->row);
+    sqlite3_bind_text(q, 7, e->strategy, -1, SQLITE_STATIC);
+    bind_real_or_null(q, 8, e->score);
+    bind_real_or_null(q, 9, e->probability);
+    bind_real_or_null(q, 10, e->weight);
+}
+
+struct weight_rows {
+    int64_t run, epoch;
+    const struct kd_store_weight *w;
+};
+
+static void bind_weight(sqlite3_stmt *q, const void *ctx, size_t i)
+{
+    const struct weight_rows *b = ctx;
+    const struct kd_store_weight *e = &b->w[i];
+    bind_example(q, b->run, b->epoch, e->key, e->dataset, e->row);
+    sqlite3_bind_double(q, 7, e->weight);
+    bind_real_or_null(q, 8, e->noise);
+}
+
+/* Writes n rows of run `run` through the prepared statement `id`, one
+ * bind(q, ctx, i) a row, in one transaction: all of them or none. */
+static kd_status put_batch(struct kd_store *st, enum store_stmt id, int64_t run, size_t n,
+                           void (*bind)(sqlite3_stmt *, const void *, size_t), const void *ctx,
+                           const char *purpose, struct kd_error *err)
+{
+    sqlite3_stmt *q;
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
+    if (s)
+        return s;
+    if ((s = kd_store_impl_stmt(st, id, &q, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        bind(q, ctx, i);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc != SQLITE_DONE) {
+            s = batch_fail(st, rc, run, purpose, err);
+            sqlite3_clear_bindings(q);
+            goto fail;
+        }
+    }
+    sqlite3_clear_bindings(q);
+    return kd_store_impl_commit(st, purpose, err);
+fail:
+    kd_store_impl_rollback(st);
+    return s;
+}
+
 kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
                                const struct kd_store_metric *m, size_t n, struct kd_error *err)
 {
@@ -212,36 +313,8 @@ kd_status kd_store_put_metrics(struct kd_store *st, int64_t run, int64_t stage,
             return kd_error_set(err, KD_ERR_ARG, "metric %zu of the batch has no name", i);
     char purpose[64];
     snprintf(purpose, sizeof purpose, "recording %zu metrics", n);
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_begin_write(st, purpose, err);
-    if (s)
-        return s;
-    if ((s = kd_store_impl_stmt(st, S_METRIC_PUT, &q, err)))
-        goto fail;
-    double now = kd_store_impl_now();
-    sqlite3_bind_int64(q, 1, run);
-    if (stage > 0)
-        sqlite3_bind_int64(q, 2, stage);
-    sqlite3_bind_double(q, 6, now);
-    for (size_t i = 0; i < n; i++) {
-        if (m[i].step >= 0)
-            sqlite3_bind_int64(q, 3, m[i].step);
-        else
-            sqlite3_bind_null(q, 3);
-        sqlite3_bind_text(q, 4, m[i].name, -1, SQLITE_STATIC);
-        bind_real_or_null(q, 5, m[i].value);
-        int rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            s = batch_fail(st, rc, run, purpose, err);
-            goto fail;
-        }
-    }
-    sqlite3_clear_bindings(q);
-    return kd_store_impl_commit(st, purpose, err);
-fail:
-    kd_store_impl_rollback(st);
-    return s;
+    struct metric_rows b = {run, stage, kd_store_impl_now(), m};
+    return put_batch(st, S_METRIC_PUT, run, n, bind_metric, &b, purpose, err);
 }
 
 kd_status kd_store_put_selections(struct kd_store *st, int64_t run, int64_t round,
@@ -255,38 +328,8 @@ kd_status kd_store_put_selections(struct kd_store *st, int64_t run, int64_t roun
             return kd_error_set(err, KD_ERR_ARG, "selection %zu of the batch has no strategy", i);
     char purpose[96];
     snprintf(purpose, sizeof purpose, "recording %zu selections of round %lld", n, (long long)round);
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_begin_write(st, purpose, err);
-    if (s)
-        return s;
-    if ((s = kd_store_impl_stmt(st, S_SELECTION_PUT, &q, err)))
-        goto fail;
-    sqlite3_bind_int64(q, 1, run);
-    sqlite3_bind_int64(q, 2, round);
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(q, 3, store_i64(sel[i].key.hi));
-        sqlite3_bind_int64(q, 4, store_i64(sel[i].key.lo));
-        bind_text_or_null(q, 5, sel[i].dataset);
-        if (sel[i].row >= 0)
-            sqlite3_bind_int64(q, 6, sel[i].row);
-        else
-            sqlite3_bind_null(q, 6);
-        sqlite3_bind_text(q, 7, sel[i].strategy, -1, SQLITE_STATIC);
-        bind_real_or_null(q, 8, sel[i].score);
-        bind_real_or_null(q, 9, sel[i].probability);
-        bind_real_or_null(q, 10, sel[i].weight);
-        int rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            s = batch_fail(st, rc, run, purpose, err);
-            goto fail;
-        }
-    }
-    sqlite3_clear_bindings(q);
-    return kd_store_impl_commit(st, purpose, err);
-fail:
-    kd_store_impl_rollback(st);
-    return s;
+    struct selection_rows b = {run, round, sel};
+    return put_batch(st, S_SELECTION_PUT, run, n, bind_selection, &b, purpose, err);
 }
 
 kd_status kd_store_put_weights(struct kd_store *st, int64_t run, int64_t epoch,
@@ -303,36 +346,8 @@ kd_status kd_store_put_weights(struct kd_store *st, int64_t run, int64_t epoch,
     char purpose[96];
     snprintf(purpose, sizeof purpose, "recording %zu example weights of epoch %lld", n,
              (long long)epoch);
-    sqlite3_stmt *q;
-    kd_status s = kd_store_impl_begin_write(st, purpose, err);
-    if (s)
-        return s;
-    if ((s = kd_store_impl_stmt(st, S_WEIGHT_PUT, &q, err)))
-        goto fail;
-    sqlite3_bind_int64(q, 1, run);
-    sqlite3_bind_int64(q, 2, epoch);
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(q, 3, store_i64(w[i].key.hi));
-        sqlite3_bind_int64(q, 4, store_i64(w[i].key.lo));
-        bind_text_or_null(q, 5, w[i].dataset);
-        if (w[i].row >= 0)
-            sqlite3_bind_int64(q, 6, w[i].row);
-        else
-            sqlite3_bind_null(q, 6);
-        sqlite3_bind_double(q, 7, w[i].weight);
-        bind_real_or_null(q, 8, w[i].noise);
-        int rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc != SQLITE_DONE) {
-            s = batch_fail(st, rc, run, purpose, err);
-            goto fail;
-        }
-    }
-    sqlite3_clear_bindings(q);
-    return kd_store_impl_commit(st, purpose, err);
-fail:
-    kd_store_impl_rollback(st);
-    return s;
+    struct weight_rows b = {run, epoch, w};
+    return put_batch(st, S_WEIGHT_PUT, run, n, bind_weight, &b, purpose, err);
 }
 
 kd_status kd_store_artefact(struct kd_store *st, int64_t run, const char *path, const char *format,

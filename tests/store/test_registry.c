@@ -33,6 +33,14 @@ static const char *q(struct kd_store *st, const char *sql)
     return l.text;
 }
 
+/* err.msg against "label store '<path of kd.db>' " + rest. */
+static void assert_msg_in_store(const char *msg, const char *rest)
+{
+    char want[512];
+    snprintf(want, sizeof want, "label store '%s' %s", tpath("kd.db"), rest);
+    cr_assert_str_eq(msg, want);
+}
+
 Test(store_runs, a_run_records_its_stages_metrics_and_status)
 {
     struct kd_store *st = open_ok(tpath("kd.db"));
@@ -67,7 +75,12 @@ Test(store_runs, a_run_records_its_stages_metrics_and_status)
     cr_assert_eq(kd_store_run_finish(st, 42, KD_STORE_OK, NULL, &err), KD_ERR_NOT_FOUND);
     cr_assert_eq(kd_store_run_finish(st, run, KD_STORE_RUNNING, NULL, &err), KD_ERR_ARG);
     cr_assert_eq(kd_store_put_metrics(st, 42, 0, m, 1, &err), KD_ERR_NOT_FOUND);
-    cr_assert(strstr(err.msg, "has no run 42"), "%s", err.msg);
+    assert_msg_in_store(err.msg, "has no run 42 (or no such stage of it) while "
+                              "recording 1 metrics; nothing of this batch was recorded");
+    cr_assert_eq(kd_store_put_metrics(st, run, 77, m, 3, &err), KD_ERR_NOT_FOUND);
+    assert_msg_in_store(err.msg, "has no run 1 (or no such stage of it) while "
+                              "recording 3 metrics; nothing of this batch was recorded");
+    cr_assert_str_eq(q(st, "SELECT count(*) FROM metrics"), "3\n");
     kd_store_close(st);
 }
 
@@ -107,6 +120,23 @@ Test(store_runs, selections_and_weights_are_recorded_per_round_and_epoch)
     cr_assert_eq(kd_store_put_weights(st, run, 1, w, 2, &err), KD_ERR_ARG);
     cr_assert_str_eq(err.msg, "weight 0 of the batch is not finite (inf); nothing of this batch was "
                               "recorded");
+
+    /* A batch for a run that does not exist is refused whole, with its purpose. */
+    cr_assert_eq(kd_store_put_selections(st, 42, 5, sel, 3, &err), KD_ERR_NOT_FOUND);
+    assert_msg_in_store(err.msg, "has no run 42 (or no such stage of it) while "
+                              "recording 3 selections of round 5; nothing of this batch was recorded");
+    w[0].weight = 0.25;
+    cr_assert_eq(kd_store_put_weights(st, 42, 2, w, 2, &err), KD_ERR_NOT_FOUND);
+    assert_msg_in_store(err.msg, "has no run 42 (or no such stage of it) while "
+                              "recording 2 example weights of epoch 2; nothing of this batch was "
+                              "recorded");
+    cr_assert_str_eq(q(st, "SELECT (SELECT count(*) FROM selections), (SELECT count(*) FROM "
+                           "example_weights)"),
+                     "4|2\n");
+    /* The statement is reused after a failed batch: nothing of the failure stays bound. */
+    cr_assert_eq(kd_store_put_weights(st, run, 2, w + 1, 1, &err), KD_OK, "%s", err.msg);
+    cr_assert_str_eq(q(st, "SELECT row, weight, noise FROM example_weights WHERE epoch = 2"),
+                     "11|1.0|NULL\n");
 
     cr_assert_eq(kd_store_artefact(st, run, "out/student.safetensors", "safetensors", "ab12", &err),
                  KD_OK);
