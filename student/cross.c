@@ -4,6 +4,7 @@
  * re-ranking of candidate lists. */
 #include "student/kd_student.h"
 #include "student/student_impl.h"
+#include "student/text_train.h"
 
 #include "data/kd_data.h"
 #include "losses/kd_losses.h"
@@ -654,45 +655,31 @@ kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, cons
         return st;
 
     double t0 = kd_time_now(), mean = 0.0;
-    size_t epoch = 0, n_tables = m->cfg.shared ? 1 : 2;
-    struct kd_optim opt;
-    struct kd_sparse_optim sopt[2];
-    memset(sopt, 0, sizeof sopt);
-    if ((st = kd_optim_init(&opt, &tc->optim, m->head->n_params, err)) != KD_OK)
-        return st;
-    size_t *perm = malloc(N * sizeof *perm), *qi = malloc(P * sizeof *qi), *di = malloc(P * sizeof *di);
+    size_t n_tables = m->cfg.shared ? 1 : 2;
+    struct kd_text_walk w;
+    struct kd_text_optim opt;
+    memset(&opt, 0, sizeof opt);
+    size_t *qi = malloc(P * sizeof *qi), *di = malloc(P * sizeof *di);
     float *b = malloc(P * sizeof *b), *ds = kd_alloc(P, sizeof(float));
     int32_t *pos = calloc(bs, sizeof *pos); /* every list's positive is column 0 */
-    if (!perm || !qi || !di || !b || !ds || !pos) {
+    if ((st = kd_text_walk_open(&w, N, bs, tc->epochs, tc->seed, tc->stop, label, err)))
+        goto done;
+    if (!qi || !di || !b || !ds || !pos) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
-    for (size_t t = 0; t < n_tables; t++)
-        if ((st = kd_sparse_optim_init(&sopt[t], &tc->table, m->cfg.buckets, m->cfg.E, err)) != KD_OK) {
-            kd_error_prefix(err, "table optimizer");
-            goto done;
-        }
-    struct kd_rng rng;
-    kd_rng_seed(&rng, tc->seed);
-    uint64_t step = 0;
-    struct kd_progress prog;
-    for (epoch = 0; epoch < tc->epochs; epoch++) {
-        char text[64];
-        snprintf(text, sizeof text, "%s %zu/%zu", label, epoch + 1, tc->epochs);
-        kd_progress_begin(&prog, text, N);
-        for (size_t i = 0; i < N; i++)
-            perm[i] = i;
-        kd_rng_shuffle(&rng, perm, N);
-        double sum = 0.0;
-        for (size_t off = 0; off < N; off += bs) {
-            if (tc->stop && *tc->stop) {
-                kd_progress_end(&prog);
-                st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
-                goto done;
-            }
-            size_t B = N - off < bs ? N - off : bs;
+    if ((st = kd_text_optim_init(&opt, &tc->optim, &tc->table, &tc->sched, m->head->n_params, n_tables,
+                                 m->cfg.buckets, m->cfg.E, err)))
+        goto done;
+    float *tables[2] = {m->bag[0].w, m->bag[1].w};
+    const struct kd_sparse_grad *sg[2] = {&m->sg[0], &m->sg[1]};
+    int more = 0;
+    for (w.epoch = 0; w.epoch < tc->epochs; w.epoch++) {
+        kd_text_walk_epoch(&w);
+        while ((more = kd_text_walk_next(&w, &st, err)) > 0) {
+            size_t B = w.B;
             for (size_t i = 0; i < B; i++) {
-                size_t p = perm[off + i];
+                size_t p = w.perm[w.off + i];
                 for (size_t j = 0; j < L; j++) {
                     qi[i * L + j] = lists->query[p];
                     di[i * L + j] = lists->docs[p * L + j];
@@ -701,37 +688,26 @@ kd_status kd_cross_train(struct kd_cross *m, const struct kd_cross_side *q, cons
             }
             const float *s = kd_cross_forward(m, q, qi, d, di, b, B * L); /* (B * L) = (B, L) */
             double loss = kd_loss_inbatch_softmax(s, pos, NULL, B, L, ds);
-            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
-                kd_progress_end(&prog);
+            if ((st = kd_student_impl_check_loss(loss, w.epoch, w.step, err)))
                 goto done;
-            }
-            sum += loss * (double)B;
             kd_cross_backward(m, ds);
-            float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
-            float tlr = kd_schedule_lr(&tc->sched, tc->table.lr, step);
-            kd_optim_step(&opt, m->head->params, m->head->grads, lr);
-            for (size_t t = 0; t < n_tables; t++)
-                kd_sparse_optim_step(&sopt[t], m->bag[t].w, &m->sg[t], tlr);
-            step++;
-            char status[48];
-            snprintf(status, sizeof status, "loss %.4f", loss);
-            kd_progress_update(&prog, off + B, status);
+            kd_text_optim_step(&opt, w.step, m->head->params, m->head->grads, tables, sg);
+            kd_text_walk_done(&w, loss);
         }
-        kd_progress_end(&prog);
-        mean = sum / (double)N;
-        if ((st = kd_student_impl_check_weights(m->head->params, m->head->n_params, epoch, err)))
+        if (more < 0)
+            goto done;
+        mean = w.sum / (double)N;
+        if ((st = kd_student_impl_check_weights(m->head->params, m->head->n_params, w.epoch, err)))
             goto done;
         for (size_t t = 0; t < n_tables; t++)
-            if ((st = kd_student_impl_check_weights(m->bag[t].w, (size_t)m->cfg.buckets * m->cfg.E, epoch, err)))
+            if ((st = kd_student_impl_check_weights(m->bag[t].w, (size_t)m->cfg.buckets * m->cfg.E, w.epoch, err)))
                 goto done;
-        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
+        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, w.epoch + 1, mean);
     }
 done:
-    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
-    kd_optim_release(&opt);
-    kd_sparse_optim_release(&sopt[0]);
-    kd_sparse_optim_release(&sopt[1]);
-    free(perm);
+    kd_student_impl_train_result(result, mean, w.epoch, 0, N, t0);
+    kd_text_walk_close(&w);
+    kd_text_optim_release(&opt);
     free(qi);
     free(di);
     free(b);

@@ -3,6 +3,7 @@
  * gradients, encoding, and training with in-batch negatives. */
 #include "student/kd_student.h"
 #include "student/student_impl.h"
+#include "student/text_train.h"
 
 #include "core/kd_core.h"
 #include "losses/kd_losses.h"
@@ -528,45 +529,31 @@ kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const s
         return st;
 
     double t0 = kd_time_now(), mean = 0.0;
-    size_t epoch = 0, n_tables = m->cfg.shared ? 1 : 2;
-    struct kd_optim opt;
-    struct kd_sparse_optim sopt[2];
-    memset(sopt, 0, sizeof sopt);
-    if ((st = kd_optim_init(&opt, &tc->optim, m->n_params, err)) != KD_OK)
-        return st;
-    size_t *perm = malloc(N * sizeof *perm), *qidx = malloc(bs * sizeof *qidx), *didx = malloc(Bd * sizeof *didx);
+    size_t n_tables = m->cfg.shared ? 1 : 2;
+    struct kd_text_walk w;
+    struct kd_text_optim opt;
+    memset(&opt, 0, sizeof opt);
+    size_t *qidx = malloc(bs * sizeof *qidx), *didx = malloc(Bd * sizeof *didx);
     float *dS = kd_alloc(bs * Bd, sizeof(float)); /* (B, Bd) */
-    if (!perm || !qidx || !didx || !dS) {
+    if ((st = kd_text_walk_open(&w, N, bs, tc->epochs, tc->seed, tc->stop, label, err)))
+        goto done;
+    if (!qidx || !didx || !dS) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
-    for (size_t t = 0; t < n_tables; t++)
-        if ((st = kd_sparse_optim_init(&sopt[t], &tc->table, m->cfg.buckets, m->cfg.E, err)) != KD_OK) {
-            kd_error_prefix(err, "table optimizer");
-            goto done;
-        }
-    struct kd_rng rng;
-    kd_rng_seed(&rng, tc->seed);
-    uint64_t step = 0;
-    struct kd_progress prog;
-    for (epoch = 0; epoch < tc->epochs; epoch++) {
-        char text[64];
-        snprintf(text, sizeof text, "%s %zu/%zu", label, epoch + 1, tc->epochs);
-        kd_progress_begin(&prog, text, N);
-        for (size_t i = 0; i < N; i++)
-            perm[i] = i;
-        kd_rng_shuffle(&rng, perm, N);
-        double sum = 0.0;
-        for (size_t off = 0; off < N; off += bs) {
-            if (tc->stop && *tc->stop) {
-                kd_progress_end(&prog);
-                st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
-                goto done;
-            }
-            size_t B = N - off < bs ? N - off : bs, Bdoc = B * (1 + H);
+    if ((st = kd_text_optim_init(&opt, &tc->optim, &tc->table, &tc->sched, m->n_params, n_tables, m->cfg.buckets,
+                                 m->cfg.E, err)))
+        goto done;
+    float *tables[2] = {m->tower[0].bag.w, m->tower[1].bag.w};
+    const struct kd_sparse_grad *sg[2] = {&m->pass[0].sg, &m->pass[1].sg};
+    int more = 0;
+    for (w.epoch = 0; w.epoch < tc->epochs; w.epoch++) {
+        kd_text_walk_epoch(&w);
+        while ((more = kd_text_walk_next(&w, &st, err)) > 0) {
+            size_t B = w.B, Bdoc = B * (1 + H);
             /* documents: the B positives (the diagonal), then each pair's hard negatives */
             for (size_t i = 0; i < B; i++) {
-                size_t p = perm[off + i];
+                size_t p = w.perm[w.off + i];
                 qidx[i] = pairs->q[p];
                 didx[i] = pairs->d[p];
                 for (size_t h = 0; h < H; h++)
@@ -574,35 +561,23 @@ kd_status kd_dual_train(struct kd_dual *m, const struct kd_features *fq, const s
             }
             const float *S = kd_dual_forward(m, fq, qidx, B, fd, didx, Bdoc); /* (B, Bdoc) */
             double loss = kd_loss_inbatch_softmax(S, NULL, NULL, B, Bdoc, dS);
-            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
-                kd_progress_end(&prog);
+            if ((st = kd_student_impl_check_loss(loss, w.epoch, w.step, err)))
                 goto done;
-            }
-            sum += loss * (double)B;
             kd_dual_backward(m, dS);
-            float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
-            float tlr = kd_schedule_lr(&tc->sched, tc->table.lr, step);
-            if (m->n_params)
-                kd_optim_step(&opt, m->params, m->grads, lr);
-            for (size_t t = 0; t < n_tables; t++)
-                kd_sparse_optim_step(&sopt[t], m->tower[t].bag.w, &m->pass[t].sg, tlr);
-            step++;
-            char status[48];
-            snprintf(status, sizeof status, "loss %.4f", loss);
-            kd_progress_update(&prog, off + B, status);
+            kd_text_optim_step(&opt, w.step, m->params, m->grads, tables, sg);
+            kd_text_walk_done(&w, loss);
         }
-        kd_progress_end(&prog);
-        mean = sum / (double)N;
-        if ((st = kd_student_impl_check_dual(m, epoch, err)))
+        if (more < 0)
             goto done;
-        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
+        mean = w.sum / (double)N;
+        if ((st = kd_student_impl_check_dual(m, w.epoch, err)))
+            goto done;
+        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, w.epoch + 1, mean);
     }
 done:
-    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
-    kd_optim_release(&opt);
-    kd_sparse_optim_release(&sopt[0]);
-    kd_sparse_optim_release(&sopt[1]);
-    free(perm);
+    kd_student_impl_train_result(result, mean, w.epoch, 0, N, t0);
+    kd_text_walk_close(&w);
+    kd_text_optim_release(&opt);
     free(qidx);
     free(didx);
     kd_free(dS);

@@ -4,6 +4,7 @@
  * and the asymmetric mode where documents come from a frozen tower. */
 #include "student/kd_student.h"
 #include "student/student_impl.h"
+#include "student/text_train.h"
 
 #include "core/kd_core.h"
 #include "losses/kd_losses.h"
@@ -107,7 +108,7 @@ static kd_status check_inputs(const struct kd_dual *m, const struct kd_features 
 /* ------------------------------------------------------------ training */
 
 struct ws {
-    size_t *perm, *qidx, *didx;
+    size_t *qidx, *didx;
     float *t, *w, *S, *dS, *dout, *dfrozen;   /* dfrozen: gathered frozen document rows (Bd, O) */
     int8_t *rel;
     int32_t *gold;
@@ -116,7 +117,6 @@ struct ws {
 
 static void ws_release(struct ws *w)
 {
-    free(w->perm);
     free(w->qidx);
     free(w->didx);
     free(w->rel);
@@ -135,11 +135,10 @@ static void ws_release(struct ws *w)
     kd_free(w->wd);
 }
 
-static int ws_alloc(struct ws *w, size_t n, size_t bs, size_t L, size_t O, size_t Et)
+static int ws_alloc(struct ws *w, size_t bs, size_t L, size_t O, size_t Et)
 {
     size_t Bd = bs * L, R = bs + Bd;
     memset(w, 0, sizeof *w);
-    w->perm = malloc(n * sizeof *w->perm);
     w->qidx = malloc(bs * sizeof *w->qidx);
     w->didx = malloc(Bd * sizeof *w->didx);
     w->rel = malloc(Bd);
@@ -150,7 +149,7 @@ static int ws_alloc(struct ws *w, size_t n, size_t bs, size_t L, size_t O, size_
     w->dS = kd_alloc(bs * Bd, sizeof(float));
     w->dout = kd_alloc(R * O, sizeof(float));
     w->dfrozen = kd_alloc(Bd * O, sizeof(float));
-    int ok = w->perm && w->qidx && w->didx && w->rel && w->gold && w->t && w->w && w->S && w->dS && w->dout &&
+    int ok = w->qidx && w->didx && w->rel && w->gold && w->t && w->w && w->S && w->dS && w->dout &&
              w->dfrozen;
     if (ok && Et) {
         w->x = kd_alloc(R * O, sizeof(float));
@@ -253,47 +252,34 @@ kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const
         return st;
 
     struct ws w;
-    struct kd_optim opt, popt;
-    struct kd_sparse_optim sopt[2];
+    struct kd_text_walk walk;
+    struct kd_text_optim opt;
+    struct kd_optim popt;
     memset(&opt, 0, sizeof opt);
     memset(&popt, 0, sizeof popt);
-    memset(sopt, 0, sizeof sopt);
-    size_t n_tables = m->cfg.shared ? 1 : 2, epoch = 0;
+    size_t n_tables = m->cfg.shared ? 1 : 2;
     double t0 = kd_time_now(), mean = 0.0;
-    if (!ws_alloc(&w, N, bs, L, O, Et)) {
+    int ws_ok = ws_alloc(&w, bs, L, O, Et);
+    if ((st = kd_text_walk_open(&walk, N, bs, tc->epochs, tc->seed, tc->stop, label, err)))
+        goto done;
+    if (!ws_ok) {
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for distillation buffers");
         goto done;
     }
-    if ((st = kd_optim_init(&opt, &tc->optim, m->n_params, err)) != KD_OK ||
+    if ((st = kd_text_optim_init(&opt, &tc->optim, &tc->table, &tc->sched, m->n_params, n_tables, m->cfg.buckets,
+                                 m->cfg.E, err)) != KD_OK ||
         (m->proj_out && Et && (st = kd_optim_init(&popt, &tc->optim, m->proj_out * (O + 1), err)) != KD_OK))
         goto done;
-    for (size_t t = 0; t < n_tables; t++)
-        if ((st = kd_sparse_optim_init(&sopt[t], &tc->table, m->cfg.buckets, m->cfg.E, err)) != KD_OK) {
-            kd_error_prefix(err, "table optimizer");
-            goto done;
-        }
-    struct kd_rng rng;
-    kd_rng_seed(&rng, tc->seed);
-    uint64_t step = 0;
+    float *tables[2] = {m->tower[0].bag.w, m->tower[1].bag.w};
+    const struct kd_sparse_grad *sg[2] = {&m->pass[0].sg, &m->pass[1].sg};
     float a = score_scale(m);
-    struct kd_progress prog;
-    for (epoch = 0; epoch < tc->epochs; epoch++) {
-        char text[64];
-        snprintf(text, sizeof text, "%s %zu/%zu", label, epoch + 1, tc->epochs);
-        kd_progress_begin(&prog, text, N);
-        for (size_t i = 0; i < N; i++)
-            w.perm[i] = i;
-        kd_rng_shuffle(&rng, w.perm, N);
-        double sum = 0.0;
-        for (size_t off = 0; off < N; off += bs) {
-            if (tc->stop && *tc->stop) {
-                kd_progress_end(&prog);
-                st = kd_error_set(err, KD_ERR_INTERRUPTED, "training interrupted in epoch %zu", epoch + 1);
-                goto done;
-            }
-            size_t B = N - off < bs ? N - off : bs, Bd = B * L;
+    int more = 0;
+    for (walk.epoch = 0; walk.epoch < tc->epochs; walk.epoch++) {
+        kd_text_walk_epoch(&walk);
+        while ((more = kd_text_walk_next(&walk, &st, err)) > 0) {
+            size_t B = walk.B, Bd = B * L;
             for (size_t i = 0; i < B; i++) {
-                size_t p = w.perm[off + i];
+                size_t p = walk.perm[walk.off + i];
                 w.qidx[i] = cl->q[p];
                 w.w[i] = cl->w ? cl->w[p] : 1.0f;
                 w.gold[i] = -1;
@@ -339,36 +325,25 @@ kd_status kd_dual_distill(struct kd_dual *m, const struct kd_features *fq, const
             if (match_q || match_d)
                 loss += embed_terms(m, c, &w, q, match_q ? B : 0, d, match_d ? Bd : 0, L, w.dout, w.dout + B * O);
             kd_dual_backward_outputs(m, w.dout);
-            if ((st = kd_student_impl_check_loss(loss, epoch, step, err))) {
-                kd_progress_end(&prog);
+            if ((st = kd_student_impl_check_loss(loss, walk.epoch, walk.step, err)))
                 goto done;
-            }
-            sum += loss * (double)B;
-            float lr = kd_schedule_lr(&tc->sched, tc->optim.lr, step);
-            float tlr = kd_schedule_lr(&tc->sched, tc->table.lr, step);
-            if (m->n_params)
-                kd_optim_step(&opt, m->params, m->grads, lr);
+            float lr = kd_text_optim_step(&opt, walk.step, m->params, m->grads, tables, sg);
             if (popt.n)
                 kd_optim_step(&popt, m->proj, m->proj_grad, lr);
-            for (size_t t = 0; t < n_tables; t++)
-                kd_sparse_optim_step(&sopt[t], m->tower[t].bag.w, &m->pass[t].sg, tlr);
-            step++;
-            char status[48];
-            snprintf(status, sizeof status, "loss %.4f", loss);
-            kd_progress_update(&prog, off + B, status);
+            kd_text_walk_done(&walk, loss);
         }
-        kd_progress_end(&prog);
-        mean = sum / (double)N;
-        if ((st = kd_student_impl_check_dual(m, epoch, err)))
+        if (more < 0)
             goto done;
-        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, epoch + 1, mean);
+        mean = walk.sum / (double)N;
+        if ((st = kd_student_impl_check_dual(m, walk.epoch, err)))
+            goto done;
+        kd_log(KD_LOG_DEBUG, "%s epoch %zu: loss %.5f", label, walk.epoch + 1, mean);
     }
 done:
-    kd_student_impl_train_result(result, mean, epoch, 0, N, t0);
-    kd_optim_release(&opt);
+    kd_student_impl_train_result(result, mean, walk.epoch, 0, N, t0);
+    kd_text_walk_close(&walk);
+    kd_text_optim_release(&opt);
     kd_optim_release(&popt);
-    kd_sparse_optim_release(&sopt[0]);
-    kd_sparse_optim_release(&sopt[1]);
     ws_release(&w);
     return st;
 }
