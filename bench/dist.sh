@@ -19,7 +19,7 @@ root=$(pwd)
 work=${KD_BENCH_DIR:-/tmp/kd-dist-bench}
 fm=/usr/share/datasets/fashion-mnist
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi="mpirun --oversubscribe"
+mpi="mpirun --oversubscribe --bind-to none"
 [ "$(id -u)" -eq 0 ] && mpi="$mpi --allow-run-as-root"
 mkdir -p "$work"
 

@@ -66,6 +66,55 @@ static int u64_of(const char *s, uint64_t *v)
 }
 
 /* Restores a checkpoint; *found = 0 (and KD_OK) when there is no file. */
+/* Data-parallel shards must start together: each one loaded its checkpoint
+ * (or found none) on its own, and a shard that failed, or that starts from
+ * another epoch (it did not see shard 0's file: no shared file system),
+ * would make a different number of steps and sum its gradients into other
+ * parameters, and the shards' sums would wait on one another forever. Every
+ * shard puts its outcome and its first epoch in its own slot of one sum, so
+ * all of them see all of them and decide alike. `loaded` is this shard's
+ * own outcome, returned as it is when it failed. */
+static kd_status agree_on_start(const struct kd_train_config *tc, kd_status loaded, size_t first,
+                                struct kd_error *err)
+{
+    size_t S = tc->shards;
+    float *v = calloc(2 * S, sizeof *v);
+    if (!v)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu shards", S);
+    v[tc->shard] = loaded ? 1.0f : 0.0f;
+    v[S + tc->shard] = (float)first;
+    struct kd_error sum_err = {0};
+    kd_status st = tc->reduce(tc->reduce_ctx, v, 2 * S, &sum_err);
+    if (st) {
+        free(v);
+        if (loaded)
+            return loaded;
+        *err = sum_err;
+        return st;
+    }
+    size_t failed = S, other = S;
+    for (size_t k = 0; k < S; k++) {
+        if (v[k] != 0.0f && failed == S)
+            failed = k;
+        if (v[S + k] != v[S] && other == S)
+            other = k;
+    }
+    if (loaded)
+        st = loaded;
+    else if (failed < S)
+        st = kd_error_set(err, KD_ERR_IO, "data-parallel training: shard %zu of %zu could not read its checkpoint "
+                                          "'%s' (its own message says why)",
+                          failed, S, tc->checkpoint ? tc->checkpoint : "");
+    else if (other < S)
+        st = kd_error_set(err, KD_ERR_ARG,
+                          "data-parallel training: shard 0 starts after epoch %.0f but shard %zu after epoch %.0f: "
+                          "every shard must read the same checkpoint '%s' (put the output on a file system every "
+                          "rank sees)",
+                          (double)v[S], other, (double)v[S + other], tc->checkpoint ? tc->checkpoint : "");
+    free(v);
+    return st;
+}
+
 static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_optim *o, struct kd_rng *rng,
                                  size_t *epoch, uint64_t *step, int *found, struct kd_error *err)
 {
@@ -208,14 +257,16 @@ kd_status kd_mlp_train(struct kd_mlp *m, const struct kd_tensor *x, kd_batch_los
     if ((st = kd_mlp_threads_begin(&th, m, bs, 1, err)) != KD_OK)
         goto done;
     uint64_t step = 0;
-    if (tc->checkpoint && tc->resume) {
-        int found;
-        if ((st = checkpoint_load(tc->checkpoint, m, &opt, &rng, &first, &step, &found, err)) != KD_OK)
-            goto done;
-        if (found)
-            kd_log(KD_LOG_INFO, "%s: resuming after epoch %zu from %s", tc->label ? tc->label : "train", first,
-                   tc->checkpoint);
-    }
+    int found = 0;
+    if (tc->checkpoint && tc->resume)
+        st = checkpoint_load(tc->checkpoint, m, &opt, &rng, &first, &step, &found, err);
+    if (shards > 1 && (st = agree_on_start(tc, st, first, err)) != KD_OK)
+        goto done;
+    if (st)
+        goto done;
+    if (found)
+        kd_log(KD_LOG_INFO, "%s: resuming after epoch %zu from %s", tc->label ? tc->label : "train", first,
+               tc->checkpoint);
     /* The shuffle order is drawn from rng: restoring rng restores it. The
      * index array itself is reset to 0..N-1 before each epoch's shuffle so
      * that its state does not need saving. */

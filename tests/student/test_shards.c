@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "student/kd_student.h"
@@ -61,6 +63,7 @@ static void data(void)
 }
 
 static float dropout; /* of the networks net() makes */
+static int sgd;       /* train with plain SGD: unlike Adam's, its steps scale with the gradient */
 
 static struct kd_mlp *net(void)
 {
@@ -81,12 +84,18 @@ static void config(struct kd_train_config *tc)
     tc->epochs = 3;
     tc->batch = 64; /* N % 64 = 24: the last batch is partial */
     tc->optim.lr = 0.01f;
+    if (sgd) {
+        tc->optim.kind = KD_OPTIM_SGD;
+        tc->optim.lr = 0.2f;
+    }
 }
 
 struct job {
     struct shard_arg arg;
     struct kd_mlp *m;
+    const char *checkpoint; /* resumed from, when set */
     kd_status st;
+    char msg[1100];
     struct kd_train_result res;
 };
 
@@ -99,8 +108,13 @@ static void *train_shard(void *p)
     tc.shards = 2;
     tc.reduce = sum_two;
     tc.reduce_ctx = &j->arg;
+    if (j->checkpoint) {
+        tc.checkpoint = j->checkpoint;
+        tc.resume = 1;
+    }
     struct kd_error err = {0};
     j->st = kd_mlp_train_ce(j->m, &x, y, NULL, &tc, &j->res, &err);
+    snprintf(j->msg, sizeof j->msg, "%s", err.msg);
     return NULL;
 }
 
@@ -163,6 +177,99 @@ Test(student, two_shards_with_dropout_draw_the_masks_one_process_draws)
      * batch only, not on which shard computes it */
     dropout = 0.25f;
     one_against_two_shards();
+}
+
+Test(student, two_shards_take_plain_sgd_steps_of_the_whole_batch_gradient)
+{
+    /* Adam's step hardly depends on the gradient's scale: with SGD a shard
+     * that forgot its share of the batch, or a sum that averaged, would
+     * double or halve every step and miss one process by far more than 1e-5 */
+    sgd = 1;
+    dropout = 0.0f;
+    one_against_two_shards();
+    sgd = 0;
+}
+
+/* Two shards run as threads; shard k resumes from ckpt[k] (NULL: none). */
+static void two_shards_resuming(const char *const ckpt[2], struct job jobs[2])
+{
+    struct sum2 s;
+    pthread_barrier_init(&s.barrier, NULL, 2);
+    s.cap = 4096;
+    s.acc = malloc(s.cap * sizeof(float));
+    memset(jobs, 0, 2 * sizeof *jobs);
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        jobs[k].arg.s = &s;
+        jobs[k].arg.id = k;
+        jobs[k].m = net();
+        jobs[k].checkpoint = ckpt[k];
+    }
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(pthread_create(&th[k], NULL, train_shard, &jobs[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < 2; k++)
+        kd_mlp_free(jobs[k].m);
+    free(s.acc);
+    pthread_barrier_destroy(&s.barrier);
+}
+
+Test(student, shards_that_would_resume_from_different_epochs_all_stop_with_the_reason)
+{
+    kd_blas_set_threads(1);
+    data();
+    char dir[] = "/tmp/kd-shards-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char saved[64], missing[64], junk[64];
+    snprintf(saved, sizeof saved, "%s/after1.safetensors", dir);
+    snprintf(missing, sizeof missing, "%s/none.safetensors", dir);
+    snprintf(junk, sizeof junk, "%s/junk.safetensors", dir);
+    /* one epoch in one process leaves a checkpoint after epoch 1 */
+    struct kd_mlp *one = net();
+    struct kd_train_config tc;
+    config(&tc);
+    tc.epochs = 1;
+    tc.checkpoint = saved;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_train_ce(one, &x, y, NULL, &tc, NULL, &err), KD_OK, "%s", err.msg);
+    kd_mlp_free(one);
+
+    /* shard 1 does not see the file: neither shard trains, both say why */
+    struct job jobs[2];
+    two_shards_resuming((const char *const[]){saved, missing}, jobs);
+    char want[512];
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(jobs[k].st, KD_ERR_ARG, "shard %d: %s", k, jobs[k].msg);
+        snprintf(want, sizeof want,
+                 "data-parallel training: shard 0 starts after epoch 1 but shard 1 after epoch 0: every shard must "
+                 "read the same checkpoint '%s' (put the output on a file system every rank sees)",
+                 k == 0 ? saved : missing);
+        cr_assert_str_eq(jobs[k].msg, want);
+    }
+
+    /* shard 1 cannot read its file: it keeps its own message, shard 0 names it */
+    FILE *f = fopen(junk, "w");
+    cr_assert(f);
+    fputs("not a checkpoint", f);
+    fclose(f);
+    two_shards_resuming((const char *const[]){saved, junk}, jobs);
+    cr_assert_neq(jobs[1].st, KD_OK);
+    cr_assert(strstr(jobs[1].msg, junk), "%s", jobs[1].msg);
+    cr_assert_eq(jobs[0].st, KD_ERR_IO, "%s", jobs[0].msg);
+    snprintf(want, sizeof want,
+             "data-parallel training: shard 1 of 2 could not read its checkpoint '%s' (its own message says why)", saved);
+    cr_assert_str_eq(jobs[0].msg, want);
+
+    /* both see it: both resume after epoch 1 and finish the 3 epochs */
+    two_shards_resuming((const char *const[]){saved, saved}, jobs);
+    cr_assert_eq(jobs[0].st, KD_OK, "%s", jobs[0].msg);
+    cr_assert_eq(jobs[1].st, KD_OK, "%s", jobs[1].msg);
+    cr_assert_eq(jobs[0].res.epochs_done, 3);
+    kd_tensor_release(&x);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)!system(cmd);
 }
 
 Test(student, data_parallel_training_needs_a_reduce_and_a_shard_in_range)
