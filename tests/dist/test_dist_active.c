@@ -452,6 +452,71 @@ Test(dist_active, two_ranks_make_ask_and_record_what_one_process_does_with_augme
     same_generated("augment, augment: {noise: 0.05, shift: 2}", "augment");
 }
 
+/* An augment stage whose teacher dies in round 2 or 3 on 2 ranks: every answer
+ * given is kept, and a healthy --resume over 2 ranks (a stage that makes
+ * inputs starts its rounds again: the inputs it made are not kept between
+ * runs) makes the same inputs again, asks only what the store lacks, and
+ * ends with the answers, origins and selections of one uninterrupted
+ * process. */
+Test(dist_active, an_augment_stage_whose_teacher_dies_resumes_over_two_ranks_asking_only_the_rest)
+{
+    need_mpirun();
+    char cmd[512], log[128];
+    snprintf(cmd, sizeof cmd, "[/usr/bin/python3, %s/tests/teacher/fixtures/fake_teacher.py, env, 10, 10]", root());
+    teacher_command = cmd;
+    /* 200 picks and 200 inputs made a round: 8 batches of 50 shared by the
+     * ranks' teachers (24 in all), so one of them meets its 10th batch in
+     * round 2 or 3, whichever way they share them */
+    const char *select = "augment, augment: {noise: 0.05, shift: 2}";
+    active_pipeline("ref.yaml", "ref", select, 1200, 3, 0.0, "");
+    active_pipeline("crash.yaml", "out", select, 1200, 3, 0.0, "");
+    teacher_command = NULL;
+    snprintf(log, sizeof log, "%s/fake.log", dir);
+    setenv("FAKE_TEACHER_LOG", log, 1);
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_one("ref.yaml", ""), 0, "%s", slurp("out.txt"));
+    remove(log);
+    setenv("FAKE_MODE", "crash", 1);
+    cr_assert_neq(run_mpi(2, "crash.yaml", ""), 0);
+    char *out = slurp("out.txt");
+    cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round ") && !strstr(out, "round 1: "), "%s", out);
+    cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch 10"), "%s", out);
+    free(out);
+    char *q = sql("out", "select count(*) from answers");
+    size_t stored = (size_t)strtoul(strchr(q, '\n') + 1, NULL, 10);
+    free(q);
+    char *given = slurp("fake.log");
+    size_t answered = 0, n;
+    for (char *at = given; (at = strstr(at, "rows ")); at += 5)
+        answered += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
+    free(given);
+    cr_log_info("augment crash: %zu answered, %zu stored", answered, stored);
+    cr_assert_geq(stored, 400, "round 1's answers are stored (%zu)", stored);
+    cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
+    remove(log);
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    char *rerun = slurp("fake.log");
+    size_t asked = 0;
+    for (char *at = rerun; (at = strstr(at, "rows ")); at += 5)
+        asked += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
+    free(rerun);
+    cr_assert_eq(asked, 1200 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
+                 asked, stored);
+    const char *answers = "select input_hash, hex(vec), dataset, row, source_hash, source_row, strategy, round "
+                          "from teacher_answers order by input_hash";
+    char *aa = sql("ref", answers), *ab = sql("out", answers);
+    cr_assert_eq(lines(aa), 1201, "%.300s", aa);
+    cr_assert_str_eq(aa, ab, "the resumed 2-rank run stored other answers or origins than 1 process");
+    /* the selections of the run that finished: one process's */
+    const char *picks = "select round, input_hash, dataset, row, strategy from selections where run_id = "
+                        "(select max(run_id) from selections) order by round, input_hash";
+    char *sa = sql("ref", picks), *sb = sql("out", picks);
+    cr_assert_eq(lines(sa), 1201, "%.300s", sa);
+    cr_assert_str_eq(sa, sb, "the resumed 2-rank run picked or made other inputs than 1 process");
+    free(aa), free(ab), free(sa), free(sb);
+}
+
 /* A strategy that fails on rank 0 at run time (augment told an image width
  * that 784 features are not a multiple of: a shape known only when the
  * inputs are made, after round 1's picks are labelled): both ranks end with
