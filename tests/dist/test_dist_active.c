@@ -517,31 +517,51 @@ Test(dist_active, an_augment_stage_whose_teacher_dies_resumes_over_two_ranks_ask
     free(aa), free(ab), free(sa), free(sb);
 }
 
-/* A strategy that fails on rank 0 at run time (augment told an image width
- * that 784 features are not a multiple of: a shape known only when the
- * inputs are made, after round 1's picks are labelled): both ranks end with
- * rank 0's message, one process's, and no MPI_Abort. kd_select itself cannot
+/* A stage whose `select` (its keys) fails on rank 0 alone: 1 process, then
+ * 2 ranks, each into dir/out afresh. Both ranks end with rank 0's message,
+ * `want` after dir, one process's, with exit status 1 and no MPI_Abort;
+ * `answered` answers were stored before it. */
+static void rank0_failure(const char *select, const char *want_tail, const char *answered)
+{
+    char want[512], clean[128];
+    active_pipeline("bad.yaml", "out", select, 400, 2, 0.0, "");
+    cr_assert_eq(run_one("bad.yaml", ""), 1, "%s", slurp("out.txt"));
+    char *one = slurp("out.txt");
+    snprintf(clean, sizeof clean, "rm -rf %s/out", dir);
+    cr_assert_eq(system(clean), 0);
+    cr_assert_eq(run_mpi(2, "bad.yaml", ""), 1, "%s", slurp("out.txt"));
+    char *out = slurp("out.txt"), line[1024];
+    same_message_on_both_ranks(out, line, sizeof line);
+    snprintf(want, sizeof want, "%s/bad.yaml:%s", dir, want_tail);
+    cr_assert_str_eq(line, want, "%s", out);
+    cr_assert(strstr(one, want), "one process says the same: %s", one);
+    cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
+    char *q = sql("out", "select count(*) from answers");
+    cr_assert(strstr(q, answered), "%s answers stored: %s", answered, q);
+    free(one), free(out), free(q);
+}
+
+/* What rank 0 alone does in a round of a strategy that makes inputs fails
+ * there: augment told an image width that 784 features are not a multiple
+ * of (a shape known only when the inputs are made, after round 1's 100
+ * picks are labelled and kept), and TGT told an autoencoder file that is
+ * not there (read by rank 0 alone before round 1). kd_select itself cannot
  * be made to fail by a pipeline (its weight cap and strategy are checked
  * when the file is read, the teacher's error rate is a rate): only out of
  * memory would. */
 Test(dist_active, a_strategy_that_fails_on_rank_0_fails_both_ranks_with_its_message_and_no_abort)
 {
     need_mpirun();
-    active_pipeline("bad.yaml", "out", "augment, augment: {width: 30}", 400, 2, 0.0, "");
-    cr_assert_eq(run_one("bad.yaml", ""), 1, "%s", slurp("out.txt"));
-    char *one = slurp("out.txt");
-    cr_assert_eq(run_mpi(2, "bad.yaml", ""), 1, "%s", slurp("out.txt"));
-    char *out = slurp("out.txt"), line[1024], want[512];
-    same_message_on_both_ranks(out, line, sizeof line);
-    snprintf(want, sizeof want, "%s/bad.yaml:16:43: stage 'pick', round 1: augmentation: inputs of 784 features are not "
-             "images of width 30 (784 is not a multiple of it)", dir);
-    cr_assert_str_eq(line, want, "%s", out);
-    cr_assert(strstr(one, want), "one process says the same: %s", one);
-    cr_assert_null(strstr(out, "MPI_ABORT"), "%s", out);
-    /* round 1's picks were labelled and kept before the failure */
-    char *q = sql("out", "select count(*) from answers");
-    cr_assert(strstr(q, "\n100\n"), "%s", q);
-    free(one), free(out), free(q);
+    rank0_failure("augment, augment: {width: 30}",
+                  "16:43: stage 'pick', round 1: augmentation: inputs of 784 features are not images of width 30 (784 "
+                  "is not a multiple of it)",
+                  "\n100\n");
+    char tail[512];
+    snprintf(tail, sizeof tail, "16:39: stage 'pick': cannot open '%s/none.safetensors': No such file or directory",
+             dir);
+    char select[256];
+    snprintf(select, sizeof select, "tgt, tgt: {autoencoder: %s/none.safetensors}", dir);
+    rank0_failure(select, tail, "\n0\n");
 }
 
 /* A teacher that dies in round 2 on a rank: the job stops with its
