@@ -1,7 +1,7 @@
 /* Active distillation over the ranks of an MPI job (docs/scale.md,
  * "Selection and reweighting over ranks"). With one rank every function
  * here does what the stage did on its own: predict, kd_select,
- * kd_teacher_label.
+ * kd_teacher_label, kd_teacher_label_origins.
  *
  * With N ranks, a round goes:
  *   scores     each rank predicts its share of the candidates (rows
@@ -14,13 +14,13 @@
  *              stage (kd_run_dist_label): rank 0 looks the store up, keeps
  *              to the budget, hands out the missing batches and stores the
  *              answers; every rank receives them and rank 0's counts
- *   weights    rank 0 weighs the new rows and records them; the weights
- *              are broadcast (pipelines/stage_active.c)
  *   generating (tgt, augment) rank 0 alone makes the round's inputs from
  *              its sources, as one process does (TGT's autoencoder is
  *              trained or loaded on rank 0 alone); the inputs are broadcast
  *              and labelled as the picks are, each answer recorded by rank 0
  *              with its origin (source, strategy, round)
+ *   weights    rank 0 weighs the new rows and records them; the weights
+ *              are broadcast (pipelines/stage_active.c)
  *   training   rank 0 trains the student as one process does, the other
  *              ranks wait (sleeping) and receive its parameters: the next
  *              round's scores come from one process's student, so the
