@@ -5,12 +5,15 @@
 #   bench/dist.sh train [EPOCHS]                      784-1024-1024-10 on 10,000 Fashion-MNIST
 #                                                     images: 1 process x 2 BLAS threads
 #                                                     against 2 ranks x 1 thread
-#   bench/dist.sh active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS]
-#                                                     an active (select: margin) stage over
+#   bench/dist.sh active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS] [STRATEGY]
+#                                                     an active (select: margin, or STRATEGY:
+#                                                     the text after `strategy:`, e.g.
+#                                                     "tgt, tgt: {epochs: 2}") stage over
 #                                                     Fashion-MNIST with the linear sleeping
 #                                                     teacher: 1 process, then 2 ranks, RUNS
 #                                                     times; stage times, speed-up, and how
-#                                                     many picks differ between the two
+#                                                     many picks (and inputs made) differ
+#                                                     between the two
 # Each run starts from an empty output folder under ${KD_BENCH_DIR:-/tmp/kd-dist-bench};
 # the time of a stage is read from the store (stages.finished_at - started_at).
 set -eu
@@ -74,7 +77,7 @@ YAML
   echo "2 ranks x 1 thread:    $s s, $(awk -v e="$epochs" -v s="$s" 'BEGIN{printf "%.0f", 10000 * e / s}') examples/s"
   ;;
 active)
-  pool=${2:-10000}; pause=${3:-0.05}; budget=${4:-4000}; rounds=${5:-4}; runs=${6:-1}
+  pool=${2:-10000}; pause=${3:-0.05}; budget=${4:-4000}; rounds=${5:-4}; runs=${6:-1}; strategy=${7:-margin}
   cat >"$work/active.yaml" <<YAML
 version: 1
 output: $work/out
@@ -90,10 +93,10 @@ teachers:
   slow: {kind: exec, command: [/usr/bin/python3, $root/bench/teacher_sleep.py, '$pause', '10', linear], batch: 100, timeout: 60}
 stages:
   - distill: {name: pick, student: small, teacher: slow, data: pool, gold: gold, validation: validation,
-              epochs: 3, batch: 64, select: {strategy: margin, budget: $budget, rounds: $rounds}}
+              epochs: 3, batch: 64, select: {strategy: $strategy, budget: $budget, rounds: $rounds}}
 YAML
-  echo "active: margin picks $budget of $pool Fashion-MNIST images in $rounds rounds, teacher sleeps $pause s per batch of 100, student 784-128-10, 3 epochs a round, 1 thread per rank"
-  picks="select round || ',' || row from selections order by round, row"
+  echo "active: $strategy picks $budget of $pool Fashion-MNIST images in $rounds rounds, teacher sleeps $pause s per batch of 100, student 784-128-10, 3 epochs a round, 1 thread per rank"
+  picks="select round || ',' || input_hash from selections order by round, input_hash"
   for run in $(seq "$runs"); do
     rm -rf "$work/out" "$work/one"
     "$kd" run "$work/active.yaml" --quiet >/dev/null
@@ -106,7 +109,7 @@ YAML
   done
   ;;
 *)
-  echo "usage: bench/dist.sh label [ROWS] [SECONDS_PER_BATCH] | train [EPOCHS] | active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS]" >&2
+  echo "usage: bench/dist.sh label [ROWS] [SECONDS_PER_BATCH] | train [EPOCHS] | active [POOL] [SECONDS_PER_BATCH] [BUDGET] [ROUNDS] [RUNS] [STRATEGY]" >&2
   exit 2
   ;;
 esac

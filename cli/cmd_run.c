@@ -172,9 +172,9 @@ int kd_cmd_run(int argc, char **argv)
                  "Under mpirun (mpirun -np N kd run pipeline.yaml) every rank runs the\n"
                  "pipeline: labelling is shared out over the ranks' teachers and training\n"
                  "is data-parallel; an active stage (select:, reweight:) scores the pool in\n"
-                 "shards, and rank 0 decides each selection, weighs and trains the student\n"
-                 "(not tgt or augment). Rank 0 alone writes the store and the outputs, the\n"
-                 "other ranks write under OUTPUT/ranks/ (docs/scale.md).\n",
+                 "shards, and rank 0 decides each selection, makes tgt's or augment's\n"
+                 "inputs, weighs and trains the student. Rank 0 alone writes the store and\n"
+                 "the outputs, the other ranks write under OUTPUT/ranks/ (docs/scale.md).\n",
         .options = opts,
         .max_args = 1,
         .too_many = "(one pipeline file at a time)",

@@ -3,7 +3,8 @@
  * (shifts and pixel noise, sampling/augment.c). Each round, one input is
  * made from each of the round's source picks in turn; the teacher labels
  * it through the store (origin: its source) and it joins the training set
- * (docs/active.md). */
+ * (docs/active.md). Over the ranks of an MPI job, rank 0 alone makes the
+ * inputs and every rank receives them (pipelines/stage_active_dist.c). */
 #include "pipelines/active_impl.h"
 
 #include <math.h>
@@ -79,8 +80,8 @@ kd_status kd_active_gen_open(struct active *a, struct active_gen *g, struct kd_e
     memset(g, 0, sizeof *g);
     g->kept.owned = 1;
     const struct kd_pipe_select *sel = &a->s->select;
-    if (sel->tgt)
-        return get_autoencoder(a, &g->ae, err);
+    if (sel->tgt) /* over the ranks, rank 0 alone moves inputs: it alone needs one */
+        return kd_run_dist_rank0_done(a->r, a->r->rank == 0 ? get_autoencoder(a, &g->ae, err) : KD_OK, err);
     /* augment: noise is clamped to the range of the pool's features */
     const struct kd_tensor *x = &a->pool->ds.x;
     size_t n = x->rows * x->cols;
@@ -100,12 +101,19 @@ void kd_active_gen_release(struct active_gen *g)
     memset(g, 0, sizeof *g);
 }
 
+/* The strategy name generated inputs are recorded under. */
+static const char *gen_strategy(const struct active *a)
+{
+    if (a->s->select.augment)
+        return "augment";
+    return a->tgt_mode == KD_TGT_GRADIENT ? "tgt-gradient" : "tgt-random";
+}
+
 /* gen (n_gen, D) from src (n_gen, D) by the stage's strategy; div (n_gen)
  * the teacher-student KL at each new input (TGT with a network teacher;
  * NaN otherwise). */
 static kd_status make_inputs(struct active *a, struct active_gen *g, struct kd_mlp *student, size_t round,
-                             const struct kd_tensor *src, struct kd_tensor *gen, double *div, const char **strategy,
-                             struct kd_error *err)
+                             const struct kd_tensor *src, struct kd_tensor *gen, double *div, struct kd_error *err)
 {
     const struct kd_pipe_select *sel = &a->s->select;
     kd_status st;
@@ -119,7 +127,6 @@ static kd_status make_inputs(struct active *a, struct active_gen *g, struct kd_m
         ac.hi = g->hi;
         ac.fill = g->lo;
         ac.seed = kd_rng_derive(a->r->p->seed, KD_RNG_AUGMENT, round);
-        *strategy = "augment";
         for (size_t i = 0; i < src->rows; i++)
             div[i] = NAN;
         if ((st = kd_augment_generate(&ac, src, gen, err))) {
@@ -136,7 +143,6 @@ static kd_status make_inputs(struct active *a, struct active_gen *g, struct kd_m
     tc.steps = sel->tgt_steps;
     tc.step_size = sel->tgt_step_size;
     tc.seed = kd_rng_derive(a->r->p->seed, KD_RNG_TGT, round);
-    *strategy = tc.mode == KD_TGT_GRADIENT ? "tgt-gradient" : "tgt-random";
     struct kd_mlp *tnet = a->t->t->net;   /* NULL for exec and table teachers */
     if ((st = kd_tgt_generate(g->ae, &tc, tnet, tnet ? student : NULL, src, gen, div, err)))
         kd_error_prefix(err, "stage '%s', round %zu", a->s->name, round);
@@ -158,12 +164,25 @@ kd_status kd_active_generate(struct active *a, struct round_state *rs, struct ac
         st = kd_tensor_init(&gen, n_gen, D, err);
     if (!st)
         st = kd_tensor_init(&vg, n_gen, C, err);
-    if (st)
+    /* Generated inputs live in the student's scaled space; a teacher of raw
+     * inputs is asked about them mapped back (the inverse of the pool's scaling). */
+    int raw_teacher = kd_run_teacher_x(a->t->t, d) != &d->ds.x;
+    if (!st && raw_teacher)
+        st = kd_tensor_init(&ask, n_gen, D, err);
+    /* every rank has its buffers before rank 0 fills them */
+    if ((st = kd_run_dist_agree(a->r, st, err)))
         goto done;
-    for (size_t i = 0; i < n_gen; i++)
-        memcpy(kd_tensor_row(&src, i), a->ts.x + (first + i % n_src) * D, D * sizeof(float));
-    const char *strategy = NULL;
-    if ((st = make_inputs(a, g, student, round, &src, &gen, div, &strategy, err)))
+    const char *strategy = gen_strategy(a);
+    if (a->r->rank == 0) {
+        for (size_t i = 0; i < n_gen; i++)
+            memcpy(kd_tensor_row(&src, i), a->ts.x + (first + i % n_src) * D, D * sizeof(float));
+        st = make_inputs(a, g, student, round, &src, &gen, div, err);
+        if (!st && raw_teacher) {
+            memcpy(ask.data, gen.data, n_gen * D * sizeof(float));
+            st = kd_input_scale_invert(&d->scale, &ask, err);
+        }
+    }
+    if ((st = kd_active_share_generated(a, st, &gen, raw_teacher ? &ask : NULL, div, err)))
         goto done;
     for (size_t i = 0; i < n_gen; i++) {
         size_t j = first + i % n_src;
@@ -175,20 +194,9 @@ kd_status kd_active_generate(struct active *a, struct round_state *rs, struct ac
         rs->origins[i].source = a->ts.key[j];
         rs->origins[i].source_row = a->ts.row[j];
     }
-    /* Generated inputs live in the student's scaled space; a teacher of raw
-     * inputs is asked about them mapped back (the inverse of the pool's scaling). */
-    int raw_teacher = kd_run_teacher_x(a->t->t, d) != &d->ds.x;
-    if (raw_teacher) {
-        if ((st = kd_tensor_init(&ask, n_gen, D, err)))
-            goto done;
-        memcpy(ask.data, gen.data, n_gen * D * sizeof(float));
-        if ((st = kd_input_scale_invert(&d->scale, &ask, err)))
-            goto done;
-    }
     const struct kd_tensor *tx = raw_teacher ? &ask : &gen;
     struct kd_label_stats ls = {0};
-    st = kd_teacher_label_origins(a->t->t, tx, rs->origins, "generated", kd_budget_left(&rs->budget), &vg, &ls,
-                                  a->r->opt->stop, err);
+    st = kd_active_label_generated(a, tx, rs->origins, kd_budget_left(&rs->budget), &vg, &ls, err);
     if ((st = kd_active_charge(a, &rs->budget, &ls, st, round, err)))
         goto done;
     if ((st = kd_active_ts_reserve(&a->ts, n_gen, err)))
@@ -201,7 +209,8 @@ kd_status kd_active_generate(struct active *a, struct round_state *rs, struct ac
         rs->rec[i] = (struct kd_store_selection){key, NULL, -1, strategy, score, 1.0, 1.0};
         kd_active_ts_add(&a->ts, kd_tensor_row(&gen, i), kd_tensor_row(&vg, i), -1, 1.0f, key, -1, ROW_GENERATED);
     }
-    st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_gen, err);
+    if (a->r->rank == 0) /* recorded once, in rank 0's store */
+        st = kd_store_put_selections(a->r->store, a->r->run, (int64_t)round, rs->rec, n_gen, err);
     /* keep the generated inputs for the NPY artefact */
     if (!st) {
         size_t at = g->kept.rows;

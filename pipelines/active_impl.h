@@ -116,6 +116,19 @@ kd_status kd_active_select(struct active *a, const struct kd_select_config *sc, 
  * a failure on any rank fails every rank here, none waiting for another. */
 kd_status kd_active_label(struct active *a, kd_status before, const struct kd_tensor *xs, const size_t *rows,
                           size_t max_queries, struct kd_tensor *vs, struct kd_label_stats *ls, struct kd_error *err);
+/* The inputs rank 0 generated (gen, and ask: what the teacher is sent when
+ * it takes raw inputs, else NULL) and their divergences div (gen->rows) on
+ * every rank, all allocated alike on every rank; st is rank 0's status of
+ * generating them (its failure, with rank 0's message, on every rank). */
+kd_status kd_active_share_generated(struct active *a, kd_status st, struct kd_tensor *gen, struct kd_tensor *ask,
+                                    double *div, struct kd_error *err);
+/* The teacher's answers v (initialised) for generated inputs x, each stored
+ * with its origin (origins, x->rows), at most max_queries asked; over the
+ * ranks through the one store writer (kd_run_dist_label_origins) with rank
+ * 0's counts in ls on every rank. */
+kd_status kd_active_label_generated(struct active *a, const struct kd_tensor *x, const struct kd_store_origin *origins,
+                                    size_t max_queries, struct kd_tensor *v, struct kd_label_stats *ls,
+                                    struct kd_error *err);
 /* Rank 0's weights, noise and slam channel of training rows [from, to) on
  * every rank. */
 kd_status kd_active_share_weights(struct active *a, size_t from, size_t to, struct kd_error *err);

@@ -106,19 +106,13 @@ static kd_status check_ranks(struct runner *r, struct kd_error *err)
 {
     for (size_t i = 0; r->ranks > 1 && i < r->p->n_stages; i++) {
         const struct kd_pipe_stage *s = &r->p->stages[i];
-        /* select: and reweight: run over ranks (pipelines/stage_active_dist.c)
-         * but for the strategies that make inputs during the rounds */
-        const char *what = kd_run_is_retrieval(r, s) ? "a retrieval stage"
-                           : s->kind == KD_STAGE_DISTILL && s->select.on && s->select.tgt
-                               ? "a distill stage whose select: makes inputs with tgt"
-                           : s->kind == KD_STAGE_DISTILL && s->select.on && s->select.augment
-                               ? "a distill stage whose select: makes inputs with augment"
-                               : NULL;
-        if (what)
+        /* select: and reweight: run over ranks, tgt and augment included
+         * (pipelines/stage_active_dist.c) */
+        if (kd_run_is_retrieval(r, s))
             return kd_error_set(err, KD_ERR_UNSUPPORTED,
-                                "stage '%s' is %s, which does not run over %d MPI ranks yet: run this pipeline "
-                                "without mpirun (docs/scale.md)",
-                                s->name, what, r->ranks);
+                                "stage '%s' is a retrieval stage, which does not run over %d MPI ranks yet: run this "
+                                "pipeline without mpirun (docs/scale.md)",
+                                s->name, r->ranks);
     }
     return KD_OK;
 }

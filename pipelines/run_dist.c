@@ -222,9 +222,13 @@ struct agree {
     struct kd_hash data;         /* of the inputs' bytes: helpers get row numbers */
 };
 
-kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
-                            const struct kd_tensor *x, const char *dataset, const size_t *rows, size_t max_queries,
-                            struct kd_tensor *out, struct kd_label_stats *ls, struct kd_error *err)
+/* kd_run_dist_label and kd_run_dist_label_origins: origins (N) when the
+ * caller gives each input's origin (rank 0's are read), else dataset and
+ * rows make them. */
+static kd_status dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                            const struct kd_tensor *x, const char *dataset, const size_t *rows,
+                            const struct kd_store_origin *origins, size_t max_queries, struct kd_tensor *out,
+                            struct kd_label_stats *ls, struct kd_error *err)
 {
     *ls = (struct kd_label_stats){0, 0, 0};
     /* the hand-shake: a rank that failed on its way here says so first */
@@ -272,7 +276,9 @@ kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teach
     memset(&outcome, 0, sizeof outcome);
     if (r->rank == 0) {
         struct kd_teacher_farm farm = {&f, (size_t)(r->ranks - 1) * DEPTH, farm_submit, farm_collect};
-        st = kd_teacher_label_farm(t->t, x, dataset, rows, max_queries, out, ls, r->opt->stop, &farm, err);
+        st = origins ? kd_teacher_label_farm_origins(t->t, x, origins, dataset, max_queries, out, ls, r->opt->stop,
+                                                     &farm, err)
+                     : kd_teacher_label_farm(t->t, x, dataset, rows, max_queries, out, ls, r->opt->stop, &farm, err);
         struct kd_error e2 = {0};
         kd_status st2 = release_helpers(&f, &e2);
         if (!st && st2)
@@ -308,6 +314,21 @@ kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teach
         return (kd_status)outcome.status;
     }
     return KD_OK;
+}
+
+kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                            const struct kd_tensor *x, const char *dataset, const size_t *rows, size_t max_queries,
+                            struct kd_tensor *out, struct kd_label_stats *ls, struct kd_error *err)
+{
+    return dist_label(r, before, t, what, x, dataset, rows, NULL, max_queries, out, ls, err);
+}
+
+kd_status kd_run_dist_label_origins(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                                    const struct kd_tensor *x, const struct kd_store_origin *origins,
+                                    const char *label, size_t max_queries, struct kd_tensor *out,
+                                    struct kd_label_stats *ls, struct kd_error *err)
+{
+    return dist_label(r, before, t, what, x, label, NULL, origins, max_queries, out, ls, err);
 }
 
 kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, struct run_teacher *t,

@@ -203,6 +203,14 @@ kd_status kd_run_dist_answers(struct runner *r, const struct kd_pipe_stage *s, s
 kd_status kd_run_dist_label(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
                             const struct kd_tensor *x, const char *dataset, const size_t *rows, size_t max_queries,
                             struct kd_tensor *out, struct kd_label_stats *ls, struct kd_error *err);
+/* kd_run_dist_label for inputs that are not rows of one dataset (generated
+ * by TGT or augment): rank 0 records each answer with its origin in
+ * origins (N, read on rank 0 only), as kd_teacher_label_origins does;
+ * `label` names them in the teacher's messages and progress ("generated"). */
+kd_status kd_run_dist_label_origins(struct runner *r, kd_status before, struct run_teacher *t, const char *what,
+                                    const struct kd_tensor *x, const struct kd_store_origin *origins,
+                                    const char *label, size_t max_queries, struct kd_tensor *out,
+                                    struct kd_label_stats *ls, struct kd_error *err);
 /* The hand-shake of every rank of an MPI job at a point all of them reach:
  * st is how this rank's work up to here went (its message in err). KD_OK
  * on every rank when it went well everywhere; otherwise an error on every

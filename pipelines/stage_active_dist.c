@@ -1,7 +1,7 @@
 /* Active distillation over the ranks of an MPI job (docs/scale.md,
  * "Selection and reweighting over ranks"). With one rank every function
  * here does what the stage did on its own: predict, kd_select,
- * kd_teacher_label.
+ * kd_teacher_label, kd_teacher_label_origins.
  *
  * With N ranks, a round goes:
  *   scores     each rank predicts its share of the candidates (rows
@@ -14,6 +14,11 @@
  *              stage (kd_run_dist_label): rank 0 looks the store up, keeps
  *              to the budget, hands out the missing batches and stores the
  *              answers; every rank receives them and rank 0's counts
+ *   generating (tgt, augment) rank 0 alone makes the round's inputs from
+ *              its sources, as one process does (TGT's autoencoder is
+ *              trained or loaded on rank 0 alone); the inputs are broadcast
+ *              and labelled as the picks are, each answer recorded by rank 0
+ *              with its origin (source, strategy, round)
  *   weights    rank 0 weighs the new rows and records them; the weights
  *              are broadcast (pipelines/stage_active.c)
  *   training   rank 0 trains the student as one process does, the other
@@ -107,6 +112,36 @@ kd_status kd_active_label(struct active *a, kd_status before, const struct kd_te
     snprintf(what, sizeof what, "the %zu picks from '%s'", xs->rows, a->pool->name);
     kd_tensor_release(vs); /* kd_run_dist_label makes it */
     return kd_run_dist_label(r, before, a->t, what, xs, a->pool->root, rows, max_queries, vs, ls, err);
+}
+
+kd_status kd_active_share_generated(struct active *a, kd_status st, struct kd_tensor *gen, struct kd_tensor *ask,
+                                    double *div, struct kd_error *err)
+{
+    struct runner *r = a->r;
+    if (r->ranks <= 1)
+        return st;
+    /* the other ranks sleep while rank 0 generates (TGT's gradient steps) */
+    if ((st = kd_run_dist_rank0_done(r, st, err)))
+        return st;
+    st = kd_dist_broadcast(gen->data, gen->rows * gen->cols * sizeof(float), 0, err);
+    if (!st && ask)
+        st = kd_dist_broadcast(ask->data, ask->rows * ask->cols * sizeof(float), 0, err);
+    if (!st)
+        st = kd_dist_broadcast(div, gen->rows * sizeof *div, 0, err);
+    return st;
+}
+
+kd_status kd_active_label_generated(struct active *a, const struct kd_tensor *x, const struct kd_store_origin *origins,
+                                    size_t max_queries, struct kd_tensor *v, struct kd_label_stats *ls,
+                                    struct kd_error *err)
+{
+    struct runner *r = a->r;
+    if (r->ranks <= 1)
+        return kd_teacher_label_origins(a->t->t, x, origins, "generated", max_queries, v, ls, r->opt->stop, err);
+    char what[300];
+    snprintf(what, sizeof what, "the %zu inputs generated from '%s'", x->rows, a->pool->name);
+    kd_tensor_release(v); /* kd_run_dist_label_origins makes it */
+    return kd_run_dist_label_origins(r, KD_OK, a->t, what, x, origins, "generated", max_queries, v, ls, err);
 }
 
 kd_status kd_active_share_weights(struct active *a, size_t from, size_t to, struct kd_error *err)

@@ -197,6 +197,15 @@ kd_status kd_teacher_label_farm(struct kd_teacher *t, const struct kd_tensor *x,
                                 struct kd_label_stats *stats, volatile sig_atomic_t *stop,
                                 const struct kd_teacher_farm *farm, struct kd_error *err);
 
+/* kd_teacher_label_farm for inputs with their origins given, as
+ * kd_teacher_label_origins records them (TGT's and augment's generated
+ * inputs over the ranks of an MPI job); the farm's row numbers are rows of x. */
+kd_status kd_teacher_label_farm_origins(struct kd_teacher *t, const struct kd_tensor *x,
+                                        const struct kd_store_origin *origins, const char *what, size_t max_queries,
+                                        struct kd_tensor *out, struct kd_label_stats *stats,
+                                        volatile sig_atomic_t *stop, const struct kd_teacher_farm *farm,
+                                        struct kd_error *err);
+
 /* How many of the rows of x the store cannot answer yet for this teacher
  * (what labelling them would cost). */
 kd_status kd_teacher_count_missing(struct kd_teacher *t, const struct kd_tensor *x, size_t *missing,

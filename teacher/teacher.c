@@ -446,3 +446,14 @@ kd_status kd_teacher_label_farm(struct kd_teacher *t, const struct kd_tensor *x,
         farm = NULL; /* nothing to ask */
     return label_inputs(t, x, dataset, rows, NULL, max_queries, out, stats, stop, farm, err);
 }
+
+kd_status kd_teacher_label_farm_origins(struct kd_teacher *t, const struct kd_tensor *x,
+                                        const struct kd_store_origin *origins, const char *what, size_t max_queries,
+                                        struct kd_tensor *out, struct kd_label_stats *stats,
+                                        volatile sig_atomic_t *stop, const struct kd_teacher_farm *farm,
+                                        struct kd_error *err)
+{
+    if (t->kind == KD_TEACHER_TABLE)
+        farm = NULL; /* nothing to ask */
+    return label_inputs(t, x, what, NULL, origins, max_queries, out, stats, stop, farm, err);
+}

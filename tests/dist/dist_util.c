@@ -174,3 +174,12 @@ pid_t find_rank(int rank, const char *marker)
     return found;
 }
 
+
+void same_message_on_both_ranks(const char *out, char *line, size_t n)
+{
+    const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
+    cr_assert(r0 && r1, "%s", out);
+    size_t len = strcspn(r0 + 17, "\n");
+    cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
+    snprintf(line, n, "%.*s", (int)len, r0 + 17);
+}

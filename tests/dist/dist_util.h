@@ -28,5 +28,8 @@ char *slurp(const char *name);
 void teacher_log(size_t *rows, size_t *pids);
 /* The kd process of rank `rank` whose environment holds `marker`, 0 if none. */
 pid_t find_rank(int rank, const char *marker);
+/* Both ranks printed one message, the same: its text after "kd: rank R of
+ * 2: " on rank 0's line, into line (n bytes). */
+void same_message_on_both_ranks(const char *out, char *line, size_t n);
 
 #endif

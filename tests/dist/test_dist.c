@@ -460,17 +460,6 @@ static void write_failing_start(const char *name, int rank)
     write_label_pipeline(name, 200, teacher);
 }
 
-/* Both ranks printed one message, the same: its text after "kd: rank R of
- * 2: " on rank 0's line, into line. */
-static void same_message_on_both_ranks(const char *out, char *line, size_t n)
-{
-    const char *r0 = strstr(out, "kd: rank 0 of 2: "), *r1 = strstr(out, "kd: rank 1 of 2: ");
-    cr_assert(r0 && r1, "%s", out);
-    size_t len = strcspn(r0 + 17, "\n");
-    cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
-    snprintf(line, n, "%.*s", (int)len, r0 + 17);
-}
-
 Test(dist, a_teacher_that_fails_to_start_on_rank_0_fails_every_rank_with_its_message_and_none_waits)
 {
     need_mpirun();
