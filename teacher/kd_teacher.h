@@ -137,7 +137,8 @@ void kd_teacher_close(struct kd_teacher *t);
 struct kd_label_stats {
     size_t total;    /* inputs asked about */
     size_t cached;   /* answered from the store */
-    size_t queried;  /* sent to the teacher (and now stored) */
+    size_t queried;  /* answered by the teacher and handed to the store (all
+                        stored, unless storing them is what failed) */
 };
 
 /* The teacher's answers for the rows of x (N, d) as logits (N, C) in out
