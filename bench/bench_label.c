@@ -7,8 +7,12 @@
  * R times each. Prints for each run and as medians: wall time, CPU time of
  * the process (all threads, user + system), and how long labelling spent
  * handing answers to the store and waiting for it (t->store_wait).
+ * --prefill P first stores P answers of other inputs for the same teacher
+ * (puts of 100,000, not timed), so that labelling commits into a store of
+ * that size, where a commit rewrites most of the teacher's pages.
  *
  *   build/bench/bench_label [--repeat R] [--threads T] [--dir DIR] [--hidden H]
+ *                           [--prefill P]
  *
  * T: BLAS threads of the teacher (default 1). DIR: where the stores go
  * (default /tmp).
@@ -64,8 +68,32 @@ struct result {
     double wall, cpu, wait;
 };
 
+/* P answers of random keys (none an image's) for the teacher, in puts of
+ * 100,000. */
+static void prefill(struct kd_store *st, const struct kd_teacher *t, size_t P)
+{
+    enum { PUT = 100000 };
+    static struct kd_hash keys[PUT];
+    static float a[PUT * 10];
+    struct kd_rng rng;
+    kd_rng_seed(&rng, 99);
+    struct kd_error err = {0};
+    for (size_t done = 0; done < P; done += PUT) {
+        size_t n = P - done < PUT ? P - done : PUT;
+        for (size_t i = 0; i < n; i++) {
+            keys[i].hi = kd_rng_u64(&rng);
+            keys[i].lo = kd_rng_u64(&rng);
+            for (size_t c = 0; c < 10; c++)
+                a[i * 10 + c] = (float)kd_rng_uniform(&rng);
+        }
+        if (kd_store_put(st, t->id, KD_STORE_LOGITS, keys, n, 10, a, NULL, NULL, &err))
+            die("prefilling the store", &err);
+    }
+}
+
 /* One labelling of x into a fresh store at path. */
-static struct result label_once(const char *path, struct kd_mlp *net, const struct kd_dataset *ds, int store_inline)
+static struct result label_once(const char *path, struct kd_mlp *net, const struct kd_dataset *ds, int store_inline,
+                                size_t P)
 {
     struct kd_error err = {0};
     remove_store(path);
@@ -77,6 +105,7 @@ static struct result label_once(const char *path, struct kd_mlp *net, const stru
     if (kd_teacher_open(&spec, st, ds->x.cols, &t, &err))
         die("opening the teacher", &err);
     t->store_inline = store_inline;
+    prefill(st, t, P);
     struct kd_tensor out;
     if (kd_tensor_init(&out, ds->x.rows, t->c, &err))
         die("allocating", &err);
@@ -99,7 +128,7 @@ static struct result label_once(const char *path, struct kd_mlp *net, const stru
 int main(int argc, char **argv)
 {
     int repeat = 3, threads = 1;
-    size_t hidden = 256;
+    size_t hidden = 256, P = 0;
     const char *dir = "/tmp";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
@@ -108,10 +137,12 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--hidden") && i + 1 < argc)
             hidden = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--prefill") && i + 1 < argc)
+            P = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_label [--repeat R] [--threads T] [--hidden H] [--dir DIR]\n");
+            fprintf(stderr, "usage: bench_label [--repeat R] [--threads T] [--hidden H] [--dir DIR] [--prefill P]\n");
             return 2;
         }
     }
@@ -134,14 +165,15 @@ int main(int argc, char **argv)
         die("making the teacher", &err);
     char path[4096];
     snprintf(path, sizeof path, "%s/bench_label_%d.db", dir, (int)getpid());
-    printf("bench_label: %zu Fashion-MNIST images, teacher %zu-%zu-10 MLP (%d BLAS thread%s), store %s\n",
-           ds.x.rows, ds.x.cols, hidden, threads, threads == 1 ? "" : "s", path);
+    printf("bench_label: %zu Fashion-MNIST images, teacher %zu-%zu-10 MLP (%d BLAS thread%s), store %s holding "
+           "%zu answers before\n",
+           ds.x.rows, ds.x.cols, hidden, threads, threads == 1 ? "" : "s", path, P);
     double wall[2][50], cpu[2][50], wait[2][50];
     const char *name[2] = {"in the labelling thread", "in the background"};
     for (int r = 0; r < repeat; r++)
         for (int k = 0; k < 2; k++) {
             int mode = (r % 2) ? 1 - k : k; /* alternate which goes first */
-            struct result x = label_once(path, net, &ds, mode == 0);
+            struct result x = label_once(path, net, &ds, mode == 0, P);
             wall[mode][r] = x.wall;
             cpu[mode][r] = x.cpu;
             wait[mode][r] = x.wait;
