@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/kd_store.h"
@@ -276,5 +278,69 @@ Test(label_store, a_read_only_store_refuses_new_answers_with_the_message_it_alwa
     kd_teacher_close(t);
     kd_store_close(st);
     kd_tensor_release(&out);
+    fixture_release(&f);
+}
+
+Test(label_store, a_store_locked_by_another_process_mid_labelling_stops_it_with_the_stores_message)
+{
+    struct fixture f;
+    fixture_init(&f);
+    char path[128];
+    snprintf(path, sizeof path, "%s/kd.db", f.dir);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.busy_timeout_ms = 200; /* the writer's own connection gets the same */
+    struct kd_store *st = open_store(path, &o);
+    struct kd_teacher *t = open_teacher(&f, st, 0);
+    struct kd_tensor out;
+    struct kd_error err = {0};
+    struct kd_label_stats ls;
+    cr_assert_eq(kd_tensor_init(&out, N, C, &err), KD_OK);
+    struct kd_tensor first = kd_tensor_view(f.x.data, 5000, D), first_out = kd_tensor_view(out.data, 5000, C);
+    cr_assert_eq(kd_teacher_label(t, &first, "points", NULL, SIZE_MAX, &first_out, &ls, NULL, &err), KD_OK, "%s",
+                 err.msg);
+    /* another process takes the write lock and keeps it */
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(fd[0]);
+        struct kd_store *other = NULL;
+        struct kd_error e = {0};
+        if (kd_store_open(path, NULL, &other, &e) ||
+            kd_store_sql(other, "BEGIN IMMEDIATE; DELETE FROM answers", NULL, NULL, NULL, &e))
+            _exit(1);
+        if (write(fd[1], "L", 1) != 1)
+            _exit(1);
+        sleep(60);
+        _exit(0); /* never commits */
+    }
+    close(fd[1]);
+    char c;
+    cr_assert_eq(read(fd[0], &c, 1), 1, "the other process took the lock");
+    close(fd[0]);
+    kd_log_set_level(KD_LOG_ERROR); /* the retried flush fails too, and warns */
+    kd_status s = kd_teacher_label(t, &f.x, "points", NULL, SIZE_MAX, &out, &ls, NULL, &err);
+    kd_log_set_level(KD_LOG_WARN);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(s, KD_ERR_STORE, "%s", s ? err.msg : "the lock was never met");
+    unsigned put_n = 0;
+    const char *at = strstr(err.msg, "while storing a batch of ");
+    cr_assert_not_null(at, "%s", err.msg);
+    cr_assert_eq(sscanf(at + 25, "%u", &put_n), 1, "%s", err.msg);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of %u logits): let "
+             "the other kd finish, or give this run its own store",
+             path, put_n);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert(put_n % 1024 == 0 && put_n >= 1024, "a put of %u", put_n);
+    kd_teacher_close(t);
+    kd_store_close(st);
+    kd_tensor_release(&out);
+    /* the lock gone: the 5,000 are there, and only the rest is asked */
+    rerun_asks_only_what_is_missing(&f, path);
     fixture_release(&f);
 }
