@@ -272,11 +272,12 @@ kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, stru
  * 256 MiB of answers); only then does an add wait. Bigger puts cost about
  * what small ones do in a big store, so the writer keeps pace with a fast
  * teacher. A failed put of the thread is returned by the next add that
- * hands over, or by flush (that put's answers are not stored; a resumed run
- * asks for them again). A killed process loses at most the put in progress
- * and what was gathered meanwhile. The caller's own handle sees answers
- * once their put is committed; flush waits for that. Call before the first
- * add. */
+ * hands over, or by flush, and its answers go back into the buffer (as
+ * when a put fails in the caller's thread: flush again, or free). A killed
+ * process loses at most the put in progress and what was gathered
+ * meanwhile. The thread blocks asynchronous signals. The caller's own
+ * handle sees answers once their put is committed; flush waits for that.
+ * Call before the first add. */
 kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error *err);
 /* Frees the writer, dropping answers still buffered (flush first; a
  * background writer first finishes the put it is doing); accepts NULL. */

@@ -225,9 +225,14 @@ static void dir_of(const char *path, char *buf, size_t n)
 }
 
 /* Checks that do not need SQLite, so that their messages are exact: the
- * file's first bytes, and permission to write the file and its directory
- * (WAL mode keeps path-wal and path-shm next to the file). */
-static kd_status precheck(const char *path, const struct kd_store_options *o, int *exists,
+ * file's first bytes (unless again), and permission to write the file and
+ * its directory (WAL mode keeps path-wal and path-shm next to the file).
+ * again: the process has the file open through SQLite already; reading
+ * the header would close a descriptor of the file, and closing any
+ * descriptor drops every POSIX lock the process holds on it, SQLite's
+ * included (another process could then take the file for itself and
+ * checkpoint and delete the WAL still being written here). */
+static kd_status precheck(const char *path, const struct kd_store_options *o, int again, int *exists,
                           int *writable, struct kd_error *err)
 {
     struct stat sb;
@@ -239,9 +244,9 @@ static kd_status precheck(const char *path, const struct kd_store_options *o, in
                                 strerror(errno));
         if (o->must_exist || o->read_only)
             return kd_error_set(err, KD_ERR_NOT_FOUND, "label store '%s' does not exist", path);
-    } else {
-        if (S_ISDIR(sb.st_mode))
-            return kd_error_set(err, KD_ERR_ARG, "'%s' is a directory, not a label store file", path);
+    } else if (S_ISDIR(sb.st_mode)) {
+        return kd_error_set(err, KD_ERR_ARG, "'%s' is a directory, not a label store file", path);
+    } else if (!again) {
         int fd = open(path, O_RDONLY);
         if (fd < 0)
             return kd_error_set(err, KD_ERR_IO, "cannot read label store '%s': %s", path,
@@ -474,8 +479,22 @@ fail:
     return s;
 }
 
+static kd_status store_open(const char *path, const struct kd_store_options *opt, int again,
+                            struct kd_store **out, struct kd_error *err);
+
 kd_status kd_store_open(const char *path, const struct kd_store_options *opt, struct kd_store **out,
                         struct kd_error *err)
+{
+    return store_open(path, opt, 0, out, err);
+}
+
+kd_status kd_store_impl_open_again(const struct kd_store *st, struct kd_store **out, struct kd_error *err)
+{
+    return store_open(st->path, &st->opt, 1, out, err);
+}
+
+static kd_status store_open(const char *path, const struct kd_store_options *opt, int again,
+                            struct kd_store **out, struct kd_error *err)
 {
     *out = NULL;
     struct kd_store_options o;
@@ -486,7 +505,7 @@ kd_status kd_store_open(const char *path, const struct kd_store_options *opt, st
     if (!path || !path[0])
         return kd_error_set(err, KD_ERR_ARG, "no label store file given");
     int exists, writable;
-    kd_status s = precheck(path, &o, &exists, &writable, err);
+    kd_status s = precheck(path, &o, again, &exists, &writable, err);
     if (s)
         return s;
 

@@ -7,6 +7,7 @@
 #include "store/store_impl.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,7 +32,9 @@ struct kd_store_writer {
     size_t added;     /* new answers stored since the last flush */
     /* In the background (bg = 1), the thread stores `back` through bst;
      * busy, stop, the result of its last put (bg_status, bg_err,
-     * bg_added) and back itself while busy are guarded by mu. */
+     * bg_added) and back itself while busy are guarded by mu. A put that
+     * failed leaves its answers in back, for the caller to take back into
+     * buf (bg_wait). */
     int bg;
     size_t hold_max; /* rows add gathers while the thread is busy */
     struct kd_store *bst;
@@ -123,6 +126,44 @@ static void buf_free(struct wbuf *b)
     free(b->orig);
 }
 
+/* Appends n answers (keys, answers (n, d), origins or NULL) to b, copying
+ * the origins' strings. */
+static kd_status buf_append(struct kd_store_writer *w, struct wbuf *b, const struct kd_hash *keys,
+                            size_t n, const float *answers, const struct kd_store_origin *origins,
+                            struct kd_error *err)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n)
+            cap *= 2;
+        struct kd_hash *k = realloc(b->keys, cap * sizeof *k);
+        if (k)
+            b->keys = k;
+        float *v = realloc(b->vec, cap * w->d * sizeof *v);
+        if (v)
+            b->vec = v;
+        struct kd_store_origin *o = realloc(b->orig, cap * sizeof *o);
+        if (o)
+            b->orig = o;
+        if (!k || !v || !o)
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
+        b->cap = cap;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct kd_store_origin o = origins ? origins[i] : kd_store_origin_none();
+        o.dataset = intern(b, o.dataset, &failed);
+        o.strategy = intern(b, o.strategy, &failed);
+        b->orig[b->n + i] = o;
+    }
+    if (failed)
+        return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
+    memcpy(b->keys + b->n, keys, n * sizeof *keys);
+    memcpy(b->vec + b->n * w->d, answers, n * w->d * sizeof(float));
+    b->n += n;
+    return KD_OK;
+}
+
 static kd_status buf_put(struct kd_store_writer *w, struct kd_store *st, struct wbuf *b,
                          size_t *got, struct kd_error *err)
 {
@@ -145,7 +186,8 @@ static void *bg_main(void *arg)
         struct kd_error e = {0};
         size_t got = 0;
         kd_status s = buf_put(w, w->bst, &w->back, &got, &e);
-        buf_drop(&w->back);
+        if (!s)
+            buf_drop(&w->back);
         pthread_mutex_lock(&w->mu);
         if (s && !w->bg_status) {
             w->bg_status = s;
@@ -160,7 +202,9 @@ static void *bg_main(void *arg)
 }
 
 /* Waits until the thread has stored what it was given; returns the result
- * of its puts since the last call (the first failure, in err). */
+ * of its puts since the last call (the first failure, in err). The answers
+ * of a put that failed go back into buf, as in the caller's thread: a
+ * flush tries them again, free drops them with a warning. */
 static kd_status bg_wait(struct kd_store_writer *w, struct kd_error *err)
 {
     pthread_mutex_lock(&w->mu);
@@ -173,6 +217,13 @@ static kd_status bg_wait(struct kd_store_writer *w, struct kd_error *err)
     w->added += w->bg_added;
     w->bg_added = 0;
     pthread_mutex_unlock(&w->mu);
+    if (s && w->back.n) {
+        struct kd_error e = {0};
+        if (buf_append(w, &w->buf, w->back.keys, w->back.n, w->back.vec, w->back.orig, &e))
+            kd_log(KD_LOG_WARN, "label store '%s': %zu answers of a failed put were dropped: %s",
+                   kd_store_path(w->st), w->back.n, e.msg);
+        buf_drop(&w->back);
+    }
     return s;
 }
 
@@ -207,7 +258,7 @@ kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error 
     kd_status s = kd_store_impl_writable(w->st, "storing answers in the background", err);
     if (s)
         return s;
-    if ((s = kd_store_open(w->st->path, &w->st->opt, &w->bst, err)))
+    if ((s = kd_store_impl_open_again(w->st, &w->bst, err)))
         return s;
     if (pthread_mutex_init(&w->mu, NULL)) {
         kd_store_close(w->bst);
@@ -220,7 +271,18 @@ kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error 
         w->bst = NULL;
         return kd_error_set(err, KD_ERR_NOMEM, "cannot start a background store writer");
     }
-    if (pthread_create(&w->thread, NULL, bg_main, w)) {
+    /* The thread takes no asynchronous signal: Ctrl-C and the like reach
+     * the caller's threads, whose blocking calls they are meant to end. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int failed = pthread_create(&w->thread, NULL, bg_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (failed) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
         kd_store_close(w->bst);
@@ -270,38 +332,12 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
     if (s)
         return s;
     struct wbuf *b = &w->buf;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        struct kd_hash *k = realloc(b->keys, cap * sizeof *k);
-        if (k)
-            b->keys = k;
-        float *v = realloc(b->vec, cap * w->d * sizeof *v);
-        if (v)
-            b->vec = v;
-        struct kd_store_origin *o = realloc(b->orig, cap * sizeof *o);
-        if (o)
-            b->orig = o;
-        if (!k || !v || !o)
-            return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
-        b->cap = cap;
-    }
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct kd_store_origin o = origins ? origins[i] : kd_store_origin_none();
-        o.dataset = intern(b, o.dataset, &failed);
-        o.strategy = intern(b, o.strategy, &failed);
-        b->orig[b->n + i] = o;
-    }
-    if (failed)
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory buffering %zu answers", b->n + n);
-    memcpy(b->keys + b->n, keys, n * sizeof *keys);
-    memcpy(b->vec + b->n * w->d, answers, n * w->d * sizeof(float));
+    size_t before = b->n;
+    if ((s = buf_append(w, b, keys, n, answers, origins, err)))
+        return s;
     double now = kd_time_now();
-    if (b->n == 0)
+    if (before == 0)
         w->t_first = now;
-    b->n += n;
     if (b->n >= w->max_rows || now - w->t_first >= w->max_seconds) {
         if (w->bg && b->n < w->hold_max && bg_busy(w))
             return KD_OK; /* the thread is storing: gather more meanwhile */
@@ -339,9 +375,10 @@ void kd_store_writer_free(struct kd_store_writer *w)
         pthread_mutex_destroy(&w->mu);
         kd_store_close(w->bst);
     }
-    if (w->buf.n > 0)
+    size_t left = w->buf.n + (w->bg && w->bg_status ? w->back.n : 0);
+    if (left > 0)
         kd_log(KD_LOG_WARN, "label store '%s': %zu buffered answers were not stored",
-               kd_store_path(w->st), w->buf.n);
+               kd_store_path(w->st), left);
     buf_free(&w->buf);
     buf_free(&w->back);
     free(w);

@@ -108,6 +108,12 @@ struct kd_teacher {
     char fingerprint[KD_HASH_HEX_LEN + 1];
     enum kd_store_kind answer_kind; /* logits, or probabilities (exec/table teachers may answer those) */
     size_t d, c;                    /* input width, classes */
+    int store_inline;               /* 1: labelling stores answers in its own thread;
+                                       0 (kd_teacher_open's default): in the store
+                                       writer's thread (docs/store.md) */
+    double store_wait;              /* seconds labelling has spent handing answers to
+                                       the store and waiting for it (final flushes
+                                       included), since open */
 };
 
 /* Opens a teacher for inputs of width d, registering it in `store`.
@@ -131,7 +137,8 @@ void kd_teacher_close(struct kd_teacher *t);
 struct kd_label_stats {
     size_t total;    /* inputs asked about */
     size_t cached;   /* answered from the store */
-    size_t queried;  /* sent to the teacher (and now stored) */
+    size_t queried;  /* answered by the teacher and handed to the store (all
+                        stored, unless storing them is what failed) */
 };
 
 /* The teacher's answers for the rows of x (N, d) as logits (N, C) in out
@@ -384,6 +391,8 @@ struct kd_text_teacher {
     int64_t id;
     char fingerprint[KD_STORE_FINGERPRINT_MAX + 1];
     size_t dim;                    /* E */
+    int store_inline;              /* as in struct kd_teacher */
+    double store_wait;             /* as in struct kd_teacher */
 };
 
 /* Opens a text teacher, registered in `store`. Fingerprints: exec as for

@@ -2,6 +2,7 @@
  * distinct missing answers asked in batches, the answers stored as they
  * come (kd_teacher's discipline, teacher/teacher.c, for retrieval). */
 #include "teacher/kd_teacher.h"
+#include "teacher/teacher_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -570,8 +571,8 @@ kd_status kd_text_teacher_embed(struct kd_text_teacher *t, const char *const *te
         st = kd_error_set(err, KD_ERR_NOMEM, "out of memory for teacher batches");
         goto done;
     }
-    if ((st = kd_store_writer_new(t->store, t->id, KD_STORE_EMBEDDING, E, COMMIT_ROWS, COMMIT_SECONDS, &writer,
-                                  err)))
+    if ((st = kd_teacher_impl_writer(t->store, t->id, KD_STORE_EMBEDDING, E, COMMIT_ROWS, COMMIT_SECONDS,
+                                     t->store_inline || !n_ask, t->name, &writer, err)))
         goto done;
     struct kd_progress prog;
     kd_progress_begin(&prog, "embed texts", n_ask);
@@ -588,7 +589,10 @@ kd_status kd_text_teacher_embed(struct kd_text_teacher *t, const char *const *te
         }
         if ((st = embed(t, bt, b, by, err)))
             break;
-        if ((st = kd_store_writer_add(writer, bkeys, b, by, NULL, err)))
+        double t0 = kd_time_now();
+        st = kd_store_writer_add(writer, bkeys, b, by, NULL, err);
+        t->store_wait += kd_time_now() - t0;
+        if (st)
             break;
         for (size_t i = 0; i < b; i++)
             memcpy(kd_tensor_row(out, ask[off + i]), by + i * E, E * sizeof(float));
@@ -599,7 +603,9 @@ kd_status kd_text_teacher_embed(struct kd_text_teacher *t, const char *const *te
     {
         /* whatever happened, keep what the teacher answered */
         struct kd_error ferr = {0};
+        double t0 = kd_time_now();
         kd_status fst = kd_store_writer_flush(writer, NULL, st ? &ferr : err);
+        t->store_wait += kd_time_now() - t0;
         if (fst && !st)
             st = fst;
         else if (fst)

@@ -1,6 +1,7 @@
 /* Teachers through the label store: fingerprints, cache look-ups, batched
  * queries of the missing inputs, each batch stored before the next. */
 #include "teacher/kd_teacher.h"
+#include "teacher/teacher_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -224,6 +225,7 @@ struct job {
     struct kd_store_writer *writer;
     struct kd_tensor *out;
     size_t stored;                   /* answers given to the writer */
+    double store_wait;               /* seconds spent in the writer's add */
 };
 
 static size_t batch_rows(const struct job *j, size_t b)
@@ -255,7 +257,9 @@ static kd_status batch_store(struct job *j, size_t b, const float *by, struct kd
             j->origins[i].row = j->rows ? (int64_t)j->rows[r] : (int64_t)r;
         }
     }
+    double t0 = kd_time_now();
     kd_status st = kd_store_writer_add(j->writer, j->bkeys, B, by, j->origins, err);
+    j->store_wait += kd_time_now() - t0;
     if (st)
         return st;
     for (size_t i = 0; i < B; i++)
@@ -276,6 +280,19 @@ static kd_status farm_collect(struct job *j, const struct kd_teacher_farm *farm,
         return kd_error_set(err, KD_ERR_TEACHER, "teacher '%s': a helper answered batch %zu with %zu rows (expected %zu)",
                             j->t->name, id, n, id < nb ? batch_rows(j, id) : 0);
     return batch_store(j, id, by, err);
+}
+
+kd_status kd_teacher_impl_writer(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t d,
+                                 size_t max_rows, double max_seconds, int store_inline, const char *name,
+                                 struct kd_store_writer **out, struct kd_error *err)
+{
+    kd_status s = kd_store_writer_new(st, teacher, kind, d, max_rows, max_seconds, out, err);
+    if (s || store_inline)
+        return s;
+    struct kd_error why = {0};
+    if (kd_store_writer_background(*out, &why))
+        kd_log(KD_LOG_DEBUG, "teacher '%s': answers are stored in the labelling thread (%s)", name, why.msg);
+    return KD_OK;
 }
 
 /* kd_teacher_label, kd_teacher_label_origins and kd_teacher_label_farm:
@@ -331,11 +348,15 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
     }
     /* Answers are gathered by a store writer and committed every 50,000 or
      * every second: one transaction per teacher batch would rewrite most of a
-     * large store's pages each time. A fault or Ctrl-C flushes what arrived
-     * first; kill -9 loses at most the last second. */
-    if ((st = kd_store_writer_new(t->store, t->id, t->answer_kind, C, 50000, 1.0, &writer, err)) != KD_OK)
+     * large store's pages each time. The writer stores in its own thread
+     * (unless t->store_inline) while the teacher answers the next batches;
+     * while a commit runs it gathers up to 400,000 for the next. A fault or
+     * Ctrl-C flushes what arrived first; kill -9 loses what was not
+     * committed (docs/store.md). */
+    if ((st = kd_teacher_impl_writer(t->store, t->id, t->answer_kind, C, 50000, 1.0,
+                                     t->store_inline || !n_missing, t->name, &writer, err)) != KD_OK)
         goto done;
-    struct job j = {t, x, dataset, rows, origins_in, keys, missing, n_missing, bs, bkeys, origins, writer, out, 0};
+    struct job j = {t, x, dataset, rows, origins_in, keys, missing, n_missing, bs, bkeys, origins, writer, out, 0, 0};
     struct kd_progress prog;
     char label[96];
     snprintf(label, sizeof label, "label %s", dataset ? dataset : "");
@@ -398,7 +419,9 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
     {
         /* whatever happened, keep what the teacher answered */
         struct kd_error ferr = {0};
+        double t0 = kd_time_now();
         kd_status fst = kd_store_writer_flush(writer, NULL, st ? &ferr : err);
+        t->store_wait += j.store_wait + (kd_time_now() - t0);
         if (fst && !st)
             st = fst;
         else if (fst)

@@ -29,4 +29,14 @@ kd_status kd_exec_impl_spawn(struct kd_exec *t, char *const *argv, struct kd_err
  * (exit status or signal); the process is stopped. */
 kd_status kd_exec_impl_died(struct kd_exec *t, const char *when, struct kd_error *err);
 
+/* The store writer labelling gives its answers to: kd_store_writer_new
+ * (max_rows, max_seconds), storing in a thread of its own
+ * (kd_store_writer_background) unless store_inline. When that thread cannot
+ * be started (a read-only store handle, no second connection to the file),
+ * the writer stores in the caller's thread, so that a put fails, or works,
+ * with the message it always had. `name` is the teacher's, for the log. */
+kd_status kd_teacher_impl_writer(struct kd_store *st, int64_t teacher, enum kd_store_kind kind, size_t d,
+                                 size_t max_rows, double max_seconds, int store_inline, const char *name,
+                                 struct kd_store_writer **out, struct kd_error *err);
+
 #endif

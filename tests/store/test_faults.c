@@ -607,6 +607,75 @@ Test(store_faults, a_store_locked_beyond_the_busy_timeout_says_so_and_loses_noth
     assert_base_intact(p, keys, a);
 }
 
+/* A child process that holds the store's write lock until killed; returns
+ * once it holds it. */
+static pid_t hold_write_lock(const char *p)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(fd[0]);
+        sqlite3 *db;
+        if (sqlite3_open(p, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM answers", NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        if (write(fd[1], "L", 1) != 1)
+            _exit(1);
+        sleep(30);
+        _exit(0); /* never commits */
+    }
+    close(fd[1]);
+    char c;
+    cr_assert_eq(read(fd[0], &c, 1), 1, "the child took the lock");
+    close(fd[0]);
+    return pid;
+}
+
+Test(store_faults, a_background_put_that_failed_keeps_its_answers_for_the_next_flush)
+{
+    const char *p = tpath("kd.db");
+    struct kd_hash keys[BASE_N];
+    static float a[BASE_N * 4];
+    make_base(p, keys, a);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.busy_timeout_ms = 200;
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
+    struct kd_store_writer *w = NULL;
+    cr_assert_eq(kd_store_writer_new(st, 1, KD_STORE_LOGITS, 4, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    static struct kd_hash k2[1500];
+    static float a2[1500 * 4];
+    make_keys(k2, 1500, 1000000);
+    make_answers(a2, 1500, 4, 0);
+    pid_t pid = hold_write_lock(p);
+    /* 1,000 handed to the thread, whose put meets the lock; 500 more gathered */
+    cr_assert_eq(kd_store_writer_add(w, k2, 1000, a2, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_add(w, k2 + 1000, 500, a2 + 4000, NULL, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_flush(w, NULL, &err), KD_ERR_STORE);
+    char want[600];
+    snprintf(want, sizeof want,
+             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of 1000 "
+             "logits): let the other kd finish, or give this run its own store",
+             p);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(missing_count(st, 1, k2, 1500, 4), 1500);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* the lock gone, a flush stores the failed put's answers and the rest */
+    size_t added = 0;
+    cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(added, 1500);
+    cr_assert_eq(missing_count(st, 1, k2, 1500, 4), 0);
+    kd_store_writer_free(w);
+    kd_store_close(st);
+    assert_base_intact(p, keys, a);
+}
+
 Test(store_faults, missing_paths_directories_and_read_only_handles_are_refused)
 {
     struct kd_store *st = NULL;
