@@ -52,10 +52,21 @@ kd_status kd_dist_init(int *argc, char ***argv, struct kd_error *err)
      * chose otherwise: kd's ranks often share cores with their teachers and
      * other jobs, and its messages are milliseconds apart. */
     setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
-    int rc = MPI_Init(argc, argv);
+    /* kd runs threads of its own beside MPI (the training pool, the store's
+     * background writer), and only the main thread calls MPI: FUNNELED. */
+    int provided = MPI_THREAD_SINGLE;
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS)
-        return kd_error_set(err, KD_ERR_IO, "MPI_Init failed (error %d)", rc);
+        return kd_error_set(err, KD_ERR_IO, "MPI_Init_thread failed (error %d)", rc);
     started = 1;
+    if (provided < MPI_THREAD_FUNNELED) {
+        MPI_Finalize();
+        started = 0;
+        return kd_error_set(err, KD_ERR_IO,
+                            "this MPI library supports no threads beside MPI's own (MPI_THREAD_SINGLE), and kd runs "
+                            "worker threads while MPI is up: build kd against an MPI with thread support, or "
+                            "with make MPI=0");
+    }
     /* errors come back to kd as codes, not as MPI's default abort */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
