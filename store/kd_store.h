@@ -273,12 +273,17 @@ kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, stru
  * what small ones do in a big store, so the writer keeps pace with a fast
  * teacher. A failed put of the thread is returned by the next add that
  * hands over, or by flush, and its answers go back into the buffer (as
- * when a put fails in the caller's thread: flush again, or free). A killed
+ * when a put fails in the caller's thread); flush tries them again, with
+ * what was gathered since, and returns the earlier failure only if that
+ * fails too; free drops what is left, with a warning. A killed
  * process loses at most the put in progress and what was gathered
  * meanwhile. The thread blocks asynchronous signals. The caller's own
  * handle sees answers once their put is committed; flush waits for that.
  * Call before the first add. */
 kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error *err);
+/* The puts the background thread has committed since the writer was made
+ * (0 for a writer that stores in the caller's thread). */
+size_t kd_store_writer_background_puts(struct kd_store_writer *w);
 /* Frees the writer, dropping answers still buffered (flush first; a
  * background writer first finishes the put it is doing); accepts NULL. */
 void kd_store_writer_free(struct kd_store_writer *w);

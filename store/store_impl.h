@@ -120,12 +120,6 @@ static inline int store_host_is_le(void)
 #define STORE_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define STORE_PREFETCH(p) ((void)(p))
-/* A second connection to st's file, with st's options, for a thread of
- * the same process (the background writer): as kd_store_open, without
- * reading the file's header through a descriptor of its own, whose close
- * would drop the POSIX locks SQLite holds on the file for st. */
-kd_status kd_store_impl_open_again(const struct kd_store *st, struct kd_store **out, struct kd_error *err);
-
 #endif
 /* How many rows ahead of the one being written the prefetch looks. */
 #define STORE_PREFETCH_AHEAD 8

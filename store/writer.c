@@ -46,6 +46,7 @@ struct kd_store_writer {
     kd_status bg_status;
     struct kd_error bg_err;
     size_t bg_added;
+    size_t bg_puts;   /* puts the thread committed, since new */
 };
 
 kd_status kd_store_writer_new(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
@@ -194,6 +195,7 @@ static void *bg_main(void *arg)
             w->bg_err = e;
         }
         w->bg_added += got;
+        w->bg_puts += !s;
         w->busy = 0;
         pthread_cond_broadcast(&w->cv);
     }
@@ -203,8 +205,8 @@ static void *bg_main(void *arg)
 
 /* Waits until the thread has stored what it was given; returns the result
  * of its puts since the last call (the first failure, in err). The answers
- * of a put that failed go back into buf, as in the caller's thread: a
- * flush tries them again, free drops them with a warning. */
+ * of a put that failed go back into buf, as in the caller's thread: the
+ * next hand-off or flush tries them again, free drops them with a warning. */
 static kd_status bg_wait(struct kd_store_writer *w, struct kd_error *err)
 {
     pthread_mutex_lock(&w->mu);
@@ -348,15 +350,38 @@ kd_status kd_store_writer_add(struct kd_store_writer *w, const struct kd_hash *k
 
 kd_status kd_store_writer_flush(struct kd_store_writer *w, size_t *n_added, struct kd_error *err)
 {
-    kd_status s = put_buffer(w, err);
-    if (!s && w->bg)
-        s = bg_wait(w, err);
+    kd_status s;
+    if (w->bg) {
+        /* A put of the thread's that failed since the last call is tried
+         * again here with everything gathered since (bg_wait put its
+         * answers back into buf): what the store can take now, it takes.
+         * The earlier failure is returned only if this one fails too. */
+        struct kd_error earlier = {0};
+        if (bg_wait(w, &earlier))
+            kd_log(KD_LOG_WARN, "label store '%s': a put in the background failed (%s); trying its answers again",
+                   kd_store_path(w->st), earlier.msg);
+        s = bg_hand_off(w, err);
+        if (!s)
+            s = bg_wait(w, err);
+    } else {
+        s = put_buffer(w, err);
+    }
     if (s)
         return s;
     if (n_added)
         *n_added = w->added;
     w->added = 0;
     return KD_OK;
+}
+
+size_t kd_store_writer_background_puts(struct kd_store_writer *w)
+{
+    if (!w || !w->bg)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->bg_puts;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 void kd_store_writer_free(struct kd_store_writer *w)

@@ -65,7 +65,6 @@ static int u64_of(const char *s, uint64_t *v)
     return 1;
 }
 
-/* Restores a checkpoint; *found = 0 (and KD_OK) when there is no file. */
 /* Data-parallel shards must start together: each one loaded its checkpoint
  * (or found none) on its own, and a shard that failed, or that starts from
  * another epoch (it did not see shard 0's file: no shared file system),
@@ -115,6 +114,7 @@ static kd_status agree_on_start(const struct kd_train_config *tc, kd_status load
     return st;
 }
 
+/* Restores a checkpoint; *found = 0 (and KD_OK) when there is no file. */
 static kd_status checkpoint_load(const char *path, struct kd_mlp *m, struct kd_optim *o, struct kd_rng *rng,
                                  size_t *epoch, uint64_t *step, int *found, struct kd_error *err)
 {

@@ -114,6 +114,8 @@ struct kd_teacher {
     double store_wait;              /* seconds labelling has spent handing answers to
                                        the store and waiting for it (final flushes
                                        included), since open */
+    size_t background_puts;         /* commits made by the store writer's thread,
+                                       since open (0 when store_inline) */
 };
 
 /* Opens a teacher for inputs of width d, registering it in `store`.

@@ -424,6 +424,12 @@ static kd_status label_inputs(struct kd_teacher *t, const struct kd_tensor *x, c
         t->store_wait += j.store_wait + (kd_time_now() - t0);
         if (fst && !st)
             st = fst;
+        else if (fst && st == KD_ERR_INTERRUPTED)
+            /* the stop's message said "all stored": it was not */
+            kd_error_set(err, KD_ERR_INTERRUPTED,
+                         "labelling interrupted after %zu of %zu queries; the answers not yet committed could not "
+                         "be stored: %s",
+                         j.stored, n_missing, ferr.msg);
         else if (fst)
             kd_log(KD_LOG_WARN, "could not store the last answers: %s", ferr.msg);
     }
@@ -439,6 +445,7 @@ done:
     free(bkeys);
     free(missing);
     free(origins);
+    t->background_puts += kd_store_writer_background_puts(writer);
     kd_store_writer_free(writer);
     kd_free(bx);
     kd_free(by);

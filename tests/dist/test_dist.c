@@ -161,13 +161,38 @@ static void store_is_sound(void)
     kd_store_close(st);
 }
 
-/* Labels 2,000 images over 2 ranks, SIGKILLs rank `victim_rank` once 500
- * are answered, checks the store, then resumes; returns what the first run
- * asked and stored. */
-static void kill_a_rank_and_resume(int victim_rank, size_t *asked, size_t *stored)
+/* Answers of teacher 'slow' in the store now, 0 when there is none yet
+ * (the store or the teacher not made yet): for polling a running job. */
+static size_t stored_now(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    if (access(path, F_OK) != 0)
+        return 0;
+    struct kd_store *st;
+    struct kd_error err = {0};
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.read_only = 1;
+    if (kd_store_open(path, &o, &st, &err))
+        return 0;
+    struct kd_store_teacher t;
+    int64_t n = 0;
+    if (kd_store_teacher_find(st, "slow", NULL, &t, &err) || kd_store_count(st, t.id, KD_STORE_LOGITS, &n, &err))
+        n = 0;
+    kd_store_close(st);
+    return (size_t)n;
+}
+
+/* Labels `total` images over 2 ranks (batches of 50, `pause` s each),
+ * SIGKILLs rank `victim_rank` once 500 are answered (and, with
+ * after_commit, once some are committed too), checks the store, then
+ * resumes; returns what the first run asked and stored. */
+static void kill_a_rank_and_resume(int victim_rank, size_t total, double pause, int after_commit, size_t *asked,
+                                   size_t *stored)
 {
     need_mpirun();
-    label_pipeline(2000, 0.05); /* 40 batches of 50, 0.05 s each: about 1 s over two ranks */
+    label_pipeline(total, pause);
     char cmd[1024];
     mpirun_cmd(cmd, sizeof cmd, 2, "label.yaml", "");
     pid_t job = fork();
@@ -183,6 +208,10 @@ static void kill_a_rank_and_resume(int victim_rank, size_t *asked, size_t *store
         teacher_log(&rows, &pids);
     }
     cr_assert_geq(rows, 500, "labelling never got going: %s", slurp("out.txt"));
+    for (int i = 0; after_commit && i < 1000 && stored_now() == 0; i++)
+        usleep(10 * 1000);
+    if (after_commit)
+        cr_assert_gt(stored_now(), 0, "nothing was committed in 10 s");
     char marker[300];
     snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s/teacher.log", dir);
     pid_t victim = find_rank(victim_rank, marker);
@@ -194,20 +223,21 @@ static void kill_a_rank_and_resume(int victim_rank, size_t *asked, size_t *store
     store_is_sound();
     *stored = stored_answers();
     teacher_log(asked, &pids);
-    cr_assert_lt(*stored, 2000, "killed before the end");
+    cr_assert_lt(*stored, total, "killed before the end");
     cr_log_info("kill of rank %d: %zu asked, %zu stored, %zu lost", victim_rank, *asked, *stored, *asked - *stored);
 
     cr_assert_eq(run_mpi(2, "label.yaml", "--resume"), 0, "%s", slurp("out.txt"));
     size_t asked_all;
     teacher_log(&asked_all, &pids);
-    cr_assert_eq(asked_all - *asked, 2000 - *stored, "the resumed run asks exactly what is missing");
-    cr_assert_eq(stored_answers(), 2000);
+    cr_assert_eq(asked_all - *asked, total - *stored, "the resumed run asks exactly what is missing");
+    cr_assert_eq(stored_answers(), total);
 }
 
 Test(dist, a_rank_killed_mid_labelling_loses_only_batches_in_flight_and_resume_asks_the_rest)
 {
     size_t asked, stored;
-    kill_a_rank_and_resume(1, &asked, &stored);
+    /* 40 batches of 50, 0.05 s each: about 1 s over two ranks */
+    kill_a_rank_and_resume(1, 2000, 0.05, 0, &asked, &stored);
     /* only the batches in flight are lost: the one each rank's teacher was
      * answering, and answers rank 1 had sent (at most 2, the batches rank 0
      * hands a helper at once) that rank 0 had not received; rank 0 hears
@@ -215,13 +245,16 @@ Test(dist, a_rank_killed_mid_labelling_loses_only_batches_in_flight_and_resume_a
     cr_assert_leq(asked - stored, 4 * 50, "lost %zu answers", asked - stored);
 }
 
-/* Rank 0, the writer, killed: it loses what one process loses (the groups
- * not yet committed, docs/store.md), never a sound store, and the rerun asks
- * exactly the rest. */
-Test(dist, rank_0_killed_mid_labelling_leaves_a_sound_store_and_resume_asks_the_rest)
+/* Rank 0, the writer, killed after its first commit: it loses what one
+ * process loses (the groups not yet committed, docs/store.md), keeps what
+ * it committed, leaves a sound store, and the rerun asks exactly the rest.
+ * 100 batches of 50, 0.05 s each: about 2.5 s over two ranks, a commit
+ * every second. */
+Test(dist, rank_0_killed_mid_labelling_keeps_its_commits_and_resume_asks_the_rest)
 {
     size_t asked, stored;
-    kill_a_rank_and_resume(0, &asked, &stored);
+    kill_a_rank_and_resume(0, 5000, 0.05, 1, &asked, &stored);
+    cr_assert_gt(stored, 0, "the commits before the kill are kept");
 }
 
 /* A train stage of two epochs: the same global batch and seed on 1 and 2

@@ -656,10 +656,11 @@ Test(store_faults, a_background_put_that_failed_keeps_its_answers_for_the_next_f
     /* 1,000 handed to the thread, whose put meets the lock; 500 more gathered */
     cr_assert_eq(kd_store_writer_add(w, k2, 1000, a2, NULL, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(kd_store_writer_add(w, k2 + 1000, 500, a2 + 4000, NULL, &err), KD_OK, "%s", err.msg);
+    /* the flush tries the failed 1,000 again with the 500: still locked */
     cr_assert_eq(kd_store_writer_flush(w, NULL, &err), KD_ERR_STORE);
     char want[600];
     snprintf(want, sizeof want,
-             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of 1000 "
+             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of 1500 "
              "logits): let the other kd finish, or give this run its own store",
              p);
     cr_assert_str_eq(err.msg, want);
@@ -667,6 +668,43 @@ Test(store_faults, a_background_put_that_failed_keeps_its_answers_for_the_next_f
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     /* the lock gone, a flush stores the failed put's answers and the rest */
+    size_t added = 0;
+    cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(added, 1500);
+    cr_assert_eq(missing_count(st, 1, k2, 1500, 4), 0);
+    kd_store_writer_free(w);
+    kd_store_close(st);
+    assert_base_intact(p, keys, a);
+}
+
+/* The thread's put fails on a lock that is gone by the time of the flush:
+ * the flush stores the failed put's answers and the ones gathered since,
+ * and returns success (labelling flushes once, then frees the writer). */
+Test(store_faults, a_flush_after_a_failed_background_put_stores_everything_the_store_takes_now)
+{
+    const char *p = tpath("kd.db");
+    struct kd_hash keys[BASE_N];
+    static float a[BASE_N * 4];
+    make_base(p, keys, a);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.busy_timeout_ms = 200;
+    struct kd_store *st = NULL;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
+    struct kd_store_writer *w = NULL;
+    cr_assert_eq(kd_store_writer_new(st, 1, KD_STORE_LOGITS, 4, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    static struct kd_hash k2[1500];
+    static float a2[1500 * 4];
+    make_keys(k2, 1500, 2000000);
+    make_answers(a2, 1500, 4, 0);
+    pid_t pid = hold_write_lock(p);
+    cr_assert_eq(kd_store_writer_add(w, k2, 1000, a2, NULL, &err), KD_OK, "%s", err.msg);
+    usleep(600 * 1000); /* the thread's put waits 0.2 s for the lock and fails */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(kd_store_writer_add(w, k2 + 1000, 500, a2 + 4000, NULL, &err), KD_OK, "%s", err.msg);
     size_t added = 0;
     cr_assert_eq(kd_store_writer_flush(w, &added, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(added, 1500);
