@@ -1,7 +1,8 @@
-/* An MLP's batch over kd's thread pool: each thread runs the forward and
- * backward passes of a slice of the batch rows with its own GEMMs (OpenBLAS
- * held at one thread), then the threads sum the slices' gradients and take
- * the optimizer step, each over a range of the parameters. One pool only:
+/* An MLP's batch over kd's thread pool: each thread runs the forward pass
+ * and the backward pass to the hidden layers' output gradients for a slice
+ * of the batch rows with its own GEMMs (OpenBLAS held at one thread), then
+ * the weight gradients of a share of each layer's output rows over the
+ * whole batch and the optimizer step of those rows. One pool only:
  * OpenBLAS's threads are not used meanwhile, and kd's wait on a condition
  * variable between the phases of a step. */
 #include "student/mlp_threads.h"
@@ -73,17 +74,13 @@ kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m,
     }
     t->T = T;
     if (train) {
-        t->gbuf = calloc(T, sizeof *t->gbuf);
-        t->used = calloc(T, sizeof *t->used);
-        if (!t->gbuf || !t->used) {
-            kd_mlp_threads_end(t);
-            return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the threads' gradients");
-        }
-        for (size_t w = 1; w < T; w++)
-            if (!(t->gbuf[w] = kd_alloc(m->n_params, sizeof(float)))) {
+        /* the gradients of every hidden layer's outputs, all rows: the
+         * weight gradients are split by output rows, not batch rows */
+        for (size_t l = 0; l + 1 < m->n_layers; l++)
+            if (!(t->dy[l] = kd_alloc(rows * m->layers[l].out, sizeof(float)))) {
                 kd_mlp_threads_end(t);
-                return kd_error_set(err, KD_ERR_NOMEM, "out of memory for %zu threads' gradients of %zu values",
-                                    T - 1, m->n_params);
+                return kd_error_set(err, KD_ERR_NOMEM, "out of memory for the threads' gradients of %zu rows",
+                                    rows);
             }
     }
     kd_blas_hold_single();
@@ -144,10 +141,8 @@ void kd_mlp_threads_end(struct kd_mlp_threads *t)
         kd_blas_release_single();
     if (!t->kept)
         kd_pool_free(t->pool);
-    for (size_t w = 1; t->gbuf && w < t->T; w++)
-        kd_free(t->gbuf[w]);
-    free(t->gbuf);
-    free(t->used);
+    for (size_t l = 0; l < KD_MLP_MAX_LAYERS; l++)
+        kd_free(t->dy[l]);
     memset(t, 0, sizeof *t);
     t->T = 1;
 }
@@ -161,7 +156,6 @@ struct step_job {
     const struct kd_tensor *src; /* when set, x is gathered from its rows idx */
     const size_t *idx;
     size_t B;
-    int sum;                  /* the sum's phase adds the slices' gradients */
     const struct kd_mlp_impl_drop *key;
     struct kd_optim *opt;     /* the sum's phase also steps when set */
     float lr;
@@ -191,54 +185,73 @@ const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, 
     return m->pre[m->n_layers - 1];
 }
 
-/* m->grads += the other slices' gradients over [lo, hi) of the
- * parameters, and the optimizer's update of that range when asked. */
-static void sum_range(struct step_job *j, size_t lo, size_t hi)
+/* The optimizer's update of [lo, hi) of the parameters. */
+static void step_range(struct step_job *j, size_t lo, size_t hi)
 {
-    struct kd_mlp_threads *t = j->t;
-    float *g = j->m->grads;
-    /* in blocks, so that the update reads the sums from the cache */
-    for (size_t b = lo; b < hi; b += 4096) {
-        size_t e = hi - b < 4096 ? hi : b + 4096;
-        for (size_t u = 1; j->sum && u < t->T; u++) {
-            if (!t->used[u])
-                continue;
-            const float *restrict src = t->gbuf[u];
-            float *restrict dst = g;
-            for (size_t k = b; k < e; k++)
-                dst[k] += src[k];
-        }
-        if (j->opt)
-            kd_student_impl_optim_range(j->opt, j->m->params, g, j->lr, b, e);
-    }
+    if (j->opt && hi > lo)
+        kd_student_impl_optim_range(j->opt, j->m->params, j->m->grads, j->lr, lo, hi);
 }
 
-/* The sum and the update alone (the backward pass ran before). */
+/* The update alone (the gradient is complete in m->grads). */
 static void sum_job(void *ctx, size_t w, size_t T)
 {
     struct step_job *j = ctx;
     size_t lo, hi;
     kd_pool_range(j->m->n_params, RANGE_ALIGN, w, T, &lo, &hi);
-    sum_range(j, lo, hi);
+    /* in blocks, as the threads' ranges of the backward pass */
+    for (size_t b = lo; b < hi; b += 4096)
+        step_range(j, b, hi - b < 4096 ? hi : b + 4096);
 }
 
-/* The backward pass of this worker's slice (its gradients into its own
- * buffer), then, once every worker is done, sum_job's work: one run of the
- * pool with a barrier between the two, one wake-up fewer than two runs. */
+/* The backward pass in two halves with one barrier between them.
+ * 1. The gradients of the hidden layers' outputs, this worker's slice of
+ *    the batch rows, into t->dy (they read the weights, so no update may
+ *    start before every worker is done).
+ * 2. Every layer's weight and bias gradients of this worker's share of
+ *    the layer's output rows over the whole batch (one GEMM with the
+ *    batch as its inner dimension, as on one thread), written straight
+ *    into m->grads, then the optimizer's update of those rows while they
+ *    are in the cache. No worker has a gradient buffer of its own, and no
+ *    pass adds the slices' gradients. */
 static void backward_sum_job(void *ctx, size_t w, size_t T)
 {
     struct step_job *j = ctx;
     struct kd_mlp_threads *t = j->t;
-    size_t lo, n;
-    slice(j->B, w, T, &lo, &n);
-    t->used[w] = n > 0;
-    if (n)
-        kd_mlp_impl_backward_rows(j->m, j->x + lo * kd_mlp_in(j->m), j->dlogits + lo * kd_mlp_out(j->m), lo, n,
-                                  w ? t->gbuf[w] : j->m->grads, NULL);
-    else if (w == 0) /* B >= 1 gives worker 0 rows; B = 0 leaves the gradient zero */
-        memset(j->m->grads, 0, j->m->n_params * sizeof(float));
+    struct kd_mlp *m = j->m;
+    size_t B = j->B, lo, n;
+    slice(B, w, T, &lo, &n);
+    for (size_t l = m->n_layers - 1; n && l > 0; l--) {
+        const struct kd_dense *L = &m->layers[l];
+        const float *dy = l + 1 == m->n_layers ? j->dlogits : t->dy[l];
+        float *dx = t->dy[l - 1] + lo * L->in, *pre = m->pre[l - 1] + lo * L->in;
+        kd_sgemm(0, 0, n, L->in, L->out, 1.0f, dy + lo * L->out, L->out, L->w, L->in, 0.0f, dx, L->in);
+        if (m->last_train)
+            kd_student_impl_act_backward_masked(m->cfg.act, pre, dx, m->mask[l - 1] + lo * L->in, dx, n * L->in);
+        else
+            kd_act_backward(m->cfg.act, pre, dx, dx, n * L->in);
+    }
     kd_pool_barrier(t->pool);
-    sum_job(ctx, w, T);
+    for (size_t l = m->n_layers; l-- > 0;) {
+        const struct kd_dense *L = &m->layers[l];
+        size_t h0, hn;
+        slice(L->out, w, T, &h0, &hn);
+        if (!hn)
+            continue;
+        const float *dy = l + 1 == m->n_layers ? j->dlogits : t->dy[l];
+        const float *in = l == 0 ? j->x : m->act[l - 1];
+        kd_sgemm(1, 0, hn, L->in, B, 1.0f, dy + h0, L->out, in, L->in, 0.0f, L->gw + h0 * L->in, L->in);
+        /* the bias gradients row by row, in kd_dense_backward's order */
+        float *gb = L->gb + h0;
+        memset(gb, 0, hn * sizeof *gb);
+        for (size_t i = 0; i < B; i++) {
+            const float *row = dy + i * L->out + h0;
+            for (size_t k = 0; k < hn; k++)
+                gb[k] += row[k];
+        }
+        size_t wo = (size_t)(L->w - m->params), bo = (size_t)(L->b - m->params);
+        step_range(j, wo + h0 * L->in, wo + (h0 + hn) * L->in);
+        step_range(j, bo + h0, bo + h0 + hn);
+    }
 }
 
 void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B)
@@ -264,7 +277,7 @@ void kd_mlp_threads_sum(struct kd_mlp_threads *t, struct kd_mlp *m, struct kd_op
     if (t->summed && !opt)
         return;
     struct step_job j = {.t = t, .m = m, .x = m->input, .dlogits = t->dlogits, .B = t->pending ? t->B : 0,
-                         .opt = opt, .lr = lr, .sum = !t->summed};
+                         .opt = opt, .lr = lr};
     kd_pool_run(t->pool, t->pending ? backward_sum_job : sum_job, &j);
     t->pending = 0;
     t->summed = 1;

@@ -10,9 +10,8 @@
 struct kd_mlp_threads {
     struct kd_pool *pool;
     size_t T;
-    float **gbuf;   /* [1, T): each worker's gradient (n_params); worker 0 uses m->grads */
-    int *used;      /* worker w's slice of the last backward pass had rows */
-    int summed;     /* the slices' gradients are summed into m->grads */
+    float *dy[KD_MLP_MAX_LAYERS]; /* training: gradient of hidden layer l's outputs (rows, out_l) */
+    int summed;     /* m->grads holds the batch's gradient */
     int pending;    /* a backward pass of dlogits (B, C) waits for kd_mlp_threads_sum */
     const float *dlogits;
     size_t B;
@@ -25,8 +24,8 @@ struct kd_mlp_threads {
 int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows);
 /* Starts a pool of kd_blas_get_threads() threads when
  * kd_mlp_threads_choose says so (else T = 1), holding OpenBLAS at one
- * thread until kd_mlp_threads_end; train = 1 also allocates the
- * per-thread gradients. */
+ * thread until kd_mlp_threads_end; train = 1 also allocates the hidden
+ * layers' output gradients for batches of up to `rows` rows. */
 kd_status kd_mlp_threads_begin(struct kd_mlp_threads *t, const struct kd_mlp *m, size_t rows, int train,
                                struct kd_error *err);
 /* As kd_mlp_threads_begin for inference (train = 0), through the pool the
@@ -44,13 +43,12 @@ void kd_mlp_threads_end(struct kd_mlp_threads *t);
  * src, each thread first gathers its rows of x: row i is src's row idx[i]. */
 const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *src,
                                     const size_t *idx, float *x, size_t B, const struct kd_mlp_impl_drop *key);
-/* kd_mlp_backward over the threads: each slice's gradient in its own buffer
- * (m->grads holds worker 0's until kd_mlp_threads_sum). With T > 1 the
- * pass runs in kd_mlp_threads_sum's run of the pool (one wake-up fewer a
- * step), so dlogits must stay as it is until then; m->grads is the batch's
- * gradient only after kd_mlp_threads_sum in any case. */
+/* kd_mlp_backward over the threads. With T > 1 the pass runs in
+ * kd_mlp_threads_sum's run of the pool (one wake-up fewer a step), so
+ * dlogits must stay as it is until then; m->grads is the batch's gradient
+ * only after kd_mlp_threads_sum in any case. */
 void kd_mlp_threads_backward(struct kd_mlp_threads *t, struct kd_mlp *m, const float *dlogits, size_t B);
-/* m->grads becomes the batch's gradient (the slices' sum); with opt, also
+/* m->grads becomes the batch's gradient; with opt, also
  * the update of m->params at lr (o->t advanced and the gradient clipped
  * before, the sum done or not: done once only). */
 void kd_mlp_threads_sum(struct kd_mlp_threads *t, struct kd_mlp *m, struct kd_optim *opt, float lr);
