@@ -107,8 +107,16 @@ static kd_status farm_collect(void *ctx, int block, int *got, size_t *id, float 
     if (st || (!block && !*got))
         return st;
     *got = 1;
-    if (m.bytes > f->cap || m.bytes < sizeof(struct head))
+    if (m.bytes > f->cap || m.bytes < sizeof(struct head)) {
+        /* taken off the queue all the same, or the drain after this error
+         * would find the same message again at every look */
+        void *junk = malloc(m.bytes ? m.bytes : 1);
+        struct kd_error ignore = {0};
+        if (junk)
+            (void)kd_dist_recv(&m, junk, &ignore);
+        free(junk);
         return kd_error_set(err, KD_ERR_TEACHER, "rank %d sent a message of %zu bytes (tag %d)", m.from, m.bytes, m.tag);
+    }
     if ((st = kd_dist_recv(&m, f->buf, err)))
         return st;
     struct head h;
