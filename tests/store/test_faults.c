@@ -553,60 +553,6 @@ Test(store_faults, a_background_writer_on_a_full_disk_reports_it_on_the_next_cal
     kd_store_close(st);
 }
 
-Test(store_faults, a_store_locked_beyond_the_busy_timeout_says_so_and_loses_nothing)
-{
-    const char *p = tpath("kd.db");
-    struct kd_hash keys[BASE_N];
-    static float a[BASE_N * 4];
-    make_base(p, keys, a);
-    int fd[2];
-    cr_assert_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        /* another process holding the write lock: a long transaction */
-        close(fd[0]);
-        sqlite3 *db;
-        if (sqlite3_open(p, &db) != SQLITE_OK ||
-            sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM answers", NULL, NULL, NULL) != SQLITE_OK)
-            _exit(1);
-        if (write(fd[1], "L", 1) != 1)
-            _exit(1);
-        sleep(30);
-        _exit(0); /* never commits */
-    }
-    close(fd[1]);
-    char c;
-    cr_assert_eq(read(fd[0], &c, 1), 1, "the child took the lock");
-    struct kd_store_options o;
-    kd_store_options_init(&o);
-    o.busy_timeout_ms = 200;
-    struct kd_store *st = NULL;
-    struct kd_error err = {0};
-    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
-    struct kd_hash k2[2];
-    make_keys(k2, 2, 1000000);
-    float a2[2 * 4] = {0};
-    double t0 = kd_time_now();
-    cr_assert_eq(kd_store_put(st, 1, KD_STORE_LOGITS, k2, 2, 4, a2, NULL, NULL, &err), KD_ERR_STORE);
-    double waited = kd_time_now() - t0;
-    cr_assert(waited >= 0.15 && waited < 5, "waited %.2f s", waited);
-    char want[600];
-    snprintf(want, sizeof want,
-             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of 2 "
-             "logits): let the other kd finish, or give this run its own store",
-             p);
-    cr_assert_str_eq(err.msg, want);
-    /* readers are not blocked by the writer (WAL) */
-    cr_assert_eq(missing_count(st, 1, keys, BASE_N, 4), 0);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(fd[0]);
-    put_ok(st, 1, k2, 2, 4, a2);
-    kd_store_close(st);
-    assert_base_intact(p, keys, a);
-}
-
 /* A child process that holds the store's write lock until killed; returns
  * once it holds it. */
 static pid_t hold_write_lock(const char *p)
@@ -633,21 +579,67 @@ static pid_t hold_write_lock(const char *p)
     return pid;
 }
 
-Test(store_faults, a_background_put_that_failed_keeps_its_answers_for_the_next_flush)
+Test(store_faults, a_store_locked_beyond_the_busy_timeout_says_so_and_loses_nothing)
 {
     const char *p = tpath("kd.db");
     struct kd_hash keys[BASE_N];
     static float a[BASE_N * 4];
     make_base(p, keys, a);
+    pid_t pid = hold_write_lock(p); /* another process: a long transaction */
     struct kd_store_options o;
     kd_store_options_init(&o);
     o.busy_timeout_ms = 200;
     struct kd_store *st = NULL;
     struct kd_error err = {0};
     cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
+    struct kd_hash k2[2];
+    make_keys(k2, 2, 1000000);
+    float a2[2 * 4] = {0};
+    double t0 = kd_time_now();
+    cr_assert_eq(kd_store_put(st, 1, KD_STORE_LOGITS, k2, 2, 4, a2, NULL, NULL, &err), KD_ERR_STORE);
+    double waited = kd_time_now() - t0;
+    cr_assert(waited >= 0.15 && waited < 5, "waited %.2f s", waited);
+    char want[600];
+    snprintf(want, sizeof want,
+             "label store '%s' is locked by another process (waited 0.2 s while storing a batch of 2 "
+             "logits): let the other kd finish, or give this run its own store",
+             p);
+    cr_assert_str_eq(err.msg, want);
+    /* readers are not blocked by the writer (WAL) */
+    cr_assert_eq(missing_count(st, 1, keys, BASE_N, 4), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    put_ok(st, 1, k2, 2, 4, a2);
+    kd_store_close(st);
+    assert_base_intact(p, keys, a);
+}
+
+
+/* The base store at p (keys, a), opened with a 0.2 s busy timeout, and a
+ * background writer of 1,000-answer puts into it for teacher 1. */
+static struct kd_store_writer *background_writer_on_base(const char *p, struct kd_hash *keys, float *a,
+                                                         struct kd_store **st)
+{
+    make_base(p, keys, a);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.busy_timeout_ms = 200;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, &o, st, &err), KD_OK, "%s", err.msg);
     struct kd_store_writer *w = NULL;
-    cr_assert_eq(kd_store_writer_new(st, 1, KD_STORE_LOGITS, 4, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_writer_new(*st, 1, KD_STORE_LOGITS, 4, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
     cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
+    return w;
+}
+
+Test(store_faults, a_background_put_that_failed_keeps_its_answers_for_the_next_flush)
+{
+    const char *p = tpath("kd.db");
+    struct kd_hash keys[BASE_N];
+    static float a[BASE_N * 4];
+    struct kd_store *st = NULL;
+    struct kd_store_writer *w = background_writer_on_base(p, keys, a, &st);
+    struct kd_error err = {0};
     static struct kd_hash k2[1500];
     static float a2[1500 * 4];
     make_keys(k2, 1500, 1000000);
@@ -685,16 +677,9 @@ Test(store_faults, a_flush_after_a_failed_background_put_stores_everything_the_s
     const char *p = tpath("kd.db");
     struct kd_hash keys[BASE_N];
     static float a[BASE_N * 4];
-    make_base(p, keys, a);
-    struct kd_store_options o;
-    kd_store_options_init(&o);
-    o.busy_timeout_ms = 200;
     struct kd_store *st = NULL;
+    struct kd_store_writer *w = background_writer_on_base(p, keys, a, &st);
     struct kd_error err = {0};
-    cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_OK, "%s", err.msg);
-    struct kd_store_writer *w = NULL;
-    cr_assert_eq(kd_store_writer_new(st, 1, KD_STORE_LOGITS, 4, 1000, 1e9, &w, &err), KD_OK, "%s", err.msg);
-    cr_assert_eq(kd_store_writer_background(w, &err), KD_OK, "%s", err.msg);
     static struct kd_hash k2[1500];
     static float a2[1500 * 4];
     make_keys(k2, 1500, 2000000);

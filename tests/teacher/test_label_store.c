@@ -290,25 +290,11 @@ Test(label_store, a_read_only_store_refuses_new_answers_with_the_message_it_alwa
     fixture_release(&f);
 }
 
-Test(label_store, a_store_locked_by_another_process_mid_labelling_stops_it_with_the_stores_message)
+/* A child process that takes the store's write lock (an open
+ * transaction that never commits) and keeps it until killed; returns once
+ * it holds it. */
+static pid_t hold_write_lock(const char *path)
 {
-    struct fixture f;
-    fixture_init(&f);
-    char path[128];
-    snprintf(path, sizeof path, "%s/kd.db", f.dir);
-    struct kd_store_options o;
-    kd_store_options_init(&o);
-    o.busy_timeout_ms = 200; /* the writer's own connection gets the same */
-    struct kd_store *st = open_store(path, &o);
-    struct kd_teacher *t = open_teacher(&f, st, 0);
-    struct kd_tensor out;
-    struct kd_error err = {0};
-    struct kd_label_stats ls;
-    cr_assert_eq(kd_tensor_init(&out, N, C, &err), KD_OK);
-    struct kd_tensor first = kd_tensor_view(f.x.data, 5000, D), first_out = kd_tensor_view(out.data, 5000, C);
-    cr_assert_eq(kd_teacher_label(t, &first, "points", NULL, SIZE_MAX, &first_out, &ls, NULL, &err), KD_OK, "%s",
-                 err.msg);
-    /* another process takes the write lock and keeps it */
     int fd[2];
     cr_assert_eq(pipe(fd), 0);
     pid_t pid = fork();
@@ -329,6 +315,29 @@ Test(label_store, a_store_locked_by_another_process_mid_labelling_stops_it_with_
     char c;
     cr_assert_eq(read(fd[0], &c, 1), 1, "the other process took the lock");
     close(fd[0]);
+    return pid;
+}
+
+Test(label_store, a_store_locked_by_another_process_mid_labelling_stops_it_with_the_stores_message)
+{
+    struct fixture f;
+    fixture_init(&f);
+    char path[128];
+    snprintf(path, sizeof path, "%s/kd.db", f.dir);
+    struct kd_store_options o;
+    kd_store_options_init(&o);
+    o.busy_timeout_ms = 200; /* the writer's own connection gets the same */
+    struct kd_store *st = open_store(path, &o);
+    struct kd_teacher *t = open_teacher(&f, st, 0);
+    struct kd_tensor out;
+    struct kd_error err = {0};
+    struct kd_label_stats ls;
+    cr_assert_eq(kd_tensor_init(&out, N, C, &err), KD_OK);
+    struct kd_tensor first = kd_tensor_view(f.x.data, 5000, D), first_out = kd_tensor_view(out.data, 5000, C);
+    cr_assert_eq(kd_teacher_label(t, &first, "points", NULL, SIZE_MAX, &first_out, &ls, NULL, &err), KD_OK, "%s",
+                 err.msg);
+    /* another process takes the write lock and keeps it */
+    pid_t pid = hold_write_lock(path);
     kd_log_set_level(KD_LOG_ERROR); /* the retried flush fails too, and warns */
     kd_status s = kd_teacher_label(t, &f.x, "points", NULL, SIZE_MAX, &out, &ls, NULL, &err);
     kd_log_set_level(KD_LOG_WARN);
@@ -397,26 +406,7 @@ Test(label_store, an_interruption_whose_last_answers_cannot_be_stored_says_so)
     struct kd_tensor one = kd_tensor_view(f.x.data, 1, D), one_out = kd_tensor_view(out.data, 1, C);
     cr_assert_eq(kd_teacher_label(t, &one, "points", NULL, SIZE_MAX, &one_out, &ls, NULL, &err), KD_OK, "%s",
                  err.msg);
-    int fd[2];
-    cr_assert_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(fd[0]);
-        struct kd_store *other = NULL;
-        struct kd_error e = {0};
-        if (kd_store_open(path, NULL, &other, &e) ||
-            kd_store_sql(other, "BEGIN IMMEDIATE; DELETE FROM answers", NULL, NULL, NULL, &e))
-            _exit(1);
-        if (write(fd[1], "L", 1) != 1)
-            _exit(1);
-        sleep(60);
-        _exit(0);
-    }
-    close(fd[1]);
-    char c;
-    cr_assert_eq(read(fd[0], &c, 1), 1, "the other process took the lock");
-    close(fd[0]);
+    pid_t pid = hold_write_lock(path);
     /* the stop comes once the teacher has its first batch of the 60 (the
      * log of the one-input call above removed) */
     unlink(stop_log);
