@@ -452,6 +452,26 @@ Test(dist_active, two_ranks_make_ask_and_record_what_one_process_does_with_augme
     same_generated("augment, augment: {noise: 0.05, shift: 2}", "augment");
 }
 
+/* The rows the fake teacher logged ("rows N" a batch) in dir/file. */
+static size_t rows_asked(const char *file)
+{
+    char *log = slurp(file);
+    size_t rows = 0, n;
+    for (char *at = log; (at = strstr(at, "rows ")); at += 5)
+        rows += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
+    free(log);
+    return rows;
+}
+
+/* The answers in the store of dir/out (as `sql` prints count(*)). */
+static size_t answers_in(const char *out)
+{
+    char *q = sql(out, "select count(*) from answers");
+    size_t n = (size_t)strtoul(strchr(q, '\n') + 1, NULL, 10);
+    free(q);
+    return n;
+}
+
 /* An augment stage whose teacher dies in round 2 or 3 on 2 ranks: every answer
  * given is kept, and a healthy --resume over 2 ranks (a stage that makes
  * inputs starts its rounds again: the inputs it made are not kept between
@@ -482,25 +502,14 @@ Test(dist_active, an_augment_stage_whose_teacher_dies_resumes_over_two_ranks_ask
     cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round ") && !strstr(out, "round 1: "), "%s", out);
     cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch 10"), "%s", out);
     free(out);
-    char *q = sql("out", "select count(*) from answers");
-    size_t stored = (size_t)strtoul(strchr(q, '\n') + 1, NULL, 10);
-    free(q);
-    char *given = slurp("fake.log");
-    size_t answered = 0, n;
-    for (char *at = given; (at = strstr(at, "rows ")); at += 5)
-        answered += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
-    free(given);
+    size_t stored = answers_in("out"), answered = rows_asked("fake.log");
     cr_log_info("augment crash: %zu answered, %zu stored", answered, stored);
     cr_assert_geq(stored, 400, "round 1's answers are stored (%zu)", stored);
     cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
     remove(log);
     setenv("FAKE_MODE", "ok", 1);
     cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
-    char *rerun = slurp("fake.log");
-    size_t asked = 0;
-    for (char *at = rerun; (at = strstr(at, "rows ")); at += 5)
-        asked += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
-    free(rerun);
+    size_t asked = rows_asked("fake.log");
     cr_assert_eq(asked, 1200 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
                  asked, stored);
     const char *answers = "select input_hash, hex(vec), dataset, row, source_hash, source_row, strategy, round "
@@ -585,25 +594,14 @@ Test(dist_active, a_teacher_crash_in_a_round_stops_the_job_with_its_message_and_
     cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round 2: "), "%s", out);
     cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch"), "%s", out);
     free(out);
-    char *q = sql("out", "select count(*) from answers");
-    size_t stored = (size_t)strtoul(strchr(q, '\n') + 1, NULL, 10);
-    free(q);
-    char *given = slurp("fake.log");
-    size_t answered = 0, n;
-    for (char *at = given; (at = strstr(at, "rows ")); at += 5)
-        answered += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
-    free(given);
+    size_t stored = answers_in("out"), answered = rows_asked("fake.log");
     cr_log_info("active crash: %zu answered, %zu stored", answered, stored);
     cr_assert_geq(stored, 200, "round 1's answers are stored (%zu)", stored);
     cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
     remove(log);
     setenv("FAKE_MODE", "ok", 1);
     cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
-    char *rerun = slurp("fake.log");
-    size_t asked = 0;
-    for (char *at = rerun; (at = strstr(at, "rows ")); at += 5)
-        asked += sscanf(at + 5, "%zu", &n) == 1 ? n : 0;
-    free(rerun);
+    size_t asked = rows_asked("fake.log");
     cr_assert_eq(asked, 600 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
                  asked, stored);
     /* round 1 was not redone (it would have found its picks in the store and
