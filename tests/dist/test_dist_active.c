@@ -526,6 +526,67 @@ Test(dist_active, an_augment_stage_whose_teacher_dies_resumes_over_two_ranks_ask
     free(aa), free(ab), free(sa), free(sb);
 }
 
+/* A whole rank killed in the middle of an augment stage over 2 ranks (not
+ * its teacher: the kd process): the job fails, and a 2-rank --resume makes
+ * the same inputs again, asks only what the store lacks, and ends with the
+ * answers, origins and picks of one uninterrupted process. */
+Test(dist_active, an_augment_stage_whose_rank_1_is_killed_resumes_over_two_ranks_as_one_process)
+{
+    need_mpirun();
+    const char *select = "augment, augment: {noise: 0.05, shift: 2}";
+    active_pipeline("ref.yaml", "ref", select, 1200, 3, 0.0, "");
+    cr_assert_eq(run_one("ref.yaml", ""), 0, "%s", slurp("out.txt"));
+    /* 0.05 s per batch of 50: 24 batches, about 0.6 s of asking over 2 ranks */
+    active_pipeline("cut.yaml", "out", select, 1200, 3, 0.05, "");
+    char log[128], marker[300], cmd[1024];
+    snprintf(log, sizeof log, "%s/teacher.log", dir);
+    remove(log);
+    setenv("SLEEP_TEACHER_LOG", log, 1);
+    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* past round 1 (400 answers) and before the end (1,200) */
+    size_t rows = 0, pids = 0;
+    for (int i = 0; i < 6000 && rows < 600; i++) {
+        usleep(10 * 1000);
+        teacher_log(&rows, &pids);
+    }
+    cr_assert_geq(rows, 600, "the stage never got to round 2: %s", slurp("out.txt"));
+    snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", log);
+    pid_t victim = 0;
+    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
+        usleep(20 * 1000);
+    cr_assert_gt(victim, 0, "rank 1 not found");
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies: %s",
+              slurp("out.txt"));
+    size_t stored = answers_in("out");
+    cr_assert_lt(stored, 1200, "killed before the end");
+    remove(log);
+    cr_assert_eq(run_mpi(2, "cut.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    size_t asked;
+    teacher_log(&asked, &pids);
+    cr_log_info("augment, rank 1 killed: %zu stored; the resumed run asked %zu", stored, asked);
+    cr_assert_eq(asked, 1200 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
+                 asked, stored);
+    const char *answers = "select input_hash, hex(vec), dataset, row, source_hash, source_row, strategy, round "
+                          "from teacher_answers order by input_hash";
+    char *aa = sql("ref", answers), *ab = sql("out", answers);
+    cr_assert_eq(lines(aa), 1201, "%.300s", aa);
+    cr_assert_str_eq(aa, ab, "the resumed 2-rank run stored other answers or origins than 1 process");
+    const char *picks = "select round, input_hash, dataset, row, strategy from selections where run_id = "
+                        "(select max(run_id) from selections) order by round, input_hash";
+    char *sa = sql("ref", picks), *sb = sql("out", picks);
+    cr_assert_str_eq(sa, sb, "the resumed 2-rank run picked or made other inputs than 1 process");
+    free(aa), free(ab), free(sa), free(sb);
+}
+
 /* A stage whose `select` (its keys) fails on rank 0 alone: 1 process, then
  * 2 ranks, each into dir/out afresh. Both ranks end with rank 0's message,
  * `want` after dir, one process's, with exit status 1 and no MPI_Abort;
