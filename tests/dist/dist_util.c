@@ -183,3 +183,29 @@ void same_message_on_both_ranks(const char *out, char *line, size_t n)
     cr_assert_eq(strncmp(r0 + 17, r1 + 17, len), 0, "the same message on both ranks:\n%s", out);
     snprintf(line, n, "%.*s", (int)len, r0 + 17);
 }
+
+pid_t start_mpi(int ranks, const char *yaml)
+{
+    char cmd[1024];
+    mpirun_cmd(cmd, sizeof cmd, ranks, yaml, "");
+    pid_t job = fork();
+    cr_assert_geq(job, 0);
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return job;
+}
+
+void kill_rank(pid_t job, int rank, const char *marker)
+{
+    pid_t victim = 0;
+    for (int i = 0; i < 100 && !(victim = find_rank(rank, marker)); i++)
+        usleep(20 * 1000);
+    cr_assert_gt(victim, 0, "rank %d not found", rank);
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    int status;
+    waitpid(job, &status, 0);
+    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies: %s",
+              slurp("out.txt"));
+}

@@ -28,6 +28,11 @@ char *slurp(const char *name);
 void teacher_log(size_t *rows, size_t *pids);
 /* The kd process of rank `rank` whose environment holds `marker`, 0 if none. */
 pid_t find_rank(int rank, const char *marker);
+/* Starts `mpirun -np ranks kd run dir/yaml` in the background; its pid. */
+pid_t start_mpi(int ranks, const char *yaml);
+/* SIGKILLs rank `rank` of the job (found by `marker`, up to 2 s after it
+ * started), waits for the job and asserts that it failed. */
+void kill_rank(pid_t job, int rank, const char *marker);
 /* Both ranks printed one message, the same: its text after "kd: rank R of
  * 2: " on rank 0's line, into line (n bytes). */
 void same_message_on_both_ranks(const char *out, char *line, size_t n);

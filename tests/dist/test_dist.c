@@ -80,21 +80,42 @@ Test(dist, the_launchers_process_count_is_read_without_starting_mpi)
 
 /* ------------------------------------------------------------ under mpirun */
 
-static size_t stored_answers(void)
+/* The store dir/out/kd.db, opened read-only; NULL when it cannot be (not
+ * made yet). */
+static struct kd_store *open_out_store(void)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/out/kd.db", dir);
+    if (access(path, F_OK) != 0)
+        return NULL;
     struct kd_store *st;
     struct kd_error err = {0};
     struct kd_store_options o;
     kd_store_options_init(&o);
     o.read_only = 1;
-    cr_assert_eq(kd_store_open(path, &o, &st, &err), KD_OK, "%s", err.msg);
+    return kd_store_open(path, &o, &st, &err) ? NULL : st;
+}
+
+/* Answers of teacher 'slow' in dir/out's store; -1 when the store or the
+ * teacher is not there (yet). */
+static int64_t answers_of_slow(void)
+{
+    struct kd_store *st = open_out_store();
+    if (!st)
+        return -1;
+    struct kd_error err = {0};
     struct kd_store_teacher t;
-    cr_assert_eq(kd_store_teacher_find(st, "slow", NULL, &t, &err), KD_OK, "%s", err.msg);
     int64_t n = 0;
-    cr_assert_eq(kd_store_count(st, t.id, KD_STORE_LOGITS, &n, &err), KD_OK, "%s", err.msg);
+    if (kd_store_teacher_find(st, "slow", NULL, &t, &err) || kd_store_count(st, t.id, KD_STORE_LOGITS, &n, &err))
+        n = -1;
     kd_store_close(st);
+    return n;
+}
+
+static size_t stored_answers(void)
+{
+    int64_t n = answers_of_slow();
+    cr_assert_geq(n, 0, "no answers of teacher 'slow' in %s/out/kd.db", dir);
     return (size_t)n;
 }
 
@@ -141,19 +162,12 @@ Test(dist, two_ranks_share_the_queries_and_one_writer_stores_each_answer_once)
     free(out);
 }
 
-/* The pid of rank `rank`'s kd of this test's job, told apart by the
- * variable `marker` ("NAME=VALUE") in its environment; 0 if none. */
 /* The store after a kill passes kd's check (SQLite's integrity check among it). */
 static void store_is_sound(void)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/kd.db", dir);
-    struct kd_store *st;
+    struct kd_store *st = open_out_store();
+    cr_assert_not_null(st, "no store in %s/out", dir);
     struct kd_error err = {0};
-    struct kd_store_options o;
-    kd_store_options_init(&o);
-    o.read_only = 1;
-    cr_assert_eq(kd_store_open(path, &o, &st, &err), KD_OK, "%s", err.msg);
     struct kd_store_check c;
     cr_assert_eq(kd_store_check(st, &c, &err), KD_OK, "%s", err.msg);
     cr_assert(c.ok, "%s", c.n_problems ? c.problems[0] : "");
@@ -161,27 +175,12 @@ static void store_is_sound(void)
     kd_store_close(st);
 }
 
-/* Answers of teacher 'slow' in the store now, 0 when there is none yet
- * (the store or the teacher not made yet): for polling a running job. */
+/* Answers of teacher 'slow' now, 0 while there is none yet: for polling a
+ * running job. */
 static size_t stored_now(void)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/kd.db", dir);
-    if (access(path, F_OK) != 0)
-        return 0;
-    struct kd_store *st;
-    struct kd_error err = {0};
-    struct kd_store_options o;
-    kd_store_options_init(&o);
-    o.read_only = 1;
-    if (kd_store_open(path, &o, &st, &err))
-        return 0;
-    struct kd_store_teacher t;
-    int64_t n = 0;
-    if (kd_store_teacher_find(st, "slow", NULL, &t, &err) || kd_store_count(st, t.id, KD_STORE_LOGITS, &n, &err))
-        n = 0;
-    kd_store_close(st);
-    return (size_t)n;
+    int64_t n = answers_of_slow();
+    return n > 0 ? (size_t)n : 0;
 }
 
 /* Labels `total` images over 2 ranks (batches of 50, `pause` s each),
@@ -193,14 +192,7 @@ static void kill_a_rank_and_resume(int victim_rank, size_t total, double pause, 
 {
     need_mpirun();
     label_pipeline(total, pause);
-    char cmd[1024];
-    mpirun_cmd(cmd, sizeof cmd, 2, "label.yaml", "");
-    pid_t job = fork();
-    cr_assert_geq(job, 0);
-    if (job == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t job = start_mpi(2, "label.yaml");
     /* wait until the teachers have answered some batches, then kill the rank */
     size_t rows = 0, pids = 0;
     for (int i = 0; i < 600 && rows < 500; i++) {
@@ -214,12 +206,7 @@ static void kill_a_rank_and_resume(int victim_rank, size_t total, double pause, 
         cr_assert_gt(stored_now(), 0, "nothing was committed in 10 s");
     char marker[300];
     snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s/teacher.log", dir);
-    pid_t victim = find_rank(victim_rank, marker);
-    cr_assert_gt(victim, 0, "rank %d not found", victim_rank);
-    cr_assert_eq(kill(victim, SIGKILL), 0);
-    int status;
-    waitpid(job, &status, 0);
-    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies");
+    kill_rank(job, victim_rank, marker);
     store_is_sound();
     *stored = stored_answers();
     teacher_log(asked, &pids);
@@ -446,29 +433,16 @@ Test(dist, a_distillation_over_two_ranks_killed_mid_training_resumes_to_the_same
     cr_assert_eq(run_mpi(2, "ref.yaml", ""), 0, "%s", slurp("out.txt"));
     memcpy(out, "out", 3);
     write_file("cut.yaml", text);
-    char cmd[1024], cp[256];
-    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
+    char cp[256];
     snprintf(cp, sizeof cp, "%s/out/checkpoints/distill.safetensors", dir);
     setenv("SLEEP_TEACHER_LOG", cp, 1); /* no teacher reads it here: it marks this job's ranks */
-    pid_t job = fork();
-    cr_assert_geq(job, 0);
-    if (job == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t job = start_mpi(2, "cut.yaml");
     for (int i = 0; i < 3000 && access(cp, R_OK) != 0; i++)
         usleep(20 * 1000);
     cr_assert_eq(access(cp, R_OK), 0, "no checkpoint appeared: %s", slurp("out.txt"));
     char marker[300];
     snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", cp);
-    pid_t victim = 0;
-    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
-        usleep(20 * 1000);
-    cr_assert_gt(victim, 0, "rank 1 not found");
-    cr_assert_eq(kill(victim, SIGKILL), 0);
-    int status;
-    waitpid(job, &status, 0);
-    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies");
+    kill_rank(job, 1, marker);
     cr_assert_eq(run_mpi(2, "cut.yaml", "--resume"), 0, "%s", slurp("out.txt"));
     char *log = slurp("out.txt");
     cr_assert(!strstr(log, "Error"), "%s", log);

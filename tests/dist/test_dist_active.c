@@ -286,27 +286,12 @@ Test(dist_active, a_stage_killed_after_a_round_resumes_over_two_ranks_with_the_s
     active_pipeline("cut.yaml", "out", "margin", 800, 4, 0.1, "");
     snprintf(state, sizeof state, "%s/out/checkpoints/pick-round-state.safetensors", dir);
     setenv("SLEEP_TEACHER_LOG", log, 1);
-    char cmd[1024];
-    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
-    pid_t job = fork();
-    cr_assert_geq(job, 0);
-    if (job == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t job = start_mpi(2, "cut.yaml");
     for (int i = 0; i < 6000 && access(state, R_OK) != 0; i++)
         usleep(10 * 1000);
     cr_assert_eq(access(state, R_OK), 0, "no round finished: %s", slurp("out.txt"));
     snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", log);
-    pid_t victim = 0;
-    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
-        usleep(20 * 1000);
-    cr_assert_gt(victim, 0, "rank 1 not found");
-    cr_assert_eq(kill(victim, SIGKILL), 0);
-    int status;
-    waitpid(job, &status, 0);
-    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies: %s",
-              slurp("out.txt"));
+    kill_rank(job, 1, marker);
     char *stored = sql("out", "select count(*) from answers");
     size_t before = (size_t)strtoul(strchr(stored, '\n') + 1, NULL, 10);
     size_t asked_before, pids;
@@ -538,17 +523,11 @@ Test(dist_active, an_augment_stage_whose_rank_1_is_killed_resumes_over_two_ranks
     cr_assert_eq(run_one("ref.yaml", ""), 0, "%s", slurp("out.txt"));
     /* 0.05 s per batch of 50: 24 batches, about 0.6 s of asking over 2 ranks */
     active_pipeline("cut.yaml", "out", select, 1200, 3, 0.05, "");
-    char log[128], marker[300], cmd[1024];
+    char log[128], marker[300];
     snprintf(log, sizeof log, "%s/teacher.log", dir);
     remove(log);
     setenv("SLEEP_TEACHER_LOG", log, 1);
-    mpirun_cmd(cmd, sizeof cmd, 2, "cut.yaml", "");
-    pid_t job = fork();
-    cr_assert_geq(job, 0);
-    if (job == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t job = start_mpi(2, "cut.yaml");
     /* past round 1 (400 answers) and before the end (1,200) */
     size_t rows = 0, pids = 0;
     for (int i = 0; i < 6000 && rows < 600; i++) {
@@ -557,15 +536,7 @@ Test(dist_active, an_augment_stage_whose_rank_1_is_killed_resumes_over_two_ranks
     }
     cr_assert_geq(rows, 600, "the stage never got to round 2: %s", slurp("out.txt"));
     snprintf(marker, sizeof marker, "SLEEP_TEACHER_LOG=%s", log);
-    pid_t victim = 0;
-    for (int i = 0; i < 100 && !(victim = find_rank(1, marker)); i++)
-        usleep(20 * 1000);
-    cr_assert_gt(victim, 0, "rank 1 not found");
-    cr_assert_eq(kill(victim, SIGKILL), 0);
-    int status;
-    waitpid(job, &status, 0);
-    cr_assert(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job must fail when a rank dies: %s",
-              slurp("out.txt"));
+    kill_rank(job, 1, marker);
     size_t stored = answers_in("out");
     cr_assert_lt(stored, 1200, "killed before the end");
     remove(log);
