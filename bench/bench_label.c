@@ -19,6 +19,7 @@
  */
 #include "data/kd_data.h"
 #include "store/kd_store.h"
+#include "bench/store_util.h"
 #include "student/kd_student.h"
 #include "teacher/kd_teacher.h"
 
@@ -28,40 +29,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static double cpu_now(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 static void die(const char *what, const struct kd_error *err)
 {
     fprintf(stderr, "bench_label: %s: %s\n", what, err->msg);
     exit(1);
-}
-
-static void remove_store(const char *path)
-{
-    char p[4200];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct result {

@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include "store/kd_store.h"
+#include "bench/store_util.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -34,14 +35,6 @@
 
 #define D 10
 
-static double cpu_now(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 /* Rows per second of wall time and of CPU time of the last phase. */
 struct rate {
     double wall, cpu;
@@ -51,28 +44,6 @@ static void die(const struct kd_error *err)
 {
     fprintf(stderr, "bench_store: %s\n", err->msg);
     exit(1);
-}
-
-static void remove_store(const char *path)
-{
-    char p[4200];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* median, min and max over the runs, of wall-clock and of CPU rates */
