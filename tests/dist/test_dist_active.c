@@ -457,6 +457,24 @@ static size_t answers_in(const char *out)
     return n;
 }
 
+/* After a 2-rank run of dir/crash.yaml whose fake teacher crashed (its
+ * rows logged to `log`): every answer it gave is stored, at least
+ * `min_stored` (round 1's); a 2-rank --resume with a healthy teacher then
+ * asks exactly the rest of `total`. */
+static void resume_after_crash(const char *what, size_t min_stored, size_t total, const char *log)
+{
+    size_t stored = answers_in("out"), answered = rows_asked("fake.log");
+    cr_log_info("%s crash: %zu answered, %zu stored", what, answered, stored);
+    cr_assert_geq(stored, min_stored, "round 1's answers are stored (%zu)", stored);
+    cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
+    remove(log);
+    setenv("FAKE_MODE", "ok", 1);
+    cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
+    size_t asked = rows_asked("fake.log");
+    cr_assert_eq(asked, total - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
+                 asked, stored);
+}
+
 /* An augment stage whose teacher dies in round 2 or 3 on 2 ranks: every answer
  * given is kept, and a healthy --resume over 2 ranks (a stage that makes
  * inputs starts its rounds again: the inputs it made are not kept between
@@ -487,16 +505,7 @@ Test(dist_active, an_augment_stage_whose_teacher_dies_resumes_over_two_ranks_ask
     cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round ") && !strstr(out, "round 1: "), "%s", out);
     cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch 10"), "%s", out);
     free(out);
-    size_t stored = answers_in("out"), answered = rows_asked("fake.log");
-    cr_log_info("augment crash: %zu answered, %zu stored", answered, stored);
-    cr_assert_geq(stored, 400, "round 1's answers are stored (%zu)", stored);
-    cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
-    remove(log);
-    setenv("FAKE_MODE", "ok", 1);
-    cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
-    size_t asked = rows_asked("fake.log");
-    cr_assert_eq(asked, 1200 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
-                 asked, stored);
+    resume_after_crash("augment", 400, 1200, log);
     const char *answers = "select input_hash, hex(vec), dataset, row, source_hash, source_row, strategy, round "
                           "from teacher_answers order by input_hash";
     char *aa = sql("ref", answers), *ab = sql("out", answers);
@@ -626,16 +635,7 @@ Test(dist_active, a_teacher_crash_in_a_round_stops_the_job_with_its_message_and_
     cr_assert(strstr(out, "kd: rank 0 of 2: stage 'pick', round 2: "), "%s", out);
     cr_assert(strstr(out, "teacher 't' was killed by signal 6 (Aborted) before answering batch"), "%s", out);
     free(out);
-    size_t stored = answers_in("out"), answered = rows_asked("fake.log");
-    cr_log_info("active crash: %zu answered, %zu stored", answered, stored);
-    cr_assert_geq(stored, 200, "round 1's answers are stored (%zu)", stored);
-    cr_assert_eq(stored, answered, "every answer given is stored: %zu answered, %zu stored", answered, stored);
-    remove(log);
-    setenv("FAKE_MODE", "ok", 1);
-    cr_assert_eq(run_mpi(2, "crash.yaml", "--resume"), 0, "%s", slurp("out.txt"));
-    size_t asked = rows_asked("fake.log");
-    cr_assert_eq(asked, 600 - stored, "the resumed run asks exactly the missing answers (%zu asked, %zu stored)",
-                 asked, stored);
+    resume_after_crash("active", 200, 600, log);
     /* round 1 was not redone (it would have found its picks in the store and
      * recorded 0 queries), and each round is recorded once */
     char *acc = sql("out", "select count(*) - count(distinct step), sum(step = 1 and value = 0) from metrics "
