@@ -700,9 +700,10 @@ static int cmd_vacuum(int argc, char **argv)
     const struct kd_cli_command cmd = {
         .name = "store vacuum",
         .synopsis = "FILE",
-        .about = "Folds the write-ahead log (FILE-wal) into FILE and rebuilds the file without\n"
-                 "free pages (SQLite's VACUUM), e.g. after deleting answers with\n"
-                 "`kd store sql --write`. Other processes should not be using the store.\n",
+        .about = "Folds the write-ahead log (FILE-wal) into FILE, makes the key directory\n"
+                 "(answer_keys, how kd finds an answer) again from the answers, and rebuilds\n"
+                 "the file without free pages (SQLite's VACUUM), e.g. after deleting answers\n"
+                 "with `kd store sql --write`. Other processes should not be using the store.\n",
         .example = "kd store vacuum kd.db\n",
     };
     const char *file;
@@ -730,9 +731,10 @@ static int cmd_check(int argc, char **argv)
     const struct kd_cli_command cmd = {
         .name = "store check",
         .synopsis = "FILE",
-        .about = "Checks a store: SQLite's integrity check, foreign keys, and that every\n"
-                 "answer's vector has its teacher's width; prints the schema version. Exits\n"
-                 "with status 1 when a problem is found. The store is opened read-only.\n",
+        .about = "Checks a store: SQLite's integrity check, foreign keys, that every\n"
+                 "answer's vector has its teacher's width, and that the key directory\n"
+                 "(answer_keys) lists every answer in whole blocks; prints the schema version.\n"
+                 "Exits with status 1 when a problem is found. The store is opened read-only.\n",
         .example = "kd store check kd.db\n",
     };
     const char *file;
@@ -750,6 +752,10 @@ static int cmd_check(int argc, char **argv)
         return kd_cli_fail(&err);
     if (c.ok) {
         printf("%s: ok (schema version %d, %lld answers)\n", file, c.schema_version, (long long)c.answers);
+        if (c.stale_keys)
+            printf("  %lld key directory entries of answers deleted or changed with SQL (harmless; "
+                   "'kd store vacuum' drops them)\n",
+                   (long long)c.stale_keys);
     } else {
         printf("%s: %zu problem%s found (schema version %d)\n", file, c.n_problems, c.n_problems == 1 ? "" : "s",
                c.schema_version);

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KD_VERSION "0.3.0"
+#define KD_VERSION "0.4.0"
 
 /* ------------------------------------------------------------------ errors */
 

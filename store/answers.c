@@ -104,17 +104,12 @@ kd_status kd_store_count(struct kd_store *st, int64_t teacher, enum kd_store_kin
 
 /* ------------------------------------------------------------------ answers */
 
-struct keyed {
-    int64_t hi, lo;
-    size_t i;
-};
-
 /* Key order as in the table (signed halves), then input order, so that a
  * batch is written (or read) in one sweep through the B-tree and, among
  * duplicate keys, the first in the batch is inserted first. */
 static int keyed_cmp(const void *pa, const void *pb)
 {
-    const struct keyed *a = pa, *b = pb;
+    const struct kd_store_impl_keyed *a = pa, *b = pb;
     if (a->hi != b->hi)
         return a->hi < b->hi ? -1 : 1;
     if (a->lo != b->lo)
@@ -128,10 +123,10 @@ static size_t key_bucket(int64_t hi, int bits)
     return (size_t)((store_u64(hi) ^ ((uint64_t)1 << 63)) >> (64 - bits));
 }
 
-static void insertion_sort(struct keyed *k, size_t n)
+static void insertion_sort(struct kd_store_impl_keyed *k, size_t n)
 {
     for (size_t a = 1; a < n; a++) {
-        struct keyed x = k[a];
+        struct kd_store_impl_keyed x = k[a];
         size_t b = a;
         for (; b > 0 && keyed_cmp(&k[b - 1], &x) > 0; b--)
             k[b] = k[b - 1];
@@ -144,9 +139,9 @@ static void insertion_sort(struct keyed *k, size_t n)
  * keys, at most 2^16 buckets; stable: input order kept within a bucket)
  * leaves a handful of keys per bucket to sort by comparison, a fraction of
  * qsort's time. Keys that are not uniform only make buckets bigger. */
-static struct keyed *sorted_keys(const struct kd_hash *keys, size_t n)
+struct kd_store_impl_keyed *kd_store_impl_sorted_keys(const struct kd_hash *keys, size_t n)
 {
-    struct keyed *k = malloc((n ? n : 1) * sizeof *k);
+    struct kd_store_impl_keyed *k = malloc((n ? n : 1) * sizeof *k);
     if (!k)
         return NULL;
     int bits = 8;
@@ -172,7 +167,7 @@ static struct keyed *sorted_keys(const struct kd_hash *keys, size_t n)
     for (size_t b = 0; b < nb; b++)
         start[b + 1] += start[b];
     for (size_t i = 0; i < n; i++) {
-        struct keyed *e = &k[start[key_bucket(store_i64(keys[i].hi), bits)]++];
+        struct kd_store_impl_keyed *e = &k[start[key_bucket(store_i64(keys[i].hi), bits)]++];
         e->hi = store_i64(keys[i].hi);
         e->lo = store_i64(keys[i].lo);
         e->i = i;
@@ -313,6 +308,68 @@ static void bind_opt_real(sqlite3_stmt *q, int col, double v)
         sqlite3_bind_double(q, col, v);
 }
 
+/* Which of the sorted batch order (n keys) are stored: done[order[k].i]
+ * is set for each key whose candidate row (c, from the key directory)
+ * holds it, the oldest such row when there are several; vec copies that
+ * row's answer (d floats) into out + order[k].i * d (out may be NULL). */
+static kd_status resolve(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
+                         const struct kd_store_impl_keyed *order, const struct kd_store_impl_cands *c, int vec,
+                         float *out, size_t d, unsigned char *done, const char *purpose, struct kd_error *err)
+{
+    sqlite3_stmt *q;
+    kd_status s = kd_store_impl_stmt(st, vec ? S_ANSWER_BY_ID : S_ANSWER_KEY_BY_ID, &q, err);
+    if (s)
+        return s;
+    for (size_t j = 0; j < c->n; j++) {
+        const struct kd_store_impl_keyed *key = &order[c->v[j].k];
+        if (done[key->i])
+            continue;
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, c->v[j].id);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE)
+            continue; /* deleted since (the directory is a hint) */
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(q);
+            return kd_store_impl_fail(st, rc, purpose, err);
+        }
+        if (sqlite3_column_int64(q, 0) != teacher || sqlite3_column_int(q, 1) != (int)kind ||
+            sqlite3_column_int64(q, 2) != key->hi || sqlite3_column_int64(q, 3) != key->lo)
+            continue; /* an id used again, or a row changed with SQL */
+        if (vec) {
+            int bytes = sqlite3_column_bytes(q, 4);
+            const void *blob = sqlite3_column_blob(q, 4);
+            if ((size_t)bytes != d * sizeof(float) || !blob) {
+                sqlite3_reset(q);
+                return kd_error_set(err, KD_ERR_STORE,
+                                    "label store '%s' is damaged: a stored answer has %d bytes "
+                                    "where %zu floats (%zu bytes) belong; run 'kd store check %s'",
+                                    st->path, bytes, d, d * sizeof(float), st->path);
+            }
+            if (out)
+                kd_store_impl_vec_from_le(blob, d, out + key->i * d);
+        }
+        done[key->i] = 1;
+    }
+    sqlite3_reset(q);
+    return KD_OK;
+}
+
+/* The rows of the sorted batch not marked in skip (by input position):
+ * their positions in order, in key order. */
+static size_t rows_to_add(const struct kd_store_impl_keyed *order, size_t n, unsigned char *skip, size_t *add)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        /* a key repeated in the batch: its first answer (sorted first) */
+        if (k > 0 && order[k].hi == order[k - 1].hi && order[k].lo == order[k - 1].lo)
+            skip[order[k].i] = 1;
+        if (!skip[order[k].i])
+            add[m++] = k;
+    }
+    return m;
+}
+
 kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,
                        const struct kd_hash *keys, size_t n, size_t d, const float *answers,
                        const struct kd_store_origin *origins, size_t *n_added, struct kd_error *err)
@@ -330,12 +387,15 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
         return s;
     char purpose[96];
     snprintf(purpose, sizeof purpose, "storing a batch of %zu %s", n, kind_names[kind]);
-    struct keyed *order = sorted_keys(keys, n);
+    struct kd_store_impl_keyed *order = kd_store_impl_sorted_keys(keys, n);
     unsigned char *le = store_host_is_le() ? NULL : malloc(d * sizeof(float));
-    if (!order || (!le && !store_host_is_le())) {
-        free(order);
-        free(le);
-        return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+    unsigned char *skip = calloc(n, 1);
+    size_t *add = malloc(n * sizeof *add);
+    struct kd_store_impl_key *fresh = malloc(n * sizeof *fresh);
+    struct kd_store_impl_cands cands = {0};
+    if (!order || (!le && !store_host_is_le()) || !skip || !add || !fresh) {
+        s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+        goto out;
     }
     char who[KD_STORE_NAME_MAX + 64];
     size_t width = 0;
@@ -366,7 +426,12 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
             s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
+    } else if ((s = kd_store_impl_keys_find(st, teacher, (int)kind, order, n, &cands, purpose, err)) ||
+               (s = resolve(st, teacher, kind, order, &cands, 0, NULL, d, skip, purpose, err))) {
+        /* an answer stored for a key stays: those keys are skipped */
+        goto fail;
     }
+    size_t n_add = rows_to_add(order, n, skip, add);
     if ((s = kd_store_impl_stmt(st, S_ANSWER_PUT, &q, err)))
         goto fail;
     /* Bindings that stay for the whole batch. */
@@ -374,35 +439,34 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
     sqlite3_bind_int(q, 2, (int)kind);
     sqlite3_bind_int64(q, 3, (int64_t)d);
     sqlite3_bind_int64(q, 4, (int64_t)kd_store_impl_now());
-    sqlite3_int64 changes0 = sqlite3_total_changes64(st->db);
-    /* Rows go in key order, a random order over the caller's arrays. A
-     * short gather pass per chunk (the scalars and origins of the next
-     * STORE_PUT_CHUNK rows, with prefetches ahead) takes the cache misses
-     * in a tight loop, where the CPU overlaps them, instead of one by one
-     * between SQLite calls (store_impl.h, STORE_PREFETCH). */
+    /* Rows go in key order, a random order over the caller's arrays, each
+     * appended at the end of answers. A short gather pass per chunk (the
+     * scalars and origins of the next STORE_PUT_CHUNK rows, with prefetches
+     * ahead) takes the cache misses in a tight loop, where the CPU overlaps
+     * them, instead of one by one between SQLite calls (store_impl.h,
+     * STORE_PREFETCH). */
     struct scalars sc[STORE_PUT_CHUNK];
     struct kd_store_origin og[STORE_PUT_CHUNK];
-    for (size_t k0 = 0; k0 < n; k0 += STORE_PUT_CHUNK) {
-        size_t m = n - k0 < STORE_PUT_CHUNK ? n - k0 : STORE_PUT_CHUNK;
+    for (size_t a0 = 0; a0 < n_add; a0 += STORE_PUT_CHUNK) {
+        size_t m = n_add - a0 < STORE_PUT_CHUNK ? n_add - a0 : STORE_PUT_CHUNK;
         for (size_t j = 0; j < m; j++) {
-            size_t k = k0 + j;
-            if (k + STORE_PREFETCH_AHEAD < n) {
-                size_t ia = order[k + STORE_PREFETCH_AHEAD].i;
+            if (a0 + j + STORE_PREFETCH_AHEAD < n_add) {
+                size_t ia = order[add[a0 + j + STORE_PREFETCH_AHEAD]].i;
                 STORE_PREFETCH(answers + ia * d);
                 STORE_PREFETCH(answers + ia * d + d - 1);
                 if (origins)
                     STORE_PREFETCH(origins + ia);
             }
-            size_t i = order[k].i;
+            size_t i = order[add[a0 + j]].i;
             compute_scalars(kind, answers + i * d, d, &sc[j]);
             if (origins)
                 og[j] = origins[i];
         }
         for (size_t j = 0; j < m; j++) {
-            size_t k = k0 + j, i = order[k].i;
-            const float *v = answers + i * d;
-            sqlite3_bind_int64(q, 5, order[k].hi);
-            sqlite3_bind_int64(q, 6, order[k].lo);
+            const struct kd_store_impl_keyed *key = &order[add[a0 + j]];
+            const float *v = answers + key->i * d;
+            sqlite3_bind_int64(q, 5, key->hi);
+            sqlite3_bind_int64(q, 6, key->lo);
             if (le) {
                 kd_store_impl_vec_to_le(v, d, le);
                 sqlite3_bind_blob(q, 7, le, (int)(d * sizeof(float)), SQLITE_STATIC);
@@ -426,23 +490,33 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
             rc = sqlite3_step(q);
             sqlite3_reset(q);
             if (rc != SQLITE_DONE) {
+                sqlite3_clear_bindings(q);
                 s = kd_store_impl_fail(st, rc, purpose, err);
                 goto fail;
             }
+            fresh[a0 + j].hi = key->hi;
+            fresh[a0 + j].lo = key->lo;
+            fresh[a0 + j].id = sqlite3_last_insert_rowid(st->db);
         }
     }
-    size_t added = (size_t)(sqlite3_total_changes64(st->db) - changes0);
     sqlite3_clear_bindings(q);
+    /* appended in key order: the ids rise with the keys, as a run needs */
+    if ((s = kd_store_impl_keys_add(st, teacher, (int)kind, fresh, n_add, purpose, err)))
+        goto fail;
     if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
     if (n_added)
-        *n_added = added;
+        *n_added = n_add;
     goto out;
 fail:
     kd_store_impl_rollback(st);
 out:
+    kd_store_impl_cands_release(&cands);
     free(order);
     free(le);
+    free(skip);
+    free(add);
+    free(fresh);
     return s;
 }
 
@@ -463,7 +537,8 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
     char purpose[96];
     snprintf(purpose, sizeof purpose, "looking up %zu %s", n, kind_names[kind]);
     unsigned char *have = found ? found : malloc(n);
-    struct keyed *order = NULL;
+    struct kd_store_impl_keyed *order = NULL;
+    struct kd_store_impl_cands cands = {0};
     if (!have)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     memset(have, 0, n);
@@ -487,43 +562,15 @@ kd_status kd_store_lookup(struct kd_store *st, int64_t teacher, enum kd_store_ki
         if ((s = kd_store_impl_teacher_label(st, teacher, who, sizeof who, err)))
             goto fail;
     } else {
-        if (!(order = sorted_keys(keys, n))) {
+        if (!(order = kd_store_impl_sorted_keys(keys, n))) {
             s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
             goto fail;
         }
-        sqlite3_stmt *q;
-        if ((s = kd_store_impl_stmt(st, S_ANSWER_GET, &q, err)))
+        /* the candidates in id order: the rows are read in the order they
+         * were appended */
+        if ((s = kd_store_impl_keys_find(st, teacher, (int)kind, order, n, &cands, purpose, err)) ||
+            (s = resolve(st, teacher, kind, order, &cands, 1, out, d, have, purpose, err)))
             goto fail;
-        sqlite3_bind_int64(q, 1, teacher);
-        sqlite3_bind_int(q, 2, (int)kind);
-        for (size_t k = 0; k < n; k++) {
-            if (out && k + STORE_PREFETCH_AHEAD < n)
-                STORE_PREFETCH(out + order[k + STORE_PREFETCH_AHEAD].i * d);
-            sqlite3_bind_int64(q, 3, order[k].hi);
-            sqlite3_bind_int64(q, 4, order[k].lo);
-            int rc = sqlite3_step(q);
-            if (rc == SQLITE_ROW) {
-                size_t i = order[k].i;
-                int bytes = sqlite3_column_bytes(q, 0);
-                const void *blob = sqlite3_column_blob(q, 0);
-                if ((size_t)bytes != d * sizeof(float) || !blob) {
-                    sqlite3_reset(q);
-                    s = kd_error_set(err, KD_ERR_STORE,
-                                     "label store '%s' is damaged: a stored answer has %d bytes "
-                                     "where %zu floats (%zu bytes) belong; run 'kd store check %s'",
-                                     st->path, bytes, d, d * sizeof(float), st->path);
-                    goto fail;
-                }
-                if (out)
-                    kd_store_impl_vec_from_le(blob, d, out + i * d);
-                have[i] = 1;
-            } else if (rc != SQLITE_DONE) {
-                sqlite3_reset(q);
-                s = kd_store_impl_fail(st, rc, purpose, err);
-                goto fail;
-            }
-            sqlite3_reset(q);
-        }
     }
     if ((s = kd_store_impl_commit(st, purpose, err)))
         goto out;
@@ -542,6 +589,7 @@ fail:
     if (found)
         memset(found, 0, n);
 out:
+    kd_store_impl_cands_release(&cands);
     free(order);
     if (have != found)
         free(have);

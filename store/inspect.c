@@ -73,12 +73,14 @@ kd_status kd_store_stats(struct kd_store *st, size_t max_runs, struct kd_store_s
         goto fail;
     }
 
-    /* Per teacher and kind; counts are range scans of the primary key. */
+    /* Per teacher and kind; the counts in one scan of answers (no index
+     * on its teacher: rows are appended). */
     if ((status = kd_store_impl_prepare(st,
                                 "SELECT t.id, t.name, t.kind, t.fingerprint, t.created_at, o.kind, "
-                                "o.dim, (SELECT count(*) FROM answers a WHERE a.teacher_id = t.id "
-                                "AND a.kind = o.kind) FROM teachers t LEFT JOIN teacher_outputs o "
-                                "ON o.teacher_id = t.id ORDER BY t.id, o.kind",
+                                "o.dim, coalesce(c.n, 0) FROM teachers t LEFT JOIN teacher_outputs o "
+                                "ON o.teacher_id = t.id LEFT JOIN (SELECT teacher_id, kind, count(*) AS n "
+                                "FROM answers GROUP BY teacher_id, kind) c ON c.teacher_id = t.id "
+                                "AND c.kind = o.kind ORDER BY t.id, o.kind",
                                 purpose, &q, err)))
         goto fail;
     size_t cap = 0;
@@ -424,6 +426,21 @@ kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct k
         if (n > 0 && add_problem(c, "%s: %lld", checks[i].what, n))
             goto nomem;
     }
+    /* the key directory: what kd finds answers through */
+    struct kd_store_impl_keys_report kr;
+    if ((s = kd_store_impl_keys_check(st, &kr, purpose, err)))
+        goto fail;
+    static const char vac[] = " ('kd store vacuum' makes the directory again)";
+    if ((kr.bad_blocks && add_problem(c, "key directory blocks (answer_keys) that are damaged%s: %lld", vac,
+                                      kr.bad_blocks)) ||
+        (kr.bad_runs && add_problem(c, "key directory runs (answer_runs) whose blocks do not add up to "
+                                       "their count%s: %lld",
+                                    vac, kr.bad_runs)) ||
+        (kr.unlisted && add_problem(c, "answers the key directory does not list, so kd does not find them "
+                                       "(rows added with SQL?)%s: %lld",
+                                    vac, kr.unlisted)))
+        goto nomem;
+    c->stale_keys = kr.stale;
     if ((s = query_int(st, "SELECT count(*) FROM answers", purpose, &c->answers, err)))
         goto fail;
     return KD_OK;
@@ -447,6 +464,18 @@ void kd_store_check_release(struct kd_store_check *c)
 
 /* ------------------------------------------------------------------ vacuum */
 
+/* The key directory made again from answers: entries left by rows deleted
+ * with SQL go, rows added with SQL are found. */
+static kd_status rebuild_keys(struct kd_store *st, struct kd_error *err)
+{
+    const char *purpose = "making the key directory again";
+    kd_status s = kd_store_impl_begin_write(st, purpose, err);
+    if (!s && !(s = kd_store_impl_keys_rebuild(st, purpose, err)))
+        return kd_store_impl_commit(st, purpose, err);
+    kd_store_impl_rollback(st);
+    return s;
+}
+
 kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
                           struct kd_error *err)
 {
@@ -456,6 +485,7 @@ kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
     if (before)
         *before = file_size(st->path, "") + file_size(st->path, "-wal");
     if ((s = kd_store_impl_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)) ||
+        (s = rebuild_keys(st, err)) ||
         (s = kd_store_impl_exec(st, "VACUUM", "compacting the store (VACUUM)", err)) ||
         (s = kd_store_impl_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL", err)))
         return s;

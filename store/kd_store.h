@@ -97,7 +97,7 @@
 #include <stdint.h>
 
 /* The schema version this kd writes (PRAGMA user_version). */
-#define KD_STORE_SCHEMA_VERSION 2
+#define KD_STORE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------------ opening */
 
@@ -553,17 +553,21 @@ struct kd_store_check {
     int ok;                /* no problem found */
     int schema_version;
     int64_t answers;
+    int64_t stale_keys;    /* key directory entries whose answer was deleted or changed
+                            * with SQL: not a problem (kd checks each entry it uses);
+                            * kd store vacuum drops them */
     char **problems;       /* n_problems messages, owned */
     size_t n_problems;
 };
-/* PRAGMA integrity_check, foreign_key_check, and each answer's vector
- * length against its dim and its teacher's width. Problems found are in
+/* PRAGMA integrity_check, foreign_key_check, each answer's vector
+ * length against its dim and its teacher's width, and the key directory
+ * against the answers (every answer listed, every block whole). Problems found are in
  * c (not an error); release with kd_store_check_release. */
 kd_status kd_store_check(struct kd_store *st, struct kd_store_check *c, struct kd_error *err);
 void kd_store_check_release(struct kd_store_check *c);
 
-/* Checkpoints the WAL into the file and rebuilds it without free pages
- * (VACUUM); *before and *after (may be NULL) get the sizes in bytes,
+/* Checkpoints the WAL into the file, makes the key directory again from
+ * the answers, and rebuilds the file without free pages (VACUUM); *before and *after (may be NULL) get the sizes in bytes,
  * -wal file included. Needs no other process using the store. */
 kd_status kd_store_vacuum(struct kd_store *st, int64_t *before, int64_t *after,
                           struct kd_error *err);

@@ -235,13 +235,17 @@ static kd_status read_parts(struct kd_store *st, struct kd_store_run_record *r, 
                        fill_metric, err)))
         return s;
     if ((s = read_rows(st, r,
-                       "SELECT s.round, s.row, s.strategy, s.score, s.probability, s.weight, "
-                       "(SELECT a.class FROM answers a WHERE a.teacher_id IN (SELECT id FROM teachers) "
-                       "AND a.kind IN (0, 1) AND a.hash_hi = s.hash_hi AND a.hash_lo = s.hash_lo "
-                       "AND a.class IS NOT NULL LIMIT 1), "
+                       /* answers has no index on its key: one scan for the classes of the
+                        * run's picks (the lowest when several teachers answered) */
+                       "SELECT s.round, s.row, s.strategy, s.score, s.probability, s.weight, c.class, "
                        "(SELECT e.label FROM examples e WHERE e.hash_hi = s.hash_hi AND e.hash_lo = s.hash_lo "
                        "AND e.label IS NOT NULL LIMIT 1) "
-                       "FROM selections s WHERE s.run_id = ?1 ORDER BY s.round, s.score DESC, s.hash_hi, s.hash_lo",
+                       "FROM selections s LEFT JOIN (SELECT a.hash_hi, a.hash_lo, min(a.class) AS class "
+                       "FROM answers a WHERE a.kind IN (0, 1) AND a.class IS NOT NULL "
+                       "AND a.teacher_id IN (SELECT id FROM teachers) AND (a.hash_hi, a.hash_lo) IN "
+                       "(SELECT hash_hi, hash_lo FROM selections WHERE run_id = ?1) "
+                       "GROUP BY a.hash_hi, a.hash_lo) c ON c.hash_hi = s.hash_hi AND c.hash_lo = s.hash_lo "
+                       "WHERE s.run_id = ?1 ORDER BY s.round, s.score DESC, s.hash_hi, s.hash_lo",
                        "reading a run's selections", (void **)&r->picks, &r->n_picks, sizeof *r->picks, fill_pick,
                        err)))
         return s;

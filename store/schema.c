@@ -7,6 +7,22 @@
     "WHEN 3 THEN 'embedding' END"
 #define HEX_SQL(hi, lo) "printf('%016x%016x', " hi ", " lo ")"
 #define STATUS_CHECK "CHECK (status IN ('running', 'ok', 'failed', 'interrupted'))"
+/* answers has no generated columns (SQLite computes them on every insert,
+ * which costs a sixth of the insert rate); this view has them. */
+#define TEACHER_ANSWERS_VIEW                                                                           \
+    "CREATE VIEW teacher_answers AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "          \
+    "k.name AS kind_name, " HEX_SQL("a.hash_hi", "a.hash_lo") " AS input_hash, "                       \
+    "CASE WHEN a.source_hi IS NOT NULL THEN " HEX_SQL("a.source_hi", "a.source_lo") " END "           \
+    "AS source_hash, a.* FROM answers a JOIN teachers t ON t.id = a.teacher_id "                       \
+    "JOIN kinds k ON k.id = a.kind;\n"
+/* A pair's scores: pairs first, answers probed by their key (version 3:
+ * through an automatic index SQLite builds for the query). */
+#define PAIR_SCORES_VIEW                                                                               \
+    "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "              \
+    "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "               \
+    "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "                \
+    "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "               \
+    "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n"
 
 /* Version 1, the first. answers is keyed (teacher, kind, hash) so that one
  * teacher's answers are clustered (exports and counts are range scans, and
@@ -74,13 +90,7 @@ static const char *const schema_v1[] = {
     ");\n",
     "INSERT INTO kinds (id, name) VALUES (0, 'logits'), (1, 'probabilities'), (2, 'score'), "
     "(3, 'embedding');\n",
-    /* answers has no generated columns (SQLite computes them on every
-     * insert, which costs a sixth of the insert rate); this view has them. */
-    "CREATE VIEW teacher_answers AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
-    "k.name AS kind_name, " HEX_SQL("a.hash_hi", "a.hash_lo") " AS input_hash, "
-    "CASE WHEN a.source_hi IS NOT NULL THEN " HEX_SQL("a.source_hi", "a.source_lo") " END "
-    "AS source_hash, a.* FROM answers a JOIN teachers t ON t.id = a.teacher_id "
-    "JOIN kinds k ON k.id = a.kind;\n",
+    TEACHER_ANSWERS_VIEW,
     "CREATE TABLE runs (\n"
     "    id            INTEGER PRIMARY KEY,\n"
     "    name          TEXT,\n"
@@ -184,11 +194,72 @@ static const char *const schema_v2[] = {
     "    pair_hash TEXT AS (" HEX_SQL("hash_hi", "hash_lo") ") VIRTUAL,\n"
     "    PRIMARY KEY (corpus, query_id, doc_id)\n"
     ") WITHOUT ROWID;\n",
-    "CREATE VIEW pair_scores AS SELECT t.name AS teacher, t.fingerprint AS fingerprint, "
-    "p.corpus AS corpus, p.query_id AS query_id, p.doc_id AS doc_id, a.score AS score, "
-    "p.pair_hash AS pair_hash, a.teacher_id AS teacher_id, a.created_at AS created_at "
-    "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "
-    "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n",
+    PAIR_SCORES_VIEW,
+    NULL,
+};
+
+/* Version 3: answers appended, found through a key directory (keys.c).
+ * answers becomes a rowid table with an explicit id (VACUUM keeps explicit
+ * ids; the directory points at them), its rows copied in key order; store.c
+ * then makes the directory from them (kd_store_impl_keys_rebuild). A put
+ * appends its rows at the end of the table instead of writing each at its
+ * key's place, which rewrote most of a big store's pages on every put. The
+ * views naming answers are dropped before and made again after. */
+#define ANSWER_COLUMNS                                                                                 \
+    "teacher_id, kind, hash_hi, hash_lo, dim, vec, class, confidence, entropy, margin, score, norm, "  \
+    "dataset, row, source_hi, source_lo, source_row, strategy, round, created_at"
+static const char *const schema_v3[] = {
+    "DROP VIEW teacher_answers;\n",
+    "DROP VIEW pair_scores;\n",
+    "CREATE TABLE answers_v3 (\n"
+    "    answer_id   INTEGER PRIMARY KEY,\n"
+    "    teacher_id  INTEGER NOT NULL REFERENCES teachers (id),\n"
+    "    kind        INTEGER NOT NULL,\n"
+    "    hash_hi     INTEGER NOT NULL,\n"
+    "    hash_lo     INTEGER NOT NULL,\n"
+    "    dim         INTEGER NOT NULL,\n"
+    "    vec         BLOB NOT NULL,\n"
+    "    class       INTEGER,\n"
+    "    confidence  REAL,\n"
+    "    entropy     REAL,\n"
+    "    margin      REAL,\n"
+    "    score       REAL,\n"
+    "    norm        REAL,\n"
+    "    dataset     TEXT,\n"
+    "    row         INTEGER,\n"
+    "    source_hi   INTEGER,\n"
+    "    source_lo   INTEGER,\n"
+    "    source_row  INTEGER,\n"
+    "    strategy    TEXT,\n"
+    "    round       INTEGER,\n"
+    "    created_at  INTEGER NOT NULL\n"
+    ");\n",
+    "INSERT INTO answers_v3 (" ANSWER_COLUMNS ") SELECT " ANSWER_COLUMNS " FROM answers "
+    "ORDER BY teacher_id, kind, hash_hi, hash_lo;\n",
+    "DROP TABLE answers;\n",
+    "ALTER TABLE answers_v3 RENAME TO answers;\n",
+    /* the runs of each (teacher, kind) and their blocks of entries
+     * (hash_hi, hash_lo, answer id: three little-endian 64-bit integers,
+     * sorted), each block keyed by its last key */
+    "CREATE TABLE answer_runs (\n"
+    "    teacher_id INTEGER NOT NULL,\n"
+    "    kind       INTEGER NOT NULL,\n"
+    "    run        INTEGER NOT NULL,\n"
+    "    n          INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (teacher_id, kind, run)\n"
+    ") WITHOUT ROWID;\n",
+    "CREATE TABLE answer_keys (\n"
+    "    teacher_id INTEGER NOT NULL,\n"
+    "    kind       INTEGER NOT NULL,\n"
+    "    run        INTEGER NOT NULL,\n"
+    "    last_hi    INTEGER NOT NULL,\n"
+    "    last_lo    INTEGER NOT NULL,\n"
+    "    n          INTEGER NOT NULL,\n"
+    "    keys       BLOB NOT NULL,\n"
+    "    PRIMARY KEY (teacher_id, kind, run, last_hi, last_lo)\n"
+    ") WITHOUT ROWID;\n",
+    TEACHER_ANSWERS_VIEW,
+    PAIR_SCORES_VIEW,
     NULL,
 };
 
@@ -196,7 +267,7 @@ static const char *const schema_v2[] = {
  * version v to v + 1; version 0 is an empty file. A new version appends its
  * step here, bumps KD_STORE_SCHEMA_VERSION, sets KD_VERSION_NEEDED (store.c)
  * to the kd release that introduces it, and lists its new tables below. */
-const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
+const char *const *const kd_store_impl_migrations[KD_STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 /* The tables every version has (version 2 adds corpora, corpus_docs and
  * pairs; store.c tells the versions apart by corpora). */

@@ -14,7 +14,7 @@
 
 /* The oldest kd that reads the schema this kd writes; recorded in meta so
  * that an older kd refusing the file can say which version it needs. */
-#define KD_VERSION_NEEDED "0.2.0"
+#define KD_VERSION_NEEDED "0.4.0"
 
 /* Pages of 64 KiB: a transaction writes every page it touches to the WAL,
  * and with random keys a batch touches pages all over the table, so the
@@ -34,16 +34,34 @@ static const struct {
                      "reading a teacher's answer width"},
     [S_WIDTH_SET] = {"INSERT INTO teacher_outputs (teacher_id, kind, dim) VALUES (?1, ?2, ?3)",
                      "recording a teacher's answer width"},
-    [S_ANSWER_PUT] = {"INSERT OR IGNORE INTO answers (teacher_id, kind, dim, created_at, hash_hi, "
+    [S_ANSWER_PUT] = {"INSERT INTO answers (teacher_id, kind, dim, created_at, hash_hi, "
                       "hash_lo, vec, class, confidence, entropy, margin, score, norm, dataset, row, "
                       "source_hi, source_lo, source_row, strategy, round) VALUES (?1, ?2, ?3, ?4, "
                       "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                       "storing answers"},
-    [S_ANSWER_GET] = {"SELECT vec FROM answers WHERE teacher_id = ?1 AND kind = ?2 AND hash_hi = ?3 "
-                      "AND hash_lo = ?4",
-                      "looking up answers"},
+    [S_ANSWER_BY_ID] = {"SELECT teacher_id, kind, hash_hi, hash_lo, vec FROM answers WHERE answer_id = ?1",
+                        "looking up answers"},
+    [S_ANSWER_KEY_BY_ID] = {"SELECT teacher_id, kind, hash_hi, hash_lo FROM answers WHERE answer_id = ?1",
+                            "looking up answers"},
     [S_ANSWER_COUNT] = {"SELECT count(*) FROM answers WHERE teacher_id = ?1 AND kind = ?2",
                         "counting answers"},
+    [S_RUNS_LIST] = {"SELECT run, n FROM answer_runs WHERE teacher_id = ?1 AND kind = ?2 ORDER BY run",
+                     "reading the key directory"},
+    [S_RUN_PUT] = {"INSERT INTO answer_runs (teacher_id, kind, run, n) VALUES (?1, ?2, ?3, ?4)",
+                   "writing the key directory"},
+    [S_RUN_DROP] = {"DELETE FROM answer_runs WHERE teacher_id = ?1 AND kind = ?2 AND run = ?3",
+                    "writing the key directory"},
+    [S_KEYS_SEEK] = {"SELECT keys FROM answer_keys WHERE teacher_id = ?1 AND kind = ?2 AND run = ?3 "
+                     "AND (last_hi, last_lo) >= (?4, ?5) ORDER BY last_hi, last_lo LIMIT 1",
+                     "reading the key directory"},
+    [S_KEYS_RUN] = {"SELECT keys FROM answer_keys WHERE teacher_id = ?1 AND kind = ?2 AND run = ?3 "
+                    "ORDER BY last_hi, last_lo",
+                    "reading the key directory"},
+    [S_KEYS_PUT] = {"INSERT INTO answer_keys (teacher_id, kind, run, last_hi, last_lo, n, keys) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "writing the key directory"},
+    [S_KEYS_DROP] = {"DELETE FROM answer_keys WHERE teacher_id = ?1 AND kind = ?2 AND run = ?3",
+                     "writing the key directory"},
     [S_EXAMPLE_PUT] = {"INSERT OR REPLACE INTO examples (dataset, row, hash_hi, hash_lo, label, split) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                        "recording examples"},
@@ -419,16 +437,16 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
             return s;
         /* kd's tables with version 0: the header's version was lost (a tool
          * that rewrote the file, a damaged page 1), not a foreign file. */
-        int has_v2 = 0; /* version 2 added corpora */
+        int has_v2 = 0, has_v3 = 0; /* version 2 added corpora, 3 answer_keys */
         if (n_tables > 0 && n_have == STORE_N_KD_TABLES &&
-            (s = has_table(st, "corpora", &has_v2, err)))
+            ((s = has_table(st, "corpora", &has_v2, err)) || (s = has_table(st, "answer_keys", &has_v3, err))))
             return s;
         if (n_tables > 0 && n_have == STORE_N_KD_TABLES)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "label store '%s' has kd's tables but schema version 0: its version "
                                 "(PRAGMA user_version) is missing or damaged; if kd made this file, set it "
                                 "back with: sqlite3 '%s' 'PRAGMA user_version = %d'",
-                                st->path, st->path, has_v2 ? 2 : 1);
+                                st->path, st->path, has_v3 ? 3 : has_v2 ? 2 : 1);
         if (n_tables > 0 && n_have > 0 && has_meta)
             return kd_error_set(err, KD_ERR_FORMAT,
                                 "label store '%s' has schema version 0 (PRAGMA user_version) and only some "
@@ -462,6 +480,10 @@ static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
         for (const char *const *sql = kd_store_impl_migrations[v]; *sql; sql++)
             if ((s = kd_store_impl_exec(st, *sql, v ? "migrating the schema" : purpose, err)))
                 goto fail;
+    /* version 3 finds answers through the key directory: made from the
+     * answers a version 1 or 2 store holds */
+    if (version > 0 && version < 3 && (s = kd_store_impl_keys_rebuild(st, "migrating the schema", err)))
+        goto fail;
     char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_by', 'kd %s');"
@@ -629,6 +651,7 @@ void kd_store_close(struct kd_store *st)
         return;
     for (int i = 0; i < S_N_STMTS; i++)
         sqlite3_finalize(st->stmt[i]);
+    kd_store_impl_keycache_free(st);
     if (st->db) {
         kd_store_impl_rollback(st);
         if (sqlite3_close(st->db) != SQLITE_OK)

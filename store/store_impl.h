@@ -28,13 +28,33 @@ enum store_stmt {
     S_WIDTH_GET,
     S_WIDTH_SET,
     S_ANSWER_PUT,
-    S_ANSWER_GET,
+    S_ANSWER_BY_ID,
+    S_ANSWER_KEY_BY_ID,
     S_ANSWER_COUNT,
+    S_RUNS_LIST,
+    S_RUN_PUT,
+    S_RUN_DROP,
+    S_KEYS_SEEK,
+    S_KEYS_RUN,
+    S_KEYS_PUT,
+    S_KEYS_DROP,
     S_EXAMPLE_PUT,
     S_METRIC_PUT,
     S_SELECTION_PUT,
     S_WEIGHT_PUT,
     S_N_STMTS
+};
+
+struct kd_store_impl_key;
+
+/* The key directory of one (teacher, kind) in memory, all runs merged,
+ * as of the file's data version (keys.c). */
+struct kd_store_impl_keycache {
+    int64_t teacher;
+    int kind, valid;
+    unsigned version;
+    struct kd_store_impl_key *e;
+    size_t n;
 };
 
 struct kd_store {
@@ -44,6 +64,7 @@ struct kd_store {
     int busy_timeout_ms;
     struct kd_store_options opt; /* as opened (a background writer opens the file again) */
     sqlite3_stmt *stmt[S_N_STMTS];
+    struct kd_store_impl_keycache *keycache; /* NULL until a lookup makes one */
 };
 
 /* The statement, prepared if needed, reset and with its bindings cleared. */
@@ -123,6 +144,58 @@ static inline int store_host_is_le(void)
 #endif
 /* How many rows ahead of the one being written the prefetch looks. */
 #define STORE_PREFETCH_AHEAD 8
+
+/* A batch's keys as stored (signed halves) with their positions in the
+ * caller's arrays. kd_store_impl_sorted_keys sorts them by key, then
+ * position (so among equal keys the caller's first comes first); NULL when
+ * out of memory. */
+struct kd_store_impl_keyed {
+    int64_t hi, lo;
+    size_t i;
+};
+struct kd_store_impl_keyed *kd_store_impl_sorted_keys(const struct kd_hash *keys, size_t n);
+
+/* The key directory (keys.c): answer ids by key, for one (teacher, kind).
+ * An entry of answer_keys, and the entries found for a batch: cand k is
+ * order[k] of the sorted batch, id an answer row that may hold it (the
+ * caller checks the row's key; the directory is a hint). */
+#define KD_STORE_KEYS_PER_BLOCK 512
+struct kd_store_impl_key {
+    int64_t hi, lo, id;
+};
+struct kd_store_impl_cand {
+    size_t k;
+    int64_t id;
+};
+struct kd_store_impl_cands {
+    struct kd_store_impl_cand *v; /* sorted by id, then k */
+    size_t n, cap;
+};
+/* Every entry of every run of (teacher, kind) whose key is one of the
+ * sorted order[0..n), into c (emptied first; grown as needed). */
+kd_status kd_store_impl_keys_find(struct kd_store *st, int64_t teacher, int kind,
+                                  const struct kd_store_impl_keyed *order, size_t n, struct kd_store_impl_cands *c,
+                                  const char *purpose, struct kd_error *err);
+void kd_store_impl_cands_release(struct kd_store_impl_cands *c);
+/* The directory against answers (kd store check): blocks that are not
+ * whole sorted entries ending at their key, runs whose blocks do not add
+ * up to their count, answers no entry lists (kd would not find them), and
+ * entries whose answer is gone or changed (left by SQL deletes: harmless,
+ * the directory is checked on use). */
+struct kd_store_impl_keys_report {
+    int64_t bad_blocks, bad_runs, unlisted, stale;
+};
+kd_status kd_store_impl_keys_check(struct kd_store *st, struct kd_store_impl_keys_report *r, const char *purpose,
+                                   struct kd_error *err);
+/* Frees a handle's key cache (kd_store_close). */
+void kd_store_impl_keycache_free(struct kd_store *st);
+/* Adds the entries e[0..n), sorted by key then id, as a new run (merging
+ * runs, see keys.c). In the caller's write transaction. */
+kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind, const struct kd_store_impl_key *e,
+                                 size_t n, const char *purpose, struct kd_error *err);
+/* The whole directory made again from answers, one run per (teacher,
+ * kind). In the caller's write transaction. */
+kd_status kd_store_impl_keys_rebuild(struct kd_store *st, const char *purpose, struct kd_error *err);
 
 /* n floats to/from little-endian bytes (a copy on little-endian hosts). */
 void kd_store_impl_vec_to_le(const float *src, size_t n, unsigned char *dst);

@@ -368,7 +368,7 @@ Test(store_pairs, a_version_1_store_is_migrated_and_keeps_its_answers)
     struct kd_store *st = NULL;
     struct kd_error err = {0};
     cr_assert_eq(kd_store_open(p, &o, &st, &err), KD_ERR_FORMAT);
-    cr_assert(strstr(err.msg, "has schema version 1 and must be migrated to 2"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "has schema version 1 and must be migrated to 3"), "%s", err.msg);
 
     st = open_ok(p);
     struct kd_store_teacher t;
@@ -387,11 +387,11 @@ Test(store_pairs, a_version_1_store_is_migrated_and_keeps_its_answers)
     cr_assert_eq(n_missing, 0);
     cr_assert_float_eq(logits[2], 1.0f, 0); /* row 0 was (0, 0.5, 1) */
     struct rows r;
-    cr_assert_str_eq(sql_rows(st, "PRAGMA user_version", &r), "2\n");
+    cr_assert_str_eq(sql_rows(st, "PRAGMA user_version", &r), "3\n");
     cr_assert_str_eq(sql_rows(st, "SELECT value FROM meta WHERE key = 'created_by'", &r),
                      "kd 0.1.0\n");
     cr_assert_str_eq(sql_rows(st, "SELECT value FROM meta WHERE key = 'kd_version_needed'", &r),
-                     "0.2.0\n");
+                     "0.4.0\n");
     /* and the new tables work */
     const char *ids[] = {"a", "b", "c"}, *texts[] = {"black cat", "green tea", "red wine"};
     int built;
@@ -403,7 +403,7 @@ Test(store_pairs, a_version_1_store_is_migrated_and_keeps_its_answers)
                  err.msg);
     struct kd_store_check c;
     cr_assert_eq(kd_store_check(st, &c, &err), KD_OK);
-    cr_assert(c.ok && c.schema_version == 2, "%zu problems", c.n_problems);
+    cr_assert(c.ok && c.schema_version == 3, "%zu problems", c.n_problems);
     kd_store_check_release(&c);
     kd_store_close(st);
     /* opening again migrates nothing */
