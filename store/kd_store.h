@@ -43,7 +43,7 @@
  * rolls its transaction back: what was stored before stays as it was. The
  * store never prints (warnings go through kd_log) and never exits.
  *
- * Schema (version 2, in PRAGMA user_version; docs/store.md has every column
+ * Schema (version 3, in PRAGMA user_version; docs/store.md has every column
  * and example queries). An input is identified by the XXH3-128 hash of its
  * float32 features as the teacher receives them, kept as two signed 64-bit
  * integers (hash_hi, hash_lo: the hash's high and low halves) and shown as
@@ -60,12 +60,17 @@
  *       its earlier answers are kept but never served for it
  *   teacher_outputs(teacher_id, kind, dim, kind_name)
  *       the width of each kind of answer, fixed by the first put
- *   answers(teacher_id, kind, hash_hi, hash_lo, dim, vec, class, confidence,
- *           entropy, margin, score, norm, dataset, row, source_hi, source_lo,
- *           source_row, strategy, round, created_at)
- *       primary key (teacher_id, kind, hash_hi, hash_lo), WITHOUT ROWID;
- *       vec is dim float32 little-endian; kind 0 logits, 1 probabilities,
- *       2 score, 3 embedding
+ *   answers(answer_id, teacher_id, kind, hash_hi, hash_lo, dim, vec, class,
+ *           confidence, entropy, margin, score, norm, dataset, row, source_hi,
+ *           source_lo, source_row, strategy, round, created_at)
+ *       one answer per (teacher_id, kind, hash_hi, hash_lo), appended
+ *       (answer_id grows); no index on the key: kd finds answers through
+ *       answer_keys; vec is dim float32 little-endian; kind 0 logits,
+ *       1 probabilities, 2 score, 3 embedding
+ *   answer_keys(teacher_id, kind, run, last_hi, last_lo, n, keys),
+ *   answer_runs(teacher_id, kind, run, n)
+ *       the key directory (version 3; store/keys.c): sorted runs of
+ *       (hash_hi, hash_lo, answer_id) entries in blocks of 512
  *   kinds(id, name)                     the four kinds by name
  *   teacher_answers                     a view: answers with teacher (name),
  *       fingerprint, kind_name, input_hash and source_hash (hex) in front
@@ -217,11 +222,11 @@ struct kd_store_origin kd_store_origin_none(void);
  * class (argmax), confidence (top probability), entropy (nats), margin (top
  * minus second probability, 1 for d = 1); for scores: score; for every
  * kind: norm (L2 of the stored vector).
- * Storage is cheapest in big batches: keys are random, so a transaction
- * rewrites (in the WAL) most pages of the teacher's answers it lands in.
- * Into a teacher with 10^6 answers of 10 floats, one core stores about
- * 200,000 answers/s in puts of 100,000, but about 25,000/s in puts of
- * 10,000 and 7,000/s in puts of 1,000 (bench/bench_store.c). A fast teacher
+ * A put appends its rows (schema version 3), so its cost does not grow
+ * with the store, but each put is a transaction with its own commit and run
+ * of keys: into a teacher with 10^6 answers of 10 floats, one core stores
+ * about 600,000 answers/s in puts of 100,000, 240,000/s in puts of 10,000
+ * and 185,000/s in puts of 1,000 (bench/bench_store.c). A fast teacher
  * should gather answers and put every second or so, not every request:
  * kd_store_writer does that. */
 kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind kind,

@@ -61,9 +61,11 @@ static kd_status damaged(struct kd_store *st, const char *what, struct kd_error 
                         st->path, what, st->path, st->path);
 }
 
-/* The runs of (teacher, kind), oldest first. */
+/* The runs of (teacher, kind), oldest first. A run never changes once
+ * written (a merge writes a new one): its number, count and checksum (a
+ * hash of its entries) identify its content, for the cache below. */
 struct run {
-    int64_t run, n;
+    int64_t run, n, sum;
 };
 
 static kd_status list_runs(struct kd_store *st, int64_t teacher, int kind, struct run **out, size_t *n_out,
@@ -96,6 +98,7 @@ static kd_status list_runs(struct kd_store *st, int64_t teacher, int kind, struc
         }
         r[n].run = sqlite3_column_int64(q, 0);
         r[n].n = sqlite3_column_int64(q, 1);
+        r[n].sum = sqlite3_column_int64(q, 2);
         if (r[n].run > *max_run)
             *max_run = r[n].run;
         n++;
@@ -291,71 +294,145 @@ static size_t lower_bound_mem(const struct kd_store_impl_key *e, size_t lo, size
     return lo;
 }
 
-static kd_status find_in_cache(const struct kd_store_impl_keycache *kc, const struct kd_store_impl_keyed *order,
-                               size_t n, struct kd_store_impl_cands *c, const char *purpose, struct kd_error *err)
+static void find_in_array(const struct kd_store_impl_key *e, size_t m, const struct kd_store_impl_keyed *order,
+                          size_t n, struct kd_store_impl_cands *c, int *nomem)
 {
     size_t pos = 0;
-    for (size_t k = 0; k < n; k++) {
-        pos = lower_bound_mem(kc->e, pos, kc->n, order[k].hi, order[k].lo);
-        for (size_t j = pos; j < kc->n && kc->e[j].hi == order[k].hi && kc->e[j].lo == order[k].lo; j++)
-            if (add_cand(c, k, kc->e[j].id))
-                return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+    for (size_t k = 0; k < n && !*nomem; k++) {
+        pos = lower_bound_mem(e, pos, m, order[k].hi, order[k].lo);
+        for (size_t j = pos; j < m && e[j].hi == order[k].hi && e[j].lo == order[k].lo; j++)
+            if (add_cand(c, k, e[j].id)) {
+                *nomem = 1;
+                break;
+            }
     }
-    return KD_OK;
+}
+
+/* ---------------------------------------------------------------- the cache */
+
+/* Runs read or written by this handle, kept in memory (runs never change,
+ * so a cached run stays right for as long as the file lists it): a put
+ * then checks its keys and merges runs without reading blocks, and
+ * lookups of many keys search memory. At most KEYCACHE_MAX_BYTES of
+ * entries; a run that does not fit is read block by block. */
+#define KEYCACHE_MAX_BYTES ((size_t)256 << 20)
+/* A run is read into the cache when a batch has at least one key per this
+ * many of its entries (it would read nearly every block anyway). */
+#define KEYCACHE_DENSITY 512
+
+struct kd_store_impl_cached_run {
+    int64_t teacher, run, n, sum;
+    int kind;
+    struct kd_store_impl_key *e;
+};
+
+struct kd_store_impl_keycache {
+    struct kd_store_impl_cached_run *v;
+    size_t n, cap, bytes;
+};
+
+int64_t kd_store_impl_keys_cached(const struct kd_store *st)
+{
+    return st->keycache ? (int64_t)(st->keycache->bytes / sizeof(struct kd_store_impl_key)) : 0;
+}
+
+static void cache_drop_at(struct kd_store_impl_keycache *kc, size_t i)
+{
+    kc->bytes -= (size_t)kc->v[i].n * sizeof(struct kd_store_impl_key);
+    free(kc->v[i].e);
+    memmove(kc->v + i, kc->v + i + 1, (kc->n - i - 1) * sizeof *kc->v);
+    kc->n--;
 }
 
 void kd_store_impl_keycache_free(struct kd_store *st)
 {
-    if (st->keycache)
-        free(st->keycache->e);
-    free(st->keycache);
+    struct kd_store_impl_keycache *kc = st->keycache;
+    if (!kc)
+        return;
+    while (kc->n)
+        cache_drop_at(kc, kc->n - 1);
+    free(kc->v);
+    free(kc);
     st->keycache = NULL;
 }
 
-/* The whole directory of (teacher, kind) read into st's cache, its runs
- * merged; KD_OK with the cache left invalid when memory is short (the
- * caller then reads blocks). */
-static kd_status load_cache(struct kd_store *st, int64_t teacher, int kind, const struct run *runs, size_t n_runs,
-                            unsigned version, const char *purpose, struct kd_error *err)
+static const struct kd_store_impl_cached_run *cache_get(const struct kd_store *st, int64_t teacher, int kind,
+                                                        const struct run *r)
 {
-    if (!st->keycache && !(st->keycache = calloc(1, sizeof *st->keycache)))
-        return KD_OK;
-    struct kd_store_impl_keycache *kc = st->keycache;
-    free(kc->e);
-    memset(kc, 0, sizeof *kc);
-    struct kd_store_impl_key *all = NULL;
-    size_t n_all = 0;
-    for (size_t r = 0; r < n_runs; r++) {
-        struct kd_store_impl_key *e;
-        size_t n;
-        kd_status s = load_run(st, teacher, kind, &runs[r], &e, &n, purpose, err);
-        if (s) {
-            free(all);
-            return s;
-        }
-        struct kd_store_impl_key *m = all ? merge(all, n_all, e, n) : e;
-        if (all)
-            free(e);
-        free(all);
-        if (!m)
-            return KD_OK;
-        all = m;
-        n_all += n;
-    }
-    kc->e = all;
-    kc->n = n_all;
-    kc->teacher = teacher;
-    kc->kind = kind;
-    kc->version = version;
-    kc->valid = 1;
-    return KD_OK;
+    const struct kd_store_impl_keycache *kc = st->keycache;
+    for (size_t i = 0; kc && i < kc->n; i++)
+        if (kc->v[i].teacher == teacher && kc->v[i].kind == kind && kc->v[i].run == r->run && kc->v[i].n == r->n &&
+            kc->v[i].sum == r->sum)
+            return &kc->v[i];
+    return NULL;
 }
 
-/* The directory is read into memory, once per version of the file, when
- * a batch has at least one key per this many entries (it would read
- * nearly every block anyway) and the entries fit in KEYCACHE_MAX_BYTES. */
-#define KEYCACHE_DENSITY 512
-#define KEYCACHE_MAX_BYTES ((size_t)256 << 20)
+/* Drops the cached runs of (teacher, kind) that the file no longer lists
+ * as they were (merged away, or another process's rebuild). */
+static void cache_prune(struct kd_store *st, int64_t teacher, int kind, const struct run *runs, size_t n_runs)
+{
+    struct kd_store_impl_keycache *kc = st->keycache;
+    for (size_t i = kc ? kc->n : 0; i-- > 0;) {
+        if (kc->v[i].teacher != teacher || kc->v[i].kind != kind)
+            continue;
+        int listed = 0;
+        for (size_t r = 0; r < n_runs && !listed; r++)
+            listed = runs[r].run == kc->v[i].run && runs[r].n == kc->v[i].n && runs[r].sum == kc->v[i].sum;
+        if (!listed)
+            cache_drop_at(kc, i);
+    }
+}
+
+/* Takes e (the run r's n entries, malloc'ed) into the cache, making room
+ * by dropping the runs cached first; frees e when it cannot be kept.
+ * Returns the cached run or NULL. */
+static const struct kd_store_impl_cached_run *cache_put(struct kd_store *st, int64_t teacher, int kind,
+                                                        const struct run *r, struct kd_store_impl_key *e)
+{
+    size_t bytes = (size_t)r->n * sizeof *e;
+    if (bytes > KEYCACHE_MAX_BYTES || (!st->keycache && !(st->keycache = calloc(1, sizeof *st->keycache)))) {
+        free(e);
+        return NULL;
+    }
+    struct kd_store_impl_keycache *kc = st->keycache;
+    while (kc->n && kc->bytes + bytes > KEYCACHE_MAX_BYTES)
+        cache_drop_at(kc, 0);
+    if (kc->n == kc->cap) {
+        size_t nc = kc->cap ? 2 * kc->cap : 16;
+        struct kd_store_impl_cached_run *nv = realloc(kc->v, nc * sizeof *nv);
+        if (!nv) {
+            free(e);
+            return NULL;
+        }
+        kc->v = nv;
+        kc->cap = nc;
+    }
+    struct kd_store_impl_cached_run *c = &kc->v[kc->n++];
+    c->teacher = teacher;
+    c->kind = kind;
+    c->run = r->run;
+    c->n = r->n;
+    c->sum = r->sum;
+    c->e = e;
+    kc->bytes += bytes;
+    return c;
+}
+
+/* The run's entries from the cache, read into it first when the batch
+ * (n keys) is dense enough; NULL to read blocks instead. */
+static kd_status cached_run(struct kd_store *st, int64_t teacher, int kind, const struct run *r, size_t n,
+                            const struct kd_store_impl_cached_run **out, const char *purpose, struct kd_error *err)
+{
+    *out = cache_get(st, teacher, kind, r);
+    if (*out || n * KEYCACHE_DENSITY < (size_t)r->n || (size_t)r->n * sizeof(struct kd_store_impl_key) > KEYCACHE_MAX_BYTES)
+        return KD_OK;
+    struct kd_store_impl_key *e;
+    size_t m;
+    kd_status s = load_run(st, teacher, kind, r, &e, &m, purpose, err);
+    if (!s)
+        *out = cache_put(st, teacher, kind, r, e);
+    return s;
+}
 
 kd_status kd_store_impl_keys_find(struct kd_store *st, int64_t teacher, int kind,
                                   const struct kd_store_impl_keyed *order, size_t n, struct kd_store_impl_cands *c,
@@ -368,28 +445,20 @@ kd_status kd_store_impl_keys_find(struct kd_store *st, int64_t teacher, int kind
     kd_status s = list_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
     if (s)
         return s;
-    /* the data version changes with every commit to the file, this
-     * connection's own included (read inside the caller's transaction) */
-    unsigned version = 0;
-    int have_version = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_DATA_VERSION, &version) == SQLITE_OK;
-    struct kd_store_impl_keycache *kc = st->keycache;
-    int cached = have_version && kc && kc->valid && kc->teacher == teacher && kc->kind == kind &&
-                 kc->version == version;
-    if (!cached && have_version && n_runs > 0) {
-        size_t total = 0;
-        for (size_t r = 0; r < n_runs; r++)
-            total += (size_t)runs[r].n;
-        if (n * KEYCACHE_DENSITY >= total && total <= KEYCACHE_MAX_BYTES / sizeof(struct kd_store_impl_key)) {
-            s = load_cache(st, teacher, kind, runs, n_runs, version, purpose, err);
-            cached = !s && st->keycache && st->keycache->valid;
-        }
-    }
-    if (cached)
-        s = s ? s : find_in_cache(st->keycache, order, n, c, purpose, err);
-    else
-        for (size_t r = 0; !s && r < n_runs; r++)
+    cache_prune(st, teacher, kind, runs, n_runs);
+    int nomem = 0;
+    for (size_t r = 0; !s && !nomem && r < n_runs; r++) {
+        const struct kd_store_impl_cached_run *cr;
+        if ((s = cached_run(st, teacher, kind, &runs[r], n, &cr, purpose, err)))
+            break;
+        if (cr)
+            find_in_array(cr->e, (size_t)cr->n, order, n, c, &nomem);
+        else
             s = find_in_run(st, teacher, kind, runs[r].run, order, n, c, purpose, err);
+    }
     free(runs);
+    if (!s && nomem)
+        s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     if (!s && c->n > 1)
         qsort(c->v, c->n, sizeof *c->v, cand_cmp);
     return s;
@@ -424,9 +493,8 @@ static kd_status drop_run(struct kd_store *st, int64_t teacher, int kind, int64_
 }
 
 /* Writes e[0..n) (sorted) as run number run. */
-static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, int64_t run,
-                           const struct kd_store_impl_key *e, size_t n, const char *purpose,
-                           struct kd_error *err)
+static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const struct run *r,
+                           const struct kd_store_impl_key *e, const char *purpose, struct kd_error *err)
 {
     unsigned char buf[KD_STORE_KEYS_PER_BLOCK * ENTRY_BYTES];
     sqlite3_stmt *q;
@@ -435,7 +503,8 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, int64
         return s;
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, run);
+    sqlite3_bind_int64(q, 3, r->run);
+    size_t n = (size_t)r->n;
     for (size_t b = 0; b < n; b += KD_STORE_KEYS_PER_BLOCK) {
         size_t m = n - b < KD_STORE_KEYS_PER_BLOCK ? n - b : KD_STORE_KEYS_PER_BLOCK;
         for (size_t j = 0; j < m; j++) {
@@ -459,11 +528,19 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, int64
         return s;
     sqlite3_bind_int64(q, 1, teacher);
     sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, run);
-    sqlite3_bind_int64(q, 4, (int64_t)n);
+    sqlite3_bind_int64(q, 3, r->run);
+    sqlite3_bind_int64(q, 4, r->n);
+    sqlite3_bind_int64(q, 5, r->sum);
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? KD_OK : kd_store_impl_fail(st, rc, purpose, err);
+}
+
+/* The checksum that, with its number and count, identifies a run's
+ * content. */
+static int64_t run_sum(const struct kd_store_impl_key *e, size_t n)
+{
+    return store_i64(kd_hash_bytes(e, n * sizeof *e).lo);
 }
 
 kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind, const struct kd_store_impl_key *e,
@@ -477,23 +554,26 @@ kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind,
     kd_status s = list_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
     if (s)
         return s;
+    cache_prune(st, teacher, kind, runs, n_runs);
     const struct kd_store_impl_key *cur = e;
     struct kd_store_impl_key *owned = NULL;
     size_t n_cur = n;
     /* the binary counter: the newest run joins the new one while it is
      * not bigger */
     while (n_runs > 0 && (size_t)runs[n_runs - 1].n <= n_cur) {
-        struct kd_store_impl_key *old;
-        size_t n_old;
-        if ((s = load_run(st, teacher, kind, &runs[n_runs - 1], &old, &n_old, purpose, err)))
+        const struct run *last = &runs[n_runs - 1];
+        const struct kd_store_impl_cached_run *cr = cache_get(st, teacher, kind, last);
+        struct kd_store_impl_key *loaded = NULL;
+        size_t n_old = (size_t)last->n;
+        if (!cr && (s = load_run(st, teacher, kind, last, &loaded, &n_old, purpose, err)))
             goto out;
-        struct kd_store_impl_key *m = merge(old, n_old, cur, n_cur);
-        free(old);
+        struct kd_store_impl_key *m = merge(cr ? cr->e : loaded, n_old, cur, n_cur);
+        free(loaded);
         if (!m) {
             s = kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
             goto out;
         }
-        if ((s = drop_run(st, teacher, kind, runs[n_runs - 1].run, purpose, err))) {
+        if ((s = drop_run(st, teacher, kind, last->run, purpose, err))) {
             free(m);
             goto out;
         }
@@ -502,7 +582,17 @@ kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind,
         n_cur += n_old;
         n_runs--;
     }
-    s = write_run(st, teacher, kind, max_run + 1, cur, n_cur, purpose, err);
+    struct run made = {max_run + 1, (int64_t)n_cur, run_sum(cur, n_cur)};
+    if ((s = write_run(st, teacher, kind, &made, cur, purpose, err)))
+        goto out;
+    /* kept for the next put's check and merge (a rolled-back put's run is
+     * never listed: it is pruned) */
+    cache_prune(st, teacher, kind, runs, n_runs);
+    if (!owned && (owned = malloc(n_cur * sizeof *owned)))
+        memcpy(owned, cur, n_cur * sizeof *owned);
+    if (owned)
+        cache_put(st, teacher, kind, &made, owned);
+    owned = NULL;
 out:
     free(owned);
     free(runs);
@@ -530,7 +620,8 @@ kd_status kd_store_impl_keys_rebuild(struct kd_store *st, const char *purpose, s
         int64_t t = row ? sqlite3_column_int64(q, 0) : 0;
         int k = row ? sqlite3_column_int(q, 1) : 0;
         if (n > 0 && (!row || t != teacher || k != kind)) {
-            if ((s = write_run(st, teacher, kind, 1, e, n, purpose, err)))
+            struct run made = {1, (int64_t)n, run_sum(e, n)};
+            if ((s = write_run(st, teacher, kind, &made, e, purpose, err)))
                 break;
             n = 0;
         }

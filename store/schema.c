@@ -238,14 +238,16 @@ static const char *const schema_v3[] = {
     "ORDER BY teacher_id, kind, hash_hi, hash_lo;\n",
     "DROP TABLE answers;\n",
     "ALTER TABLE answers_v3 RENAME TO answers;\n",
-    /* the runs of each (teacher, kind) and their blocks of entries
-     * (hash_hi, hash_lo, answer id: three little-endian 64-bit integers,
-     * sorted), each block keyed by its last key */
+    /* the runs of each (teacher, kind) (n entries; sum, a hash of them,
+     * tells a run's content apart) and their blocks of entries (hash_hi,
+     * hash_lo, answer id: three little-endian 64-bit integers, sorted), each
+     * block keyed by its last key */
     "CREATE TABLE answer_runs (\n"
     "    teacher_id INTEGER NOT NULL,\n"
     "    kind       INTEGER NOT NULL,\n"
     "    run        INTEGER NOT NULL,\n"
     "    n          INTEGER NOT NULL,\n"
+    "    sum        INTEGER NOT NULL,\n"
     "    PRIMARY KEY (teacher_id, kind, run)\n"
     ") WITHOUT ROWID;\n",
     "CREATE TABLE answer_keys (\n"

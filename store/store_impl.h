@@ -45,17 +45,8 @@ enum store_stmt {
     S_N_STMTS
 };
 
-struct kd_store_impl_key;
-
-/* The key directory of one (teacher, kind) in memory, all runs merged,
- * as of the file's data version (keys.c). */
-struct kd_store_impl_keycache {
-    int64_t teacher;
-    int kind, valid;
-    unsigned version;
-    struct kd_store_impl_key *e;
-    size_t n;
-};
+/* Runs of the key directory kept in memory by a handle (keys.c). */
+struct kd_store_impl_keycache;
 
 struct kd_store {
     sqlite3 *db;
@@ -187,8 +178,9 @@ struct kd_store_impl_keys_report {
 };
 kd_status kd_store_impl_keys_check(struct kd_store *st, struct kd_store_impl_keys_report *r, const char *purpose,
                                    struct kd_error *err);
-/* Frees a handle's key cache (kd_store_close). */
+/* Frees a handle's key cache (kd_store_close); the entries it holds. */
 void kd_store_impl_keycache_free(struct kd_store *st);
+int64_t kd_store_impl_keys_cached(const struct kd_store *st);
 /* Adds the entries e[0..n), sorted by key then id, as a new run (merging
  * runs, see keys.c). In the caller's write transaction. */
 kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind, const struct kd_store_impl_key *e,

@@ -245,6 +245,9 @@ Test(store_keys, a_damaged_block_fails_lookups_with_the_repair_and_vacuum_repair
     cr_assert_eq(sql_int(st, "SELECT count(*) FROM answer_keys"), 3);
     sql_ok(st, "UPDATE answer_keys SET keys = substr(keys, 1, 100) WHERE last_hi = (SELECT min(last_hi) FROM "
                "answer_keys)");
+    /* a new handle: this one keeps the run it wrote in memory */
+    kd_store_close(st);
+    st = open_ok(tpath("kd.db"));
     struct kd_error err = {0};
     size_t nm = 0;
     cr_assert_eq(kd_store_lookup(st, t, KD_STORE_LOGITS, keys, N, D, NULL, NULL, NULL, &nm, &err), KD_ERR_STORE);
@@ -386,4 +389,23 @@ Test(store_keys, a_version_2_store_is_migrated_with_its_answers_in_one_run_per_t
     put_ok(st, 1, more, 10, 2, mv);
     cr_assert_eq(missing_count(st, 1, both, N + 10, 2), 0);
     kd_store_close(st);
+}
+
+Test(store_keys, a_version_3_store_that_lost_its_version_is_told_to_set_it_back_to_3)
+{
+    const char *p = tpath("kd.db");
+    struct kd_store *st = open_ok(p);
+    kd_store_close(st);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 0", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_open(p, NULL, &st, &err), KD_ERR_FORMAT);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "label store '%s' has kd's tables but schema version 0: its version (PRAGMA user_version) is "
+             "missing or damaged; if kd made this file, set it back with: sqlite3 '%s' 'PRAGMA user_version = 3'",
+             p, p);
+    cr_assert_str_eq(err.msg, want);
 }
