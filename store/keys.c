@@ -12,6 +12,10 @@
  * (its answers / a put's) runs, and each entry is rewritten about that
  * many times (24 bytes each time).
  *
+ * A run never changes once written, so the handle that writes or reads
+ * one keeps its entries in memory (up to 256 MiB): a put checks its keys
+ * and merges runs without reading blocks.
+ *
  * The directory is a hint, checked on every use: an entry counts only when
  * the row with its id has its key (rows deleted or changed with SQL leave
  * entries behind, and a deleted id can come back for another answer).
