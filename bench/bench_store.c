@@ -14,8 +14,9 @@
  *                           [--cache-mb M] [--teacher-rate R] [--dir DIR]
  *
  * Targets: >= 200,000 answers stored and >= 300,000 looked up per second
- * (issue 3); >= 500,000 of each (issue 15: lookups reach it, puts do not;
- * docs/store.md, "Speed", has what was tried). The process is pinned to one
+ * (issue 3); >= 500,000 of each (issue 15; docs/store.md, "Speed", has the
+ * figures of schema version 3, which appends answers and finds them through
+ * a key directory, against version 2). The process is pinned to one
  * CPU (a background writer's thread too). Rates are given per second of
  * wall-clock time and per second of CPU time (user + system) of this
  * process: on a busy machine the second says what one core does.
