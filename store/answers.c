@@ -426,11 +426,12 @@ kd_status kd_store_put(struct kd_store *st, int64_t teacher, enum kd_store_kind 
             s = kd_store_impl_fail(st, rc, purpose, err);
             goto fail;
         }
-    } else if ((s = kd_store_impl_keys_find(st, teacher, (int)kind, order, n, &cands, purpose, err)) ||
-               (s = resolve(st, teacher, kind, order, &cands, 0, NULL, d, skip, purpose, err))) {
-        /* an answer stored for a key stays: those keys are skipped */
-        goto fail;
     }
+    /* an answer stored for a key stays: those keys are skipped (checked
+     * even without a width, which SQL may have deleted) */
+    if ((s = kd_store_impl_keys_find(st, teacher, (int)kind, order, n, &cands, purpose, err)) ||
+        (s = resolve(st, teacher, kind, order, &cands, 0, NULL, d, skip, purpose, err)))
+        goto fail;
     size_t n_add = rows_to_add(order, n, skip, add);
     if ((s = kd_store_impl_stmt(st, S_ANSWER_PUT, &q, err)))
         goto fail;

@@ -68,7 +68,7 @@
  *       answer_keys; vec is dim float32 little-endian; kind 0 logits,
  *       1 probabilities, 2 score, 3 embedding
  *   answer_keys(teacher_id, kind, run, last_hi, last_lo, n, keys),
- *   answer_runs(teacher_id, kind, run, n)
+ *   answer_runs(teacher_id, kind, run, n, sum)
  *       the key directory (version 3; store/keys.c): sorted runs of
  *       (hash_hi, hash_lo, answer_id) entries in blocks of 512
  *   kinds(id, name)                     the four kinds by name

@@ -23,11 +23,19 @@
  * kd store vacuum). */
 #include "store/store_impl.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define ENTRY_BYTES 24
+/* More runs than this for one (teacher, kind) is damage (a healthy store
+ * has a few dozen at most, RUNS_SOFT_MAX below). */
 #define RUNS_MAX 4096
+/* A put merges the newest run whatever its size while there are this many
+ * (puts of ever smaller size would otherwise add a run each). */
+#define RUNS_SOFT_MAX 64
+/* A rebuild writes a run per this many entries (its memory). */
+#define REBUILD_RUN (1u << 22)
 
 static int64_t get64(const unsigned char *p)
 {
@@ -94,7 +102,7 @@ static kd_status list_runs(struct kd_store *st, int64_t teacher, int kind, struc
             if (!nr) {
                 sqlite3_reset(q);
                 free(r);
-                return nc > RUNS_MAX ? damaged(st, "more than 4096 runs for one teacher", err)
+                return nc > RUNS_MAX ? damaged(st, "more than 4096 runs (answer_runs) for one teacher", err)
                                      : kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
             }
             r = nr;
@@ -500,7 +508,8 @@ static kd_status drop_run(struct kd_store *st, int64_t teacher, int kind, int64_
 static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const struct run *r,
                            const struct kd_store_impl_key *e, const char *purpose, struct kd_error *err)
 {
-    unsigned char buf[KD_STORE_KEYS_PER_BLOCK * ENTRY_BYTES];
+    unsigned char *buf = NULL;
+    size_t cap = 0;
     sqlite3_stmt *q;
     kd_status s = kd_store_impl_stmt(st, S_KEYS_PUT, &q, err);
     if (s)
@@ -509,8 +518,22 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const
     sqlite3_bind_int(q, 2, kind);
     sqlite3_bind_int64(q, 3, r->run);
     size_t n = (size_t)r->n;
-    for (size_t b = 0; b < n; b += KD_STORE_KEYS_PER_BLOCK) {
+    for (size_t b = 0; b < n;) {
         size_t m = n - b < KD_STORE_KEYS_PER_BLOCK ? n - b : KD_STORE_KEYS_PER_BLOCK;
+        /* the entries of one key (an answer deleted with SQL and stored
+         * again) stay in one block: a search looks in one block a key */
+        while (b + m < n && e[b + m].hi == e[b + m - 1].hi && e[b + m].lo == e[b + m - 1].lo)
+            m++;
+        if (m > cap) {
+            unsigned char *nb = m * ENTRY_BYTES <= (size_t)INT_MAX ? realloc(buf, m * ENTRY_BYTES) : NULL;
+            if (!nb) {
+                free(buf);
+                sqlite3_clear_bindings(q);
+                return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
+            }
+            buf = nb;
+            cap = m;
+        }
         for (size_t j = 0; j < m; j++) {
             put64(buf + j * ENTRY_BYTES, e[b + j].hi);
             put64(buf + j * ENTRY_BYTES + 8, e[b + j].lo);
@@ -523,10 +546,13 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE) {
+            free(buf);
             sqlite3_clear_bindings(q);
             return kd_store_impl_fail(st, rc, purpose, err);
         }
+        b += m;
     }
+    free(buf);
     sqlite3_clear_bindings(q);
     if ((s = kd_store_impl_stmt(st, S_RUN_PUT, &q, err)))
         return s;
@@ -563,8 +589,8 @@ kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind,
     struct kd_store_impl_key *owned = NULL;
     size_t n_cur = n;
     /* the binary counter: the newest run joins the new one while it is
-     * not bigger */
-    while (n_runs > 0 && (size_t)runs[n_runs - 1].n <= n_cur) {
+     * not bigger (or while there are RUNS_SOFT_MAX runs) */
+    while (n_runs > 0 && ((size_t)runs[n_runs - 1].n <= n_cur || n_runs >= RUNS_SOFT_MAX)) {
         const struct run *last = &runs[n_runs - 1];
         const struct kd_store_impl_cached_run *cr = cache_get(st, teacher, kind, last);
         struct kd_store_impl_key *loaded = NULL;
@@ -618,15 +644,19 @@ kd_status kd_store_impl_keys_rebuild(struct kd_store *st, const char *purpose, s
     size_t n = 0, cap = 0;
     int64_t teacher = 0;
     int kind = 0, rc;
+    int64_t run_no = 1;
     for (;;) {
         rc = sqlite3_step(q);
         int row = rc == SQLITE_ROW;
         int64_t t = row ? sqlite3_column_int64(q, 0) : 0;
         int k = row ? sqlite3_column_int(q, 1) : 0;
-        if (n > 0 && (!row || t != teacher || k != kind)) {
-            struct run made = {1, (int64_t)n, run_sum(e, n)};
+        if (n > 0 && (!row || t != teacher || k != kind || n == REBUILD_RUN)) {
+            /* rows come sorted: each piece is a run (numbered from 1 for
+             * each teacher and kind, the oldest first) */
+            struct run made = {run_no, (int64_t)n, run_sum(e, n)};
             if ((s = write_run(st, teacher, kind, &made, e, purpose, err)))
                 break;
+            run_no = row && t == teacher && k == kind ? run_no + 1 : 1;
             n = 0;
         }
         if (!row)
@@ -701,7 +731,7 @@ static kd_status collect(struct kd_store *st, int entries, struct tk_key **out, 
         return s;
     struct tk_key *v = NULL;
     size_t n = 0, cap = 0;
-    int64_t prev_t = 0, prev_k = 0, prev_run = 0, in_run = 0, run_n = -1;
+    int64_t prev_t = 0, prev_k = 0, prev_run = 0, in_run = 0, run_n = -1, prev_hi = 0, prev_lo = 0;
     int rc, first = 1;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct tk_key k = {sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), 0, 0, 0};
@@ -714,7 +744,8 @@ static kd_status collect(struct kd_store *st, int entries, struct tk_key **out, 
             continue;
         }
         int64_t run = sqlite3_column_int64(q, 2);
-        if (first || k.teacher != prev_t || k.kind != prev_k || run != prev_run) {
+        int new_run = first || k.teacher != prev_t || k.kind != prev_k || run != prev_run;
+        if (new_run) {
             if (!first && in_run != run_n)
                 r->bad_runs++;
             in_run = 0;
@@ -728,6 +759,9 @@ static kd_status collect(struct kd_store *st, int entries, struct tk_key **out, 
         const unsigned char *b = sqlite3_column_blob(q, 6);
         size_t m = bytes > 0 ? (size_t)bytes / ENTRY_BYTES : 0;
         int bad = !b || bytes <= 0 || bytes % ENTRY_BYTES || (int64_t)m != sqlite3_column_int64(q, 5);
+        /* after the run's block before it: a key's entries in one block */
+        if (!bad && !new_run && key_cmp(get64(b), get64(b + 8), prev_hi, prev_lo) <= 0)
+            bad = 1;
         for (size_t j = 0; !bad && j < m; j++) {
             const unsigned char *p = b + j * ENTRY_BYTES;
             k.hi = get64(p);
@@ -738,6 +772,8 @@ static kd_status collect(struct kd_store *st, int entries, struct tk_key **out, 
             if (j + 1 == m && (k.hi != sqlite3_column_int64(q, 3) || k.lo != sqlite3_column_int64(q, 4)))
                 bad = 1;
         }
+        prev_hi = sqlite3_column_int64(q, 3);
+        prev_lo = sqlite3_column_int64(q, 4);
         if (bad) {
             r->bad_blocks++;
             continue;

@@ -236,7 +236,8 @@ static kd_status read_parts(struct kd_store *st, struct kd_store_run_record *r, 
         return s;
     if ((s = read_rows(st, r,
                        /* answers has no index on its key: one scan for the classes of the
-                        * run's picks (the lowest when several teachers answered) */
+                        * run's picks (the smallest class number when several teachers
+                        * answered differently) */
                        "SELECT s.round, s.row, s.strategy, s.score, s.probability, s.weight, c.class, "
                        "(SELECT e.label FROM examples e WHERE e.hash_hi = s.hash_hi AND e.hash_lo = s.hash_lo "
                        "AND e.label IS NOT NULL LIMIT 1) "

@@ -464,22 +464,71 @@ static kd_status check_version(struct kd_store *st, int64_t version, struct kd_e
 
 /* Creates or migrates the schema in one write transaction, so that two
  * processes opening a new file at once create it once. */
+/* The SQL of the indexes and triggers people made on answers (version 3
+ * copies answers into a new table, which drops them): *sql, *n, to run
+ * again after. */
+static kd_status user_objects(struct kd_store *st, char ***sql, size_t *n, struct kd_error *err)
+{
+    *sql = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    kd_status s = kd_store_impl_prepare(st,
+                                        "SELECT sql FROM sqlite_master WHERE tbl_name = 'answers' AND type IN "
+                                        "('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name",
+                                        "migrating the schema", &q, err);
+    if (s)
+        return s;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        char **nv = realloc(*sql, (*n + 1) * sizeof *nv);
+        if (!nv || !(nv[*n] = strdup((const char *)sqlite3_column_text(q, 0)))) {
+            if (nv)
+                *sql = nv;
+            sqlite3_finalize(q);
+            return kd_error_set(err, KD_ERR_NOMEM, "out of memory migrating the schema");
+        }
+        *sql = nv;
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? KD_OK : kd_store_impl_fail(st, rc, "migrating the schema", err);
+}
+
+/* Creates or migrates the schema in one write transaction, so that two
+ * processes opening a new file at once create it once. */
 static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
 {
     const char *purpose = "creating the schema";
-    kd_status s = kd_store_impl_begin_write(st, purpose, err);
-    if (s)
-        return s;
+    /* While migrating: answers whose teacher was deleted (the sqlite3
+     * shell does not enforce foreign keys) are copied as they are, for
+     * kd store check to report, and renaming the new answers table does
+     * not check views people made on answers, which are whole again once
+     * it has its name. Both are settings of the connection, made outside
+     * the transaction. */
+    kd_status s = kd_store_impl_exec(st, "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON",
+                                     "migrating the schema", err);
+    char **saved = NULL;
+    size_t n_saved = 0;
+    if (s || (s = kd_store_impl_begin_write(st, purpose, err)))
+        goto restore;
     int64_t version = 0;
     if ((s = pragma_int(st, "PRAGMA user_version", &version, err)) ||
         (s = check_version(st, version, err)))
         goto fail;
-    if (version == KD_STORE_SCHEMA_VERSION)
-        return kd_store_impl_commit(st, purpose, err);
+    if (version == KD_STORE_SCHEMA_VERSION) {
+        s = kd_store_impl_commit(st, purpose, err);
+        goto restore;
+    }
+    if (version > 0 && version < 3 && (s = user_objects(st, &saved, &n_saved, err)))
+        goto fail;
     for (int64_t v = version; v < KD_STORE_SCHEMA_VERSION; v++)
         for (const char *const *sql = kd_store_impl_migrations[v]; *sql; sql++)
             if ((s = kd_store_impl_exec(st, *sql, v ? "migrating the schema" : purpose, err)))
                 goto fail;
+    for (size_t i = 0; i < n_saved; i++)
+        if ((s = kd_store_impl_exec(st, saved[i], "migrating the schema (an index or trigger made on answers)",
+                                    err)))
+            goto fail;
     /* version 3 finds answers through the key directory: made from the
      * answers a version 1 or 2 store holds */
     if (version > 0 && version < 3 && (s = kd_store_impl_keys_rebuild(st, "migrating the schema", err)))
@@ -495,9 +544,20 @@ static kd_status create_or_migrate(struct kd_store *st, struct kd_error *err)
     if (version > 0)
         kd_log(KD_LOG_INFO, "label store '%s': migrated the schema from version %lld to %d",
                st->path, (long long)version, KD_STORE_SCHEMA_VERSION);
-    return KD_OK;
+    goto restore;
 fail:
     kd_store_impl_rollback(st);
+restore:
+    for (size_t i = 0; i < n_saved; i++)
+        free(saved[i]);
+    free(saved);
+    {
+        struct kd_error e2 = {0};
+        kd_status s2 = kd_store_impl_exec(st, "PRAGMA legacy_alter_table = OFF; PRAGMA foreign_keys = ON",
+                                          "setting up the connection", s ? &e2 : err);
+        if (!s)
+            s = s2;
+    }
     return s;
 }
 

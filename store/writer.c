@@ -293,9 +293,9 @@ kd_status kd_store_writer_background(struct kd_store_writer *w, struct kd_error 
     }
     /* While the thread stores, add goes on gathering, up to 8 times
      * max_rows and 256 MiB of answers (at least max_rows): the next put is
-     * then bigger, and a put into a big store costs about the same whatever
-     * its size (every page of the teacher's answers is rewritten), so the
-     * writer keeps up with a teacher faster than single puts of max_rows. */
+     * then bigger, and shares a put's fixed costs (its commit, its run of
+     * keys, the runs it merges) among more answers, so the writer keeps up
+     * with a teacher faster than single puts of max_rows. */
     size_t cap_bytes = (size_t)256 << 20, per_row = w->d * sizeof(float);
     w->hold_max = 8 * w->max_rows;
     if (w->hold_max > cap_bytes / per_row)

@@ -309,9 +309,11 @@ Test(store_keys, another_connections_puts_and_deletes_are_seen_by_a_handle_with_
     kd_store_close(b);
 }
 
-Test(store_keys, a_version_2_store_is_migrated_with_its_answers_in_one_run_per_teacher_and_kind)
+/* A version-2 store as kd 0.3.0 wrote it: teachers 1 (logits, width 2)
+ * and 2 (scores), n answers each for keys made from seed 77, then the
+ * SQL extra. want gets teacher 1's answers, score teacher 2's. */
+static void make_v2(const char *p, struct kd_hash *keys, size_t n, float *want, float *score, const char *extra)
 {
-    const char *p = tpath("v2.db");
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; BEGIN", NULL, NULL, NULL),
@@ -328,17 +330,14 @@ Test(store_keys, a_version_2_store_is_migrated_with_its_answers_in_one_run_per_t
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     /* answers of kd 0.3.0, in its layout (keyed, WITHOUT ROWID) */
-    enum { N = 5000 };
-    struct kd_hash keys[N];
-    float want[N * 2], score[N];
-    make_keys(keys, N, 77);
+    make_keys(keys, n, 77);
     sqlite3_stmt *q;
     cr_assert_eq(sqlite3_prepare_v2(db,
                                     "INSERT INTO answers (teacher_id, kind, hash_hi, hash_lo, dim, vec, class, "
                                     "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0)",
                                     -1, &q, NULL),
                  SQLITE_OK);
-    for (size_t i = 0; i < N; i++) {
+    for (size_t i = 0; i < n; i++) {
         want[2 * i] = (float)i;
         want[2 * i + 1] = -(float)i;
         score[i] = (float)i * 0.5f;
@@ -355,8 +354,19 @@ Test(store_keys, a_version_2_store_is_migrated_with_its_answers_in_one_run_per_t
         }
     }
     sqlite3_finalize(q);
+    if (extra)
+        cr_assert_eq(sqlite3_exec(db, extra, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
+}
+
+Test(store_keys, a_version_2_store_is_migrated_with_its_answers_in_one_run_per_teacher_and_kind)
+{
+    const char *p = tpath("v2.db");
+    enum { N = 5000 };
+    struct kd_hash keys[N];
+    float want[N * 2], score[N];
+    make_v2(p, keys, N, want, score, NULL);
 
     struct kd_store *st = open_ok(p);
     cr_assert_eq(sql_int(st, "PRAGMA user_version"), 3);
@@ -408,4 +418,121 @@ Test(store_keys, a_version_3_store_that_lost_its_version_is_told_to_set_it_back_
              "missing or damaged; if kd made this file, set it back with: sqlite3 '%s' 'PRAGMA user_version = 3'",
              p, p);
     cr_assert_str_eq(err.msg, want);
+}
+
+Test(store_keys, a_version_2_store_keeps_peoples_views_indexes_triggers_and_orphan_answers_when_migrated)
+{
+    const char *p = tpath("v2.db");
+    enum { N = 300 };
+    struct kd_hash keys[N];
+    float want[N * 2], score[N];
+    /* made with the sqlite3 shell, which does not enforce foreign keys:
+     * answers of a deleted teacher */
+    make_v2(p, keys, N, want, score,
+            "CREATE VIEW my_answers AS SELECT teacher_id, class FROM answers WHERE kind = 0;"
+            "CREATE INDEX my_by_hash ON answers (hash_hi, hash_lo);"
+            "CREATE TABLE my_log (n INTEGER);"
+            "CREATE TRIGGER my_t AFTER INSERT ON answers BEGIN INSERT INTO my_log VALUES (new.teacher_id); END;"
+            "INSERT INTO answers (teacher_id, kind, hash_hi, hash_lo, dim, vec, created_at) "
+            "VALUES (9, 0, 1, 2, 2, x'0000000000000000', 0);"
+            "DELETE FROM my_log");
+    struct kd_store *st = open_ok(p);
+    cr_assert_eq(sql_int(st, "PRAGMA user_version"), 3);
+    cr_assert_eq(sql_int(st, "SELECT count(*) FROM my_answers"), N + 1);
+    cr_assert_eq(sql_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN ('my_by_hash', 'my_t')"), 2);
+    cr_assert_eq(sql_int(st, "PRAGMA foreign_keys"), 1, "enforced again after the migration");
+    unsigned char present[N];
+    memset(present, 1, sizeof present);
+    expect(st, 1, keys, N, 2, want, present);
+    /* the trigger still fires, the orphan is reported */
+    struct kd_hash more[3];
+    float mv[6];
+    make_keys(more, 3, 4242);
+    make_answers(mv, 3, 2, 0);
+    put_ok(st, 1, more, 3, 2, mv);
+    cr_assert_eq(sql_int(st, "SELECT count(*) FROM my_log WHERE n = 1"), 3);
+    struct kd_store_check c;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_store_check(st, &c, &err), KD_OK, "%s", err.msg);
+    cr_assert_not(c.ok);
+    cr_assert_eq(c.n_problems, 2, "%zu problems, first: %s", c.n_problems, c.n_problems ? c.problems[0] : "");
+    cr_assert_str_eq(c.problems[0], "foreign keys: table answers (rows referring to missing teachers): 1");
+    cr_assert_str_eq(c.problems[1], "answers whose dim differs from their teacher's width (teacher_outputs): 1");
+    kd_store_check_release(&c);
+    kd_store_close(st);
+}
+
+/* A run of 600 entries whose key at sorted positions 511 and 512 is one
+ * key twice (an answer deleted with SQL and stored again), and a key held
+ * 600 times: each key's entries in one block, found by a handle that
+ * reads blocks. */
+Test(store_keys, the_entries_of_one_key_stay_in_one_block)
+{
+    const char *p = tpath("kd.db");
+    struct kd_store *st = open_ok(p);
+    struct kd_error err = {0};
+    enum { M = 600 };
+    struct kd_store_impl_key e[M];
+    for (size_t i = 0; i < M; i++) {
+        e[i].hi = (int64_t)(i < 512 ? i : i - 1) - 300;
+        e[i].lo = 7;
+        e[i].id = (int64_t)i + 1;
+    }
+    struct kd_store_impl_key same[M];
+    for (size_t i = 0; i < M; i++) {
+        same[i].hi = 5;
+        same[i].lo = 5;
+        same[i].id = (int64_t)i + 1;
+    }
+    cr_assert_eq(kd_store_impl_begin_write(st, "test", &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_impl_keys_add(st, 1, 0, e, M, "test", &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_impl_keys_add(st, 1, 1, same, M, "test", &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(kd_store_impl_commit(st, "test", &err), KD_OK, "%s", err.msg);
+    kd_store_close(st);
+    st = open_ok(p); /* no cache: blocks are read */
+    struct kd_store_impl_keyed k = {211, 7, 0}; /* sorted position 511 and 512 */
+    struct kd_store_impl_cands c = {0};
+    cr_assert_eq(kd_store_impl_begin_read(st, "test", &err), KD_OK);
+    cr_assert_eq(kd_store_impl_keys_find(st, 1, 0, &k, 1, &c, "test", &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(c.n, 2);
+    cr_assert_eq(c.v[0].id, 512);
+    cr_assert_eq(c.v[1].id, 513);
+    k.hi = 5;
+    k.lo = 5;
+    cr_assert_eq(kd_store_impl_keys_find(st, 1, 1, &k, 1, &c, "test", &err), KD_OK, "%s", err.msg);
+    cr_assert_eq(c.n, M);
+    kd_store_impl_rollback(st);
+    kd_store_impl_cands_release(&c);
+    cr_assert_eq(sql_int(st, "SELECT count(*) FROM answer_keys WHERE kind = 0"), 2);
+    cr_assert_eq(sql_int(st, "SELECT max(n) FROM answer_keys WHERE kind = 0"), 513);
+    kd_store_close(st);
+}
+
+Test(store_keys, puts_of_ever_smaller_size_keep_at_most_64_runs)
+{
+    struct kd_store *st = open_ok(tpath("kd.db"));
+    int64_t t = teacher_ok(st, "t", "ab12");
+    enum { PUTS = 90, TOTAL = PUTS * (PUTS + 1) / 2 };
+    struct kd_hash *keys = malloc(TOTAL * sizeof *keys);
+    float *a = malloc(TOTAL * sizeof *a);
+    make_keys(keys, TOTAL, 3);
+    make_answers(a, TOTAL, 1, 0);
+    size_t at = 0;
+    for (size_t size = PUTS; size > 0; at += size, size--) {
+        put_ok(st, t, keys + at, size, 1, a + at);
+        cr_assert_leq(sql_int(st, "SELECT count(*) FROM answer_runs"), 64);
+    }
+    /* at 64 runs the merged run grows and takes in the older ones */
+    int64_t runs = sql_int(st, "SELECT count(*) FROM answer_runs");
+    cr_assert(runs > 1 && runs < 64, "%lld runs", (long long)runs);
+    kd_store_close(st);
+    st = open_ok(tpath("kd.db"));
+    unsigned char *present = malloc(TOTAL);
+    memset(present, 1, TOTAL);
+    expect(st, t, keys, TOTAL, 1, a, present);
+    check_ok(st, TOTAL, 0);
+    kd_store_close(st);
+    free(keys);
+    free(a);
+    free(present);
 }
