@@ -125,6 +125,18 @@ static kd_status list_runs(struct kd_store *st, int64_t teacher, int kind, struc
     return KD_OK;
 }
 
+static void cache_prune(struct kd_store *st, int64_t teacher, int kind, const struct run *runs, size_t n_runs);
+
+/* The runs the file lists now, the cache kept to them. */
+static kd_status current_runs(struct kd_store *st, int64_t teacher, int kind, struct run **runs, size_t *n_runs,
+                              int64_t *max_run, const char *purpose, struct kd_error *err)
+{
+    kd_status s = list_runs(st, teacher, kind, runs, n_runs, max_run, purpose, err);
+    if (!s)
+        cache_prune(st, teacher, kind, *runs, *n_runs);
+    return s;
+}
+
 static int add_cand(struct kd_store_impl_cands *c, size_t k, int64_t id)
 {
     if (c->n == c->cap) {
@@ -454,10 +466,9 @@ kd_status kd_store_impl_keys_find(struct kd_store *st, int64_t teacher, int kind
     struct run *runs;
     size_t n_runs;
     int64_t max_run;
-    kd_status s = list_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
+    kd_status s = current_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
     if (s)
         return s;
-    cache_prune(st, teacher, kind, runs, n_runs);
     int nomem = 0;
     for (size_t r = 0; !s && !nomem && r < n_runs; r++) {
         const struct kd_store_impl_cached_run *cr;
@@ -581,10 +592,9 @@ kd_status kd_store_impl_keys_add(struct kd_store *st, int64_t teacher, int kind,
     struct run *runs;
     size_t n_runs;
     int64_t max_run;
-    kd_status s = list_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
+    kd_status s = current_runs(st, teacher, kind, &runs, &n_runs, &max_run, purpose, err);
     if (s)
         return s;
-    cache_prune(st, teacher, kind, runs, n_runs);
     const struct kd_store_impl_key *cur = e;
     struct kd_store_impl_key *owned = NULL;
     size_t n_cur = n;

@@ -24,6 +24,28 @@
     "FROM pairs p CROSS JOIN teachers t CROSS JOIN answers a WHERE a.teacher_id = t.id "               \
     "AND a.kind = 2 AND a.hash_hi = p.hash_hi AND a.hash_lo = p.hash_lo;\n"
 
+/* The columns of answers but the last (created_at), in every version. */
+#define ANSWER_COLUMN_DEFS                                                                             \
+    "    teacher_id  INTEGER NOT NULL REFERENCES teachers (id),\n" \
+    "    kind        INTEGER NOT NULL,\n" \
+    "    hash_hi     INTEGER NOT NULL,\n" \
+    "    hash_lo     INTEGER NOT NULL,\n" \
+    "    dim         INTEGER NOT NULL,\n" \
+    "    vec         BLOB NOT NULL,\n" \
+    "    class       INTEGER,\n" \
+    "    confidence  REAL,\n" \
+    "    entropy     REAL,\n" \
+    "    margin      REAL,\n" \
+    "    score       REAL,\n" \
+    "    norm        REAL,\n" \
+    "    dataset     TEXT,\n" \
+    "    row         INTEGER,\n" \
+    "    source_hi   INTEGER,\n" \
+    "    source_lo   INTEGER,\n" \
+    "    source_row  INTEGER,\n" \
+    "    strategy    TEXT,\n" \
+    "    round       INTEGER,\n"
+
 /* Version 1, the first. answers is keyed (teacher, kind, hash) so that one
  * teacher's answers are clustered (exports and counts are range scans, and
  * a batch only touches that teacher's pages) and every key column is an
@@ -51,26 +73,7 @@ static const char *const schema_v1[] = {
     "    PRIMARY KEY (teacher_id, kind)\n"
     ") WITHOUT ROWID;\n",
     "CREATE TABLE answers (\n"
-    "    teacher_id  INTEGER NOT NULL REFERENCES teachers (id),\n"
-    "    kind        INTEGER NOT NULL,\n"
-    "    hash_hi     INTEGER NOT NULL,\n"
-    "    hash_lo     INTEGER NOT NULL,\n"
-    "    dim         INTEGER NOT NULL,\n"
-    "    vec         BLOB NOT NULL,\n"
-    "    class       INTEGER,\n"
-    "    confidence  REAL,\n"
-    "    entropy     REAL,\n"
-    "    margin      REAL,\n"
-    "    score       REAL,\n"
-    "    norm        REAL,\n"
-    "    dataset     TEXT,\n"
-    "    row         INTEGER,\n"
-    "    source_hi   INTEGER,\n"
-    "    source_lo   INTEGER,\n"
-    "    source_row  INTEGER,\n"
-    "    strategy    TEXT,\n"
-    "    round       INTEGER,\n"
-    "    created_at  INTEGER NOT NULL,\n"
+    ANSWER_COLUMN_DEFS "    created_at  INTEGER NOT NULL,\n"
     "    PRIMARY KEY (teacher_id, kind, hash_hi, hash_lo)\n"
     ") WITHOUT ROWID;\n",
     "CREATE TABLE examples (\n"
@@ -213,26 +216,7 @@ static const char *const schema_v3[] = {
     "DROP VIEW pair_scores;\n",
     "CREATE TABLE answers_v3 (\n"
     "    answer_id   INTEGER PRIMARY KEY,\n"
-    "    teacher_id  INTEGER NOT NULL REFERENCES teachers (id),\n"
-    "    kind        INTEGER NOT NULL,\n"
-    "    hash_hi     INTEGER NOT NULL,\n"
-    "    hash_lo     INTEGER NOT NULL,\n"
-    "    dim         INTEGER NOT NULL,\n"
-    "    vec         BLOB NOT NULL,\n"
-    "    class       INTEGER,\n"
-    "    confidence  REAL,\n"
-    "    entropy     REAL,\n"
-    "    margin      REAL,\n"
-    "    score       REAL,\n"
-    "    norm        REAL,\n"
-    "    dataset     TEXT,\n"
-    "    row         INTEGER,\n"
-    "    source_hi   INTEGER,\n"
-    "    source_lo   INTEGER,\n"
-    "    source_row  INTEGER,\n"
-    "    strategy    TEXT,\n"
-    "    round       INTEGER,\n"
-    "    created_at  INTEGER NOT NULL\n"
+    ANSWER_COLUMN_DEFS "    created_at  INTEGER NOT NULL\n"
     ");\n",
     "INSERT INTO answers_v3 (" ANSWER_COLUMNS ") SELECT " ANSWER_COLUMNS " FROM answers "
     "ORDER BY teacher_id, kind, hash_hi, hash_lo;\n",
