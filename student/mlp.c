@@ -235,6 +235,11 @@ static void forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n, 
     }
 }
 
+void kd_mlp_impl_dropout_masks(struct kd_mlp *m, size_t l, size_t lo, size_t n, const struct kd_mlp_impl_drop *key)
+{
+    dropout_masks(m, l, lo, n, NULL, key);
+}
+
 void kd_mlp_impl_forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n,
                               const struct kd_mlp_impl_drop *key)
 {

@@ -1,10 +1,21 @@
-/* An MLP's batch over kd's thread pool: each thread runs the forward pass
- * and the backward pass to the hidden layers' output gradients for a slice
- * of the batch rows with its own GEMMs (OpenBLAS held at one thread), then
- * the weight gradients of a share of each layer's output rows over the
- * whole batch and the optimizer step of those rows. One pool only:
- * OpenBLAS's threads are not used meanwhile, and kd's wait on a condition
- * variable between the phases of a step. */
+/* An MLP's batch over kd's thread pool, OpenBLAS held at one thread and
+ * each thread running its own GEMMs.
+ * - Forward: each thread gathers its slice of the batch rows and draws
+ *   their dropout masks (keyed by row: the split does not change them).
+ *   Each layer's GEMM is then split by batch rows (each thread its rows,
+ *   all of W packed by every thread) or, when W is at least 4 times as
+ *   large as the batch's operand, by output columns (each thread all rows of its
+ *   share of the outputs: W packed once a step, split among the threads,
+ *   and the batch's operand by each), with a barrier before a layer split
+ *   by columns and after one.
+ * - Backward: the gradients of the hidden layers' outputs the same way
+ *   (the input-gradient GEMM by rows, or by its output columns, the
+ *   layer's inputs, when W is at least 4 times as large as dY), then a
+ *   barrier,
+ *   then the weight gradients of a share of each layer's output rows over
+ *   the whole batch and the optimizer step of those rows.
+ * One pool only: OpenBLAS's threads are not used meanwhile, and kd's wait
+ * on a condition variable between the phases of a step. */
 #include "student/mlp_threads.h"
 
 #include "student/student_impl.h"
@@ -161,17 +172,104 @@ struct step_job {
     float lr;
 };
 
+/* How the forward and input-gradient GEMMs are split (tests force one). */
+static enum kd_mlp_gemm_split gemm_split = KD_MLP_GEMM_AUTO;
+
+void kd_mlp_threads_set_gemm_split(enum kd_mlp_gemm_split s)
+{
+    gemm_split = s;
+}
+
+/* 1 when a GEMM of the batch's B rows against a weight matrix whose other
+ * side (the GEMM's output columns) is `cols` long is split by those
+ * columns: each thread then packs its share of W and the whole (B, k)
+ * operand, against all of W and its share of the rows when split by rows.
+ * By size, columns when W is at least 4 times as large as the operand:
+ * at batch 256 and 2 threads, the 1024-wide layers trained 2-5% faster
+ * so, and the 512-wide ones (twice) 2-3% slower (docs/benchmarks.md). */
+static int by_columns(size_t cols, size_t B)
+{
+    switch (gemm_split) {
+    case KD_MLP_GEMM_ROWS:
+        return 0;
+    case KD_MLP_GEMM_COLS:
+        return 1;
+    case KD_MLP_GEMM_AUTO:
+        break;
+    }
+    return cols >= 4 * B;
+}
+
+/* The part of a (B, width) result that worker w computes: all its columns
+ * of its slice of the rows, or all rows of its share of the columns. */
+struct block {
+    size_t r0, rn, c0, cn;
+};
+
+static struct block block_of(int cols, size_t B, size_t width, size_t w, size_t T)
+{
+    struct block k = {0, B, 0, width};
+    if (cols)
+        slice(width, w, T, &k.c0, &k.cn);
+    else
+        slice(B, w, T, &k.r0, &k.rn);
+    return k;
+}
+
+/* Layer l's pre-activations and activations of block k from its inputs in
+ * (B, in): bias, GEMM (beta = 1, as kd_dense_forward) and the activation
+ * with the dropout masks (drawn before) when drop. */
+static void forward_block(struct kd_mlp *m, size_t l, const float *in, struct block k, int drop)
+{
+    const struct kd_dense *L = &m->layers[l];
+    size_t out = L->out;
+    if (!k.rn || !k.cn)
+        return;
+    float *pre = m->pre[l] + k.r0 * out + k.c0;
+    for (size_t i = 0; i < k.rn; i++)
+        memcpy(pre + i * out, L->b + k.c0, k.cn * sizeof *pre);
+    kd_sgemm(0, 1, k.rn, k.cn, L->in, 1.0f, in + k.r0 * L->in, L->in, L->w + k.c0 * L->in, L->in, 1.0f, pre, out);
+    if (l + 1 == m->n_layers)
+        return;   /* the logits have no activation */
+    /* whole rows are one run of the buffer; a share of the columns, one a row */
+    size_t runs = k.cn == out ? 1 : k.rn, len = k.cn == out ? k.rn * out : k.cn;
+    float *act = m->act[l] + k.r0 * out + k.c0;
+    for (size_t i = 0; i < runs; i++) {
+        if (drop)
+            kd_student_impl_act_forward_masked(m->cfg.act, pre + i * out, m->mask[l] + k.r0 * out + k.c0 + i * out,
+                                               act + i * out, len);
+        else
+            kd_act_forward(m->cfg.act, pre + i * out, act + i * out, len);
+    }
+}
+
+/* The forward pass. Each worker gathers its slice of the batch rows and
+ * draws their dropout masks (keyed by row, so the split does not change
+ * them), then every layer's GEMM as by_columns says: by rows the worker
+ * goes on with its own rows; by columns it computes all rows of its share
+ * of the outputs, after a barrier (it reads all rows of the input), and
+ * the layer after waits at a barrier too. */
 static void forward_job(void *ctx, size_t w, size_t T)
 {
     struct step_job *j = ctx;
-    size_t lo, n;
-    slice(j->B, w, T, &lo, &n);
-    size_t D = kd_mlp_in(j->m);
+    struct kd_mlp *m = j->m;
+    size_t lo, n, B = j->B, D = kd_mlp_in(m);
+    slice(B, w, T, &lo, &n);
     float *xs = (float *)j->x + lo * D;
     for (size_t i = 0; j->src && i < n; i++)
         memcpy(xs + i * D, kd_tensor_row(j->src, j->idx[lo + i]), D * sizeof(float));
-    if (n)
-        kd_mlp_impl_forward_rows(j->m, xs, lo, n, j->key);
+    int drop = j->key && m->cfg.dropout > 0.0f, before = 0;
+    for (size_t l = 0; drop && n && l + 1 < m->n_layers; l++)
+        kd_mlp_impl_dropout_masks(m, l, lo, n, j->key);
+    const float *in = j->x;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        int cols = by_columns(m->layers[l].out, B);
+        if (cols || before)
+            kd_pool_barrier(j->t->pool);
+        forward_block(m, l, in, block_of(cols, B, m->layers[l].out, w, T), drop);
+        in = m->act[l];
+        before = cols;
+    }
 }
 
 const float *kd_mlp_threads_forward(struct kd_mlp_threads *t, struct kd_mlp *m, const struct kd_tensor *src,
@@ -204,9 +302,11 @@ static void sum_job(void *ctx, size_t w, size_t T)
 }
 
 /* The backward pass in two halves with one barrier between them.
- * 1. The gradients of the hidden layers' outputs, this worker's slice of
- *    the batch rows, into t->dy (they read the weights, so no update may
- *    start before every worker is done).
+ * 1. The gradients of the hidden layers' outputs into t->dy, layer by
+ *    layer this worker's slice of the batch rows or its share of the
+ *    layer's inputs over all rows (by_columns; a barrier before a layer
+ *    split by columns and after one). They read the weights, so no update
+ *    may start before every worker is done.
  * 2. Every layer's weight and bias gradients of this worker's share of
  *    the layer's output rows over the whole batch (one GEMM with the
  *    batch as its inner dimension, as on one thread), written straight
@@ -218,17 +318,32 @@ static void backward_sum_job(void *ctx, size_t w, size_t T)
     struct step_job *j = ctx;
     struct kd_mlp_threads *t = j->t;
     struct kd_mlp *m = j->m;
-    size_t B = j->B, lo, n;
-    slice(B, w, T, &lo, &n);
-    for (size_t l = m->n_layers - 1; n && l > 0; l--) {
+    size_t B = j->B;
+    int before = 0;
+    for (size_t l = m->n_layers - 1; l > 0; l--) {
         const struct kd_dense *L = &m->layers[l];
+        int cols = by_columns(L->in, B);
+        /* (the logits' gradient is whole before the run) */
+        if (l + 1 < m->n_layers && (cols || before))
+            kd_pool_barrier(t->pool);
+        before = cols;
+        struct block k = block_of(cols, B, L->in, w, T);
+        if (!k.rn || !k.cn)
+            continue;
         const float *dy = l + 1 == m->n_layers ? j->dlogits : t->dy[l];
-        float *dx = t->dy[l - 1] + lo * L->in, *pre = m->pre[l - 1] + lo * L->in;
-        kd_sgemm(0, 0, n, L->in, L->out, 1.0f, dy + lo * L->out, L->out, L->w, L->in, 0.0f, dx, L->in);
-        if (m->last_train)
-            kd_student_impl_act_backward_masked(m->cfg.act, pre, dx, m->mask[l - 1] + lo * L->in, dx, n * L->in);
-        else
-            kd_act_backward(m->cfg.act, pre, dx, dx, n * L->in);
+        size_t at = k.r0 * L->in + k.c0;
+        float *dx = t->dy[l - 1] + at;
+        const float *pre = m->pre[l - 1] + at;
+        kd_sgemm(0, 0, k.rn, k.cn, L->out, 1.0f, dy + k.r0 * L->out, L->out, L->w + k.c0, L->in, 0.0f, dx, L->in);
+        size_t runs = k.cn == L->in ? 1 : k.rn, len = k.cn == L->in ? k.rn * L->in : k.cn;
+        for (size_t i = 0; i < runs; i++) {
+            size_t o = i * L->in;
+            if (m->last_train)
+                kd_student_impl_act_backward_masked(m->cfg.act, pre + o, dx + o, m->mask[l - 1] + at + o, dx + o,
+                                                    len);
+            else
+                kd_act_backward(m->cfg.act, pre + o, dx + o, dx + o, len);
+        }
     }
     kd_pool_barrier(t->pool);
     for (size_t l = m->n_layers; l-- > 0;) {

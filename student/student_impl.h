@@ -53,6 +53,9 @@ struct kd_mlp_impl_drop {
  * and last_train (1 when key was given and the network has dropout). */
 void kd_mlp_impl_forward_rows(struct kd_mlp *m, const float *x, size_t lo, size_t n,
                               const struct kd_mlp_impl_drop *key);
+/* The dropout masks of rows [lo, lo + n) of hidden layer l, keyed by key
+ * (as kd_mlp_impl_forward_rows draws them; the network has dropout). */
+void kd_mlp_impl_dropout_masks(struct kd_mlp *m, size_t l, size_t lo, size_t n, const struct kd_mlp_impl_drop *key);
 /* Their backward pass from dlogits (n, C) of those rows, x their inputs:
  * the slice's weight and bias gradients into grads (laid out as m->grads,
  * overwritten), dL/dx into dinput (n, D) unless NULL. */
