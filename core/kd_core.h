@@ -207,8 +207,9 @@ void kd_pool_limit_threads(size_t n);
 void kd_pool_range(size_t n, size_t align, size_t worker, size_t n_workers, size_t *lo, size_t *hi);
 
 /* Who runs the threads of a network's training and inference (student/):
- * KD_SPLIT_KD      kd's pool, each thread a slice of the batch with
- *                  OpenBLAS at one thread;
+ * KD_SPLIT_KD      kd's pool with OpenBLAS at one thread: each GEMM
+ *                  split by batch rows, or by output columns where the
+ *                  weights are much bigger than the batch's operand;
  * KD_SPLIT_BLAS    OpenBLAS's threads inside each GEMM, the rest on one;
  * KD_SPLIT_AUTO    by network size (student/mlp_threads.c). Process-wide. */
 enum kd_threads_split { KD_SPLIT_AUTO = 0, KD_SPLIT_KD, KD_SPLIT_BLAS };
