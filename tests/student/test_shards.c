@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "student/kd_student.h"
+#include "tests/student/class_data.h"
 
 #define N 600
 #define D 12
@@ -50,16 +51,7 @@ static int32_t y[N];
 
 static void data(void)
 {
-    struct kd_error err = {0};
-    cr_assert_eq(kd_tensor_init(&x, N, D, &err), KD_OK);
-    struct kd_rng rng;
-    kd_rng_seed(&rng, 5);
-    for (size_t i = 0; i < N; i++) {
-        for (size_t j = 0; j < D; j++)
-            x.data[i * D + j] = (float)kd_rng_normal(&rng);
-        y[i] = (int32_t)(i % C);
-        x.data[i * D + (size_t)y[i]] += 1.5f; /* something to learn */
-    }
+    class_data(&x, y, N, D, C, 5, 1.5f);
 }
 
 static float dropout; /* of the networks net() makes */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "student/kd_student.h"
+#include "tests/student/class_data.h"
 
 #define N 203 /* prime: no batch size below divides it */
 #define D 9
@@ -17,16 +18,7 @@ static int32_t y[N];
 
 static void data(void)
 {
-    struct kd_error err = {0};
-    cr_assert_eq(kd_tensor_init(&x, N, D, &err), KD_OK);
-    struct kd_rng rng;
-    kd_rng_seed(&rng, 11);
-    for (size_t i = 0; i < N; i++) {
-        for (size_t j = 0; j < D; j++)
-            x.data[i * D + j] = (float)kd_rng_normal(&rng);
-        y[i] = (int32_t)(i % C);
-        x.data[i * D + (size_t)y[i]] += 1.0f;
-    }
+    class_data(&x, y, N, D, C, 11, 1.0f);
 }
 
 static struct kd_mlp *net(float dropout)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "student/kd_student.h"
+#include "tests/student/class_data.h"
 #include "student/mlp_threads.h"
 
 #define N 181 /* prime: no batch size below divides it */
@@ -20,16 +21,7 @@ static int32_t y[N];
 
 static void data(void)
 {
-    struct kd_error err = {0};
-    cr_assert_eq(kd_tensor_init(&x, N, D, &err), KD_OK);
-    struct kd_rng rng;
-    kd_rng_seed(&rng, 17);
-    for (size_t i = 0; i < N; i++) {
-        for (size_t j = 0; j < D; j++)
-            x.data[i * D + j] = (float)kd_rng_normal(&rng);
-        y[i] = (int32_t)(i % C);
-        x.data[i * D + (size_t)y[i] % D] += 1.5f;
-    }
+    class_data(&x, y, N, D, C, 17, 1.5f);
 }
 
 /* D-97-10-C: by size, at batch 23 the first layer's forward GEMM (97
