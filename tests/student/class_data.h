@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "core/kd_core.h"
+#include "student/kd_student.h"
 
 static inline void class_data(struct kd_tensor *x, int32_t *y, size_t n, size_t d, size_t c, uint64_t seed,
                               float bump)
@@ -21,6 +22,19 @@ static inline void class_data(struct kd_tensor *x, int32_t *y, size_t n, size_t 
         y[i] = (int32_t)(i % c);
         x->data[i * d + (size_t)y[i] % d] += bump;
     }
+}
+
+/* A fresh MLP of these layer sizes (weights from seed) with dropout. */
+static inline struct kd_mlp *class_net(const size_t *sizes, size_t n_sizes, float dropout, uint64_t seed)
+{
+    struct kd_mlp_config cfg;
+    kd_mlp_config_init(&cfg);
+    cfg.dropout = dropout;
+    struct kd_error err = {0};
+    cr_assert_eq(kd_mlp_config_set_sizes(&cfg, sizes, n_sizes, &err), KD_OK);
+    struct kd_mlp *m;
+    cr_assert_eq(kd_mlp_new(&cfg, seed, &m, &err), KD_OK, "%s", err.msg);
+    return m;
 }
 
 #endif

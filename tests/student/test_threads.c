@@ -23,15 +23,8 @@ static void data(void)
 
 static struct kd_mlp *net(float dropout)
 {
-    struct kd_mlp_config cfg;
-    kd_mlp_config_init(&cfg);
-    cfg.dropout = dropout;
-    size_t sizes[] = {D, 24, 16, C};
-    struct kd_error err = {0};
-    cr_assert_eq(kd_mlp_config_set_sizes(&cfg, sizes, 4, &err), KD_OK);
-    struct kd_mlp *m;
-    cr_assert_eq(kd_mlp_new(&cfg, 7, &m, &err), KD_OK, "%s", err.msg);
-    return m;
+    const size_t sizes[] = {D, 24, 16, C};
+    return class_net(sizes, 4, dropout, 7);
 }
 
 /* Trains a fresh network at `threads` threads run by `split`. */

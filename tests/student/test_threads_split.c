@@ -30,15 +30,8 @@ static void data(void)
  * the barriers between them run in one step. */
 static struct kd_mlp *net(float dropout)
 {
-    struct kd_mlp_config cfg;
-    kd_mlp_config_init(&cfg);
-    cfg.dropout = dropout;
-    size_t sizes[] = {D, 97, 10, C};
-    struct kd_error err = {0};
-    cr_assert_eq(kd_mlp_config_set_sizes(&cfg, sizes, 4, &err), KD_OK);
-    struct kd_mlp *m;
-    cr_assert_eq(kd_mlp_new(&cfg, 9, &m, &err), KD_OK, "%s", err.msg);
-    return m;
+    const size_t sizes[] = {D, 97, 10, C};
+    return class_net(sizes, 4, dropout, 9);
 }
 
 static struct kd_mlp *train(size_t batch, float dropout, int threads, enum kd_mlp_gemm_split how, double *loss)
