@@ -3,11 +3,12 @@
  * - Forward: each thread gathers its slice of the batch rows and draws
  *   their dropout masks (keyed by row: the split does not change them).
  *   Each layer's GEMM is then split by batch rows (each thread its rows,
- *   all of W packed by every thread) or, when W is at least 4 times as
- *   large as the batch's operand, by output columns (each thread all rows of its
- *   share of the outputs: W packed once a step, split among the threads,
- *   and the batch's operand by each), with a barrier before a layer split
- *   by columns and after one.
+ *   all of W packed by every thread) or, when the batch has at least 128
+ *   rows and W is at least 4 times as large as the batch's operand, by
+ *   output columns (each thread all rows of its share of the outputs: W
+ *   packed once for the GEMM, split among the threads, and the batch's
+ *   operand by each), with a barrier before a layer split by columns and
+ *   after one.
  * - Backward: the gradients of the hidden layers' outputs the same way
  *   (the input-gradient GEMM by rows, or by its output columns, the
  *   layer's inputs, when W is at least 4 times as large as dY), then a
@@ -184,10 +185,16 @@ void kd_mlp_threads_set_gemm_split(enum kd_mlp_gemm_split s)
  * side (the GEMM's output columns) is `cols` long is split by those
  * columns: each thread then packs its share of W and the whole (B, k)
  * operand, against all of W and its share of the rows when split by rows.
- * By size, columns when W is at least 4 times as large as the operand:
- * at batch 256 and 2 threads, the 1024-wide layers trained 2-5% faster
- * so, and the 512-wide ones (twice) 2-3% slower (docs/benchmarks.md). */
-static int by_columns(size_t cols, size_t B)
+ * By size, columns when W is at least 4 times as large as the operand
+ * and the batch has at least AUTO_COLS_MIN_ROWS rows: at batch 256 and 2
+ * threads, the 1024-wide layers trained 2-5% faster so, and the 512-wide
+ * ones 1-3% slower (docs/benchmarks.md); below 128 rows the barriers a
+ * column split adds cost more than the packing it saves (784-256-256-10
+ * at batches of 32 and 64 trained 15% and 9% slower by columns, 6 of 6
+ * pairs each). */
+#define AUTO_COLS_MIN_ROWS 128
+
+int kd_mlp_threads_by_columns(size_t cols, size_t B)
 {
     switch (gemm_split) {
     case KD_MLP_GEMM_ROWS:
@@ -197,7 +204,7 @@ static int by_columns(size_t cols, size_t B)
     case KD_MLP_GEMM_AUTO:
         break;
     }
-    return cols >= 4 * B;
+    return B >= AUTO_COLS_MIN_ROWS && cols >= 4 * B;
 }
 
 /* The part of a (B, width) result that worker w computes: all its columns
@@ -209,8 +216,12 @@ struct block {
 static struct block block_of(int cols, size_t B, size_t width, size_t w, size_t T)
 {
     struct block k = {0, B, 0, width};
-    if (cols)
-        slice(width, w, T, &k.c0, &k.cn);
+    if (cols) {
+        /* shares start on 64-byte lines: no two threads write one line */
+        size_t hi;
+        kd_pool_range(width, RANGE_ALIGN, w, T, &k.c0, &hi);
+        k.cn = hi - k.c0;
+    }
     else
         slice(B, w, T, &k.r0, &k.rn);
     return k;
@@ -263,7 +274,7 @@ static void forward_job(void *ctx, size_t w, size_t T)
         kd_mlp_impl_dropout_masks(m, l, lo, n, j->key);
     const float *in = j->x;
     for (size_t l = 0; l < m->n_layers; l++) {
-        int cols = by_columns(m->layers[l].out, B);
+        int cols = kd_mlp_threads_by_columns(m->layers[l].out, B);
         if (cols || before)
             kd_pool_barrier(j->t->pool);
         forward_block(m, l, in, block_of(cols, B, m->layers[l].out, w, T), drop);
@@ -322,7 +333,7 @@ static void backward_sum_job(void *ctx, size_t w, size_t T)
     int before = 0;
     for (size_t l = m->n_layers - 1; l > 0; l--) {
         const struct kd_dense *L = &m->layers[l];
-        int cols = by_columns(L->in, B);
+        int cols = kd_mlp_threads_by_columns(L->in, B);
         /* (the logits' gradient is whole before the run) */
         if (l + 1 < m->n_layers && (cols || before))
             kd_pool_barrier(t->pool);

@@ -21,11 +21,14 @@ struct kd_mlp_threads {
 
 /* How a training step over kd's pool splits each layer's forward and
  * input-gradient GEMM: KD_MLP_GEMM_AUTO by size (by output columns when
- * the weight matrix is at least 4 times as large as the batch's operand,
- * else by batch rows), or every one by rows or by columns (for tests).
- * Process-wide; not thread-safe. */
+ * the batch has at least 128 rows and the weight matrix is at least 4
+ * times as large as the batch's operand, else by batch rows), or every one
+ * by rows or by columns (for tests). Process-wide; not thread-safe. */
 enum kd_mlp_gemm_split { KD_MLP_GEMM_AUTO = 0, KD_MLP_GEMM_ROWS, KD_MLP_GEMM_COLS };
 void kd_mlp_threads_set_gemm_split(enum kd_mlp_gemm_split s);
+/* 1 when a GEMM of B batch rows with `cols` output columns is split by
+ * those columns under the current setting. */
+int kd_mlp_threads_by_columns(size_t cols, size_t B);
 /* 1 when kd's pool should run a network's batches of `rows` rows over
  * `threads` threads (kd_threads_get_split; by size when automatic). */
 int kd_mlp_threads_choose(const struct kd_mlp *m, size_t threads, size_t rows);

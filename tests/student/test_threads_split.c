@@ -24,13 +24,17 @@ static void data(void)
     class_data(&x, y, N, D, C, 17, 1.5f);
 }
 
-/* D-97-10-C: by size, at batch 23 the first layer's forward GEMM (97
- * outputs, at least 4 x 23) and the second layer's input gradient's (97
- * outputs) go by columns and the 10-wide GEMMs by rows, so both kinds and
- * the barriers between them run in one step. */
+/* D-H-10-C, H = 97 unless a test sets it: forced splits send the 97-
+ * and 10-wide GEMMs by rows or columns; by size (batches of 128 rows or
+ * more), H = 600 sends the first layer's forward GEMM (600 outputs, at
+ * least 4 x 128) and the second layer's input gradient's by columns and
+ * the 10-wide GEMMs by rows, so both kinds and the barriers between them
+ * run in one step. */
+static size_t hidden = 97;
+
 static struct kd_mlp *net(float dropout)
 {
-    const size_t sizes[] = {D, 97, 10, C};
+    const size_t sizes[] = {D, hidden, 10, C};
     return class_net(sizes, 4, dropout, 9);
 }
 
@@ -113,8 +117,33 @@ Test(student_threads_split, dropout_masks_are_the_same_for_every_split)
 Test(student_threads_split, batches_smaller_than_the_thread_count)
 {
     data();
-    check_splits(3, 0.2f); /* 3 rows over 4 threads: by rows one has none */
-    check_splits(1, 0.0f);
+    /* 3 rows over 4 threads: by rows one has none; 181 = 60 x 3 + 1, so
+     * the last step has 1 row over the threads */
+    check_splits(3, 0.2f);
+    kd_tensor_release(&x);
+}
+
+Test(student_threads_split, by_size_columns_only_for_big_weights_and_batches_of_128_rows)
+{
+    cr_assert_eq(kd_mlp_threads_by_columns(1024, 256), 1);
+    cr_assert_eq(kd_mlp_threads_by_columns(1023, 256), 0);
+    cr_assert_eq(kd_mlp_threads_by_columns(512, 128), 1);
+    cr_assert_eq(kd_mlp_threads_by_columns(600, 127), 0, "the barriers cost more below 128 rows");
+    cr_assert_eq(kd_mlp_threads_by_columns(97, 23), 0);
+    kd_mlp_threads_set_gemm_split(KD_MLP_GEMM_COLS);
+    cr_assert_eq(kd_mlp_threads_by_columns(10, 256), 1);
+    kd_mlp_threads_set_gemm_split(KD_MLP_GEMM_ROWS);
+    cr_assert_eq(kd_mlp_threads_by_columns(4096, 256), 0);
+    kd_mlp_threads_set_gemm_split(KD_MLP_GEMM_AUTO);
+}
+
+Test(student_threads_split, by_size_mixes_columns_and_rows_in_one_step)
+{
+    data();
+    hidden = 600; /* batches of 128 (and a last one of 53, all by rows) */
+    cr_assert_eq(kd_mlp_threads_by_columns(hidden, 128), 1);
+    cr_assert_eq(kd_mlp_threads_by_columns(10, 128), 0);
+    check_splits(128, 0.2f);
     kd_tensor_release(&x);
 }
 
