@@ -209,7 +209,8 @@ void kd_pool_range(size_t n, size_t align, size_t worker, size_t n_workers, size
 /* Who runs the threads of a network's training and inference (student/):
  * KD_SPLIT_KD      kd's pool with OpenBLAS at one thread: each GEMM
  *                  split by batch rows, or by output columns where the
- *                  weights are much bigger than the batch's operand;
+ *                  weights are much bigger than the batch's operand
+ *                  (batches of 128 rows or more);
  * KD_SPLIT_BLAS    OpenBLAS's threads inside each GEMM, the rest on one;
  * KD_SPLIT_AUTO    by network size (student/mlp_threads.c). Process-wide. */
 enum kd_threads_split { KD_SPLIT_AUTO = 0, KD_SPLIT_KD, KD_SPLIT_BLAS };
