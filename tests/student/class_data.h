@@ -5,6 +5,7 @@
 #define KD_TEST_CLASS_DATA_H
 
 #include <criterion/criterion.h>
+#include <math.h>
 
 #include "core/kd_core.h"
 #include "student/kd_student.h"
@@ -35,6 +36,22 @@ static inline struct kd_mlp *class_net(const size_t *sizes, size_t n_sizes, floa
     struct kd_mlp *m;
     cr_assert_eq(kd_mlp_new(&cfg, seed, &m, &err), KD_OK, "%s", err.msg);
     return m;
+}
+
+/* The largest |a - b| over the parameters, against a bound from their
+ * size: float sums in another order differ by a few units in the last
+ * place per step, which the steps (lr each at most, for Adam) carry on. */
+static inline void assert_close(const struct kd_mlp *a, const struct kd_mlp *b, const char *what)
+{
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < a->n_params; i++) {
+        worst = fmax(worst, fabs((double)a->params[i] - (double)b->params[i]));
+        scale = fmax(scale, fabs((double)a->params[i]));
+    }
+    double tol = 1e-5 * (1.0 + scale);
+    cr_log_info("%s: max |difference| %.3g (largest weight %.3g, bound %.3g)", what, worst, scale, tol);
+    cr_assert_leq(worst, tol, "%s: max |difference| %g above %g", what, worst, tol);
+    cr_assert_gt(worst + scale, 0.0);
 }
 
 #endif

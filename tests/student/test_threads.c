@@ -43,22 +43,6 @@ static struct kd_mlp *train(const struct kd_train_config *tc, float dropout, int
     return m;
 }
 
-/* The largest |a - b| over the parameters, against a bound from their
- * size: float sums in another order differ by a few units in the last
- * place per step, which the steps (lr each at most, for Adam) carry on. */
-static void assert_close(const struct kd_mlp *a, const struct kd_mlp *b, const char *what)
-{
-    double worst = 0.0, scale = 0.0;
-    for (size_t i = 0; i < a->n_params; i++) {
-        worst = fmax(worst, fabs((double)a->params[i] - (double)b->params[i]));
-        scale = fmax(scale, fabs((double)a->params[i]));
-    }
-    double tol = 1e-5 * (1.0 + scale);
-    cr_log_info("%s: max |difference| %.3g (largest weight %.3g, bound %.3g)", what, worst, scale, tol);
-    cr_assert_leq(worst, tol, "%s: max |difference| %g above %g", what, worst, tol);
-    cr_assert_gt(worst + scale, 0.0);
-}
-
 static void config(struct kd_train_config *tc, size_t batch, enum kd_optim_kind kind)
 {
     kd_train_config_init(tc);

@@ -61,19 +61,6 @@ static struct kd_mlp *train(size_t batch, float dropout, int threads, enum kd_ml
     return m;
 }
 
-/* As test_threads.c: float sums in another order, carried by the steps. */
-static void assert_close(const struct kd_mlp *a, const struct kd_mlp *b, const char *what)
-{
-    double worst = 0.0, scale = 0.0;
-    for (size_t i = 0; i < a->n_params; i++) {
-        worst = fmax(worst, fabs((double)a->params[i] - (double)b->params[i]));
-        scale = fmax(scale, fabs((double)a->params[i]));
-    }
-    double tol = 1e-5 * (1.0 + scale);
-    cr_log_info("%s: max |difference| %.3g (largest weight %.3g, bound %.3g)", what, worst, scale, tol);
-    cr_assert_leq(worst, tol, "%s: max |difference| %g above %g", what, worst, tol);
-}
-
 static const char *const how_names[] = {"by size", "by rows", "by columns"};
 
 /* one thread against 2, 3 and 4 threads split each of the three ways */
