@@ -73,6 +73,21 @@ static kd_status damaged(struct kd_store *st, const char *what, struct kd_error 
                         st->path, what, st->path, st->path);
 }
 
+/* The directory statement id, prepared, with (teacher, kind) bound as ?1
+ * and ?2 and, when run > 0 (runs are numbered from 1), run as ?3. */
+static kd_status dir_stmt(struct kd_store *st, enum store_stmt id, int64_t teacher, int kind, int64_t run,
+                          sqlite3_stmt **q, struct kd_error *err)
+{
+    kd_status s = kd_store_impl_stmt(st, id, q, err);
+    if (s)
+        return s;
+    sqlite3_bind_int64(*q, 1, teacher);
+    sqlite3_bind_int(*q, 2, kind);
+    if (run > 0)
+        sqlite3_bind_int64(*q, 3, run);
+    return KD_OK;
+}
+
 /* The runs of (teacher, kind), oldest first. A run never changes once
  * written (a merge writes a new one): its number, count and checksum (a
  * hash of its entries) identify its content, for the cache below. */
@@ -87,11 +102,9 @@ static kd_status list_runs(struct kd_store *st, int64_t teacher, int kind, struc
     *n_out = 0;
     *max_run = 0;
     sqlite3_stmt *q;
-    kd_status s = kd_store_impl_stmt(st, S_RUNS_LIST, &q, err);
+    kd_status s = dir_stmt(st, S_RUNS_LIST, teacher, kind, 0, &q, err);
     if (s)
         return s;
-    sqlite3_bind_int64(q, 1, teacher);
-    sqlite3_bind_int(q, 2, kind);
     struct run *r = NULL;
     size_t n = 0, cap = 0;
     int rc;
@@ -175,12 +188,9 @@ static kd_status find_in_run(struct kd_store *st, int64_t teacher, int kind, int
                              const char *purpose, struct kd_error *err)
 {
     sqlite3_stmt *q;
-    kd_status s = kd_store_impl_stmt(st, S_KEYS_SEEK, &q, err);
+    kd_status s = dir_stmt(st, S_KEYS_SEEK, teacher, kind, run, &q, err);
     if (s)
         return s;
-    sqlite3_bind_int64(q, 1, teacher);
-    sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, run);
     size_t k = 0;
     while (k < n) {
         sqlite3_reset(q);
@@ -238,14 +248,11 @@ static kd_status load_run(struct kd_store *st, int64_t teacher, int kind, const 
     if (!e)
         return kd_error_set(err, KD_ERR_NOMEM, "out of memory %s", purpose);
     sqlite3_stmt *q;
-    kd_status s = kd_store_impl_stmt(st, S_KEYS_RUN, &q, err);
+    kd_status s = dir_stmt(st, S_KEYS_RUN, teacher, kind, r->run, &q, err);
     if (s) {
         free(e);
         return s;
     }
-    sqlite3_bind_int64(q, 1, teacher);
-    sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, r->run);
     size_t n = 0;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -501,12 +508,9 @@ static kd_status drop_run(struct kd_store *st, int64_t teacher, int kind, int64_
     const enum store_stmt ids[2] = {S_KEYS_DROP, S_RUN_DROP};
     for (int i = 0; i < 2; i++) {
         sqlite3_stmt *q;
-        kd_status s = kd_store_impl_stmt(st, ids[i], &q, err);
+        kd_status s = dir_stmt(st, ids[i], teacher, kind, run, &q, err);
         if (s)
             return s;
-        sqlite3_bind_int64(q, 1, teacher);
-        sqlite3_bind_int(q, 2, kind);
-        sqlite3_bind_int64(q, 3, run);
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc != SQLITE_DONE)
@@ -522,12 +526,9 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const
     unsigned char *buf = NULL;
     size_t cap = 0;
     sqlite3_stmt *q;
-    kd_status s = kd_store_impl_stmt(st, S_KEYS_PUT, &q, err);
+    kd_status s = dir_stmt(st, S_KEYS_PUT, teacher, kind, r->run, &q, err);
     if (s)
         return s;
-    sqlite3_bind_int64(q, 1, teacher);
-    sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, r->run);
     size_t n = (size_t)r->n;
     for (size_t b = 0; b < n;) {
         size_t m = n - b < KD_STORE_KEYS_PER_BLOCK ? n - b : KD_STORE_KEYS_PER_BLOCK;
@@ -565,11 +566,8 @@ static kd_status write_run(struct kd_store *st, int64_t teacher, int kind, const
     }
     free(buf);
     sqlite3_clear_bindings(q);
-    if ((s = kd_store_impl_stmt(st, S_RUN_PUT, &q, err)))
+    if ((s = dir_stmt(st, S_RUN_PUT, teacher, kind, r->run, &q, err)))
         return s;
-    sqlite3_bind_int64(q, 1, teacher);
-    sqlite3_bind_int(q, 2, kind);
-    sqlite3_bind_int64(q, 3, r->run);
     sqlite3_bind_int64(q, 4, r->n);
     sqlite3_bind_int64(q, 5, r->sum);
     int rc = sqlite3_step(q);
